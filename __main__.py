@@ -1,0 +1,5 @@
+"""``python -m ritz``: the command line."""
+
+from .runtime.cli import main
+
+main()

@@ -1,0 +1,246 @@
+"""KernelGroup -> one Python module of @numba.njit(cache=True) functions.
+
+The module holds every kernel, a ``step`` function running one time step's launches, an
+``advance`` loop compiled around it (the runtime returns to Python only between outputs), the
+``initial`` kernel and ``PLAN``, a literal description of buffers and arguments, so the module runs
+without ritz: ``allocate`` and ``solve`` at its end are plain NumPy.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from ..kernels import Kernel, KernelGroup, Launch
+from ..passes.fuse import ident
+from .base import comment_safe, header_lines
+from .numba_printer import NumbaPrinter
+
+INDENT = "    "
+
+
+def _index(ndim: int, offsets: tuple[int, ...], base: list[str]) -> str:
+    parts = []
+    for a in range(ndim):
+        o = offsets[a] if offsets else 0
+        parts.append(base[a] if o == 0 else f"{base[a]} {'+' if o > 0 else '-'} {abs(o)}")
+    return ", ".join(parts)
+
+
+class NumbaEmitter:
+    """Prints a KernelGroup as Python source for Numba."""
+
+    def __init__(self, group: KernelGroup, version: str) -> None:
+        self.g = group
+        self.version = version
+        self.printer = NumbaPrinter(group.dtype)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def expr(self, e: sympy.Expr) -> str:
+        return self.printer.doprint(e)
+
+    def _signature(self, k: Kernel) -> str:
+        arrays = [ident(a) if k.kind != "wrap" else a for a in k.arrays]
+        return ", ".join(arrays + list(k.scalars))
+
+    def _sizes(self, first_array: str) -> list[str]:
+        h = self.g.halo
+        return [f"n{a} = {first_array}.shape[{a}] - {2 * h}" for a in range(self.g.ndim)]
+
+    def _coord_lines(self, k: Kernel, index: list[str]) -> list[str]:
+        h = self.g.halo
+        return [f"{sym} = lo{a} + ({index[a]} - {h - 0.5!r}) * h{a}" for sym, a in k.coords]
+
+    def _body(self, k: Kernel, index: list[str]) -> list[str]:
+        lines = self._coord_lines(k, index)
+        for r in k.reads:
+            lines.append(f"{r.symbol} = {ident(r.array)}[{_index(self.g.ndim, r.offsets, index)}]")
+        for sym, e in k.statements:
+            lines.append(f"{sym} = {self.expr(e)}")
+        for w in k.writes:
+            lines.append(
+                f"{ident(w.array)}[{_index(self.g.ndim, w.offsets, index)}] = {self.expr(w.value)}"
+            )
+        return lines
+
+    # -- kernels ------------------------------------------------------------------------------
+    def stencil(self, k: Kernel, parallel: bool = True) -> list[str]:
+        nd, h = self.g.ndim, self.g.halo
+        index = [f"i{a}" for a in range(nd)]
+        first = ident(k.arrays[0])
+        out = [
+            f"@numba.njit(cache=True{', parallel=True' if parallel else ''})",
+            f"def {k.name}({self._signature(k)}):",
+        ]
+        out += [INDENT + f"# {comment_safe(c)}" for c in k.comments]
+        out += [INDENT + line for line in self._sizes(first)]
+        depth = 1
+        for a in range(nd):
+            rng = "numba.prange" if (a == 0 and parallel) else "range"
+            out.append(INDENT * depth + f"for i{a} in {rng}({h}, n{a} + {h}):")
+            depth += 1
+        out += [INDENT * depth + line for line in self._body(k, index)]
+        return out
+
+    def _face_loops(self, k: Kernel, out: list[str]) -> tuple[int, list[str]]:
+        """Loops over the axes other than ``k.axis``: lower axes over their whole padded range
+        (their halos are already filled, which fills edges and corners), higher ones inside."""
+        nd, h = self.g.ndim, self.g.halo
+        index = []
+        depth = 1
+        for a in range(nd):
+            if a == k.axis:
+                cell = f"{h}" if k.side in ("lo", "") else f"n{a} + {h - 1}"
+                index.append(cell)
+                continue
+            rng = f"range(0, n{a} + {2 * h})" if a < k.axis else f"range({h}, n{a} + {h})"
+            out.append(INDENT * depth + f"for i{a} in {rng}:")
+            index.append(f"i{a}")
+            depth += 1
+        return depth, index
+
+    def ghost(self, k: Kernel) -> list[str]:
+        out = ["@numba.njit(cache=True)", f"def {k.name}({self._signature(k)}):"]
+        out += [INDENT + f"# {comment_safe(c)}" for c in k.comments]
+        out += [INDENT + line for line in self._sizes(ident(k.arrays[0]))]
+        depth, index = self._face_loops(k, out)
+        out += [INDENT * depth + line for line in self._body(k, index)]
+        return out
+
+    def wrap(self, k: Kernel) -> list[str]:
+        a, h = k.axis, self.g.halo
+        out = [
+            "@numba.njit(cache=True)",
+            f"def {k.name}(a):",
+            INDENT + f"# periodic halo along axis {a}",
+        ]
+        out += [INDENT + line for line in self._sizes("a")]
+        depth, index = self._face_loops(k, out)
+        out.append(INDENT * depth + f"for k in range({h}):")
+        depth += 1
+
+        def at(expr: str) -> str:
+            return ", ".join(expr if b == a else index[b] for b in range(self.g.ndim))
+
+        out.append(INDENT * depth + f"a[{at('k')}] = a[{at(f'n{a} + k')}]")
+        out.append(INDENT * depth + f"a[{at(f'n{a} + {h} + k')}] = a[{at(f'{h} + k')}]")
+        return out
+
+    # -- drivers ------------------------------------------------------------------------------
+    def _launch(self, launch: Launch) -> str:
+        k = self.g.kernel(launch.kernel)
+        arrays = [ident(b) for b in launch.arrays]
+        if k.kind == "wrap":
+            return f"{k.name}({', '.join(arrays)})"
+        scalars = [
+            (f"t + {launch.stage_c!r} * dt" if launch.stage_c else "t") if s == "t" else s
+            for s in k.scalars
+        ]
+        return f"{k.name}({', '.join(arrays + scalars)})"
+
+    def drivers(self) -> list[str]:
+        g = self.g
+        bufs = [ident(b) for b in g.buffers]
+        scalars = [s for s in self.g.kernels[0].scalars] if g.kernels else []
+        scalars = list(g.kernel("initial").scalars)
+        sig = ", ".join(bufs + scalars)
+        out = [
+            "@numba.njit(cache=True)",
+            f"def step({sig}):",
+            INDENT + f"# one {g.meta.get('scheme')} step",
+        ]
+        out += [INDENT + self._launch(launch) for launch in g.step]
+        adv_scalars = ", ".join(s if s != "t" else "t0" for s in scalars)
+        out += [
+            "",
+            "",
+            "@numba.njit(cache=True)",
+            f"def advance({', '.join(bufs)}, {adv_scalars}, nsteps):",
+            INDENT + "# nsteps time steps from t0, state buffers exchanged after each",
+            INDENT + "for n in range(nsteps):",
+            INDENT * 2 + "t = t0 + n * dt",
+            INDENT * 2 + f"step({sig})",
+        ]
+        for f, q in g.swaps:
+            out.append(INDENT * 2 + f"{ident(f)}, {ident(q)} = {ident(q)}, {ident(f)}")
+        out.append(INDENT + f"return ({', '.join(bufs)},)")
+        return out
+
+    def plan_literal(self) -> list[str]:
+        g = self.g
+        return [
+            "PLAN = {",
+            f"    'problem': {g.name!r},",
+            f"    'ndim': {g.ndim}, 'halo': {g.halo}, 'dtype': {g.dtype!r},",
+            f"    'axes': {g.axes!r},",
+            f"    'fields': {g.fields!r},",
+            f"    'buffers': {g.buffers!r},",
+            f"    'params': {g.params!r},",
+            f"    'scalars': {tuple(g.kernel('initial').scalars)!r},",
+            f"    'meta': {dict(g.meta)!r},",
+            "}",
+            "",
+            f"KERNELS = {tuple(k.name for k in g.kernels)!r}",
+        ]
+
+    def module(self) -> str:
+        g = self.g
+        lines = [
+            '"""' + "\n".join(header_lines(g, self.version, "numba")),
+            "",
+            "Edit and rerun at will: this file is regenerated only when its source changes.",
+            '"""',
+            "",
+            "import math  # noqa: F401",
+            "",
+            "import numba",
+            "import numpy as np",
+            "",
+        ]
+        lines += self.plan_literal()
+        for k in g.kernels:
+            lines += ["", ""]
+            if k.kind == "stencil" or k.kind == "init":
+                lines += self.stencil(k)
+            elif k.kind == "ghost":
+                lines += self.ghost(k)
+            elif k.kind == "wrap":
+                lines += self.wrap(k)
+            else:
+                raise ValueError(f"unknown kernel kind {k.kind}")
+        lines += ["", "", *self.drivers()]
+        lines += ["", "", *STANDALONE.splitlines()]
+        return "\n".join(lines) + "\n"
+
+
+STANDALONE = '''def allocate(cells):
+    """Zeroed padded buffers for a grid of ``cells`` (one int per axis), keyed by buffer name."""
+    shape = tuple(int(n) + 2 * PLAN["halo"] for n in cells)
+    return {b: np.zeros(shape, dtype=PLAN["dtype"]) for b in PLAN["buffers"]}
+
+
+def scalars(params, bounds, cells, t, dt):
+    """The scalar arguments of every kernel, in order."""
+    values = {"p_" + k: v for k, v in params.items()}
+    values.update(t=t, dt=dt)
+    for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
+        values[f"lo{a}"] = lo
+        values[f"h{a}"] = (hi - lo) / n
+    return tuple(values[s] for s in PLAN["scalars"])
+
+
+def solve(params, bounds, cells, t0, t1, dt):
+    """Initialise and integrate from t0 to t1 with steps of at most dt; returns the fields."""
+    bufs = allocate(cells)
+    nsteps = max(1, int(np.ceil((t1 - t0) / dt - 1e-9)))
+    dt = (t1 - t0) / nsteps
+    arrays = [bufs[b] for b in PLAN["buffers"]]
+    initial(*[bufs[f] for f in PLAN["fields"]], *scalars(params, bounds, cells, t0, dt))
+    arrays = advance(*arrays, *scalars(params, bounds, cells, t0, dt), nsteps)
+    h = PLAN["halo"]
+    inner = tuple(slice(h, -h) for _ in cells)
+    return {f: arrays[i][inner].copy() for i, f in enumerate(PLAN["fields"])}'''
+
+
+def emit_numba(group: KernelGroup, version: str) -> str:
+    """The Numba module source of a KernelGroup."""
+    return NumbaEmitter(group, version).module()

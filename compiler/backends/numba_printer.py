@@ -1,0 +1,53 @@
+"""SymPy -> Python/Numba scalar expressions: strict, with exact float literals and expanded
+small integer powers (what LLVM vectorises best)."""
+
+from __future__ import annotations
+
+import sympy
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.pycode import PythonCodePrinter
+
+_MAX_EXPANDED_POWER = 8
+
+
+class NumbaPrinter(PythonCodePrinter):
+    """Prints scalar kernel bodies; anything it does not know raises instead of guessing."""
+
+    printmethod = "_numbacode"
+
+    def __init__(self, dtype: str = "float64") -> None:
+        super().__init__({"fully_qualified_modules": True, "strict": True})
+        self.dtype = dtype
+
+    def _literal(self, value: float) -> str:
+        text = repr(float(value))
+        return f"np.float32({text})" if self.dtype == "float32" else text
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        return self._literal(float(expr))
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        return self._literal(float(expr))
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return str(int(expr))
+
+    def _print_Pi(self, expr: sympy.Basic) -> str:
+        return self._literal(float(sympy.pi))
+
+    def _print_Exp1(self, expr: sympy.Basic) -> str:
+        return self._literal(float(sympy.E))
+
+    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
+        base, exp = expr.as_base_exp()
+        if exp.is_Integer and 1 <= abs(int(exp)) <= _MAX_EXPANDED_POWER:
+            b = self.parenthesize(base, PRECEDENCE["Pow"])
+            prod = "*".join([b] * abs(int(exp)))
+            if abs(int(exp)) > 1:
+                prod = f"({prod})"
+            return prod if exp > 0 else f"{self._literal(1.0)}/{prod}"
+        if exp == sympy.S.Half:
+            return f"math.sqrt({self._print(base)})"
+        if exp == -sympy.S.Half:
+            return f"{self._literal(1.0)}/math.sqrt({self._print(base)})"
+        return super()._print_Pow(expr, rational=rational)

@@ -1,0 +1,147 @@
+"""compile a checked PDE problem and a solve line to backend source plus its kernel plan."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+from ..dsl.ast import PdeProblem, SolveSpec
+from ..dsl.diagnostics import UnsupportedError
+from .ir.dump import dump_program
+from .ir.verify import verify_program
+from .kernels import KernelGroup
+from .lower.pde import LoweredPde, lower_pde
+from .passes.fuse import FuseInput, fuse
+from .passes.integrate import TABLEAUS
+from .passes.manager import PassContext, run_pipeline
+from .passes.pipelines import PDE_FD_EXPLICIT
+
+VERSION = "0.1.0"
+
+
+@lru_cache(maxsize=1)
+def compiler_fingerprint() -> str:
+    """A hash of the compiler's own source, so cached kernels never outlive a compiler change."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256(VERSION.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+#: options that change generated code; every other option only changes run-time arguments
+CODE_OPTIONS = ("order", "scheme", "dtype")
+BACKENDS = ("numba", "cupy")
+
+
+@dataclass(frozen=True)
+class FdOptions:
+    order: int = 2
+    scheme: str = "rk4"
+    dtype: str = "float64"
+
+
+@dataclass
+class CompiledArtifact:
+    """Generated source and what the runtime needs to drive it."""
+
+    problem: str
+    backend: str
+    source: str
+    group: KernelGroup
+    lowered: LoweredPde
+    key: str
+    dumps: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def fd_options(solve: SolveSpec | None, overrides: dict[str, object]) -> FdOptions:
+    """The code-shaping options of an fd solve line, with run-time overrides applied."""
+    opts = dict(solve.options) if solve else {}
+    opts.update({k: v for k, v in overrides.items() if v is not None})
+    span = solve.span if solve else None
+    scheme = str(opts.get("scheme", "rk4"))
+    if scheme in ("cn", "imex"):
+        raise UnsupportedError(
+            f"scheme '{scheme}' is an implicit scheme, which ritz cannot compile yet",
+            (solve.option_spans.get("scheme") if solve else None) or span,
+            "use an explicit scheme for now: euler, rk2, rk4 or ssprk3",
+            code="R403",
+        )
+    if scheme not in TABLEAUS:
+        raise UnsupportedError(
+            f"unknown scheme '{scheme}'", span, "use euler, rk2, rk4 or ssprk3", code="R404"
+        )
+    order = int(opts.get("order", 2))
+    if order not in (2, 4):
+        raise UnsupportedError(
+            f"order {order} is not available", span, "use order = 2 or 4", code="R405"
+        )
+    dtype = str(opts.get("dtype", "float64"))
+    if dtype not in ("float64", "float32"):
+        raise UnsupportedError(
+            f"dtype {dtype} is not available", span, "use float64 or float32", code="R406"
+        )
+    return FdOptions(order=order, scheme=scheme, dtype=dtype)
+
+
+def _source_lines(problem: PdeProblem, lowered: LoweredPde) -> dict[str, str]:
+    lines = {}
+    for f, span in lowered.equation_spans.items():
+        if span is not None and span.source is not None:
+            name = span.file.replace("\\", "/").rsplit("/", 1)[-1]
+            lines[f] = f"{name}:{span.line}  {span.source.line_text(span.line).strip()}"
+    return lines
+
+
+def compile_pde(
+    problem: PdeProblem,
+    options: FdOptions,
+    backend: str = "numba",
+    source_hash: str = "",
+    dump_after: tuple[str, ...] = (),
+) -> CompiledArtifact:
+    """Run the fd pipeline for one problem and print the backend source."""
+    if backend not in BACKENDS:
+        raise UnsupportedError(
+            f"unknown backend '{backend}'", None, "use numba or cupy", code="R407"
+        )
+    ctx = PassContext(
+        problem=problem.name,
+        order=options.order,
+        dtype=options.dtype,
+        tableau=TABLEAUS[options.scheme],
+        source_name=problem.span.file if problem.span else "",
+        dump_after=dump_after,
+    )
+    lowered = lower_pde(problem, options.order, options.dtype)
+    if "lower" in dump_after or "*" in dump_after:
+        ctx.dumps["lower"] = dump_program(lowered.program)
+    prog = run_pipeline(PDE_FD_EXPLICIT, lowered.program, ctx, verify_program, dump_program)
+    info = FuseInput(
+        fields=lowered.fields,
+        params=tuple(lowered.params),
+        initial=lowered.initial,
+        axes=tuple(a.name for a in problem.axes),
+        time=problem.time.name,
+        source_lines=_source_lines(problem, lowered),
+    )
+    group = fuse(prog, ctx, info)
+    key = hashlib.sha256(
+        "\n".join([VERSION, backend, source_hash, problem.name, repr(options)]).encode()
+    ).hexdigest()
+    group = replace(group, source_hash=source_hash or key)
+    if backend == "numba":
+        from .backends.numba_emit import emit_numba
+
+        source = emit_numba(group, VERSION)
+    else:
+        from .backends.cupy_emit import emit_cupy
+
+        source = emit_cupy(group, VERSION)
+    return CompiledArtifact(
+        problem.name, backend, source, group, lowered, key, ctx.dumps, ctx.timings
+    )

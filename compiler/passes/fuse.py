@@ -1,0 +1,273 @@
+"""fuse: stage Programs -> a KernelGroup of fused stencil, ghost, wrap and init kernels.
+
+Input: the output of ``integrate`` (outputs ``stage<i>:<buffer>``, flat Maps over leaves and
+Shift chains of Inputs). Output: a KernelGroup in which each stage is one stencil loop nest that
+reads its stage inputs with offsets, computes every field's right-hand side and writes every
+stage combination at once; before each stage, the halo of each array it reads with offsets is
+filled by ghost kernels (boundary conditions) or wrap kernels (periodic axes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from ..ir.ops import Const, Coord, Input, Map, Param, Shift, Spacing, StepSize, Time, placeholder
+from ..ir.program import BoundaryRule, FaceRule, Program
+from ..kernels import Kernel, KernelGroup, Launch, Read, Write, grid_scalars
+from ..symbolic import (
+    GHOST_ALPHA,
+    GHOST_BETA,
+    GHOST_DATA,
+    GHOST_H,
+    cse,
+    ghost_values,
+    interior_symbol,
+)
+from .integrate import stage_buffer
+from .manager import PassContext
+
+
+def ident(buffer: str) -> str:
+    """The identifier of a buffer in generated code: ``u`` -> ``f_u``, ``u@q2`` -> ``q2_u``."""
+    if "@" in buffer:
+        field, stage = buffer.split("@", 1)
+        return f"{stage}_{field}"
+    return f"f_{buffer}"
+
+
+def read_symbol(buffer: str, offsets: tuple[int, ...]) -> sympy.Symbol:
+    parts = [("m" if o < 0 else "p") + str(abs(o)) for o in offsets]
+    return sympy.Symbol(f"{ident(buffer)}_{'_'.join(parts)}", real=True)
+
+
+def param_symbol(name: str) -> sympy.Symbol:
+    return sympy.Symbol(f"p_{name}", real=True)
+
+
+def coord_symbol(axis: int) -> sympy.Symbol:
+    return sympy.Symbol(f"x{axis}", real=True)
+
+
+T, DT = sympy.Symbol("t", real=True), sympy.Symbol("dt", real=True)
+
+
+@dataclass(frozen=True)
+class FuseInput:
+    """What fuse needs besides the stage Program: names and initial values of the problem."""
+
+    fields: tuple[str, ...]
+    params: tuple[str, ...]
+    initial: dict[str, sympy.Expr]
+    axes: tuple[str, ...]
+    time: str
+    source_lines: dict[str, str]  # field -> "file:line  text" of its equation
+
+
+def _leaf_expr(prog: Program, i: int, reads: dict, coords: set, stencil: dict) -> sympy.Expr:
+    """The kernel-level expression of a Map argument (a leaf or a Shift chain)."""
+    op = prog.ops[i]
+    ndim = prog.grid.ndim if prog.grid else 1
+    if isinstance(op, Shift | Input):
+        offsets = [0] * ndim
+        while isinstance(op, Shift):
+            offsets[op.axis] += op.offset
+            op = prog.ops[op.args[0]]
+        if not isinstance(op, Input):
+            raise TypeError("a Shift must apply to an Input after discretise")
+        key = (op.name, tuple(offsets))
+        if key not in reads:
+            reads[key] = Read(read_symbol(*key), op.name, key[1])
+        if any(offsets):
+            stencil[op.name] = max(stencil.get(op.name, 0), *(abs(o) for o in offsets))
+        return reads[key].symbol
+    if isinstance(op, Coord):
+        coords.add(op.axis)
+        return coord_symbol(op.axis)
+    if isinstance(op, Param):
+        return param_symbol(op.name)
+    if isinstance(op, Time):
+        return T
+    if isinstance(op, StepSize):
+        return DT
+    if isinstance(op, Spacing):
+        return sympy.Symbol(f"h{op.axis}", real=True)
+    if isinstance(op, Const):
+        return sympy.Float(op.value)
+    if isinstance(op, Map):
+        return op.body.xreplace(
+            {
+                placeholder(j): _leaf_expr(prog, a, reads, coords, stencil)
+                for j, a in enumerate(op.args)
+            }
+        )
+    raise TypeError(f"cannot fuse a {op.kind}")
+
+
+def _canonical_to_kernel(expr: sympy.Expr, info: FuseInput) -> sympy.Expr:
+    subs = {sympy.Symbol(a): coord_symbol(i) for i, a in enumerate(info.axes)}
+    subs.update({sympy.Symbol(p): param_symbol(p) for p in info.params})
+    subs[sympy.Symbol(info.time)] = T
+    return sympy.sympify(expr).xreplace(subs)
+
+
+def _stage_kernel(prog: Program, stage: int, info: FuseInput, scalars) -> tuple[Kernel, dict]:
+    prefix = f"stage{stage}:"
+    reads: dict = {}
+    coords: set[int] = set()
+    stencil: dict[str, int] = {}
+    targets, exprs, comments = [], [], []
+    for name, v in prog.outputs.items():
+        if not name.startswith(prefix):
+            continue
+        buffer = name[len(prefix) :]
+        targets.append(buffer)
+        exprs.append(_leaf_expr(prog, v, reads, coords, stencil))
+        field = buffer.split("@", 1)[0]
+        line = info.source_lines.get(field)
+        if line and line not in comments:
+            comments.append(line)
+    replacements, reduced = cse(exprs, "e")
+    arrays = sorted({r.array for r in reads.values()} | set(targets), key=_buffer_order(info))
+    kernel = Kernel(
+        name=f"stage{stage}",
+        kind="stencil",
+        arrays=tuple(arrays),
+        scalars=scalars,
+        reads=tuple(sorted(reads.values(), key=lambda r: (r.array, r.offsets))),
+        statements=tuple(replacements),
+        writes=tuple(Write(t, e) for t, e in zip(targets, reduced, strict=True)),
+        coords=tuple((coord_symbol(a), a) for a in sorted(coords)),
+        comments=tuple(comments),
+    )
+    return kernel, stencil
+
+
+def _buffer_order(info: FuseInput):
+    def key(buffer: str) -> tuple:
+        field, _, stage = buffer.partition("@")
+        return (info.fields.index(field) if field in info.fields else 99, stage)
+
+    return key
+
+
+def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, scalars) -> Kernel:
+    face: FaceRule | None = rule.faces[axis][0 if side == "lo" else 1]
+    if face is None:
+        raise ValueError(
+            f"field '{rule.field}' is differentiated along axis {info.axes[axis]} but has no "
+            f"condition on its {side} face"
+        )
+    ndim = len(info.axes)
+    ghosts = ghost_values(face.degree, halo, side)
+    sign = 1 if side == "lo" else -1
+    reads = []
+    subs = {}
+    for i in range(face.degree):
+        offsets = tuple(sign * i if a == axis else 0 for a in range(ndim))
+        sym = read_symbol(rule.field, offsets)
+        reads.append(Read(sym, rule.field, offsets))
+        subs[interior_symbol(i)] = sym
+    n, lo, h = (sympy.Symbol(f"{s}{axis}", real=True) for s in ("n", "lo", "h"))
+    face_coord = lo if side == "lo" else lo + n * h
+    to_kernel = {coord_symbol(axis): face_coord}
+    subs[GHOST_ALPHA] = _canonical_to_kernel(face.alpha, info).xreplace(to_kernel)
+    subs[GHOST_BETA] = _canonical_to_kernel(face.beta, info).xreplace(to_kernel)
+    subs[GHOST_DATA] = _canonical_to_kernel(face.data, info).xreplace(to_kernel)
+    subs[GHOST_H] = h
+    values = [
+        sympy.simplify(g.xreplace(subs)) if face.beta != 0 else g.xreplace(subs) for g in ghosts
+    ]
+    replacements, reduced = cse(values, "e")
+    coords = {a for a in range(ndim) if any(v.has(coord_symbol(a)) for v in reduced)}
+    coords |= {a for a in range(ndim) for _, e in replacements if e.has(coord_symbol(a))}
+    writes = tuple(
+        Write(rule.field, v, tuple(-sign * (j + 1) if a == axis else 0 for a in range(ndim)))
+        for j, v in enumerate(reduced)
+    )
+    return Kernel(
+        name=f"ghost_{ident(rule.field)}_{axis}_{side}",
+        kind="ghost",
+        arrays=(rule.field,),
+        scalars=scalars,
+        reads=tuple(reads),
+        statements=tuple(replacements),
+        writes=writes,
+        coords=tuple((coord_symbol(a), a) for a in sorted(coords)),
+        axis=axis,
+        side=side,
+        comments=(f"boundary of {rule.field} on the {side} face of {info.axes[axis]}",),
+    )
+
+
+def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
+    """Build the KernelGroup of one explicit time step (``ctx.tableau``)."""
+    tableau = ctx.tableau
+    ndim = prog.grid.ndim
+    scalars = (*tuple(param_symbol(p).name for p in info.params), "t", "dt", *grid_scalars(ndim))
+    stages = []
+    stencils = []
+    for i in range(1, tableau.stages + 1):
+        k, st = _stage_kernel(prog, i, info, scalars)
+        stages.append(k)
+        stencils.append(st)
+    halo = max([1] + [r for st in stencils for r in st.values()])
+
+    kernels: dict[str, Kernel] = {}
+    step: list[Launch] = []
+    for i, (k, st) in enumerate(zip(stages, stencils, strict=True)):
+        c = tableau.c[i]
+        for buffer in sorted(st, key=_buffer_order(info)):
+            field = buffer.split("@", 1)[0]
+            rule = prog.boundaries[field]
+            for axis in range(ndim):
+                if rule.is_periodic(axis):
+                    name = f"wrap_{axis}"
+                    kernels.setdefault(name, Kernel(name, "wrap", ("a",), (), axis=axis))
+                    step.append(Launch(name, (buffer,), c))
+                    continue
+                for side in ("lo", "hi"):
+                    g = _ghost_kernel(rule, axis, side, halo, info, scalars)
+                    kernels.setdefault(g.name, g)
+                    step.append(Launch(g.name, (buffer,), c))
+        kernels[k.name] = k
+        step.append(Launch(k.name, k.arrays, c))
+
+    s = tableau.stages
+    buffers = list(info.fields)
+    for f in info.fields:
+        for m in range(2, s + 2):
+            if any(b.startswith(f"{f}@q{m}") for launch in step for b in launch.arrays):
+                buffers.append(stage_buffer(f, m))
+    init_writes, init_coords = [], set()
+    for f in info.fields:
+        e = _canonical_to_kernel(info.initial.get(f, sympy.Integer(0)), info)
+        init_coords |= {a for a in range(ndim) if e.has(coord_symbol(a))}
+        init_writes.append(Write(f, e))
+    init = Kernel(
+        name="initial",
+        kind="init",
+        arrays=info.fields,
+        scalars=scalars,
+        writes=tuple(init_writes),
+        coords=tuple((coord_symbol(a), a) for a in sorted(init_coords)),
+        comments=("initial conditions",),
+    )
+    kernels[init.name] = init
+    return KernelGroup(
+        name=ctx.problem,
+        ndim=ndim,
+        halo=halo,
+        dtype=ctx.dtype,
+        axes=info.axes,
+        fields=info.fields,
+        buffers=tuple(buffers),
+        params=info.params,
+        kernels=tuple(kernels.values()),
+        step=tuple(step),
+        swaps=tuple((f, stage_buffer(f, s + 1)) for f in info.fields),
+        init=Launch("initial", info.fields),
+        source_name=ctx.source_name,
+        meta={"scheme": tableau.name, "order": ctx.order, "stages": s},
+    )

@@ -1,0 +1,26 @@
+"""The ordered pass lists, one per problem kind and method: the one page to read.
+
+PDE, method fd, explicit scheme:
+  lower       (compiler.lower.pde)  checked PdeProblem -> Program of right-hand sides (Diff ops)
+  discretise  Diff -> centred finite-difference stencils of Shift ops, weights from SymPy
+  simplify    inline Maps into Maps: every value one Map over leaves and Shift chains
+  integrate   right-hand sides -> the stage updates of the Butcher tableau (fused combinations)
+  simplify    flatten the stage combinations into the right-hand sides
+  fuse        stage Program -> KernelGroup: one stencil loop nest per stage, ghost/wrap kernels
+"""
+
+from __future__ import annotations
+
+from .discretise import discretise
+from .integrate import integrate
+from .manager import Pass
+from .simplify import simplify
+
+PDE_FD_EXPLICIT: tuple[Pass, ...] = (
+    Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
+    Pass("simplify", simplify, "inline Maps into Maps"),
+    Pass("integrate", integrate, "right-hand sides -> fused Runge-Kutta stage updates"),
+    Pass("flatten", simplify, "flatten stage combinations into the right-hand sides"),
+)
+
+PASS_NAMES = ("lower", *tuple(p.name for p in PDE_FD_EXPLICIT), "fuse")

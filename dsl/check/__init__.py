@@ -1,0 +1,1 @@
+"""Block checkers: one module per block kind, each reporting to a DiagnosticSink."""

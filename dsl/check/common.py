@@ -1,0 +1,274 @@
+"""Checks shared by every block kind: option values, solve lines and declared names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+
+from .. import ast as A
+from ..diagnostics import DiagnosticSink, did_you_mean
+from ..resolve import RESERVED, ModuleEnv, fold_number
+from ..source import Span
+
+# Words that start statements somewhere; declaring them as names would make lines ambiguous.
+KEYWORDS = frozenset(
+    {
+        "import",
+        "as",
+        "const",
+        "fn",
+        "pde",
+        "network",
+        "train",
+        "bilevel",
+        "space",
+        "in",
+        "periodic",
+        "time",
+        "field",
+        "param",
+        "boundary",
+        "at",
+        "all",
+        "initial",
+        "solve",
+        "repeat",
+        "return",
+        "net",
+        "data",
+        "loss",
+        "upper",
+        "lower",
+        "minimize",
+        "maximize",
+        "over",
+        "and",
+        "or",
+        "not",
+    }
+)
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """How to validate one option: a converter returning the value or None, and a description."""
+
+    convert: Callable[[Any], Any]
+    describe: str
+
+
+def _pos_int(v: Any) -> Any:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def _nonneg_int(v: Any) -> Any:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _pos_number(v: Any) -> Any:
+    return v if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else None
+
+
+def _one_of(*words: Any) -> Callable[[Any], Any]:
+    return lambda v: v if v in words else None
+
+
+def _call_or_name(v: Any) -> Any:
+    return v if isinstance(v, A.Call | str) else None
+
+
+def _cells(v: Any) -> Any:
+    if isinstance(v, list):
+        return v if v and all(_pos_int(x) for x in v) else None
+    return _pos_int(v)
+
+
+def _dt(v: Any) -> Any:
+    return v if v == "auto" else _pos_number(v)
+
+
+DTYPE = OptionRule(_one_of("float32", "float64"), "float32 or float64")
+POS_INT = OptionRule(_pos_int, "a positive integer")
+POS_NUMBER = OptionRule(_pos_number, "a positive number")
+
+METHOD_OPTIONS: dict[str, dict[str, OptionRule]] = {
+    "fd": {
+        "cells": OptionRule(_cells, "a positive integer or a list with one per axis"),
+        "order": OptionRule(_one_of(2, 4), "2 or 4"),
+        "scheme": OptionRule(
+            _one_of("euler", "rk2", "rk4", "ssprk3", "cn", "imex"),
+            "one of euler, rk2, rk4, ssprk3, cn, imex",
+        ),
+        "dt": OptionRule(_dt, "a positive number or auto"),
+        "every": POS_NUMBER,
+        "tol": POS_NUMBER,
+        "maxiter": POS_INT,
+        "dtype": DTYPE,
+    },
+    "pinn": {
+        "net": OptionRule(_call_or_name, "a network, e.g. nn.mlp(width = 32)"),
+        "points": POS_INT,
+        "boundary_points": POS_INT,
+        "initial_points": POS_INT,
+        "steps": POS_INT,
+        "optimizer": OptionRule(_call_or_name, "an optimizer, e.g. adam(lr = 1e-3)"),
+        "seed": OptionRule(_nonneg_int, "a non-negative integer"),
+        "dtype": DTYPE,
+    },
+}
+
+_BILEVEL_COMMON = {
+    "tol": POS_NUMBER,
+    "steps": POS_INT,
+    "lr": POS_NUMBER,
+    "inner_steps": POS_INT,
+    "outer": OptionRule(_one_of("gd", "adam", "lbfgs"), "one of gd, adam, lbfgs"),
+    "seed": OptionRule(_nonneg_int, "a non-negative integer"),
+    "dtype": DTYPE,
+}
+BILEVEL_METHODS: dict[str, dict[str, OptionRule]] = {
+    "implicit": dict(_BILEVEL_COMMON),
+    "unroll": {**_BILEVEL_COMMON, "k": POS_INT},
+    "penalty": dict(_BILEVEL_COMMON),
+    "adjoint": dict(_BILEVEL_COMMON),
+}
+
+TRAIN_SETTINGS: dict[str, OptionRule] = {
+    "optimizer": OptionRule(_call_or_name, "an optimizer: adam(...), sgd(...) or lbfgs(...)"),
+    "steps": POS_INT,
+    "batch": POS_INT,
+    "seed": OptionRule(_nonneg_int, "a non-negative integer"),
+    "dtype": DTYPE,
+}
+OPTIMIZERS = ("adam", "sgd", "lbfgs")
+
+
+def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any:
+    """A plain Python value of an option: int, float, str (identifier), list or Call."""
+    if isinstance(value, A.Call):
+        return value
+    v = value.value
+    if isinstance(v, sympy.Tuple):
+        items = [A.Expression(x, value.span, value.refs) for x in v]
+        return [option_value(x, env, sink) for x in items]
+    if isinstance(v, sympy.Symbol) and v.name not in env.consts:
+        return v.name
+    folded = fold_number(value, env.consts, sink, "an option value")
+    if folded is None:
+        return None
+    if folded.is_Integer:
+        return int(folded)
+    if isinstance(folded, sympy.logic.boolalg.BooleanAtom):
+        return bool(folded)
+    return float(folded)
+
+
+def check_options(
+    keywords: tuple[A.Keyword, ...],
+    rules: dict[str, OptionRule],
+    env: ModuleEnv,
+    sink: DiagnosticSink,
+    what: str,
+) -> tuple[dict[str, Any], dict[str, Span]]:
+    """Validate ``name = value`` options against ``rules``; returns values and their spans."""
+    values: dict[str, Any] = {}
+    spans: dict[str, Span] = {}
+    for kw in keywords:
+        if kw.name not in rules:
+            sink.error(
+                "R206",
+                f"unknown option '{kw.name}' for {what}",
+                kw.span,
+                did_you_mean(kw.name, rules) or f"options are: {', '.join(rules)}",
+            )
+            continue
+        value = option_value(kw.value, env, sink)
+        if value is None:
+            continue
+        rule = rules[kw.name]
+        if rule.convert(value) is None:
+            shown = value.name + "(...)" if isinstance(value, A.Call) else value
+            sink.error(
+                "R316", f"option '{kw.name}' must be {rule.describe}, got {shown}", kw.value.span
+            )
+            continue
+        values[kw.name] = value
+        spans[kw.name] = kw.span
+    return values, spans
+
+
+def check_solves(
+    solves: tuple[A.Solve, ...],
+    methods: dict[str, dict[str, OptionRule]],
+    env: ModuleEnv,
+    sink: DiagnosticSink,
+    block: str,
+) -> list[A.SolveSpec]:
+    """Check the ``solve`` lines of a block: known methods, no repeats, valid options."""
+    out: list[A.SolveSpec] = []
+    seen: dict[str, Span] = {}
+    for s in solves:
+        if s.method not in methods:
+            sink.error(
+                "R207",
+                f"unknown solve method '{s.method}' for {block}",
+                s.span,
+                did_you_mean(s.method, methods) or f"methods are: {', '.join(methods)}",
+            )
+            continue
+        if s.method in seen:
+            sink.error(
+                "R203",
+                f"a second 'solve {s.method}' line",
+                s.span,
+                f"the first is at {seen[s.method]}; each method may appear once",
+            )
+            continue
+        seen[s.method] = s.span
+        values, spans = check_options(
+            s.options, methods[s.method], env, sink, f"method '{s.method}'"
+        )
+        out.append(A.SolveSpec(s.method, values, s.span, spans))
+    return out
+
+
+class Names:
+    """Declared names of one block: reports duplicates and shadowing of built-ins."""
+
+    def __init__(self, sink: DiagnosticSink, env: ModuleEnv) -> None:
+        self.sink = sink
+        self.env = env
+        self.spans: dict[str, Span] = {}
+        self.kinds: dict[str, str] = {}
+
+    def declare(self, name: str, span: Span, kind: str) -> bool:
+        if name in RESERVED or name in KEYWORDS:
+            self.sink.error(
+                "R204",
+                f"{kind} '{name}' shadows the built-in '{name}'",
+                span,
+                "choose another name",
+            )
+            return False
+        if name in self.spans:
+            self.sink.error(
+                "R203",
+                f"'{name}' is declared twice (as {self.kinds[name]} and as {kind})",
+                span,
+                f"the first declaration is at {self.spans[name]}",
+            )
+            return False
+        if name in self.env.consts or name in self.env.fns:
+            self.sink.error(
+                "R204",
+                f"{kind} '{name}' shadows the top-level '{name}'",
+                span,
+                "rename one of them",
+            )
+            return False
+        self.spans[name] = span
+        self.kinds[name] = kind
+        return True

@@ -1,0 +1,634 @@
+"""Check a ``pde`` block and produce its canonical PdeProblem (see the comments in dsl/ast.py).
+
+Every statement is checked on its own, so several mistakes are reported together.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+from .. import ast as A
+from ..build import ELEMENTARY
+from ..diagnostics import DiagnosticSink, DslNameError, DslTypeError, RitzError, did_you_mean
+from ..resolve import ModuleEnv, call_name, fold_number, inline_fn, ref_span
+from ..source import Span
+from .common import METHOD_OPTIONS, Names, check_solves
+
+MAX_AXES = 3
+_MAX_INLINE_DEPTH = 64
+_PDE_CALLS = ("diff", "lap", "grad", "div", "dt")
+
+
+def _apply(func: Any, args: list[Any]) -> Any:
+    if func is sympy.Add:
+        return functools.reduce(operator.add, args)
+    if func is sympy.Mul:
+        return functools.reduce(operator.mul, args)
+    if func is sympy.Pow:
+        return args[0] ** args[1]
+    return func(*args)
+
+
+class PdeChecker:
+    """Checks one pde block; ``check()`` returns the PdeProblem or None after reporting."""
+
+    def __init__(self, pde: A.Pde, env: ModuleEnv, sink: DiagnosticSink) -> None:
+        self.pde, self.env, self.sink = pde, env, sink
+        self.names = Names(sink, env)
+        self.axes: list[A.AxisSpec] = []
+        self.time: A.TimeSpec | None = None
+        self.fields: dict[str, A.FieldDecl] = {}
+        self.params: dict[str, A.ParamSpec] = {}
+        self.depth = 0
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    @property
+    def axis_names(self) -> list[str]:
+        return [a.name for a in self.axes]
+
+    def field_fn(self, name: str) -> sympy.Expr:
+        return sympy.Function(name)(*(sympy.Symbol(a) for a in self.axis_names))
+
+    def known_names(self) -> list[str]:
+        t = [self.time.name] if self.time else []
+        return [*self.fields, *self.axis_names, *t, *self.params, *self.env.consts]
+
+    def attempt(self, fn: Any, *args: Any) -> Any:
+        """Run one statement's check; its errors go to the sink and the result is None."""
+        try:
+            return fn(*args)
+        except RitzError as exc:
+            for d in exc.diagnostics:
+                self.sink.add(d)
+            return None
+
+    def number(self, expr: A.Expression, what: str, extra: dict[str, Any] | None = None) -> Any:
+        consts = {**self.env.consts, **(extra or {})}
+        value = fold_number(expr, consts, self.sink, what)
+        return None if value is None else float(value)
+
+    # ---- declarations --------------------------------------------------------------------
+
+    def declare(self) -> None:
+        pde = self.pde
+        for s in pde.spaces:
+            lo, hi = self.number(s.lo, "an axis bound"), self.number(s.hi, "an axis bound")
+            if not self.names.declare(s.name, s.span, "axis"):
+                continue
+            if lo is None or hi is None:  # reported; keep the axis to avoid follow-on errors
+                lo, hi = 0.0, 1.0
+            elif lo >= hi:
+                self.sink.error(
+                    "R314",
+                    f"axis '{s.name}' has an empty interval [{lo}, {hi}]",
+                    s.span,
+                    "the lower bound must be less than the upper bound",
+                )
+            self.axes.append(A.AxisSpec(s.name, lo, hi, s.periodic, s.span))
+        if len(pde.spaces) > MAX_AXES:
+            self.sink.error(
+                "R315",
+                f"pde '{pde.name}' has {len(pde.spaces)} space axes",
+                pde.spaces[MAX_AXES].span,
+                "at most 3 space axes are supported",
+            )
+        if not pde.spaces:
+            self.sink.error(
+                "R319",
+                f"pde '{pde.name}' declares no space axis",
+                pde.span,
+                "add e.g. 'space x in [0, 1]'",
+            )
+        for i, t in enumerate(pde.times):
+            if i > 0:
+                self.sink.error(
+                    "R203", "a second 'time' line", t.span, "a problem has one time axis"
+                )
+                continue
+            t0, t1 = self.number(t.t0, "a time bound"), self.number(t.t1, "a time bound")
+            if not self.names.declare(t.name, t.span, "time") or t0 is None or t1 is None:
+                continue
+            if t1 <= t0:
+                self.sink.error(
+                    "R314",
+                    f"time interval [{t0}, {t1}] is empty",
+                    t.span,
+                    "the end time must be greater than the start time",
+                )
+            self.time = A.TimeSpec(t.name, t0, t1, t.span)
+        for f in pde.fields:
+            if self.names.declare(f.name, f.span, "field"):
+                self.fields[f.name] = f
+        if not pde.fields:
+            self.sink.error(
+                "R306", f"pde '{pde.name}' declares no field", pde.span, "add e.g. 'field u'"
+            )
+        earlier: dict[str, Any] = {}
+        for p in pde.params:
+            value = self.number(p.value, f"the value of param '{p.name}'", earlier)
+            if self.names.declare(p.name, p.span, "param") and value is not None:
+                self.params[p.name] = A.ParamSpec(p.name, value, p.span)
+                earlier[p.name] = sympy.Float(value)
+
+    # ---- expressions ---------------------------------------------------------------------
+
+    def canon(self, e: sympy.Basic, src: A.Expression) -> Any:
+        """The canonical form of a raw expression (fields applied, derivatives taken)."""
+        if isinstance(e, sympy.Symbol):
+            return self.symbol(e.name, src)
+        if isinstance(e, AppliedUndef):
+            return self.call(e, src)
+        if not e.args:
+            return e
+        if isinstance(e, sympy.Tuple):
+            raise DslTypeError(
+                "keyword arguments are only allowed in calls of networks", src.span, None, "R301"
+            )
+        args = [self.canon(a, src) for a in e.args]
+        try:
+            return _apply(e.func, args)
+        except (TypeError, ValueError, AttributeError, sympy.ShapeError):
+            raise DslTypeError(
+                "a vector (from grad) cannot be used here",
+                src.span,
+                "take its divergence with div(...) to get a scalar",
+                "R321",
+            ) from None
+
+    def symbol(self, name: str, src: A.Expression) -> Any:
+        if name in self.fields:
+            return self.field_fn(name)
+        if name in self.axis_names or (self.time and name == self.time.name):
+            return sympy.Symbol(name)
+        if name in self.params:
+            return sympy.Symbol(name)
+        if name in self.env.consts:
+            return self.env.consts[name]
+        raise DslNameError(
+            f"unknown name '{name}'",
+            ref_span(src, name),
+            did_you_mean(name, self.known_names()),
+            "R201",
+        )
+
+    def call(self, e: sympy.Basic, src: A.Expression) -> Any:
+        name, args, kwargs = A.call_parts(e)
+        span = ref_span(src, name)
+        key = self.env.fns.get(name, name)
+        if key in self.env.fn_table:
+            if kwargs:
+                raise DslTypeError(f"fn '{name}' takes no keyword arguments", span, None, "R301")
+            self.depth += 1
+            try:
+                if self.depth > _MAX_INLINE_DEPTH:
+                    raise DslTypeError(f"fn '{name}' is nested too deeply", span, None, "R205")
+                return self.canon(inline_fn(self.env, key, list(args), span), src)
+            finally:
+                self.depth -= 1
+        if name in _PDE_CALLS:
+            if kwargs:
+                raise DslTypeError(f"{name}() takes no keyword arguments", span, None, "R301")
+            return getattr(self, f"op_{name}")(list(args), src, span)
+        if name in self.fields:
+            raise DslTypeError(
+                f"field '{name}' is not a function",
+                span,
+                f"write '{name}' alone: fields depend on the axes implicitly",
+                "R202",
+            )
+        candidates = [*_PDE_CALLS, *self.env.fns, *ELEMENTARY]
+        raise DslNameError(
+            f"unknown function '{name}'",
+            span,
+            did_you_mean(name, candidates)
+            or "pde expressions may call diff, lap, grad, div, elementary functions and fns",
+            "R202",
+        )
+
+    def axis_arg(self, a: sympy.Basic, src: A.Expression, span: Span) -> sympy.Symbol:
+        if isinstance(a, sympy.Symbol) and a.name in self.axis_names:
+            return a
+        if isinstance(a, sympy.Symbol) and self.time and a.name == self.time.name:
+            raise DslTypeError(
+                f"derivative with respect to time '{a.name}' inside an expression",
+                ref_span(src, a.name),
+                "time derivatives are written dt(u) on the left-hand side of an equation",
+                "R304",
+            )
+        raise DslTypeError(
+            f"cannot differentiate with respect to '{a}': not a space axis",
+            ref_span(src, str(a)) if isinstance(a, sympy.Symbol) else span,
+            f"axes are: {', '.join(self.axis_names)}",
+            "R303",
+        )
+
+    def op_diff(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) not in (2, 3):
+            raise DslTypeError(
+                f"diff() takes 2 or 3 arguments, got {len(args)}",
+                span,
+                "write diff(u, x) or diff(u, x, n)",
+                "R301",
+            )
+        axis = self.axis_arg(args[1], src, span)
+        order = sympy.Integer(1)
+        if len(args) == 3:
+            order = self.canon(args[2], src)
+            if not (isinstance(order, sympy.Integer) and order > 0):
+                raise DslTypeError(
+                    f"the order of diff() must be a positive integer constant, got {order}",
+                    span,
+                    "e.g. diff(u, x, 2)",
+                    "R302",
+                )
+        inner = self.scalar(self.canon(args[0], src), src)
+        return sympy.diff(inner, axis, int(order))
+
+    def op_lap(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) != 1:
+            raise DslTypeError(f"lap() takes 1 argument, got {len(args)}", span, None, "R301")
+        inner = self.scalar(self.canon(args[0], src), src)
+        return sympy.Add(*(sympy.diff(inner, sympy.Symbol(a), 2) for a in self.axis_names))
+
+    def op_grad(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) != 1:
+            raise DslTypeError(f"grad() takes 1 argument, got {len(args)}", span, None, "R301")
+        inner = self.scalar(self.canon(args[0], src), src)
+        return sympy.ImmutableMatrix([sympy.diff(inner, sympy.Symbol(a)) for a in self.axis_names])
+
+    def op_div(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) != 1:
+            raise DslTypeError(f"div() takes 1 argument, got {len(args)}", span, None, "R301")
+        vec = self.canon(args[0], src)
+        if not isinstance(vec, sympy.MatrixBase) or len(vec) != len(self.axes):
+            raise DslTypeError(
+                "div() needs a vector with one component per axis",
+                span,
+                "e.g. div(k * grad(u))",
+                "R321",
+            )
+        return sympy.Add(
+            *(sympy.diff(c, sympy.Symbol(a)) for c, a in zip(vec, self.axis_names, strict=True))
+        )
+
+    def op_dt(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        raise DslTypeError(
+            "dt() may only stand alone on the left-hand side of an equation or an initial line",
+            span,
+            "write e.g. 'dt(u) = ...'",
+            "R305",
+        )
+
+    def scalar(self, value: Any, src: A.Expression) -> Any:
+        if isinstance(value, sympy.MatrixBase):
+            raise DslTypeError(
+                "a vector (from grad) is used where a scalar is expected",
+                src.span,
+                "take its divergence with div(...)",
+                "R321",
+            )
+        return value
+
+    def time_lhs(self, expr: A.Expression) -> tuple[str, int] | None:
+        """``dt(u)`` / ``dt(u, n)`` on a left-hand side -> (field, n); None if not a dt()."""
+        e = expr.value
+        if call_name(e) != "dt":
+            return None
+        span = ref_span(expr, "dt")
+        if self.time is None:
+            raise DslTypeError(
+                "dt() in a steady problem (it has no 'time' line)",
+                span,
+                "add e.g. 'time t in [0, 1]', or write the steady equation",
+                "R305",
+            )
+        _, args, kwargs = A.call_parts(e)
+        if kwargs or len(args) not in (1, 2):
+            raise DslTypeError(
+                f"dt() takes 1 or 2 arguments, got {len(args)}",
+                span,
+                "write dt(u) or dt(u, 2)",
+                "R301",
+            )
+        f = args[0]
+        if not (isinstance(f, sympy.Symbol) and f.name in self.fields):
+            raise DslTypeError(
+                f"dt() must be applied to a field, not '{f}'",
+                expr.span,
+                f"fields are: {', '.join(self.fields)}",
+                "R305",
+            )
+        order = args[1] if len(args) == 2 else sympy.Integer(1)
+        if order not in (1, 2):
+            raise DslTypeError(f"time order must be 1 or 2, got {order}", expr.span, None, "R302")
+        return f.name, int(order)
+
+    # ---- statements ----------------------------------------------------------------------
+
+    def equations(self) -> list[A.FieldEquation]:
+        timed: dict[str, A.FieldEquation] = {}
+        steady: list[tuple[A.Equation, Any]] = []
+        attempted: set[str] = set()
+        for eq in self.pde.equations:
+            head = eq.lhs.value
+            if call_name(head) == "dt" and head.args and isinstance(head.args[0], sympy.Symbol):
+                attempted.add(head.args[0].name)
+            lhs = self.attempt(self.time_lhs, eq.lhs)
+            if lhs is None and call_name(eq.lhs.value) == "dt":
+                continue
+            rhs = self.attempt(lambda eq=eq: self.scalar(self.canon(eq.rhs.value, eq.rhs), eq.rhs))
+            if lhs is not None:
+                f, order = lhs
+                if f in timed:
+                    self.sink.error(
+                        "R307",
+                        f"a second equation for dt({f})",
+                        eq.span,
+                        f"the first is at {timed[f].span}",
+                    )
+                elif rhs is not None:
+                    timed[f] = A.FieldEquation(f, order, rhs, eq.span)
+                continue
+            if self.time is not None:
+                self.sink.error(
+                    "R305",
+                    "every equation of a time-dependent problem has the form dt(u) = ...",
+                    eq.lhs.span,
+                    "move the time derivative to the left, or remove 'time'",
+                )
+                continue
+            lhs_v = self.attempt(
+                lambda eq=eq: self.scalar(self.canon(eq.lhs.value, eq.lhs), eq.lhs)
+            )
+            if lhs_v is not None and rhs is not None:
+                steady.append((eq, lhs_v - rhs))
+        if self.time is not None:
+            for f, decl in self.fields.items():
+                if f not in timed and f not in attempted:
+                    self.sink.error(
+                        "R306", f"field '{f}' has no equation", decl.span, f"add 'dt({f}) = ...'"
+                    )
+            return [timed[f] for f in self.fields if f in timed]
+        if len(self.pde.equations) != len(self.fields):
+            self.sink.error(
+                "R306",
+                f"a steady problem needs one equation per field: "
+                f"{len(self.fields)} field(s), {len(self.pde.equations)} "
+                f"equation(s)",
+                self.pde.span,
+                "equations are matched to fields in declaration order",
+            )
+            return []
+        return [
+            A.FieldEquation(f, 0, rhs, eq.span)
+            for f, (eq, rhs) in zip(self.fields, steady, strict=False)
+        ]
+
+    def initial(self, ini: A.Initial, seen: dict[tuple[str, int], Span]) -> A.InitialSpec | None:
+        if self.time is None:
+            self.sink.error(
+                "R309",
+                "an initial line in a steady problem",
+                ini.span,
+                "initial conditions need a 'time' line",
+            )
+            return None
+        lhs = ini.lhs.value
+        if call_name(lhs) == "dt":
+            f, order = self.time_lhs(ini.lhs) or ("", 0)
+            if order != 1:
+                raise DslTypeError(
+                    "only dt(u) (first derivative) has an initial value", ini.lhs.span, None, "R309"
+                )
+        elif isinstance(lhs, sympy.Symbol) and lhs.name in self.fields:
+            f, order = lhs.name, 0
+        else:
+            name = str(lhs)
+            raise DslNameError(
+                f"initial value for '{name}', which is not a field",
+                ini.lhs.span,
+                did_you_mean(name, self.fields) or f"fields are: {', '.join(self.fields)}",
+                "R208",
+            )
+        if (f, order) in seen:
+            raise DslTypeError(
+                f"a second initial line for {'dt(' + f + ')' if order else f}",
+                ini.span,
+                f"the first is at {seen[f, order]}",
+                "R309",
+            )
+        seen[f, order] = ini.span
+        expr = self.scalar(self.canon(ini.rhs.value, ini.rhs), ini.rhs)
+        if expr.atoms(AppliedUndef) or expr.atoms(sympy.Derivative):
+            raise DslTypeError(
+                "an initial value cannot depend on the fields",
+                ini.rhs.span,
+                "use coordinates, params and constants",
+                "R309",
+            )
+        assert self.time is not None
+        expr = expr.xreplace({sympy.Symbol(self.time.name): sympy.Float(self.time.t0)})
+        return A.InitialSpec(f, order, expr, ini.span)
+
+    def initials(self, equations: list[A.FieldEquation]) -> list[A.InitialSpec]:
+        seen: dict[tuple[str, int], Span] = {}
+        out = [s for s in (self.attempt(self.initial, i, seen) for i in self.pde.initials) if s]
+        if self.time is None:
+            return out
+        for eq in equations:
+            for k in range(eq.time_order):
+                if (eq.field, k) not in seen:
+                    what = f"dt({eq.field})" if k else eq.field
+                    self.sink.error(
+                        "R308",
+                        f"missing initial condition for {what}",
+                        self.fields[eq.field].span,
+                        f"add 'initial {what} = ...'",
+                    )
+        for (f, k), span in seen.items():
+            eq = next((e for e in equations if e.field == f), None)
+            if k == 1 and eq is not None and eq.time_order < 2:
+                self.sink.error(
+                    "R309",
+                    f"initial dt({f}) given, but dt({f}) = ... is first order",
+                    span,
+                    "only second-order equations dt(u, 2) = ... take an initial dt(u)",
+                )
+        return out
+
+    def sides(self, b: A.Boundary) -> list[tuple[str, str]]:
+        if b.at_all:
+            faces = [(a.name, s) for a in self.axes if not a.periodic for s in ("lo", "hi")]
+            if not faces:
+                self.sink.error(
+                    "R310",
+                    "'at all' names no sides: every axis is periodic",
+                    b.span,
+                    "remove the boundary line",
+                )
+            return faces
+        out = []
+        for side in b.sides:
+            axis = next((a for a in self.axes if a.name == side.axis), None)
+            if axis is None:
+                self.sink.error(
+                    "R201",
+                    f"'{side.axis}' is not a space axis",
+                    side.span,
+                    did_you_mean(side.axis, self.axis_names),
+                )
+                continue
+            if axis.periodic:
+                self.sink.error(
+                    "R310",
+                    f"boundary condition on periodic axis '{axis.name}'",
+                    side.span,
+                    "periodic axes have no boundary; remove this side or the 'periodic'",
+                )
+                continue
+            v = self.number(side.value, "a boundary position")
+            if v is None:
+                continue
+            faces = {"lo": axis.lo, "hi": axis.hi}
+            hit = [k for k, f in faces.items() if abs(f - v) <= 1e-12 * max(1.0, abs(f))]
+            if not hit:
+                self.sink.error(
+                    "R311",
+                    f"{axis.name} = {v:g} is not a face of axis '{axis.name}'",
+                    side.span,
+                    f"the faces are {axis.name} = {axis.lo:g} and {axis.name} = {axis.hi:g}",
+                )
+                continue
+            out.append((axis.name, hit[0]))
+        return out
+
+    def boundary(self, b: A.Boundary, seen: dict[tuple[str, str, str], Span]) -> list[Any]:
+        lhs = self.scalar(self.canon(b.lhs.value, b.lhs), b.lhs)
+        rhs = self.scalar(self.canon(b.rhs.value, b.rhs), b.rhs)
+        found = sorted({call_name(a) for a in lhs.atoms(AppliedUndef)} & set(self.fields))
+        if len(found) != 1:
+            raise DslTypeError(
+                "the left-hand side of a boundary line must involve exactly one field"
+                + (f" (found {', '.join(found)})" if found else ""),
+                b.lhs.span,
+                "write e.g. 'boundary u = 0 at x = 0'",
+                "R312",
+            )
+        f = found[0]
+        out = []
+        for axis, side in self.sides(b):
+            if (f, axis, side) in seen:
+                self.sink.error(
+                    "R318",
+                    f"a second boundary condition for {f} at {axis} ({side} face)",
+                    b.span,
+                    f"the first is at {seen[f, axis, side]}; give each face one condition",
+                )
+                continue
+            seen[f, axis, side] = b.span
+            alpha, beta, data = self.linear_parts(f, axis, lhs - rhs, b)
+            out.append(A.BoundarySpec(f, axis, side, alpha, beta, data, b.span))
+        return out
+
+    def linear_parts(self, f: str, axis: str, ex: Any, b: A.Boundary) -> tuple[Any, Any, Any]:
+        u = self.field_fn(f)
+        p, q = sympy.Dummy("u"), sympy.Dummy("du")
+        ex = ex.xreplace({sympy.Derivative(u, sympy.Symbol(axis)): q}).xreplace({u: p})
+        if ex.atoms(sympy.Derivative):
+            raise DslTypeError(
+                f"a boundary condition on {axis} may only use {f} and "
+                f"diff({f}, {axis}) (found a tangential or higher derivative)",
+                b.span,
+                None,
+                "R312",
+            )
+        if ex.atoms(AppliedUndef):
+            raise DslTypeError(
+                f"the boundary condition for {f} involves another field", b.span, None, "R312"
+            )
+        alpha, beta = sympy.diff(ex, p), sympy.diff(ex, q)
+        if alpha.has(p, q) or beta.has(p, q):
+            raise DslTypeError(
+                f"the boundary condition is not linear in {f} and diff({f}, {axis})",
+                b.span,
+                f"write it as a*{f} + b*diff({f}, {axis}) = g",
+                "R312",
+            )
+        if alpha == 0 and beta == 0:
+            raise DslTypeError(
+                f"the boundary condition does not involve {f} on the face", b.span, None, "R312"
+            )
+        return alpha, beta, -ex.xreplace({p: 0, q: 0})
+
+    def boundaries(self, equations: list[A.FieldEquation]) -> list[A.BoundarySpec]:
+        seen: dict[tuple[str, str, str], Span] = {}
+        out: list[A.BoundarySpec] = []
+        for b in self.pde.boundaries:
+            out.extend(self.attempt(self.boundary, b, seen) or [])
+        needed: set[tuple[str, str]] = set()
+        for eq in equations:
+            for d in eq.rhs.atoms(sympy.Derivative):
+                name = call_name(d.expr)
+                if name in self.fields:
+                    needed |= {(name, str(v)) for v in d.variables}
+        for a in self.axes:
+            for f in self.fields:
+                if a.periodic or (f, a.name) not in needed:
+                    continue
+                for side, at in (("lo", a.lo), ("hi", a.hi)):
+                    if (f, a.name, side) not in seen:
+                        self.sink.error(
+                            "R313",
+                            f"field '{f}' is differentiated along "
+                            f"'{a.name}' but has no boundary condition at "
+                            f"{a.name} = {at:g}",
+                            self.fields[f].span,
+                            f"add 'boundary {f} = ... at {a.name} = {at:g}'",
+                        )
+        return out
+
+    def check(self) -> A.PdeProblem | None:
+        before = len(self.sink.items)
+        self.declare()
+        equations = self.equations()
+        initials = self.initials(equations)
+        boundaries = self.boundaries(equations)
+        solves = check_solves(
+            self.pde.solves, METHOD_OPTIONS, self.env, self.sink, f"pde '{self.pde.name}'"
+        )
+        for s in solves:
+            cells = s.options.get("cells")
+            if isinstance(cells, list) and len(cells) != len(self.axes):
+                self.sink.error(
+                    "R316",
+                    f"cells lists {len(cells)} sizes for {len(self.axes)} axes",
+                    s.option_spans["cells"],
+                    "give one number, or one per axis",
+                )
+        if not self.pde.solves:
+            solves = [A.SolveSpec("fd", {}, self.pde.span)]
+        if len(self.sink.items) > before:
+            return None
+        return A.PdeProblem(
+            self.pde.name,
+            tuple(self.axes),
+            self.time,
+            tuple(self.fields),
+            tuple(self.params.values()),
+            tuple(equations),
+            tuple(boundaries),
+            tuple(initials),
+            tuple(solves),
+            self.pde.span,
+        )
+
+
+def check_pde(pde: A.Pde, env: ModuleEnv, sink: DiagnosticSink) -> A.PdeProblem | None:
+    """The checked form of a pde block, or None if errors were reported to ``sink``."""
+    return PdeChecker(pde, env, sink).check()

@@ -1,0 +1,93 @@
+"""Imports: ``import std.x`` reads stdlib/x.dsl, ``import "f.dsl" as m`` a file beside the importer.
+
+Modules are loaded depth first; a module that is still being loaded when it is imported
+again closes a cycle, which is reported at the import that closes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import ast as A
+from .diagnostics import DiagnosticSink, DslImportError, RitzError
+from .parser import parse_source
+from .resolve import ModuleEnv, build_env
+from .source import SourceFile
+
+STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
+
+
+def stdlib_modules() -> list[str]:
+    """Names of the std modules (``std.nn`` ...)."""
+    return sorted(f"std.{p.stem}" for p in STDLIB_DIR.glob("*.dsl"))
+
+
+def import_path(imp: A.Import, base_dir: Path) -> Path:
+    """The file an import refers to (it may not exist)."""
+    if imp.is_path:
+        return (base_dir / imp.module).resolve()
+    parts = imp.module.split(".")
+    if parts[0] != "std" or len(parts) < 2:
+        raise DslImportError(
+            f"unknown module '{imp.module}': only std modules can be imported by name",
+            imp.span,
+            f"available: {', '.join(stdlib_modules())}; import a file as 'import \"f.dsl\" as m'",
+            "R252",
+        )
+    return STDLIB_DIR.joinpath(*parts[1:]).with_suffix(".dsl").resolve()
+
+
+class Loader:
+    """Loads modules and their imports once each, detecting import cycles."""
+
+    def __init__(self) -> None:
+        self.done: dict[Path, ModuleEnv] = {}
+        self.loading: list[Path] = []
+
+    def env_of(self, module: A.Module, base_dir: Path, path: Path | None = None) -> ModuleEnv:
+        """The environment of ``module``, loading its imports first."""
+        sink = DiagnosticSink()
+        if path is not None:
+            self.loading.append(path)
+        try:
+            imports: list[tuple[A.Import, ModuleEnv]] = []
+            for item in module.items:
+                if isinstance(item, A.Import):
+                    try:
+                        imports.append((item, self._load(item, base_dir)))
+                    except RitzError as exc:
+                        for d in exc.diagnostics:
+                            sink.add(d)
+            env = build_env(module, imports, sink)
+        finally:
+            if path is not None:
+                self.loading.pop()
+        sink.raise_if_any()
+        return env
+
+    def _load(self, imp: A.Import, base_dir: Path) -> ModuleEnv:
+        path = import_path(imp, base_dir)
+        if path in self.loading:
+            cycle = [*self.loading[self.loading.index(path) :], path]
+            names = " -> ".join(p.name for p in cycle)
+            raise DslImportError(
+                f"import cycle: {names}",
+                imp.span,
+                "move the shared definitions into a third file that both import",
+                "R251",
+            )
+        if path in self.done:
+            return self.done[path]
+        if not path.is_file():
+            hint = (
+                f"available std modules: {', '.join(stdlib_modules())}"
+                if not imp.is_path
+                else f"the path is relative to the importing file's folder ({base_dir})"
+            )
+            raise DslImportError(
+                f"cannot find module '{imp.module}' ({path})", imp.span, hint, "R250"
+            )
+        source = SourceFile(str(path), path.read_text())
+        env = self.env_of(parse_source(source), path.parent, path)
+        self.done[path] = env
+        return env

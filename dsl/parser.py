@@ -1,0 +1,232 @@
+"""Text -> raw AST. Builds the Lark parser once and turns Lark's errors into our diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+from lark.lexer import PatternStr
+
+from .ast import Module
+from .build import ASTBuilder
+from .diagnostics import Diagnostic, DslSyntaxError, RitzError
+from .lexing import BracketMismatch, StatementLexer
+from .source import SourceFile, Span, point_span
+from .syntax_errors import SYNTAX_ERRORS, TERMINAL_WORDS, SyntaxErrorEntry
+
+GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
+
+_PARSER: Lark | None = None
+_POSTLEX: StatementLexer | None = None
+
+
+def build_parser(strict: bool = False, cache: bool = True) -> tuple[Lark, StatementLexer]:
+    """A fresh Lark parser for the grammar (``strict`` makes grammar conflicts fail)."""
+    postlex = StatementLexer()
+    lark = Lark(
+        GRAMMAR_PATH.read_text(),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=postlex,
+        cache=cache and not strict,
+        strict=strict,
+    )
+    return lark, postlex
+
+
+def _parser() -> tuple[Lark, StatementLexer]:
+    global _PARSER, _POSTLEX
+    if _PARSER is None or _POSTLEX is None:
+        _PARSER, _POSTLEX = build_parser()
+    return _PARSER, _POSTLEX
+
+
+def parse_source(source: SourceFile) -> Module:
+    """Parse one source file into the raw AST; raises DslSyntaxError on malformed input."""
+    lark, postlex = _parser()
+    try:
+        tree = lark.parse(source.text)
+    except BracketMismatch as exc:
+        raise _bracket_error(source, exc.token, exc.opener) from None
+    except UnexpectedInput as exc:
+        opened = list(postlex.open_brackets)
+        raise _syntax_error(source, exc, opened) from None
+    try:
+        return ASTBuilder(source).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, RitzError):
+            raise exc.orig_exc from None
+        raise
+
+
+# ---- diagnostics -------------------------------------------------------------------------
+
+
+def _tok_span(source: SourceFile, tok: Token) -> Span:
+    if tok.line is None or tok.column is None:
+        return _end_span(source)
+    if tok.type == "_NL":
+        return point_span(source, tok.line, tok.column)
+    width = max(1, (tok.end_column or tok.column + len(tok)) - tok.column)
+    if tok.end_line is not None and tok.end_line != tok.line:
+        width = 1
+    return point_span(source, tok.line, tok.column, width)
+
+
+def _end_span(source: SourceFile) -> Span:
+    lines = source.text.splitlines() or [""]
+    line = len(lines)
+    while line > 1 and not lines[line - 1].strip():
+        line -= 1
+    return point_span(source, line, len(lines[line - 1]) + 1)
+
+
+def _bracket_error(source: SourceFile, tok: Token, opener: Token | None) -> DslSyntaxError:
+    if opener is None:
+        return DslSyntaxError(
+            f"unmatched '{tok}': no bracket is open here",
+            _tok_span(source, tok),
+            "remove it, or add the matching opening bracket before it",
+            "R103",
+        )
+    closer = ")" if opener == "(" else "]"
+    note = (f"found '{tok}' here", _tok_span(source, tok))
+    diag = Diagnostic(
+        "R102",
+        f"unclosed '{opener}': expected '{closer}' before '{tok}'",
+        _tok_span(source, opener),
+        f"add '{closer}' to close the '{opener}' opened here",
+        (note,),
+    )
+    return DslSyntaxError(diagnostics=[diag])
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_NL":
+        return "end of line"
+    if tok.type == "NAME":
+        return f"name '{tok}'"
+    if tok.type == "NUMBER":
+        return f"number {tok}"
+    return f"'{tok}'"
+
+
+def _expected_words(lark: Lark, names: set[str]) -> str:
+    words: set[str] = set()
+    if {"NAME", "NUMBER", "LPAR"} <= names:
+        words.add("an expression")
+        names = names - {"NAME", "NUMBER", "LPAR", "MINUS", "PLUS", "NOT"}
+    for name in names:
+        if name in TERMINAL_WORDS:
+            words.add(TERMINAL_WORDS[name])
+            continue
+        try:
+            pattern = lark.get_terminal(name).pattern
+        except KeyError:
+            continue
+        if isinstance(pattern, PatternStr):
+            words.add(f"'{pattern.value}'")
+    listed = sorted(words)
+    if not listed:
+        return ""
+    if len(listed) > 8:
+        listed = [*listed[:8], "..."]
+    return "; expected " + (listed[0] if len(listed) == 1 else "one of " + ", ".join(listed))
+
+
+_EXAMPLE_KEYS: dict[tuple[Any, frozenset[str]], SyntaxErrorEntry] | None = None
+
+
+def _error_key(exc: UnexpectedInput) -> tuple[Any, frozenset[str]] | None:
+    """The LR state an error left the parser in, and the tokens it would have accepted.
+
+    Like Lark's ``match_examples``, but compares the automaton state only, not the depth of
+    the parser stack (which differs between the first and later statements of a block).
+    """
+    state = getattr(exc, "state", None)
+    if state is None:
+        return None
+    accepts = getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ()
+    return getattr(state, "position", state), frozenset(accepts)
+
+
+def example_keys() -> dict[tuple[Any, frozenset[str]], SyntaxErrorEntry]:
+    """The error key of every malformed snippet in the table (the first entry wins)."""
+    global _EXAMPLE_KEYS
+    if _EXAMPLE_KEYS is None:
+        lark, _ = _parser()
+        keys: dict[tuple[Any, frozenset[str]], SyntaxErrorEntry] = {}
+        for entry in SYNTAX_ERRORS:
+            for snippet in entry.examples:
+                try:
+                    lark.parse(snippet)
+                except UnexpectedInput as exc:
+                    key = _error_key(exc)
+                    if key is not None:
+                        keys.setdefault(key, entry)
+                except BracketMismatch:
+                    pass
+        _EXAMPLE_KEYS = keys
+    return _EXAMPLE_KEYS
+
+
+def _match(lark: Lark, exc: UnexpectedInput) -> SyntaxErrorEntry | None:
+    key = _error_key(exc)
+    return example_keys().get(key) if key is not None else None
+
+
+def _syntax_error(source: SourceFile, exc: UnexpectedInput, opened: list[Token]) -> DslSyntaxError:
+    lark, _ = _parser()
+    if isinstance(exc, UnexpectedCharacters):
+        line, col = exc.line, exc.column
+        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+        return DslSyntaxError(
+            f"unexpected character '{char}'",
+            point_span(source, line, col),
+            "names use letters, digits and '_'; comments start with '#'",
+            "R101",
+        )
+    tok: Token
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        expected = set(exc.accepts or exc.expected)
+    elif isinstance(exc, UnexpectedEOF):
+        tok = Token("$END", "")
+        expected = set(exc.expected)
+    else:  # pragma: no cover - Lark has no other kinds for LALR
+        return DslSyntaxError(str(exc), None, None, "R100")
+    at_end = tok.type == "$END" or tok.line is None
+    if opened and (at_end or tok.line > opened[-1].line):
+        return _bracket_error(
+            source, tok if not at_end else Token("$END", "end of file"), opened[-1]
+        )
+    span = _end_span(source) if at_end else _tok_span(source, tok)
+    entry = _match(lark, exc)
+    found = _describe(tok)
+    if entry is not None:
+        return DslSyntaxError(f"{entry.message} (found {found})", span, entry.hint, entry.code)
+    if at_end and "RBRACE" in expected:
+        return DslSyntaxError(
+            "unexpected end of file: a block is not closed",
+            span,
+            "add the missing '}'",
+            "R104",
+        )
+    return DslSyntaxError(
+        f"unexpected {found}{_expected_words(lark, expected)}",
+        span,
+        None,
+        "R100",
+    )

@@ -1,0 +1,253 @@
+"""Module scope: const folding, fn bodies with their names bound, and the names a block can see.
+
+Imported names are visible as ``alias.name``. Each fn gets a global key (its file and name);
+inside resolved fn bodies calls to other fns use those keys, so a body means the same thing
+wherever it is inlined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+from . import ast as A
+from .build import CONSTANTS, ELEMENTARY
+from .diagnostics import DiagnosticSink, DslTypeError, did_you_mean
+from .source import Span
+
+# Calls that block checkers give a meaning to; a fn body may use them freely.
+OPERATORS = frozenset(
+    {"diff", "lap", "grad", "div", "dt", "sum", "mean", "dense", "bias", "index", "matmul"}
+)
+RESERVED = frozenset(CONSTANTS) | frozenset(ELEMENTARY) | OPERATORS
+
+
+@dataclass(frozen=True)
+class FnInfo:
+    key: str
+    name: str
+    params: tuple[str, ...]
+    body: sympy.Basic
+    span: Span = field(compare=False)
+
+
+@dataclass
+class ModuleEnv:
+    """What one file defines (``local_*``) and what its blocks can see (local + imported)."""
+
+    name: str
+    consts: dict[str, sympy.Basic] = field(default_factory=dict)
+    fns: dict[str, str] = field(default_factory=dict)  # visible name -> global key
+    fn_table: dict[str, FnInfo] = field(default_factory=dict)  # global key -> fn
+    networks: dict[str, A.Network] = field(default_factory=dict)
+    blocks: dict[str, A.Block] = field(default_factory=dict)
+    local_consts: dict[str, sympy.Basic] = field(default_factory=dict)
+    local_fns: dict[str, str] = field(default_factory=dict)
+    local_networks: dict[str, A.Network] = field(default_factory=dict)
+
+
+def import_alias(imp: A.Import) -> str:
+    """The name an import is visible under: its alias, else the last dotted component."""
+    return imp.alias or imp.module.rsplit(".", 1)[-1]
+
+
+def ref_span(expr: A.Expression, name: str) -> Span:
+    """The span of the first mention of ``name`` in ``expr`` (else the whole expression)."""
+    for ref in expr.refs:
+        if ref.name == name:
+            return ref.span
+    return expr.span
+
+
+def call_name(e: sympy.Basic) -> str | None:
+    """The name of an applied undefined function (a call the checker interprets), else None."""
+    return e.func.__name__ if isinstance(e, AppliedUndef) else None
+
+
+def rebuild(e: sympy.Basic, leaf: Callable[[sympy.Basic], sympy.Basic | None]) -> sympy.Basic:
+    """Rebuild ``e`` bottom-up; ``leaf`` may replace any node (returning None keeps it)."""
+    new = leaf(e)
+    if new is not None:
+        return new
+    if not e.args:
+        return e
+    return e.func(*(rebuild(a, leaf) for a in e.args))
+
+
+def fold_number(
+    expr: A.Expression, consts: dict[str, sympy.Basic], sink: DiagnosticSink, what: str
+) -> sympy.Basic | None:
+    """Evaluate a constant expression to a SymPy number, or report why it is not constant."""
+    value = expr.value.xreplace({sympy.Symbol(k): v for k, v in consts.items()})
+    for s in sorted(value.free_symbols, key=str):
+        sink.error(
+            "R317",
+            f"{what} must be a constant expression, but '{s}' is not a known constant",
+            ref_span(expr, str(s)),
+            did_you_mean(str(s), consts) or "use numbers, consts, pi, e and elementary functions",
+        )
+        return None
+    calls = value.atoms(AppliedUndef)
+    if calls:
+        name = call_name(next(iter(calls)))
+        sink.error(
+            "R317",
+            f"{what} must be a constant expression; '{name}(...)' is not allowed here",
+            ref_span(expr, name or ""),
+        )
+        return None
+    if value.is_Integer or isinstance(value, sympy.logic.boolalg.BooleanAtom):
+        return value
+    try:
+        return sympy.Float(value.evalf())
+    except (TypeError, ValueError):
+        sink.error("R317", f"{what} does not evaluate to a number", expr.span)
+        return None
+
+
+def _rename_calls(env: ModuleEnv, e: sympy.Basic, resolving: set[str]) -> sympy.Basic:
+    def leaf(node: sympy.Basic) -> sympy.Basic | None:
+        name = call_name(node)
+        if name is not None and name in env.fns:
+            args = [_rename_calls(env, a, resolving) for a in node.args]
+            return sympy.Function(env.fns[name])(*args)
+        return None
+
+    return rebuild(e, leaf)
+
+
+def build_env(
+    module: A.Module, imports: list[tuple[A.Import, ModuleEnv]], sink: DiagnosticSink
+) -> ModuleEnv:
+    """Bind a module's top-level names: imports, consts (folded), fns (resolved), blocks."""
+    env = ModuleEnv(module.source.name)
+    top: dict[str, Span] = {}
+
+    def declare(name: str, span: Span, kind: str) -> bool:
+        if name in RESERVED:
+            sink.error(
+                "R204",
+                f"{kind} '{name}' shadows the built-in '{name}'",
+                span,
+                "choose another name",
+            )
+            return False
+        if name in top:
+            sink.error(
+                "R203",
+                f"duplicate top-level name '{name}'",
+                span,
+                f"'{name}' is already defined at {top[name]}",
+            )
+            return False
+        top[name] = span
+        return True
+
+    imported: dict[str, str] = {}
+    for imp, sub in imports:
+        alias = import_alias(imp)
+        if imported.get(alias) == sub.name:
+            continue  # the same module under the same alias twice is harmless
+        imported[alias] = sub.name
+        if not declare(alias, imp.span, "import alias"):
+            continue
+        env.fn_table.update(sub.fn_table)
+        env.consts.update({f"{alias}.{k}": v for k, v in sub.local_consts.items()})
+        env.fns.update({f"{alias}.{k}": v for k, v in sub.local_fns.items()})
+        env.networks.update({f"{alias}.{k}": v for k, v in sub.local_networks.items()})
+
+    fn_defs: dict[str, A.FnDef] = {}
+    for item in module.items:
+        if isinstance(item, A.ConstDef):
+            if not declare(item.name, item.span, "const"):
+                continue
+            value = fold_number(item.value, env.consts, sink, f"const '{item.name}'")
+            if value is not None:
+                env.consts[item.name] = env.local_consts[item.name] = value
+        elif isinstance(item, A.FnDef):
+            if declare(item.name, item.span, "fn"):
+                fn_defs[item.name] = item
+                key = f"@{module.source.name}:{item.name}"
+                env.fns[item.name] = env.local_fns[item.name] = key
+        elif isinstance(item, A.Pde | A.Network | A.Train | A.Bilevel) and declare(
+            item.name, item.span, type(item).__name__.lower()
+        ):
+            env.blocks[item.name] = item
+            if isinstance(item, A.Network):
+                env.networks[item.name] = env.local_networks[item.name] = item
+
+    for name in fn_defs:
+        _resolve_fn(env, fn_defs, name, [], sink)
+    return env
+
+
+def _resolve_fn(
+    env: ModuleEnv, defs: dict[str, A.FnDef], name: str, chain: list[str], sink: DiagnosticSink
+) -> None:
+    key = env.fns[name]
+    if key in env.fn_table:
+        return
+    fn = defs[name]
+    if name in chain:
+        cycle = " -> ".join([*chain[chain.index(name) :], name])
+        sink.error(
+            "R205",
+            f"recursive fn: {cycle}",
+            fn.span,
+            "fns are inlined, so they cannot call themselves",
+        )
+        env.fn_table[key] = FnInfo(key, name, fn.params, sympy.Integer(0), fn.span)
+        return
+    for p in fn.params:
+        if p in RESERVED:
+            sink.error(
+                "R204", f"parameter '{p}' of fn '{name}' shadows the built-in '{p}'", fn.span
+            )
+    if len(set(fn.params)) != len(fn.params):
+        sink.error("R203", f"fn '{name}' has a repeated parameter name", fn.span)
+    body = fn.body.value
+    for node in sympy.preorder_traversal(body):
+        callee = call_name(node)
+        if callee in defs and env.fns[callee] not in env.fn_table:
+            _resolve_fn(env, defs, callee, [*chain, name], sink)
+        elif (
+            callee is not None
+            and callee not in env.fns
+            and callee not in OPERATORS
+            and callee not in env.networks
+        ):
+            sink.error(
+                "R202",
+                f"unknown function '{callee}' in fn '{name}'",
+                ref_span(fn.body, callee),
+                did_you_mean(callee, [*env.fns, *ELEMENTARY, *OPERATORS]),
+            )
+    consts = {sympy.Symbol(k): v for k, v in env.consts.items() if k not in fn.params}
+    body = body.xreplace(consts)
+    for s in sorted(body.free_symbols, key=str):
+        if s.name not in fn.params:
+            sink.error(
+                "R201",
+                f"unknown name '{s}' in fn '{name}'",
+                ref_span(fn.body, s.name),
+                did_you_mean(s.name, [*fn.params, *env.consts])
+                or f"a fn body may use its parameters {list(fn.params)} and consts",
+            )
+    if key not in env.fn_table:
+        env.fn_table[key] = FnInfo(key, name, fn.params, _rename_calls(env, body, set()), fn.span)
+
+
+def inline_fn(env: ModuleEnv, key: str, args: list[sympy.Basic], span: Span) -> sympy.Basic:
+    """The body of fn ``key`` with its parameters replaced by ``args`` (raw expressions)."""
+    fn = env.fn_table[key]
+    if len(args) != len(fn.params):
+        raise DslTypeError(
+            f"fn '{fn.name}' takes {len(fn.params)} argument(s), got {len(args)}",
+            span,
+            f"it is defined at {fn.span} as {fn.name}({', '.join(fn.params)})",
+            "R301",
+        )
+    return fn.body.xreplace({sympy.Symbol(p): a for p, a in zip(fn.params, args, strict=True)})

@@ -1,0 +1,12 @@
+# 1-D heat equation with homogeneous Dirichlet walls.
+# Exact solution: u = exp(-nu pi^2 t) sin(pi x).
+pde heat1d {
+    space x in [0, 1]
+    time  t in [0, 0.1]
+    field u
+    param nu = 0.05
+    dt(u) = nu * diff(u, x, 2)
+    boundary u = 0 at x = 0, x = 1
+    initial  u = sin(pi * x)
+    solve fd(cells = 200, scheme = rk4, dt = 2e-5)
+}

@@ -1,0 +1,287 @@
+"""Python embedding: ``ritz.load(path)`` -> a module of problems you can solve and inspect."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dsl.ast import CheckedModule, PdeProblem, SolveSpec
+from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
+from .backends import get_backend
+from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
+from .results import Solution
+
+DEFAULT_CELLS = 64
+RUN_OPTIONS = ("cells", "dt", "every", "order", "scheme", "dtype", "tol", "maxiter", "method")
+
+
+def load(path: str | Path, backend: str = "numba", cache_dir: str | Path | None = None):
+    """Parse, check and prepare every problem of the .dsl file at ``path``."""
+    from ..dsl import load_file
+
+    checked = load_file(Path(path))
+    return CompiledModule(checked, backend, cache_dir)
+
+
+def compile_text(
+    text: str, backend: str = "numba", name: str = "<string>", cache_dir: str | Path | None = None
+):
+    """Like ``load`` for program text."""
+    from ..dsl import load_text
+
+    checked = load_text(text, name)
+    return CompiledModule(checked, backend, cache_dir)
+
+
+class CompiledModule:
+    """The problems of one program, by name: ``mod.heat1d`` or ``mod["heat1d"]``."""
+
+    def __init__(self, checked: CheckedModule, backend: str, cache_dir: str | Path | None) -> None:
+        self.checked = checked
+        self.backend = backend
+        self.cache_dir = cache_dir
+        self._problems: dict[str, Any] = {}
+        for name, block in checked.problems.items():
+            if isinstance(block, PdeProblem):
+                self._problems[name] = PdeHandle(block, backend, cache_dir)
+            else:
+                self._problems[name] = UncompiledBlock(block)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._problems)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._problems[name]
+        except KeyError:
+            raise RuntimeInputError(
+                f"no problem named '{name}'",
+                hint=did_you_mean(name, self._problems) or f"problems: {', '.join(self._problems)}",
+                code="R501",
+            ) from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._problems]
+
+
+class UncompiledBlock:
+    """A network, train or bilevel block: checked, but not compiled by this version."""
+
+    def __init__(self, block: Any) -> None:
+        self.block = block
+
+    def _fail(self, *_: Any, **__: Any) -> Any:
+        kind = type(self.block).__name__.lower()
+        raise UnsupportedError(
+            f"{kind} blocks are parsed and checked, but this version of ritz cannot compile "
+            f"them yet ('{self.block.name}')",
+            self.block.span,
+            "only pde blocks solved with fd run in this version",
+            code="R410",
+        )
+
+    solve = train = init = loss_and_grad = hypergrad = __call__ = _fail
+
+
+class PdeHandle:
+    """One PDE problem: ``solve``, ``prepare`` (for stepping by hand), ``kernels``, ``source``."""
+
+    def __init__(self, problem: PdeProblem, backend: str, cache_dir: str | Path | None) -> None:
+        self.problem = problem
+        self.name = problem.name
+        self.backend_name = backend
+        self.cache_dir = cache_dir
+        self._modules: dict[tuple, Any] = {}
+        self._artifacts: dict[tuple, Any] = {}
+
+    # -- options -------------------------------------------------------------------------------
+    def _solve_line(self, method: str | None) -> SolveSpec | None:
+        if not self.problem.solves:
+            return None
+        if method is None:
+            return self.problem.solves[0]
+        for s in self.problem.solves:
+            if s.method == method:
+                return s
+        raise RuntimeInputError(
+            f"problem '{self.name}' has no solve line with method '{method}'",
+            hint=f"methods: {', '.join(s.method for s in self.problem.solves)}",
+            code="R502",
+        )
+
+    def _split(self, kwargs: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+        params = {p.name: p.default for p in self.problem.params}
+        options: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key in params:
+                params[key] = float(value)
+            elif key in RUN_OPTIONS:
+                options[key] = value
+            else:
+                raise RuntimeInputError(
+                    f"'{key}' is neither a parameter of '{self.name}' nor a solve option",
+                    hint=did_you_mean(key, [*params, *RUN_OPTIONS])
+                    or f"parameters: {', '.join(params) or 'none'}; options: "
+                    f"{', '.join(RUN_OPTIONS)}",
+                    code="R503",
+                )
+        return params, options
+
+    def _method_options(self, options: dict[str, Any]) -> tuple[SolveSpec | None, dict[str, Any]]:
+        solve = self._solve_line(options.pop("method", None))
+        if solve is not None and solve.method != "fd":
+            raise UnsupportedError(
+                f"method '{solve.method}' cannot be compiled by this version of ritz",
+                solve.span,
+                "use the fd method (a `solve fd(...)` line) for now",
+                code="R411",
+            )
+        merged = dict(solve.options) if solve else {}
+        merged.update(options)
+        return solve, merged
+
+    def _grid(self, merged: dict[str, Any]) -> GridSpec:
+        cells = merged.get("cells", DEFAULT_CELLS)
+        ndim = len(self.problem.axes)
+        if isinstance(cells, int | np.integer):
+            cells = [int(cells)] * ndim
+        cells = [int(c) for c in cells]
+        if len(cells) != ndim or any(c < 2 for c in cells):
+            raise RuntimeInputError(
+                f"cells must be one integer >= 2 or a list of {ndim} of them; got {cells}",
+                code="R504",
+            )
+        return GridSpec(tuple(cells), tuple((a.lo, a.hi) for a in self.problem.axes))
+
+    # -- compilation ---------------------------------------------------------------------------
+    def artifact(self, **kwargs: Any):
+        """The compiled artifact (generated source and kernel plan) for these options."""
+        from ..compiler.driver import fd_options
+
+        _, options = self._split(kwargs)
+        solve, merged = self._method_options(options)
+        fd = fd_options(solve, merged)
+        return self._compile(fd)[0]
+
+    def _compile(self, fd) -> tuple[Any, Any]:
+        from ..compiler.driver import compile_pde, compiler_fingerprint
+        from .cache import cache_path, write_atomic
+
+        key_text = "\n".join(
+            [compiler_fingerprint(), self.backend_name, repr(self.problem), repr(fd)]
+        )
+        key = hashlib.sha256(key_text.encode()).hexdigest()
+        if key in self._modules:
+            return self._artifacts.get(key), self._modules[key]
+        backend = get_backend(self.backend_name)
+        path = cache_path(self.cache_dir, self.backend_name, self.name, key, ".py")
+        artifact = None
+        if not path.exists():
+            artifact = compile_pde(self.problem, fd, self.backend_name, key)
+            write_atomic(path, artifact.source)
+        module = backend.load_module(path, f"ritz_gen_{self.name}_{key[:20]}")
+        self._modules[key] = module
+        self._artifacts[key] = artifact
+        return artifact, module
+
+    def module(self, **kwargs: Any) -> Any:
+        from ..compiler.driver import fd_options
+
+        _, options = self._split(kwargs)
+        solve, merged = self._method_options(options)
+        return self._compile(fd_options(solve, merged))[1]
+
+    @property
+    def kernels(self) -> dict[str, Any]:
+        """The compiled kernels of the default solve line, as plain callables by name."""
+        module = self.module()
+        names = [*module.KERNELS, "step", "advance"] if hasattr(module, "KERNELS") else []
+        return {n: getattr(module, n) for n in names}
+
+    def source(self, **kwargs: Any) -> str:
+        """The generated source for these options."""
+        return Path(self.module(**kwargs).__file__).read_text()
+
+    # -- running -------------------------------------------------------------------------------
+    def prepare(self, **kwargs: Any) -> Simulation:
+        """Compile, allocate and initialise: a Simulation to ``advance(nsteps)`` by hand."""
+        from ..compiler.driver import fd_options
+
+        params, options = self._split(kwargs)
+        solve, merged = self._method_options(options)
+        module = self._compile(fd_options(solve, merged))[1]
+        grid = self._grid(merged)
+        dt = self._dt(merged, solve)
+        t0 = self.problem.time.t0 if self.problem.time else 0.0
+        return Simulation(module, grid, params, t0, dt, get_backend(self.backend_name))
+
+    def _dt(self, merged: dict[str, Any], solve: SolveSpec | None) -> float:
+        dt = merged.get("dt")
+        if dt is None or dt == "auto":
+            raise UnsupportedError(
+                f"problem '{self.name}' needs a time step: automatic time steps are not "
+                "available yet",
+                solve.span if solve else self.problem.span,
+                "give `dt = <number>` in the solve line or as solve(dt=...)",
+                code="R412",
+            )
+        try:
+            value = float(dt)
+        except (TypeError, ValueError):
+            raise RuntimeInputError(f"dt must be a number, got {dt!r}", code="R505") from None
+        if not value > 0:
+            raise RuntimeInputError(f"dt must be positive, got {value}", code="R505")
+        return value
+
+    def solve(self, progress: bool = False, **kwargs: Any) -> Solution:
+        """Solve with parameters and method options given as keywords (see LANGUAGE.md §7)."""
+        sim = self.prepare(**kwargs)
+        _, options = self._split(kwargs)
+        _, merged = self._method_options(options)
+        assert self.problem.time is not None  # steady problems are refused by the compiler
+        t0, t1 = self.problem.time.t0, self.problem.time.t1
+        every = merged.get("every")
+        times = output_times(t0, t1, float(every) if every is not None else None)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=count_steps(times, sim.dt),
+                unit="step",
+                desc=self.name,
+                leave=False,
+                dynamic_ncols=True,
+            )
+        try:
+            t, snaps, steps = run(sim, times, self.problem.fields, bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        coords = {a.name: sim.grid.centres(i) for i, a in enumerate(self.problem.axes)}
+        periodic = {a.name: a.periodic for a in self.problem.axes}
+        info = {
+            "steps": steps,
+            "dt": sim.dt,
+            "cells": sim.grid.cells,
+            "params": dict(sim.params),
+            "backend": self.backend_name,
+        }
+        return Solution(self.name, t, coords, snaps, periodic, info)
+
+    def vjp(self, *_: Any, **__: Any) -> Any:
+        raise UnsupportedError(
+            "adjoints of PDE solves are not available in this version",
+            self.problem.span,
+            "differentiate by finite differences of solve() for now",
+            code="R413",
+        )

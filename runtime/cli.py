@@ -1,0 +1,267 @@
+"""The command line: ``ritz check|run|show|build``. The only place that prints diagnostics and
+exits; every RitzError becomes ``FILE:LINE:COL: message``, the source line and a caret."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..dsl.diagnostics import RitzError, RuntimeInputError
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: a number, a list of numbers (``[128, 64]`` or ``128,64``) or a name.
+    Parsed by hand, never evaluated."""
+    text = text.strip()
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if "," in inner:
+        return [parse_value(part) for part in inner.split(",")]
+    if _NUMBER.match(text):
+        return int(text) if re.match(r"^[+-]?\d+$", text) else float(text)
+    if _NAME.match(text):
+        return text
+    raise RuntimeInputError(
+        f"cannot read the value '{text}'",
+        hint="use a number, a list such as [128, 64], or a name such as rk4",
+        code="R520",
+    )
+
+
+def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not _NAME.match(key.strip()):
+            raise RuntimeInputError(
+                f"--set expects NAME=VALUE, got '{item}'",
+                hint="for example --set nu=0.1",
+                code="R521",
+            )
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn RitzError into a rendered diagnostic on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RitzError as err:
+            click.echo(err.render(), err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _pick(mod: Any, problem: str | None) -> Any:
+    if problem is not None:
+        return mod[problem]
+    from ..runtime.api import PdeHandle
+
+    pdes = [n for n in mod.names if isinstance(mod[n], PdeHandle)]
+    if not pdes:
+        raise RuntimeInputError("the program has no pde block to run", code="R522")
+    return mod[pdes[0]]
+
+
+def _load(file: str, backend: str) -> Any:
+    from ..runtime.api import load
+
+    return load(file, backend=backend)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ritz")
+def main() -> None:
+    """ritz: compile and run numerical problems written in the ritz language."""
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@reports_errors
+def check(file: str) -> None:
+    """Parse and check FILE; report every error found."""
+    from ..dsl import load_file
+
+    checked = load_file(Path(file))
+    names = ", ".join(checked.problems) or "no blocks"
+    click.echo(f"{file}: ok ({names})")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--problem", "-p", help="Block to run (default: the first pde block).")
+@click.option("--method", "-m", help="Solve line to use, by method name.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a parameter or solve option (repeatable).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the solution to an .npz file.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the solution.")
+@click.option("--backend", type=click.Choice(["numba", "cupy"]), default="numba")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@reports_errors
+def run(
+    file: str,
+    problem: str | None,
+    method: str | None,
+    sets: tuple[str, ...],
+    out: str | None,
+    plot: str | None,
+    backend: str,
+    progress: bool,
+) -> None:
+    """Solve a problem of FILE and report, save or plot the result."""
+    overrides = parse_sets(sets)
+    if method:
+        overrides["method"] = method
+    handle = _pick(_load(file, backend), problem)
+    sol = handle.solve(progress=progress, **overrides)
+    info = sol.info
+    click.echo(
+        f"{handle.name}: {info['steps']} steps of dt = {info['dt']:.4g} on "
+        f"{'x'.join(str(c) for c in info['cells'])} cells, t = {sol.t[-1]:.4g}"
+    )
+    for name in sol.fields:
+        final = sol[name][-1]
+        click.echo(f"  {name}: min {final.min():.6g}  max {final.max():.6g}")
+    if out:
+        saved = _atomic(out, sol.save)
+        click.echo(f"wrote {saved}")
+    if plot:
+        from .plot import plot_solution
+
+        click.echo(f"wrote {plot_solution(sol, plot)}")
+
+
+def _atomic(path: str, writer: Callable[[Path], Path]) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=target.suffix or ".npz")
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--problem", "-p")
+@click.option("--ir", "what", flag_value="ir", help="The IR (after --after PASS, default last).")
+@click.option("--code", "what", flag_value="code", default=True, help="The generated source.")
+@click.option("--plan", "what", flag_value="plan", help="The kernel plan.")
+@click.option("--after", "after", default=None, help="Pass after which to show the IR.")
+@click.option("--backend", type=click.Choice(["numba", "cupy"]), default="numba")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
+@reports_errors
+def show(
+    file: str,
+    problem: str | None,
+    what: str,
+    after: str | None,
+    backend: str,
+    sets: tuple[str, ...],
+) -> None:
+    """Show the IR or generated code of a problem of FILE."""
+    from ..compiler.driver import compile_pde, fd_options
+    from ..compiler.passes.pipelines import PASS_NAMES
+    from ..dsl import load_file
+
+    checked = load_file(Path(file))
+    handle = _pick(_handle_module(checked, backend), problem)
+    overrides = parse_sets(sets)
+    _, options = handle._split(overrides)
+    solve, merged = handle._method_options(options)
+    fd = fd_options(solve, merged)
+    if what == "ir":
+        stage = after or "flatten"
+        if stage not in PASS_NAMES or stage == "fuse":
+            raise RuntimeInputError(
+                f"no IR after '{stage}'",
+                hint=f"passes: {', '.join(p for p in PASS_NAMES if p != 'fuse')}",
+                code="R523",
+            )
+        art = compile_pde(handle.problem, fd, backend, dump_after=(stage,))
+        click.echo(art.dumps[stage], nl=False)
+    elif what == "plan":
+        art = compile_pde(handle.problem, fd, backend)
+        from ..compiler.kernels import describe
+
+        click.echo(describe(art.group))
+    else:
+        art = compile_pde(handle.problem, fd, backend)
+        click.echo(art.source, nl=False)
+
+
+def _handle_module(checked: Any, backend: str) -> Any:
+    from ..runtime.api import CompiledModule
+
+    return CompiledModule(checked, backend, None)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False))
+@click.option("--backend", type=click.Choice(["numba", "cupy"]), default="numba")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
+@reports_errors
+def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
+    """Write the kernels of every pde block of FILE as standalone modules into a directory."""
+    from ..compiler.driver import compile_pde, fd_options
+    from ..dsl import load_file
+    from ..dsl.ast import PdeProblem
+
+    checked = load_file(Path(file))
+    overrides = parse_sets(sets)
+    mod = _handle_module(checked, backend)
+    outputs: dict[str, str] = {}
+    for name, block in checked.problems.items():
+        if not isinstance(block, PdeProblem):
+            continue
+        handle = mod[name]
+        _, options = handle._split(overrides)
+        solve, merged = handle._method_options(options)
+        art = compile_pde(block, fd_options(solve, merged), backend)
+        outputs.update(art.files if hasattr(art, "files") else {f"{name}.py": art.source})
+    if not outputs:
+        raise RuntimeInputError("the program has no pde block to build", code="R524")
+    target = Path(outdir)
+    staging = Path(
+        tempfile.mkdtemp(
+            prefix=".ritz_build_", dir=target.parent if target.parent.exists() else None
+        )
+    )
+    try:
+        for fname, text in outputs.items():
+            (staging / fname).write_text(text)
+        target.mkdir(parents=True, exist_ok=True)
+        for fname in outputs:
+            os.replace(staging / fname, target / fname)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for fname in outputs:
+        click.echo(f"wrote {target / fname}")

@@ -1,0 +1,152 @@
+"""Time stepping: drives a compiled module's ``advance`` between output times.
+
+The time loop itself is compiled (``advance`` runs many steps per call); this driver only splits
+the run into output intervals and progress chunks, so Python is entered once per chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    cells: tuple[int, ...]
+    bounds: tuple[tuple[float, float], ...]
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        return tuple((hi - lo) / n for (lo, hi), n in zip(self.bounds, self.cells, strict=True))
+
+    def centres(self, axis: int) -> np.ndarray:
+        (lo, _), h, n = self.bounds[axis], self.spacing[axis], self.cells[axis]
+        return lo + (np.arange(n) + 0.5) * h
+
+
+class Simulation:
+    """Buffers of one problem on one grid, its scalars, and the compiled step loop.
+
+    ``backend`` is an adapter with ``zeros(shape, dtype)``, ``to_host(array)`` and
+    ``synchronize()``; the module is the generated one (Numba) or its CuPy equivalent.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        grid: GridSpec,
+        params: dict[str, float],
+        t0: float,
+        dt: float,
+        backend: Any,
+    ) -> None:
+        plan = module.PLAN
+        self.module = module
+        self.plan = plan
+        self.grid = grid
+        self.params = dict(params)
+        self.t = float(t0)
+        self.dt = float(dt)
+        self.backend = backend
+        halo = plan["halo"]
+        shape = tuple(n + 2 * halo for n in grid.cells)
+        self.buffers = [backend.zeros(shape, plan["dtype"]) for _ in plan["buffers"]]
+        self.steps_taken = 0
+        fields = [self.buffers[plan["buffers"].index(f)] for f in plan["fields"]]
+        module.initial(*fields, *self.scalars(self.t, self.dt))
+
+    def scalars(self, t: float, dt: float) -> tuple[Any, ...]:
+        values: dict[str, float] = {f"p_{k}": float(v) for k, v in self.params.items()}
+        values.update(t=t, dt=dt)
+        for a, ((lo, _), h) in enumerate(zip(self.grid.bounds, self.grid.spacing, strict=True)):
+            values[f"lo{a}"] = float(lo)
+            values[f"h{a}"] = float(h)
+        cast = np.float32 if self.plan["dtype"] == "float32" else float
+        return tuple(cast(values[s]) for s in self.plan["scalars"])
+
+    def advance(self, nsteps: int, dt: float | None = None) -> None:
+        """Run ``nsteps`` compiled steps of size ``dt`` (default: the simulation's)."""
+        if nsteps <= 0:
+            return
+        dt = self.dt if dt is None else float(dt)
+        scalars = list(self.scalars(self.t, dt))
+        result = self.module.advance(*self.buffers, *scalars, nsteps)
+        self.buffers = list(result)
+        self.t += nsteps * dt
+        self.steps_taken += nsteps
+
+    def interior(self, name: str) -> Any:
+        halo = self.plan["halo"]
+        array = self.buffers[self.plan["buffers"].index(name)]
+        return array[tuple(slice(halo, halo + n) for n in self.grid.cells)]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Interior views of the current fields (device arrays on a GPU backend)."""
+        return {f: self.interior(f) for f in self.plan["fields"]}
+
+    def snapshot(self, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+        return {f: np.array(self.backend.to_host(self.interior(f))) for f in fields}
+
+
+def output_times(t0: float, t1: float, every: float | None) -> list[float]:
+    """t0, t0 + every, ..., and t1 (t1 always included; no output closer than 1e-9 to it)."""
+    if every is None or every <= 0 or every >= t1 - t0:
+        return [t0, t1]
+    count = math.floor((t1 - t0) / every + 1e-9)
+    times = [t0 + k * every for k in range(count + 1)]
+    if t1 - times[-1] > 1e-9 * max(1.0, abs(t1)):
+        times.append(t1)
+    else:
+        times[-1] = t1
+    return times
+
+
+def run(
+    sim: Simulation,
+    times: list[float],
+    fields: tuple[str, ...],
+    progress: Callable[[int], None] | None = None,
+    chunk_seconds: float = 0.5,
+) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """Integrate through ``times``, keeping a snapshot of ``fields`` at each; returns
+    (times, {field: [len(times), *cells]}, total steps). Steps within an interval are equal and
+    no longer than the simulation's dt."""
+    snaps = {f: [] for f in fields}
+    first = sim.snapshot(fields)
+    for f in fields:
+        snaps[f].append(first[f])
+    total = 0
+    for ta, tb in itertools.pairwise(times):
+        n = max(1, math.ceil((tb - ta) / sim.dt - 1e-9))
+        dt = (tb - ta) / n
+        sim.t = ta
+        done = 0
+        chunk = n if progress is None else max(1, min(n, 64))
+        while done < n:
+            take = min(chunk, n - done)
+            start = time.perf_counter()
+            sim.advance(take, dt)
+            sim.backend.synchronize()
+            elapsed = time.perf_counter() - start
+            done += take
+            if progress is not None:
+                progress(take)
+                if elapsed > 0:  # aim for about chunk_seconds between progress updates
+                    chunk = max(1, int(take * chunk_seconds / elapsed))
+        sim.t = tb
+        total += n
+        snap = sim.snapshot(fields)
+        for f in fields:
+            snaps[f].append(snap[f])
+    return np.array(times), {f: np.stack(v) for f, v in snaps.items()}, total
+
+
+def count_steps(times: list[float], dt: float) -> int:
+    return sum(max(1, math.ceil((tb - ta) / dt - 1e-9)) for ta, tb in itertools.pairwise(times))

@@ -1,0 +1,111 @@
+"""Solutions of PDE solves: output times, grid coordinates, field snapshots, interpolation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dsl.diagnostics import RuntimeInputError
+
+
+class Solution(Mapping):
+    """``sol.t``, ``sol.coords[axis]``, ``sol[field]`` (``[k]`` is the field at ``t[k]``)."""
+
+    def __init__(
+        self,
+        problem: str,
+        t: np.ndarray,
+        coords: dict[str, np.ndarray],
+        fields: dict[str, np.ndarray],
+        periodic: dict[str, bool],
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.problem = problem
+        self.t = t
+        self.coords = coords
+        self.fields = fields
+        self.periodic = periodic
+        self.info = info or {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise RuntimeInputError(
+                f"the solution has no field '{name}'",
+                hint=f"fields: {', '.join(self.fields)}",
+                code="R510",
+            ) from None
+
+    def __iter__(self):
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def __repr__(self) -> str:
+        shape = next(iter(self.fields.values())).shape if self.fields else ()
+        return f"Solution({self.problem}: fields {list(self.fields)}, shape {shape})"
+
+    def at(self, t: Any = None, **points: Any) -> dict[str, np.ndarray]:
+        """Field values at arbitrary points: multilinear in space between cell centres (linear
+        extrapolation up to the faces, wrap-around on periodic axes), linear in time."""
+        missing = [a for a in self.coords if a not in points]
+        unknown = [a for a in points if a not in self.coords]
+        if missing or unknown:
+            raise RuntimeInputError(
+                f"at() needs one array per axis ({', '.join(self.coords)}) and optionally t",
+                hint=f"missing: {missing}, unknown: {unknown}",
+                code="R511",
+            )
+        arrays = [np.asarray(points[a], dtype=float) for a in self.coords]
+        tt = np.asarray(self.t[-1] if t is None else t, dtype=float)
+        arrays = np.broadcast_arrays(*arrays, tt)
+        shape = arrays[0].shape
+        flat = [a.ravel() for a in arrays]
+        out = {}
+        for name, data in self.fields.items():
+            out[name] = self._interp(data, flat[:-1], flat[-1]).reshape(shape)
+        return out
+
+    def _interp(self, data: np.ndarray, xs: list[np.ndarray], ts: np.ndarray) -> np.ndarray:
+        if len(self.t) > 1:
+            k = np.clip(np.searchsorted(self.t, ts, side="right") - 1, 0, len(self.t) - 2)
+            w = (ts - self.t[k]) / (self.t[k + 1] - self.t[k])
+            frames = [(k, 1.0 - w), (k + 1, w)]
+        else:
+            frames = [(np.zeros(ts.shape, dtype=int), np.ones(ts.shape))]
+        corners = []
+        for axis, x in zip(self.coords, xs, strict=True):
+            c = self.coords[axis]
+            h = c[1] - c[0] if len(c) > 1 else 1.0
+            s = (x - c[0]) / h
+            if self.periodic[axis]:
+                i0 = np.floor(s).astype(int)
+                w1 = s - i0
+                corners.append(((i0 % len(c), 1 - w1), ((i0 + 1) % len(c), w1)))
+            else:
+                i0 = np.clip(np.floor(s).astype(int), 0, max(len(c) - 2, 0))
+                w1 = s - i0
+                i1 = np.minimum(i0 + 1, len(c) - 1)
+                corners.append(((i0, 1 - w1), (i1, w1)))
+        result = np.zeros(ts.shape)
+        for k, wk in frames:
+            for combo in product(*corners):
+                idx = (k, *(c[0] for c in combo))
+                weight = wk * np.prod([c[1] for c in combo], axis=0)
+                result += weight * data[idx]
+        return result
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``t``, coordinates and fields to an ``.npz`` file."""
+        path = Path(path)
+        arrays = {"t": self.t}
+        arrays.update({f"coord_{a}": c for a, c in self.coords.items()})
+        arrays.update({f"field_{f}": v for f, v in self.fields.items()})
+        np.savez_compressed(path, **arrays)
+        return path

@@ -1,0 +1,1 @@
+"""ritz standard library: .dsl modules importable as ``import std.NAME``."""

@@ -1,0 +1,231 @@
+"""Malformed programs and the first diagnostic each must produce: (code, line, col, substring).
+
+H is a well-formed heat1d prefix; cases splice one mistake into otherwise valid programs.
+"""
+
+HEAD = "pde p {\n    space x in [0, 1]\n    time t in [0, 1]\n    field u\n"
+OK_TAIL = "    boundary u = 0 at all\n    initial u = 0\n}\n"
+
+
+def pde(*lines: str, tail: str = OK_TAIL) -> str:
+    return HEAD + "".join(f"    {ln}\n" for ln in lines) + tail
+
+
+# name: (program, code, line, col, message substring)
+CASES: dict[str, tuple[str, str, int, int, str]] = {
+    # ---- syntax ------------------------------------------------------------------------
+    "dangling_operator": ("const c = 1 +\n", "R111", 1, 14, "ends with an operator"),
+    "two_expressions": ("const c = 2 x\n", "R112", 1, 13, "two expressions in a row"),
+    "missing_equals": ("const c 1\n", "R110", 1, 9, "expected '='"),
+    "statement_at_top": ("\n\nu = 1\n", "R116", 3, 1, "top level"),
+    "unclosed_paren": (pde("dt(u) = diff(u, x", "initial u = 0"), "R102", 5, 17, "unclosed '('"),
+    "unclosed_paren_eof": ("const c = f(1, 2\n", "R102", 1, 12, "unclosed '('"),
+    "mismatched_bracket": ("const c = (1 + 2]\n", "R102", 1, 11, "unclosed '('"),
+    "stray_closer": ("const c = 1)\n", "R103", 1, 12, "unmatched ')'"),
+    "bad_character": ("const c = 1 $ 2\n", "R101", 1, 13, "unexpected character '$'"),
+    "space_without_in": ("pde p {\n    space x [0, 1]\n}\n", "R113", 2, 13, "interval"),
+    "boundary_without_at": (
+        pde("dt(u) = 0", tail="    boundary u = 0\n}\n"),
+        "R114",
+        6,
+        19,
+        "needs 'at'",
+    ),
+    "block_without_name": ("pde {\n}\n", "R115", 1, 5, "needs a name"),
+    "two_statements_one_line": ("pde p {\n    field u v\n}\n", "R117", 2, 13, "past its end"),
+    "solve_positional": ("pde p {\n    solve fd(200)\n}\n", "R118", 2, 14, "'solve' names"),
+    "network_without_arrow": ("network n(x: [1]) {\n}\n", "R120", 1, 19, "network is declared"),
+    "data_without_shape": ("train t {\n    data x\n}\n", "R121", 2, 11, "shape"),
+    "fn_without_body": ("fn f(x)\n", "R124", 1, 8, "fn is defined"),
+    "unclosed_block": ("pde p {\n    field u\n", "R104", 2, 12, "not closed"),
+    "dotted_declaration": ("const a.b = 1\n", "R105", 1, 7, "cannot contain '.'"),
+    "duplicate_kwarg": ("const c = f(a = 1, a = 2)\n", "R106", 1, 20, "given twice"),
+    "chained_comparison": ("const c = 1 < 2 < 3\n", "R100", 1, 17, "unexpected '<'"),
+    # ---- names -------------------------------------------------------------------------
+    "unknown_name": (
+        pde("dt(u) = nux * diff(u, x, 2)", "param nu = 1"),
+        "R201",
+        5,
+        13,
+        "unknown name 'nux'",
+    ),
+    "unknown_function": (pde("dt(u) = lapl(u)"), "R202", 5, 13, "unknown function 'lapl'"),
+    "field_called": (pde("dt(u) = u(x)"), "R202", 5, 13, "not a function"),
+    "duplicate_field": (pde("field u", "dt(u) = 0"), "R203", 5, 11, "declared twice"),
+    "shadow_builtin": (pde("param pi = 3", "dt(u) = 0"), "R204", 5, 11, "shadows the built-in"),
+    "axis_named_keyword": (
+        "pde p {\n    space in in [0, 1]\n    field u\n    u = 0\n}\n",
+        "R204",
+        2,
+        5,
+        "shadows the built-in 'in'",
+    ),
+    "recursive_fn": ("fn f(z) = f(z) + 1\n", "R205", 1, 1, "recursive fn: f -> f"),
+    "unknown_option": (
+        pde("dt(u) = 0", "solve fd(cels = 10)"),
+        "R206",
+        6,
+        14,
+        "unknown option 'cels'",
+    ),
+    "unknown_method": (
+        pde("dt(u) = 0", "solve fdm(cells = 10)"),
+        "R207",
+        6,
+        5,
+        "unknown solve method 'fdm'",
+    ),
+    "initial_not_field": (
+        pde(
+            "dt(u) = 0", tail="    boundary u = 0 at all\n    initial u = 0\n    initial w = 0\n}\n"
+        ),
+        "R208",
+        8,
+        13,
+        "not a field",
+    ),
+    "duplicate_top_name": ("const a = 1\nfn a(z) = z\n", "R203", 2, 1, "duplicate top-level"),
+    "unknown_network": (
+        "train t {\n    net f = mpl(width = 2)\n    data x: [N, 1]\n    loss mean(f(x))\n}\n",
+        "R202",
+        2,
+        13,
+        "unknown network 'mpl'",
+    ),
+    "unknown_setting": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp()\n"
+        "    data x: [N, 1]\n    loss mean(f(x))\n    step 10\n}\n",
+        "R206",
+        6,
+        5,
+        "unknown option 'step'",
+    ),
+    "over_not_lower": (
+        "bilevel b {\n    upper a = 1\n    lower q = 1\n"
+        "    lower minimize q^2 over a\n    upper minimize a\n}\n",
+        "R209",
+        4,
+        5,
+        "not a lower variable",
+    ),
+    # ---- imports -----------------------------------------------------------------------
+    "missing_std_module": ("import std.nnn\n", "R250", 1, 1, "cannot find module 'std.nnn'"),
+    "import_non_std": ("import foo.bar\n", "R252", 1, 1, "only std modules"),
+    # ---- types and shapes --------------------------------------------------------------
+    "diff_arity": (pde("dt(u) = diff(u)"), "R301", 5, 13, "diff() takes 2 or 3"),
+    "elementary_arity": ("const c = sin(1, 2)\n", "R301", 1, 11, "sin() takes 1"),
+    "fn_arity": (
+        "fn sq(z) = z^2\n" + pde("dt(u) = sq(u, u)"),
+        "R301",
+        6,
+        13,
+        "takes 1 argument(s), got 2",
+    ),
+    "diff_order_not_int": (pde("dt(u) = diff(u, x, 1.5)"), "R302", 5, 13, "positive integer"),
+    "diff_wrt_param": (pde("param k = 1", "dt(u) = diff(u, k)"), "R303", 6, 21, "not a space axis"),
+    "diff_wrt_time": (pde("dt(u) = diff(u, t)"), "R304", 5, 21, "with respect to time"),
+    "dt_in_steady": (
+        "pde p {\n    space x in [0, 1]\n    field u\n    dt(u) = 0\n}\n",
+        "R305",
+        4,
+        5,
+        "steady problem",
+    ),
+    "dt_on_rhs": (pde("dt(u) = dt(u)"), "R305", 5, 13, "only stand alone"),
+    "missing_equation": (pde(), "R306", 4, 11, "has no equation"),
+    "duplicate_equation": (pde("dt(u) = 0", "dt(u) = 1"), "R307", 6, 5, "second equation"),
+    "missing_initial": (
+        pde("dt(u) = 0", tail="    boundary u = 0 at all\n}\n"),
+        "R308",
+        4,
+        11,
+        "missing initial condition for u",
+    ),
+    "missing_initial_dt": (pde("dt(u, 2) = lap(u)"), "R308", 4, 11, "for dt(u)"),
+    "periodic_boundary": (
+        "pde p {\n    space x in [0, 1] periodic\n    time t in [0, 1]\n"
+        "    field u\n    dt(u) = 0\n    boundary u = 0 at x = 0\n"
+        "    initial u = 0\n}\n",
+        "R310",
+        6,
+        23,
+        "periodic axis 'x'",
+    ),
+    "not_a_face": (
+        pde("dt(u) = 0", tail="    boundary u = 0 at x = 0.5\n    initial u = 0\n}\n"),
+        "R311",
+        6,
+        23,
+        "not a face",
+    ),
+    "nonlinear_boundary": (
+        pde("dt(u) = 0", tail="    boundary u^2 = 0 at all\n    initial u = 0\n}\n"),
+        "R312",
+        6,
+        5,
+        "not linear",
+    ),
+    "tangential_derivative": (
+        "pde p {\n    space x in [0, 1]\n    space y in [0, 1]\n"
+        "    field u\n    -lap(u) = 1\n"
+        "    boundary diff(u, y) = 0 at x = 0\n    boundary u = 0 at all\n"
+        "}\n",
+        "R312",
+        6,
+        5,
+        "tangential",
+    ),
+    "missing_boundary": (
+        pde("dt(u) = diff(u, x, 2)", tail="    boundary u = 0 at x = 0\n    initial u = 0\n}\n"),
+        "R313",
+        4,
+        11,
+        "at x = 1",
+    ),
+    "empty_interval": (
+        "pde p {\n    space x in [1, 0]\n    field u\n    u = 0\n}\n",
+        "R314",
+        2,
+        5,
+        "empty interval",
+    ),
+    "too_many_axes": (
+        "pde p {\n"
+        + "".join(f"    space {a} in [0, 1] periodic\n" for a in "abcd")
+        + "    field u\n    u = 0\n}\n",
+        "R315",
+        5,
+        5,
+        "4 space axes",
+    ),
+    "bad_option_value": (pde("dt(u) = 0", "solve fd(scheme = rk5)"), "R316", 6, 23, "one of euler"),
+    "cells_per_axis": (
+        pde("dt(u) = 0", "solve fd(cells = [10, 20])"),
+        "R316",
+        6,
+        14,
+        "2 sizes for 1 axes",
+    ),
+    "nonconstant_const": ("const c = 2 * k\n", "R317", 1, 15, "'k' is not a known constant"),
+    "duplicate_boundary": (
+        pde(
+            "dt(u) = 0",
+            tail="    boundary u = 0 at all\n    boundary u = 1 at x = 1\n    initial u = 0\n}\n",
+        ),
+        "R318",
+        7,
+        5,
+        "second boundary condition",
+    ),
+    "no_axis": ("pde p {\n    field u\n    u = 0\n}\n", "R319", 1, 1, "no space axis"),
+    "grad_as_scalar": (pde("dt(u) = grad(u)"), "R321", 5, 13, "where a scalar is expected"),
+    "boolean_arithmetic": ("const c = (1 < 2) + 1\n", "R320", 1, 11, "invalid operands"),
+    "network_no_return": ("network n(x: [1]) -> [1] {\n    h = x\n}\n", "R330", 1, 1, "no return"),
+    "train_no_loss": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp()\n}\n",
+        "R331",
+        2,
+        1,
+        "no loss",
+    ),
+}
