@@ -50,6 +50,21 @@ pde heatd {
 }
 """
 
+# Robin conditions with time-dependent data, same exact solution as HEAT_NEUMANN:
+# u_x + u = 1 + exp(-pi^2 t) at x = 0 and 2 - exp(-pi^2 t) at x = 1.
+HEAT_ROBIN = """
+pde heatr {
+    space x in [0, 1]
+    time t in [0, 0.05]
+    field u
+    dt(u) = diff(u, x, 2)
+    boundary diff(u, x) + u = 1 + exp(-pi^2 * t) at x = 0
+    boundary diff(u, x) + u = 2 - exp(-pi^2 * t) at x = 1
+    initial u = cos(pi * x) + x
+    solve fd(cells = 16, scheme = rk4, dt = 1e-5)
+}
+"""
+
 ADVECTION = """
 pde adv {
     space x in [0, 1] periodic
@@ -92,6 +107,8 @@ CASES = {
         "heatn",
         lambda c, t: np.exp(-(np.pi**2) * t) * np.cos(np.pi * c["x"]) + c["x"],
     ),
+    "heat_robin": (HEAT_ROBIN, "heatr",
+                   lambda c, t: np.exp(-np.pi**2 * t) * np.cos(np.pi * c["x"]) + c["x"]),
     "heat_time_dirichlet": (
         HEAT_TIME_DIRICHLET,
         "heatd",
