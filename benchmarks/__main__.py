@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "repeats": repeats,
         "triad_gb_per_s": triad_gbs,
+        "load_average_before": load,
+        "load_average_after": _load(),
     }
     report.write_json(path, rows, meta)
     print(f"\nwrote {path}")

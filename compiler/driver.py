@@ -97,6 +97,11 @@ def _source_lines(problem: PdeProblem, lowered: LoweredPde) -> dict[str, str]:
     return lines
 
 
+def program_hash(problem: PdeProblem) -> str:
+    """A hash of the checked program alone (stable across compiler edits, unlike cache keys)."""
+    return hashlib.sha256(repr(problem).encode()).hexdigest()
+
+
 def compile_pde(
     problem: PdeProblem,
     options: FdOptions,
@@ -114,7 +119,7 @@ def compile_pde(
         order=options.order,
         dtype=options.dtype,
         tableau=TABLEAUS[options.scheme],
-        source_name=problem.span.file if problem.span else "",
+        source_name=Path(problem.span.file).name if problem.span else "",
         dump_after=dump_after,
     )
     lowered = lower_pde(problem, options.order, options.dtype)
@@ -133,7 +138,7 @@ def compile_pde(
     key = hashlib.sha256(
         "\n".join([VERSION, backend, source_hash, problem.name, repr(options)]).encode()
     ).hexdigest()
-    group = replace(group, source_hash=source_hash or key)
+    group = replace(group, source_hash=source_hash or program_hash(problem))
     if backend == "numba":
         from .backends.numba_emit import emit_numba
 

@@ -186,7 +186,7 @@ class PdeHandle:
         path = cache_path(self.cache_dir, self.backend_name, self.name, key, ".py")
         artifact = None
         if not path.exists():
-            artifact = compile_pde(self.problem, fd, self.backend_name, key)
+            artifact = compile_pde(self.problem, fd, self.backend_name)
             write_atomic(path, artifact.source)
         module = backend.load_module(path, f"ritz_gen_{self.name}_{key[:20]}")
         self._modules[key] = module
