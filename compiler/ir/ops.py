@@ -118,7 +118,7 @@ class Shift(Op):
 
 @dataclass(frozen=True, kw_only=True)
 class Reduce(Op):
-    """Sum (or max) over ``axes``."""
+    """Sum (or max) over ``axes``; the reduced axes are dropped from the shape."""
 
     op: str = "sum"
     axes: tuple[int, ...] = ()
@@ -126,7 +126,8 @@ class Reduce(Op):
 
 @dataclass(frozen=True, kw_only=True)
 class Broadcast(Op):
-    """Broadcast a value to ``shape`` (scalars and size-1 axes are repeated)."""
+    """Broadcast a value to ``shape`` as NumPy does (right-aligned: scalars, missing leading
+    axes and size-1 axes repeat); other placements: adjoint_ops.BroadcastInDim."""
 
 
 LEAVES = (Input, Param, Const, Coord, Spacing, StepSize, Time)

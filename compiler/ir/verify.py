@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .adjoint_ops import ShiftTranspose
 from .ops import Map, Shift, placeholder
 from .program import Program
 
@@ -24,7 +25,7 @@ def verify_program(prog: Program) -> None:
             for a in op.args:
                 if prog.ops[a].shape and op.shape and len(prog.ops[a].shape) > len(op.shape):
                     raise IRVerificationError(f"%{i} Map shape is smaller than an argument's")
-        if isinstance(op, Shift):
+        if isinstance(op, Shift | ShiftTranspose):
             if not 0 <= op.axis < len(op.shape):
                 raise IRVerificationError(f"%{i} Shift axis {op.axis} out of range")
             if op.boundary and op.boundary not in prog.boundaries:

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from ritz.dsl import DslNameError, RitzError, load_text
 
 _spec = importlib.util.spec_from_file_location("diag_cases", Path(__file__).with_name("cases.py"))

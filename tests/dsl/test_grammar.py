@@ -1,6 +1,7 @@
 """The grammar builds without conflicts, and the syntax-error table matches its own snippets."""
 
 import pytest
+
 from ritz.dsl import DslSyntaxError, parse_source
 from ritz.dsl import ast as A
 from ritz.dsl.parser import build_parser

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import sympy
+from sympy import Derivative, Function, Symbol, pi, sin
+
 from ritz.dsl import ast as A
 from ritz.dsl import load_file, load_text, parse_source
 from ritz.dsl.source import SourceFile
-from sympy import Derivative, Function, Symbol, pi, sin
 
 CASES = Path(__file__).parent / "cases"
 EXAMPLES = sorted(p for p in CASES.glob("*.dsl"))

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 import sympy
+from sympy import Derivative, Function, Symbol
+
 from ritz.dsl import DslImportError, DslNameError, load_file, load_text
 from ritz.dsl.imports import STDLIB_DIR
-from sympy import Derivative, Function, Symbol
 
 x = Symbol("x")
 PDE = """

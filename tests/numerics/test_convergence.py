@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import ritz
 
 HEAT_DIRICHLET = """
@@ -151,3 +152,48 @@ def test_observed_order_standing_wave_2d(order: int) -> None:
         errs.append(float(np.abs(sol["u"][-1] - exact).max()))
     observed = _order(errs, cells)
     assert abs(observed - order) < 0.2, (order, errs, observed)
+
+
+AIRY = """
+pde airy {
+    space x in [0, 1] periodic
+    time t in [0, 0.005]
+    field u
+    dt(u) = -diff(u, x, 3)
+    initial u = sin(2 * pi * x)
+    solve fd(cells = 16, scheme = rk4, dt = 1e-6)
+}
+"""
+
+HYPERDIFFUSION = """
+pde hyper {
+    space x in [0, 1] periodic
+    time t in [0, 0.0001]
+    field u
+    dt(u) = -diff(u, x, 4)
+    initial u = sin(2 * pi * x)
+    solve fd(cells = 16, scheme = rk4, dt = 4e-9)
+}
+"""
+
+HIGHER = {
+    # u = sin(k x + k^3 t) and u = exp(-k^4 t) sin(k x) with k = 2 pi; dt keeps the largest
+    # stencil eigenvalue times dt below 1.5 on 64 cells at order 4 (rk4 allows ~2.8)
+    "diff3": (AIRY, "airy", lambda c, t: np.sin(2 * np.pi * c["x"] + (2 * np.pi) ** 3 * t)),
+    "diff4": (HYPERDIFFUSION, "hyper",
+              lambda c, t: np.exp(-((2 * np.pi) ** 4) * t) * np.sin(2 * np.pi * c["x"])),
+}
+
+
+@pytest.mark.parametrize("order", [2, 4])
+@pytest.mark.parametrize("case", sorted(HIGHER))
+def test_observed_order_third_and_fourth_derivatives(case: str, order: int) -> None:
+    source, name, exact = HIGHER[case]
+    cells = [16, 32, 64]
+    mod = ritz.compile(source)
+    errs = []
+    for n in cells:
+        sol = mod[name].solve(cells=n, order=order)
+        errs.append(float(np.abs(sol["u"][-1] - exact(sol.coords, sol.t[-1])).max()))
+    observed = _order(errs, cells)
+    assert abs(observed - order) < 0.2, (case, order, errs, observed)

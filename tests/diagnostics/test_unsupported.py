@@ -1,0 +1,227 @@
+"""Valid programs that this version cannot compile yet: each raises UnsupportedError (R4xx) at
+the construct it cannot compile when it is solved, and the CLI renders it without a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import ritz
+from ritz.dsl import UnsupportedError
+from ritz.runtime.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+POISSON = """\
+pde poisson {
+    space x in [0, 1]
+    space y in [0, 1]
+    field u
+    -lap(u) = 2 * pi^2 * sin(pi * x) * sin(pi * y)
+    boundary u = 0 at all
+    solve fd(cells = 128, tol = 1e-10)
+}
+"""
+
+BURGERS = """\
+import std.nn as nn
+
+pde burgers {
+    space x in [-1, 1]
+    time  t in [0, 1]
+    field u
+    param nu = 0.01 / pi
+    dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
+    boundary u = 0 at x = -1, x = 1
+    initial  u = -sin(pi * x)
+    solve fd(cells = 1024, SCHEME)
+    solve pinn(net = nn.mlp(width = 20, depth = 8, act = tanh), points = 10000, steps = 20000)
+}
+"""
+
+MLP2 = """\
+network mlp2(x: [2]) -> [1] {
+    h = tanh(dense(x, 64))
+    h = tanh(dense(h, 64))
+    return dense(h, 1)
+}
+"""
+
+FIT_SINE = """\
+import std.nn as nn
+train fit_sine {
+    net f = nn.mlp(width = 32, depth = 2)
+    data x: [N, 1], y: [N, 1]
+    loss mean((f(x) - y)^2)
+    optimizer adam(lr = 1e-3)
+    steps 2000, batch 128
+}
+"""
+
+RIDGE = """\
+bilevel ridge {
+    data X: [n, p], y: [n], Xv: [m, p], yv: [m]
+    upper lam = 0.0
+    lower w: [p] = 0
+    lower minimize 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)
+    upper minimize 0.5 * sum((Xv @ w - yv)^2)
+    solve implicit(tol = 1e-10, steps = 100, lr = 0.1)
+}
+"""
+
+
+def burgers(scheme: str) -> str:
+    return BURGERS.replace("SCHEME", scheme)
+
+
+# name: (program, problem, call, code, line, column, words in the message)
+# `column` None: the diagnostic spans a whole line; only the line is pinned.
+CASES: dict[str, tuple[str, str, Callable[[Any], Any], str, int, int | None, str]] = {
+    "steady": (POISSON, "poisson", lambda p: p.solve(), "R401", 1, 1, "steady"),
+    "pinn": (
+        burgers("scheme = rk4, dt = 1e-4"),
+        "burgers",
+        lambda p: p.solve(method="pinn"),
+        "R411",
+        12,
+        5,
+        "pinn",
+    ),
+    "cn": (burgers("scheme = cn, dt = 1e-3"), "burgers", lambda p: p.solve(), "R403", 11, 28, "cn"),
+    "imex": (
+        burgers("scheme = imex, dt = 1e-3"),
+        "burgers",
+        lambda p: p.solve(),
+        "R403",
+        11,
+        28,
+        "imex",
+    ),
+    "cn_keyword": (
+        burgers("scheme = rk4, dt = 1e-3"),
+        "burgers",
+        lambda p: p.solve(scheme="cn"),
+        "R403",
+        11,
+        None,
+        "cn",
+    ),
+    "dt_auto": (
+        burgers("scheme = rk4, dt = auto"),
+        "burgers",
+        lambda p: p.solve(cells=32),
+        "R412",
+        11,
+        None,
+        "time step",
+    ),
+    "adjoint": (
+        burgers("scheme = rk4, dt = 1e-3"),
+        "burgers",
+        lambda p: p.vjp({"u": None}),
+        "R413",
+        3,
+        1,
+        "adjoint",
+    ),
+    "network": (MLP2, "mlp2", lambda p: p({}, [[0.0, 0.0]]), "R410", 1, 1, "network"),
+    "network_init": (MLP2, "mlp2", lambda p: p.init(seed=0), "R410", 1, 1, "network"),
+    "train": (FIT_SINE, "fit_sine", lambda p: p.train(), "R410", 2, 1, "train"),
+    "train_loss": (FIT_SINE, "fit_sine", lambda p: p.loss_and_grad({}), "R410", 2, 1, "train"),
+    "bilevel": (RIDGE, "ridge", lambda p: p.solve(), "R410", 1, 1, "bilevel"),
+    "hypergrad": (RIDGE, "ridge", lambda p: p.hypergrad(lam=0.3), "R410", 1, 1, "bilevel"),
+}
+
+
+@pytest.mark.parametrize(
+    ("program", "problem", "call", "code", "line", "column", "words"),
+    CASES.values(),
+    ids=list(CASES),
+)
+def test_unsupported(
+    program: str,
+    problem: str,
+    call: Callable[[Any], Any],
+    code: str,
+    line: int,
+    column: int | None,
+    words: str,
+) -> None:
+    mod = ritz.compile(program, name="case.dsl")  # a valid program: loading succeeds
+    with pytest.raises(UnsupportedError) as err:
+        call(mod[problem])
+    e = err.value
+    assert e.code == code and e.code.startswith("R4"), e.render()
+    assert (e.file, e.line) == ("case.dsl", line), e.render()
+    if column is not None:
+        assert e.column == column, e.render()
+    assert words in e.message, e.render()
+    assert e.hint, "an unsupported construct says what to do instead"
+    rendered = e.render().splitlines()
+    assert rendered[0].startswith(f"case.dsl:{line}:")
+    assert rendered[1].strip() == program.splitlines()[line - 1].strip()
+    assert "^" in rendered[2]
+
+
+def test_option_span_covers_the_option() -> None:
+    with pytest.raises(UnsupportedError) as err:
+        ritz.compile(burgers("scheme = cn, dt = 1e-3"), name="case.dsl").burgers.solve()
+    caret = err.value.render().splitlines()[2]
+    source = err.value.render().splitlines()[1]
+    start = caret.index("^")
+    assert source[start : start + caret.count("^")] == "scheme = cn"
+
+
+@pytest.mark.parametrize(
+    ("program", "args", "code", "line"),
+    [
+        (POISSON, [], "R401", 1),
+        (burgers("scheme = cn, dt = 1e-3"), [], "R403", 11),
+        (burgers("scheme = rk4, dt = 1e-3"), ["--method", "pinn"], "R411", 12),
+        (burgers("scheme = rk4, dt = auto"), ["--set", "cells=32"], "R412", 11),
+        (burgers("scheme = rk4, dt = 1e-3"), ["--set", "scheme=imex"], "R403", 11),
+    ],
+    ids=["steady", "cn", "pinn", "dt_auto", "imex_set"],
+)
+def test_cli_renders_unsupported(
+    tmp_path: Path, program: str, args: list[str], code: str, line: int
+) -> None:
+    path = tmp_path / "case.dsl"
+    path.write_text(program)
+    out = tmp_path / "sol.npz"
+    result = CliRunner().invoke(main, ["run", str(path), "--no-progress", "--out", str(out), *args])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{path}:{line}:" in result.stderr and f"error[{code}]" in result.stderr
+    assert "^" in result.stderr and "hint:" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("program", "command"),
+    [(MLP2, "run"), (FIT_SINE, "run"), (RIDGE, "build")],
+    ids=["network", "train", "bilevel"],
+)
+def test_cli_refuses_programs_without_pde(tmp_path: Path, program: str, command: str) -> None:
+    path = tmp_path / "case.dsl"
+    path.write_text(program)
+    args = [command, str(path)] + (["-o", str(tmp_path / "out")] if command == "build" else [])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error[R52" in result.stderr
+    check = CliRunner().invoke(main, ["check", str(path)])
+    assert check.exit_code == 0, check.output  # valid, only not compiled
+
+
+def test_cli_run_network_problem(tmp_path: Path) -> None:
+    """Asking for a non-pde block by name reaches its UnsupportedError, rendered."""
+    path = tmp_path / "case.dsl"
+    path.write_text(MLP2)
+    result = CliRunner().invoke(main, ["run", str(path), "--problem", "mlp2", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{path}:1:1: error[R410]" in result.stderr
