@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ...dsl.diagnostics import RuntimeInputError
+
 
 @dataclass(frozen=True)
 class GridSpec:
@@ -144,8 +146,22 @@ def run(
         total += n
         snap = sim.snapshot(fields)
         for f in fields:
+            if not _sane(snap[f]):
+                raise RuntimeInputError(
+                    f"field '{f}' blew up (non-finite or beyond 1e150) at t = {tb:.6g}",
+                    hint="the time step is probably too large for this grid (explicit schemes "
+                    "need dt ~ h^2 / diffusivity for diffusion, dt ~ h / speed for transport); "
+                    "reduce dt or use fewer cells",
+                    code="R540",
+                )
             snaps[f].append(snap[f])
     return np.array(times), {f: np.stack(v) for f, v in snaps.items()}, total
+
+
+def _sane(values: np.ndarray) -> bool:
+    """Finite and below 1e150: past that an explicit scheme has almost surely gone unstable."""
+    with np.errstate(all="ignore"):
+        return bool(np.all(np.isfinite(values)) and np.all(np.abs(values) < 1e150))
 
 
 def count_steps(times: list[float], dt: float) -> int:
