@@ -218,22 +218,35 @@ class PdeHandle:
 
         params, options = self._split(kwargs)
         solve, merged = self._method_options(options)
-        module = self._compile(fd_options(solve, merged))[1]
+        fd = fd_options(solve, merged)
+        module = self._compile(fd)[1]
         grid = self._grid(merged)
-        dt = self._dt(merged, solve)
+        dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
-        return Simulation(module, grid, params, t0, dt, get_backend(self.backend_name))
+        sim = Simulation(module, grid, params, t0, dt or 1.0, get_backend(self.backend_name))
+        if dt is None:
+            sim.dt = self._auto_dt(sim, fd)
+        return sim
 
-    def _dt(self, merged: dict[str, Any], solve: SolveSpec | None) -> float:
+    def _auto_dt(self, sim: Simulation, fd: Any) -> float:
+        """The stable step of ``dt = auto`` (see runtime/drivers/stability.py)."""
+        from ..compiler.lower.pde import lower_pde
+        from .drivers.stability import stable_dt
+
+        lowered = lower_pde(self.problem, fd.order, "float64")
+        state = {f: np.asarray(sim.backend.to_host(sim.interior(f)), dtype=float)
+                 for f in lowered.fields}
+        grid = {"lo": [lo for lo, _ in sim.grid.bounds], "h": list(sim.grid.spacing)}
+        assert self.problem.time is not None
+        span = self.problem.time.t1 - self.problem.time.t0
+        return stable_dt(lowered.program, fd.scheme, lowered.fields, state, sim.params, grid,
+                         sim.t, span, fd.order)
+
+    def _dt(self, merged: dict[str, Any]) -> float | None:
+        """The fixed step asked for, or None for ``dt = auto`` (also the default)."""
         dt = merged.get("dt")
         if dt is None or dt == "auto":
-            raise UnsupportedError(
-                f"problem '{self.name}' needs a time step: automatic time steps are not "
-                "available yet",
-                solve.span if solve else self.problem.span,
-                "give `dt = <number>` in the solve line or as solve(dt=...)",
-                code="R412",
-            )
+            return None
         try:
             value = float(dt)
         except (TypeError, ValueError):

@@ -1,0 +1,103 @@
+"""CuPy against Numba on a real GPU: every example in both dtypes, convergence orders, graph
+replay, and host copies only at outputs. Skipped (see conftest.py) without CuPy and a device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ritz
+from ritz.runtime.api import PdeHandle
+from ritz.runtime.drivers.integrators import output_times, run
+
+pytestmark = pytest.mark.gpu
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.dsl"))
+CELLS = {1: 40, 2: 16, 3: 8}
+# odd counts run the plain-launch step, even ones graphs of 2, 4, ..., 64 steps (and 70 = 64 + 6)
+STEP_COUNTS = (1, 2, 7, 70)
+# float64: same scheme, same operation order up to FMA contraction and libm ulps: rounding only.
+# float32: the Numba module forms coordinates in float64, CUDA in float; 1e-4 is ~1000 float32
+# ulps after ~80 steps, far below the O(1) error any indexing or role mistake makes
+TOLERANCE = {"float64": 1e-12, "float32": 1e-4}
+
+
+def _pde_names(mod) -> list[str]:
+    return [n for n in mod.names if isinstance(mod[n], PdeHandle)]
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_cupy_matches_numba(example: Path, dtype: str) -> None:
+    numba_mod = ritz.load(str(example), backend="numba")
+    cupy_mod = ritz.load(str(example), backend="cupy")
+    for name in _pde_names(numba_mod):
+        ndim = len(numba_mod[name].problem.axes)
+        sims = [m[name].prepare(cells=CELLS[ndim], dtype=dtype) for m in (numba_mod, cupy_mod)]
+        fields = sims[0].plan["fields"]
+        for steps in STEP_COUNTS:
+            for sim in sims:
+                sim.advance(steps)
+            ref, got = (sim.snapshot(fields) for sim in sims)
+            for f in fields:
+                assert got[f].dtype == np.dtype(dtype)
+                err = _rel(got[f], ref[f])
+                assert err <= TOLERANCE[dtype], (name, dtype, steps, f, err)
+
+
+HEAT = """
+pde heat {
+    space x in [0, 1]
+    time t in [0, 0.05]
+    field u
+    param nu = 1
+    dt(u) = nu * diff(u, x, 2)
+    boundary u = 0 at x = 0, x = 1
+    initial u = sin(pi * x)
+    solve fd(cells = 16, scheme = rk4, dt = 1e-5, every = 0.01)
+}
+"""
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_observed_order_on_the_gpu(order: int) -> None:
+    # same grids and steps as tests/numerics/test_convergence.py (see the reasons there)
+    cells = [16, 32, 64] if order == 2 else [80, 160, 320]
+    dt = 2e-5 if order == 2 else 2e-6
+    handle = ritz.compile(HEAT, backend="cupy").heat
+    errs = []
+    for n in cells:
+        sol = handle.solve(cells=n, order=order, dt=dt)
+        exact = np.exp(-(np.pi**2) * sol.t[-1]) * np.sin(np.pi * sol.coords["x"])
+        errs.append(float(np.abs(sol["u"][-1] - exact).max()))
+    observed = -np.polyfit(np.log(cells), np.log(errs), 1)[0]
+    assert abs(observed - order) < 0.2, (order, errs, observed)
+
+
+def test_host_copies_only_at_outputs() -> None:
+    handle = ritz.compile(HEAT, backend="cupy").heat
+    sim = handle.prepare(cells=32)
+    times = output_times(0.0, 0.05, 0.01)
+    outputs = len(times) - 1
+    _, snaps, steps = run(sim, times, ("u",))
+    assert steps == 5000
+    # one copy per field at t0 and one at each of the N outputs: N + 1, nothing per step
+    assert sim.backend.host_copies == outputs + 1
+    assert snaps["u"].shape == (outputs + 1, 32)
+    assert sim.module.graph_status["enabled"], sim.module.graph_status["reason"]
+
+
+def test_standalone_module_solve_matches_numba() -> None:
+    cupy_mod = ritz.compile(HEAT, backend="cupy").heat.module()
+    numba_mod = ritz.compile(HEAT, backend="numba").heat.module()
+    args = ({"nu": 1.0}, [(0.0, 1.0)], [24], 0.0, 0.01, 1e-4)
+    got, ref = cupy_mod.solve(*args), numba_mod.solve(*args)
+    assert isinstance(got["u"], np.ndarray)
+    assert _rel(got["u"], ref["u"]) <= 1e-12
