@@ -56,6 +56,7 @@ class CompiledArtifact:
     key: str
     dumps: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # what `ritz build` writes
 
 
 def fd_options(solve: SolveSpec | None, overrides: dict[str, object]) -> FdOptions:
@@ -143,10 +144,12 @@ def compile_pde(
         from .backends.numba_emit import emit_numba
 
         source = emit_numba(group, VERSION)
+        files = {f"{problem.name}.py": source}
     else:
-        from .backends.cupy_emit import emit_cupy
+        from .backends.cupy_emit import cuda_source, emit_cupy
 
         source = emit_cupy(group, VERSION)
+        files = {f"{problem.name}.py": source, f"{problem.name}.cu": cuda_source(group, VERSION)}
     return CompiledArtifact(
-        problem.name, backend, source, group, lowered, key, ctx.dumps, ctx.timings
+        problem.name, backend, source, group, lowered, key, ctx.dumps, ctx.timings, files
     )

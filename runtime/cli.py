@@ -26,7 +26,7 @@ def parse_value(text: str) -> Any:
     Parsed by hand, never evaluated."""
     text = text.strip()
     inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    if "," in inner:
+    if "," in inner or inner != text:
         return [parse_value(part) for part in inner.split(",")]
     if _NUMBER.match(text):
         return int(text) if re.match(r"^[+-]?\d+$", text) else float(text)
@@ -246,7 +246,7 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
         _, options = handle._split(overrides)
         solve, merged = handle._method_options(options)
         art = compile_pde(block, fd_options(solve, merged), backend)
-        outputs.update(art.files if hasattr(art, "files") else {f"{name}.py": art.source})
+        outputs.update(art.files)
     if not outputs:
         raise RuntimeInputError("the program has no pde block to build", code="R524")
     target = Path(outdir)
