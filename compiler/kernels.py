@@ -56,6 +56,7 @@ class Kernel:
     axis: int = -1
     side: str = ""
     comments: tuple[str, ...] = ()
+    invariant: int = 0  # the first `invariant` statements use scalars only (hoistable)
 
 
 @dataclass(frozen=True)

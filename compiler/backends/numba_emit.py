@@ -50,11 +50,11 @@ class NumbaEmitter:
         h = self.g.halo
         return [f"{sym} = lo{a} + ({index[a]} - {h - 0.5!r}) * h{a}" for sym, a in k.coords]
 
-    def _body(self, k: Kernel, index: list[str]) -> list[str]:
+    def _body(self, k: Kernel, index: list[str], hoisted: bool = False) -> list[str]:
         lines = self._coord_lines(k, index)
         for r in k.reads:
             lines.append(f"{r.symbol} = {ident(r.array)}[{_index(self.g.ndim, r.offsets, index)}]")
-        for sym, e in k.statements:
+        for sym, e in k.statements[k.invariant if hoisted else 0 :]:
             lines.append(f"{sym} = {self.expr(e)}")
         for w in k.writes:
             lines.append(
@@ -73,12 +73,13 @@ class NumbaEmitter:
         ]
         out += [INDENT + f"# {comment_safe(c)}" for c in k.comments]
         out += [INDENT + line for line in self._sizes(first)]
+        out += [INDENT + f"{sym} = {self.expr(e)}" for sym, e in k.statements[: k.invariant]]
         depth = 1
         for a in range(nd):
             rng = "numba.prange" if (a == 0 and parallel) else "range"
             out.append(INDENT * depth + f"for i{a} in {rng}({h}, n{a} + {h}):")
             depth += 1
-        out += [INDENT * depth + line for line in self._body(k, index)]
+        out += [INDENT * depth + line for line in self._body(k, index, hoisted=True)]
         return out
 
     def _face_loops(self, k: Kernel, out: list[str]) -> tuple[int, list[str]]:

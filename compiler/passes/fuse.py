@@ -128,7 +128,10 @@ def _stage_kernel(prog: Program, stage: int, info: FuseInput, scalars) -> tuple[
         line = info.source_lines.get(field)
         if line and line not in comments:
             comments.append(line)
+    read_symbols = [r.symbol for r in reads.values()]
+    exprs = [_by_reads(e, read_symbols) for e in exprs]
     replacements, reduced = cse(exprs, "e")
+    replacements, invariant = _hoist_invariant(replacements, set(read_symbols), coords)
     arrays = sorted({r.array for r in reads.values()} | set(targets), key=_buffer_order(info))
     kernel = Kernel(
         name=f"stage{stage}",
@@ -140,8 +143,30 @@ def _stage_kernel(prog: Program, stage: int, info: FuseInput, scalars) -> tuple[
         writes=tuple(Write(t, e) for t, e in zip(targets, reduced, strict=True)),
         coords=tuple((coord_symbol(a), a) for a in sorted(coords)),
         comments=tuple(comments),
+        invariant=invariant,
     )
     return kernel, stencil
+
+
+def _by_reads(expr: sympy.Expr, reads: list[sympy.Symbol]) -> sympy.Expr:
+    """Expand and group terms by the neighbour values they multiply, so that all scalar factors
+    of a stencil weight (dt * nu / h^2 ...) fold into one loop-invariant coefficient."""
+    return sympy.collect(sympy.expand(expr), reads)
+
+
+def _hoist_invariant(
+    statements: list[tuple[sympy.Symbol, sympy.Expr]], reads: set, coords: set[int]
+) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]], int]:
+    """Reorder CSE statements: those that depend on no grid value or coordinate come first."""
+    varying = set(reads) | {coord_symbol(a) for a in coords}
+    first, rest = [], []
+    for sym, e in statements:
+        if e.free_symbols & varying:
+            varying.add(sym)
+            rest.append((sym, e))
+        else:
+            first.append((sym, e))
+    return first + rest, len(first)
 
 
 def _buffer_order(info: FuseInput):
