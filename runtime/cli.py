@@ -211,7 +211,7 @@ def show(
         art = compile_pde(handle.problem, fd, backend)
         from ..compiler.kernels import describe
 
-        click.echo(describe(art.group))
+        click.echo(describe(art.group), nl=False)
     else:
         art = compile_pde(handle.problem, fd, backend)
         click.echo(art.source, nl=False)

@@ -110,15 +110,6 @@ CASES: dict[str, tuple[str, str, Callable[[Any], Any], str, int, int | None, str
         None,
         "cn",
     ),
-    "dt_auto": (
-        burgers("scheme = rk4, dt = auto"),
-        "burgers",
-        lambda p: p.solve(cells=32),
-        "R412",
-        11,
-        None,
-        "time step",
-    ),
     "adjoint": (
         burgers("scheme = rk4, dt = 1e-3"),
         "burgers",
@@ -182,10 +173,9 @@ def test_option_span_covers_the_option() -> None:
         (POISSON, [], "R401", 1),
         (burgers("scheme = cn, dt = 1e-3"), [], "R403", 11),
         (burgers("scheme = rk4, dt = 1e-3"), ["--method", "pinn"], "R411", 12),
-        (burgers("scheme = rk4, dt = auto"), ["--set", "cells=32"], "R412", 11),
         (burgers("scheme = rk4, dt = 1e-3"), ["--set", "scheme=imex"], "R403", 11),
     ],
-    ids=["steady", "cn", "pinn", "dt_auto", "imex_set"],
+    ids=["steady", "cn", "pinn", "imex_set"],
 )
 def test_cli_renders_unsupported(
     tmp_path: Path, program: str, args: list[str], code: str, line: int

@@ -37,21 +37,30 @@ def wrap_0(a):
 def stage1(f_u, q2_u, q5_u, p_c, t, dt, lo0, h0):
     # advection.dsl:7  dt(u) = -c * diff(u, x)
     n0 = f_u.shape[0] - 4
+    e0 = dt*p_c/h0
+    e1 = 0.041666666666666664*e0
+    e2 = 0.3333333333333333*e0
+    e3 = 0.013888888888888888*e0
+    e4 = 0.1111111111111111*e0
     for i0 in numba.prange(2, n0 + 2):
         f_u_m2 = f_u[i0 - 2]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
         f_u_p2 = f_u[i0 + 2]
-        e0 = dt*p_c*(8*f_u_m1 - f_u_m2 - 8*f_u_p1 + f_u_p2)/h0
-        q2_u[i0] = 0.041666666666666664*e0 + f_u_p0
-        q5_u[i0] = 0.013888888888888888*e0 + f_u_p0
+        q2_u[i0] = -e1*f_u_m2 + e1*f_u_p2 + e2*f_u_m1 - e2*f_u_p1 + f_u_p0
+        q5_u[i0] = -e3*f_u_m2 + e3*f_u_p2 + e4*f_u_m1 - e4*f_u_p1 + f_u_p0
 
 
 @numba.njit(cache=True, parallel=True)
 def stage2(f_u, q2_u, q3_u, q5_u, p_c, t, dt, lo0, h0):
     # advection.dsl:7  dt(u) = -c * diff(u, x)
     n0 = f_u.shape[0] - 4
+    e0 = dt*p_c/h0
+    e1 = 0.041666666666666664*e0
+    e2 = 0.3333333333333333*e0
+    e3 = 0.027777777777777776*e0
+    e4 = 0.2222222222222222*e0
     for i0 in numba.prange(2, n0 + 2):
         f_u_p0 = f_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
@@ -59,15 +68,19 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_c, t, dt, lo0, h0):
         q2_u_p1 = q2_u[i0 + 1]
         q2_u_p2 = q2_u[i0 + 2]
         q5_u_p0 = q5_u[i0]
-        e0 = dt*p_c*(8*q2_u_m1 - q2_u_m2 - 8*q2_u_p1 + q2_u_p2)/h0
-        q3_u[i0] = 0.041666666666666664*e0 + f_u_p0
-        q5_u[i0] = 0.027777777777777776*e0 + q5_u_p0
+        q3_u[i0] = -e1*q2_u_m2 + e1*q2_u_p2 + e2*q2_u_m1 - e2*q2_u_p1 + f_u_p0
+        q5_u[i0] = -e3*q2_u_m2 + e3*q2_u_p2 + e4*q2_u_m1 - e4*q2_u_p1 + q5_u_p0
 
 
 @numba.njit(cache=True, parallel=True)
 def stage3(f_u, q3_u, q4_u, q5_u, p_c, t, dt, lo0, h0):
     # advection.dsl:7  dt(u) = -c * diff(u, x)
     n0 = f_u.shape[0] - 4
+    e0 = dt*p_c/h0
+    e1 = 0.08333333333333333*e0
+    e2 = 0.6666666666666666*e0
+    e3 = 0.027777777777777776*e0
+    e4 = 0.2222222222222222*e0
     for i0 in numba.prange(2, n0 + 2):
         f_u_p0 = f_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
@@ -75,22 +88,24 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_c, t, dt, lo0, h0):
         q3_u_p1 = q3_u[i0 + 1]
         q3_u_p2 = q3_u[i0 + 2]
         q5_u_p0 = q5_u[i0]
-        e0 = dt*p_c*(8*q3_u_m1 - q3_u_m2 - 8*q3_u_p1 + q3_u_p2)/h0
-        q4_u[i0] = 0.08333333333333333*e0 + f_u_p0
-        q5_u[i0] = 0.027777777777777776*e0 + q5_u_p0
+        q4_u[i0] = -e1*q3_u_m2 + e1*q3_u_p2 + e2*q3_u_m1 - e2*q3_u_p1 + f_u_p0
+        q5_u[i0] = -e3*q3_u_m2 + e3*q3_u_p2 + e4*q3_u_m1 - e4*q3_u_p1 + q5_u_p0
 
 
 @numba.njit(cache=True, parallel=True)
 def stage4(q4_u, q5_u, p_c, t, dt, lo0, h0):
     # advection.dsl:7  dt(u) = -c * diff(u, x)
     n0 = q4_u.shape[0] - 4
+    e0 = dt*p_c/h0
+    e1 = 0.013888888888888888*e0
+    e2 = 0.1111111111111111*e0
     for i0 in numba.prange(2, n0 + 2):
         q4_u_m2 = q4_u[i0 - 2]
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p1 = q4_u[i0 + 1]
         q4_u_p2 = q4_u[i0 + 2]
         q5_u_p0 = q5_u[i0]
-        q5_u[i0] = 0.013888888888888888*dt*p_c*(8*q4_u_m1 - q4_u_m2 - 8*q4_u_p1 + q4_u_p2)/h0 + q5_u_p0
+        q5_u[i0] = -e1*q4_u_m2 + e1*q4_u_p2 + e2*q4_u_m1 - e2*q4_u_p1 + q5_u_p0
 
 
 @numba.njit(cache=True, parallel=True)

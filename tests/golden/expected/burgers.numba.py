@@ -46,45 +46,56 @@ def ghost_f_u_0_hi(f_u, p_nu, t, dt, lo0, h0):
 def stage1(f_u, q2_u, q3_u, q4_u, p_nu, t, dt, lo0, h0):
     # burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 2
+    e0 = dt/h0
+    e1 = 0.5*e0
+    e2 = dt*p_nu/(h0*h0)
+    e3 = 1.0*e2
+    e4 = 0.125*e0
+    e5 = 0.25*e2
+    e6 = 0.08333333333333333*e0
+    e7 = 0.16666666666666666*e2
     for i0 in numba.prange(1, n0 + 1):
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
-        e0 = -f_u_p0
-        e1 = 1.0/h0
-        e2 = dt*e1*(-2*e1*p_nu*(f_u_m1 - 2*f_u_p0 + f_u_p1) + f_u_p0*(-f_u_m1 + f_u_p1))
-        q2_u[i0] = -e0 - 0.5*e2
-        q3_u[i0] = -e0 - 0.125*e2
-        q4_u[i0] = -e0 - 0.08333333333333333*e2
+        q2_u[i0] = e3*f_u_m1 + e3*f_u_p1 + f_u_p0*(e1*f_u_m1 - e1*f_u_p1 - 2.0*e2 + 1)
+        q3_u[i0] = e5*f_u_m1 + e5*f_u_p1 + f_u_p0*(-0.5*e2 + e4*f_u_m1 - e4*f_u_p1 + 1)
+        q4_u[i0] = e7*f_u_m1 + e7*f_u_p1 + f_u_p0*(-0.3333333333333333*e2 + e6*f_u_m1 - e6*f_u_p1 + 1)
 
 
 @numba.njit(cache=True, parallel=True)
 def stage2(q2_u, q3_u, q4_u, p_nu, t, dt, lo0, h0):
     # burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
     n0 = q2_u.shape[0] - 2
+    e0 = 1.0/h0
+    e1 = e0*p_nu
+    e2 = dt*e0
     for i0 in numba.prange(1, n0 + 1):
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
         q2_u_p1 = q2_u[i0 + 1]
         q3_u_p0 = q3_u[i0]
         q4_u_p0 = q4_u[i0]
-        e0 = 1.0/h0
-        e1 = dt*e0*(2*e0*p_nu*(q2_u_m1 - 2*q2_u_p0 + q2_u_p1) + q2_u_p0*(q2_u_m1 - q2_u_p1))
-        q3_u[i0] = 0.125*e1 + q3_u_p0
-        q4_u[i0] = 0.08333333333333333*e1 + q4_u_p0
+        e3 = e2*q2_u_m1
+        e4 = e2*q2_u_p0
+        e5 = dt*p_nu*q2_u_p1/(h0*h0)
+        q3_u[i0] = e3*(0.25*e1 + 0.125*q2_u_p0) - e4*(0.5*e1 + 0.125*q2_u_p1) + 0.25*e5 + q3_u_p0
+        q4_u[i0] = e3*(0.16666666666666666*e1 + 0.08333333333333333*q2_u_p0) - e4*(0.3333333333333333*e1 + 0.08333333333333333*q2_u_p1) + 0.16666666666666666*e5 + q4_u_p0
 
 
 @numba.njit(cache=True, parallel=True)
 def stage3(q3_u, q4_u, p_nu, t, dt, lo0, h0):
     # burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
     n0 = q3_u.shape[0] - 2
+    e0 = 1.0/h0
+    e1 = e0*p_nu
+    e2 = dt*e0
     for i0 in numba.prange(1, n0 + 1):
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
         q3_u_p1 = q3_u[i0 + 1]
         q4_u_p0 = q4_u[i0]
-        e0 = 1.0/h0
-        q4_u[i0] = 0.3333333333333333*dt*e0*(2*e0*p_nu*(q3_u_m1 - 2*q3_u_p0 + q3_u_p1) + q3_u_p0*(q3_u_m1 - q3_u_p1)) + q4_u_p0
+        q4_u[i0] = 0.6666666666666666*dt*p_nu*q3_u_p1/(h0*h0) + e2*q3_u_m1*(0.6666666666666666*e1 + 0.3333333333333333*q3_u_p0) - e2*q3_u_p0*(1.3333333333333333*e1 + 0.3333333333333333*q3_u_p1) + q4_u_p0
 
 
 @numba.njit(cache=True, parallel=True)

@@ -1,0 +1,158 @@
+"""Every example runs, from the command line and from Python, in a fast mode (small grids, a
+stable dt), and its result passes a sanity check taken from the mathematics of the example."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import ritz
+from ritz.runtime.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.dsl"))
+
+# Fast mode per example: the grid and a time step well inside the scheme's stability region.
+FAST: dict[str, dict[str, object]] = {
+    # rk4 on u_t = nu u_xx: stable for dt < 2.78 h^2 / (4 nu) = 3.4e-3 at h = 1/64
+    "heat1d": {"cells": 64, "dt": 1e-3},
+    # rk4 on the wave system: stable for dt < 2.8 h / (c sqrt(8)) = 3.1e-2 at h = 1/32
+    "wave2d": {"cells": 32, "dt": 5e-3},
+    # diffusion is tiny (Du 8 / h^2 = 0.03); dt = 2 keeps the reaction rates (<= 0.1) well
+    # inside rk4's region; 500 steps to t = 1000
+    "gray_scott": {"cells": 32, "dt": 2.0},
+    # order-4 centred advection with rk4: Courant number c dt / h = 0.2
+    "advection": {"cells": 100, "dt": 2e-3},
+    # centred differences need a cell Peclet number h |u| / nu below ~2.5 once the shock forms:
+    # 256 cells blow up after t = 0.25, 512 cells (Peclet 1.2) do not
+    "burgers": {"cells": 512, "dt": 2e-4},
+    # rk4 on the 3-D Laplacian: stable for dt < 2.78 h^2 / (12 kappa) = 9e-3 at h = 1/16
+    "diffusion3d": {"cells": 16, "dt": 1e-3},
+}
+
+Result = tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+def _mesh(coords: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return np.meshgrid(*coords.values(), indexing="ij")
+
+
+def check_heat1d(t: np.ndarray, coords: dict, fields: dict) -> None:
+    # u = exp(-nu pi^2 t) sin(pi x); the centre cells are within 1e-3 of the peak x = 1/2, and the
+    # O(h^2) error at 64 cells is about 1e-5
+    u = fields["u"][-1]
+    assert u.max() == pytest.approx(np.exp(-0.05 * np.pi**2 * t[-1]), abs=1e-3)
+    (x,) = _mesh(coords)
+    assert np.abs(u - np.exp(-0.05 * np.pi**2 * t[-1]) * np.sin(np.pi * x)).max() < 1e-4
+
+
+def check_wave2d(t: np.ndarray, coords: dict, fields: dict) -> None:
+    # the standing wave cos(sqrt(2) pi t) sin(pi x) sin(pi y); observed error 1.5e-3 at 32 cells
+    # (phase error of order (pi h)^2 / 24 per unit time)
+    x, y = _mesh(coords)
+    exact = np.cos(np.sqrt(2) * np.pi * t[-1]) * np.sin(np.pi * x) * np.sin(np.pi * y)
+    assert np.abs(fields["u"][-1] - exact).max() < 5e-3
+
+
+def check_gray_scott(t: np.ndarray, coords: dict, fields: dict) -> None:
+    # u = 1 is the stable trivial state and the reaction only consumes u: u stays in [0, 1]
+    u, v = fields["u"], fields["v"]
+    assert u.min() >= 0.0 and u.max() <= 1.0 + 1e-12
+    assert v.min() >= -1e-12
+    assert len(t) == 11  # every = 100 up to t = 1000
+
+
+def check_advection(t: np.ndarray, coords: dict, fields: dict) -> None:
+    # one period (c = 1 on [0, 1]): the bump is back where it started; the observed error at 100
+    # cells is 1e-3 (order-4 dispersion), halfway round it is far from its start
+    u = fields["u"]
+    assert np.allclose(t, [0, 0.25, 0.5, 0.75, 1.0])
+    assert np.abs(u[-1] - u[0]).max() < 5e-3
+    assert np.abs(u[2] - u[0]).max() > 0.5
+
+
+def check_burgers(t: np.ndarray, coords: dict, fields: dict) -> None:
+    # -sin(pi x) with symmetric walls: u(-x) = -u(x) for all time; the grid is symmetric, so only
+    # rounding breaks it (observed 6e-16)
+    u = fields["u"]
+    assert np.abs(u + u[:, ::-1]).max() < 1e-10
+    assert np.abs(u[-1]).max() < 1.0  # viscosity dissipates
+
+
+def check_diffusion3d(t: np.ndarray, coords: dict, fields: dict) -> None:
+    # the file's exact solution exp(-5 pi^2 kappa t) sin(pi x) cos(2 pi y); O(h^2) error at 16
+    # cells observed 2e-3
+    x, y, _ = _mesh(coords)
+    for k, tk in enumerate(t):
+        exact = np.exp(-5 * np.pi**2 * 0.1 * tk) * np.sin(np.pi * x) * np.cos(2 * np.pi * y)
+        assert np.abs(fields["u"][k] - exact).max() < 5e-3
+
+
+CHECKS: dict[str, Callable[[np.ndarray, dict, dict], None]] = {
+    name: globals()[f"check_{name}"] for name in FAST
+}
+
+
+def test_every_example_has_a_fast_mode() -> None:
+    assert {p.stem for p in EXAMPLES} == set(FAST)
+
+
+def _cli_args(path: Path) -> list[str]:
+    args = ["run", str(path), "--no-progress"]
+    for key, value in FAST[path.stem].items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+def _from_npz(path: Path) -> Result:
+    with np.load(path) as data:
+        t = data["t"]
+        coords = {k[len("coord_") :]: data[k] for k in data.files if k.startswith("coord_")}
+        fields = {k[len("field_") :]: data[k] for k in data.files if k.startswith("field_")}
+    return t, coords, fields
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_python(path: Path) -> None:
+    name = path.stem
+    sol = getattr(ritz.load(str(path)), name).solve(**FAST[name])
+    for field in sol:
+        assert sol[field].shape == (len(sol.t), *sol.info["cells"])
+        assert np.all(np.isfinite(sol[field])), field
+    CHECKS[name](sol.t, sol.coords, dict(sol.fields))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_cli(path: Path, tmp_path: Path) -> None:
+    out, png = tmp_path / "sol.npz", tmp_path / "sol.png"
+    result = CliRunner().invoke(main, [*_cli_args(path), "--out", str(out), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout.startswith(f"{path.stem}: ")
+    assert f"wrote {out}" in result.stdout and f"wrote {png}" in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    t, coords, fields = _from_npz(out)
+    assert t[0] == 0.0 and len(t) >= 2
+    assert list(coords) == ["x", "y", "z"][: len(coords)] and coords
+    for field, data in fields.items():
+        assert data.shape == (len(t), *(len(c) for c in coords.values())), field
+        assert np.all(np.isfinite(data)), field
+    CHECKS[path.stem](t, coords, fields)
+    # the run leaves nothing but the two requested files behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sol.npz", "sol.png"]
+
+
+def test_cli_and_python_agree(tmp_path: Path) -> None:
+    path = ROOT / "examples" / "heat1d.dsl"
+    out = tmp_path / "heat.npz"
+    result = CliRunner().invoke(main, [*_cli_args(path), "--set", "nu=0.1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    t, coords, fields = _from_npz(out)
+    sol = ritz.load(str(path)).heat1d.solve(nu=0.1, **FAST["heat1d"])
+    np.testing.assert_array_equal(t, sol.t)
+    np.testing.assert_array_equal(coords["x"], sol.coords["x"])
+    np.testing.assert_array_equal(fields["u"], sol["u"])
