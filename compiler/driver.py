@@ -14,9 +14,10 @@ from .ir.verify import verify_program
 from .kernels import KernelGroup
 from .lower.pde import LoweredPde, lower_pde
 from .passes.fuse import FuseInput, fuse
+from .passes.fuse_steady import fuse_steady
 from .passes.integrate import TABLEAUS
-from .passes.manager import PassContext, run_pipeline
-from .passes.pipelines import PDE_FD_EXPLICIT
+from .passes.manager import Pass, PassContext, run_pipeline
+from .passes.pipelines import PDE_FD_EXPLICIT, PDE_FD_STEADY
 
 VERSION = "0.1.0"
 
@@ -126,16 +127,30 @@ def compile_pde(
     lowered = lower_pde(problem, options.order, options.dtype)
     if "lower" in dump_after or "*" in dump_after:
         ctx.dumps["lower"] = dump_program(lowered.program)
-    prog = run_pipeline(PDE_FD_EXPLICIT, lowered.program, ctx, verify_program, dump_program)
+    steady = problem.time is None
+    if steady and backend != "numba":
+        raise UnsupportedError(
+            f"steady problem '{problem.name}' can only be solved on the numba backend so far",
+            problem.span,
+            "use backend='numba' for steady problems",
+            code="R414",
+        )
+    pipeline = PDE_FD_STEADY if steady else PDE_FD_EXPLICIT
+    prog = run_pipeline(pipeline, lowered.program, ctx, verify_program, dump_program)
     info = FuseInput(
         fields=lowered.fields,
         params=tuple(lowered.params),
         initial=lowered.initial,
         axes=tuple(a.name for a in problem.axes),
-        time=problem.time.name,
+        time=problem.time.name if problem.time else "t",
         source_lines=_source_lines(problem, lowered),
     )
-    group = fuse(prog, ctx, info)
+    fuse_pass = Pass(
+        "fuse",
+        lambda p, c: fuse_steady(p, c, info) if steady else fuse(p, c, info),
+        "stage or residual Programs -> KernelGroup",
+    )
+    group = run_pipeline((fuse_pass,), prog, ctx)
     key = hashlib.sha256(
         "\n".join([VERSION, backend, source_hash, problem.name, repr(options)]).encode()
     ).hexdigest()

@@ -85,6 +85,7 @@ class KernelGroup:
     step: tuple[Launch, ...]  # one time step
     swaps: tuple[tuple[str, str], ...]  # after a step: (field, buffer) exchange roles
     init: Launch | None = None
+    entries: tuple[tuple[str, tuple[Launch, ...]], ...] = ()  # named launch lists (steady solves)
     source_name: str = ""
     source_hash: str = ""
     meta: dict[str, object] = field(default_factory=dict)

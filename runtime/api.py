@@ -224,7 +224,7 @@ class PdeHandle:
         dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
         sim = Simulation(module, grid, params, t0, dt or 1.0, get_backend(self.backend_name))
-        if dt is None:
+        if dt is None and self.problem.time is not None:
             sim.dt = self._auto_dt(sim, fd)
         return sim
 
@@ -234,13 +234,23 @@ class PdeHandle:
         from .drivers.stability import stable_dt
 
         lowered = lower_pde(self.problem, fd.order, "float64")
-        state = {f: np.asarray(sim.backend.to_host(sim.interior(f)), dtype=float)
-                 for f in lowered.fields}
+        state = {
+            f: np.asarray(sim.backend.to_host(sim.interior(f)), dtype=float) for f in lowered.fields
+        }
         grid = {"lo": [lo for lo, _ in sim.grid.bounds], "h": list(sim.grid.spacing)}
         assert self.problem.time is not None
         span = self.problem.time.t1 - self.problem.time.t0
-        return stable_dt(lowered.program, fd.scheme, lowered.fields, state, sim.params, grid,
-                         sim.t, span, fd.order)
+        return stable_dt(
+            lowered.program,
+            fd.scheme,
+            lowered.fields,
+            state,
+            sim.params,
+            grid,
+            sim.t,
+            span,
+            fd.order,
+        )
 
     def _dt(self, merged: dict[str, Any]) -> float | None:
         """The fixed step asked for, or None for ``dt = auto`` (also the default)."""
@@ -260,7 +270,8 @@ class PdeHandle:
         sim = self.prepare(**kwargs)
         _, options = self._split(kwargs)
         _, merged = self._method_options(options)
-        assert self.problem.time is not None  # steady problems are refused by the compiler
+        if self.problem.time is None:
+            return self._solve_steady(sim, merged)
         t0, t1 = self.problem.time.t0, self.problem.time.t1
         every = merged.get("every")
         times = output_times(t0, t1, float(every) if every is not None else None)
@@ -290,6 +301,27 @@ class PdeHandle:
             "backend": self.backend_name,
         }
         return Solution(self.name, t, coords, snaps, periodic, info)
+
+    def _solve_steady(self, sim: Simulation, merged: dict[str, Any]) -> Solution:
+        from .drivers.solvers import solve_steady
+
+        tol = float(merged.get("tol", 1e-10))
+        maxiter = int(merged.get("maxiter", 20000))
+        if not tol > 0 or maxiter < 1:
+            raise RuntimeInputError("tol must be positive and maxiter at least 1", code="R507")
+        periodic = tuple(a.periodic for a in self.problem.axes)
+        fields, report = solve_steady(sim, tol, maxiter, periodic)
+        coords = {a.name: sim.grid.centres(i) for i, a in enumerate(self.problem.axes)}
+        periodic = {a.name: a.periodic for a in self.problem.axes}
+        info = {
+            "steps": report.newton_steps,
+            "krylov_iterations": report.krylov_iterations,
+            "residual_norms": report.residual_norms,
+            "cells": sim.grid.cells,
+            "params": dict(sim.params),
+            "backend": self.backend_name,
+        }
+        return Solution(self.name, None, coords, fields, periodic, info)
 
     def vjp(self, *_: Any, **__: Any) -> Any:
         raise UnsupportedError(

@@ -66,6 +66,16 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:  # a bug of ours: one clear line, the traceback only on request
+            if os.environ.get("RITZ_DEBUG"):
+                raise
+            click.echo(
+                f"error[R900]: internal error: {type(exc).__name__}: {exc}\n"
+                "  hint: this is a bug in ritz; please report it with the program "
+                "(set RITZ_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            sys.exit(2)
 
     return wrapper
 
@@ -138,12 +148,21 @@ def run(
     handle = _pick(_load(file, backend), problem)
     sol = handle.solve(progress=progress, **overrides)
     info = sol.info
-    click.echo(
-        f"{handle.name}: {info['steps']} steps of dt = {info['dt']:.4g} on "
-        f"{'x'.join(str(c) for c in info['cells'])} cells, t = {sol.t[-1]:.4g}"
-    )
+    grid = "x".join(str(c) for c in info["cells"])
+    if sol.t is None:
+        click.echo(
+            f"{handle.name}: steady solution on {grid} cells after {info['steps']} Newton "
+            f"step(s) ({info['krylov_iterations'] or 'direct sparse LU, no'} Krylov "
+            "iterations), residual "
+            f"{info['residual_norms'][0]:.3g} -> {info['residual_norms'][-1]:.3g}"
+        )
+    else:
+        click.echo(
+            f"{handle.name}: {info['steps']} steps of dt = {info['dt']:.4g} on {grid} cells, "
+            f"t = {sol.t[-1]:.4g}"
+        )
     for name in sol.fields:
-        final = sol[name][-1]
+        final = sol[name] if sol.t is None else sol[name][-1]
         click.echo(f"  {name}: min {final.min():.6g}  max {final.max():.6g}")
     if out:
         saved = _atomic(out, sol.save)

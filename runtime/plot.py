@@ -23,19 +23,20 @@ def plot_solution(sol: Solution, path: str | Path) -> Path:
     axes_names = list(sol.coords)
     ndim = len(axes_names)
     fig, panels = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False)
+    times = np.zeros(1) if sol.t is None else sol.t
     for ax, name in zip(panels[0], names, strict=True):
-        data = sol[name]
+        data = sol[name][None] if sol.t is None else sol[name]
         if ndim == 1:
             x = sol.coords[axes_names[0]]
             cmap = plt.get_cmap("viridis")
-            count = len(sol.t)
+            count = len(times)
             for k in range(count):
                 ax.plot(
                     x,
                     data[k],
                     color=cmap(k / max(1, count - 1)),
                     lw=1.2,
-                    label=f"t = {sol.t[k]:.4g}" if k in (0, count - 1) else None,
+                    label=f"t = {times[k]:.4g}" if k in (0, count - 1) else None,
                 )
             ax.set_xlabel(axes_names[0])
             ax.set_ylabel(name)
@@ -57,7 +58,7 @@ def plot_solution(sol: Solution, path: str | Path) -> Path:
             ax.set_ylabel(axes_names[1])
         title = f"{sol.problem}: {name}"
         if ndim > 1:
-            title += f" at t = {sol.t[-1]:.4g}"
+            title += "" if sol.t is None else f" at t = {sol.t[-1]:.4g}"
             if ndim == 3:
                 title += f" ({axes_names[2]} mid-plane)"
         ax.set_title(title)

@@ -13,12 +13,14 @@ from ..dsl.diagnostics import RuntimeInputError
 
 
 class Solution(Mapping):
-    """``sol.t``, ``sol.coords[axis]``, ``sol[field]`` (``[k]`` is the field at ``t[k]``)."""
+    """``sol.t``, ``sol.coords[axis]``, ``sol[field]`` (``[k]`` is the field at ``t[k]``).
+
+    A steady solution has ``t = None`` and ``sol[field]`` is the field itself."""
 
     def __init__(
         self,
         problem: str,
-        t: np.ndarray,
+        t: np.ndarray | None,
         coords: dict[str, np.ndarray],
         fields: dict[str, np.ndarray],
         periodic: dict[str, bool],
@@ -63,19 +65,23 @@ class Solution(Mapping):
                 code="R511",
             )
         arrays = [np.asarray(points[a], dtype=float) for a in self.coords]
-        tt = np.asarray(self.t[-1] if t is None else t, dtype=float)
+        times = np.zeros(1) if self.t is None else self.t
+        tt = np.asarray(times[-1] if t is None else t, dtype=float)
         arrays = np.broadcast_arrays(*arrays, tt)
         shape = arrays[0].shape
         flat = [a.ravel() for a in arrays]
         out = {}
         for name, data in self.fields.items():
-            out[name] = self._interp(data, flat[:-1], flat[-1]).reshape(shape)
+            frames = data[None] if self.t is None else data
+            out[name] = self._interp(frames, flat[:-1], flat[-1], times).reshape(shape)
         return out
 
-    def _interp(self, data: np.ndarray, xs: list[np.ndarray], ts: np.ndarray) -> np.ndarray:
-        if len(self.t) > 1:
-            k = np.clip(np.searchsorted(self.t, ts, side="right") - 1, 0, len(self.t) - 2)
-            w = (ts - self.t[k]) / (self.t[k + 1] - self.t[k])
+    def _interp(
+        self, data: np.ndarray, xs: list[np.ndarray], ts: np.ndarray, times: np.ndarray
+    ) -> np.ndarray:
+        if len(times) > 1:
+            k = np.clip(np.searchsorted(times, ts, side="right") - 1, 0, len(times) - 2)
+            w = (ts - times[k]) / (times[k + 1] - times[k])
             frames = [(k, 1.0 - w), (k + 1, w)]
         else:
             frames = [(np.zeros(ts.shape, dtype=int), np.ones(ts.shape))]
@@ -104,7 +110,7 @@ class Solution(Mapping):
     def save(self, path: str | Path) -> Path:
         """Write ``t``, coordinates and fields to an ``.npz`` file."""
         path = Path(path)
-        arrays = {"t": self.t}
+        arrays = {"t": np.zeros(0) if self.t is None else self.t}
         arrays.update({f"coord_{a}": c for a, c in self.coords.items()})
         arrays.update({f"field_{f}": v for f, v in self.fields.items()})
         np.savez_compressed(path, **arrays)

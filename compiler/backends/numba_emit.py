@@ -138,10 +138,21 @@ class NumbaEmitter:
         ]
         return f"{k.name}({', '.join(arrays + scalars)})"
 
+    def entries(self) -> list[str]:
+        """One function per named launch list (the steady solver's residual and jvp)."""
+        g = self.g
+        sig = ", ".join([ident(b) for b in g.buffers] + list(g.kernel("initial").scalars))
+        out: list[str] = []
+        for name, launches in g.entries:
+            out += ["", "", "@numba.njit(cache=True)", f"def {name}({sig}):"]
+            out += [INDENT + self._launch(launch) for launch in launches]
+        return out
+
     def drivers(self) -> list[str]:
         g = self.g
+        if g.entries:
+            return self.entries()[2:]
         bufs = [ident(b) for b in g.buffers]
-        scalars = [s for s in self.g.kernels[0].scalars] if g.kernels else []
         scalars = list(g.kernel("initial").scalars)
         sig = ", ".join(bufs + scalars)
         out = [
@@ -209,7 +220,8 @@ class NumbaEmitter:
             else:
                 raise ValueError(f"unknown kernel kind {k.kind}")
         lines += ["", "", *self.drivers()]
-        lines += ["", "", *STANDALONE.splitlines()]
+        standalone = STANDALONE.split("\n\n\ndef solve(")[0] if g.entries else STANDALONE
+        lines += ["", "", *standalone.splitlines()]
         return "\n".join(lines) + "\n"
 
 

@@ -42,16 +42,10 @@ def _velocity_name(name: str, taken: set[str]) -> str:
 
 
 def lower_pde(problem: PdeProblem, order: int = 2, dtype: str = "float64") -> LoweredPde:
-    """Lower a checked time-dependent PDE problem to its right-hand-side Program."""
+    """Lower a checked PDE problem: right-hand sides ``rhs:<field>`` of a time-dependent one,
+    residuals ``res:<field>`` (zero at the solution) of a steady one."""
     if problem.time is None:
-        raise UnsupportedError(
-            f"steady problem '{problem.name}' cannot be solved yet: the fd method currently "
-            "integrates time-dependent problems only",
-            problem.span,
-            "add a `time t in [t0, t1]` line and write the equation as `dt(u) = ...` to relax "
-            "it to a steady state, or wait for steady solves",
-            code="R401",
-        )
+        return _lower_steady(problem, order, dtype)
     axes = problem.axis_symbols
     grid = Grid(
         tuple(a.name for a in problem.axes),
@@ -113,6 +107,31 @@ def lower_pde(problem: PdeProblem, order: int = 2, dtype: str = "float64") -> Lo
         initial=initial,
         bounds=tuple((a.lo, a.hi) for a in problem.axes),
         t_span=(problem.time.t0, problem.time.t1),
+        equation_spans=spans,
+    )
+
+
+def _lower_steady(problem: PdeProblem, order: int, dtype: str) -> LoweredPde:
+    grid = Grid(tuple(a.name for a in problem.axes), tuple(a.periodic for a in problem.axes))
+    b = Builder(grid)
+    converter = _ExprToIR(b, problem, list(problem.fields), grid.shape, dtype)
+    spans = {}
+    for eq in problem.equations:
+        spans[eq.field] = eq.span
+        b.output(f"res:{eq.field}", converter.convert(eq.rhs, eq.span))
+    for f in problem.fields:
+        b.boundaries[f] = _boundary_rule(
+            problem, f, {}, converter.derivative_orders.get(f, {}), order
+        )
+    return LoweredPde(
+        name=problem.name,
+        program=b.build(),
+        fields=tuple(problem.fields),
+        user_fields=tuple(problem.fields),
+        params={p.name: p.default for p in problem.params},
+        initial={f: sympy.Integer(0) for f in problem.fields},
+        bounds=tuple((a.lo, a.hi) for a in problem.axes),
+        t_span=None,
         equation_spans=spans,
     )
 

@@ -114,14 +114,22 @@ def _canonical_to_kernel(expr: sympy.Expr, info: FuseInput) -> sympy.Expr:
 
 def _stage_kernel(prog: Program, stage: int, info: FuseInput, scalars) -> tuple[Kernel, dict]:
     prefix = f"stage{stage}:"
+    outputs = [
+        (name[len(prefix) :], v) for name, v in prog.outputs.items() if name.startswith(prefix)
+    ]
+    return stencil_kernel(prog, f"stage{stage}", outputs, info, scalars)
+
+
+def stencil_kernel(
+    prog: Program, name: str, outputs: list[tuple[str, int]], info: FuseInput, scalars
+) -> tuple[Kernel, dict[str, int]]:
+    """One loop nest writing each (buffer, value) of ``outputs`` at every interior point; also
+    returns, per buffer read with offsets, the widest offset (the halo it needs)."""
     reads: dict = {}
     coords: set[int] = set()
     stencil: dict[str, int] = {}
     targets, exprs, comments = [], [], []
-    for name, v in prog.outputs.items():
-        if not name.startswith(prefix):
-            continue
-        buffer = name[len(prefix) :]
+    for buffer, v in outputs:
         targets.append(buffer)
         exprs.append(_leaf_expr(prog, v, reads, coords, stencil))
         field = buffer.split("@", 1)[0]
@@ -134,7 +142,7 @@ def _stage_kernel(prog: Program, stage: int, info: FuseInput, scalars) -> tuple[
     replacements, invariant = _hoist_invariant(replacements, set(read_symbols), coords)
     arrays = sorted({r.array for r in reads.values()} | set(targets), key=_buffer_order(info))
     kernel = Kernel(
-        name=f"stage{stage}",
+        name=name,
         kind="stencil",
         arrays=tuple(arrays),
         scalars=scalars,
@@ -243,19 +251,7 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
     step: list[Launch] = []
     for i, (k, st) in enumerate(zip(stages, stencils, strict=True)):
         c = tableau.c[i]
-        for buffer in sorted(st, key=_buffer_order(info)):
-            field = buffer.split("@", 1)[0]
-            rule = prog.boundaries[field]
-            for axis in range(ndim):
-                if rule.is_periodic(axis):
-                    name = f"wrap_{axis}"
-                    kernels.setdefault(name, Kernel(name, "wrap", ("a",), (), axis=axis))
-                    step.append(Launch(name, (buffer,), c))
-                    continue
-                for side in ("lo", "hi"):
-                    g = _ghost_kernel(rule, axis, side, halo, info, scalars)
-                    kernels.setdefault(g.name, g)
-                    step.append(Launch(g.name, (buffer,), c))
+        step += halo_launches(prog, st, halo, info, scalars, kernels, c)
         kernels[k.name] = k
         step.append(Launch(k.name, k.arrays, c))
 
@@ -265,20 +261,7 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
         for m in range(2, s + 2):
             if any(b.startswith(f"{f}@q{m}") for launch in step for b in launch.arrays):
                 buffers.append(stage_buffer(f, m))
-    init_writes, init_coords = [], set()
-    for f in info.fields:
-        e = _canonical_to_kernel(info.initial.get(f, sympy.Integer(0)), info)
-        init_coords |= {a for a in range(ndim) if e.has(coord_symbol(a))}
-        init_writes.append(Write(f, e))
-    init = Kernel(
-        name="initial",
-        kind="init",
-        arrays=info.fields,
-        scalars=scalars,
-        writes=tuple(init_writes),
-        coords=tuple((coord_symbol(a), a) for a in sorted(init_coords)),
-        comments=("initial conditions",),
-    )
+    init = initial_kernel(info, ndim, scalars)
     kernels[init.name] = init
     return KernelGroup(
         name=ctx.problem,
@@ -295,4 +278,50 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
         init=Launch("initial", info.fields),
         source_name=ctx.source_name,
         meta={"scheme": tableau.name, "order": ctx.order, "stages": s},
+    )
+
+
+def halo_launches(
+    prog: Program,
+    stencil: dict[str, int],
+    halo: int,
+    info: FuseInput,
+    scalars,
+    kernels: dict[str, Kernel],
+    c: float = 0.0,
+) -> list[Launch]:
+    """Fill the halo of every buffer in ``stencil`` before a kernel reads it with offsets: wrap
+    periodic axes, solve ghost values from the boundary rule of the buffer's field (the rule
+    named like the buffer, else like its field) on the others; new kernels go into ``kernels``."""
+    out = []
+    for buffer in sorted(stencil, key=_buffer_order(info)):
+        rule = prog.boundaries.get(buffer) or prog.boundaries[buffer.split("@", 1)[0]]
+        for axis in range(prog.grid.ndim):
+            if rule.is_periodic(axis):
+                name = f"wrap_{axis}"
+                kernels.setdefault(name, Kernel(name, "wrap", ("a",), (), axis=axis))
+                out.append(Launch(name, (buffer,), c))
+                continue
+            for side in ("lo", "hi"):
+                g = _ghost_kernel(rule, axis, side, halo, info, scalars)
+                kernels.setdefault(g.name, g)
+                out.append(Launch(g.name, (buffer,), c))
+    return out
+
+
+def initial_kernel(info: FuseInput, ndim: int, scalars) -> Kernel:
+    """Writes every field's initial value (or initial guess) at every interior point."""
+    init_writes, init_coords = [], set()
+    for f in info.fields:
+        e = _canonical_to_kernel(info.initial.get(f, sympy.Integer(0)), info)
+        init_coords |= {a for a in range(ndim) if e.has(coord_symbol(a))}
+        init_writes.append(Write(f, e))
+    return Kernel(
+        name="initial",
+        kind="init",
+        arrays=info.fields,
+        scalars=scalars,
+        writes=tuple(init_writes),
+        coords=tuple((coord_symbol(a), a) for a in sorted(init_coords)),
+        comments=("initial conditions",),
     )

@@ -7,12 +7,18 @@ PDE, method fd, explicit scheme:
   integrate   right-hand sides -> the stage updates of the Butcher tableau (fused combinations)
   simplify    flatten the stage combinations into the right-hand sides
   fuse        stage Program -> KernelGroup: one stencil loop nest per stage, ghost/wrap kernels
+
+PDE, method fd, steady (no time line): lower, discretise, simplify, then
+  linearize   residuals -> residuals and their exact Jacobian-vector products (rule table)
+  flatten     as simplify
+  fuse_steady KernelGroup with entries `residual` and `jvp` for the Newton-Krylov driver
 """
 
 from __future__ import annotations
 
 from .discretise import discretise
 from .integrate import integrate
+from .linearize import linearize
 from .manager import Pass
 from .simplify import simplify
 
@@ -21,6 +27,13 @@ PDE_FD_EXPLICIT: tuple[Pass, ...] = (
     Pass("simplify", simplify, "inline Maps into Maps"),
     Pass("integrate", integrate, "right-hand sides -> fused Runge-Kutta stage updates"),
     Pass("flatten", simplify, "flatten stage combinations into the right-hand sides"),
+)
+
+PDE_FD_STEADY: tuple[Pass, ...] = (
+    Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
+    Pass("simplify", simplify, "inline Maps into Maps"),
+    Pass("linearize", linearize, "residuals -> residuals and Jacobian-vector products"),
+    Pass("flatten", simplify, "flatten the derivative Maps into single Maps"),
 )
 
 PASS_NAMES = ("lower", *tuple(p.name for p in PDE_FD_EXPLICIT), "fuse")

@@ -46,8 +46,9 @@ def ritz_values(
     def apply(x: np.ndarray) -> np.ndarray:
         parts = np.split(x, np.cumsum(sizes)[:-1])
         inputs = dict(state)
-        inputs.update({f"dot:{f}": p.reshape(state[f].shape) for f, p in zip(fields, parts,
-                                                                              strict=True)})
+        inputs.update(
+            {f"dot:{f}": p.reshape(state[f].shape) for f, p in zip(fields, parts, strict=True)}
+        )
         out = evaluate(lin, inputs, params, t=t, grid=grid)
         return np.concatenate([out[f"dot:rhs:{f}"].ravel() for f in fields])
 

@@ -81,7 +81,6 @@ def burgers(scheme: str) -> str:
 # name: (program, problem, call, code, line, column, words in the message)
 # `column` None: the diagnostic spans a whole line; only the line is pinned.
 CASES: dict[str, tuple[str, str, Callable[[Any], Any], str, int, int | None, str]] = {
-    "steady": (POISSON, "poisson", lambda p: p.solve(), "R401", 1, 1, "steady"),
     "pinn": (
         burgers("scheme = rk4, dt = 1e-4"),
         "burgers",
@@ -170,12 +169,11 @@ def test_option_span_covers_the_option() -> None:
 @pytest.mark.parametrize(
     ("program", "args", "code", "line"),
     [
-        (POISSON, [], "R401", 1),
         (burgers("scheme = cn, dt = 1e-3"), [], "R403", 11),
         (burgers("scheme = rk4, dt = 1e-3"), ["--method", "pinn"], "R411", 12),
         (burgers("scheme = rk4, dt = 1e-3"), ["--set", "scheme=imex"], "R403", 11),
     ],
-    ids=["steady", "cn", "pinn", "imex_set"],
+    ids=["cn", "pinn", "imex_set"],
 )
 def test_cli_renders_unsupported(
     tmp_path: Path, program: str, args: list[str], code: str, line: int
@@ -215,3 +213,12 @@ def test_cli_run_network_problem(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert f"{path}:1:1: error[R410]" in result.stderr
+
+
+def test_steady_problems_are_numba_only_so_far(tmp_path: Path) -> None:
+    path = tmp_path / "case.dsl"
+    path.write_text(POISSON)
+    result = CliRunner().invoke(main, ["show", "--code", "--backend", "cupy", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{path}:1:" in result.stderr and "error[R414]" in result.stderr

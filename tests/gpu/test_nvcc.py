@@ -37,8 +37,11 @@ def _nvcc(source: str, tmp_path: Path, stem: str) -> None:
 
 
 def _problems(path: Path) -> list[PdeProblem]:
+    """The time-dependent pde blocks (steady solves run on the Numba backend only so far)."""
     checked = load_file(path)
-    return [b for b in checked.problems.values() if isinstance(b, PdeProblem)]
+    return [
+        b for b in checked.problems.values() if isinstance(b, PdeProblem) and b.time is not None
+    ]
 
 
 @needs_nvcc

@@ -26,7 +26,10 @@ TOLERANCE = {"float64": 1e-12, "float32": 1e-4}
 
 
 def _pde_names(mod) -> list[str]:
-    return [n for n in mod.names if isinstance(mod[n], PdeHandle)]
+    """Time-dependent pde blocks (steady solves run on the Numba backend only so far)."""
+    return [
+        n for n in mod.names if isinstance(mod[n], PdeHandle) and mod[n].problem.time is not None
+    ]
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:

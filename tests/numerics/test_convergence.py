@@ -108,8 +108,11 @@ CASES = {
         "heatn",
         lambda c, t: np.exp(-(np.pi**2) * t) * np.cos(np.pi * c["x"]) + c["x"],
     ),
-    "heat_robin": (HEAT_ROBIN, "heatr",
-                   lambda c, t: np.exp(-np.pi**2 * t) * np.cos(np.pi * c["x"]) + c["x"]),
+    "heat_robin": (
+        HEAT_ROBIN,
+        "heatr",
+        lambda c, t: np.exp(-(np.pi**2) * t) * np.cos(np.pi * c["x"]) + c["x"],
+    ),
     "heat_time_dirichlet": (
         HEAT_TIME_DIRICHLET,
         "heatd",
@@ -180,8 +183,11 @@ HIGHER = {
     # u = sin(k x + k^3 t) and u = exp(-k^4 t) sin(k x) with k = 2 pi; dt keeps the largest
     # stencil eigenvalue times dt below 1.5 on 64 cells at order 4 (rk4 allows ~2.8)
     "diff3": (AIRY, "airy", lambda c, t: np.sin(2 * np.pi * c["x"] + (2 * np.pi) ** 3 * t)),
-    "diff4": (HYPERDIFFUSION, "hyper",
-              lambda c, t: np.exp(-((2 * np.pi) ** 4) * t) * np.sin(2 * np.pi * c["x"])),
+    "diff4": (
+        HYPERDIFFUSION,
+        "hyper",
+        lambda c, t: np.exp(-((2 * np.pi) ** 4) * t) * np.sin(2 * np.pi * c["x"]),
+    ),
 }
 
 

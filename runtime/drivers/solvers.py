@@ -1,0 +1,196 @@
+"""Steady solves: Newton's method on the compiled residual and its derived Jacobian.
+
+The generated module provides ``residual`` (R(u) into the ``<f>@r`` buffers) and ``jvp``
+(J(u) v into ``<f>@jv``, the exact linearisation derived by the compiler). The sparse Jacobian
+is assembled from a few such products by colouring the stencil, then factorised (SciPy's sparse
+LU), or used as an incomplete-LU preconditioner for GMRES on large grids. A linear problem
+converges in one Newton step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...dsl.diagnostics import RuntimeInputError
+from .integrators import Simulation
+
+
+@dataclass
+class SteadyReport:
+    converged: bool
+    newton_steps: int
+    krylov_iterations: int
+    residual_norms: list[float] = field(default_factory=list)
+
+
+class SteadyProblem:
+    """Moves flat vectors in and out of the padded buffers around the compiled entries."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.fields = sim.plan["fields"]
+        self.cells = sim.grid.cells
+        self.size = int(np.prod(self.cells))
+
+    def _put(self, suffix: str, vector: np.ndarray) -> None:
+        for k, f in enumerate(self.fields):
+            name = f if not suffix else f"{f}@{suffix}"
+            self.sim.interior(name)[...] = vector[k * self.size : (k + 1) * self.size].reshape(
+                self.cells
+            )
+
+    def _get(self, suffix: str) -> np.ndarray:
+        return np.concatenate(
+            [
+                np.asarray(self.sim.interior(f"{f}@{suffix}" if suffix else f)).ravel()
+                for f in self.fields
+            ]
+        )
+
+    def _call(self, entry: str) -> None:
+        getattr(self.sim.module, entry)(*self.sim.buffers, *self.sim.scalars(0.0, 0.0))
+
+    def state(self) -> np.ndarray:
+        return self._get("")
+
+    def residual(self, u: np.ndarray) -> np.ndarray:
+        self._put("", u)
+        self._call("residual")
+        return self._get("r")
+
+    def jvp(self, v: np.ndarray) -> np.ndarray:
+        self._put("v", v)
+        self._call("jvp")
+        return self._get("jv")
+
+
+def assemble_jacobian(problem: SteadyProblem, radius: int, periodic: tuple[bool, ...]):
+    """The sparse Jacobian from a few Jacobian-vector products (stencil colouring).
+
+    Cells whose indices agree modulo p = 2 * radius + 1 along every axis never share a row's
+    stencil (``radius`` bounds the coupling distance, ghost extrapolation included), so one
+    product with the indicator of such a colour class yields one entry per row."""
+    from scipy import sparse
+
+    cells = problem.cells
+    nd = len(cells)
+    p = 2 * radius + 1
+    if any(per and n < p for per, n in zip(periodic, cells, strict=True)):
+        p = max(cells)  # tiny periodic grids: colour by whole axes (exact, just more products)
+    index = np.indices(cells).reshape(nd, -1)
+    size = problem.size
+    nf = len(problem.fields)
+    rows, cols, vals = [], [], []
+    row_ids = np.arange(size)
+    for f in range(nf):
+        for colour in np.ndindex(*(min(p, n) for n in cells)):
+            mask = np.all(index % p == np.array(colour)[:, None], axis=0)
+            v = np.zeros(size * nf)
+            v[f * size + np.flatnonzero(mask)] = 1.0
+            jv = problem.jvp(v)
+            # the column of each row: the cell of this colour within `radius` of the row's cell
+            offset = (np.array(colour)[:, None] - index + radius) % p - radius
+            target = index + offset
+            inside = np.ones(size, dtype=bool)
+            for a in range(nd):
+                if periodic[a]:
+                    target[a] %= cells[a]
+                else:
+                    inside &= (target[a] >= 0) & (target[a] < cells[a])
+            col = np.ravel_multi_index(np.where(inside, target, 0), cells)
+            for g in range(nf):
+                values = jv[g * size : (g + 1) * size]
+                keep = inside & (values != 0.0)
+                rows.append(g * size + row_ids[keep])
+                cols.append(f * size + col[keep])
+                vals.append(values[keep])
+    n = size * nf
+    return sparse.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+
+
+DIRECT_LIMIT = 400_000  # unknowns up to which the Newton systems are factorised exactly
+
+
+def newton_krylov(
+    problem: SteadyProblem, tol: float, maxiter: int, radius: int, periodic: tuple[bool, ...]
+) -> tuple[np.ndarray, SteadyReport]:
+    """Solve R(u) = 0 to ||R(u)|| <= tol * ||R(u0)||. Each Newton system J d = -R uses the
+    Jacobian assembled from derived Jacobian-vector products: a sparse LU factorisation up to
+    DIRECT_LIMIT unknowns, else GMRES preconditioned by its incomplete LU (``maxiter`` caps the
+    Krylov iterations in all)."""
+    from scipy.sparse.linalg import LinearOperator, gmres, spilu, splu
+
+    n = problem.size * len(problem.fields)
+    u = problem.state()
+    r = problem.residual(u)
+    norms = [float(np.linalg.norm(r))]
+    target = tol * max(norms[0], np.finfo(float).tiny)
+    report = SteadyReport(norms[0] <= target, 0, 0, norms)
+    for step in range(1, 51):
+        if report.converged or report.krylov_iterations >= maxiter:
+            break
+        jac = assemble_jacobian(problem, radius, periodic)
+        problem.residual(u)  # the probes moved the buffers; restore the iterate's state
+        if n <= DIRECT_LIMIT:
+            try:
+                delta = splu(jac).solve(-r)
+            except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+                raise RuntimeInputError(
+                    f"the Jacobian of the steady problem is singular ({exc})",
+                    hint="the conditions may not determine the solution: a problem with only "
+                    "Neumann or periodic conditions fixes u only up to a constant; add a "
+                    "Dirichlet or Robin condition",
+                    code="R543",
+                ) from None
+        else:
+            ilu = spilu(jac, drop_tol=1e-5, fill_factor=20)
+            precond = LinearOperator((n, n), matvec=ilu.solve, dtype=float)
+            count = {"n": 0}
+
+            def matvec(v: np.ndarray, count: dict = count, jac: Any = jac) -> np.ndarray:
+                count["n"] += 1
+                return jac @ v
+
+            remaining = max(1, maxiter - report.krylov_iterations)
+            rel = max(target / norms[-1], 1e-14)
+            delta, _ = gmres(
+                LinearOperator((n, n), matvec=matvec, dtype=float),
+                -r,
+                rtol=rel,
+                restart=min(80, remaining),
+                M=precond,
+                maxiter=max(1, remaining // min(80, remaining)),
+            )
+            report.krylov_iterations += count["n"]
+        u = u + delta
+        r = problem.residual(u)
+        norms.append(float(np.linalg.norm(r)))
+        report.newton_steps = step
+        report.converged = norms[-1] <= target
+        if not np.isfinite(norms[-1]):
+            break
+    if not report.converged:
+        raise RuntimeInputError(
+            f"the steady solve did not converge: residual {norms[-1]:.3g} after "
+            f"{report.newton_steps} Newton steps (asked for {target:.3g})",
+            hint="loosen tol, raise maxiter, use fewer cells, or check that the problem has a "
+            "solution (a pure Neumann problem determines u only up to a constant)",
+            code="R542",
+        )
+    return u, report
+
+
+def solve_steady(
+    sim: Simulation, tol: float, maxiter: int, periodic: tuple[bool, ...]
+) -> tuple[dict[str, Any], SteadyReport]:
+    """Fields (interior arrays) of the steady solution, and how the solve went."""
+    problem = SteadyProblem(sim)
+    radius = int(sim.plan["meta"].get("coupling", sim.plan["halo"] + 6))
+    u, report = newton_krylov(problem, tol, maxiter, radius, periodic)
+    problem.residual(u)
+    return {f: np.array(sim.interior(f)) for f in problem.fields}, report

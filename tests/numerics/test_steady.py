@@ -1,0 +1,109 @@
+"""Steady problems: Newton-Krylov on the compiled residual and its derived Jacobian.
+
+Observed orders against manufactured solutions, a nonlinear problem that needs several Newton
+steps, and mixed Dirichlet/Neumann/Robin conditions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ritz
+
+POISSON = """
+pde poisson {
+    space x in [0, 1]
+    space y in [0, 1]
+    field u
+    -lap(u) = 2 * pi^2 * sin(pi * x) * sin(pi * y)
+    boundary u = 0 at all
+    solve fd(cells = 16, tol = 1e-12)
+}
+"""
+
+# u = cos(pi x) + x^2 on [0, 1]: -u'' + u^3 = pi^2 cos(pi x) - 2 + u^3, with a Neumann condition
+# u'(0) = 0 and a Robin condition u'(1) + u(1) = 2 + (-1 + 1) at x = 1.
+NONLINEAR = """
+fn exact(x) = cos(pi * x) + x^2
+pde bratu {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) + u^3 = pi^2 * cos(pi * x) - 2 + exact(x)^3
+    boundary diff(u, x) = 0 at x = 0
+    boundary diff(u, x) + u = 2 at x = 1
+    solve fd(cells = 16, tol = 1e-12)
+}
+"""
+
+
+def _slope(errs: list[float], cells: list[int]) -> float:
+    return -np.polyfit(np.log(cells), np.log(errs), 1)[0]
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_poisson_observed_order(order: int) -> None:
+    mod = ritz.compile(POISSON)
+    cells = [16, 32, 64]
+    errs = []
+    for n in cells:
+        sol = mod.poisson.solve(cells=n, order=order)
+        assert sol.t is None and sol["u"].shape == (n, n)
+        x, y = np.meshgrid(sol.coords["x"], sol.coords["y"], indexing="ij")
+        errs.append(float(np.abs(sol["u"] - np.sin(np.pi * x) * np.sin(np.pi * y)).max()))
+    # the linear problem is solved to 1e-12 relative residual, far below the truncation error
+    assert abs(_slope(errs, cells) - order) < 0.2, errs
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_nonlinear_newton_converges_at_the_order(order: int) -> None:
+    mod = ritz.compile(NONLINEAR)
+    # order 4: the Neumann/Robin closures still show an O(h^5) term on coarse grids
+    cells = [16, 32, 64] if order == 2 else [80, 160, 320]
+    errs = []
+    for n in cells:
+        sol = mod.bratu.solve(cells=n, order=order)
+        assert sol.info["steps"] >= 2  # a nonlinear residual needs real Newton iterations
+        norms = sol.info["residual_norms"]
+        assert norms[-1] <= 1e-12 * norms[0]
+        x = sol.coords["x"]
+        errs.append(float(np.abs(sol["u"] - (np.cos(np.pi * x) + x**2)).max()))
+    assert abs(_slope(errs, cells) - order) < 0.25, errs
+
+
+def test_steady_solution_interpolates_and_saves(tmp_path) -> None:
+    sol = ritz.compile(POISSON).poisson.solve(cells=32)
+    got = sol.at(x=np.array([0.5]), y=np.array([0.5]))["u"]
+    assert abs(got[0] - 1.0) < 5e-3  # bilinear between centres next to the peak
+    path = sol.save(tmp_path / "s.npz")
+    with np.load(path) as data:
+        assert data["field_u"].shape == (32, 32)
+
+
+PURE_NEUMANN = """
+pde floating {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) = cos(pi * x)
+    boundary diff(u, x) = 0 at all
+}
+"""
+
+
+def test_singular_problem_is_reported_not_solved() -> None:
+    # u is fixed only up to a constant: the Jacobian is singular, and ritz must say so
+    with pytest.raises(ritz.RitzError) as err:
+        ritz.compile(PURE_NEUMANN).floating.solve(cells=32)
+    assert err.value.code == "R543"
+    assert "Dirichlet" in (err.value.hint or "")
+
+
+def test_large_grids_use_ilu_preconditioned_gmres(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ritz.runtime.drivers import solvers
+
+    monkeypatch.setattr(solvers, "DIRECT_LIMIT", 10)  # force the iterative path on a small grid
+    sol = ritz.compile(POISSON).poisson.solve(cells=32)
+    assert sol.info["krylov_iterations"] > 0
+    norms = sol.info["residual_norms"]
+    assert norms[-1] <= 1e-12 * norms[0]
+    x, y = np.meshgrid(sol.coords["x"], sol.coords["y"], indexing="ij")
+    assert np.abs(sol["u"] - np.sin(np.pi * x) * np.sin(np.pi * y)).max() < 2e-3
