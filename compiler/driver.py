@@ -128,13 +128,6 @@ def compile_pde(
     if "lower" in dump_after or "*" in dump_after:
         ctx.dumps["lower"] = dump_program(lowered.program)
     steady = problem.time is None
-    if steady and backend != "numba":
-        raise UnsupportedError(
-            f"steady problem '{problem.name}' can only be solved on the numba backend so far",
-            problem.span,
-            "use backend='numba' for steady problems",
-            code="R414",
-        )
     pipeline = PDE_FD_STEADY if steady else PDE_FD_EXPLICIT
     prog = run_pipeline(pipeline, lowered.program, ctx, verify_program, dump_program)
     info = FuseInput(

@@ -20,6 +20,9 @@ class NumbaBackend:
     def to_host(self, array: Any) -> np.ndarray:
         return array
 
+    def from_host(self, array: np.ndarray) -> np.ndarray:
+        return array
+
     def synchronize(self) -> None:
         return None
 

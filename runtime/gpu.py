@@ -80,6 +80,9 @@ class CupyBackend:
         self.host_copies += 1
         return self.cupy.asnumpy(array)
 
+    def from_host(self, array: np.ndarray) -> Any:
+        return self.cupy.asarray(array)
+
     def synchronize(self) -> None:
         self.cupy.cuda.Device().synchronize()
 

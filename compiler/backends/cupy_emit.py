@@ -283,6 +283,27 @@ class CudaEmitter:
         lines.append(")")
         swaps = tuple((index[f], index[q]) for f, q in g.swaps)
         lines += ["", "# after each step these buffers exchange roles", f"SWAPS = {swaps!r}"]
+        lines += ["", "# named launch lists (a steady solve's residual and jvp)", "ENTRIES = {"]
+        for name, launches in g.entries:
+            calls = tuple(
+                (launch.kernel, tuple(index[b] for b in launch.arrays), float(launch.stage_c))
+                for launch in launches
+            )
+            lines.append(f"    {name!r}: {calls!r},")
+        lines.append("}")
+        return lines
+
+    def entry_functions(self) -> list[str]:
+        names = NameRegistry()
+        lines = []
+        for name, _ in self.g.entries:
+            lines += [
+                "",
+                "",
+                f"def {names.checked(name)}(*args):",
+                f'    """Run the {name} launch list on device buffers (buffers, then scalars)."""',
+                f"    _run_entry({name!r}, args)",
+            ]
         return lines
 
     def module(self) -> str:
@@ -306,7 +327,7 @@ class CudaEmitter:
             "",
         ]
         lines += NumbaEmitter(g, self.version).plan_literal()
-        lines += ["", *self.tables(), "", *RUNTIME.splitlines()]
+        lines += ["", *self.tables(), "", *RUNTIME.splitlines(), *self.entry_functions()]
         return "\n".join(lines) + "\n"
 
 

@@ -225,6 +225,23 @@ def advance(*args):
     return tuple(buffers)
 
 
+def _run_entry(name, args):
+    """Run the named launch list of ENTRIES (a steady solver's residual or jvp) once."""
+    nb = len(PLAN["buffers"])
+    if len(args) != nb + len(PLAN["scalars"]):
+        raise TypeError(f"{name} takes {nb} buffers and {len(PLAN['scalars'])} scalars")
+    buffers = list(args[:nb])
+    values = dict(zip(PLAN["scalars"], args[nb:]))
+    sizes = _check(buffers, name)
+    table = kernels()
+    clock = _clock(cupy.cuda.get_current_stream())
+    table[CLOCK_SET]((1, 1, 1), (1, 1, 1), (clock, np.float64(values["t"])))
+    for kernel, which, c in ENTRIES[name]:
+        grid, block = _config(kernel, sizes)
+        table[kernel](grid, block, _arguments(kernel, [buffers[i] for i in which], values, clock,
+                                              c, sizes))
+
+
 def allocate(cells):
     """Zeroed padded device buffers for a grid of ``cells`` (one int per axis), by name."""
     shape = tuple(int(n) + 2 * HALO for n in cells)

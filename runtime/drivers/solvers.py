@@ -36,16 +36,19 @@ class SteadyProblem:
         self.size = int(np.prod(self.cells))
 
     def _put(self, suffix: str, vector: np.ndarray) -> None:
+        backend = self.sim.backend
         for k, f in enumerate(self.fields):
             name = f if not suffix else f"{f}@{suffix}"
-            self.sim.interior(name)[...] = vector[k * self.size : (k + 1) * self.size].reshape(
-                self.cells
-            )
+            part = vector[k * self.size : (k + 1) * self.size].reshape(self.cells)
+            self.sim.interior(name)[...] = backend.from_host(part)
 
     def _get(self, suffix: str) -> np.ndarray:
+        backend = self.sim.backend
         return np.concatenate(
             [
-                np.asarray(self.sim.interior(f"{f}@{suffix}" if suffix else f)).ravel()
+                np.asarray(
+                    backend.to_host(self.sim.interior(f"{f}@{suffix}" if suffix else f))
+                ).ravel()
                 for f in self.fields
             ]
         )
@@ -193,4 +196,4 @@ def solve_steady(
     radius = int(sim.plan["meta"].get("coupling", sim.plan["halo"] + 6))
     u, report = newton_krylov(problem, tol, maxiter, radius, periodic)
     problem.residual(u)
-    return {f: np.array(sim.interior(f)) for f in problem.fields}, report
+    return {f: np.array(sim.backend.to_host(sim.interior(f))) for f in problem.fields}, report

@@ -213,12 +213,3 @@ def test_cli_run_network_problem(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert f"{path}:1:1: error[R410]" in result.stderr
-
-
-def test_steady_problems_are_numba_only_so_far(tmp_path: Path) -> None:
-    path = tmp_path / "case.dsl"
-    path.write_text(POISSON)
-    result = CliRunner().invoke(main, ["show", "--code", "--backend", "cupy", str(path)])
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    assert f"{path}:1:" in result.stderr and "error[R414]" in result.stderr

@@ -92,8 +92,6 @@ def _params() -> list:
     for path, name in CASES:
         for kind in SUFFIXES:
             marks = []
-            if kind == "cuda" and load_file(path).problems[name].time is None:
-                continue  # steady solves are compiled for the Numba backend only so far
             if kind == "cuda" and _cuda_source() is None:
                 marks.append(
                     pytest.mark.skip(

@@ -37,11 +37,8 @@ def _nvcc(source: str, tmp_path: Path, stem: str) -> None:
 
 
 def _problems(path: Path) -> list[PdeProblem]:
-    """The time-dependent pde blocks (steady solves run on the Numba backend only so far)."""
     checked = load_file(path)
-    return [
-        b for b in checked.problems.values() if isinstance(b, PdeProblem) and b.time is not None
-    ]
+    return [b for b in checked.problems.values() if isinstance(b, PdeProblem)]
 
 
 @needs_nvcc

@@ -25,10 +25,12 @@ STEP_COUNTS = (1, 2, 7, 70)
 TOLERANCE = {"float64": 1e-12, "float32": 1e-4}
 
 
-def _pde_names(mod) -> list[str]:
-    """Time-dependent pde blocks (steady solves run on the Numba backend only so far)."""
+def _pde_names(mod, steady: bool = False) -> list[str]:
+    """The time-dependent pde blocks (or the steady ones)."""
     return [
-        n for n in mod.names if isinstance(mod[n], PdeHandle) and mod[n].problem.time is not None
+        n
+        for n in mod.names
+        if isinstance(mod[n], PdeHandle) and (mod[n].problem.time is None) == steady
     ]
 
 
@@ -104,3 +106,16 @@ def test_standalone_module_solve_matches_numba() -> None:
     got, ref = cupy_mod.solve(*args), numba_mod.solve(*args)
     assert isinstance(got["u"], np.ndarray)
     assert _rel(got["u"], ref["u"]) <= 1e-12
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_steady_cupy_matches_numba(example: Path) -> None:
+    # the same Newton iteration on device kernels: the Jacobians agree to rounding, so do the
+    # solutions (float64)
+    numba_mod = ritz.load(str(example), backend="numba")
+    cupy_mod = ritz.load(str(example), backend="cupy")
+    for name in _pde_names(numba_mod, steady=True):
+        ndim = len(numba_mod[name].problem.axes)
+        ref, got = (m[name].solve(cells=CELLS[ndim]) for m in (numba_mod, cupy_mod))
+        for f in ref.fields:
+            assert _rel(got[f], ref[f]) <= 1e-10, (name, f)

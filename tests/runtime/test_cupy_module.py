@@ -144,7 +144,7 @@ def _modules(example: str, dtype: str, tmp_path: Path, cache_dir: Path):
             getattr(ref, name)(np.asarray(a["a"]))
         else:
             k = sig[name]
-            arrays = [np.asarray(a[p]) for p in a if p.startswith(("f_", "q"))]
+            arrays = [np.asarray(a[p]) for p in a if p.startswith(("f_", "q", "r_", "v_", "jv_"))]
             dt = float(a["dt"])
             t = (a["clock"][0] + a["clock"][1] * dt) + a["tc"] * dt
             values = [t if s == "t" else a[s] for s in k.scalars]
@@ -235,3 +235,27 @@ def test_blocks_cover_every_pair(tmp_path: Path, cache_dir: Path) -> None:
         blocks = mod._blocks(pairs)
         assert sum(blocks) == pairs
         assert all(b in (1, 2, 4, 8, 16, 32) for b in blocks)
+
+
+def test_steady_entries_match_numba(tmp_path: Path, cache_dir: Path) -> None:
+    """residual and jvp of the CuPy module (a steady problem) equal the Numba module's."""
+    problem, ref, mod, fake = _modules("poisson.dsl", "float64", tmp_path, cache_dir)
+    cells = [10, 12]
+    bounds = [(a.lo, a.hi) for a in problem.axes]
+    scalars = [np.float64(s) for s in mod.scalars({}, bounds, cells, 0.0, 0.0)]
+    plan = mod.PLAN
+    shape = tuple(n + 2 * plan["halo"] for n in cells)
+    rng = np.random.default_rng(3)
+    state = {b: rng.standard_normal(shape) for b in plan["buffers"]}
+    sys.modules["cupy"] = fake
+    try:
+        bufs = [state[b].copy().view(ndarray) for b in plan["buffers"]]
+        mod.residual(*bufs, *scalars)
+        mod.jvp(*bufs, *scalars)
+    finally:
+        del sys.modules["cupy"]
+    mine = [state[b].copy() for b in plan["buffers"]]
+    ref.residual(*mine, *scalars)
+    ref.jvp(*mine, *scalars)
+    for b, got, want in zip(plan["buffers"], bufs, mine, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), want, err_msg=b)
