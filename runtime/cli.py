@@ -207,7 +207,7 @@ def show(
 ) -> None:
     """Show the IR or generated code of a problem of FILE."""
     from ..compiler.driver import compile_pde, fd_options
-    from ..compiler.passes.pipelines import PASS_NAMES
+    from ..compiler.passes.pipelines import PDE_FD_EXPLICIT, PDE_FD_STEADY
     from ..dsl import load_file
 
     checked = load_file(Path(file))
@@ -218,10 +218,13 @@ def show(
     fd = fd_options(solve, merged)
     if what == "ir":
         stage = after or "flatten"
-        if stage not in PASS_NAMES or stage == "fuse":
+        pipeline = PDE_FD_STEADY if handle.problem.time is None else PDE_FD_EXPLICIT
+        names = ["lower", *(p.name for p in pipeline)]
+        if stage not in names:
             raise RuntimeInputError(
-                f"no IR after '{stage}'",
-                hint=f"passes: {', '.join(p for p in PASS_NAMES if p != 'fuse')}",
+                f"no IR after '{stage}' for this problem",
+                hint=f"passes: {', '.join(dict.fromkeys(names))}"
+                + ("; 'fuse' makes kernels, shown by --plan and --code" if stage == "fuse" else ""),
                 code="R523",
             )
         art = compile_pde(handle.problem, fd, backend, dump_after=(stage,))

@@ -36,4 +36,4 @@ PDE_FD_STEADY: tuple[Pass, ...] = (
     Pass("flatten", simplify, "flatten the derivative Maps into single Maps"),
 )
 
-PASS_NAMES = ("lower", *tuple(p.name for p in PDE_FD_EXPLICIT), "fuse")
+PASS_NAMES = ("lower", "discretise", "simplify", "integrate", "linearize", "flatten", "fuse")
