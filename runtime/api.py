@@ -100,8 +100,8 @@ class PdeHandle:
         self.name = problem.name
         self.backend_name = backend
         self.cache_dir = cache_dir
-        self._modules: dict[tuple, Any] = {}
-        self._artifacts: dict[tuple, Any] = {}
+        self._modules: dict[str, Any] = {}
+        self._artifacts: dict[str, Any] = {}
 
     # -- options -------------------------------------------------------------------------------
     def _solve_line(self, method: str | None) -> SolveSpec | None:
@@ -309,8 +309,9 @@ class PdeHandle:
         maxiter = int(merged.get("maxiter", 20000))
         if not tol > 0 or maxiter < 1:
             raise RuntimeInputError("tol must be positive and maxiter at least 1", code="R507")
-        periodic = tuple(a.periodic for a in self.problem.axes)
-        fields, report = solve_steady(sim, tol, maxiter, periodic)
+        fields, report = solve_steady(
+            sim, tol, maxiter, tuple(a.periodic for a in self.problem.axes)
+        )
         coords = {a.name: sim.grid.centres(i) for i, a in enumerate(self.problem.axes)}
         periodic = {a.name: a.periodic for a in self.problem.axes}
         info = {

@@ -12,7 +12,7 @@ import math
 import sympy
 from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
-from sympy.logic.boolalg import And, BooleanFalse, BooleanTrue, Not, Or
+from sympy.logic.boolalg import ITE, And, BooleanFalse, BooleanTrue, Not, Or
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.precedence import PRECEDENCE
@@ -90,6 +90,7 @@ _STRUCTURE_TYPES = (
     BooleanTrue,
     BooleanFalse,
     sympy.Piecewise,
+    ITE,
     sympy.sign,
 )
 
@@ -145,6 +146,10 @@ class CudaPrinter(C99CodePrinter):
         if isinstance(expr, sympy.Number):
             return isinstance(expr, _NUMBER_TYPES) and expr.is_finite is not False
         return isinstance(expr, _NUMBER_TYPES + _STRUCTURE_TYPES + (ExprCondPair,))
+
+    def _print_ITE(self, expr: ITE) -> str:
+        # a boolean if-then-else (SymPy makes them from comparisons of Piecewise values)
+        return self._print(expr.rewrite(sympy.Piecewise))
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         return self.name(expr.name)
