@@ -14,6 +14,7 @@ from ..kernels import Kernel, KernelGroup, Launch
 from ..passes.fuse import ident
 from .base import comment_safe, header_lines
 from .numba_printer import NumbaPrinter
+from .numba_tiling import tiling_applies, tiling_functions
 
 INDENT = "    "
 
@@ -220,6 +221,8 @@ class NumbaEmitter:
             else:
                 raise ValueError(f"unknown kernel kind {k.kind}")
         lines += ["", "", *self.drivers()]
+        if tiling_applies(g):
+            lines += tiling_functions(g, self.stencil)
         standalone = STANDALONE.split("\n\n\ndef solve(")[0] if g.entries else STANDALONE
         lines += ["", "", *standalone.splitlines()]
         return "\n".join(lines) + "\n"

@@ -277,7 +277,12 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
         swaps=tuple((f, stage_buffer(f, s + 1)) for f in info.fields),
         init=Launch("initial", info.fields),
         source_name=ctx.source_name,
-        meta={"scheme": tableau.name, "order": ctx.order, "stages": s},
+        meta={
+            "scheme": tableau.name,
+            "order": ctx.order,
+            "stages": s,
+            "periodic": tuple(prog.grid.periodic),
+        },
     )
 
 

@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5'),
     'params': ('kappa',),
     'scalars': ('p_kappa', 't', 'dt', 'lo0', 'lo1', 'lo2', 'h0', 'h1', 'h2'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False, False)},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'ghost_f_u_2_lo', 'ghost_f_u_2_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')
@@ -289,6 +289,233 @@ def advance(f_u, q2_u, q3_u, q4_u, q5_u, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1,
         step(f_u, q2_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
         f_u, q5_u = q5_u, f_u
     return (f_u, q2_u, q3_u, q4_u, q5_u,)
+
+
+@numba.njit(cache=True)
+def stage1_tile(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+    # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    n2 = f_u.shape[2] - 2
+    e0 = 1.0/(h0*h0)
+    e1 = dt*p_kappa
+    e2 = 1.0*e1
+    e3 = 1.0/(h1*h1)
+    e4 = 1.0/(h2*h2)
+    e5 = 0.5*e1
+    e6 = e0*e5
+    e7 = e3*e5
+    e8 = e4*e5
+    e9 = 0.3333333333333333*e1
+    e10 = 0.16666666666666666*e1
+    e11 = e0*e10
+    e12 = e10*e3
+    e13 = e10*e4
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            for i2 in range(1, n2 + 1):
+                f_u_m1_p0_p0 = f_u[i0 - 1, i1, i2]
+                f_u_p0_m1_p0 = f_u[i0, i1 - 1, i2]
+                f_u_p0_p0_m1 = f_u[i0, i1, i2 - 1]
+                f_u_p0_p0_p0 = f_u[i0, i1, i2]
+                f_u_p0_p0_p1 = f_u[i0, i1, i2 + 1]
+                f_u_p0_p1_p0 = f_u[i0, i1 + 1, i2]
+                f_u_p1_p0_p0 = f_u[i0 + 1, i1, i2]
+                q2_u[i0, i1, i2] = e6*f_u_m1_p0_p0 + e6*f_u_p1_p0_p0 + e7*f_u_p0_m1_p0 + e7*f_u_p0_p1_p0 + e8*f_u_p0_p0_m1 + e8*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e2 + e2*e3 + e2*e4 - 1)
+                q5_u[i0, i1, i2] = e11*f_u_m1_p0_p0 + e11*f_u_p1_p0_p0 + e12*f_u_p0_m1_p0 + e12*f_u_p0_p1_p0 + e13*f_u_p0_p0_m1 + e13*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e9 + e3*e9 + e4*e9 - 1)
+
+
+@numba.njit(cache=True)
+def stage2_tile(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+    # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    n2 = f_u.shape[2] - 2
+    e0 = 1.0/(h0*h0)
+    e1 = dt*p_kappa
+    e2 = 0.5*e1
+    e3 = e0*e2
+    e4 = 1.0/(h1*h1)
+    e5 = e2*e4
+    e6 = 1.0/(h2*h2)
+    e7 = e2*e6
+    e9 = 0.3333333333333333*e1
+    e10 = e0*e9
+    e11 = e4*e9
+    e12 = e6*e9
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            for i2 in range(1, n2 + 1):
+                f_u_p0_p0_p0 = f_u[i0, i1, i2]
+                q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
+                q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
+                q2_u_p0_p0_m1 = q2_u[i0, i1, i2 - 1]
+                q2_u_p0_p0_p0 = q2_u[i0, i1, i2]
+                q2_u_p0_p0_p1 = q2_u[i0, i1, i2 + 1]
+                q2_u_p0_p1_p0 = q2_u[i0, i1 + 1, i2]
+                q2_u_p1_p0_p0 = q2_u[i0 + 1, i1, i2]
+                q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
+                e8 = e1*q2_u_p0_p0_p0*(e0 + e4 + e6)
+                q3_u[i0, i1, i2] = e3*q2_u_m1_p0_p0 + e3*q2_u_p1_p0_p0 + e5*q2_u_p0_m1_p0 + e5*q2_u_p0_p1_p0 + e7*q2_u_p0_p0_m1 + e7*q2_u_p0_p0_p1 - 1.0*e8 + f_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e10*q2_u_m1_p0_p0 + e10*q2_u_p1_p0_p0 + e11*q2_u_p0_m1_p0 + e11*q2_u_p0_p1_p0 + e12*q2_u_p0_p0_m1 + e12*q2_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
+
+
+@numba.njit(cache=True)
+def stage3_tile(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+    # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    n2 = f_u.shape[2] - 2
+    e0 = 1.0/(h0*h0)
+    e1 = dt*p_kappa
+    e2 = 1.0*e1
+    e3 = e0*e2
+    e4 = 1.0/(h1*h1)
+    e5 = e2*e4
+    e6 = 1.0/(h2*h2)
+    e7 = e2*e6
+    e9 = 0.3333333333333333*e1
+    e10 = e0*e9
+    e11 = e4*e9
+    e12 = e6*e9
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            for i2 in range(1, n2 + 1):
+                f_u_p0_p0_p0 = f_u[i0, i1, i2]
+                q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
+                q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
+                q3_u_p0_p0_m1 = q3_u[i0, i1, i2 - 1]
+                q3_u_p0_p0_p0 = q3_u[i0, i1, i2]
+                q3_u_p0_p0_p1 = q3_u[i0, i1, i2 + 1]
+                q3_u_p0_p1_p0 = q3_u[i0, i1 + 1, i2]
+                q3_u_p1_p0_p0 = q3_u[i0 + 1, i1, i2]
+                q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
+                e8 = e1*q3_u_p0_p0_p0*(e0 + e4 + e6)
+                q4_u[i0, i1, i2] = e3*q3_u_m1_p0_p0 + e3*q3_u_p1_p0_p0 + e5*q3_u_p0_m1_p0 + e5*q3_u_p0_p1_p0 + e7*q3_u_p0_p0_m1 + e7*q3_u_p0_p0_p1 - 2.0*e8 + f_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e10*q3_u_m1_p0_p0 + e10*q3_u_p1_p0_p0 + e11*q3_u_p0_m1_p0 + e11*q3_u_p0_p1_p0 + e12*q3_u_p0_p0_m1 + e12*q3_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
+
+
+@numba.njit(cache=True)
+def stage4_tile(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+    # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
+    n0 = q4_u.shape[0] - 2
+    n1 = q4_u.shape[1] - 2
+    n2 = q4_u.shape[2] - 2
+    e0 = 1.0/(h0*h0)
+    e1 = dt*p_kappa
+    e2 = 0.16666666666666666*e1
+    e3 = e0*e2
+    e4 = 1.0/(h1*h1)
+    e5 = e2*e4
+    e6 = 1.0/(h2*h2)
+    e7 = e2*e6
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            for i2 in range(1, n2 + 1):
+                q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
+                q4_u_p0_m1_p0 = q4_u[i0, i1 - 1, i2]
+                q4_u_p0_p0_m1 = q4_u[i0, i1, i2 - 1]
+                q4_u_p0_p0_p0 = q4_u[i0, i1, i2]
+                q4_u_p0_p0_p1 = q4_u[i0, i1, i2 + 1]
+                q4_u_p0_p1_p0 = q4_u[i0, i1 + 1, i2]
+                q4_u_p1_p0_p0 = q4_u[i0 + 1, i1, i2]
+                q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
+                q5_u[i0, i1, i2] = -0.3333333333333333*e1*q4_u_p0_p0_p0*(e0 + e4 + e6) + e3*q4_u_m1_p0_p0 + e3*q4_u_p1_p0_p0 + e5*q4_u_p0_m1_p0 + e5*q4_u_p0_p1_p0 + e7*q4_u_p0_p0_m1 + e7*q4_u_p0_p0_p1 + q5_u_p0_p0_p0
+
+
+@numba.njit(cache=True)
+def step_tile(f_u, q2_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2, at_lo0, at_hi0, at_lo1, at_hi1):
+    # one step on a tile's local buffers: ghosts only on the domain's faces
+    if at_lo0:
+        ghost_f_u_0_lo(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi0:
+        ghost_f_u_0_hi(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_lo1:
+        ghost_f_u_1_lo(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi1:
+        ghost_f_u_1_hi(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_lo(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_hi(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    stage1_tile(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_lo0:
+        ghost_f_u_0_lo(q2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi0:
+        ghost_f_u_0_hi(q2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_lo1:
+        ghost_f_u_1_lo(q2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi1:
+        ghost_f_u_1_hi(q2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_lo(q2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_hi(q2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    stage2_tile(f_u, q2_u, q3_u, q5_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_lo0:
+        ghost_f_u_0_lo(q3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi0:
+        ghost_f_u_0_hi(q3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_lo1:
+        ghost_f_u_1_lo(q3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi1:
+        ghost_f_u_1_hi(q3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_lo(q3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_hi(q3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    stage3_tile(f_u, q3_u, q4_u, q5_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_lo0:
+        ghost_f_u_0_lo(q4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi0:
+        ghost_f_u_0_hi(q4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_lo1:
+        ghost_f_u_1_lo(q4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    if at_hi1:
+        ghost_f_u_1_hi(q4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_lo(q4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    ghost_f_u_2_hi(q4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    stage4_tile(q4_u, q5_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+
+
+@numba.njit(cache=True, parallel=True)
+def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps, tr, tc, kb):
+    # nsteps steps in blocks of kb per pass over memory, on tr x tc tiles
+    w = kb * 4
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    nt0 = (n0 + tr - 1) // tr
+    nt1 = (n1 + tc - 1) // tc
+    nblocks = nsteps // kb
+    for blk in range(nblocks):
+        tb = t0 + blk * kb * dt
+        for tile in numba.prange(nt0 * nt1):
+            a0 = (tile // nt1) * tr
+            b0 = min(n0, a0 + tr)
+            a1 = (tile % nt1) * tc
+            b1 = min(n1, a1 + tc)
+            s0 = max(0, a0 - w)
+            e0 = min(n0, b0 + w)
+            at_lo0 = s0 == 0
+            at_hi0 = e0 == n0
+            s1 = max(0, a1 - w)
+            e1 = min(n1, b1 + w)
+            at_lo1 = s1 == 0
+            at_hi1 = e1 == n1
+            L_f_u = np.empty((e0 - s0 + 2, e1 - s1 + 2, f_u.shape[2]), dtype=f_u.dtype)
+            L_q2_u = np.empty((e0 - s0 + 2, e1 - s1 + 2, f_u.shape[2]), dtype=f_u.dtype)
+            L_q3_u = np.empty((e0 - s0 + 2, e1 - s1 + 2, f_u.shape[2]), dtype=f_u.dtype)
+            L_q4_u = np.empty((e0 - s0 + 2, e1 - s1 + 2, f_u.shape[2]), dtype=f_u.dtype)
+            L_q5_u = np.empty((e0 - s0 + 2, e1 - s1 + 2, f_u.shape[2]), dtype=f_u.dtype)
+            for i in range(e0 - s0):
+                for j in range(e1 - s1):
+                    L_f_u[1 + i, 1 + j, :] = f_u[1 + s0 + i, 1 + s1 + j, :]
+            llo0 = lo0 + s0 * h0
+            llo1 = lo1 + s1 * h1
+            for s in range(kb):
+                t = tb + s * dt
+                step_tile(L_f_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, p_kappa, t, dt, llo0, llo1, lo2, h0, h1, h2, at_lo0, at_hi0, at_lo1, at_hi1)
+                L_f_u, L_q5_u = L_q5_u, L_f_u
+            for i in range(a0, b0):
+                for j in range(a1, b1):
+                    q5_u[1 + i, 1 + j, :] = L_f_u[1 + i - s0, 1 + j - s1, :]
+        f_u, q5_u = q5_u, f_u
+    # the steps that do not fill a block run the plain loop
+    return advance(f_u, q2_u, q3_u, q4_u, q5_u, p_kappa, t0 + nblocks * kb * dt, dt, lo0, lo1, lo2, h0, h1, h2, nsteps - nblocks * kb)
 
 
 def allocate(cells):

@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'v@q2', 'v@q3', 'v@q4', 'v@q5'),
     'params': ('Du', 'Dv', 'F', 'k'),
     'scalars': ('p_Du', 'p_Dv', 'p_F', 'p_k', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (True, True)},
 }
 
 KERNELS = ('wrap_0', 'wrap_1', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')
@@ -294,6 +294,271 @@ def advance(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, p_Du, p_Dv
         f_u, q5_u = q5_u, f_u
         f_v, q5_v = q5_v, f_v
     return (f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v,)
+
+
+@numba.njit(cache=True)
+def stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+    # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
+    # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    e1 = 0.5*dt
+    e3 = 1.0/(h0*h0)
+    e4 = dt*p_Du
+    e5 = 1.0*e4
+    e6 = 1.0/(h1*h1)
+    e7 = e1*p_F
+    e8 = e7 - 1
+    e9 = e1*p_Du
+    e10 = e3*e9
+    e11 = e6*e9
+    e12 = 0.16666666666666666*dt
+    e14 = 0.3333333333333333*e4
+    e15 = e12*p_F
+    e16 = e15 - 1
+    e17 = e12*p_Du
+    e18 = e17*e3
+    e19 = e17*e6
+    e20 = dt*p_Dv
+    e21 = 1.0*e20
+    e22 = e1*p_Dv
+    e23 = e22*e3
+    e24 = e22*e6
+    e25 = 0.3333333333333333*e20
+    e26 = e12*p_Dv
+    e27 = e26*e3
+    e28 = e26*e6
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            f_u_m1_p0 = f_u[i0 - 1, i1]
+            f_u_p0_m1 = f_u[i0, i1 - 1]
+            f_u_p0_p0 = f_u[i0, i1]
+            f_u_p0_p1 = f_u[i0, i1 + 1]
+            f_u_p1_p0 = f_u[i0 + 1, i1]
+            f_v_m1_p0 = f_v[i0 - 1, i1]
+            f_v_p0_m1 = f_v[i0, i1 - 1]
+            f_v_p0_p0 = f_v[i0, i1]
+            f_v_p0_p1 = f_v[i0, i1 + 1]
+            f_v_p1_p0 = f_v[i0 + 1, i1]
+            e0 = (f_v_p0_p0*f_v_p0_p0)
+            e2 = e0*e1
+            e13 = e0*e12
+            q2_u[i0, i1] = e10*f_u_m1_p0 + e10*f_u_p1_p0 + e11*f_u_p0_m1 + e11*f_u_p0_p1 + e7 - f_u_p0_p0*(e2 + e3*e5 + e5*e6 + e8)
+            q5_u[i0, i1] = e15 + e18*f_u_m1_p0 + e18*f_u_p1_p0 + e19*f_u_p0_m1 + e19*f_u_p0_p1 - f_u_p0_p0*(e13 + e14*e3 + e14*e6 + e16)
+            q2_v[i0, i1] = e2*f_u_p0_p0 + e23*f_v_m1_p0 + e23*f_v_p1_p0 + e24*f_v_p0_m1 + e24*f_v_p0_p1 - f_v_p0_p0*(e1*p_k + e21*e3 + e21*e6 + e8)
+            q5_v[i0, i1] = e13*f_u_p0_p0 + e27*f_v_m1_p0 + e27*f_v_p1_p0 + e28*f_v_p0_m1 + e28*f_v_p0_p1 - f_v_p0_p0*(e12*p_k + e16 + e25*e3 + e25*e6)
+
+
+@numba.njit(cache=True)
+def stage2_tile(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+    # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
+    # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    e0 = 0.5*p_F
+    e3 = 1.0/(h0*h0)
+    e4 = 1.0*p_Du
+    e5 = 1.0/(h1*h1)
+    e7 = dt*p_Du
+    e8 = 0.5*e7
+    e9 = e3*e8
+    e10 = e5*e8
+    e11 = 0.3333333333333333*p_F
+    e13 = 0.6666666666666666*p_Du
+    e14 = 0.3333333333333333*e7
+    e15 = e14*e3
+    e16 = e14*e5
+    e17 = 1.0*p_Dv
+    e19 = dt*p_Dv
+    e20 = 0.5*e19
+    e21 = e20*e3
+    e22 = e20*e5
+    e23 = 0.6666666666666666*p_Dv
+    e24 = 0.3333333333333333*e19
+    e25 = e24*e3
+    e26 = e24*e5
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            f_u_p0_p0 = f_u[i0, i1]
+            q2_u_m1_p0 = q2_u[i0 - 1, i1]
+            q2_u_p0_m1 = q2_u[i0, i1 - 1]
+            q2_u_p0_p0 = q2_u[i0, i1]
+            q2_u_p0_p1 = q2_u[i0, i1 + 1]
+            q2_u_p1_p0 = q2_u[i0 + 1, i1]
+            q5_u_p0_p0 = q5_u[i0, i1]
+            f_v_p0_p0 = f_v[i0, i1]
+            q2_v_m1_p0 = q2_v[i0 - 1, i1]
+            q2_v_p0_m1 = q2_v[i0, i1 - 1]
+            q2_v_p0_p0 = q2_v[i0, i1]
+            q2_v_p0_p1 = q2_v[i0, i1 + 1]
+            q2_v_p1_p0 = q2_v[i0 + 1, i1]
+            q5_v_p0_p0 = q5_v[i0, i1]
+            e1 = (q2_v_p0_p0*q2_v_p0_p0)
+            e2 = 0.5*e1
+            e6 = dt*q2_u_p0_p0
+            e12 = 0.3333333333333333*e1
+            e18 = dt*q2_v_p0_p0
+            q3_u[i0, i1] = dt*e0 + e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + f_u_p0_p0
+            q5_u[i0, i1] = dt*e11 + e15*q2_u_m1_p0 + e15*q2_u_p1_p0 + e16*q2_u_p0_m1 + e16*q2_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
+            q3_v[i0, i1] = -e18*(e0 + e17*e3 + e17*e5 + 0.5*p_k) + e2*e6 + e21*q2_v_m1_p0 + e21*q2_v_p1_p0 + e22*q2_v_p0_m1 + e22*q2_v_p0_p1 + f_v_p0_p0
+            q5_v[i0, i1] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q2_v_m1_p0 + e25*q2_v_p1_p0 + e26*q2_v_p0_m1 + e26*q2_v_p0_p1 + q5_v_p0_p0
+
+
+@numba.njit(cache=True)
+def stage3_tile(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+    # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
+    # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    e0 = 1.0*p_F
+    e3 = 1.0/(h0*h0)
+    e4 = 2.0*p_Du
+    e5 = 1.0/(h1*h1)
+    e7 = dt*p_Du
+    e8 = 1.0*e7
+    e9 = e3*e8
+    e10 = e5*e8
+    e11 = 0.3333333333333333*p_F
+    e13 = 0.6666666666666666*p_Du
+    e14 = 0.3333333333333333*e7
+    e15 = e14*e3
+    e16 = e14*e5
+    e17 = 2.0*p_Dv
+    e19 = dt*p_Dv
+    e20 = 1.0*e19
+    e21 = e20*e3
+    e22 = e20*e5
+    e23 = 0.6666666666666666*p_Dv
+    e24 = 0.3333333333333333*e19
+    e25 = e24*e3
+    e26 = e24*e5
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            f_u_p0_p0 = f_u[i0, i1]
+            q3_u_m1_p0 = q3_u[i0 - 1, i1]
+            q3_u_p0_m1 = q3_u[i0, i1 - 1]
+            q3_u_p0_p0 = q3_u[i0, i1]
+            q3_u_p0_p1 = q3_u[i0, i1 + 1]
+            q3_u_p1_p0 = q3_u[i0 + 1, i1]
+            q5_u_p0_p0 = q5_u[i0, i1]
+            f_v_p0_p0 = f_v[i0, i1]
+            q3_v_m1_p0 = q3_v[i0 - 1, i1]
+            q3_v_p0_m1 = q3_v[i0, i1 - 1]
+            q3_v_p0_p0 = q3_v[i0, i1]
+            q3_v_p0_p1 = q3_v[i0, i1 + 1]
+            q3_v_p1_p0 = q3_v[i0 + 1, i1]
+            q5_v_p0_p0 = q5_v[i0, i1]
+            e1 = (q3_v_p0_p0*q3_v_p0_p0)
+            e2 = 1.0*e1
+            e6 = dt*q3_u_p0_p0
+            e12 = 0.3333333333333333*e1
+            e18 = dt*q3_v_p0_p0
+            q4_u[i0, i1] = dt*e0 + e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + f_u_p0_p0
+            q5_u[i0, i1] = dt*e11 + e15*q3_u_m1_p0 + e15*q3_u_p1_p0 + e16*q3_u_p0_m1 + e16*q3_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
+            q4_v[i0, i1] = -e18*(e0 + e17*e3 + e17*e5 + 1.0*p_k) + e2*e6 + e21*q3_v_m1_p0 + e21*q3_v_p1_p0 + e22*q3_v_p0_m1 + e22*q3_v_p0_p1 + f_v_p0_p0
+            q5_v[i0, i1] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q3_v_m1_p0 + e25*q3_v_p1_p0 + e26*q3_v_p0_m1 + e26*q3_v_p0_p1 + q5_v_p0_p0
+
+
+@numba.njit(cache=True)
+def stage4_tile(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+    # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
+    # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
+    n0 = q4_u.shape[0] - 2
+    n1 = q4_u.shape[1] - 2
+    e0 = 0.16666666666666666*p_F
+    e2 = 1.0/(h0*h0)
+    e3 = 0.3333333333333333*p_Du
+    e4 = 1.0/(h1*h1)
+    e6 = 0.16666666666666666*dt
+    e7 = e6*p_Du
+    e8 = e2*e7
+    e9 = e4*e7
+    e10 = 0.3333333333333333*p_Dv
+    e11 = e6*p_Dv
+    e12 = e11*e2
+    e13 = e11*e4
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            q4_u_m1_p0 = q4_u[i0 - 1, i1]
+            q4_u_p0_m1 = q4_u[i0, i1 - 1]
+            q4_u_p0_p0 = q4_u[i0, i1]
+            q4_u_p0_p1 = q4_u[i0, i1 + 1]
+            q4_u_p1_p0 = q4_u[i0 + 1, i1]
+            q5_u_p0_p0 = q5_u[i0, i1]
+            q4_v_m1_p0 = q4_v[i0 - 1, i1]
+            q4_v_p0_m1 = q4_v[i0, i1 - 1]
+            q4_v_p0_p0 = q4_v[i0, i1]
+            q4_v_p0_p1 = q4_v[i0, i1 + 1]
+            q4_v_p1_p0 = q4_v[i0 + 1, i1]
+            q5_v_p0_p0 = q5_v[i0, i1]
+            e1 = 0.16666666666666666*(q4_v_p0_p0*q4_v_p0_p0)
+            e5 = dt*q4_u_p0_p0
+            q5_u[i0, i1] = dt*e0 - e5*(e0 + e1 + e2*e3 + e3*e4) + e8*q4_u_m1_p0 + e8*q4_u_p1_p0 + e9*q4_u_p0_m1 + e9*q4_u_p0_p1 + q5_u_p0_p0
+            q5_v[i0, i1] = -dt*q4_v_p0_p0*(e0 + e10*e2 + e10*e4 + 0.16666666666666666*p_k) + e1*e5 + e12*q4_v_m1_p0 + e12*q4_v_p1_p0 + e13*q4_v_p0_m1 + e13*q4_v_p0_p1 + q5_v_p0_p0
+
+
+@numba.njit(cache=True)
+def step_tile(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
+    # one step on a tile's local buffers: ghosts only on the domain's faces
+    stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+    stage2_tile(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    stage3_tile(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    stage4_tile(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+
+
+@numba.njit(cache=True, parallel=True)
+def advance_tiled(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
+    # nsteps steps in blocks of kb per pass over memory, on tr x tc tiles
+    w = kb * 4
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    nt0 = (n0 + tr - 1) // tr
+    nt1 = (n1 + tc - 1) // tc
+    nblocks = nsteps // kb
+    for blk in range(nblocks):
+        tb = t0 + blk * kb * dt
+        for tile in numba.prange(nt0 * nt1):
+            a0 = (tile // nt1) * tr
+            b0 = min(n0, a0 + tr)
+            a1 = (tile % nt1) * tc
+            b1 = min(n1, a1 + tc)
+            s0 = a0 - w
+            e0 = b0 + w
+            at_lo0 = False
+            at_hi0 = False
+            s1 = a1 - w
+            e1 = b1 + w
+            at_lo1 = False
+            at_hi1 = False
+            L_f_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_f_v = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q2_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q3_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q4_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q5_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q2_v = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q3_v = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q4_v = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q5_v = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            for i in range(e0 - s0):
+                for j in range(e1 - s1):
+                    L_f_u[1 + i, 1 + j] = f_u[1 + (s0 + i) % n0, 1 + (s1 + j) % n1]
+                    L_f_v[1 + i, 1 + j] = f_v[1 + (s0 + i) % n0, 1 + (s1 + j) % n1]
+            llo0 = lo0 + s0 * h0
+            llo1 = lo1 + s1 * h1
+            for s in range(kb):
+                t = tb + s * dt
+                step_tile(L_f_u, L_f_v, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_q2_v, L_q3_v, L_q4_v, L_q5_v, p_Du, p_Dv, p_F, p_k, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
+                L_f_u, L_q5_u = L_q5_u, L_f_u
+                L_f_v, L_q5_v = L_q5_v, L_f_v
+            for i in range(a0, b0):
+                for j in range(a1, b1):
+                    q5_u[1 + i, 1 + j] = L_f_u[1 + i - s0, 1 + j - s1]
+                    q5_v[1 + i, 1 + j] = L_f_v[1 + i - s0, 1 + j - s1]
+        f_u, q5_u = q5_u, f_u
+        f_v, q5_v = q5_v, f_v
+    # the steps that do not fill a block run the plain loop
+    return advance(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
 
 
 def allocate(cells):

@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4', 'dt_u@q5'),
     'params': ('c',),
     'scalars': ('p_c', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False)},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')
@@ -239,6 +239,226 @@ def advance(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_d
         f_u, q5_u = q5_u, f_u
         f_dt_u, q5_dt_u = q5_dt_u, f_dt_u
     return (f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u,)
+
+
+@numba.njit(cache=True)
+def stage1_tile(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+    # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    e1 = 1.0/(h0*h0)
+    e2 = dt*(p_c*p_c)
+    e3 = 0.5*e2
+    e4 = e1*e3
+    e5 = 1.0/(h1*h1)
+    e6 = e3*e5
+    e8 = 0.16666666666666666*e2
+    e9 = e1*e8
+    e10 = e5*e8
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            f_dt_u_p0_p0 = f_dt_u[i0, i1]
+            f_u_m1_p0 = f_u[i0 - 1, i1]
+            f_u_p0_m1 = f_u[i0, i1 - 1]
+            f_u_p0_p0 = f_u[i0, i1]
+            f_u_p0_p1 = f_u[i0, i1 + 1]
+            f_u_p1_p0 = f_u[i0 + 1, i1]
+            e0 = dt*f_dt_u_p0_p0
+            e7 = e2*f_u_p0_p0*(e1 + e5)
+            q2_u[i0, i1] = 0.5*e0 + f_u_p0_p0
+            q5_u[i0, i1] = 0.16666666666666666*e0 + f_u_p0_p0
+            q2_dt_u[i0, i1] = e4*f_u_m1_p0 + e4*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e10*f_u_p0_m1 + e10*f_u_p0_p1 - 0.3333333333333333*e7 + e9*f_u_m1_p0 + e9*f_u_p1_p0 + f_dt_u_p0_p0
+
+
+@numba.njit(cache=True)
+def stage2_tile(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+    # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    e1 = 1.0/(h0*h0)
+    e2 = dt*(p_c*p_c)
+    e3 = 0.5*e2
+    e4 = e1*e3
+    e5 = 1.0/(h1*h1)
+    e6 = e3*e5
+    e8 = 0.3333333333333333*e2
+    e9 = e1*e8
+    e10 = e5*e8
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            f_dt_u_p0_p0 = f_dt_u[i0, i1]
+            q2_dt_u_p0_p0 = q2_dt_u[i0, i1]
+            q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
+            f_u_p0_p0 = f_u[i0, i1]
+            q2_u_m1_p0 = q2_u[i0 - 1, i1]
+            q2_u_p0_m1 = q2_u[i0, i1 - 1]
+            q2_u_p0_p0 = q2_u[i0, i1]
+            q2_u_p0_p1 = q2_u[i0, i1 + 1]
+            q2_u_p1_p0 = q2_u[i0 + 1, i1]
+            q5_u_p0_p0 = q5_u[i0, i1]
+            e0 = dt*q2_dt_u_p0_p0
+            e7 = e2*q2_u_p0_p0*(e1 + e5)
+            q3_u[i0, i1] = 0.5*e0 + f_u_p0_p0
+            q5_u[i0, i1] = 0.3333333333333333*e0 + q5_u_p0_p0
+            q3_dt_u[i0, i1] = e4*q2_u_m1_p0 + e4*q2_u_p1_p0 + e6*q2_u_p0_m1 + e6*q2_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - 0.6666666666666666*e7 + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + q5_dt_u_p0_p0
+
+
+@numba.njit(cache=True)
+def stage3_tile(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+    # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    e1 = 1.0/(h0*h0)
+    e2 = dt*(p_c*p_c)
+    e3 = 1.0*e2
+    e4 = e1*e3
+    e5 = 1.0/(h1*h1)
+    e6 = e3*e5
+    e8 = 0.3333333333333333*e2
+    e9 = e1*e8
+    e10 = e5*e8
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            f_dt_u_p0_p0 = f_dt_u[i0, i1]
+            q3_dt_u_p0_p0 = q3_dt_u[i0, i1]
+            q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
+            f_u_p0_p0 = f_u[i0, i1]
+            q3_u_m1_p0 = q3_u[i0 - 1, i1]
+            q3_u_p0_m1 = q3_u[i0, i1 - 1]
+            q3_u_p0_p0 = q3_u[i0, i1]
+            q3_u_p0_p1 = q3_u[i0, i1 + 1]
+            q3_u_p1_p0 = q3_u[i0 + 1, i1]
+            q5_u_p0_p0 = q5_u[i0, i1]
+            e0 = dt*q3_dt_u_p0_p0
+            e7 = e2*q3_u_p0_p0*(e1 + e5)
+            q4_u[i0, i1] = 1.0*e0 + f_u_p0_p0
+            q5_u[i0, i1] = 0.3333333333333333*e0 + q5_u_p0_p0
+            q4_dt_u[i0, i1] = e4*q3_u_m1_p0 + e4*q3_u_p1_p0 + e6*q3_u_p0_m1 + e6*q3_u_p0_p1 - 2.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - 0.6666666666666666*e7 + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + q5_dt_u_p0_p0
+
+
+@numba.njit(cache=True)
+def stage4_tile(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+    # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
+    n0 = q4_u.shape[0] - 2
+    n1 = q4_u.shape[1] - 2
+    e0 = 0.16666666666666666*dt
+    e1 = 1.0/(h0*h0)
+    e2 = (p_c*p_c)
+    e3 = e0*e2
+    e4 = e1*e3
+    e5 = 1.0/(h1*h1)
+    e6 = e3*e5
+    for i0 in range(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            q4_dt_u_p0_p0 = q4_dt_u[i0, i1]
+            q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
+            q4_u_m1_p0 = q4_u[i0 - 1, i1]
+            q4_u_p0_m1 = q4_u[i0, i1 - 1]
+            q4_u_p0_p0 = q4_u[i0, i1]
+            q4_u_p0_p1 = q4_u[i0, i1 + 1]
+            q4_u_p1_p0 = q4_u[i0 + 1, i1]
+            q5_u_p0_p0 = q5_u[i0, i1]
+            q5_u[i0, i1] = e0*q4_dt_u_p0_p0 + q5_u_p0_p0
+            q5_dt_u[i0, i1] = -0.3333333333333333*dt*e2*q4_u_p0_p0*(e1 + e5) + e4*q4_u_m1_p0 + e4*q4_u_p1_p0 + e6*q4_u_p0_m1 + e6*q4_u_p0_p1 + q5_dt_u_p0_p0
+
+
+@numba.njit(cache=True)
+def step_tile(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
+    # one step on a tile's local buffers: ghosts only on the domain's faces
+    if at_lo0:
+        ghost_f_u_0_lo(f_u, p_c, t, dt, lo0, lo1, h0, h1)
+    if at_hi0:
+        ghost_f_u_0_hi(f_u, p_c, t, dt, lo0, lo1, h0, h1)
+    if at_lo1:
+        ghost_f_u_1_lo(f_u, p_c, t, dt, lo0, lo1, h0, h1)
+    if at_hi1:
+        ghost_f_u_1_hi(f_u, p_c, t, dt, lo0, lo1, h0, h1)
+    stage1_tile(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
+    if at_lo0:
+        ghost_f_u_0_lo(q2_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_hi0:
+        ghost_f_u_0_hi(q2_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_lo1:
+        ghost_f_u_1_lo(q2_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_hi1:
+        ghost_f_u_1_hi(q2_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    stage2_tile(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_lo0:
+        ghost_f_u_0_lo(q3_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_hi0:
+        ghost_f_u_0_hi(q3_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_lo1:
+        ghost_f_u_1_lo(q3_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_hi1:
+        ghost_f_u_1_hi(q3_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    stage3_tile(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    if at_lo0:
+        ghost_f_u_0_lo(q4_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    if at_hi0:
+        ghost_f_u_0_hi(q4_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    if at_lo1:
+        ghost_f_u_1_lo(q4_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    if at_hi1:
+        ghost_f_u_1_hi(q4_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    stage4_tile(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+
+
+@numba.njit(cache=True, parallel=True)
+def advance_tiled(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
+    # nsteps steps in blocks of kb per pass over memory, on tr x tc tiles
+    w = kb * 4
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    nt0 = (n0 + tr - 1) // tr
+    nt1 = (n1 + tc - 1) // tc
+    nblocks = nsteps // kb
+    for blk in range(nblocks):
+        tb = t0 + blk * kb * dt
+        for tile in numba.prange(nt0 * nt1):
+            a0 = (tile // nt1) * tr
+            b0 = min(n0, a0 + tr)
+            a1 = (tile % nt1) * tc
+            b1 = min(n1, a1 + tc)
+            s0 = max(0, a0 - w)
+            e0 = min(n0, b0 + w)
+            at_lo0 = s0 == 0
+            at_hi0 = e0 == n0
+            s1 = max(0, a1 - w)
+            e1 = min(n1, b1 + w)
+            at_lo1 = s1 == 0
+            at_hi1 = e1 == n1
+            L_f_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_f_dt_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q2_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q3_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q4_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q5_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q2_dt_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q3_dt_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q4_dt_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            L_q5_dt_u = np.empty((e0 - s0 + 2, e1 - s1 + 2), dtype=f_u.dtype)
+            for i in range(e0 - s0):
+                for j in range(e1 - s1):
+                    L_f_u[1 + i, 1 + j] = f_u[1 + s0 + i, 1 + s1 + j]
+                    L_f_dt_u[1 + i, 1 + j] = f_dt_u[1 + s0 + i, 1 + s1 + j]
+            llo0 = lo0 + s0 * h0
+            llo1 = lo1 + s1 * h1
+            for s in range(kb):
+                t = tb + s * dt
+                step_tile(L_f_u, L_f_dt_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_q2_dt_u, L_q3_dt_u, L_q4_dt_u, L_q5_dt_u, p_c, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
+                L_f_u, L_q5_u = L_q5_u, L_f_u
+                L_f_dt_u, L_q5_dt_u = L_q5_dt_u, L_f_dt_u
+            for i in range(a0, b0):
+                for j in range(a1, b1):
+                    q5_u[1 + i, 1 + j] = L_f_u[1 + i - s0, 1 + j - s1]
+                    q5_dt_u[1 + i, 1 + j] = L_f_dt_u[1 + i - s0, 1 + j - s1]
+        f_u, q5_u = q5_u, f_u
+        f_dt_u, q5_dt_u = q5_dt_u, f_dt_u
+    # the steps that do not fill a block run the plain loop
+    return advance(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
 
 
 def allocate(cells):
