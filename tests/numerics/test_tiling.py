@@ -94,7 +94,10 @@ def test_automatic_choice_keeps_the_numbers(
     auto.advance(130)  # long enough for the trial (14 blocks of 8 Euler steps) and more
     plain.advance(130)
     assert auto.tiling in (True, False)  # timed both loops and chose one
-    np.testing.assert_array_equal(auto.snapshot(("u",))["u"], plain.snapshot(("u",))["u"])
+    # the trial splits the run into several calls, so the time t (which the data depend on) is
+    # accumulated in a different order: equal to rounding, not bit for bit
+    a, b = auto.snapshot(("u",))["u"], plain.snapshot(("u",))["u"]
+    assert np.abs(a - b).max() <= 1e-14 * np.abs(b).max()
 
 
 def test_coordinates_on_a_periodic_tiled_axis_disable_tiling() -> None:
