@@ -158,8 +158,13 @@ def stencil_kernel(
 
 def _by_reads(expr: sympy.Expr, reads: list[sympy.Symbol]) -> sympy.Expr:
     """Expand and group terms by the neighbour values they multiply, so that all scalar factors
-    of a stencil weight (dt * nu / h^2 ...) fold into one loop-invariant coefficient."""
-    return sympy.collect(sympy.expand(expr), reads)
+    of a stencil weight (dt * nu / h^2 ...) fold into one loop-invariant coefficient; neighbours
+    that share a weight are summed first (w*(a + b), one multiplication instead of two)."""
+    terms = sympy.collect(sympy.expand(expr), reads, evaluate=False)
+    groups: dict[sympy.Expr, list[sympy.Expr]] = {}
+    for monomial, coeff in terms.items():
+        groups.setdefault(coeff, []).append(monomial)
+    return sympy.Add(*(coeff * sympy.Add(*monos) for coeff, monos in groups.items()))
 
 
 def _hoist_invariant(

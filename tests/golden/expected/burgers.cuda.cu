@@ -41,14 +41,12 @@ extern "C" __global__ void stage1(const double* __restrict__ f_u, double* __rest
         const double e0 = dt/h0;
         const double e1 = 0.5*e0;
         const double e2 = dt*p_nu/(h0*h0);
-        const double e3 = 1.0*e2;
         const double e4 = 0.125*e0;
-        const double e5 = 0.25*e2;
-        const double e6 = 0.08333333333333333*e0;
-        const double e7 = 0.16666666666666666*e2;
-        q2_u[idx] = e3*f_u_m1 + e3*f_u_p1 + f_u_p0*(e1*f_u_m1 - e1*f_u_p1 - 2.0*e2 + 1.0);
-        q3_u[idx] = e5*f_u_m1 + e5*f_u_p1 + f_u_p0*(-0.5*e2 + e4*f_u_m1 - e4*f_u_p1 + 1.0);
-        q4_u[idx] = e7*f_u_m1 + e7*f_u_p1 + f_u_p0*(-0.3333333333333333*e2 + e6*f_u_m1 - e6*f_u_p1 + 1.0);
+        const double e5 = 0.08333333333333333*e0;
+        const double e3 = e2*(f_u_m1 + f_u_p1);
+        q2_u[idx] = 1.0*e3 + f_u_p0*(e1*f_u_m1 - e1*f_u_p1 - 2.0*e2 + 1.0);
+        q3_u[idx] = 0.25*e3 + f_u_p0*(-0.5*e2 + e4*f_u_m1 - e4*f_u_p1 + 1.0);
+        q4_u[idx] = 0.16666666666666666*e3 + f_u_p0*(-0.3333333333333333*e2 + e5*f_u_m1 - e5*f_u_p1 + 1.0);
     }
 }
 

@@ -49,18 +49,16 @@ def stage1(f_u, q2_u, q3_u, q4_u, p_nu, t, dt, lo0, h0):
     e0 = dt/h0
     e1 = 0.5*e0
     e2 = dt*p_nu/(h0*h0)
-    e3 = 1.0*e2
     e4 = 0.125*e0
-    e5 = 0.25*e2
-    e6 = 0.08333333333333333*e0
-    e7 = 0.16666666666666666*e2
+    e5 = 0.08333333333333333*e0
     for i0 in numba.prange(1, n0 + 1):
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
-        q2_u[i0] = e3*f_u_m1 + e3*f_u_p1 + f_u_p0*(e1*f_u_m1 - e1*f_u_p1 - 2.0*e2 + 1)
-        q3_u[i0] = e5*f_u_m1 + e5*f_u_p1 + f_u_p0*(-0.5*e2 + e4*f_u_m1 - e4*f_u_p1 + 1)
-        q4_u[i0] = e7*f_u_m1 + e7*f_u_p1 + f_u_p0*(-0.3333333333333333*e2 + e6*f_u_m1 - e6*f_u_p1 + 1)
+        e3 = e2*(f_u_m1 + f_u_p1)
+        q2_u[i0] = 1.0*e3 + f_u_p0*(e1*f_u_m1 - e1*f_u_p1 - 2.0*e2 + 1)
+        q3_u[i0] = 0.25*e3 + f_u_p0*(-0.5*e2 + e4*f_u_m1 - e4*f_u_p1 + 1)
+        q4_u[i0] = 0.16666666666666666*e3 + f_u_p0*(-0.3333333333333333*e2 + e5*f_u_m1 - e5*f_u_p1 + 1)
 
 
 @numba.njit(cache=True, parallel=True)

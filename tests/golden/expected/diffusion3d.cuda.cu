@@ -138,16 +138,13 @@ extern "C" __global__ void stage1(const double* __restrict__ f_u, double* __rest
         const double e3 = 1.0/(h1*h1);
         const double e4 = 1.0/(h2*h2);
         const double e5 = 0.5*e1;
-        const double e6 = e0*e5;
-        const double e7 = e3*e5;
-        const double e8 = e4*e5;
         const double e9 = 0.3333333333333333*e1;
         const double e10 = 0.16666666666666666*e1;
-        const double e11 = e0*e10;
-        const double e12 = e10*e3;
-        const double e13 = e10*e4;
-        q2_u[idx] = e6*f_u_m1_p0_p0 + e6*f_u_p1_p0_p0 + e7*f_u_p0_m1_p0 + e7*f_u_p0_p1_p0 + e8*f_u_p0_p0_m1 + e8*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e2 + e2*e3 + e2*e4 - 1.0);
-        q5_u[idx] = e11*f_u_m1_p0_p0 + e11*f_u_p1_p0_p0 + e12*f_u_p0_m1_p0 + e12*f_u_p0_p1_p0 + e13*f_u_p0_p0_m1 + e13*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e9 + e3*e9 + e4*e9 - 1.0);
+        const double e6 = e0*(f_u_m1_p0_p0 + f_u_p1_p0_p0);
+        const double e7 = e3*(f_u_p0_m1_p0 + f_u_p0_p1_p0);
+        const double e8 = e4*(f_u_p0_p0_m1 + f_u_p0_p0_p1);
+        q2_u[idx] = e5*e6 + e5*e7 + e5*e8 - f_u_p0_p0_p0*(e0*e2 + e2*e3 + e2*e4 - 1.0);
+        q5_u[idx] = e10*e6 + e10*e7 + e10*e8 - f_u_p0_p0_p0*(e0*e9 + e3*e9 + e4*e9 - 1.0);
     }
 }
 
@@ -172,21 +169,18 @@ extern "C" __global__ void stage2(const double* __restrict__ f_u, const double* 
         const double q2_u_p0_p1_p0 = q2_u[idx + s1];
         const double q2_u_p1_p0_p0 = q2_u[idx + s0];
         const double q5_u_p0_p0_p0 = q5_u[idx];
-        const double e0 = 1.0/(h0*h0);
-        const double e1 = dt*p_kappa;
-        const double e2 = 0.5*e1;
-        const double e3 = e0*e2;
+        const double e0 = dt*p_kappa;
+        const double e1 = 0.5*e0;
+        const double e2 = 1.0/(h0*h0);
         const double e4 = 1.0/(h1*h1);
-        const double e5 = e2*e4;
         const double e6 = 1.0/(h2*h2);
-        const double e7 = e2*e6;
-        const double e9 = 0.3333333333333333*e1;
-        const double e10 = e0*e9;
-        const double e11 = e4*e9;
-        const double e12 = e6*e9;
-        const double e8 = e1*q2_u_p0_p0_p0*(e0 + e4 + e6);
-        q3_u[idx] = e3*q2_u_m1_p0_p0 + e3*q2_u_p1_p0_p0 + e5*q2_u_p0_m1_p0 + e5*q2_u_p0_p1_p0 + e7*q2_u_p0_p0_m1 + e7*q2_u_p0_p0_p1 - 1.0*e8 + f_u_p0_p0_p0;
-        q5_u[idx] = e10*q2_u_m1_p0_p0 + e10*q2_u_p1_p0_p0 + e11*q2_u_p0_m1_p0 + e11*q2_u_p0_p1_p0 + e12*q2_u_p0_p0_m1 + e12*q2_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0;
+        const double e9 = 0.3333333333333333*e0;
+        const double e3 = e2*(q2_u_m1_p0_p0 + q2_u_p1_p0_p0);
+        const double e5 = e4*(q2_u_p0_m1_p0 + q2_u_p0_p1_p0);
+        const double e7 = e6*(q2_u_p0_p0_m1 + q2_u_p0_p0_p1);
+        const double e8 = e0*q2_u_p0_p0_p0*(e2 + e4 + e6);
+        q3_u[idx] = e1*e3 + e1*e5 + e1*e7 - 1.0*e8 + f_u_p0_p0_p0;
+        q5_u[idx] = e3*e9 + e5*e9 + e7*e9 - 0.6666666666666666*e8 + q5_u_p0_p0_p0;
     }
 }
 
@@ -211,21 +205,18 @@ extern "C" __global__ void stage3(const double* __restrict__ f_u, const double* 
         const double q3_u_p0_p1_p0 = q3_u[idx + s1];
         const double q3_u_p1_p0_p0 = q3_u[idx + s0];
         const double q5_u_p0_p0_p0 = q5_u[idx];
-        const double e0 = 1.0/(h0*h0);
-        const double e1 = dt*p_kappa;
-        const double e2 = 1.0*e1;
-        const double e3 = e0*e2;
+        const double e0 = dt*p_kappa;
+        const double e1 = 1.0*e0;
+        const double e2 = 1.0/(h0*h0);
         const double e4 = 1.0/(h1*h1);
-        const double e5 = e2*e4;
         const double e6 = 1.0/(h2*h2);
-        const double e7 = e2*e6;
-        const double e9 = 0.3333333333333333*e1;
-        const double e10 = e0*e9;
-        const double e11 = e4*e9;
-        const double e12 = e6*e9;
-        const double e8 = e1*q3_u_p0_p0_p0*(e0 + e4 + e6);
-        q4_u[idx] = e3*q3_u_m1_p0_p0 + e3*q3_u_p1_p0_p0 + e5*q3_u_p0_m1_p0 + e5*q3_u_p0_p1_p0 + e7*q3_u_p0_p0_m1 + e7*q3_u_p0_p0_p1 - 2.0*e8 + f_u_p0_p0_p0;
-        q5_u[idx] = e10*q3_u_m1_p0_p0 + e10*q3_u_p1_p0_p0 + e11*q3_u_p0_m1_p0 + e11*q3_u_p0_p1_p0 + e12*q3_u_p0_p0_m1 + e12*q3_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0;
+        const double e9 = 0.3333333333333333*e0;
+        const double e3 = e2*(q3_u_m1_p0_p0 + q3_u_p1_p0_p0);
+        const double e5 = e4*(q3_u_p0_m1_p0 + q3_u_p0_p1_p0);
+        const double e7 = e6*(q3_u_p0_p0_m1 + q3_u_p0_p0_p1);
+        const double e8 = e0*q3_u_p0_p0_p0*(e2 + e4 + e6);
+        q4_u[idx] = e1*e3 + e1*e5 + e1*e7 - 2.0*e8 + f_u_p0_p0_p0;
+        q5_u[idx] = e3*e9 + e5*e9 + e7*e9 - 0.6666666666666666*e8 + q5_u_p0_p0_p0;
     }
 }
 
@@ -252,12 +243,9 @@ extern "C" __global__ void stage4(const double* __restrict__ q4_u, double* __res
         const double e0 = 1.0/(h0*h0);
         const double e1 = dt*p_kappa;
         const double e2 = 0.16666666666666666*e1;
-        const double e3 = e0*e2;
-        const double e4 = 1.0/(h1*h1);
-        const double e5 = e2*e4;
-        const double e6 = 1.0/(h2*h2);
-        const double e7 = e2*e6;
-        q5_u[idx] = -0.3333333333333333*e1*q4_u_p0_p0_p0*(e0 + e4 + e6) + e3*q4_u_m1_p0_p0 + e3*q4_u_p1_p0_p0 + e5*q4_u_p0_m1_p0 + e5*q4_u_p0_p1_p0 + e7*q4_u_p0_p0_m1 + e7*q4_u_p0_p0_p1 + q5_u_p0_p0_p0;
+        const double e3 = 1.0/(h1*h1);
+        const double e4 = 1.0/(h2*h2);
+        q5_u[idx] = e0*e2*(q4_u_m1_p0_p0 + q4_u_p1_p0_p0) - 0.3333333333333333*e1*q4_u_p0_p0_p0*(e0 + e3 + e4) + e2*e3*(q4_u_p0_m1_p0 + q4_u_p0_p1_p0) + e2*e4*(q4_u_p0_p0_m1 + q4_u_p0_p0_p1) + q5_u_p0_p0_p0;
     }
 }
 

@@ -114,14 +114,8 @@ def stage1(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e3 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
     e5 = 0.5*e1
-    e6 = e0*e5
-    e7 = e3*e5
-    e8 = e4*e5
     e9 = 0.3333333333333333*e1
     e10 = 0.16666666666666666*e1
-    e11 = e0*e10
-    e12 = e10*e3
-    e13 = e10*e4
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -132,8 +126,11 @@ def stage1(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
                 f_u_p0_p0_p1 = f_u[i0, i1, i2 + 1]
                 f_u_p0_p1_p0 = f_u[i0, i1 + 1, i2]
                 f_u_p1_p0_p0 = f_u[i0 + 1, i1, i2]
-                q2_u[i0, i1, i2] = e6*f_u_m1_p0_p0 + e6*f_u_p1_p0_p0 + e7*f_u_p0_m1_p0 + e7*f_u_p0_p1_p0 + e8*f_u_p0_p0_m1 + e8*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e2 + e2*e3 + e2*e4 - 1)
-                q5_u[i0, i1, i2] = e11*f_u_m1_p0_p0 + e11*f_u_p1_p0_p0 + e12*f_u_p0_m1_p0 + e12*f_u_p0_p1_p0 + e13*f_u_p0_p0_m1 + e13*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e9 + e3*e9 + e4*e9 - 1)
+                e6 = e0*(f_u_m1_p0_p0 + f_u_p1_p0_p0)
+                e7 = e3*(f_u_p0_m1_p0 + f_u_p0_p1_p0)
+                e8 = e4*(f_u_p0_p0_m1 + f_u_p0_p0_p1)
+                q2_u[i0, i1, i2] = e5*e6 + e5*e7 + e5*e8 - f_u_p0_p0_p0*(e0*e2 + e2*e3 + e2*e4 - 1)
+                q5_u[i0, i1, i2] = e10*e6 + e10*e7 + e10*e8 - f_u_p0_p0_p0*(e0*e9 + e3*e9 + e4*e9 - 1)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -142,18 +139,12 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     n2 = f_u.shape[2] - 2
-    e0 = 1.0/(h0*h0)
-    e1 = dt*p_kappa
-    e2 = 0.5*e1
-    e3 = e0*e2
+    e0 = dt*p_kappa
+    e1 = 0.5*e0
+    e2 = 1.0/(h0*h0)
     e4 = 1.0/(h1*h1)
-    e5 = e2*e4
     e6 = 1.0/(h2*h2)
-    e7 = e2*e6
-    e9 = 0.3333333333333333*e1
-    e10 = e0*e9
-    e11 = e4*e9
-    e12 = e6*e9
+    e9 = 0.3333333333333333*e0
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -166,9 +157,12 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
                 q2_u_p0_p1_p0 = q2_u[i0, i1 + 1, i2]
                 q2_u_p1_p0_p0 = q2_u[i0 + 1, i1, i2]
                 q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
-                e8 = e1*q2_u_p0_p0_p0*(e0 + e4 + e6)
-                q3_u[i0, i1, i2] = e3*q2_u_m1_p0_p0 + e3*q2_u_p1_p0_p0 + e5*q2_u_p0_m1_p0 + e5*q2_u_p0_p1_p0 + e7*q2_u_p0_p0_m1 + e7*q2_u_p0_p0_p1 - 1.0*e8 + f_u_p0_p0_p0
-                q5_u[i0, i1, i2] = e10*q2_u_m1_p0_p0 + e10*q2_u_p1_p0_p0 + e11*q2_u_p0_m1_p0 + e11*q2_u_p0_p1_p0 + e12*q2_u_p0_p0_m1 + e12*q2_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
+                e3 = e2*(q2_u_m1_p0_p0 + q2_u_p1_p0_p0)
+                e5 = e4*(q2_u_p0_m1_p0 + q2_u_p0_p1_p0)
+                e7 = e6*(q2_u_p0_p0_m1 + q2_u_p0_p0_p1)
+                e8 = e0*q2_u_p0_p0_p0*(e2 + e4 + e6)
+                q3_u[i0, i1, i2] = e1*e3 + e1*e5 + e1*e7 - 1.0*e8 + f_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e3*e9 + e5*e9 + e7*e9 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -177,18 +171,12 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     n2 = f_u.shape[2] - 2
-    e0 = 1.0/(h0*h0)
-    e1 = dt*p_kappa
-    e2 = 1.0*e1
-    e3 = e0*e2
+    e0 = dt*p_kappa
+    e1 = 1.0*e0
+    e2 = 1.0/(h0*h0)
     e4 = 1.0/(h1*h1)
-    e5 = e2*e4
     e6 = 1.0/(h2*h2)
-    e7 = e2*e6
-    e9 = 0.3333333333333333*e1
-    e10 = e0*e9
-    e11 = e4*e9
-    e12 = e6*e9
+    e9 = 0.3333333333333333*e0
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -201,9 +189,12 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
                 q3_u_p0_p1_p0 = q3_u[i0, i1 + 1, i2]
                 q3_u_p1_p0_p0 = q3_u[i0 + 1, i1, i2]
                 q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
-                e8 = e1*q3_u_p0_p0_p0*(e0 + e4 + e6)
-                q4_u[i0, i1, i2] = e3*q3_u_m1_p0_p0 + e3*q3_u_p1_p0_p0 + e5*q3_u_p0_m1_p0 + e5*q3_u_p0_p1_p0 + e7*q3_u_p0_p0_m1 + e7*q3_u_p0_p0_p1 - 2.0*e8 + f_u_p0_p0_p0
-                q5_u[i0, i1, i2] = e10*q3_u_m1_p0_p0 + e10*q3_u_p1_p0_p0 + e11*q3_u_p0_m1_p0 + e11*q3_u_p0_p1_p0 + e12*q3_u_p0_p0_m1 + e12*q3_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
+                e3 = e2*(q3_u_m1_p0_p0 + q3_u_p1_p0_p0)
+                e5 = e4*(q3_u_p0_m1_p0 + q3_u_p0_p1_p0)
+                e7 = e6*(q3_u_p0_p0_m1 + q3_u_p0_p0_p1)
+                e8 = e0*q3_u_p0_p0_p0*(e2 + e4 + e6)
+                q4_u[i0, i1, i2] = e1*e3 + e1*e5 + e1*e7 - 2.0*e8 + f_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e3*e9 + e5*e9 + e7*e9 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -215,11 +206,8 @@ def stage4(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e0 = 1.0/(h0*h0)
     e1 = dt*p_kappa
     e2 = 0.16666666666666666*e1
-    e3 = e0*e2
-    e4 = 1.0/(h1*h1)
-    e5 = e2*e4
-    e6 = 1.0/(h2*h2)
-    e7 = e2*e6
+    e3 = 1.0/(h1*h1)
+    e4 = 1.0/(h2*h2)
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -231,7 +219,7 @@ def stage4(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
                 q4_u_p0_p1_p0 = q4_u[i0, i1 + 1, i2]
                 q4_u_p1_p0_p0 = q4_u[i0 + 1, i1, i2]
                 q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
-                q5_u[i0, i1, i2] = -0.3333333333333333*e1*q4_u_p0_p0_p0*(e0 + e4 + e6) + e3*q4_u_m1_p0_p0 + e3*q4_u_p1_p0_p0 + e5*q4_u_p0_m1_p0 + e5*q4_u_p0_p1_p0 + e7*q4_u_p0_p0_m1 + e7*q4_u_p0_p0_p1 + q5_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e0*e2*(q4_u_m1_p0_p0 + q4_u_p1_p0_p0) - 0.3333333333333333*e1*q4_u_p0_p0_p0*(e0 + e3 + e4) + e2*e3*(q4_u_p0_m1_p0 + q4_u_p0_p1_p0) + e2*e4*(q4_u_p0_p0_m1 + q4_u_p0_p0_p1) + q5_u_p0_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -303,14 +291,8 @@ def stage1_tile(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e3 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
     e5 = 0.5*e1
-    e6 = e0*e5
-    e7 = e3*e5
-    e8 = e4*e5
     e9 = 0.3333333333333333*e1
     e10 = 0.16666666666666666*e1
-    e11 = e0*e10
-    e12 = e10*e3
-    e13 = e10*e4
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -321,8 +303,11 @@ def stage1_tile(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
                 f_u_p0_p0_p1 = f_u[i0, i1, i2 + 1]
                 f_u_p0_p1_p0 = f_u[i0, i1 + 1, i2]
                 f_u_p1_p0_p0 = f_u[i0 + 1, i1, i2]
-                q2_u[i0, i1, i2] = e6*f_u_m1_p0_p0 + e6*f_u_p1_p0_p0 + e7*f_u_p0_m1_p0 + e7*f_u_p0_p1_p0 + e8*f_u_p0_p0_m1 + e8*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e2 + e2*e3 + e2*e4 - 1)
-                q5_u[i0, i1, i2] = e11*f_u_m1_p0_p0 + e11*f_u_p1_p0_p0 + e12*f_u_p0_m1_p0 + e12*f_u_p0_p1_p0 + e13*f_u_p0_p0_m1 + e13*f_u_p0_p0_p1 - f_u_p0_p0_p0*(e0*e9 + e3*e9 + e4*e9 - 1)
+                e6 = e0*(f_u_m1_p0_p0 + f_u_p1_p0_p0)
+                e7 = e3*(f_u_p0_m1_p0 + f_u_p0_p1_p0)
+                e8 = e4*(f_u_p0_p0_m1 + f_u_p0_p0_p1)
+                q2_u[i0, i1, i2] = e5*e6 + e5*e7 + e5*e8 - f_u_p0_p0_p0*(e0*e2 + e2*e3 + e2*e4 - 1)
+                q5_u[i0, i1, i2] = e10*e6 + e10*e7 + e10*e8 - f_u_p0_p0_p0*(e0*e9 + e3*e9 + e4*e9 - 1)
 
 
 @numba.njit(cache=True)
@@ -331,18 +316,12 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     n2 = f_u.shape[2] - 2
-    e0 = 1.0/(h0*h0)
-    e1 = dt*p_kappa
-    e2 = 0.5*e1
-    e3 = e0*e2
+    e0 = dt*p_kappa
+    e1 = 0.5*e0
+    e2 = 1.0/(h0*h0)
     e4 = 1.0/(h1*h1)
-    e5 = e2*e4
     e6 = 1.0/(h2*h2)
-    e7 = e2*e6
-    e9 = 0.3333333333333333*e1
-    e10 = e0*e9
-    e11 = e4*e9
-    e12 = e6*e9
+    e9 = 0.3333333333333333*e0
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -355,9 +334,12 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
                 q2_u_p0_p1_p0 = q2_u[i0, i1 + 1, i2]
                 q2_u_p1_p0_p0 = q2_u[i0 + 1, i1, i2]
                 q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
-                e8 = e1*q2_u_p0_p0_p0*(e0 + e4 + e6)
-                q3_u[i0, i1, i2] = e3*q2_u_m1_p0_p0 + e3*q2_u_p1_p0_p0 + e5*q2_u_p0_m1_p0 + e5*q2_u_p0_p1_p0 + e7*q2_u_p0_p0_m1 + e7*q2_u_p0_p0_p1 - 1.0*e8 + f_u_p0_p0_p0
-                q5_u[i0, i1, i2] = e10*q2_u_m1_p0_p0 + e10*q2_u_p1_p0_p0 + e11*q2_u_p0_m1_p0 + e11*q2_u_p0_p1_p0 + e12*q2_u_p0_p0_m1 + e12*q2_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
+                e3 = e2*(q2_u_m1_p0_p0 + q2_u_p1_p0_p0)
+                e5 = e4*(q2_u_p0_m1_p0 + q2_u_p0_p1_p0)
+                e7 = e6*(q2_u_p0_p0_m1 + q2_u_p0_p0_p1)
+                e8 = e0*q2_u_p0_p0_p0*(e2 + e4 + e6)
+                q3_u[i0, i1, i2] = e1*e3 + e1*e5 + e1*e7 - 1.0*e8 + f_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e3*e9 + e5*e9 + e7*e9 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
@@ -366,18 +348,12 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     n2 = f_u.shape[2] - 2
-    e0 = 1.0/(h0*h0)
-    e1 = dt*p_kappa
-    e2 = 1.0*e1
-    e3 = e0*e2
+    e0 = dt*p_kappa
+    e1 = 1.0*e0
+    e2 = 1.0/(h0*h0)
     e4 = 1.0/(h1*h1)
-    e5 = e2*e4
     e6 = 1.0/(h2*h2)
-    e7 = e2*e6
-    e9 = 0.3333333333333333*e1
-    e10 = e0*e9
-    e11 = e4*e9
-    e12 = e6*e9
+    e9 = 0.3333333333333333*e0
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -390,9 +366,12 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
                 q3_u_p0_p1_p0 = q3_u[i0, i1 + 1, i2]
                 q3_u_p1_p0_p0 = q3_u[i0 + 1, i1, i2]
                 q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
-                e8 = e1*q3_u_p0_p0_p0*(e0 + e4 + e6)
-                q4_u[i0, i1, i2] = e3*q3_u_m1_p0_p0 + e3*q3_u_p1_p0_p0 + e5*q3_u_p0_m1_p0 + e5*q3_u_p0_p1_p0 + e7*q3_u_p0_p0_m1 + e7*q3_u_p0_p0_p1 - 2.0*e8 + f_u_p0_p0_p0
-                q5_u[i0, i1, i2] = e10*q3_u_m1_p0_p0 + e10*q3_u_p1_p0_p0 + e11*q3_u_p0_m1_p0 + e11*q3_u_p0_p1_p0 + e12*q3_u_p0_p0_m1 + e12*q3_u_p0_p0_p1 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
+                e3 = e2*(q3_u_m1_p0_p0 + q3_u_p1_p0_p0)
+                e5 = e4*(q3_u_p0_m1_p0 + q3_u_p0_p1_p0)
+                e7 = e6*(q3_u_p0_p0_m1 + q3_u_p0_p0_p1)
+                e8 = e0*q3_u_p0_p0_p0*(e2 + e4 + e6)
+                q4_u[i0, i1, i2] = e1*e3 + e1*e5 + e1*e7 - 2.0*e8 + f_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e3*e9 + e5*e9 + e7*e9 - 0.6666666666666666*e8 + q5_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
@@ -404,11 +383,8 @@ def stage4_tile(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e0 = 1.0/(h0*h0)
     e1 = dt*p_kappa
     e2 = 0.16666666666666666*e1
-    e3 = e0*e2
-    e4 = 1.0/(h1*h1)
-    e5 = e2*e4
-    e6 = 1.0/(h2*h2)
-    e7 = e2*e6
+    e3 = 1.0/(h1*h1)
+    e4 = 1.0/(h2*h2)
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             for i2 in range(1, n2 + 1):
@@ -420,7 +396,7 @@ def stage4_tile(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
                 q4_u_p0_p1_p0 = q4_u[i0, i1 + 1, i2]
                 q4_u_p1_p0_p0 = q4_u[i0 + 1, i1, i2]
                 q5_u_p0_p0_p0 = q5_u[i0, i1, i2]
-                q5_u[i0, i1, i2] = -0.3333333333333333*e1*q4_u_p0_p0_p0*(e0 + e4 + e6) + e3*q4_u_m1_p0_p0 + e3*q4_u_p1_p0_p0 + e5*q4_u_p0_m1_p0 + e5*q4_u_p0_p1_p0 + e7*q4_u_p0_p0_m1 + e7*q4_u_p0_p0_p1 + q5_u_p0_p0_p0
+                q5_u[i0, i1, i2] = e0*e2*(q4_u_m1_p0_p0 + q4_u_p1_p0_p0) - 0.3333333333333333*e1*q4_u_p0_p0_p0*(e0 + e3 + e4) + e2*e3*(q4_u_p0_m1_p0 + q4_u_p0_p1_p0) + e2*e4*(q4_u_p0_p0_m1 + q4_u_p0_p0_p1) + q5_u_p0_p0_p0
 
 
 @numba.njit(cache=True)

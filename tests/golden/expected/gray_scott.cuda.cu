@@ -61,31 +61,27 @@ extern "C" __global__ void stage1(const double* __restrict__ f_u, double* __rest
         const double e7 = e1*p_F;
         const double e8 = e7 - 1.0;
         const double e9 = e1*p_Du;
-        const double e10 = e3*e9;
-        const double e11 = e6*e9;
         const double e12 = 0.16666666666666666*dt;
         const double e14 = 0.3333333333333333*e4;
         const double e15 = e12*p_F;
         const double e16 = e15 - 1.0;
         const double e17 = e12*p_Du;
-        const double e18 = e17*e3;
-        const double e19 = e17*e6;
-        const double e20 = dt*p_Dv;
-        const double e21 = 1.0*e20;
-        const double e22 = e1*p_Dv;
-        const double e23 = e22*e3;
-        const double e24 = e22*e6;
-        const double e25 = 0.3333333333333333*e20;
-        const double e26 = e12*p_Dv;
-        const double e27 = e26*e3;
-        const double e28 = e26*e6;
+        const double e18 = dt*p_Dv;
+        const double e19 = 1.0*e18;
+        const double e20 = e1*p_Dv;
+        const double e23 = 0.3333333333333333*e18;
+        const double e24 = e12*p_Dv;
         const double e0 = (f_v_p0_p0*f_v_p0_p0);
         const double e2 = e0*e1;
+        const double e10 = e3*(f_u_m1_p0 + f_u_p1_p0);
+        const double e11 = e6*(f_u_p0_m1 + f_u_p0_p1);
         const double e13 = e0*e12;
-        q2_u[idx] = e10*f_u_m1_p0 + e10*f_u_p1_p0 + e11*f_u_p0_m1 + e11*f_u_p0_p1 + e7 - f_u_p0_p0*(e2 + e3*e5 + e5*e6 + e8);
-        q5_u[idx] = e15 + e18*f_u_m1_p0 + e18*f_u_p1_p0 + e19*f_u_p0_m1 + e19*f_u_p0_p1 - f_u_p0_p0*(e13 + e14*e3 + e14*e6 + e16);
-        q2_v[idx] = e2*f_u_p0_p0 + e23*f_v_m1_p0 + e23*f_v_p1_p0 + e24*f_v_p0_m1 + e24*f_v_p0_p1 - f_v_p0_p0*(e1*p_k + e21*e3 + e21*e6 + e8);
-        q5_v[idx] = e13*f_u_p0_p0 + e27*f_v_m1_p0 + e27*f_v_p1_p0 + e28*f_v_p0_m1 + e28*f_v_p0_p1 - f_v_p0_p0*(e12*p_k + e16 + e25*e3 + e25*e6);
+        const double e21 = e3*(f_v_m1_p0 + f_v_p1_p0);
+        const double e22 = e6*(f_v_p0_m1 + f_v_p0_p1);
+        q2_u[idx] = e10*e9 + e11*e9 + e7 - f_u_p0_p0*(e2 + e3*e5 + e5*e6 + e8);
+        q5_u[idx] = e10*e17 + e11*e17 + e15 - f_u_p0_p0*(e13 + e14*e3 + e14*e6 + e16);
+        q2_v[idx] = e2*f_u_p0_p0 + e20*e21 + e20*e22 - f_v_p0_p0*(e1*p_k + e19*e3 + e19*e6 + e8);
+        q5_v[idx] = e13*f_u_p0_p0 + e21*e24 + e22*e24 - f_v_p0_p0*(e12*p_k + e16 + e23*e3 + e23*e6);
     }
 }
 
@@ -119,31 +115,27 @@ extern "C" __global__ void stage2(const double* __restrict__ f_u, const double* 
         const double e5 = 1.0/(h1*h1);
         const double e7 = dt*p_Du;
         const double e8 = 0.5*e7;
-        const double e9 = e3*e8;
-        const double e10 = e5*e8;
         const double e11 = 0.3333333333333333*p_F;
         const double e13 = 0.6666666666666666*p_Du;
         const double e14 = 0.3333333333333333*e7;
-        const double e15 = e14*e3;
-        const double e16 = e14*e5;
-        const double e17 = 1.0*p_Dv;
-        const double e19 = dt*p_Dv;
-        const double e20 = 0.5*e19;
-        const double e21 = e20*e3;
-        const double e22 = e20*e5;
-        const double e23 = 0.6666666666666666*p_Dv;
-        const double e24 = 0.3333333333333333*e19;
-        const double e25 = e24*e3;
-        const double e26 = e24*e5;
+        const double e15 = 1.0*p_Dv;
+        const double e17 = dt*p_Dv;
+        const double e18 = 0.5*e17;
+        const double e21 = 0.6666666666666666*p_Dv;
+        const double e22 = 0.3333333333333333*e17;
         const double e1 = (q2_v_p0_p0*q2_v_p0_p0);
         const double e2 = 0.5*e1;
         const double e6 = dt*q2_u_p0_p0;
+        const double e9 = e3*(q2_u_m1_p0 + q2_u_p1_p0);
+        const double e10 = e5*(q2_u_p0_m1 + q2_u_p0_p1);
         const double e12 = 0.3333333333333333*e1;
-        const double e18 = dt*q2_v_p0_p0;
-        q3_u[idx] = dt*e0 + e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + f_u_p0_p0;
-        q5_u[idx] = dt*e11 + e15*q2_u_m1_p0 + e15*q2_u_p1_p0 + e16*q2_u_p0_m1 + e16*q2_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0;
-        q3_v[idx] = -e18*(e0 + e17*e3 + e17*e5 + 0.5*p_k) + e2*e6 + e21*q2_v_m1_p0 + e21*q2_v_p1_p0 + e22*q2_v_p0_m1 + e22*q2_v_p0_p1 + f_v_p0_p0;
-        q5_v[idx] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q2_v_m1_p0 + e25*q2_v_p1_p0 + e26*q2_v_p0_m1 + e26*q2_v_p0_p1 + q5_v_p0_p0;
+        const double e16 = dt*q2_v_p0_p0;
+        const double e19 = e3*(q2_v_m1_p0 + q2_v_p1_p0);
+        const double e20 = e5*(q2_v_p0_m1 + q2_v_p0_p1);
+        q3_u[idx] = dt*e0 + e10*e8 - e6*(e0 + e2 + e3*e4 + e4*e5) + e8*e9 + f_u_p0_p0;
+        q5_u[idx] = dt*e11 + e10*e14 + e14*e9 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0;
+        q3_v[idx] = -e16*(e0 + e15*e3 + e15*e5 + 0.5*p_k) + e18*e19 + e18*e20 + e2*e6 + f_v_p0_p0;
+        q5_v[idx] = e12*e6 - e16*(e11 + e21*e3 + e21*e5 + 0.3333333333333333*p_k) + e19*e22 + e20*e22 + q5_v_p0_p0;
     }
 }
 
@@ -177,31 +169,27 @@ extern "C" __global__ void stage3(const double* __restrict__ f_u, const double* 
         const double e5 = 1.0/(h1*h1);
         const double e7 = dt*p_Du;
         const double e8 = 1.0*e7;
-        const double e9 = e3*e8;
-        const double e10 = e5*e8;
         const double e11 = 0.3333333333333333*p_F;
         const double e13 = 0.6666666666666666*p_Du;
         const double e14 = 0.3333333333333333*e7;
-        const double e15 = e14*e3;
-        const double e16 = e14*e5;
-        const double e17 = 2.0*p_Dv;
-        const double e19 = dt*p_Dv;
-        const double e20 = 1.0*e19;
-        const double e21 = e20*e3;
-        const double e22 = e20*e5;
-        const double e23 = 0.6666666666666666*p_Dv;
-        const double e24 = 0.3333333333333333*e19;
-        const double e25 = e24*e3;
-        const double e26 = e24*e5;
+        const double e15 = 2.0*p_Dv;
+        const double e17 = dt*p_Dv;
+        const double e18 = 1.0*e17;
+        const double e21 = 0.6666666666666666*p_Dv;
+        const double e22 = 0.3333333333333333*e17;
         const double e1 = (q3_v_p0_p0*q3_v_p0_p0);
         const double e2 = 1.0*e1;
         const double e6 = dt*q3_u_p0_p0;
+        const double e9 = e3*(q3_u_m1_p0 + q3_u_p1_p0);
+        const double e10 = e5*(q3_u_p0_m1 + q3_u_p0_p1);
         const double e12 = 0.3333333333333333*e1;
-        const double e18 = dt*q3_v_p0_p0;
-        q4_u[idx] = dt*e0 + e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + f_u_p0_p0;
-        q5_u[idx] = dt*e11 + e15*q3_u_m1_p0 + e15*q3_u_p1_p0 + e16*q3_u_p0_m1 + e16*q3_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0;
-        q4_v[idx] = -e18*(e0 + e17*e3 + e17*e5 + 1.0*p_k) + e2*e6 + e21*q3_v_m1_p0 + e21*q3_v_p1_p0 + e22*q3_v_p0_m1 + e22*q3_v_p0_p1 + f_v_p0_p0;
-        q5_v[idx] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q3_v_m1_p0 + e25*q3_v_p1_p0 + e26*q3_v_p0_m1 + e26*q3_v_p0_p1 + q5_v_p0_p0;
+        const double e16 = dt*q3_v_p0_p0;
+        const double e19 = e3*(q3_v_m1_p0 + q3_v_p1_p0);
+        const double e20 = e5*(q3_v_p0_m1 + q3_v_p0_p1);
+        q4_u[idx] = dt*e0 + e10*e8 - e6*(e0 + e2 + e3*e4 + e4*e5) + e8*e9 + f_u_p0_p0;
+        q5_u[idx] = dt*e11 + e10*e14 + e14*e9 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0;
+        q4_v[idx] = -e16*(e0 + e15*e3 + e15*e5 + 1.0*p_k) + e18*e19 + e18*e20 + e2*e6 + f_v_p0_p0;
+        q5_v[idx] = e12*e6 - e16*(e11 + e21*e3 + e21*e5 + 0.3333333333333333*p_k) + e19*e22 + e20*e22 + q5_v_p0_p0;
     }
 }
 
@@ -233,16 +221,12 @@ extern "C" __global__ void stage4(const double* __restrict__ q4_u, double* __res
         const double e4 = 1.0/(h1*h1);
         const double e6 = 0.16666666666666666*dt;
         const double e7 = e6*p_Du;
-        const double e8 = e2*e7;
-        const double e9 = e4*e7;
-        const double e10 = 0.3333333333333333*p_Dv;
-        const double e11 = e6*p_Dv;
-        const double e12 = e11*e2;
-        const double e13 = e11*e4;
+        const double e8 = 0.3333333333333333*p_Dv;
+        const double e9 = e6*p_Dv;
         const double e1 = 0.16666666666666666*(q4_v_p0_p0*q4_v_p0_p0);
         const double e5 = dt*q4_u_p0_p0;
-        q5_u[idx] = dt*e0 - e5*(e0 + e1 + e2*e3 + e3*e4) + e8*q4_u_m1_p0 + e8*q4_u_p1_p0 + e9*q4_u_p0_m1 + e9*q4_u_p0_p1 + q5_u_p0_p0;
-        q5_v[idx] = -dt*q4_v_p0_p0*(e0 + e10*e2 + e10*e4 + 0.16666666666666666*p_k) + e1*e5 + e12*q4_v_m1_p0 + e12*q4_v_p1_p0 + e13*q4_v_p0_m1 + e13*q4_v_p0_p1 + q5_v_p0_p0;
+        q5_u[idx] = dt*e0 + e2*e7*(q4_u_m1_p0 + q4_u_p1_p0) + e4*e7*(q4_u_p0_m1 + q4_u_p0_p1) - e5*(e0 + e1 + e2*e3 + e3*e4) + q5_u_p0_p0;
+        q5_v[idx] = -dt*q4_v_p0_p0*(e0 + e2*e8 + e4*e8 + 0.16666666666666666*p_k) + e1*e5 + e2*e9*(q4_v_m1_p0 + q4_v_p1_p0) + e4*e9*(q4_v_p0_m1 + q4_v_p0_p1) + q5_v_p0_p0;
     }
 }
 

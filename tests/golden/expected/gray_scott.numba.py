@@ -60,24 +60,16 @@ def stage1(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, l
     e7 = e1*p_F
     e8 = e7 - 1
     e9 = e1*p_Du
-    e10 = e3*e9
-    e11 = e6*e9
     e12 = 0.16666666666666666*dt
     e14 = 0.3333333333333333*e4
     e15 = e12*p_F
     e16 = e15 - 1
     e17 = e12*p_Du
-    e18 = e17*e3
-    e19 = e17*e6
-    e20 = dt*p_Dv
-    e21 = 1.0*e20
-    e22 = e1*p_Dv
-    e23 = e22*e3
-    e24 = e22*e6
-    e25 = 0.3333333333333333*e20
-    e26 = e12*p_Dv
-    e27 = e26*e3
-    e28 = e26*e6
+    e18 = dt*p_Dv
+    e19 = 1.0*e18
+    e20 = e1*p_Dv
+    e23 = 0.3333333333333333*e18
+    e24 = e12*p_Dv
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_u_m1_p0 = f_u[i0 - 1, i1]
@@ -92,11 +84,15 @@ def stage1(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, l
             f_v_p1_p0 = f_v[i0 + 1, i1]
             e0 = (f_v_p0_p0*f_v_p0_p0)
             e2 = e0*e1
+            e10 = e3*(f_u_m1_p0 + f_u_p1_p0)
+            e11 = e6*(f_u_p0_m1 + f_u_p0_p1)
             e13 = e0*e12
-            q2_u[i0, i1] = e10*f_u_m1_p0 + e10*f_u_p1_p0 + e11*f_u_p0_m1 + e11*f_u_p0_p1 + e7 - f_u_p0_p0*(e2 + e3*e5 + e5*e6 + e8)
-            q5_u[i0, i1] = e15 + e18*f_u_m1_p0 + e18*f_u_p1_p0 + e19*f_u_p0_m1 + e19*f_u_p0_p1 - f_u_p0_p0*(e13 + e14*e3 + e14*e6 + e16)
-            q2_v[i0, i1] = e2*f_u_p0_p0 + e23*f_v_m1_p0 + e23*f_v_p1_p0 + e24*f_v_p0_m1 + e24*f_v_p0_p1 - f_v_p0_p0*(e1*p_k + e21*e3 + e21*e6 + e8)
-            q5_v[i0, i1] = e13*f_u_p0_p0 + e27*f_v_m1_p0 + e27*f_v_p1_p0 + e28*f_v_p0_m1 + e28*f_v_p0_p1 - f_v_p0_p0*(e12*p_k + e16 + e25*e3 + e25*e6)
+            e21 = e3*(f_v_m1_p0 + f_v_p1_p0)
+            e22 = e6*(f_v_p0_m1 + f_v_p0_p1)
+            q2_u[i0, i1] = e10*e9 + e11*e9 + e7 - f_u_p0_p0*(e2 + e3*e5 + e5*e6 + e8)
+            q5_u[i0, i1] = e10*e17 + e11*e17 + e15 - f_u_p0_p0*(e13 + e14*e3 + e14*e6 + e16)
+            q2_v[i0, i1] = e2*f_u_p0_p0 + e20*e21 + e20*e22 - f_v_p0_p0*(e1*p_k + e19*e3 + e19*e6 + e8)
+            q5_v[i0, i1] = e13*f_u_p0_p0 + e21*e24 + e22*e24 - f_v_p0_p0*(e12*p_k + e16 + e23*e3 + e23*e6)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -111,22 +107,14 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p_k, t
     e5 = 1.0/(h1*h1)
     e7 = dt*p_Du
     e8 = 0.5*e7
-    e9 = e3*e8
-    e10 = e5*e8
     e11 = 0.3333333333333333*p_F
     e13 = 0.6666666666666666*p_Du
     e14 = 0.3333333333333333*e7
-    e15 = e14*e3
-    e16 = e14*e5
-    e17 = 1.0*p_Dv
-    e19 = dt*p_Dv
-    e20 = 0.5*e19
-    e21 = e20*e3
-    e22 = e20*e5
-    e23 = 0.6666666666666666*p_Dv
-    e24 = 0.3333333333333333*e19
-    e25 = e24*e3
-    e26 = e24*e5
+    e15 = 1.0*p_Dv
+    e17 = dt*p_Dv
+    e18 = 0.5*e17
+    e21 = 0.6666666666666666*p_Dv
+    e22 = 0.3333333333333333*e17
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_u_p0_p0 = f_u[i0, i1]
@@ -146,12 +134,16 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p_k, t
             e1 = (q2_v_p0_p0*q2_v_p0_p0)
             e2 = 0.5*e1
             e6 = dt*q2_u_p0_p0
+            e9 = e3*(q2_u_m1_p0 + q2_u_p1_p0)
+            e10 = e5*(q2_u_p0_m1 + q2_u_p0_p1)
             e12 = 0.3333333333333333*e1
-            e18 = dt*q2_v_p0_p0
-            q3_u[i0, i1] = dt*e0 + e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + f_u_p0_p0
-            q5_u[i0, i1] = dt*e11 + e15*q2_u_m1_p0 + e15*q2_u_p1_p0 + e16*q2_u_p0_m1 + e16*q2_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
-            q3_v[i0, i1] = -e18*(e0 + e17*e3 + e17*e5 + 0.5*p_k) + e2*e6 + e21*q2_v_m1_p0 + e21*q2_v_p1_p0 + e22*q2_v_p0_m1 + e22*q2_v_p0_p1 + f_v_p0_p0
-            q5_v[i0, i1] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q2_v_m1_p0 + e25*q2_v_p1_p0 + e26*q2_v_p0_m1 + e26*q2_v_p0_p1 + q5_v_p0_p0
+            e16 = dt*q2_v_p0_p0
+            e19 = e3*(q2_v_m1_p0 + q2_v_p1_p0)
+            e20 = e5*(q2_v_p0_m1 + q2_v_p0_p1)
+            q3_u[i0, i1] = dt*e0 + e10*e8 - e6*(e0 + e2 + e3*e4 + e4*e5) + e8*e9 + f_u_p0_p0
+            q5_u[i0, i1] = dt*e11 + e10*e14 + e14*e9 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
+            q3_v[i0, i1] = -e16*(e0 + e15*e3 + e15*e5 + 0.5*p_k) + e18*e19 + e18*e20 + e2*e6 + f_v_p0_p0
+            q5_v[i0, i1] = e12*e6 - e16*(e11 + e21*e3 + e21*e5 + 0.3333333333333333*p_k) + e19*e22 + e20*e22 + q5_v_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -166,22 +158,14 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t
     e5 = 1.0/(h1*h1)
     e7 = dt*p_Du
     e8 = 1.0*e7
-    e9 = e3*e8
-    e10 = e5*e8
     e11 = 0.3333333333333333*p_F
     e13 = 0.6666666666666666*p_Du
     e14 = 0.3333333333333333*e7
-    e15 = e14*e3
-    e16 = e14*e5
-    e17 = 2.0*p_Dv
-    e19 = dt*p_Dv
-    e20 = 1.0*e19
-    e21 = e20*e3
-    e22 = e20*e5
-    e23 = 0.6666666666666666*p_Dv
-    e24 = 0.3333333333333333*e19
-    e25 = e24*e3
-    e26 = e24*e5
+    e15 = 2.0*p_Dv
+    e17 = dt*p_Dv
+    e18 = 1.0*e17
+    e21 = 0.6666666666666666*p_Dv
+    e22 = 0.3333333333333333*e17
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_u_p0_p0 = f_u[i0, i1]
@@ -201,12 +185,16 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t
             e1 = (q3_v_p0_p0*q3_v_p0_p0)
             e2 = 1.0*e1
             e6 = dt*q3_u_p0_p0
+            e9 = e3*(q3_u_m1_p0 + q3_u_p1_p0)
+            e10 = e5*(q3_u_p0_m1 + q3_u_p0_p1)
             e12 = 0.3333333333333333*e1
-            e18 = dt*q3_v_p0_p0
-            q4_u[i0, i1] = dt*e0 + e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + f_u_p0_p0
-            q5_u[i0, i1] = dt*e11 + e15*q3_u_m1_p0 + e15*q3_u_p1_p0 + e16*q3_u_p0_m1 + e16*q3_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
-            q4_v[i0, i1] = -e18*(e0 + e17*e3 + e17*e5 + 1.0*p_k) + e2*e6 + e21*q3_v_m1_p0 + e21*q3_v_p1_p0 + e22*q3_v_p0_m1 + e22*q3_v_p0_p1 + f_v_p0_p0
-            q5_v[i0, i1] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q3_v_m1_p0 + e25*q3_v_p1_p0 + e26*q3_v_p0_m1 + e26*q3_v_p0_p1 + q5_v_p0_p0
+            e16 = dt*q3_v_p0_p0
+            e19 = e3*(q3_v_m1_p0 + q3_v_p1_p0)
+            e20 = e5*(q3_v_p0_m1 + q3_v_p0_p1)
+            q4_u[i0, i1] = dt*e0 + e10*e8 - e6*(e0 + e2 + e3*e4 + e4*e5) + e8*e9 + f_u_p0_p0
+            q5_u[i0, i1] = dt*e11 + e10*e14 + e14*e9 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
+            q4_v[i0, i1] = -e16*(e0 + e15*e3 + e15*e5 + 1.0*p_k) + e18*e19 + e18*e20 + e2*e6 + f_v_p0_p0
+            q5_v[i0, i1] = e12*e6 - e16*(e11 + e21*e3 + e21*e5 + 0.3333333333333333*p_k) + e19*e22 + e20*e22 + q5_v_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -221,12 +209,8 @@ def stage4(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1
     e4 = 1.0/(h1*h1)
     e6 = 0.16666666666666666*dt
     e7 = e6*p_Du
-    e8 = e2*e7
-    e9 = e4*e7
-    e10 = 0.3333333333333333*p_Dv
-    e11 = e6*p_Dv
-    e12 = e11*e2
-    e13 = e11*e4
+    e8 = 0.3333333333333333*p_Dv
+    e9 = e6*p_Dv
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
@@ -243,8 +227,8 @@ def stage4(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1
             q5_v_p0_p0 = q5_v[i0, i1]
             e1 = 0.16666666666666666*(q4_v_p0_p0*q4_v_p0_p0)
             e5 = dt*q4_u_p0_p0
-            q5_u[i0, i1] = dt*e0 - e5*(e0 + e1 + e2*e3 + e3*e4) + e8*q4_u_m1_p0 + e8*q4_u_p1_p0 + e9*q4_u_p0_m1 + e9*q4_u_p0_p1 + q5_u_p0_p0
-            q5_v[i0, i1] = -dt*q4_v_p0_p0*(e0 + e10*e2 + e10*e4 + 0.16666666666666666*p_k) + e1*e5 + e12*q4_v_m1_p0 + e12*q4_v_p1_p0 + e13*q4_v_p0_m1 + e13*q4_v_p0_p1 + q5_v_p0_p0
+            q5_u[i0, i1] = dt*e0 + e2*e7*(q4_u_m1_p0 + q4_u_p1_p0) + e4*e7*(q4_u_p0_m1 + q4_u_p0_p1) - e5*(e0 + e1 + e2*e3 + e3*e4) + q5_u_p0_p0
+            q5_v[i0, i1] = -dt*q4_v_p0_p0*(e0 + e2*e8 + e4*e8 + 0.16666666666666666*p_k) + e1*e5 + e2*e9*(q4_v_m1_p0 + q4_v_p1_p0) + e4*e9*(q4_v_p0_m1 + q4_v_p0_p1) + q5_v_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -310,24 +294,16 @@ def stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, l
     e7 = e1*p_F
     e8 = e7 - 1
     e9 = e1*p_Du
-    e10 = e3*e9
-    e11 = e6*e9
     e12 = 0.16666666666666666*dt
     e14 = 0.3333333333333333*e4
     e15 = e12*p_F
     e16 = e15 - 1
     e17 = e12*p_Du
-    e18 = e17*e3
-    e19 = e17*e6
-    e20 = dt*p_Dv
-    e21 = 1.0*e20
-    e22 = e1*p_Dv
-    e23 = e22*e3
-    e24 = e22*e6
-    e25 = 0.3333333333333333*e20
-    e26 = e12*p_Dv
-    e27 = e26*e3
-    e28 = e26*e6
+    e18 = dt*p_Dv
+    e19 = 1.0*e18
+    e20 = e1*p_Dv
+    e23 = 0.3333333333333333*e18
+    e24 = e12*p_Dv
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_u_m1_p0 = f_u[i0 - 1, i1]
@@ -342,11 +318,15 @@ def stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, l
             f_v_p1_p0 = f_v[i0 + 1, i1]
             e0 = (f_v_p0_p0*f_v_p0_p0)
             e2 = e0*e1
+            e10 = e3*(f_u_m1_p0 + f_u_p1_p0)
+            e11 = e6*(f_u_p0_m1 + f_u_p0_p1)
             e13 = e0*e12
-            q2_u[i0, i1] = e10*f_u_m1_p0 + e10*f_u_p1_p0 + e11*f_u_p0_m1 + e11*f_u_p0_p1 + e7 - f_u_p0_p0*(e2 + e3*e5 + e5*e6 + e8)
-            q5_u[i0, i1] = e15 + e18*f_u_m1_p0 + e18*f_u_p1_p0 + e19*f_u_p0_m1 + e19*f_u_p0_p1 - f_u_p0_p0*(e13 + e14*e3 + e14*e6 + e16)
-            q2_v[i0, i1] = e2*f_u_p0_p0 + e23*f_v_m1_p0 + e23*f_v_p1_p0 + e24*f_v_p0_m1 + e24*f_v_p0_p1 - f_v_p0_p0*(e1*p_k + e21*e3 + e21*e6 + e8)
-            q5_v[i0, i1] = e13*f_u_p0_p0 + e27*f_v_m1_p0 + e27*f_v_p1_p0 + e28*f_v_p0_m1 + e28*f_v_p0_p1 - f_v_p0_p0*(e12*p_k + e16 + e25*e3 + e25*e6)
+            e21 = e3*(f_v_m1_p0 + f_v_p1_p0)
+            e22 = e6*(f_v_p0_m1 + f_v_p0_p1)
+            q2_u[i0, i1] = e10*e9 + e11*e9 + e7 - f_u_p0_p0*(e2 + e3*e5 + e5*e6 + e8)
+            q5_u[i0, i1] = e10*e17 + e11*e17 + e15 - f_u_p0_p0*(e13 + e14*e3 + e14*e6 + e16)
+            q2_v[i0, i1] = e2*f_u_p0_p0 + e20*e21 + e20*e22 - f_v_p0_p0*(e1*p_k + e19*e3 + e19*e6 + e8)
+            q5_v[i0, i1] = e13*f_u_p0_p0 + e21*e24 + e22*e24 - f_v_p0_p0*(e12*p_k + e16 + e23*e3 + e23*e6)
 
 
 @numba.njit(cache=True)
@@ -361,22 +341,14 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p
     e5 = 1.0/(h1*h1)
     e7 = dt*p_Du
     e8 = 0.5*e7
-    e9 = e3*e8
-    e10 = e5*e8
     e11 = 0.3333333333333333*p_F
     e13 = 0.6666666666666666*p_Du
     e14 = 0.3333333333333333*e7
-    e15 = e14*e3
-    e16 = e14*e5
-    e17 = 1.0*p_Dv
-    e19 = dt*p_Dv
-    e20 = 0.5*e19
-    e21 = e20*e3
-    e22 = e20*e5
-    e23 = 0.6666666666666666*p_Dv
-    e24 = 0.3333333333333333*e19
-    e25 = e24*e3
-    e26 = e24*e5
+    e15 = 1.0*p_Dv
+    e17 = dt*p_Dv
+    e18 = 0.5*e17
+    e21 = 0.6666666666666666*p_Dv
+    e22 = 0.3333333333333333*e17
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_u_p0_p0 = f_u[i0, i1]
@@ -396,12 +368,16 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p
             e1 = (q2_v_p0_p0*q2_v_p0_p0)
             e2 = 0.5*e1
             e6 = dt*q2_u_p0_p0
+            e9 = e3*(q2_u_m1_p0 + q2_u_p1_p0)
+            e10 = e5*(q2_u_p0_m1 + q2_u_p0_p1)
             e12 = 0.3333333333333333*e1
-            e18 = dt*q2_v_p0_p0
-            q3_u[i0, i1] = dt*e0 + e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + f_u_p0_p0
-            q5_u[i0, i1] = dt*e11 + e15*q2_u_m1_p0 + e15*q2_u_p1_p0 + e16*q2_u_p0_m1 + e16*q2_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
-            q3_v[i0, i1] = -e18*(e0 + e17*e3 + e17*e5 + 0.5*p_k) + e2*e6 + e21*q2_v_m1_p0 + e21*q2_v_p1_p0 + e22*q2_v_p0_m1 + e22*q2_v_p0_p1 + f_v_p0_p0
-            q5_v[i0, i1] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q2_v_m1_p0 + e25*q2_v_p1_p0 + e26*q2_v_p0_m1 + e26*q2_v_p0_p1 + q5_v_p0_p0
+            e16 = dt*q2_v_p0_p0
+            e19 = e3*(q2_v_m1_p0 + q2_v_p1_p0)
+            e20 = e5*(q2_v_p0_m1 + q2_v_p0_p1)
+            q3_u[i0, i1] = dt*e0 + e10*e8 - e6*(e0 + e2 + e3*e4 + e4*e5) + e8*e9 + f_u_p0_p0
+            q5_u[i0, i1] = dt*e11 + e10*e14 + e14*e9 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
+            q3_v[i0, i1] = -e16*(e0 + e15*e3 + e15*e5 + 0.5*p_k) + e18*e19 + e18*e20 + e2*e6 + f_v_p0_p0
+            q5_v[i0, i1] = e12*e6 - e16*(e11 + e21*e3 + e21*e5 + 0.3333333333333333*p_k) + e19*e22 + e20*e22 + q5_v_p0_p0
 
 
 @numba.njit(cache=True)
@@ -416,22 +392,14 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p
     e5 = 1.0/(h1*h1)
     e7 = dt*p_Du
     e8 = 1.0*e7
-    e9 = e3*e8
-    e10 = e5*e8
     e11 = 0.3333333333333333*p_F
     e13 = 0.6666666666666666*p_Du
     e14 = 0.3333333333333333*e7
-    e15 = e14*e3
-    e16 = e14*e5
-    e17 = 2.0*p_Dv
-    e19 = dt*p_Dv
-    e20 = 1.0*e19
-    e21 = e20*e3
-    e22 = e20*e5
-    e23 = 0.6666666666666666*p_Dv
-    e24 = 0.3333333333333333*e19
-    e25 = e24*e3
-    e26 = e24*e5
+    e15 = 2.0*p_Dv
+    e17 = dt*p_Dv
+    e18 = 1.0*e17
+    e21 = 0.6666666666666666*p_Dv
+    e22 = 0.3333333333333333*e17
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_u_p0_p0 = f_u[i0, i1]
@@ -451,12 +419,16 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p
             e1 = (q3_v_p0_p0*q3_v_p0_p0)
             e2 = 1.0*e1
             e6 = dt*q3_u_p0_p0
+            e9 = e3*(q3_u_m1_p0 + q3_u_p1_p0)
+            e10 = e5*(q3_u_p0_m1 + q3_u_p0_p1)
             e12 = 0.3333333333333333*e1
-            e18 = dt*q3_v_p0_p0
-            q4_u[i0, i1] = dt*e0 + e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - e6*(e0 + e2 + e3*e4 + e4*e5) + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + f_u_p0_p0
-            q5_u[i0, i1] = dt*e11 + e15*q3_u_m1_p0 + e15*q3_u_p1_p0 + e16*q3_u_p0_m1 + e16*q3_u_p0_p1 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
-            q4_v[i0, i1] = -e18*(e0 + e17*e3 + e17*e5 + 1.0*p_k) + e2*e6 + e21*q3_v_m1_p0 + e21*q3_v_p1_p0 + e22*q3_v_p0_m1 + e22*q3_v_p0_p1 + f_v_p0_p0
-            q5_v[i0, i1] = e12*e6 - e18*(e11 + e23*e3 + e23*e5 + 0.3333333333333333*p_k) + e25*q3_v_m1_p0 + e25*q3_v_p1_p0 + e26*q3_v_p0_m1 + e26*q3_v_p0_p1 + q5_v_p0_p0
+            e16 = dt*q3_v_p0_p0
+            e19 = e3*(q3_v_m1_p0 + q3_v_p1_p0)
+            e20 = e5*(q3_v_p0_m1 + q3_v_p0_p1)
+            q4_u[i0, i1] = dt*e0 + e10*e8 - e6*(e0 + e2 + e3*e4 + e4*e5) + e8*e9 + f_u_p0_p0
+            q5_u[i0, i1] = dt*e11 + e10*e14 + e14*e9 - e6*(e11 + e12 + e13*e3 + e13*e5) + q5_u_p0_p0
+            q4_v[i0, i1] = -e16*(e0 + e15*e3 + e15*e5 + 1.0*p_k) + e18*e19 + e18*e20 + e2*e6 + f_v_p0_p0
+            q5_v[i0, i1] = e12*e6 - e16*(e11 + e21*e3 + e21*e5 + 0.3333333333333333*p_k) + e19*e22 + e20*e22 + q5_v_p0_p0
 
 
 @numba.njit(cache=True)
@@ -471,12 +443,8 @@ def stage4_tile(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h
     e4 = 1.0/(h1*h1)
     e6 = 0.16666666666666666*dt
     e7 = e6*p_Du
-    e8 = e2*e7
-    e9 = e4*e7
-    e10 = 0.3333333333333333*p_Dv
-    e11 = e6*p_Dv
-    e12 = e11*e2
-    e13 = e11*e4
+    e8 = 0.3333333333333333*p_Dv
+    e9 = e6*p_Dv
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
@@ -493,8 +461,8 @@ def stage4_tile(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h
             q5_v_p0_p0 = q5_v[i0, i1]
             e1 = 0.16666666666666666*(q4_v_p0_p0*q4_v_p0_p0)
             e5 = dt*q4_u_p0_p0
-            q5_u[i0, i1] = dt*e0 - e5*(e0 + e1 + e2*e3 + e3*e4) + e8*q4_u_m1_p0 + e8*q4_u_p1_p0 + e9*q4_u_p0_m1 + e9*q4_u_p0_p1 + q5_u_p0_p0
-            q5_v[i0, i1] = -dt*q4_v_p0_p0*(e0 + e10*e2 + e10*e4 + 0.16666666666666666*p_k) + e1*e5 + e12*q4_v_m1_p0 + e12*q4_v_p1_p0 + e13*q4_v_p0_m1 + e13*q4_v_p0_p1 + q5_v_p0_p0
+            q5_u[i0, i1] = dt*e0 + e2*e7*(q4_u_m1_p0 + q4_u_p1_p0) + e4*e7*(q4_u_p0_m1 + q4_u_p0_p1) - e5*(e0 + e1 + e2*e3 + e3*e4) + q5_u_p0_p0
+            q5_v[i0, i1] = -dt*q4_v_p0_p0*(e0 + e2*e8 + e4*e8 + 0.16666666666666666*p_k) + e1*e5 + e2*e9*(q4_v_m1_p0 + q4_v_p1_p0) + e4*e9*(q4_v_p0_m1 + q4_v_p0_p1) + q5_v_p0_p0
 
 
 @numba.njit(cache=True)

@@ -39,10 +39,9 @@ extern "C" __global__ void stage1(const double* __restrict__ f_u, double* __rest
         const double f_u_p0 = f_u[idx];
         const double f_u_p1 = f_u[idx + 1];
         const double e0 = dt*p_nu/(h0*h0);
-        const double e1 = 0.5*e0;
-        const double e2 = 0.16666666666666666*e0;
-        q2_u[idx] = e1*f_u_m1 + e1*f_u_p1 - f_u_p0*(1.0*e0 - 1.0);
-        q5_u[idx] = e2*f_u_m1 + e2*f_u_p1 - f_u_p0*(0.3333333333333333*e0 - 1.0);
+        const double e1 = e0*(f_u_m1 + f_u_p1);
+        q2_u[idx] = 0.5*e1 - f_u_p0*(1.0*e0 - 1.0);
+        q5_u[idx] = 0.16666666666666666*e1 - f_u_p0*(0.3333333333333333*e0 - 1.0);
     }
 }
 
@@ -58,11 +57,10 @@ extern "C" __global__ void stage2(const double* __restrict__ f_u, const double* 
         const double q2_u_p1 = q2_u[idx + 1];
         const double q5_u_p0 = q5_u[idx];
         const double e0 = dt*p_nu/(h0*h0);
-        const double e1 = 0.5*e0;
-        const double e3 = 0.3333333333333333*e0;
+        const double e1 = e0*(q2_u_m1 + q2_u_p1);
         const double e2 = e0*q2_u_p0;
-        q3_u[idx] = e1*q2_u_m1 + e1*q2_u_p1 - 1.0*e2 + f_u_p0;
-        q5_u[idx] = -0.6666666666666666*e2 + e3*q2_u_m1 + e3*q2_u_p1 + q5_u_p0;
+        q3_u[idx] = 0.5*e1 - 1.0*e2 + f_u_p0;
+        q5_u[idx] = 0.3333333333333333*e1 - 0.6666666666666666*e2 + q5_u_p0;
     }
 }
 
@@ -78,11 +76,10 @@ extern "C" __global__ void stage3(const double* __restrict__ f_u, const double* 
         const double q3_u_p1 = q3_u[idx + 1];
         const double q5_u_p0 = q5_u[idx];
         const double e0 = dt*p_nu/(h0*h0);
-        const double e1 = 1.0*e0;
-        const double e3 = 0.3333333333333333*e0;
+        const double e1 = e0*(q3_u_m1 + q3_u_p1);
         const double e2 = e0*q3_u_p0;
-        q4_u[idx] = e1*q3_u_m1 + e1*q3_u_p1 - 2.0*e2 + f_u_p0;
-        q5_u[idx] = -0.6666666666666666*e2 + e3*q3_u_m1 + e3*q3_u_p1 + q5_u_p0;
+        q4_u[idx] = 1.0*e1 - 2.0*e2 + f_u_p0;
+        q5_u[idx] = 0.3333333333333333*e1 - 0.6666666666666666*e2 + q5_u_p0;
     }
 }
 
@@ -97,8 +94,7 @@ extern "C" __global__ void stage4(const double* __restrict__ q4_u, double* __res
         const double q4_u_p1 = q4_u[idx + 1];
         const double q5_u_p0 = q5_u[idx];
         const double e0 = dt*p_nu/(h0*h0);
-        const double e1 = 0.16666666666666666*e0;
-        q5_u[idx] = -0.3333333333333333*e0*q4_u_p0 + e1*q4_u_m1 + e1*q4_u_p1 + q5_u_p0;
+        q5_u[idx] = -0.3333333333333333*e0*q4_u_p0 + 0.16666666666666666*e0*(q4_u_m1 + q4_u_p1) + q5_u_p0;
     }
 }
 

@@ -47,14 +47,13 @@ def stage1(f_u, q2_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    e1 = 0.5*e0
-    e2 = 0.16666666666666666*e0
     for i0 in numba.prange(1, n0 + 1):
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
-        q2_u[i0] = e1*f_u_m1 + e1*f_u_p1 - f_u_p0*(1.0*e0 - 1)
-        q5_u[i0] = e2*f_u_m1 + e2*f_u_p1 - f_u_p0*(0.3333333333333333*e0 - 1)
+        e1 = e0*(f_u_m1 + f_u_p1)
+        q2_u[i0] = 0.5*e1 - f_u_p0*(1.0*e0 - 1)
+        q5_u[i0] = 0.16666666666666666*e1 - f_u_p0*(0.3333333333333333*e0 - 1)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -62,17 +61,16 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    e1 = 0.5*e0
-    e3 = 0.3333333333333333*e0
     for i0 in numba.prange(1, n0 + 1):
         f_u_p0 = f_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
         q2_u_p1 = q2_u[i0 + 1]
         q5_u_p0 = q5_u[i0]
+        e1 = e0*(q2_u_m1 + q2_u_p1)
         e2 = e0*q2_u_p0
-        q3_u[i0] = e1*q2_u_m1 + e1*q2_u_p1 - 1.0*e2 + f_u_p0
-        q5_u[i0] = -0.6666666666666666*e2 + e3*q2_u_m1 + e3*q2_u_p1 + q5_u_p0
+        q3_u[i0] = 0.5*e1 - 1.0*e2 + f_u_p0
+        q5_u[i0] = 0.3333333333333333*e1 - 0.6666666666666666*e2 + q5_u_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -80,17 +78,16 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    e1 = 1.0*e0
-    e3 = 0.3333333333333333*e0
     for i0 in numba.prange(1, n0 + 1):
         f_u_p0 = f_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
         q3_u_p1 = q3_u[i0 + 1]
         q5_u_p0 = q5_u[i0]
+        e1 = e0*(q3_u_m1 + q3_u_p1)
         e2 = e0*q3_u_p0
-        q4_u[i0] = e1*q3_u_m1 + e1*q3_u_p1 - 2.0*e2 + f_u_p0
-        q5_u[i0] = -0.6666666666666666*e2 + e3*q3_u_m1 + e3*q3_u_p1 + q5_u_p0
+        q4_u[i0] = 1.0*e1 - 2.0*e2 + f_u_p0
+        q5_u[i0] = 0.3333333333333333*e1 - 0.6666666666666666*e2 + q5_u_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -98,13 +95,12 @@ def stage4(q4_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = q4_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    e1 = 0.16666666666666666*e0
     for i0 in numba.prange(1, n0 + 1):
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p0 = q4_u[i0]
         q4_u_p1 = q4_u[i0 + 1]
         q5_u_p0 = q5_u[i0]
-        q5_u[i0] = -0.3333333333333333*e0*q4_u_p0 + e1*q4_u_m1 + e1*q4_u_p1 + q5_u_p0
+        q5_u[i0] = -0.3333333333333333*e0*q4_u_p0 + 0.16666666666666666*e0*(q4_u_m1 + q4_u_p1) + q5_u_p0
 
 
 @numba.njit(cache=True, parallel=True)

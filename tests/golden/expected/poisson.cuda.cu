@@ -141,7 +141,7 @@ extern "C" __global__ void residual_kernel(const double* __restrict__ f_u, doubl
         const double f_u_p1_p0 = f_u[idx + s0];
         const double e0 = 1.0/(h0*h0);
         const double e1 = 1.0/(h1*h1);
-        r_u[idx] = -e0*f_u_m1_p0 - e0*f_u_p1_p0 - e1*f_u_p0_m1 - e1*f_u_p0_p1 + 2.0*f_u_p0_p0*(e0 + e1) - 2.0*(3.141592653589793*3.141592653589793)*sin(3.141592653589793*x0)*sin(3.141592653589793*x1);
+        r_u[idx] = -e0*(f_u_m1_p0 + f_u_p1_p0) - e1*(f_u_p0_m1 + f_u_p0_p1) + 2.0*f_u_p0_p0*(e0 + e1) - 2.0*(3.141592653589793*3.141592653589793)*sin(3.141592653589793*x0)*sin(3.141592653589793*x1);
     }
 }
 
@@ -161,7 +161,7 @@ extern "C" __global__ void jvp_kernel(double* __restrict__ jv_u, const double* _
         const double v_u_p1_p0 = v_u[idx + s0];
         const double e0 = 1.0/(h0*h0);
         const double e1 = 1.0/(h1*h1);
-        jv_u[idx] = -e0*v_u_m1_p0 - e0*v_u_p1_p0 - e1*v_u_p0_m1 - e1*v_u_p0_p1 + 2.0*v_u_p0_p0*(e0 + e1);
+        jv_u[idx] = -e0*(v_u_m1_p0 + v_u_p1_p0) - e1*(v_u_p0_m1 + v_u_p0_p1) + 2.0*v_u_p0_p0*(e0 + e1);
     }
 }
 

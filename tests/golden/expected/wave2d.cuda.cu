@@ -78,21 +78,19 @@ extern "C" __global__ void stage1(const double* __restrict__ f_u, double* __rest
         const double f_u_p0_p0 = f_u[idx];
         const double f_u_p0_p1 = f_u[idx + 1];
         const double f_u_p1_p0 = f_u[idx + s0];
-        const double e1 = 1.0/(h0*h0);
-        const double e2 = dt*(p_c*p_c);
-        const double e3 = 0.5*e2;
-        const double e4 = e1*e3;
+        const double e1 = dt*(p_c*p_c);
+        const double e2 = 0.5*e1;
+        const double e3 = 1.0/(h0*h0);
         const double e5 = 1.0/(h1*h1);
-        const double e6 = e3*e5;
-        const double e8 = 0.16666666666666666*e2;
-        const double e9 = e1*e8;
-        const double e10 = e5*e8;
+        const double e8 = 0.16666666666666666*e1;
         const double e0 = dt*f_dt_u_p0_p0;
-        const double e7 = e2*f_u_p0_p0*(e1 + e5);
+        const double e4 = e3*(f_u_m1_p0 + f_u_p1_p0);
+        const double e6 = e5*(f_u_p0_m1 + f_u_p0_p1);
+        const double e7 = e1*f_u_p0_p0*(e3 + e5);
         q2_u[idx] = 0.5*e0 + f_u_p0_p0;
         q5_u[idx] = 0.16666666666666666*e0 + f_u_p0_p0;
-        q2_dt_u[idx] = e4*f_u_m1_p0 + e4*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0;
-        q5_dt_u[idx] = e10*f_u_p0_m1 + e10*f_u_p0_p1 - 0.3333333333333333*e7 + e9*f_u_m1_p0 + e9*f_u_p1_p0 + f_dt_u_p0_p0;
+        q2_dt_u[idx] = e2*e4 + e2*e6 - 1.0*e7 + f_dt_u_p0_p0;
+        q5_dt_u[idx] = e4*e8 + e6*e8 - 0.3333333333333333*e7 + f_dt_u_p0_p0;
     }
 }
 
@@ -115,21 +113,19 @@ extern "C" __global__ void stage2(const double* __restrict__ f_u, const double* 
         const double q2_u_p0_p1 = q2_u[idx + 1];
         const double q2_u_p1_p0 = q2_u[idx + s0];
         const double q5_u_p0_p0 = q5_u[idx];
-        const double e1 = 1.0/(h0*h0);
-        const double e2 = dt*(p_c*p_c);
-        const double e3 = 0.5*e2;
-        const double e4 = e1*e3;
+        const double e1 = dt*(p_c*p_c);
+        const double e2 = 0.5*e1;
+        const double e3 = 1.0/(h0*h0);
         const double e5 = 1.0/(h1*h1);
-        const double e6 = e3*e5;
-        const double e8 = 0.3333333333333333*e2;
-        const double e9 = e1*e8;
-        const double e10 = e5*e8;
+        const double e8 = 0.3333333333333333*e1;
         const double e0 = dt*q2_dt_u_p0_p0;
-        const double e7 = e2*q2_u_p0_p0*(e1 + e5);
+        const double e4 = e3*(q2_u_m1_p0 + q2_u_p1_p0);
+        const double e6 = e5*(q2_u_p0_m1 + q2_u_p0_p1);
+        const double e7 = e1*q2_u_p0_p0*(e3 + e5);
         q3_u[idx] = 0.5*e0 + f_u_p0_p0;
         q5_u[idx] = 0.3333333333333333*e0 + q5_u_p0_p0;
-        q3_dt_u[idx] = e4*q2_u_m1_p0 + e4*q2_u_p1_p0 + e6*q2_u_p0_m1 + e6*q2_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0;
-        q5_dt_u[idx] = e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - 0.6666666666666666*e7 + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + q5_dt_u_p0_p0;
+        q3_dt_u[idx] = e2*e4 + e2*e6 - 1.0*e7 + f_dt_u_p0_p0;
+        q5_dt_u[idx] = e4*e8 + e6*e8 - 0.6666666666666666*e7 + q5_dt_u_p0_p0;
     }
 }
 
@@ -152,21 +148,19 @@ extern "C" __global__ void stage3(const double* __restrict__ f_u, const double* 
         const double q3_u_p0_p1 = q3_u[idx + 1];
         const double q3_u_p1_p0 = q3_u[idx + s0];
         const double q5_u_p0_p0 = q5_u[idx];
-        const double e1 = 1.0/(h0*h0);
-        const double e2 = dt*(p_c*p_c);
-        const double e3 = 1.0*e2;
-        const double e4 = e1*e3;
+        const double e1 = dt*(p_c*p_c);
+        const double e2 = 1.0*e1;
+        const double e3 = 1.0/(h0*h0);
         const double e5 = 1.0/(h1*h1);
-        const double e6 = e3*e5;
-        const double e8 = 0.3333333333333333*e2;
-        const double e9 = e1*e8;
-        const double e10 = e5*e8;
+        const double e8 = 0.3333333333333333*e1;
         const double e0 = dt*q3_dt_u_p0_p0;
-        const double e7 = e2*q3_u_p0_p0*(e1 + e5);
+        const double e4 = e3*(q3_u_m1_p0 + q3_u_p1_p0);
+        const double e6 = e5*(q3_u_p0_m1 + q3_u_p0_p1);
+        const double e7 = e1*q3_u_p0_p0*(e3 + e5);
         q4_u[idx] = 1.0*e0 + f_u_p0_p0;
         q5_u[idx] = 0.3333333333333333*e0 + q5_u_p0_p0;
-        q4_dt_u[idx] = e4*q3_u_m1_p0 + e4*q3_u_p1_p0 + e6*q3_u_p0_m1 + e6*q3_u_p0_p1 - 2.0*e7 + f_dt_u_p0_p0;
-        q5_dt_u[idx] = e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - 0.6666666666666666*e7 + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + q5_dt_u_p0_p0;
+        q4_dt_u[idx] = e2*e4 + e2*e6 - 2.0*e7 + f_dt_u_p0_p0;
+        q5_dt_u[idx] = e4*e8 + e6*e8 - 0.6666666666666666*e7 + q5_dt_u_p0_p0;
     }
 }
 
@@ -191,11 +185,9 @@ extern "C" __global__ void stage4(const double* __restrict__ q4_u, double* __res
         const double e1 = 1.0/(h0*h0);
         const double e2 = (p_c*p_c);
         const double e3 = e0*e2;
-        const double e4 = e1*e3;
-        const double e5 = 1.0/(h1*h1);
-        const double e6 = e3*e5;
+        const double e4 = 1.0/(h1*h1);
         q5_u[idx] = e0*q4_dt_u_p0_p0 + q5_u_p0_p0;
-        q5_dt_u[idx] = -0.3333333333333333*dt*e2*q4_u_p0_p0*(e1 + e5) + e4*q4_u_m1_p0 + e4*q4_u_p1_p0 + e6*q4_u_p0_m1 + e6*q4_u_p0_p1 + q5_dt_u_p0_p0;
+        q5_dt_u[idx] = -0.3333333333333333*dt*e2*q4_u_p0_p0*(e1 + e4) + e1*e3*(q4_u_m1_p0 + q4_u_p1_p0) + e3*e4*(q4_u_p0_m1 + q4_u_p0_p1) + q5_dt_u_p0_p0;
     }
 }
 

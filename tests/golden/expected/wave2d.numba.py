@@ -73,15 +73,11 @@ def stage1(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, 
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    e1 = 1.0/(h0*h0)
-    e2 = dt*(p_c*p_c)
-    e3 = 0.5*e2
-    e4 = e1*e3
+    e1 = dt*(p_c*p_c)
+    e2 = 0.5*e1
+    e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
-    e6 = e3*e5
-    e8 = 0.16666666666666666*e2
-    e9 = e1*e8
-    e10 = e5*e8
+    e8 = 0.16666666666666666*e1
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
@@ -91,11 +87,13 @@ def stage1(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, 
             f_u_p0_p1 = f_u[i0, i1 + 1]
             f_u_p1_p0 = f_u[i0 + 1, i1]
             e0 = dt*f_dt_u_p0_p0
-            e7 = e2*f_u_p0_p0*(e1 + e5)
+            e4 = e3*(f_u_m1_p0 + f_u_p1_p0)
+            e6 = e5*(f_u_p0_m1 + f_u_p0_p1)
+            e7 = e1*f_u_p0_p0*(e3 + e5)
             q2_u[i0, i1] = 0.5*e0 + f_u_p0_p0
             q5_u[i0, i1] = 0.16666666666666666*e0 + f_u_p0_p0
-            q2_dt_u[i0, i1] = e4*f_u_m1_p0 + e4*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0
-            q5_dt_u[i0, i1] = e10*f_u_p0_m1 + e10*f_u_p0_p1 - 0.3333333333333333*e7 + e9*f_u_m1_p0 + e9*f_u_p1_p0 + f_dt_u_p0_p0
+            q2_dt_u[i0, i1] = e2*e4 + e2*e6 - 1.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e4*e8 + e6*e8 - 0.3333333333333333*e7 + f_dt_u_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -103,15 +101,11 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t, dt,
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    e1 = 1.0/(h0*h0)
-    e2 = dt*(p_c*p_c)
-    e3 = 0.5*e2
-    e4 = e1*e3
+    e1 = dt*(p_c*p_c)
+    e2 = 0.5*e1
+    e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
-    e6 = e3*e5
-    e8 = 0.3333333333333333*e2
-    e9 = e1*e8
-    e10 = e5*e8
+    e8 = 0.3333333333333333*e1
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
@@ -125,11 +119,13 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t, dt,
             q2_u_p1_p0 = q2_u[i0 + 1, i1]
             q5_u_p0_p0 = q5_u[i0, i1]
             e0 = dt*q2_dt_u_p0_p0
-            e7 = e2*q2_u_p0_p0*(e1 + e5)
+            e4 = e3*(q2_u_m1_p0 + q2_u_p1_p0)
+            e6 = e5*(q2_u_p0_m1 + q2_u_p0_p1)
+            e7 = e1*q2_u_p0_p0*(e3 + e5)
             q3_u[i0, i1] = 0.5*e0 + f_u_p0_p0
             q5_u[i0, i1] = 0.3333333333333333*e0 + q5_u_p0_p0
-            q3_dt_u[i0, i1] = e4*q2_u_m1_p0 + e4*q2_u_p1_p0 + e6*q2_u_p0_m1 + e6*q2_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0
-            q5_dt_u[i0, i1] = e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - 0.6666666666666666*e7 + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + q5_dt_u_p0_p0
+            q3_dt_u[i0, i1] = e2*e4 + e2*e6 - 1.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e4*e8 + e6*e8 - 0.6666666666666666*e7 + q5_dt_u_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -137,15 +133,11 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t, dt,
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    e1 = 1.0/(h0*h0)
-    e2 = dt*(p_c*p_c)
-    e3 = 1.0*e2
-    e4 = e1*e3
+    e1 = dt*(p_c*p_c)
+    e2 = 1.0*e1
+    e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
-    e6 = e3*e5
-    e8 = 0.3333333333333333*e2
-    e9 = e1*e8
-    e10 = e5*e8
+    e8 = 0.3333333333333333*e1
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
@@ -159,11 +151,13 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t, dt,
             q3_u_p1_p0 = q3_u[i0 + 1, i1]
             q5_u_p0_p0 = q5_u[i0, i1]
             e0 = dt*q3_dt_u_p0_p0
-            e7 = e2*q3_u_p0_p0*(e1 + e5)
+            e4 = e3*(q3_u_m1_p0 + q3_u_p1_p0)
+            e6 = e5*(q3_u_p0_m1 + q3_u_p0_p1)
+            e7 = e1*q3_u_p0_p0*(e3 + e5)
             q4_u[i0, i1] = 1.0*e0 + f_u_p0_p0
             q5_u[i0, i1] = 0.3333333333333333*e0 + q5_u_p0_p0
-            q4_dt_u[i0, i1] = e4*q3_u_m1_p0 + e4*q3_u_p1_p0 + e6*q3_u_p0_m1 + e6*q3_u_p0_p1 - 2.0*e7 + f_dt_u_p0_p0
-            q5_dt_u[i0, i1] = e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - 0.6666666666666666*e7 + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + q5_dt_u_p0_p0
+            q4_dt_u[i0, i1] = e2*e4 + e2*e6 - 2.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e4*e8 + e6*e8 - 0.6666666666666666*e7 + q5_dt_u_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -175,9 +169,7 @@ def stage4(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     e1 = 1.0/(h0*h0)
     e2 = (p_c*p_c)
     e3 = e0*e2
-    e4 = e1*e3
-    e5 = 1.0/(h1*h1)
-    e6 = e3*e5
+    e4 = 1.0/(h1*h1)
     for i0 in numba.prange(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             q4_dt_u_p0_p0 = q4_dt_u[i0, i1]
@@ -189,7 +181,7 @@ def stage4(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
             q4_u_p1_p0 = q4_u[i0 + 1, i1]
             q5_u_p0_p0 = q5_u[i0, i1]
             q5_u[i0, i1] = e0*q4_dt_u_p0_p0 + q5_u_p0_p0
-            q5_dt_u[i0, i1] = -0.3333333333333333*dt*e2*q4_u_p0_p0*(e1 + e5) + e4*q4_u_m1_p0 + e4*q4_u_p1_p0 + e6*q4_u_p0_m1 + e6*q4_u_p0_p1 + q5_dt_u_p0_p0
+            q5_dt_u[i0, i1] = -0.3333333333333333*dt*e2*q4_u_p0_p0*(e1 + e4) + e1*e3*(q4_u_m1_p0 + q4_u_p1_p0) + e3*e4*(q4_u_p0_m1 + q4_u_p0_p1) + q5_dt_u_p0_p0
 
 
 @numba.njit(cache=True, parallel=True)
@@ -246,15 +238,11 @@ def stage1_tile(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1,
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    e1 = 1.0/(h0*h0)
-    e2 = dt*(p_c*p_c)
-    e3 = 0.5*e2
-    e4 = e1*e3
+    e1 = dt*(p_c*p_c)
+    e2 = 0.5*e1
+    e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
-    e6 = e3*e5
-    e8 = 0.16666666666666666*e2
-    e9 = e1*e8
-    e10 = e5*e8
+    e8 = 0.16666666666666666*e1
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
@@ -264,11 +252,13 @@ def stage1_tile(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1,
             f_u_p0_p1 = f_u[i0, i1 + 1]
             f_u_p1_p0 = f_u[i0 + 1, i1]
             e0 = dt*f_dt_u_p0_p0
-            e7 = e2*f_u_p0_p0*(e1 + e5)
+            e4 = e3*(f_u_m1_p0 + f_u_p1_p0)
+            e6 = e5*(f_u_p0_m1 + f_u_p0_p1)
+            e7 = e1*f_u_p0_p0*(e3 + e5)
             q2_u[i0, i1] = 0.5*e0 + f_u_p0_p0
             q5_u[i0, i1] = 0.16666666666666666*e0 + f_u_p0_p0
-            q2_dt_u[i0, i1] = e4*f_u_m1_p0 + e4*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0
-            q5_dt_u[i0, i1] = e10*f_u_p0_m1 + e10*f_u_p0_p1 - 0.3333333333333333*e7 + e9*f_u_m1_p0 + e9*f_u_p1_p0 + f_dt_u_p0_p0
+            q2_dt_u[i0, i1] = e2*e4 + e2*e6 - 1.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e4*e8 + e6*e8 - 0.3333333333333333*e7 + f_dt_u_p0_p0
 
 
 @numba.njit(cache=True)
@@ -276,15 +266,11 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    e1 = 1.0/(h0*h0)
-    e2 = dt*(p_c*p_c)
-    e3 = 0.5*e2
-    e4 = e1*e3
+    e1 = dt*(p_c*p_c)
+    e2 = 0.5*e1
+    e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
-    e6 = e3*e5
-    e8 = 0.3333333333333333*e2
-    e9 = e1*e8
-    e10 = e5*e8
+    e8 = 0.3333333333333333*e1
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
@@ -298,11 +284,13 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t
             q2_u_p1_p0 = q2_u[i0 + 1, i1]
             q5_u_p0_p0 = q5_u[i0, i1]
             e0 = dt*q2_dt_u_p0_p0
-            e7 = e2*q2_u_p0_p0*(e1 + e5)
+            e4 = e3*(q2_u_m1_p0 + q2_u_p1_p0)
+            e6 = e5*(q2_u_p0_m1 + q2_u_p0_p1)
+            e7 = e1*q2_u_p0_p0*(e3 + e5)
             q3_u[i0, i1] = 0.5*e0 + f_u_p0_p0
             q5_u[i0, i1] = 0.3333333333333333*e0 + q5_u_p0_p0
-            q3_dt_u[i0, i1] = e4*q2_u_m1_p0 + e4*q2_u_p1_p0 + e6*q2_u_p0_m1 + e6*q2_u_p0_p1 - 1.0*e7 + f_dt_u_p0_p0
-            q5_dt_u[i0, i1] = e10*q2_u_p0_m1 + e10*q2_u_p0_p1 - 0.6666666666666666*e7 + e9*q2_u_m1_p0 + e9*q2_u_p1_p0 + q5_dt_u_p0_p0
+            q3_dt_u[i0, i1] = e2*e4 + e2*e6 - 1.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e4*e8 + e6*e8 - 0.6666666666666666*e7 + q5_dt_u_p0_p0
 
 
 @numba.njit(cache=True)
@@ -310,15 +298,11 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    e1 = 1.0/(h0*h0)
-    e2 = dt*(p_c*p_c)
-    e3 = 1.0*e2
-    e4 = e1*e3
+    e1 = dt*(p_c*p_c)
+    e2 = 1.0*e1
+    e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
-    e6 = e3*e5
-    e8 = 0.3333333333333333*e2
-    e9 = e1*e8
-    e10 = e5*e8
+    e8 = 0.3333333333333333*e1
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
@@ -332,11 +316,13 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t
             q3_u_p1_p0 = q3_u[i0 + 1, i1]
             q5_u_p0_p0 = q5_u[i0, i1]
             e0 = dt*q3_dt_u_p0_p0
-            e7 = e2*q3_u_p0_p0*(e1 + e5)
+            e4 = e3*(q3_u_m1_p0 + q3_u_p1_p0)
+            e6 = e5*(q3_u_p0_m1 + q3_u_p0_p1)
+            e7 = e1*q3_u_p0_p0*(e3 + e5)
             q4_u[i0, i1] = 1.0*e0 + f_u_p0_p0
             q5_u[i0, i1] = 0.3333333333333333*e0 + q5_u_p0_p0
-            q4_dt_u[i0, i1] = e4*q3_u_m1_p0 + e4*q3_u_p1_p0 + e6*q3_u_p0_m1 + e6*q3_u_p0_p1 - 2.0*e7 + f_dt_u_p0_p0
-            q5_dt_u[i0, i1] = e10*q3_u_p0_m1 + e10*q3_u_p0_p1 - 0.6666666666666666*e7 + e9*q3_u_m1_p0 + e9*q3_u_p1_p0 + q5_dt_u_p0_p0
+            q4_dt_u[i0, i1] = e2*e4 + e2*e6 - 2.0*e7 + f_dt_u_p0_p0
+            q5_dt_u[i0, i1] = e4*e8 + e6*e8 - 0.6666666666666666*e7 + q5_dt_u_p0_p0
 
 
 @numba.njit(cache=True)
@@ -348,9 +334,7 @@ def stage4_tile(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     e1 = 1.0/(h0*h0)
     e2 = (p_c*p_c)
     e3 = e0*e2
-    e4 = e1*e3
-    e5 = 1.0/(h1*h1)
-    e6 = e3*e5
+    e4 = 1.0/(h1*h1)
     for i0 in range(1, n0 + 1):
         for i1 in range(1, n1 + 1):
             q4_dt_u_p0_p0 = q4_dt_u[i0, i1]
@@ -362,7 +346,7 @@ def stage4_tile(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
             q4_u_p1_p0 = q4_u[i0 + 1, i1]
             q5_u_p0_p0 = q5_u[i0, i1]
             q5_u[i0, i1] = e0*q4_dt_u_p0_p0 + q5_u_p0_p0
-            q5_dt_u[i0, i1] = -0.3333333333333333*dt*e2*q4_u_p0_p0*(e1 + e5) + e4*q4_u_m1_p0 + e4*q4_u_p1_p0 + e6*q4_u_p0_m1 + e6*q4_u_p0_p1 + q5_dt_u_p0_p0
+            q5_dt_u[i0, i1] = -0.3333333333333333*dt*e2*q4_u_p0_p0*(e1 + e4) + e1*e3*(q4_u_m1_p0 + q4_u_p1_p0) + e3*e4*(q4_u_p0_m1 + q4_u_p0_p1) + q5_dt_u_p0_p0
 
 
 @numba.njit(cache=True)
