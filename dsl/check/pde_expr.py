@@ -1,0 +1,194 @@
+"""Canonical expressions of a pde block: names resolved, fns inlined, diff/lap/grad/div
+expanded into SymPy derivatives of fields (the form dsl/ast.py documents for PdeProblem).
+
+A base of PdeChecker: it reads the checker's declarations (axes, fields, params, env, sink).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+from .. import ast as A
+from ..build import ELEMENTARY
+from ..diagnostics import DslNameError, DslTypeError, did_you_mean
+from ..resolve import inline_fn, ref_span
+from ..source import Span
+
+_MAX_INLINE_DEPTH = 64
+_PDE_CALLS = ("diff", "lap", "grad", "div", "dt")
+
+
+def _apply(func: Any, args: list[Any]) -> Any:
+    if func is sympy.Add:
+        return functools.reduce(operator.add, args)
+    if func is sympy.Mul:
+        return functools.reduce(operator.mul, args)
+    if func is sympy.Pow:
+        return args[0] ** args[1]
+    return func(*args)
+
+
+class PdeExpressions:
+    """Turns the expressions of a pde block into canonical SymPy (see the module docstring)."""
+
+    def canon(self, e: sympy.Basic, src: A.Expression) -> Any:
+        """The canonical form of a raw expression (fields applied, derivatives taken)."""
+        if isinstance(e, sympy.Symbol):
+            return self.symbol(e.name, src)
+        if isinstance(e, AppliedUndef):
+            return self.call(e, src)
+        if not e.args:
+            return e
+        if isinstance(e, sympy.Tuple):
+            raise DslTypeError(
+                "keyword arguments are only allowed in calls of networks", src.span, None, "R301"
+            )
+        args = [self.canon(a, src) for a in e.args]
+        try:
+            return _apply(e.func, args)
+        except (TypeError, ValueError, AttributeError, sympy.ShapeError):
+            raise DslTypeError(
+                "a vector (from grad) cannot be used here",
+                src.span,
+                "take its divergence with div(...) to get a scalar",
+                "R321",
+            ) from None
+
+    def symbol(self, name: str, src: A.Expression) -> Any:
+        if name in self.fields:
+            return self.field_fn(name)
+        if name in self.axis_names or (self.time and name == self.time.name):
+            return sympy.Symbol(name)
+        if name in self.params:
+            return sympy.Symbol(name)
+        if name in self.env.consts:
+            return self.env.consts[name]
+        raise DslNameError(
+            f"unknown name '{name}'",
+            ref_span(src, name),
+            did_you_mean(name, self.known_names()),
+            "R201",
+        )
+
+    def call(self, e: sympy.Basic, src: A.Expression) -> Any:
+        name, args, kwargs = A.call_parts(e)
+        span = ref_span(src, name)
+        key = self.env.fns.get(name, name)
+        if key in self.env.fn_table:
+            if kwargs:
+                raise DslTypeError(f"fn '{name}' takes no keyword arguments", span, None, "R301")
+            self.depth += 1
+            try:
+                if self.depth > _MAX_INLINE_DEPTH:
+                    raise DslTypeError(f"fn '{name}' is nested too deeply", span, None, "R205")
+                return self.canon(inline_fn(self.env, key, list(args), span), src)
+            finally:
+                self.depth -= 1
+        if name in _PDE_CALLS:
+            if kwargs:
+                raise DslTypeError(f"{name}() takes no keyword arguments", span, None, "R301")
+            return getattr(self, f"op_{name}")(list(args), src, span)
+        if name in self.fields:
+            raise DslTypeError(
+                f"field '{name}' is not a function",
+                span,
+                f"write '{name}' alone: fields depend on the axes implicitly",
+                "R202",
+            )
+        candidates = [*_PDE_CALLS, *self.env.fns, *ELEMENTARY]
+        raise DslNameError(
+            f"unknown function '{name}'",
+            span,
+            did_you_mean(name, candidates)
+            or "pde expressions may call diff, lap, grad, div, elementary functions and fns",
+            "R202",
+        )
+
+    def axis_arg(self, a: sympy.Basic, src: A.Expression, span: Span) -> sympy.Symbol:
+        if isinstance(a, sympy.Symbol) and a.name in self.axis_names:
+            return a
+        if isinstance(a, sympy.Symbol) and self.time and a.name == self.time.name:
+            raise DslTypeError(
+                f"derivative with respect to time '{a.name}' inside an expression",
+                ref_span(src, a.name),
+                "time derivatives are written dt(u) on the left-hand side of an equation",
+                "R304",
+            )
+        raise DslTypeError(
+            f"cannot differentiate with respect to '{a}': not a space axis",
+            ref_span(src, str(a)) if isinstance(a, sympy.Symbol) else span,
+            f"axes are: {', '.join(self.axis_names)}",
+            "R303",
+        )
+
+    def op_diff(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) not in (2, 3):
+            raise DslTypeError(
+                f"diff() takes 2 or 3 arguments, got {len(args)}",
+                span,
+                "write diff(u, x) or diff(u, x, n)",
+                "R301",
+            )
+        axis = self.axis_arg(args[1], src, span)
+        order = sympy.Integer(1)
+        if len(args) == 3:
+            order = self.canon(args[2], src)
+            if not (isinstance(order, sympy.Integer) and order > 0):
+                raise DslTypeError(
+                    f"the order of diff() must be a positive integer constant, got {order}",
+                    span,
+                    "e.g. diff(u, x, 2)",
+                    "R302",
+                )
+        inner = self.scalar(self.canon(args[0], src), src)
+        return sympy.diff(inner, axis, int(order))
+
+    def op_lap(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) != 1:
+            raise DslTypeError(f"lap() takes 1 argument, got {len(args)}", span, None, "R301")
+        inner = self.scalar(self.canon(args[0], src), src)
+        return sympy.Add(*(sympy.diff(inner, sympy.Symbol(a), 2) for a in self.axis_names))
+
+    def op_grad(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) != 1:
+            raise DslTypeError(f"grad() takes 1 argument, got {len(args)}", span, None, "R301")
+        inner = self.scalar(self.canon(args[0], src), src)
+        return sympy.ImmutableMatrix([sympy.diff(inner, sympy.Symbol(a)) for a in self.axis_names])
+
+    def op_div(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        if len(args) != 1:
+            raise DslTypeError(f"div() takes 1 argument, got {len(args)}", span, None, "R301")
+        vec = self.canon(args[0], src)
+        if not isinstance(vec, sympy.MatrixBase) or len(vec) != len(self.axes):
+            raise DslTypeError(
+                "div() needs a vector with one component per axis",
+                span,
+                "e.g. div(k * grad(u))",
+                "R321",
+            )
+        return sympy.Add(
+            *(sympy.diff(c, sympy.Symbol(a)) for c, a in zip(vec, self.axis_names, strict=True))
+        )
+
+    def op_dt(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+        raise DslTypeError(
+            "dt() may only stand alone on the left-hand side of an equation or an initial line",
+            span,
+            "write e.g. 'dt(u) = ...'",
+            "R305",
+        )
+
+    def scalar(self, value: Any, src: A.Expression) -> Any:
+        if isinstance(value, sympy.MatrixBase):
+            raise DslTypeError(
+                "a vector (from grad) is used where a scalar is expected",
+                src.span,
+                "take its divergence with div(...)",
+                "R321",
+            )
+        return value
