@@ -221,6 +221,15 @@ class PdeHandle:
         fd = fd_options(solve, merged)
         module = self._compile(fd)[1]
         grid = self._grid(merged)
+        need = module.PLAN["meta"].get("min_cells", ())
+        for axis, n, m in zip(self.problem.axes, grid.cells, need, strict=False):
+            if n < m:
+                raise RuntimeInputError(
+                    f"{n} cells along {axis.name} are too few for order {fd.order}: the "
+                    f"stencils and boundary closures there read {m} cells",
+                    hint=f"use cells >= {m} along {axis.name}",
+                    code="R508",
+                )
         dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
         sim = Simulation(module, grid, params, t0, dt or 1.0, get_backend(self.backend_name))

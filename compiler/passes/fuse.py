@@ -287,8 +287,20 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
             "order": ctx.order,
             "stages": s,
             "periodic": tuple(prog.grid.periodic),
+            "min_cells": min_cells(prog, halo),
         },
     )
+
+
+def min_cells(prog: Program, halo: int) -> tuple[int, ...]:
+    """Fewest cells per axis the kernels can run on: a ghost extrapolation reads ``degree``
+    interior cells, a periodic wrap copies ``halo`` of them."""
+    need = [halo] * prog.grid.ndim
+    for rule in prog.boundaries.values():
+        for axis, faces in enumerate(rule.faces):
+            if faces != "periodic":
+                need[axis] = max([need[axis], *(f.degree for f in faces if f is not None)])
+    return tuple(max(2, n) for n in need)
 
 
 def halo_launches(

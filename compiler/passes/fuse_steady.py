@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from ..ir.program import Program
 from ..kernels import Kernel, KernelGroup, Launch, grid_scalars
-from .fuse import FuseInput, halo_launches, initial_kernel, param_symbol, stencil_kernel
+from .fuse import (
+    FuseInput,
+    halo_launches,
+    initial_kernel,
+    min_cells,
+    param_symbol,
+    stencil_kernel,
+)
 from .linearize import direction
 from .manager import PassContext
 
@@ -31,7 +38,7 @@ def _coupling(prog: Program, halo: int) -> int:
         for faces in rule.faces:
             if faces == "periodic":
                 continue
-            reach = max(reach, *(f.degree - 1 for f in faces if f is not None))
+            reach = max([reach, *(f.degree - 1 for f in faces if f is not None)])
     return reach
 
 
@@ -85,5 +92,6 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
             "order": ctx.order,
             "stages": 0,
             "coupling": _coupling(prog, halo),
+            "min_cells": min_cells(prog, halo),
         },
     )
