@@ -207,9 +207,9 @@ def run(
             if not _sane(snap[f]):
                 raise RuntimeInputError(
                     f"field '{f}' blew up (non-finite or beyond 1e150) at t = {tb:.6g}",
-                    hint="the time step is probably too large for this grid (explicit schemes "
-                    "need dt ~ h^2 / diffusivity for diffusion, dt ~ h / speed for transport); "
-                    "reduce dt or use fewer cells",
+                    hint="reduce dt (dt = auto picks a stable step for the initial state), or "
+                    "refine the grid where transport dominates diffusion: centred differences "
+                    "need a cell Peclet number |velocity| * h / diffusivity below about 2",
                     code="R540",
                 )
             snaps[f].append(snap[f])
