@@ -294,6 +294,8 @@ class PdeHandle:
                 desc=self.name,
                 leave=False,
                 dynamic_ncols=True,
+                disable=None,  # only on a terminal: logs and pipes get no bar
+                mininterval=0.5,
             )
         try:
             t, snaps, steps = run(sim, times, self.problem.fields, bar.update if bar else None)
