@@ -1,4 +1,4 @@
-# From /work/shared/LANGUAGE.md (verbatim).
+# From the language design card, LANGUAGE.md (verbatim).
 bilevel ridge {
     data X: [n, p], y: [n], Xv: [m, p], yv: [m]
     upper lam = 0.0

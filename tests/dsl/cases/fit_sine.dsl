@@ -1,4 +1,4 @@
-# From /work/shared/LANGUAGE.md (verbatim).
+# From the language design card, LANGUAGE.md (verbatim).
 import std.nn as nn
 train fit_sine {
     net f = nn.mlp(width = 32, depth = 2)

@@ -1,4 +1,4 @@
-# From /work/shared/LANGUAGE.md (verbatim).
+# From the language design card, LANGUAGE.md (verbatim).
 pde heat1d {
     space x in [0, 1]
     time  t in [0, 0.1]

@@ -1,4 +1,4 @@
-# From /work/shared/LANGUAGE.md (verbatim).
+# From the language design card, LANGUAGE.md (verbatim).
 network mlp2(x: [2]) -> [1] {
     h = tanh(dense(x, 64))
     h = tanh(dense(h, 64))

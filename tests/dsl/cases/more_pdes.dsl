@@ -1,4 +1,4 @@
-# From /work/shared/LANGUAGE.md (verbatim).
+# From the language design card, LANGUAGE.md (verbatim).
 import std.nn as nn
 
 pde gray_scott {

@@ -1,4 +1,4 @@
-# From /work/shared/LANGUAGE.md (verbatim).
+# From the language design card, LANGUAGE.md (verbatim).
 network mlp(x: [n_in], width = 64, depth = 3, n_out = 1, act = tanh) -> [n_out] {
     h = x
     repeat depth { h = act(dense(h, width)) }

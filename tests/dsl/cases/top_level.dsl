@@ -1,4 +1,4 @@
-# From /work/shared/LANGUAGE.md (verbatim).
+# From the language design card, LANGUAGE.md (verbatim).
 import std.nn                         # stdlib module (stdlib/nn.dsl), names used as nn.mlp
 import std.nn as nn                   # same, explicit alias
 import "materials.dsl" as mat         # a file relative to the importing file
