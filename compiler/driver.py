@@ -54,7 +54,6 @@ class CompiledArtifact:
     source: str
     group: KernelGroup
     lowered: LoweredPde
-    key: str
     dumps: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # what `ritz build` writes
@@ -144,9 +143,6 @@ def compile_pde(
         "stage or residual Programs -> KernelGroup",
     )
     group = run_pipeline((fuse_pass,), prog, ctx)
-    key = hashlib.sha256(
-        "\n".join([VERSION, backend, source_hash, problem.name, repr(options)]).encode()
-    ).hexdigest()
     group = replace(group, source_hash=source_hash or program_hash(problem))
     if backend == "numba":
         from .backends.numba_emit import emit_numba
@@ -159,5 +155,5 @@ def compile_pde(
         source = emit_cupy(group, VERSION)
         files = {f"{problem.name}.py": source, f"{problem.name}.cu": cuda_source(group, VERSION)}
     return CompiledArtifact(
-        problem.name, backend, source, group, lowered, key, ctx.dumps, ctx.timings, files
+        problem.name, backend, source, group, lowered, ctx.dumps, ctx.timings, files
     )

@@ -162,15 +162,19 @@ class PdeHandle:
             )
         return GridSpec(tuple(cells), tuple((a.lo, a.hi) for a in self.problem.axes))
 
+    def resolve(self, kwargs: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any], Any]:
+        """Keywords -> (parameter values, the solve line's options with the keywords applied,
+        the FdOptions that shape the generated code)."""
+        from ..compiler.driver import fd_options
+
+        params, options = self._split(kwargs)
+        solve, merged = self._method_options(options)
+        return params, merged, fd_options(solve, merged)
+
     # -- compilation ---------------------------------------------------------------------------
     def artifact(self, **kwargs: Any):
         """The compiled artifact (generated source and kernel plan) for these options."""
-        from ..compiler.driver import fd_options
-
-        _, options = self._split(kwargs)
-        solve, merged = self._method_options(options)
-        fd = fd_options(solve, merged)
-        return self._compile(fd)[0]
+        return self._compile(self.resolve(kwargs)[2])[0]
 
     def _compile(self, fd) -> tuple[Any, Any]:
         from ..compiler.driver import compile_pde, compiler_fingerprint
@@ -194,11 +198,7 @@ class PdeHandle:
         return artifact, module
 
     def module(self, **kwargs: Any) -> Any:
-        from ..compiler.driver import fd_options
-
-        _, options = self._split(kwargs)
-        solve, merged = self._method_options(options)
-        return self._compile(fd_options(solve, merged))[1]
+        return self._compile(self.resolve(kwargs)[2])[1]
 
     @property
     def kernels(self) -> dict[str, Any]:
@@ -214,11 +214,10 @@ class PdeHandle:
     # -- running -------------------------------------------------------------------------------
     def prepare(self, **kwargs: Any) -> Simulation:
         """Compile, allocate and initialise: a Simulation to ``advance(nsteps)`` by hand."""
-        from ..compiler.driver import fd_options
+        return self._prepare(kwargs)[0]
 
-        params, options = self._split(kwargs)
-        solve, merged = self._method_options(options)
-        fd = fd_options(solve, merged)
+    def _prepare(self, kwargs: dict[str, Any]) -> tuple[Simulation, dict[str, Any]]:
+        params, merged, fd = self.resolve(kwargs)
         module = self._compile(fd)[1]
         grid = self._grid(merged)
         need = module.PLAN["meta"].get("min_cells", ())
@@ -235,7 +234,7 @@ class PdeHandle:
         sim = Simulation(module, grid, params, t0, dt or 1.0, get_backend(self.backend_name))
         if dt is None and self.problem.time is not None:
             sim.dt = self._auto_dt(sim, fd)
-        return sim
+        return sim, merged
 
     def _auto_dt(self, sim: Simulation, fd: Any) -> float:
         """The stable step of ``dt = auto`` (see runtime/drivers/stability.py)."""
@@ -276,9 +275,7 @@ class PdeHandle:
 
     def solve(self, progress: bool = False, **kwargs: Any) -> Solution:
         """Solve with parameters and method options given as keywords (see LANGUAGE.md §7)."""
-        sim = self.prepare(**kwargs)
-        _, options = self._split(kwargs)
-        _, merged = self._method_options(options)
+        sim, merged = self._prepare(kwargs)
         if self.problem.time is None:
             return self._solve_steady(sim, merged)
         t0, t1 = self.problem.time.t0, self.problem.time.t1
@@ -302,16 +299,7 @@ class PdeHandle:
         finally:
             if bar is not None:
                 bar.close()
-        coords = {a.name: sim.grid.centres(i) for i, a in enumerate(self.problem.axes)}
-        periodic = {a.name: a.periodic for a in self.problem.axes}
-        info = {
-            "steps": steps,
-            "dt": sim.dt,
-            "cells": sim.grid.cells,
-            "params": dict(sim.params),
-            "backend": self.backend_name,
-        }
-        return Solution(self.name, t, coords, snaps, periodic, info)
+        return self._solution(sim, t, snaps, {"steps": steps, "dt": sim.dt})
 
     def _solve_steady(self, sim: Simulation, merged: dict[str, Any]) -> Solution:
         from .drivers.solvers import solve_steady
@@ -323,17 +311,25 @@ class PdeHandle:
         fields, report = solve_steady(
             sim, tol, maxiter, tuple(a.periodic for a in self.problem.axes)
         )
-        coords = {a.name: sim.grid.centres(i) for i, a in enumerate(self.problem.axes)}
-        periodic = {a.name: a.periodic for a in self.problem.axes}
         info = {
             "steps": report.newton_steps,
             "krylov_iterations": report.krylov_iterations,
             "residual_norms": report.residual_norms,
+        }
+        return self._solution(sim, None, fields, info)
+
+    def _solution(
+        self, sim: Simulation, t: Any, fields: dict[str, Any], info: dict[str, Any]
+    ) -> Solution:
+        coords = {a.name: sim.grid.centres(i) for i, a in enumerate(self.problem.axes)}
+        periodic = {a.name: a.periodic for a in self.problem.axes}
+        info = {
+            **info,
             "cells": sim.grid.cells,
             "params": dict(sim.params),
             "backend": self.backend_name,
         }
-        return Solution(self.name, None, coords, fields, periodic, info)
+        return Solution(self.name, t, coords, fields, periodic, info)
 
     def vjp(self, *_: Any, **__: Any) -> Any:
         raise UnsupportedError(

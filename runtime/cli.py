@@ -206,16 +206,14 @@ def show(
     sets: tuple[str, ...],
 ) -> None:
     """Show the IR or generated code of a problem of FILE."""
-    from ..compiler.driver import compile_pde, fd_options
+    from ..compiler.driver import compile_pde
     from ..compiler.passes.pipelines import PDE_FD_EXPLICIT, PDE_FD_STEADY
     from ..dsl import load_file
 
     checked = load_file(Path(file))
     handle = _pick(_handle_module(checked, backend), problem)
     overrides = parse_sets(sets)
-    _, options = handle._split(overrides)
-    solve, merged = handle._method_options(options)
-    fd = fd_options(solve, merged)
+    fd = handle.resolve(overrides)[2]
     if what == "ir":
         stage = after or "flatten"
         pipeline = PDE_FD_STEADY if handle.problem.time is None else PDE_FD_EXPLICIT
@@ -253,7 +251,7 @@ def _handle_module(checked: Any, backend: str) -> Any:
 @reports_errors
 def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
     """Write the kernels of every pde block of FILE as standalone modules into a directory."""
-    from ..compiler.driver import compile_pde, fd_options
+    from ..compiler.driver import compile_pde
     from ..dsl import load_file
     from ..dsl.ast import PdeProblem
 
@@ -265,9 +263,7 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
         if not isinstance(block, PdeProblem):
             continue
         handle = mod[name]
-        _, options = handle._split(overrides)
-        solve, merged = handle._method_options(options)
-        art = compile_pde(block, fd_options(solve, merged), backend)
+        art = compile_pde(block, handle.resolve(overrides)[2], backend)
         outputs.update(art.files)
     if not outputs:
         raise RuntimeInputError("the program has no pde block to build", code="R524")

@@ -109,7 +109,7 @@ class Simulation:
             hasattr(self.module, "advance_tiled")
             and len(self.grid.cells) in TILES
             and int(np.prod(self.grid.cells)) >= TILING_MIN_POINTS
-            and nsteps >= 14 * self._block()
+            and nsteps >= _TRIAL_BLOCKS * self._block()
         )
 
     def _choose_loop(self, dt: float) -> int:
@@ -120,7 +120,7 @@ class Simulation:
         timings = {False: float("inf"), True: float("inf")}
         for tiled in (False, True):
             self._run(kb, dt, tiled)  # warm-up (and compilation of the tiled loop)
-        for _ in range(3):  # interleaved best-of-3, so a burst of load hurts both alike
+        for _ in range(_TRIAL_REPEATS):  # interleaved, so a burst of load hurts both alike
             for tiled in (False, True):
                 self.backend.synchronize()
                 start = time.perf_counter()
@@ -130,7 +130,7 @@ class Simulation:
         # blocking must win clearly: its redundant overlap work is a real cost when it loses
         self.tiling = timings[True] < 0.95 * timings[False]
         _LOOP_CHOICE[self._choice_key()] = self.tiling
-        return 14 * kb
+        return _TRIAL_BLOCKS * kb
 
     def _choice_key(self) -> tuple:
         return (getattr(self.module, "__name__", id(self.module)), self.grid.cells)
@@ -153,6 +153,9 @@ class Simulation:
 TILES = {2: (128, 512), 3: (16, 32)}
 TILING_MIN_POINTS = 1 << 17
 _LOOP_CHOICE: dict[tuple, bool] = {}  # (generated module, cells) -> tiled loop is faster
+_TRIAL_REPEATS = 3
+# blocks of steps the trial takes: per loop one warm-up block, then repeats of two blocks
+_TRIAL_BLOCKS = 2 * (1 + 2 * _TRIAL_REPEATS)
 
 
 def output_times(t0: float, t1: float, every: float | None) -> list[float]:
