@@ -133,11 +133,7 @@ class NumbaEmitter:
         arrays = [ident(b) for b in launch.arrays]
         if k.kind == "wrap":
             return f"{k.name}({', '.join(arrays)})"
-        scalars = [
-            (f"t + {launch.stage_c!r} * dt" if launch.stage_c else "t") if s == "t" else s
-            for s in k.scalars
-        ]
-        return f"{k.name}({', '.join(arrays + scalars)})"
+        return f"{k.name}({', '.join(arrays + launch_scalars(k, launch))})"
 
     def entries(self) -> list[str]:
         """One function per named launch list (the steady solver's residual and jvp)."""
@@ -222,7 +218,7 @@ class NumbaEmitter:
                 raise ValueError(f"unknown kernel kind {k.kind}")
         lines += ["", "", *self.drivers()]
         if tiling_applies(g):
-            lines += tiling_functions(g, self.stencil)
+            lines += tiling_functions(g, self.stencil, launch_scalars)
         standalone = STANDALONE.split("\n\n\ndef solve(")[0] if g.entries else STANDALONE
         lines += ["", "", *standalone.splitlines()]
         return "\n".join(lines) + "\n"
@@ -255,6 +251,12 @@ def solve(params, bounds, cells, t0, t1, dt):
     h = PLAN["halo"]
     inner = tuple(slice(h, -h) for _ in cells)
     return {f: arrays[i][inner].copy() for i, f in enumerate(PLAN["fields"])}'''
+
+
+def launch_scalars(k: Kernel, launch: Launch) -> list[str]:
+    """The scalar arguments of a launch, the time taken at the launch's stage: t + c * dt."""
+    stage_t = f"t + {launch.stage_c!r} * dt" if launch.stage_c else "t"
+    return [stage_t if s == "t" else s for s in k.scalars]
 
 
 def emit_numba(group: KernelGroup, version: str) -> str:

@@ -36,14 +36,16 @@ def tiling_applies(g: KernelGroup) -> bool:
     return True
 
 
-def tiling_functions(g: KernelGroup, stencil_printer) -> list[str]:
-    """Source of the ``*_tile`` kernels, ``step_tile`` and ``advance_tiled``."""
+def tiling_functions(g: KernelGroup, stencil_printer, launch_scalars) -> list[str]:
+    """Source of the ``*_tile`` kernels, ``step_tile`` and ``advance_tiled``; the emitter lends
+    its stencil printer and its launch-argument printer, so tiles print exactly like the plain
+    loop."""
     out: list[str] = []
     for name in dict.fromkeys(launch.kernel for launch in g.step):
         k = g.kernel(name)
         if k.kind == "stencil":
             out += ["", "", *stencil_printer(replace(k, name=f"{k.name}_tile"), parallel=False)]
-    out += ["", "", *_step_tile(g), "", "", *_advance_tiled(g)]
+    out += ["", "", *_step_tile(g, launch_scalars), "", "", *_advance_tiled(g)]
     return out
 
 
@@ -51,23 +53,19 @@ def _flags() -> list[str]:
     return [f"at_{side}{a}" for a in range(TILED) for side in ("lo", "hi")]
 
 
-def _tile_launch(g: KernelGroup, launch: Launch) -> list[str]:
+def _tile_launch(g: KernelGroup, launch: Launch, launch_scalars) -> list[str]:
     k = g.kernel(launch.kernel)
     arrays = [ident(b) for b in launch.arrays]
     if k.kind == "wrap":
         return [] if k.axis < TILED else [f"{k.name}({', '.join(arrays)})"]
-    scalars = [
-        (f"t + {launch.stage_c!r} * dt" if launch.stage_c else "t") if s == "t" else s
-        for s in k.scalars
-    ]
     call_name = f"{k.name}_tile" if k.kind == "stencil" else k.name
-    call = f"{call_name}({', '.join(arrays + scalars)})"
+    call = f"{call_name}({', '.join(arrays + launch_scalars(k, launch))})"
     if k.kind == "ghost" and k.axis < TILED:
         return [f"if at_{k.side}{k.axis}:", INDENT + call]
     return [call]
 
 
-def _step_tile(g: KernelGroup) -> list[str]:
+def _step_tile(g: KernelGroup, launch_scalars) -> list[str]:
     bufs = [ident(b) for b in g.buffers]
     scalars = list(g.kernel("initial").scalars)
     out = [
@@ -76,7 +74,7 @@ def _step_tile(g: KernelGroup) -> list[str]:
         INDENT + "# one step on a tile's local buffers: ghosts only on the domain's faces",
     ]
     for launch in g.step:
-        out += [INDENT + line for line in _tile_launch(g, launch)]
+        out += [INDENT + line for line in _tile_launch(g, launch, launch_scalars)]
     return out
 
 
