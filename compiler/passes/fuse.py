@@ -261,11 +261,10 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
         step.append(Launch(k.name, k.arrays, c))
 
     s = tableau.stages
+    used = {b for launch in step for b in launch.arrays}
     buffers = list(info.fields)
     for f in info.fields:
-        for m in range(2, s + 2):
-            if any(b.startswith(f"{f}@q{m}") for launch in step for b in launch.arrays):
-                buffers.append(stage_buffer(f, m))
+        buffers += [stage_buffer(f, m) for m in range(2, s + 2) if stage_buffer(f, m) in used]
     init = initial_kernel(info, ndim, scalars)
     kernels[init.name] = init
     return KernelGroup(
