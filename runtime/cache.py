@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,15 +25,23 @@ def cache_path(
     return root / backend / f"{stem}_{key[:20]}{suffix}"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see either no file or the whole file, never a part."""
+@contextmanager
+def atomic_target(path: Path, suffix: str | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write into; it replaces ``path`` only when the block
+    ends without an error, so readers see either no file or the whole file, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=suffix or path.suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see atomic_target)."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

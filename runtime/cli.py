@@ -165,26 +165,16 @@ def run(
         final = sol[name] if sol.t is None else sol[name][-1]
         click.echo(f"  {name}: min {final.min():.6g}  max {final.max():.6g}")
     if out:
-        saved = _atomic(out, sol.save)
-        click.echo(f"wrote {saved}")
+        from .cache import atomic_target
+
+        # np.savez adds ".npz" to a name without it: the temporary file always has it
+        with atomic_target(Path(out), suffix=".npz") as tmp:
+            sol.save(tmp)
+        click.echo(f"wrote {Path(out)}")
     if plot:
         from .plot import plot_solution
 
         click.echo(f"wrote {plot_solution(sol, plot)}")
-
-
-def _atomic(path: str, writer: Callable[[Path], Path]) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=target.suffix or ".npz")
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
 
 
 @main.command()

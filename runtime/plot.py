@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .cache import atomic_target
 from .results import Solution
 
 
@@ -65,14 +64,9 @@ def plot_solution(sol: Solution, path: str | Path) -> Path:
         if not np.all(np.isfinite(data)):
             ax.text(0.5, 0.5, "non-finite values", transform=ax.transAxes, ha="center", color="red")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_target(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
