@@ -119,7 +119,7 @@ def assemble_jacobian(problem: SteadyProblem, radius: int, periodic: tuple[bool,
 DIRECT_LIMIT = 400_000  # unknowns up to which the Newton systems are factorised exactly
 
 
-def newton_krylov(
+def newton(
     problem: SteadyProblem, tol: float, maxiter: int, radius: int, periodic: tuple[bool, ...]
 ) -> tuple[np.ndarray, SteadyReport]:
     """Solve R(u) = 0 to ||R(u)|| <= tol * ||R(u0)||. Each Newton system J d = -R uses the
@@ -194,6 +194,6 @@ def solve_steady(
     """Fields (interior arrays) of the steady solution, and how the solve went."""
     problem = SteadyProblem(sim)
     radius = int(sim.plan["meta"].get("coupling", sim.plan["halo"] + 6))
-    u, report = newton_krylov(problem, tol, maxiter, radius, periodic)
+    u, report = newton(problem, tol, maxiter, radius, periodic)
     problem.residual(u)
     return {f: np.array(sim.backend.to_host(sim.interior(f))) for f in problem.fields}, report
