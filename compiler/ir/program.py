@@ -150,8 +150,4 @@ def copy_op(b: Builder, op: Op, args: tuple[int, ...]) -> int:
     return b.add(replace(op, args=args))
 
 
-def map_body(op: Map) -> sympy.Expr:
-    return op.body
-
-
 __all__ = ["BoundaryRule", "Builder", "FaceRule", "Grid", "Program", "copy_op", "placeholder"]

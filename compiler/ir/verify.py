@@ -26,6 +26,8 @@ def verify_program(prog: Program) -> None:
                 if prog.ops[a].shape and op.shape and len(prog.ops[a].shape) > len(op.shape):
                     raise IRVerificationError(f"%{i} Map shape is smaller than an argument's")
         if isinstance(op, Shift | ShiftTranspose):
+            if len(op.args) != 1:
+                raise IRVerificationError(f"%{i} {op.kind} needs exactly one argument")
             if not 0 <= op.axis < len(op.shape):
                 raise IRVerificationError(f"%{i} Shift axis {op.axis} out of range")
             if op.boundary and op.boundary not in prog.boundaries:
