@@ -1,5 +1,6 @@
-"""CuPy against Numba on a real GPU: every example in both dtypes, convergence orders, graph
-replay, and host copies only at outputs. Skipped (see conftest.py) without CuPy and a device."""
+"""CuPy against Numba: every example in both dtypes, convergence orders, graph replay, and host
+copies only at outputs. Each test runs on the CPU emulator of the CUDA kernels and, where CuPy
+sees one, on a real GPU (see conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ import ritz
 from ritz.runtime.api import PdeHandle
 from ritz.runtime.drivers.integrators import output_times, run
 
-pytestmark = pytest.mark.gpu
-
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.dsl"))
-CELLS = {1: 40, 2: 16, 3: 8}
+CELLS = {1: 40, 2: 16, 3: 8}  # steady problems (a sparse LU per Newton step)
 # odd counts run the plain-launch step, even ones graphs of 2, 4, ..., 64 steps (and 70 = 64 + 6)
 STEP_COUNTS = (1, 2, 7, 70)
 # float64: same scheme, same operation order up to FMA contraction and libm ulps: rounding only.
-# float32: the Numba module forms coordinates in float64, CUDA in float; 1e-4 is ~1000 float32
-# ulps after ~80 steps, far below the O(1) error any indexing or role mistake makes
-TOLERANCE = {"float64": 1e-12, "float32": 1e-4}
+# (the emulator, without FMA, agrees bit for bit). float32: the Numba module forms coordinates in
+# float64, CUDA in float, so the initial states differ by an ulp; a field that starts at zero
+# (wave2d's dt_u) is dt * lap(u) after a step, whose float32 rounding is ~eps / (h^2 |lap u|):
+# 6e-4 relative at 125^2 cells. Every other field agrees to 1e-5. An indexing or role mistake
+# makes O(1) errors.
+TOLERANCE = {"float64": 1e-12, "float32": 2e-3}
 
 
 def _pde_names(mod, steady: bool = False) -> list[str]:
@@ -34,18 +36,28 @@ def _pde_names(mod, steady: bool = False) -> list[str]:
     ]
 
 
+def _parity_cells(handle: PdeHandle) -> list[int]:
+    """A little under the example's own grid (so its dt stays stable), different along each
+    axis and no multiple of a thread block: partial blocks, several blocks per axis, and an
+    axis mix-up all show."""
+    cells = handle.resolve({})[1].get("cells", 64)
+    ndim = len(handle.problem.axes)
+    cells = [int(cells)] * ndim if isinstance(cells, int) else [int(c) for c in cells]
+    return [n - 3 - 2 * a for a, n in enumerate(cells)]
+
+
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_cupy_matches_numba(example: Path, dtype: str) -> None:
+def test_cupy_matches_numba(example: Path, dtype: str, device) -> None:
     numba_mod = ritz.load(str(example), backend="numba")
     cupy_mod = ritz.load(str(example), backend="cupy")
     for name in _pde_names(numba_mod):
-        ndim = len(numba_mod[name].problem.axes)
-        sims = [m[name].prepare(cells=CELLS[ndim], dtype=dtype) for m in (numba_mod, cupy_mod)]
+        cells = _parity_cells(numba_mod[name])
+        sims = [m[name].prepare(cells=cells, dtype=dtype) for m in (numba_mod, cupy_mod)]
         fields = sims[0].plan["fields"]
         for steps in STEP_COUNTS:
             for sim in sims:
@@ -72,7 +84,7 @@ pde heat {
 
 
 @pytest.mark.parametrize("order", [2, 4])
-def test_observed_order_on_the_gpu(order: int) -> None:
+def test_observed_order_on_the_gpu(order: int, device) -> None:
     # same grids and steps as tests/numerics/test_convergence.py (see the reasons there)
     cells = [16, 32, 64] if order == 2 else [80, 160, 320]
     dt = 2e-5 if order == 2 else 2e-6
@@ -86,7 +98,7 @@ def test_observed_order_on_the_gpu(order: int) -> None:
     assert abs(observed - order) < 0.2, (order, errs, observed)
 
 
-def test_host_copies_only_at_outputs() -> None:
+def test_host_copies_only_at_outputs(device) -> None:
     handle = ritz.compile(HEAT, backend="cupy").heat
     sim = handle.prepare(cells=32)
     times = output_times(0.0, 0.05, 0.01)
@@ -99,7 +111,7 @@ def test_host_copies_only_at_outputs() -> None:
     assert sim.module.graph_status["enabled"], sim.module.graph_status["reason"]
 
 
-def test_standalone_module_solve_matches_numba() -> None:
+def test_standalone_module_solve_matches_numba(device) -> None:
     cupy_mod = ritz.compile(HEAT, backend="cupy").heat.module()
     numba_mod = ritz.compile(HEAT, backend="numba").heat.module()
     args = ({"nu": 1.0}, [(0.0, 1.0)], [24], 0.0, 0.01, 1e-4)
@@ -109,7 +121,7 @@ def test_standalone_module_solve_matches_numba() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_steady_cupy_matches_numba(example: Path) -> None:
+def test_steady_cupy_matches_numba(example: Path, device) -> None:
     # the same Newton iteration on device kernels: the Jacobians agree to rounding, so do the
     # solutions (float64)
     numba_mod = ritz.load(str(example), backend="numba")
