@@ -319,6 +319,9 @@ class CudaEmitter:
             '"""',
             "",
             "import collections",
+            "import hashlib",
+            "import os",
+            "import pathlib",
             "",
             "import cupy",
             "import numpy as np",
@@ -347,7 +350,9 @@ fails. A graph bakes in its kernel arguments, so:
     step (SWAPS) bring every buffer back to its role; an odd last step runs as plain launches,
     and advance() returns the buffers in their new roles, as the Numba module does;
   * graphs are cached by buffer and clock addresses, scalar values, grid and step count.
-Kernels compile on first use (cupy.RawModule; CuPy caches the binary on disk by source hash)."""
+Kernels compile on first use, per GPU architecture, with NVRTC to a cubin beside this file
+(named for the source, the options and the architecture), so a warm start only loads it;
+where that fails (load_status says why) CuPy compiles them and caches the binary itself."""
 
 
 def cuda_source(group: KernelGroup, version: str) -> str:

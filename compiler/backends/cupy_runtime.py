@@ -3,7 +3,9 @@ capture and replay, and the standalone helpers.
 
 It is text, not code run here: ``cupy_emit`` appends it after the problem's tables (CUDA_SOURCE,
 PLAN, KERNELS, CLOCK_SET, CLOCK_TICK, INITIAL, SIGNATURES, STEP, SWAPS), so a generated module
-needs only CuPy and NumPy. The module docstring it gets describes the time-loop scheme.
+needs only CuPy and NumPy. Kernels compile once per GPU architecture, with NVRTC, to a cubin kept
+beside the module file (in ritz's cache, or beside a module ``ritz build`` wrote), so a warm
+start only loads a file. The module docstring it gets describes the time-loop scheme.
 """
 
 RUNTIME = '''\
@@ -13,12 +15,14 @@ HALO = PLAN["halo"]
 POINTS_PER_THREAD = 2 if PLAN["dtype"] == "float32" else 1
 GRAPH_PAIRS = 32  # the largest graph holds 2 * GRAPH_PAIRS steps
 GRAPH_CACHE_SIZE = 16
+COMPILE_OPTIONS = ("-std=c++17",)
 
 _kernels = {}
 _clocks = {}
 _capture_streams = {}
 _graphs = collections.OrderedDict()
 graph_status = {"enabled": True, "reason": ""}
+load_status = {"how": "", "reason": ""}  # how kernels() got the binary; why not from a cubin
 
 
 def kernels():
@@ -27,10 +31,59 @@ def kernels():
     device = cupy.cuda.runtime.getDevice()
     table = _kernels.get(device)
     if table is None:
-        module = cupy.RawModule(code=CUDA_SOURCE, options=("-std=c++17",))
-        table = {name: module.get_function(name) for name in (*KERNELS, CLOCK_SET, CLOCK_TICK)}
+        names = (*KERNELS, CLOCK_SET, CLOCK_TICK)
+        arch = str(cupy.cuda.Device(device).compute_capability)
+        cubin = _cubin_path(arch)
+        table = None
+        if cubin is not None:
+            try:
+                if not cubin.exists():
+                    _write_cubin(cubin, _nvrtc_cubin(arch))
+                    load_status.update(how="compiled to " + cubin.name, reason="")
+                else:
+                    load_status.update(how="loaded " + cubin.name, reason="")
+                module = cupy.RawModule(path=str(cubin))
+                table = {name: module.get_function(name) for name in names}
+            except Exception as exc:  # NVRTC too old for this GPU, read-only folder, ...
+                load_status.update(how="", reason=f"{type(exc).__name__}: {exc}")
+        if table is None:  # CuPy compiles (and caches in its own folder)
+            module = cupy.RawModule(code=CUDA_SOURCE, options=COMPILE_OPTIONS)
+            table = {name: module.get_function(name) for name in names}
+            load_status["how"] = "compiled by CuPy"
         _kernels[device] = table
     return table
+
+
+def _cubin_path(arch):
+    """Where this module keeps its kernels' binary for GPUs of compute capability ``arch``:
+    beside the module file, named for the source, the options and the architecture."""
+    here = globals().get("__file__")
+    if not here:
+        return None
+    key = hashlib.sha256(repr((CUDA_SOURCE, COMPILE_OPTIONS)).encode()).hexdigest()[:16]
+    here = pathlib.Path(here)
+    return here.with_name(f"{here.stem}.{key}.sm_{arch}.cubin")
+
+
+def _nvrtc_cubin(arch):
+    """The CUDA source compiled by NVRTC to a cubin for sm_``arch``."""
+    nvrtc = cupy.cuda.nvrtc
+    program = nvrtc.createProgram(CUDA_SOURCE, "ritz_kernels.cu", (), ())
+    try:
+        try:
+            nvrtc.compileProgram(program, (*COMPILE_OPTIONS, f"-arch=sm_{arch}"))
+        except nvrtc.NVRTCError as exc:
+            raise RuntimeError(f"{exc}: {nvrtc.getProgramLog(program)}") from None
+        return nvrtc.getCUBIN(program)
+    finally:
+        nvrtc.destroyProgram(program)
+
+
+def _write_cubin(path, data):
+    """Write beside the module, atomically: a concurrent reader sees the whole file or none."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _clock(stream):

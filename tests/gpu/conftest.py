@@ -64,7 +64,7 @@ def emulated_device(cache_dir: Path) -> ModuleType:
 @pytest.fixture
 def emulated(emulated_device: ModuleType) -> Iterator[ModuleType]:
     """The emulator, installed as ``cupy`` for one test, with fresh counters."""
-    emulated_device.capture_fails = False
+    emulated_device.capture_fails = emulated_device.nvrtc_fails = False
     emulated_device.reset_counters()
     with emulator.install(emulated_device):
         yield emulated_device

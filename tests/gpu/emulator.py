@@ -225,8 +225,8 @@ class EmulatedCupy(types.ModuleType):
         self.build_dir = build_dir
         self.recording: list[Launch] | None = None
         self.capture_fails = False
+        self.nvrtc_fails = False
         self.compiled: dict[str, CompiledKernels] = {}
-        self.nvrtc_compiles = 0
         self.reset_counters()
         self._allocations: weakref.WeakValueDictionary[int, np.ndarray] = (
             weakref.WeakValueDictionary()
@@ -235,7 +235,7 @@ class EmulatedCupy(types.ModuleType):
 
     def reset_counters(self) -> None:
         self.launches = self.graph_launches = self.captures = 0
-        self.sources_loaded = self.cubins_loaded = 0
+        self.sources_loaded = self.cubins_loaded = self.nvrtc_compiles = 0
 
     # -- arrays --------------------------------------------------------------------------------
     def _allocate(self, shape: tuple[int, ...] | int, dtype: Any) -> ndarray:
@@ -369,6 +369,9 @@ class EmulatedCupy(types.ModuleType):
             return handle
 
         def compile_program(handle: int, options: tuple) -> None:
+            if device.nvrtc_fails:
+                programs[handle]["log"] = "nvrtc: error: invalid value for --gpu-architecture"
+                raise NVRTCError("NVRTC_ERROR_INVALID_OPTION (5)")
             arch = [o for o in options if o.startswith(("-arch=", "--gpu-architecture="))]
             if arch != ["-arch=sm_90"]:
                 programs[handle]["log"] = f"expected one -arch=sm_90 among {options}"

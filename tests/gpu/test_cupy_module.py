@@ -129,3 +129,72 @@ def test_steady_entries_match_numba(tmp_path: Path, cache_dir: Path, emulated) -
     ref.jvp(*mine, *scalars)
     for b, got, want in zip(plan["buffers"], bufs, mine, strict=True):
         np.testing.assert_array_equal(np.asarray(got), want, err_msg=b)
+
+
+def _fresh(mod):
+    """The module as a new process would find it: no kernels loaded yet."""
+    mod._kernels.clear()
+    mod.load_status.update(how="", reason="")
+    return mod
+
+
+def test_kernels_compile_once_to_a_cubin_beside_the_module(
+    tmp_path: Path, cache_dir: Path, emulated
+) -> None:
+    _, _, mod = _modules("heat1d.dsl", "float64", tmp_path, cache_dir)
+    _fresh(mod).kernels()
+    cubins = sorted(tmp_path.glob("*.cubin"))
+    assert [c.name.rsplit(".", 2)[1:] for c in cubins] == [["sm_90", "cubin"]]
+    assert cubins[0].name.startswith(Path(mod.__file__).stem + ".")
+    assert mod.load_status["how"] == "compiled to " + cubins[0].name
+    assert (emulated.nvrtc_compiles, emulated.cubins_loaded, emulated.sources_loaded) == (1, 1, 0)
+    # a warm start: the cubin is loaded, nothing compiles
+    _fresh(mod).kernels()
+    assert mod.load_status["how"] == "loaded " + cubins[0].name
+    assert (emulated.nvrtc_compiles, emulated.cubins_loaded, emulated.sources_loaded) == (1, 2, 0)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_kernels_fall_back_to_cupy_when_nvrtc_fails(
+    tmp_path: Path, cache_dir: Path, emulated
+) -> None:
+    problem, ref, mod = _modules("heat1d.dsl", "float64", tmp_path, cache_dir)
+    emulated.nvrtc_fails = True
+    _fresh(mod)
+    got = _drive(mod, problem, emulated.zeros, "float64", (3,))
+    want = _drive(ref, problem, lambda s, d: np.zeros(s, dtype=d), "float64", (3,))
+    np.testing.assert_array_equal(got[0][0], want[0][0])
+    assert mod.load_status["how"] == "compiled by CuPy"
+    assert "gpu-architecture" in mod.load_status["reason"]
+    assert not list(tmp_path.glob("*.cubin"))
+    assert emulated.sources_loaded == 1
+
+
+HEAT = """
+pde heat {
+    space x in [0, 1]
+    time t in [0, 0.01]
+    field u
+    dt(u) = diff(u, x, 2)
+    boundary u = 0 at x = 0, x = 1
+    initial u = sin(pi * x)
+    solve fd(cells = 32, scheme = rk2, dt = 1e-4)
+}
+"""
+
+
+def test_a_warm_start_loads_the_cubin_from_the_ritz_cache(tmp_path: Path, emulated) -> None:
+    import ritz
+
+    cold = ritz.compile(HEAT, backend="cupy", cache_dir=tmp_path).heat
+    first = cold.solve()
+    module = Path(cold.module().__file__)
+    cubins = list(module.parent.glob(module.stem + ".*.sm_90.cubin"))
+    assert len(cubins) == 1 and emulated.nvrtc_compiles == 1
+    # a new process: the generated module is imported again and its kernels() table is empty
+    emulated.reset_counters()
+    with_drop = ritz.compile(HEAT, backend="cupy", cache_dir=tmp_path).heat
+    _fresh(with_drop.module())
+    again = with_drop.solve()
+    assert emulated.nvrtc_compiles == 0 and emulated.cubins_loaded == 1
+    np.testing.assert_array_equal(again["u"], first["u"])
