@@ -2,8 +2,9 @@
 
 Rows: device-to-device copy bandwidth (the roofline), 2-D heat 8192^2 x100 Euler steps in
 float64 and float32, Gray-Scott RK4 4096^2 in float64 and float32, and the per-step time of a
-long 256^2 heat run (launch-bound: what CUDA graphs of many steps must fix). Without CuPy or a
-GPU it prints why and exits cleanly.
+long 256^2 heat run (launch-bound: what CUDA graphs of many steps must fix), then the cold and
+warm start of every example on the cupy backend. Without CuPy or a GPU it prints why and exits
+cleanly.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import gpu_peers, report, ritz_side
+from . import compile_times, gpu_peers, report, ritz_side
 from .harness import Row, Unavailable, compare
 from .workloads import GrayScott, Heat
 
@@ -137,6 +138,8 @@ def main(quick: bool, json_path: str, repeats: int | None) -> int:
     for dtype in (np.float64, np.float32):
         rows += stencils("gray_scott", sizes["gs"], dtype, repeats, log)
     rows += per_step(sizes["small"], repeats, log)
+    log("  compile times (cupy backend, fresh interpreters) ...")
+    rows += compile_times.run(False, {}, backend="cupy")  # every example, also when quick
     copy_gbs = rows[0].gbs
     print()
     print(report.table(rows, copy_gbs, ref_label="of copy"))
