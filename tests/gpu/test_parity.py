@@ -50,14 +50,17 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
+@pytest.mark.parametrize("order", [2, 4])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_cupy_matches_numba(example: Path, dtype: str, device) -> None:
+def test_cupy_matches_numba(example: Path, dtype: str, order: int, device) -> None:
     numba_mod = ritz.load(str(example), backend="numba")
     cupy_mod = ritz.load(str(example), backend="cupy")
     for name in _pde_names(numba_mod):
         cells = _parity_cells(numba_mod[name])
-        sims = [m[name].prepare(cells=cells, dtype=dtype) for m in (numba_mod, cupy_mod)]
+        sims = [
+            m[name].prepare(cells=cells, dtype=dtype, order=order) for m in (numba_mod, cupy_mod)
+        ]
         fields = sims[0].plan["fields"]
         for steps in STEP_COUNTS:
             for sim in sims:
