@@ -35,15 +35,17 @@ def kernels():
         arch = str(cupy.cuda.Device(device).compute_capability)
         cubin = _cubin_path(arch)
         table = None
-        if cubin is not None:
+        if cubin is not None and cubin.exists():
             try:
-                if not cubin.exists():
-                    _write_cubin(cubin, _nvrtc_cubin(arch))
-                    load_status.update(how="compiled to " + cubin.name, reason="")
-                else:
-                    load_status.update(how="loaded " + cubin.name, reason="")
-                module = cupy.RawModule(path=str(cubin))
-                table = {name: module.get_function(name) for name in names}
+                table = _load_cubin(cubin, names)
+                load_status.update(how="loaded " + cubin.name, reason="")
+            except Exception:  # unreadable (truncated, from a newer toolkit): compiled again below
+                table = None
+        if cubin is not None and table is None:
+            try:
+                _write_cubin(cubin, _nvrtc_cubin(arch))
+                table = _load_cubin(cubin, names)
+                load_status.update(how="compiled to " + cubin.name, reason="")
             except Exception as exc:  # NVRTC too old for this GPU, read-only folder, ...
                 load_status.update(how="", reason=f"{type(exc).__name__}: {exc}")
         if table is None:  # CuPy compiles (and caches in its own folder)
@@ -63,6 +65,11 @@ def _cubin_path(arch):
     key = hashlib.sha256(repr((CUDA_SOURCE, COMPILE_OPTIONS)).encode()).hexdigest()[:16]
     here = pathlib.Path(here)
     return here.with_name(f"{here.stem}.{key}.sm_{arch}.cubin")
+
+
+def _load_cubin(path, names):
+    module = cupy.RawModule(path=str(path))
+    return {name: module.get_function(name) for name in names}
 
 
 def _nvrtc_cubin(arch):

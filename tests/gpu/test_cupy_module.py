@@ -198,3 +198,15 @@ def test_a_warm_start_loads_the_cubin_from_the_ritz_cache(tmp_path: Path, emulat
     again = with_drop.solve()
     assert emulated.nvrtc_compiles == 0 and emulated.cubins_loaded == 1
     np.testing.assert_array_equal(again["u"], first["u"])
+
+
+def test_an_unreadable_cubin_is_compiled_again(tmp_path: Path, cache_dir: Path, emulated) -> None:
+    _, _, mod = _modules("heat1d.dsl", "float64", tmp_path, cache_dir)
+    _fresh(mod).kernels()
+    (cubin,) = tmp_path.glob("*.cubin")
+    cubin.write_bytes(b"\x7fELF truncated")
+    _fresh(mod).kernels()
+    assert mod.load_status["how"] == "compiled to " + cubin.name
+    assert emulated.nvrtc_compiles == 2
+    _fresh(mod).kernels()  # and the rewritten file is good
+    assert mod.load_status["how"] == "loaded " + cubin.name
