@@ -11,6 +11,7 @@ import numpy as np
 from ..dsl.ast import CheckedModule, PdeProblem, SolveSpec
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from .backends import get_backend
+from .closures import check_robin_closures
 from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
 from .results import Solution
 
@@ -231,6 +232,7 @@ class PdeHandle:
                 )
         dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
+        check_robin_closures(self.problem, module.PLAN["meta"].get("robin", ()), grid, params, t0)
         sim = Simulation(module, grid, params, t0, dt or 1.0, get_backend(self.backend_name))
         if dt is None and self.problem.time is not None:
             sim.dt = self._auto_dt(sim, fd)

@@ -287,8 +287,23 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
             "stages": s,
             "periodic": tuple(prog.grid.periodic),
             "min_cells": min_cells(prog, halo),
+            "robin": robin_faces(prog),
         },
     )
+
+
+def robin_faces(prog: Program) -> tuple[tuple[str, int, str, int], ...]:
+    """(field, axis, side, degree) of every face whose condition involves the derivative: its
+    ghost values are rational in h and singular at one grid spacing, which the runtime checks."""
+    out = set()
+    for rule in prog.boundaries.values():
+        for axis, faces in enumerate(rule.faces):
+            if faces == "periodic":
+                continue
+            for side, face in zip(("lo", "hi"), faces, strict=True):
+                if face is not None and face.beta != 0 and face.alpha != 0:
+                    out.add((rule.field, axis, side, face.degree))
+    return tuple(sorted(out))
 
 
 def min_cells(prog: Program, halo: int) -> tuple[int, ...]:

@@ -16,6 +16,7 @@ from .fuse import (
     initial_kernel,
     min_cells,
     param_symbol,
+    robin_faces,
     stencil_kernel,
 )
 from .linearize import direction
@@ -93,5 +94,6 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
             "stages": 0,
             "coupling": _coupling(prog, halo),
             "min_cells": min_cells(prog, halo),
+            "robin": robin_faces(prog),
         },
     )

@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5'),
     'params': ('c',),
     'scalars': ('p_c', 't', 'dt', 'lo0', 'h0'),
-    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (True,), 'min_cells': (2,)},
+    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (True,), 'min_cells': (2,), 'robin': ()},
 }
 
 KERNELS = ('wrap_0', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')

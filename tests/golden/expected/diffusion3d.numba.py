@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5'),
     'params': ('kappa',),
     'scalars': ('p_kappa', 't', 'dt', 'lo0', 'lo1', 'lo2', 'h0', 'h1', 'h2'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False, False), 'min_cells': (2, 2, 2)},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False, False), 'min_cells': (2, 2, 2), 'robin': ()},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'ghost_f_u_2_lo', 'ghost_f_u_2_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')

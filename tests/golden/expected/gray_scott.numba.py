@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'v@q2', 'v@q3', 'v@q4', 'v@q5'),
     'params': ('Du', 'Dv', 'F', 'k'),
     'scalars': ('p_Du', 'p_Dv', 'p_F', 'p_k', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (True, True), 'min_cells': (2, 2)},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (True, True), 'min_cells': (2, 2), 'robin': ()},
 }
 
 KERNELS = ('wrap_0', 'wrap_1', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')

@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5'),
     'params': ('nu',),
     'scalars': ('p_nu', 't', 'dt', 'lo0', 'h0'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,)},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,), 'robin': ()},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')

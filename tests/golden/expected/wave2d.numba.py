@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4', 'dt_u@q5'),
     'params': ('c',),
     'scalars': ('p_c', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False), 'min_cells': (2, 2)},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False), 'min_cells': (2, 2), 'robin': ()},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial')

@@ -1,0 +1,105 @@
+"""A check of the boundary closures on the grid a solve asked for.
+
+A condition ``alpha*u + beta*du/dx = data`` is imposed through ghost values that are rational in
+the grid spacing h: at degree 2 on the low face they divide by ``3*alpha*h - 8*beta``. With
+beta/alpha of the sign that feeds energy in through the face, one spacing makes the closure
+singular, and spacings near it amplify the ghost values without bound: the run would give large,
+wrong numbers and no error. This check refuses such grids before anything runs.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+import sympy
+
+from ..dsl.diagnostics import RuntimeInputError
+
+#: a closure that is singular at h = h_pole > 0 needs h <= MARGIN * h_pole: nearer the pole the
+#: ghost values are amplified (three times at half of it, without bound at it), a spurious
+#: growing mode appears, and past it the closure changes sign
+MARGIN = 0.5
+_SAMPLES = 9  # face points per axis at which coordinate-dependent alpha and beta are checked
+
+
+@cache
+def _denominator(degree: int, side: str) -> tuple[sympy.Expr, sympy.Expr]:
+    """The ghost values' common denominator as its (alpha*h term, beta term)."""
+    from ..compiler.symbolic import GHOST_ALPHA, GHOST_BETA, GHOST_H, ghost_values
+
+    den = sympy.fraction(sympy.together(ghost_values(degree, 1, side)[0]))[1]
+    den = sympy.expand(den)
+    h_term = den.coeff(GHOST_ALPHA).coeff(GHOST_H)
+    b_term = den.coeff(GHOST_BETA)
+    if sympy.expand(den - h_term * GHOST_ALPHA * GHOST_H - b_term * GHOST_BETA) != 0:
+        raise ValueError(f"unexpected ghost denominator {den}")
+    return h_term, b_term
+
+
+def _values(expr: sympy.Expr, subs: dict, axes: list[tuple[sympy.Symbol, np.ndarray]]) -> list:
+    """``expr`` at every combination of the sampled face coordinates (numbers only)."""
+    expr = sympy.sympify(expr).xreplace(subs)
+    used = [(s, pts) for s, pts in axes if expr.has(s)]
+    grids = np.meshgrid(*[pts for _, pts in used], indexing="ij") if used else []
+    count = grids[0].size if used else 1
+    out = []
+    for k in range(count):
+        point = {s: sympy.Float(g.flat[k]) for (s, _), g in zip(used, grids, strict=True)}
+        value = expr.xreplace(point)
+        if value.free_symbols:
+            return []  # depends on something not known before the run: not checked
+        out.append(float(value))
+    return out
+
+
+def check_robin_closures(problem: Any, faces: Any, grid: Any, params: dict, t0: float) -> None:
+    """Raise R509 where a derivative condition's closure is near-singular on ``grid``."""
+    specs = {(b.field, b.axis, b.side): b for b in problem.boundaries}
+    names = [a.name for a in problem.axes]
+    subs: dict[sympy.Basic, sympy.Basic] = {
+        sympy.Symbol(k): sympy.Float(float(v)) for k, v in params.items()
+    }
+    if problem.time is not None:
+        subs[sympy.Symbol(problem.time.name)] = sympy.Float(t0)
+    for field, axis, side, degree in faces:
+        spec = specs.get((field, names[axis], side))
+        if spec is None:  # a derived field (a velocity): its field's own condition is checked
+            continue
+        h = grid.spacing[axis]
+        lo, hi = grid.bounds[axis]
+        face_subs = dict(subs)
+        face_subs[sympy.Symbol(names[axis])] = sympy.Float(lo if side == "lo" else hi)
+        sampled = []
+        for b, name in enumerate(names):
+            if b != axis:
+                centres = grid.centres(b)
+                idx = np.unique(np.linspace(0, len(centres) - 1, _SAMPLES).round().astype(int))
+                sampled.append((sympy.Symbol(name), centres[idx]))
+        alphas = _values(spec.alpha, face_subs, sampled)
+        betas = _values(spec.beta, face_subs, sampled)
+        if not alphas or len(alphas) != len(betas):
+            continue
+        c_h, c_b = (float(c) for c in _denominator(degree, side))
+        for alpha, beta in zip(alphas, betas, strict=True):
+            if alpha == 0 or beta == 0:
+                continue
+            h_pole = -c_b * beta / (c_h * alpha)  # where c_h*alpha*h + c_b*beta vanishes
+            if h_pole > 0 and h > MARGIN * h_pole * (1 + 1e-9):
+                _refuse(spec, names[axis], side, h, h_pole, beta / alpha, hi - lo)
+
+
+def _refuse(spec, axis, side, h, h_pole, beta_over_alpha, length) -> None:
+    cells = int(np.ceil(length / (MARGIN * h_pole) - 1e-9))
+    raise RuntimeInputError(
+        f"the condition on {spec.field} at the {side} face of {axis} (beta/alpha = "
+        f"{beta_over_alpha:.4g}) feeds {spec.field} in through the face, and its boundary closure "
+        f"is singular at h = {h_pole:.4g}: it needs h <= {MARGIN * h_pole:.4g}, this grid has "
+        f"h = {h:.4g}",
+        hint=f"use at least {cells} cells along {axis} (a boundary layer of width about "
+        f"{abs(beta_over_alpha):.3g} must be resolved), or check the sign of beta: "
+        f"alpha*u + beta*d{spec.field}/d{axis} = data",
+        code="R509",
+        span=spec.span,
+    )
