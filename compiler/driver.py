@@ -17,7 +17,7 @@ from .passes.fuse import FuseInput, fuse
 from .passes.fuse_steady import fuse_steady
 from .passes.integrate import TABLEAUS
 from .passes.manager import Pass, PassContext, run_pipeline
-from .passes.pipelines import PDE_FD_EXPLICIT, PDE_FD_STEADY
+from .passes.pipelines import PDE_FD_EXPLICIT, PDE_FD_IMPLICIT, PDE_FD_STEADY
 
 VERSION = "0.1.0"
 
@@ -59,22 +59,28 @@ class CompiledArtifact:
     files: dict[str, str] = field(default_factory=dict)  # what `ritz build` writes
 
 
+IMPLICIT_SCHEMES = ("cn", "imex")
+
+
+def fd_pipeline(steady: bool, scheme: str) -> tuple:
+    """The pass list of an fd solve (see compiler/passes/pipelines.py)."""
+    if steady:
+        return PDE_FD_STEADY
+    return PDE_FD_IMPLICIT if scheme in IMPLICIT_SCHEMES else PDE_FD_EXPLICIT
+
+
 def fd_options(solve: SolveSpec | None, overrides: dict[str, object]) -> FdOptions:
     """The code-shaping options of an fd solve line, with run-time overrides applied."""
     opts = dict(solve.options) if solve else {}
     opts.update({k: v for k, v in overrides.items() if v is not None})
     span = solve.span if solve else None
     scheme = str(opts.get("scheme", "rk4"))
-    if scheme in ("cn", "imex"):
+    if scheme not in TABLEAUS and scheme not in IMPLICIT_SCHEMES:
         raise UnsupportedError(
-            f"scheme '{scheme}' is an implicit scheme, which ritz cannot compile yet",
+            f"unknown scheme '{scheme}'",
             (solve.option_spans.get("scheme") if solve else None) or span,
-            "use an explicit scheme for now: euler, rk2, rk4 or ssprk3",
-            code="R403",
-        )
-    if scheme not in TABLEAUS:
-        raise UnsupportedError(
-            f"unknown scheme '{scheme}'", span, "use euler, rk2, rk4 or ssprk3", code="R404"
+            "use euler, rk2, rk4, ssprk3 (explicit), cn or imex (implicit)",
+            code="R404",
         )
     order = int(opts.get("order", 2))
     if order not in (2, 4):
@@ -119,7 +125,8 @@ def compile_pde(
         problem=problem.name,
         order=options.order,
         dtype=options.dtype,
-        tableau=TABLEAUS[options.scheme],
+        tableau=TABLEAUS.get(options.scheme),
+        scheme=options.scheme,
         source_name=Path(problem.span.file).name if problem.span else "",
         dump_after=dump_after,
     )
@@ -127,7 +134,7 @@ def compile_pde(
     if "lower" in dump_after or "*" in dump_after:
         ctx.dumps["lower"] = dump_program(lowered.program)
     steady = problem.time is None
-    pipeline = PDE_FD_STEADY if steady else PDE_FD_EXPLICIT
+    pipeline = fd_pipeline(steady, options.scheme)
     prog = run_pipeline(pipeline, lowered.program, ctx, verify_program, dump_program)
     info = FuseInput(
         fields=lowered.fields,
@@ -139,7 +146,7 @@ def compile_pde(
     )
     fuse_pass = Pass(
         "fuse",
-        lambda p, c: fuse_steady(p, c, info) if steady else fuse(p, c, info),
+        lambda p, c: fuse_steady(p, c, info) if steady or c.tableau is None else fuse(p, c, info),
         "stage or residual Programs -> KernelGroup",
     )
     group = run_pipeline((fuse_pass,), prog, ctx)

@@ -233,7 +233,24 @@ class PdeHandle:
         dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
         check_robin_closures(self.problem, module.PLAN["meta"].get("robin", ()), grid, params, t0)
-        sim = Simulation(module, grid, params, t0, dt or 1.0, get_backend(self.backend_name))
+        backend = get_backend(self.backend_name)
+        if module.PLAN["meta"].get("implicit"):
+            if dt is None:
+                raise RuntimeInputError(
+                    f"dt = auto picks a stable step for explicit schemes; scheme {fd.scheme} is "
+                    "stable at any step, so its size is the accuracy you choose",
+                    hint="give dt (e.g. dt = 1e-3), or use an explicit scheme with dt = auto",
+                    code="R512",
+                )
+            from .drivers.implicit import ThetaSimulation
+
+            tol, maxiter = self._newton_options(merged)
+            periodic = tuple(a.periodic for a in self.problem.axes)
+            sim: Simulation = ThetaSimulation(
+                module, grid, params, t0, dt, backend, tol, maxiter, periodic
+            )
+            return sim, merged
+        sim = Simulation(module, grid, params, t0, dt or 1.0, backend)
         if dt is None and self.problem.time is not None:
             sim.dt = self._auto_dt(sim, fd)
         return sim, merged
@@ -303,13 +320,19 @@ class PdeHandle:
                 bar.close()
         return self._solution(sim, t, snaps, {"steps": steps, "dt": sim.dt})
 
-    def _solve_steady(self, sim: Simulation, merged: dict[str, Any]) -> Solution:
-        from .drivers.solvers import solve_steady
-
+    @staticmethod
+    def _newton_options(merged: dict[str, Any]) -> tuple[float, int]:
+        """``tol`` and ``maxiter`` of Newton's method (steady problems, implicit steps)."""
         tol = float(merged.get("tol", 1e-10))
         maxiter = int(merged.get("maxiter", 20000))
         if not tol > 0 or maxiter < 1:
             raise RuntimeInputError("tol must be positive and maxiter at least 1", code="R507")
+        return tol, maxiter
+
+    def _solve_steady(self, sim: Simulation, merged: dict[str, Any]) -> Solution:
+        from .drivers.solvers import solve_steady
+
+        tol, maxiter = self._newton_options(merged)
         fields, report = solve_steady(
             sim, tol, maxiter, tuple(a.periodic for a in self.problem.axes)
         )

@@ -196,8 +196,7 @@ def show(
     sets: tuple[str, ...],
 ) -> None:
     """Show the IR or generated code of a problem of FILE."""
-    from ..compiler.driver import compile_pde
-    from ..compiler.passes.pipelines import PDE_FD_EXPLICIT, PDE_FD_STEADY
+    from ..compiler.driver import compile_pde, fd_pipeline
     from ..dsl import load_file
 
     checked = load_file(Path(file))
@@ -206,7 +205,7 @@ def show(
     fd = handle.resolve(overrides)[2]
     if what == "ir":
         stage = after or "flatten"
-        pipeline = PDE_FD_STEADY if handle.problem.time is None else PDE_FD_EXPLICIT
+        pipeline = fd_pipeline(handle.problem.time is None, fd.scheme)
         names = ["lower", *(p.name for p in pipeline)]
         if stage not in names:
             raise RuntimeInputError(

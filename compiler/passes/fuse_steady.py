@@ -1,4 +1,5 @@
-"""fuse_steady: residual and Jacobian-vector Programs -> the KernelGroup of a steady solve.
+"""fuse_steady: residual and Jacobian-vector Programs -> the KernelGroup of a steady solve (or of
+the Newton solve inside each step of an implicit scheme, which adds the entry ``explicit``).
 
 Input: the output of ``linearize`` (outputs ``res:<f>`` and ``jvp:<f>``). Output: a KernelGroup
 with two entries the runtime's Newton-Krylov solver calls: ``residual`` (fill the fields' halos,
@@ -8,6 +9,7 @@ then write R(u) into ``<f>@r``) and ``jvp`` (fill the halos of the fields and th
 
 from __future__ import annotations
 
+from ..ir.ops import Input, Time
 from ..ir.program import Program
 from ..kernels import Kernel, KernelGroup, Launch, grid_scalars
 from .fuse import (
@@ -21,6 +23,7 @@ from .fuse import (
 )
 from .linearize import direction
 from .manager import PassContext
+from .theta import history_buffer, rhs_buffer
 
 
 def residual_buffer(field: str) -> str:
@@ -43,6 +46,23 @@ def _coupling(prog: Program, halo: int) -> int:
     return reach
 
 
+def constant_jacobian(prog: Program, fields: tuple[str, ...]) -> bool:
+    """Whether J v depends on neither the state nor the time: then one factorisation of the
+    Jacobian serves every Newton solve with the same dt and parameters."""
+    seen: set[int] = set()
+    todo = [prog.outputs[f"jvp:{f}"] for f in fields]
+    while todo:
+        i = todo.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        op = prog.ops[i]
+        if isinstance(op, Time) or (isinstance(op, Input) and op.name in fields):
+            return False
+        todo.extend(op.args)
+    return True
+
+
 def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
     ndim = prog.grid.ndim
     scalars = (*(param_symbol(p).name for p in info.params), "t", "dt", *grid_scalars(ndim))
@@ -60,17 +80,43 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         info,
         scalars,
     )
-    halo = max([1, *res_st.values(), *jvp_st.values()])
+    # an implicit step: the explicit half runs at t, the residual and its jvp at t + dt (c = 1)
+    implicit = any(name.startswith("explicit:") for name in prog.outputs)
+    c = 1.0 if implicit else 0.0
+    halves = {}  # entry -> (kernel, stencil) of the explicit half (and its first-step variant)
+    for entry in ("explicit", "start") if implicit else ():
+        writes = [
+            (name.split(":", 1)[1], v)
+            for name, v in prog.outputs.items()
+            if name.startswith(entry + ":")
+        ]
+        if writes:
+            halves[entry] = stencil_kernel(prog, f"{entry}_kernel", writes, info, scalars)
+    halo = max(
+        [1, *res_st.values(), *jvp_st.values()]
+        + [r for _, st in halves.values() for r in st.values()]
+    )
     kernels: dict[str, Kernel] = {}
-    residual = halo_launches(prog, res_st, halo, info, scalars, kernels)
-    residual.append(Launch(res_k.name, res_k.arrays))
-    jvp = halo_launches(prog, jvp_st, halo, info, scalars, kernels)
-    jvp.append(Launch(jvp_k.name, jvp_k.arrays))
+    entries = []
+    for entry, (k, st) in halves.items():
+        launches = halo_launches(prog, st, halo, info, scalars, kernels)
+        launches.append(Launch(k.name, k.arrays))
+        kernels[k.name] = k
+        entries.append((entry, tuple(launches)))
+    residual = halo_launches(prog, res_st, halo, info, scalars, kernels, c)
+    residual.append(Launch(res_k.name, res_k.arrays, c))
+    jvp = halo_launches(prog, jvp_st, halo, info, scalars, kernels, c)
+    jvp.append(Launch(jvp_k.name, jvp_k.arrays, c))
     kernels[res_k.name] = res_k
     kernels[jvp_k.name] = jvp_k
+    entries += [("residual", tuple(residual)), ("jvp", tuple(jvp))]
     init = initial_kernel(info, ndim, scalars)
     kernels[init.name] = init
     buffers = [*info.fields]
+    if implicit:
+        buffers += [rhs_buffer(f) for f in info.fields]
+    if "start" in halves:
+        buffers += [history_buffer(f) for f in info.fields]
     for make in (residual_buffer, direction, jvp_buffer):
         buffers += [make(f) for f in info.fields]
     return KernelGroup(
@@ -86,11 +132,13 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         step=(),
         swaps=(),
         init=Launch("initial", info.fields),
-        entries=(("residual", tuple(residual)), ("jvp", tuple(jvp))),
+        entries=tuple(entries),
         source_name=ctx.source_name,
         meta={
-            "scheme": "newton",
+            "scheme": ctx.scheme if implicit else "newton",
             "order": ctx.order,
+            "implicit": implicit,
+            "constant_jacobian": constant_jacobian(prog, info.fields),
             "stages": 0,
             "coupling": _coupling(prog, halo),
             "min_cells": min_cells(prog, halo),

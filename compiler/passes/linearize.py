@@ -1,6 +1,7 @@
 """linearize: residuals -> residuals plus their exact directional derivatives (for Newton).
 
-Input: a discretised Program with outputs ``res:<field>``. Output: the same outputs plus
+Input: a discretised Program with outputs ``res:<field>`` (others pass through). Output: the same
+outputs plus
 ``jvp:<field>`` = J(u) v, the Jacobian of the residuals at the Inputs (the fields) applied to a
 direction whose components are the Inputs ``<field>@v``. The derivative comes from the rule
 table (one forward sweep); a direction is continued past the faces by the homogeneous
@@ -37,7 +38,8 @@ def _merge(first: Program, second: Program) -> Program:
 
 def linearize(prog: Program, ctx: PassContext) -> Program:
     fields = [name.split(":", 1)[1] for name in prog.outputs if name.startswith("res:")]
-    lin = jvp_program(prog, fields)
+    residuals = {k: v for k, v in prog.outputs.items() if k.startswith("res:")}
+    lin = jvp_program(replace(prog, outputs=residuals), fields)
     renames = {f"dot:{f}": direction(f) for f in fields}
     # tangent Shifts name the homogeneous rule "<field>:lin" or "dot:<field>": both continue the
     # direction past the faces, under the direction buffer's name
@@ -61,6 +63,6 @@ def linearize(prog: Program, ctx: PassContext) -> Program:
     for name, v in out.outputs.items():
         if name.startswith("dot:res:"):
             outputs[f"jvp:{name[len('dot:res:') :]}"] = v
-        elif name.startswith("res:"):
+        elif not name.startswith("dot:"):  # the residuals, and any other outputs as they were
             outputs[name] = v
     return replace(out, outputs=outputs, boundaries=boundaries)

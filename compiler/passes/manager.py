@@ -33,6 +33,7 @@ class PassContext:
     order: int = 2
     dtype: str = "float64"
     tableau: Tableau | None = None
+    scheme: str = ""
     source_name: str = ""
     source_text: str = ""
     verify: bool = True

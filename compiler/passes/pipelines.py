@@ -11,7 +11,13 @@ PDE, method fd, explicit scheme:
 PDE, method fd, steady (no time line): lower, discretise, simplify, then
   linearize   residuals -> residuals and their exact Jacobian-vector products (rule table)
   flatten     as simplify
-  fuse_steady KernelGroup with entries `residual` and `jvp` for the Newton-Krylov driver
+  fuse_steady KernelGroup with entries `residual` and `jvp` for the Newton driver
+
+PDE, method fd, implicit scheme (cn, imex): lower, discretise, simplify, then
+  theta       right-hand sides -> the explicit half of the step and the implicit residual
+              (imex: split symbolically into the part linear in the state and the rest)
+  linearize, flatten as for steady problems
+  fuse_steady the same entries plus `explicit`, run once per step before the Newton solve
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from .integrate import integrate
 from .linearize import linearize
 from .manager import Pass
 from .simplify import simplify
+from .theta import theta
 
 PDE_FD_EXPLICIT: tuple[Pass, ...] = (
     Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
@@ -36,4 +43,21 @@ PDE_FD_STEADY: tuple[Pass, ...] = (
     Pass("flatten", simplify, "flatten the derivative Maps into single Maps"),
 )
 
-PASS_NAMES = ("lower", "discretise", "simplify", "integrate", "linearize", "flatten", "fuse")
+PDE_FD_IMPLICIT: tuple[Pass, ...] = (
+    Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
+    Pass("simplify", simplify, "inline Maps into Maps"),
+    Pass("theta", theta, "right-hand sides -> explicit half step and implicit residual"),
+    Pass("linearize", linearize, "residuals -> residuals and Jacobian-vector products"),
+    Pass("flatten", simplify, "flatten the derivative Maps into single Maps"),
+)
+
+PASS_NAMES = (
+    "lower",
+    "discretise",
+    "simplify",
+    "integrate",
+    "theta",
+    "linearize",
+    "flatten",
+    "fuse",
+)

@@ -27,10 +27,12 @@ class SteadyReport:
 
 
 class SteadyProblem:
-    """Moves flat vectors in and out of the padded buffers around the compiled entries."""
+    """Moves flat vectors in and out of the padded buffers around the compiled entries, which
+    run with ``scalars`` (default: t = 0, dt = 0, as a steady problem has no time)."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Simulation, scalars: tuple | None = None) -> None:
         self.sim = sim
+        self.scalars = sim.scalars(0.0, 0.0) if scalars is None else scalars
         self.fields = sim.plan["fields"]
         self.cells = sim.grid.cells
         self.size = int(np.prod(self.cells))
@@ -54,7 +56,7 @@ class SteadyProblem:
         )
 
     def _call(self, entry: str) -> None:
-        getattr(self.sim.module, entry)(*self.sim.buffers, *self.sim.scalars(0.0, 0.0))
+        getattr(self.sim.module, entry)(*self.sim.buffers, *self.scalars)
 
     def state(self) -> np.ndarray:
         return self._get("")
@@ -70,32 +72,44 @@ class SteadyProblem:
         return self._get("jv")
 
 
+def _seam_period(n: int, p: int) -> int:
+    """The colour period of a periodic axis of ``n`` cells: at least ``p`` and a divisor of n,
+    so that two cells of one colour are ``p`` or more apart across the seam too (n itself,
+    every cell its own colour, where no smaller divisor exists)."""
+    return next((d for d in range(p, n) if n % d == 0), n)
+
+
 def assemble_jacobian(problem: SteadyProblem, radius: int, periodic: tuple[bool, ...]):
     """The sparse Jacobian from a few Jacobian-vector products (stencil colouring).
 
-    Cells whose indices agree modulo p = 2 * radius + 1 along every axis never share a row's
-    stencil (``radius`` bounds the coupling distance, ghost extrapolation included), so one
-    product with the indicator of such a colour class yields one entry per row."""
+    Cells whose indices agree modulo p = 2 * radius + 1 along every axis (on a periodic axis
+    modulo a divisor of its cell count, see ``_seam_period``) never share a row's stencil
+    (``radius`` bounds the coupling distance, ghost extrapolation included), so one product with
+    the indicator of such a colour class yields one entry per row."""
     from scipy import sparse
 
     cells = problem.cells
     nd = len(cells)
     p = 2 * radius + 1
-    if any(per and n < p for per, n in zip(periodic, cells, strict=True)):
-        p = max(cells)  # tiny periodic grids: colour by whole axes (exact, just more products)
+    periods = np.array(
+        [_seam_period(n, p) if per else p for per, n in zip(periodic, cells, strict=True)]
+    )[:, None]
     index = np.indices(cells).reshape(nd, -1)
     size = problem.size
     nf = len(problem.fields)
     rows, cols, vals = [], [], []
     row_ids = np.arange(size)
     for f in range(nf):
-        for colour in np.ndindex(*(min(p, n) for n in cells)):
-            mask = np.all(index % p == np.array(colour)[:, None], axis=0)
+        for colour in np.ndindex(
+            *(min(int(q), n) for q, n in zip(periods[:, 0], cells, strict=True))
+        ):
+            mask = np.all(index % periods == np.array(colour)[:, None], axis=0)
             v = np.zeros(size * nf)
             v[f * size + np.flatnonzero(mask)] = 1.0
             jv = problem.jvp(v)
             # the column of each row: the cell of this colour within `radius` of the row's cell
-            offset = (np.array(colour)[:, None] - index + radius) % p - radius
+            # (none where the offset exceeds the radius: those rows read zero and are dropped)
+            offset = (np.array(colour)[:, None] - index + radius) % periods - radius
             target = index + offset
             inside = np.ones(size, dtype=bool)
             for a in range(nd):
@@ -119,70 +133,101 @@ def assemble_jacobian(problem: SteadyProblem, radius: int, periodic: tuple[bool,
 DIRECT_LIMIT = 400_000  # unknowns up to which the Newton systems are factorised exactly
 
 
-def newton(
-    problem: SteadyProblem, tol: float, maxiter: int, radius: int, periodic: tuple[bool, ...]
-) -> tuple[np.ndarray, SteadyReport]:
-    """Solve R(u) = 0 to ||R(u)|| <= tol * ||R(u0)||. Each Newton system J d = -R uses the
-    Jacobian assembled from derived Jacobian-vector products: a sparse LU factorisation up to
-    DIRECT_LIMIT unknowns, else GMRES preconditioned by its incomplete LU (``maxiter`` caps the
-    Krylov iterations in all)."""
+def _solver(jac: Any, n: int) -> Any:
+    """``solve(rhs, rel, budget) -> (x, Krylov iterations)`` for J x = rhs: a sparse LU
+    factorisation up to DIRECT_LIMIT unknowns, else GMRES preconditioned by an incomplete LU."""
     from scipy.sparse.linalg import LinearOperator, gmres, spilu, splu
 
+    if n <= DIRECT_LIMIT:
+        try:
+            lu = splu(jac)
+        except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+            raise RuntimeInputError(
+                f"the Jacobian of the problem is singular ({exc})",
+                hint="the conditions may not determine the solution: a problem with only "
+                "Neumann or periodic conditions fixes u only up to a constant; add a "
+                "Dirichlet or Robin condition",
+                code="R543",
+            ) from None
+        return lambda rhs, rel, budget: (lu.solve(rhs), 0)
+    ilu = spilu(jac, drop_tol=1e-5, fill_factor=20)
+    precond = LinearOperator((n, n), matvec=ilu.solve, dtype=float)
+
+    def solve(rhs: np.ndarray, rel: float, budget: int) -> tuple[np.ndarray, int]:
+        count = {"n": 0}
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            count["n"] += 1
+            return jac @ v
+
+        restart = min(80, budget)
+        x, _ = gmres(
+            LinearOperator((n, n), matvec=matvec, dtype=float),
+            rhs,
+            rtol=rel,
+            restart=restart,
+            M=precond,
+            maxiter=max(1, budget // restart),
+        )
+        return x, count["n"]
+
+    return solve
+
+
+def newton(
+    problem: SteadyProblem,
+    tol: float,
+    maxiter: int,
+    radius: int,
+    periodic: tuple[bool, ...],
+    atol: float = 0.0,
+    factors: dict | None = None,
+    what: str = "the steady solve",
+) -> tuple[np.ndarray, SteadyReport]:
+    """Solve R(u) = 0 to ||R(u)|| <= max(tol * ||R(u0)||, atol), or until a Newton update after
+    the first is below the rounding of u in its dtype (float32). Each Newton system J d = -R
+    uses the Jacobian assembled from derived Jacobian-vector products (see ``_solver``;
+    ``maxiter`` caps the Krylov iterations in all). With ``factors`` (a dict kept by the caller
+    for a Jacobian that depends on neither the state nor the time) the factorisation is made
+    once and reused."""
     n = problem.size * len(problem.fields)
+    eps = float(np.finfo(problem.sim.plan["dtype"]).eps)
     u = problem.state()
     r = problem.residual(u)
     norms = [float(np.linalg.norm(r))]
-    target = tol * max(norms[0], np.finfo(float).tiny)
+    target = max(tol * norms[0], atol, np.finfo(float).tiny)
     report = SteadyReport(norms[0] <= target, 0, 0, norms)
     for step in range(1, 51):
         if report.converged or report.krylov_iterations >= maxiter:
             break
-        jac = assemble_jacobian(problem, radius, periodic)
-        problem.residual(u)  # the probes moved the buffers; restore the iterate's state
-        if n <= DIRECT_LIMIT:
-            try:
-                delta = splu(jac).solve(-r)
-            except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
-                raise RuntimeInputError(
-                    f"the Jacobian of the steady problem is singular ({exc})",
-                    hint="the conditions may not determine the solution: a problem with only "
-                    "Neumann or periodic conditions fixes u only up to a constant; add a "
-                    "Dirichlet or Robin condition",
-                    code="R543",
-                ) from None
-        else:
-            ilu = spilu(jac, drop_tol=1e-5, fill_factor=20)
-            precond = LinearOperator((n, n), matvec=ilu.solve, dtype=float)
-            count = {"n": 0}
-
-            def matvec(v: np.ndarray, count: dict = count, jac: Any = jac) -> np.ndarray:
-                count["n"] += 1
-                return jac @ v
-
-            remaining = max(1, maxiter - report.krylov_iterations)
-            rel = max(target / norms[-1], 1e-14)
-            delta, _ = gmres(
-                LinearOperator((n, n), matvec=matvec, dtype=float),
-                -r,
-                rtol=rel,
-                restart=min(80, remaining),
-                M=precond,
-                maxiter=max(1, remaining // min(80, remaining)),
-            )
-            report.krylov_iterations += count["n"]
+        solve = factors.get("solve") if factors is not None else None
+        if solve is None:
+            jac = assemble_jacobian(problem, radius, periodic)
+            problem.residual(u)  # the probes moved the buffers; restore the iterate's state
+            solve = _solver(jac, n)
+            if factors is not None:
+                factors["solve"] = solve
+        budget = max(1, maxiter - report.krylov_iterations)
+        delta, iterations = solve(-r, max(target / norms[-1], 1e-14), budget)
+        report.krylov_iterations += iterations
         u = u + delta
         r = problem.residual(u)
         norms.append(float(np.linalg.norm(r)))
         report.newton_steps = step
-        report.converged = norms[-1] <= target
+        # or stalled at rounding: a second update below what the dtype resolves in u
+        stalled = step > 1 and float(np.linalg.norm(delta)) <= 64 * eps * float(np.linalg.norm(u))
+        report.converged = norms[-1] <= target or stalled
         if not np.isfinite(norms[-1]):
             break
     if not report.converged:
         raise RuntimeInputError(
-            f"the steady solve did not converge: residual {norms[-1]:.3g} after "
-            f"{report.newton_steps} Newton steps (asked for {target:.3g})",
+            f"{what} did not converge: residual {norms[-1]:.3g} after "
+            f"{report.newton_steps} Newton steps (asked for {target:.3g}); residual history "
+            + ", ".join(f"{v:.3g}" for v in norms[:8])
+            + (" ..." if len(norms) > 8 else ""),
             hint="loosen tol, raise maxiter, use fewer cells, or check that the problem has a "
-            "solution (a pure Neumann problem determines u only up to a constant)",
+            "solution (a pure Neumann problem determines u only up to a constant); in a time "
+            "step, a smaller dt also helps Newton's method",
             code="R542",
         )
     return u, report

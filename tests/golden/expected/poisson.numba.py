@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'u@r', 'u@v', 'u@jv'),
     'params': (),
     'scalars': ('t', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'newton', 'order': 2, 'stages': 0, 'coupling': 1, 'min_cells': (2, 2), 'robin': ()},
+    'meta': {'scheme': 'newton', 'order': 2, 'implicit': False, 'constant_jacobian': True, 'stages': 0, 'coupling': 1, 'min_cells': (2, 2), 'robin': ()},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'ghost_v_u_0_lo', 'ghost_v_u_0_hi', 'ghost_v_u_1_lo', 'ghost_v_u_1_hi', 'residual_kernel', 'jvp_kernel', 'initial')
