@@ -18,6 +18,8 @@ from .common import METHOD_OPTIONS, Names, check_solves
 from .pde_expr import PdeExpressions
 
 MAX_AXES = 3
+
+
 class PdeChecker(PdeExpressions):
     """Checks one pde block; ``check()`` returns the PdeProblem or None after reporting."""
 
