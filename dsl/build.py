@@ -424,14 +424,14 @@ class ASTBuilder(Transformer):
 
     def lower_solution(self, meta: Any, name: Token, problem: _Ex, fld: Token, *at: Any) -> Any:
         span = self.span(meta)
-        if problem.call is None:
+        call = self.opt(problem)
+        if not isinstance(call, A.Call):  # no call, or an elementary function such as sin(x)
             raise DslSyntaxError(
                 "a lower solution must name a problem call, e.g. heat1d(nu = nu).u",
                 problem.span,
                 None,
                 "R108",
             )
-        call = self.opt(problem)
         sides = tuple(s for s in at if s is not None)
         kws = tuple(A.Keyword(s.axis, s.value, s.span) for s in sides)
         return A.LowerSolution(self.decl_name(name), call, str(fld), kws, span)
