@@ -126,6 +126,7 @@ class ASTBuilder(Transformer):
         )
 
     def tspan(self, tok: Token) -> Span:
+        assert tok.line is not None and tok.column is not None, "parsed tokens carry positions"
         end_line = tok.end_line if tok.end_line is not None else tok.line
         end_col = tok.end_column if tok.end_column is not None else tok.column + len(tok)
         return Span(self.source.name, tok.line, tok.column, end_line, end_col, self.source)
