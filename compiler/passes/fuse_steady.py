@@ -12,6 +12,7 @@ from ..ir.program import Program
 from ..kernels import Kernel, KernelGroup, Launch, grid_scalars
 from .fuse import (
     FuseInput,
+    grid_of,
     halo_launches,
     initial_kernel,
     min_cells,
@@ -43,7 +44,7 @@ def _coupling(prog: Program, halo: int) -> int:
 
 
 def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
-    ndim = prog.grid.ndim
+    ndim = grid_of(prog).ndim
     scalars = (*(param_symbol(p).name for p in info.params), "t", "dt", *grid_scalars(ndim))
     res_k, res_st = stencil_kernel(
         prog,
