@@ -8,6 +8,7 @@ time, and which buffers swap afterwards). Backends print it; the runtime drives 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import sympy
 
@@ -69,6 +70,17 @@ class Launch:
     stage_c: float = 0.0
 
 
+class GroupMeta(TypedDict, total=False):
+    """Facts about a KernelGroup that backends print and the runtime reads."""
+
+    scheme: str  # the integrator's name, or "newton" for a steady problem
+    order: int
+    stages: int
+    periodic: tuple[bool, ...]  # per axis
+    coupling: int  # steady: how far apart two coupled unknowns can be, in cells
+    min_cells: tuple[int, ...]  # per axis
+
+
 @dataclass(frozen=True)
 class KernelGroup:
     """Everything a backend prints for one problem and one method."""
@@ -88,7 +100,7 @@ class KernelGroup:
     entries: tuple[tuple[str, tuple[Launch, ...]], ...] = ()  # named launch lists (steady solves)
     source_name: str = ""
     source_hash: str = ""
-    meta: dict[str, object] = field(default_factory=dict)
+    meta: GroupMeta = field(default_factory=lambda: GroupMeta())
 
     def kernel(self, name: str) -> Kernel:
         for k in self.kernels:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import sympy
 
@@ -36,18 +37,21 @@ from .ir.ops import (
     Shift,
     placeholder,
 )
-from .ir.program import BoundaryRule, Builder, FaceRule, Program, copy_op, rebuild
+from .ir.program import AxisFaces, BoundaryRule, Builder, FaceRule, Program, copy_op, rebuild
 
 Tangents = tuple[int | None, ...]
 
 
+OpT = TypeVar("OpT", bound=Op)
+
+
 @dataclass(frozen=True)
-class OpRule:
+class OpRule(Generic[OpT]):
     """The three rules of one op class (see the module docstring for their contracts)."""
 
-    shape: Callable[[Op, tuple[Shape, ...]], Shape]
-    jvp: Callable[[Builder, Op, Tangents], int | None]
-    transpose: Callable[[Builder, Op, int], Tangents]
+    shape: Callable[[OpT, tuple[Shape, ...]], Shape]
+    jvp: Callable[[Builder, OpT, Tangents], int | None]
+    transpose: Callable[[Builder, OpT, int], Tangents]
 
 
 # -- building blocks --------------------------------------------------------------------------
@@ -65,7 +69,7 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
-def make(b: Builder, cls: type[Op], args: tuple[int, ...], **attrs: object) -> int:
+def make(b: Builder, cls: type[Op], args: tuple[int, ...], **attrs: Any) -> int:
     """Add ``cls(args, **attrs)`` with its shape from the table's shape rule."""
     probe = cls(args=args, dtype=b.ops[args[0]].dtype, **attrs)
     shape = RULES[cls].shape(probe, tuple(b.ops[a].shape for a in args))
@@ -133,10 +137,12 @@ def homogeneous(b: Builder, key: str) -> str:
 def homogeneous_rule(rule: BoundaryRule) -> BoundaryRule:
     """The derivative of an affine ghost continuation: the same rule with zero data."""
 
-    def zero(face: object) -> object:
+    def zero(face: FaceRule | None) -> FaceRule | None:
         return replace(face, data=sympy.Integer(0)) if isinstance(face, FaceRule) else face
 
-    faces = tuple(f if f == "periodic" else tuple(zero(s) for s in f) for f in rule.faces)
+    faces: tuple[AxisFaces, ...] = tuple(
+        f if f == "periodic" else (zero(f[0]), zero(f[1])) for f in rule.faces
+    )
     return replace(rule, faces=faces)
 
 
@@ -157,6 +163,13 @@ def _no_tangent(b: Builder, op: Op, tangents: Tangents) -> None:
 
 def _no_args(b: Builder, op: Op, ct: int) -> Tangents:
     return ()
+
+
+def _unary_tangent(tangents: Tangents) -> int:
+    """The tangent of a unary op's argument: jvp rules run only when some argument has one."""
+    (t,) = tangents
+    assert t is not None
+    return t
 
 
 def _map_jvp(b: Builder, op: Map, tangents: Tangents) -> int | None:
@@ -188,8 +201,9 @@ def _diff_transpose(b: Builder, op: Diff, ct: int) -> Tangents:
 
 
 def _shift_jvp(b: Builder, op: Shift, tangents: Tangents) -> int:
+    t = _unary_tangent(tangents)
     return make(
-        b, Shift, tangents, axis=op.axis, offset=op.offset, boundary=homogeneous(b, op.boundary)
+        b, Shift, (t,), axis=op.axis, offset=op.offset, boundary=homogeneous(b, op.boundary)
     )
 
 
@@ -213,7 +227,7 @@ def _is_max(b: Builder, op: Reduce, x: int) -> tuple[sympy.Expr, int]:
 
 
 def _reduce_jvp(b: Builder, op: Reduce, tangents: Tangents) -> int:
-    t = tangents[0]
+    t = _unary_tangent(tangents)
     if op.op == "max":  # the tangent at the argmax (summed over ties, which have measure zero)
         body, spread = _is_max(b, op, op.args[0])
         t = b.map(body, (op.args[0], t, spread))
@@ -244,18 +258,20 @@ def _in_dim_shape(op: BroadcastInDim, shapes: tuple[Shape, ...]) -> Shape:
     return op.shape
 
 
-def _linear(cls: type[Op], *names: str) -> Callable[[Builder, Op, Tangents], int]:
+def _linear(cls: type[OpT], *names: str) -> Callable[[Builder, OpT, Tangents], int]:
     """The jvp of a linear unary op: the same op applied to the tangent."""
 
-    def jvp(b: Builder, op: Op, tangents: Tangents) -> int:
-        return make(b, cls, tangents, **{n: getattr(op, n) for n in names})
+    def jvp(b: Builder, op: OpT, tangents: Tangents) -> int:
+        t = _unary_tangent(tangents)
+        return make(b, cls, (t,), **{n: getattr(op, n) for n in names})
 
     return jvp
 
 
 _LEAF = OpRule(_leaf_shape, _no_tangent, _no_args)
 
-RULES: dict[type[Op], OpRule] = {
+# Any: each row's rules take the op class of its key.
+RULES: dict[type[Op], OpRule[Any]] = {
     **dict.fromkeys(LEAVES, _LEAF),
     Map: OpRule(lambda op, s: broadcast_shapes(*s), _map_jvp, _map_transpose),
     Diff: OpRule(_same, _linear(Diff, "axis", "order"), _diff_transpose),

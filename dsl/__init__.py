@@ -62,7 +62,7 @@ def check_module(module: Module, base_dir: Path | None = None) -> CheckedModule:
         base_dir = path.resolve().parent if is_file else Path.cwd()
     env = Loader().env_of(module, base_dir, path.resolve() if is_file else None)
     sink = DiagnosticSink()
-    problems: dict[str, object] = {}
+    problems: dict[str, ast.PdeProblem | ast.Network | ast.Train | ast.Bilevel] = {}
     for item in module.items:
         if isinstance(item, ast.Pde):
             problem = check_pde(item, env, sink)
@@ -78,7 +78,7 @@ def check_module(module: Module, base_dir: Path | None = None) -> CheckedModule:
             _blocks.check_bilevel(item, env, sink)
             problems[item.name] = item
     sink.raise_if_any()
-    return CheckedModule(module.source, problems)  # type: ignore[arg-type]
+    return CheckedModule(module.source, problems)
 
 
 def load_text(text: str, name: str = "<string>", base_dir: Path | None = None) -> CheckedModule:

@@ -7,6 +7,7 @@ Scalar expressions are SymPy objects built directly from the parse tree; an
 
 from __future__ import annotations
 
+import dataclasses  # classes with an attribute named `field` use dataclasses.field
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,7 +280,7 @@ class LowerSolution:
     problem: Call
     field: str
     at: tuple[Keyword, ...]
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ class FieldEquation:
     field: str
     time_order: int
     rhs: sympy.Expr
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -358,7 +359,7 @@ class BoundarySpec:
     alpha: sympy.Expr
     beta: sympy.Expr
     data: sympy.Expr
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,7 @@ class InitialSpec:
     field: str
     time_derivative: int
     expr: sympy.Expr
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -378,7 +379,7 @@ class SolveSpec:
     method: str
     options: dict[str, Any]
     span: Span | None = field(default=None, compare=False, repr=False)
-    option_spans: dict[str, Span] = field(default_factory=dict, compare=False, repr=False)
+    option_spans: dict[str, Span | None] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ class ASTBuilder(Transformer):
         )
 
     def tspan(self, tok: Token) -> Span:
+        assert tok.line is not None and tok.column is not None, "parsed tokens carry positions"
         end_line = tok.end_line if tok.end_line is not None else tok.line
         end_col = tok.end_column if tok.end_column is not None else tok.column + len(tok)
         return Span(self.source.name, tok.line, tok.column, end_line, end_col, self.source)
@@ -424,14 +425,14 @@ class ASTBuilder(Transformer):
 
     def lower_solution(self, meta: Any, name: Token, problem: _Ex, fld: Token, *at: Any) -> Any:
         span = self.span(meta)
-        if problem.call is None:
+        call = self.opt(problem)
+        if not isinstance(call, A.Call):  # no call, or an elementary function such as sin(x)
             raise DslSyntaxError(
                 "a lower solution must name a problem call, e.g. heat1d(nu = nu).u",
                 problem.span,
                 None,
                 "R108",
             )
-        call = self.opt(problem)
         sides = tuple(s for s in at if s is not None)
         kws = tuple(A.Keyword(s.axis, s.value, s.span) for s in sides)
         return A.LowerSolution(self.decl_name(name), call, str(fld), kws, span)

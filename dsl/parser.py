@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token
 from lark.exceptions import (
@@ -81,6 +81,12 @@ def _tok_span(source: SourceFile, tok: Token) -> Span:
     if tok.end_line is not None and tok.end_line != tok.line:
         width = 1
     return point_span(source, tok.line, tok.column, width)
+
+
+def _line(tok: Token) -> int:
+    """The line of a token from the lexer (only hand-made tokens lack a position)."""
+    assert tok.line is not None, "lexer tokens carry positions"
+    return tok.line
 
 
 def _end_span(source: SourceFile) -> Span:
@@ -191,7 +197,10 @@ def _syntax_error(source: SourceFile, exc: UnexpectedInput, opened: list[Token])
     lark, _ = _parser()
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
-        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+        # Lark declares pos_in_stream as None on the base class; UnexpectedCharacters always
+        # sets it to the lexer's position.
+        pos = cast(int, exc.pos_in_stream)
+        char = source.text[pos] if pos < len(source.text) else "?"
         return DslSyntaxError(
             f"unexpected character '{char}'",
             point_span(source, line, col),
@@ -207,8 +216,9 @@ def _syntax_error(source: SourceFile, exc: UnexpectedInput, opened: list[Token])
         expected = set(exc.expected)
     else:  # pragma: no cover - Lark has no other kinds for LALR
         return DslSyntaxError(str(exc), None, None, "R100")
-    at_end = tok.type == "$END" or tok.line is None
-    if opened and (at_end or tok.line > opened[-1].line):
+    tok_line = None if tok.type == "$END" else tok.line
+    at_end = tok_line is None
+    if opened and (tok_line is None or tok_line > _line(opened[-1])):
         return _bracket_error(
             source, tok if not at_end else Token("$END", "end of file"), opened[-1]
         )

@@ -31,7 +31,7 @@ class FnInfo:
     name: str
     params: tuple[str, ...]
     body: sympy.Basic
-    span: Span = field(compare=False)
+    span: Span | None = field(compare=False)
 
 
 @dataclass
@@ -54,7 +54,7 @@ def import_alias(imp: A.Import) -> str:
     return imp.alias or imp.module.rsplit(".", 1)[-1]
 
 
-def ref_span(expr: A.Expression, name: str) -> Span:
+def ref_span(expr: A.Expression, name: str) -> Span | None:
     """The span of the first mention of ``name`` in ``expr`` (else the whole expression)."""
     for ref in expr.refs:
         if ref.name == name:
@@ -124,9 +124,9 @@ def build_env(
 ) -> ModuleEnv:
     """Bind a module's top-level names: imports, consts (folded), fns (resolved), blocks."""
     env = ModuleEnv(module.source.name)
-    top: dict[str, Span] = {}
+    top: dict[str, Span | None] = {}
 
-    def declare(name: str, span: Span, kind: str) -> bool:
+    def declare(name: str, span: Span | None, kind: str) -> bool:
         if name in RESERVED:
             sink.error(
                 "R204",
@@ -240,7 +240,7 @@ def _resolve_fn(
         env.fn_table[key] = FnInfo(key, name, fn.params, _rename_calls(env, body, set()), fn.span)
 
 
-def inline_fn(env: ModuleEnv, key: str, args: list[sympy.Basic], span: Span) -> sympy.Basic:
+def inline_fn(env: ModuleEnv, key: str, args: list[sympy.Basic], span: Span | None) -> sympy.Basic:
     """The body of fn ``key`` with its parameters replaced by ``args`` (raw expressions)."""
     fn = env.fn_table[key]
     if len(args) != len(fn.params):

@@ -67,9 +67,9 @@ class Solution(Mapping):
         arrays = [np.asarray(points[a], dtype=float) for a in self.coords]
         times = np.zeros(1) if self.t is None else self.t
         tt = np.asarray(times[-1] if t is None else t, dtype=float)
-        arrays = np.broadcast_arrays(*arrays, tt)
-        shape = arrays[0].shape
-        flat = [a.ravel() for a in arrays]
+        grids = np.broadcast_arrays(*arrays, tt)
+        shape = grids[0].shape
+        flat = [a.ravel() for a in grids]
         out = {}
         for name, data in self.fields.items():
             frames = data[None] if self.t is None else data
@@ -110,7 +110,8 @@ class Solution(Mapping):
     def save(self, path: str | Path) -> Path:
         """Write ``t``, coordinates and fields to an ``.npz`` file."""
         path = Path(path)
-        arrays = {"t": np.zeros(0) if self.t is None else self.t}
+        # Any: as ** keywords the arrays must also fit savez_compressed's allow_pickle flag
+        arrays: dict[str, Any] = {"t": np.zeros(0) if self.t is None else self.t}
         arrays.update({f"coord_{a}": c for a, c in self.coords.items()})
         arrays.update({f"field_{f}": v for f, v in self.fields.items()})
         np.savez_compressed(path, **arrays)

@@ -132,7 +132,7 @@ class CudaPrinter(C99CodePrinter):
         return FUNCTIONS[name] + self.suffix
 
     # -- dispatch ------------------------------------------------------------------------------
-    def _print(self, expr, **kwargs) -> str:  # type: ignore[override]
+    def _print(self, expr, **kwargs) -> str:
         if isinstance(expr, sympy.Basic) and not self._supported(expr):
             raise PrintMethodNotImplementedError(
                 f"the CUDA printer cannot print {type(expr).__name__}: {expr}"

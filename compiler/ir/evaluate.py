@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any, Literal
 
 import numpy as np
 import sympy
@@ -94,7 +95,9 @@ def _face_value(expr: sympy.Expr, axis: int, side: str, env: _Env, ndim: int) ->
     return np.asarray(_lambdified(expr, symbols)(*(names[s.name] for s in symbols)))
 
 
-def _face(env: _Env, key: str, axis: int, side: str) -> FaceRule | str | None:
+def _face(
+    env: _Env, key: str, axis: int, side: str
+) -> FaceRule | Literal["zero", "periodic"] | None:
     """'zero' for the empty key, 'periodic', or the FaceRule (None: no condition given)."""
     if not key:
         return "zero"
@@ -119,7 +122,7 @@ def _ghost_weights(
     return weights, consts
 
 
-def _check_room(face: FaceRule | str, n: int, offset: int) -> None:
+def _check_room(face: FaceRule | Literal["zero"], n: int, offset: int) -> None:
     degree = face.degree if isinstance(face, FaceRule) else 0
     if n < max(degree, abs(offset)):
         raise ValueError(f"{n} cells are too few for offset {offset} and degree {degree}")
@@ -198,8 +201,8 @@ def _coord(op: Coord, env: _Env) -> np.ndarray:
 
 
 def _reduce(op: Reduce, x: np.ndarray) -> np.ndarray:
-    fn = {"sum": np.sum, "max": np.max}[op.op]
-    return np.asarray(fn(x, axis=op.axes))
+    reducers: dict[str, Callable[..., Any]] = {"sum": np.sum, "max": np.max}
+    return np.asarray(reducers[op.op](x, axis=op.axes))
 
 
 def _broadcast_in_dim(op: BroadcastInDim, x: np.ndarray, env: _Env) -> np.ndarray:
@@ -210,7 +213,8 @@ def _broadcast_in_dim(op: BroadcastInDim, x: np.ndarray, env: _Env) -> np.ndarra
     return np.broadcast_to(x.reshape(layout), shape).copy()
 
 
-_EVAL: dict[type[Op], Callable[[Op, list[np.ndarray], _Env], np.ndarray]] = {
+# Any: each entry takes the op class of its key.
+_EVAL: dict[type[Op], Callable[[Any, list[np.ndarray], _Env], np.ndarray]] = {
     Param: lambda op, v, env: np.asarray(float(env.params[op.name])),
     Const: lambda op, v, env: np.asarray(op.value),
     Coord: lambda op, v, env: _coord(op, env),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import sympy
 
-from .ops import LEAVES, Const, Map, Op, Shape, placeholder
+from .ops import LEAVES, Const, Map, Op, placeholder
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,18 @@ class FaceRule:
     degree: int
 
 
+# The faces of one axis: "periodic", or the (lo, hi) FaceRules (None: no condition given).
+FacePair = tuple[FaceRule | None, FaceRule | None]
+AxisFaces = Literal["periodic"] | FacePair
+
+
 @dataclass(frozen=True)
 class BoundaryRule:
     """How a field is continued outside the grid along each axis: ``faces[axis]`` is
     ``"periodic"`` or a pair ``(lo, hi)`` of FaceRules."""
 
     field: str
-    faces: tuple[object, ...]
+    faces: tuple[AxisFaces, ...]
 
     def is_periodic(self, axis: int) -> bool:
         return self.faces[axis] == "periodic"
@@ -45,7 +51,7 @@ class Grid:
     time: str | None = None
 
     @property
-    def shape(self) -> Shape:
+    def shape(self) -> tuple[str, ...]:
         return tuple(f"n_{a}" for a in self.axes)
 
     @property

@@ -15,7 +15,7 @@ from ...dsl.ast import BoundarySpec, PdeProblem
 from ...dsl.diagnostics import UnsupportedError
 from ...dsl.source import Span
 from ..ir.ops import Coord, Diff, Input, Param, Time, placeholder
-from ..ir.program import BoundaryRule, Builder, FaceRule, Grid, Program
+from ..ir.program import AxisFaces, BoundaryRule, Builder, FaceRule, Grid, Program
 from ..symbolic import extrapolation_degree
 
 
@@ -222,14 +222,14 @@ def _boundary_rule(
     source = next((u for u, v in velocity.items() if v == f), f)
     is_velocity = source != f
     tsym = sympy.Symbol(problem.time.name) if problem.time else sympy.Symbol("t")
-    faces: list[object] = []
+    faces: list[AxisFaces] = []
     for i, axis in enumerate(problem.axes):
         if axis.periodic:
             faces.append("periodic")
             continue
         deriv = max(orders.get(i, 0), 1)
         degree = extrapolation_degree(order, deriv)
-        pair = []
+        pair: list[FaceRule | None] = []
         for side in ("lo", "hi"):
             spec = next(
                 (
@@ -243,5 +243,5 @@ def _boundary_rule(
                 pair.append(None)
             else:
                 pair.append(_face_rule(spec, degree, is_velocity, tsym))
-        faces.append(tuple(pair))
+        faces.append((pair[0], pair[1]))
     return BoundaryRule(field=f, faces=tuple(faces))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy
 
 from ..ir.ops import Const, Coord, Input, Map, Param, Shift, Spacing, StepSize, Time, placeholder
-from ..ir.program import BoundaryRule, FaceRule, Program
+from ..ir.program import BoundaryRule, FaceRule, Grid, Program
 from ..kernels import Kernel, KernelGroup, Launch, Read, Write, grid_scalars
 from ..symbolic import (
     GHOST_ALPHA,
@@ -190,8 +190,16 @@ def _buffer_order(info: FuseInput):
     return key
 
 
+def grid_of(prog: Program) -> Grid:
+    """The grid of a stage Program (lowering gives every PDE Program one)."""
+    assert prog.grid is not None, "fuse needs a Program with a grid"
+    return prog.grid
+
+
 def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, scalars) -> Kernel:
-    face: FaceRule | None = rule.faces[axis][0 if side == "lo" else 1]
+    faces = rule.faces[axis]
+    assert faces != "periodic", "periodic axes are wrapped, not extrapolated"
+    face: FaceRule | None = faces[0 if side == "lo" else 1]
     if face is None:
         raise ValueError(
             f"field '{rule.field}' is differentiated along axis {info.axes[axis]} but has no "
@@ -242,7 +250,8 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
 def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
     """Build the KernelGroup of one explicit time step (``ctx.tableau``)."""
     tableau = ctx.tableau
-    ndim = prog.grid.ndim
+    assert tableau is not None, "integrate has run, with a tableau"
+    ndim = grid_of(prog).ndim
     scalars = (*tuple(param_symbol(p).name for p in info.params), "t", "dt", *grid_scalars(ndim))
     stages = []
     stencils = []
@@ -285,7 +294,7 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
             "scheme": tableau.name,
             "order": ctx.order,
             "stages": s,
-            "periodic": tuple(prog.grid.periodic),
+            "periodic": tuple(grid_of(prog).periodic),
             "min_cells": min_cells(prog, halo),
             "robin": robin_faces(prog),
         },
@@ -309,7 +318,7 @@ def robin_faces(prog: Program) -> tuple[tuple[str, int, str, int], ...]:
 def min_cells(prog: Program, halo: int) -> tuple[int, ...]:
     """Fewest cells per axis the kernels can run on: a ghost extrapolation reads ``degree``
     interior cells, a periodic wrap copies ``halo`` of them."""
-    need = [halo] * prog.grid.ndim
+    need = [halo] * grid_of(prog).ndim
     for rule in prog.boundaries.values():
         for axis, faces in enumerate(rule.faces):
             if faces != "periodic":
@@ -332,7 +341,7 @@ def halo_launches(
     out = []
     for buffer in sorted(stencil, key=_buffer_order(info)):
         rule = prog.boundaries.get(buffer) or prog.boundaries[buffer.split("@", 1)[0]]
-        for axis in range(prog.grid.ndim):
+        for axis in range(grid_of(prog).ndim):
             if rule.is_periodic(axis):
                 name = f"wrap_{axis}"
                 kernels.setdefault(name, Kernel(name, "wrap", ("a",), (), axis=axis))

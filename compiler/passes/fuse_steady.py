@@ -14,6 +14,7 @@ from ..ir.program import Program
 from ..kernels import Kernel, KernelGroup, Launch, grid_scalars
 from .fuse import (
     FuseInput,
+    grid_of,
     halo_launches,
     initial_kernel,
     min_cells,
@@ -64,7 +65,7 @@ def constant_jacobian(prog: Program, fields: tuple[str, ...]) -> bool:
 
 
 def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
-    ndim = prog.grid.ndim
+    ndim = grid_of(prog).ndim
     scalars = (*(param_symbol(p).name for p in info.params), "t", "dt", *grid_scalars(ndim))
     res_k, res_st = stencil_kernel(
         prog,

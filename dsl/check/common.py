@@ -172,10 +172,10 @@ def check_options(
     env: ModuleEnv,
     sink: DiagnosticSink,
     what: str,
-) -> tuple[dict[str, Any], dict[str, Span]]:
+) -> tuple[dict[str, Any], dict[str, Span | None]]:
     """Validate ``name = value`` options against ``rules``; returns values and their spans."""
     values: dict[str, Any] = {}
-    spans: dict[str, Span] = {}
+    spans: dict[str, Span | None] = {}
     for kw in keywords:
         if kw.name not in rules:
             sink.error(
@@ -209,7 +209,7 @@ def check_solves(
 ) -> list[A.SolveSpec]:
     """Check the ``solve`` lines of a block: known methods, no repeats, valid options."""
     out: list[A.SolveSpec] = []
-    seen: dict[str, Span] = {}
+    seen: dict[str, Span | None] = {}
     for s in solves:
         if s.method not in methods:
             sink.error(
@@ -241,10 +241,10 @@ class Names:
     def __init__(self, sink: DiagnosticSink, env: ModuleEnv) -> None:
         self.sink = sink
         self.env = env
-        self.spans: dict[str, Span] = {}
+        self.spans: dict[str, Span | None] = {}
         self.kinds: dict[str, str] = {}
 
-    def declare(self, name: str, span: Span, kind: str) -> bool:
+    def declare(self, name: str, span: Span | None, kind: str) -> bool:
         if name in RESERVED or name in KEYWORDS:
             self.sink.error(
                 "R204",

@@ -219,7 +219,9 @@ class PdeChecker(PdeExpressions):
             for f, (eq, rhs) in zip(self.fields, steady, strict=False)
         ]
 
-    def initial(self, ini: A.Initial, seen: dict[tuple[str, int], Span]) -> A.InitialSpec | None:
+    def initial(
+        self, ini: A.Initial, seen: dict[tuple[str, int], Span | None]
+    ) -> A.InitialSpec | None:
         if self.time is None:
             self.sink.error(
                 "R309",
@@ -266,7 +268,7 @@ class PdeChecker(PdeExpressions):
         return A.InitialSpec(f, order, expr, ini.span)
 
     def initials(self, equations: list[A.FieldEquation]) -> list[A.InitialSpec]:
-        seen: dict[tuple[str, int], Span] = {}
+        seen: dict[tuple[str, int], Span | None] = {}
         out = [s for s in (self.attempt(self.initial, i, seen) for i in self.pde.initials) if s]
         if self.time is None:
             return out
@@ -281,8 +283,8 @@ class PdeChecker(PdeExpressions):
                         f"add 'initial {what} = ...'",
                     )
         for (f, k), span in seen.items():
-            eq = next((e for e in equations if e.field == f), None)
-            if k == 1 and eq is not None and eq.time_order < 2:
+            equation = next((e for e in equations if e.field == f), None)
+            if k == 1 and equation is not None and equation.time_order < 2:
                 self.sink.error(
                     "R309",
                     f"initial dt({f}) given, but dt({f}) = ... is first order",
@@ -324,8 +326,8 @@ class PdeChecker(PdeExpressions):
             v = self.number(side.value, "a boundary position")
             if v is None:
                 continue
-            faces = {"lo": axis.lo, "hi": axis.hi}
-            hit = [k for k, f in faces.items() if abs(f - v) <= 1e-12 * max(1.0, abs(f))]
+            bounds = {"lo": axis.lo, "hi": axis.hi}
+            hit = [k for k, f in bounds.items() if abs(f - v) <= 1e-12 * max(1.0, abs(f))]
             if not hit:
                 self.sink.error(
                     "R311",
@@ -337,10 +339,10 @@ class PdeChecker(PdeExpressions):
             out.append((axis.name, hit[0]))
         return out
 
-    def boundary(self, b: A.Boundary, seen: dict[tuple[str, str, str], Span]) -> list[Any]:
+    def boundary(self, b: A.Boundary, seen: dict[tuple[str, str, str], Span | None]) -> list[Any]:
         lhs = self.scalar(self.canon(b.lhs.value, b.lhs), b.lhs)
         rhs = self.scalar(self.canon(b.rhs.value, b.rhs), b.rhs)
-        found = sorted({call_name(a) for a in lhs.atoms(AppliedUndef)} & set(self.fields))
+        found = sorted(set(self.fields) & {call_name(a) for a in lhs.atoms(AppliedUndef)})
         if len(found) != 1:
             raise DslTypeError(
                 "the left-hand side of a boundary line must involve exactly one field"
@@ -396,7 +398,7 @@ class PdeChecker(PdeExpressions):
         return alpha, beta, -ex.xreplace({p: 0, q: 0})
 
     def boundaries(self, equations: list[A.FieldEquation]) -> list[A.BoundarySpec]:
-        seen: dict[tuple[str, str, str], Span] = {}
+        seen: dict[tuple[str, str, str], Span | None] = {}
         out: list[A.BoundarySpec] = []
         for b in self.pde.boundaries:
             out.extend(self.attempt(self.boundary, b, seen) or [])

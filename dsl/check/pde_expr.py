@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -16,7 +16,7 @@ from sympy.core.function import AppliedUndef
 from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DslNameError, DslTypeError, did_you_mean
-from ..resolve import inline_fn, ref_span
+from ..resolve import ModuleEnv, inline_fn, ref_span
 from ..source import Span
 
 _MAX_INLINE_DEPTH = 64
@@ -35,6 +35,23 @@ def _apply(func: Any, args: list[Any]) -> Any:
 
 class PdeExpressions:
     """Turns the expressions of a pde block into canonical SymPy (see the module docstring)."""
+
+    # The declarations this base reads; PdeChecker sets and defines them.
+    env: ModuleEnv
+    axes: list[A.AxisSpec]
+    time: A.TimeSpec | None
+    fields: dict[str, A.FieldDecl]
+    params: dict[str, A.ParamSpec]
+    depth: int
+
+    if TYPE_CHECKING:
+
+        @property
+        def axis_names(self) -> list[str]: ...
+
+        def field_fn(self, name: str) -> sympy.Expr: ...
+
+        def known_names(self) -> list[str]: ...
 
     def canon(self, e: sympy.Basic, src: A.Expression) -> Any:
         """The canonical form of a raw expression (fields applied, derivatives taken)."""
@@ -109,7 +126,7 @@ class PdeExpressions:
             "R202",
         )
 
-    def axis_arg(self, a: sympy.Basic, src: A.Expression, span: Span) -> sympy.Symbol:
+    def axis_arg(self, a: sympy.Basic, src: A.Expression, span: Span | None) -> sympy.Symbol:
         if isinstance(a, sympy.Symbol) and a.name in self.axis_names:
             return a
         if isinstance(a, sympy.Symbol) and self.time and a.name == self.time.name:
@@ -126,7 +143,7 @@ class PdeExpressions:
             "R303",
         )
 
-    def op_diff(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+    def op_diff(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) not in (2, 3):
             raise DslTypeError(
                 f"diff() takes 2 or 3 arguments, got {len(args)}",
@@ -148,19 +165,19 @@ class PdeExpressions:
         inner = self.scalar(self.canon(args[0], src), src)
         return sympy.diff(inner, axis, int(order))
 
-    def op_lap(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+    def op_lap(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
             raise DslTypeError(f"lap() takes 1 argument, got {len(args)}", span, None, "R301")
         inner = self.scalar(self.canon(args[0], src), src)
         return sympy.Add(*(sympy.diff(inner, sympy.Symbol(a), 2) for a in self.axis_names))
 
-    def op_grad(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+    def op_grad(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
             raise DslTypeError(f"grad() takes 1 argument, got {len(args)}", span, None, "R301")
         inner = self.scalar(self.canon(args[0], src), src)
         return sympy.ImmutableMatrix([sympy.diff(inner, sympy.Symbol(a)) for a in self.axis_names])
 
-    def op_div(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+    def op_div(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
             raise DslTypeError(f"div() takes 1 argument, got {len(args)}", span, None, "R301")
         vec = self.canon(args[0], src)
@@ -175,7 +192,7 @@ class PdeExpressions:
             *(sympy.diff(c, sympy.Symbol(a)) for c, a in zip(vec, self.axis_names, strict=True))
         )
 
-    def op_dt(self, args: list[Any], src: A.Expression, span: Span) -> Any:
+    def op_dt(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         raise DslTypeError(
             "dt() may only stand alone on the left-hand side of an equation or an initial line",
             span,

@@ -175,13 +175,13 @@ def run(
     sim: Simulation,
     times: list[float],
     fields: tuple[str, ...],
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
     chunk_seconds: float = 0.5,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Integrate through ``times``, keeping a snapshot of ``fields`` at each; returns
     (times, {field: [len(times), *cells]}, total steps). Steps within an interval are equal and
     no longer than the simulation's dt."""
-    snaps = {f: [] for f in fields}
+    snaps: dict[str, list[np.ndarray]] = {f: [] for f in fields}
     first = sim.snapshot(fields)
     for f in fields:
         snaps[f].append(first[f])

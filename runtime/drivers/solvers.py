@@ -10,7 +10,7 @@ converges in one Newton step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,7 +117,8 @@ def assemble_jacobian(problem: SteadyProblem, radius: int, periodic: tuple[bool,
                     target[a] %= cells[a]
                 else:
                     inside &= (target[a] >= 0) & (target[a] < cells[a])
-            col = np.ravel_multi_index(np.where(inside, target, 0), cells)
+            # NumPy's stubs pick the scalar overload for a 2-D index array
+            col = cast(np.ndarray, np.ravel_multi_index(np.where(inside, target, 0), cells))
             for g in range(nf):
                 values = jv[g * size : (g + 1) * size]
                 keep = inside & (values != 0.0)

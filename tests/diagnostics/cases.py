@@ -41,6 +41,20 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
     "dotted_declaration": ("const a.b = 1\n", "R105", 1, 7, "cannot contain '.'"),
     "duplicate_kwarg": ("const c = f(a = 1, a = 2)\n", "R106", 1, 20, "given twice"),
     "chained_comparison": ("const c = 1 < 2 < 3\n", "R100", 1, 17, "unexpected '<'"),
+    "lower_solution_not_a_call": (
+        "bilevel b {\n    upper nu = 1\n    lower u = (nu + 1).u\n}\n",
+        "R108",
+        3,
+        16,
+        "must name a problem call",
+    ),
+    "lower_solution_of_elementary_call": (
+        "bilevel b {\n    upper nu = 1\n    lower u = sin(nu).u at t = 0.1\n}\n",
+        "R108",
+        3,
+        15,
+        "must name a problem call",
+    ),
     # ---- names -------------------------------------------------------------------------
     "unknown_name": (
         pde("dt(u) = nux * diff(u, x, 2)", "param nu = 1"),
