@@ -73,12 +73,15 @@ class Launch:
 class GroupMeta(TypedDict, total=False):
     """Facts about a KernelGroup that backends print and the runtime reads."""
 
-    scheme: str  # the integrator's name, or "newton" for a steady problem
+    scheme: str  # the integrator's name (explicit or implicit), or "newton" for a steady problem
     order: int
     stages: int
     periodic: tuple[bool, ...]  # per axis
-    coupling: int  # steady: how far apart two coupled unknowns can be, in cells
+    coupling: int  # Newton solves: how far apart two coupled unknowns can be, in cells
     min_cells: tuple[int, ...]  # per axis
+    implicit: bool  # cn, imex: entries explicit (and start), residual, jvp
+    constant_jacobian: bool  # Newton solves: J v depends on neither the state nor the time
+    robin: tuple[tuple[str, int, str, int], ...]  # (field, axis, side, degree) checked at run time
 
 
 @dataclass(frozen=True)
