@@ -6,7 +6,8 @@ imex also has ``start``, the same without the previous step's N, for a first ste
 ``residual`` (w - theta * dt * L(w) - b, at t + dt) and ``jvp`` (its derived Jacobian-vector
 product); see compiler/passes/theta.py. Where the Jacobian depends on neither the state nor the
 time (every imex problem, and cn on a linear one) it is assembled and factorised once per step
-size and reused, so a step costs two kernel launches, one triangular solve and a residual check.
+size and reused, so a step costs two kernel launches, one triangular solve and a residual check;
+elsewhere the last factorisation is reused until it stops contracting (chord Newton).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .integrators import GridSpec, Simulation
 from .solvers import SteadyProblem, newton
 
 _FACTOR_CACHE = 4  # step sizes whose factorisations are kept (output intervals differ slightly)
+REFRESH = 0.1  # a stale Jacobian is assembled again when a Newton step gains less than 10x
 
 
 class ThetaSimulation(Simulation):
@@ -53,9 +55,13 @@ class ThetaSimulation(Simulation):
         self._has_start = hasattr(module, "start")
 
     def advance(self, nsteps: int, dt: float | None = None) -> None:
+        from threadpoolctl import threadpool_limits
+
         dt = self.dt if dt is None else float(dt)
-        for _ in range(max(0, nsteps)):
-            self._step(dt)
+        # one thread pool at a time: BLAS threads spinning next to Numba's slow both down
+        with threadpool_limits(limits=1, user_api="blas"):
+            for _ in range(max(0, nsteps)):
+                self._step(dt)
 
     def _step(self, dt: float) -> None:
         scalars = self.scalars(self.t, dt)
@@ -64,12 +70,13 @@ class ThetaSimulation(Simulation):
         half(*self.buffers, *scalars)
         self._history_dt = dt
         problem = SteadyProblem(self, scalars)
-        factors = None
-        if self.constant_jacobian:
-            factors = self._factors.setdefault(dt, {})
-            self._factors.move_to_end(dt)
-            while len(self._factors) > _FACTOR_CACHE:
-                self._factors.popitem(last=False)
+        # the factorised Jacobian is kept per step size: for good where it is constant, else
+        # while it still contracts (chord Newton: a Jacobian from an earlier state, refreshed
+        # when a Newton step reduces the residual by less than REFRESH)
+        factors = self._factors.setdefault(dt, {})
+        self._factors.move_to_end(dt)
+        while len(self._factors) > _FACTOR_CACHE:
+            self._factors.popitem(last=False)
         scale = float(np.linalg.norm(problem.state())) or 1.0
         # rounding floor: the residual of the exact step is not below ~eps * |u| * sqrt(n)
         atol = 64 * float(np.finfo(self.plan["dtype"]).eps) * scale
@@ -81,6 +88,7 @@ class ThetaSimulation(Simulation):
             self.periodic,
             atol=atol,
             factors=factors,
+            refresh=None if self.constant_jacobian else REFRESH,
             what=f"the Newton solve of the {self.scheme} step from t = {self.t:.6g}",
         )
         # the last residual evaluation left the new state in the field buffers

@@ -141,7 +141,9 @@ def _solver(jac: Any, n: int) -> Any:
 
     if n <= DIRECT_LIMIT:
         try:
-            lu = splu(jac)
+            # minimum degree on the pattern of J + J^T: stencil Jacobians are structurally
+            # (nearly) symmetric, and this ordering fills half as much as COLAMD on them
+            lu = splu(jac, permc_spec="MMD_AT_PLUS_A")
         except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
             raise RuntimeInputError(
                 f"the Jacobian of the problem is singular ({exc})",
@@ -183,14 +185,17 @@ def newton(
     periodic: tuple[bool, ...],
     atol: float = 0.0,
     factors: dict | None = None,
+    refresh: float | None = None,
     what: str = "the steady solve",
 ) -> tuple[np.ndarray, SteadyReport]:
     """Solve R(u) = 0 to ||R(u)|| <= max(tol * ||R(u0)||, atol), or until a Newton update after
     the first is below the rounding of u in its dtype (float32). Each Newton system J d = -R
     uses the Jacobian assembled from derived Jacobian-vector products (see ``_solver``;
-    ``maxiter`` caps the Krylov iterations in all). With ``factors`` (a dict kept by the caller
-    for a Jacobian that depends on neither the state nor the time) the factorisation is made
-    once and reused."""
+    ``maxiter`` caps the Krylov iterations in all). With ``factors`` (a dict the caller keeps
+    between solves) the factorisation is made once and reused: for good where the Jacobian
+    depends on neither the state nor the time; with ``refresh``, where it does (chord Newton),
+    until a step reduces the residual by less than that factor, when it is assembled again at the
+    current iterate."""
     n = problem.size * len(problem.fields)
     eps = float(np.finfo(problem.sim.plan["dtype"]).eps)
     u = problem.state()
@@ -215,6 +220,8 @@ def newton(
         r = problem.residual(u)
         norms.append(float(np.linalg.norm(r)))
         report.newton_steps = step
+        if refresh is not None and factors is not None and norms[-1] > refresh * norms[-2]:
+            factors.pop("solve", None)  # a stale Jacobian no longer contracts fast enough
         # or stalled at rounding: a second update below what the dtype resolves in u
         stalled = step > 1 and float(np.linalg.norm(delta)) <= 64 * eps * float(np.linalg.norm(u))
         report.converged = norms[-1] <= target or stalled
@@ -238,8 +245,12 @@ def solve_steady(
     sim: Simulation, tol: float, maxiter: int, periodic: tuple[bool, ...]
 ) -> tuple[dict[str, Any], SteadyReport]:
     """Fields (interior arrays) of the steady solution, and how the solve went."""
+    from threadpoolctl import threadpool_limits
+
     problem = SteadyProblem(sim)
     radius = int(sim.plan["meta"].get("coupling", sim.plan["halo"] + 6))
-    u, report = newton(problem, tol, maxiter, radius, periodic)
+    # one thread pool at a time: BLAS threads spinning next to Numba's slow both down many times
+    with threadpool_limits(limits=1, user_api="blas"):
+        u, report = newton(problem, tol, maxiter, radius, periodic)
     problem.residual(u)
     return {f: np.array(sim.backend.to_host(sim.interior(f))) for f in problem.fields}, report

@@ -34,7 +34,7 @@ extern "C" __global__ void wrap_1(double* __restrict__ a, const int n0, const in
 }
 
 // explicit_kernel: every interior point
-// allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+// allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
 extern "C" __global__ void explicit_kernel(const double* __restrict__ f_u, double* __restrict__ b_u, double* __restrict__ n_u, const double p_D, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 2;
@@ -59,7 +59,7 @@ extern "C" __global__ void explicit_kernel(const double* __restrict__ f_u, doubl
 }
 
 // start_kernel: every interior point
-// allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+// allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
 extern "C" __global__ void start_kernel(const double* __restrict__ f_u, double* __restrict__ b_u, double* __restrict__ n_u, const double p_D, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 2;
@@ -84,7 +84,7 @@ extern "C" __global__ void start_kernel(const double* __restrict__ f_u, double* 
 }
 
 // residual_kernel: every interior point
-// allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+// allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
 extern "C" __global__ void residual_kernel(const double* __restrict__ f_u, const double* __restrict__ b_u, double* __restrict__ r_u, const double p_D, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 2;
@@ -108,7 +108,7 @@ extern "C" __global__ void residual_kernel(const double* __restrict__ f_u, const
 }
 
 // jvp_kernel: every interior point
-// allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+// allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
 extern "C" __global__ void jvp_kernel(double* __restrict__ jv_u, const double* __restrict__ v_u, const double p_D, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 2;

@@ -48,7 +48,7 @@ def wrap_1(a):
 
 @numba.njit(cache=True, parallel=True)
 def explicit_kernel(f_u, b_u, n_u, p_D, t, dt, lo0, lo1, h0, h1):
-    # allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+    # allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     e0 = 1.0/(h0*h0)
@@ -71,7 +71,7 @@ def explicit_kernel(f_u, b_u, n_u, p_D, t, dt, lo0, lo1, h0, h1):
 
 @numba.njit(cache=True, parallel=True)
 def start_kernel(f_u, b_u, n_u, p_D, t, dt, lo0, lo1, h0, h1):
-    # allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+    # allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     e0 = 1.0/(h0*h0)
@@ -93,7 +93,7 @@ def start_kernel(f_u, b_u, n_u, p_D, t, dt, lo0, lo1, h0, h1):
 
 @numba.njit(cache=True, parallel=True)
 def residual_kernel(f_u, b_u, r_u, p_D, t, dt, lo0, lo1, h0, h1):
-    # allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+    # allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     e0 = 1.0/(h0*h0)
@@ -114,7 +114,7 @@ def residual_kernel(f_u, b_u, r_u, p_D, t, dt, lo0, lo1, h0, h1):
 
 @numba.njit(cache=True, parallel=True)
 def jvp_kernel(jv_u, v_u, p_D, t, dt, lo0, lo1, h0, h1):
-    # allen_cahn.dsl:11  dt(u) = D * lap(u) + u - u^3
+    # allen_cahn.dsl:13  dt(u) = D * lap(u) + u - u^3
     n0 = jv_u.shape[0] - 2
     n1 = jv_u.shape[1] - 2
     e0 = 1.0/(h0*h0)
