@@ -92,21 +92,21 @@ def theta(prog: Program, ctx: PassContext) -> Program:
         u = b.add(Input(name=f, shape=shape, dtype=ctx.dtype))
         rhs = b.add(Input(name=rhs_buffer(f), shape=shape, dtype=ctx.dtype))
         prev = b.add(Input(name=history_buffer(f), shape=shape, dtype=ctx.dtype))
-        new_args = (*(ids[a] for a in args), u, dt, rhs, prev)
-        p_u, p_dt, p_b, p_n = (placeholder(n + k) for k in range(4))
-        residual = p_u - THETA * p_dt * implicit - p_b
-        b.output(f"res:{f}", b.map(residual, new_args[:-1], origin))
+        base = (*(ids[a] for a in args), u, dt)  # placeholders 0..n-1, then u = n, dt = n + 1
+        p_u, p_dt, p_extra = placeholder(n), placeholder(n + 1), placeholder(n + 2)
+        residual = p_u - THETA * p_dt * implicit - p_extra  # the extra argument: b
+        b.output(f"res:{f}", b.map(residual, (*base, rhs), origin))
         if scheme == "cn":
             half = p_u + p_dt * (1 - THETA) * implicit
-            b.output(f"explicit:{rhs_buffer(f)}", b.map(half, new_args[:-2], origin))
+            b.output(f"explicit:{rhs_buffer(f)}", b.map(half, base, origin))
             continue
-        ab2 = sympy.Rational(3, 2) * explicit - sympy.Rational(1, 2) * p_n
+        ab2 = sympy.Rational(3, 2) * explicit - sympy.Rational(1, 2) * p_extra  # extra: N(u_prev)
         half = p_u + p_dt * ((1 - THETA) * implicit + ab2)
-        b.output(f"explicit:{rhs_buffer(f)}", b.map(half, new_args, origin))
+        b.output(f"explicit:{rhs_buffer(f)}", b.map(half, (*base, prev), origin))
         start = p_u + p_dt * ((1 - THETA) * implicit + explicit)
-        b.output(f"start:{rhs_buffer(f)}", b.map(start, new_args[:-2], origin))
+        b.output(f"start:{rhs_buffer(f)}", b.map(start, base, origin))
         # N(u) alone (+ 0 * u keeps a field argument, so even a constant N lives on the grid)
-        stored = b.map(explicit + 0 * p_u, new_args[:-2], origin)
+        stored = b.map(explicit + 0 * p_u, base, origin)
         b.output(f"explicit:{history_buffer(f)}", stored)
         b.output(f"start:{history_buffer(f)}", stored)
     return b.build()

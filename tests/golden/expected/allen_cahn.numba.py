@@ -62,7 +62,6 @@ def explicit_kernel(f_u, b_u, n_u, p_D, t, dt, lo0, lo1, h0, h1):
             f_u_p0_p0 = f_u[i0, i1]
             f_u_p0_p1 = f_u[i0, i1 + 1]
             f_u_p1_p0 = f_u[i0 + 1, i1]
-            b_u_p0_p0 = b_u[i0, i1]
             n_u_p0_p0 = n_u[i0, i1]
             e4 = (f_u_p0_p0*f_u_p0_p0*f_u_p0_p0)
             b_u[i0, i1] = -1.5*dt*e4 - 0.5*dt*n_u_p0_p0 + (0.5)*e0*e1*(f_u_m1_p0 + f_u_p1_p0) + (0.5)*e1*e3*(f_u_p0_m1 + f_u_p0_p1) + (0.5)*f_u_p0_p0*(dt - e0*e2 - e2*e3 + 2)
