@@ -318,7 +318,10 @@ class PdeHandle:
         finally:
             if bar is not None:
                 bar.close()
-        return self._solution(sim, t, snaps, {"steps": steps, "dt": sim.dt})
+        info: dict[str, Any] = {"steps": steps, "dt": sim.dt}
+        if hasattr(sim, "newton_steps"):  # implicit schemes: Newton iterations over all steps
+            info["newton_steps"] = sim.newton_steps
+        return self._solution(sim, t, snaps, info)
 
     @staticmethod
     def _newton_options(merged: dict[str, Any]) -> tuple[float, int]:

@@ -104,6 +104,8 @@ def test_the_factorisation_is_reused_where_the_jacobian_is_constant() -> None:
     assert imex.plan["meta"]["constant_jacobian"]
     imex.advance(5)
     assert imex.newton_steps == 5 and len(imex._factors) == 1
+    sol = ac.solve(scheme="imex", dt=0.02)
+    assert sol.info["steps"] == 10 and sol.info["newton_steps"] == 10
 
 
 def test_imex_splits_the_linear_part_symbolically() -> None:
