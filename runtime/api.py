@@ -245,10 +245,7 @@ class PdeHandle:
             from .drivers.implicit import ThetaSimulation
 
             tol, maxiter = self._newton_options(merged)
-            periodic = tuple(a.periodic for a in self.problem.axes)
-            sim: Simulation = ThetaSimulation(
-                module, grid, params, t0, dt, backend, tol, maxiter, periodic
-            )
+            sim: Simulation = ThetaSimulation(module, grid, params, t0, dt, backend, tol, maxiter)
             return sim, merged
         sim = Simulation(module, grid, params, t0, dt or 1.0, backend)
         if dt is None and self.problem.time is not None:
@@ -336,9 +333,7 @@ class PdeHandle:
         from .drivers.solvers import solve_steady
 
         tol, maxiter = self._newton_options(merged)
-        fields, report = solve_steady(
-            sim, tol, maxiter, tuple(a.periodic for a in self.problem.axes)
-        )
+        fields, report = solve_steady(sim, tol, maxiter)
         info = {
             "steps": report.newton_steps,
             "krylov_iterations": report.krylov_iterations,

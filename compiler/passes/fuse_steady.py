@@ -1,10 +1,12 @@
 """fuse_steady: residual and Jacobian-vector Programs -> the KernelGroup of a steady solve (or of
 the Newton solve inside each step of an implicit scheme, which adds the entry ``explicit``).
 
-Input: the output of ``linearize`` (outputs ``res:<f>`` and ``jvp:<f>``). Output: a KernelGroup
-with two entries the runtime's Newton-Krylov solver calls: ``residual`` (fill the fields' halos,
-then write R(u) into ``<f>@r``) and ``jvp`` (fill the halos of the fields and the direction
-``<f>@v``, then write J(u) v into ``<f>@jv``). No time step, no swaps.
+Input: the output of ``linearize`` (outputs ``res:<f>`` and ``jvp:<f>``, and for an implicit
+step ``explicit:<buffer>`` and ``start:<buffer>``). Output: a KernelGroup whose entries the
+runtime's Newton driver calls: ``residual`` (fill the fields' halos, then write R(u) into
+``<f>@r``), ``jvp`` (fill the halos of the fields and the direction ``<f>@v``, then write
+J(u) v into ``<f>@jv``) and, for an implicit step, ``explicit`` (and ``start``), which write
+the step's right-hand side. No time step, no swaps.
 """
 
 from __future__ import annotations
@@ -67,56 +69,38 @@ def constant_jacobian(prog: Program, fields: tuple[str, ...]) -> bool:
 def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
     ndim = grid_of(prog).ndim
     scalars = (*(param_symbol(p).name for p in info.params), "t", "dt", *grid_scalars(ndim))
-    res_k, res_st = stencil_kernel(
-        prog,
-        "residual_kernel",
-        [(residual_buffer(f), prog.outputs[f"res:{f}"]) for f in info.fields],
-        info,
-        scalars,
-    )
-    jvp_k, jvp_st = stencil_kernel(
-        prog,
-        "jvp_kernel",
-        [(jvp_buffer(f), prog.outputs[f"jvp:{f}"]) for f in info.fields],
-        info,
-        scalars,
-    )
-    # an implicit step: the explicit half runs at t, the residual and its jvp at t + dt (c = 1)
+    # an implicit step: the explicit half (and imex's first-step variant) runs at t, the
+    # residual and its jvp at t + dt (stage c = 1)
     implicit = any(name.startswith("explicit:") for name in prog.outputs)
     c = 1.0 if implicit else 0.0
-    halves = {}  # entry -> (kernel, stencil) of the explicit half (and its first-step variant)
-    for entry in ("explicit", "start") if implicit else ():
+    parts: dict[str, tuple[list[tuple[str, int]], float]] = {}  # entry -> (writes, stage c)
+    for entry in ("explicit", "start"):
         writes = [
-            (name.split(":", 1)[1], v)
-            for name, v in prog.outputs.items()
-            if name.startswith(entry + ":")
+            (n.split(":", 1)[1], v) for n, v in prog.outputs.items() if n.startswith(entry + ":")
         ]
         if writes:
-            halves[entry] = stencil_kernel(prog, f"{entry}_kernel", writes, info, scalars)
-    halo = max(
-        [1, *res_st.values(), *jvp_st.values()]
-        + [r for _, st in halves.values() for r in st.values()]
-    )
+            parts[entry] = (writes, 0.0)
+    parts["residual"] = ([(residual_buffer(f), prog.outputs[f"res:{f}"]) for f in info.fields], c)
+    parts["jvp"] = ([(jvp_buffer(f), prog.outputs[f"jvp:{f}"]) for f in info.fields], c)
+    built = {
+        entry: stencil_kernel(prog, f"{entry}_kernel", writes, info, scalars)
+        for entry, (writes, _) in parts.items()
+    }
+    halo = max([1] + [r for _, st in built.values() for r in st.values()])
     kernels: dict[str, Kernel] = {}
     entries = []
-    for entry, (k, st) in halves.items():
-        launches = halo_launches(prog, st, halo, info, scalars, kernels)
-        launches.append(Launch(k.name, k.arrays))
+    for entry, (k, st) in built.items():
+        stage_c = parts[entry][1]
+        launches = halo_launches(prog, st, halo, info, scalars, kernels, stage_c)
+        launches.append(Launch(k.name, k.arrays, stage_c))
         kernels[k.name] = k
         entries.append((entry, tuple(launches)))
-    residual = halo_launches(prog, res_st, halo, info, scalars, kernels, c)
-    residual.append(Launch(res_k.name, res_k.arrays, c))
-    jvp = halo_launches(prog, jvp_st, halo, info, scalars, kernels, c)
-    jvp.append(Launch(jvp_k.name, jvp_k.arrays, c))
-    kernels[res_k.name] = res_k
-    kernels[jvp_k.name] = jvp_k
-    entries += [("residual", tuple(residual)), ("jvp", tuple(jvp))]
     init = initial_kernel(info, ndim, scalars)
     kernels[init.name] = init
     buffers = [*info.fields]
     if implicit:
         buffers += [rhs_buffer(f) for f in info.fields]
-    if "start" in halves:
+    if "start" in parts:
         buffers += [history_buffer(f) for f in info.fields]
     for make in (residual_buffer, direction, jvp_buffer):
         buffers += [make(f) for f in info.fields]
@@ -141,6 +125,7 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
             "implicit": implicit,
             "constant_jacobian": constant_jacobian(prog, info.fields),
             "stages": 0,
+            "periodic": tuple(grid_of(prog).periodic),
             "coupling": _coupling(prog, halo),
             "min_cells": min_cells(prog, halo),
             "robin": robin_faces(prog),

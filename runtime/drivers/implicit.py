@@ -37,19 +37,15 @@ class ThetaSimulation(Simulation):
         backend: Any,
         tol: float,
         maxiter: int,
-        periodic: tuple[bool, ...],
     ) -> None:
         super().__init__(module, grid, params, t0, dt, backend)
         meta = self.plan["meta"]
         self.tol = tol
         self.maxiter = maxiter
-        self.periodic = periodic
-        self.radius = int(meta.get("coupling", self.plan["halo"] + 6))
         self.constant_jacobian = bool(meta.get("constant_jacobian", False))
         self.scheme = str(meta.get("scheme"))
         self._factors: OrderedDict[float, dict] = OrderedDict()
         self.newton_steps = 0
-        self.tiling = False
         # imex keeps N of the previous step: valid only for the same dt (None: start afresh)
         self._history_dt: float | None = None
         self._has_start = hasattr(module, "start")
@@ -77,16 +73,12 @@ class ThetaSimulation(Simulation):
         self._factors.move_to_end(dt)
         while len(self._factors) > _FACTOR_CACHE:
             self._factors.popitem(last=False)
-        scale = float(np.linalg.norm(problem.state())) or 1.0
-        # rounding floor: the residual of the exact step is not below ~eps * |u| * sqrt(n)
-        atol = 64 * float(np.finfo(self.plan["dtype"]).eps) * scale
         _, report = newton(
             problem,
             self.tol,
             self.maxiter,
-            self.radius,
-            self.periodic,
-            atol=atol,
+            # rounding floor: the residual of the exact step is not below ~eps * ||u||
+            floor=64 * float(np.finfo(self.plan["dtype"]).eps),
             factors=factors,
             refresh=None if self.constant_jacobian else REFRESH,
             what=f"the Newton solve of the {self.scheme} step from t = {self.t:.6g}",

@@ -33,6 +33,9 @@ class SteadyProblem:
     def __init__(self, sim: Simulation, scalars: tuple | None = None) -> None:
         self.sim = sim
         self.scalars = sim.scalars(0.0, 0.0) if scalars is None else scalars
+        meta = sim.plan["meta"]
+        self.radius = int(meta["coupling"])  # how far apart two coupled unknowns can be
+        self.periodic = tuple(meta["periodic"])
         self.fields = sim.plan["fields"]
         self.cells = sim.grid.cells
         self.size = int(np.prod(self.cells))
@@ -79,7 +82,7 @@ def _seam_period(n: int, p: int) -> int:
     return next((d for d in range(p, n) if n % d == 0), n)
 
 
-def assemble_jacobian(problem: SteadyProblem, radius: int, periodic: tuple[bool, ...]):
+def assemble_jacobian(problem: SteadyProblem):
     """The sparse Jacobian from a few Jacobian-vector products (stencil colouring).
 
     Cells whose indices agree modulo p = 2 * radius + 1 along every axis (on a periodic axis
@@ -88,7 +91,7 @@ def assemble_jacobian(problem: SteadyProblem, radius: int, periodic: tuple[bool,
     the indicator of such a colour class yields one entry per row."""
     from scipy import sparse
 
-    cells = problem.cells
+    cells, radius, periodic = problem.cells, problem.radius, problem.periodic
     nd = len(cells)
     p = 2 * radius + 1
     periods = np.array(
@@ -181,15 +184,13 @@ def newton(
     problem: SteadyProblem,
     tol: float,
     maxiter: int,
-    radius: int,
-    periodic: tuple[bool, ...],
-    atol: float = 0.0,
+    floor: float = 0.0,
     factors: dict | None = None,
     refresh: float | None = None,
     what: str = "the steady solve",
 ) -> tuple[np.ndarray, SteadyReport]:
-    """Solve R(u) = 0 to ||R(u)|| <= max(tol * ||R(u0)||, atol), or until a Newton update after
-    the first is below the rounding of u in its dtype (float32). Each Newton system J d = -R
+    """Solve R(u) = 0 to ||R(u)|| <= max(tol * ||R(u0)||, floor * ||u0||), or until a Newton
+    update after the first is below the rounding of u in its dtype. Each Newton system J d = -R
     uses the Jacobian assembled from derived Jacobian-vector products (see ``_solver``;
     ``maxiter`` caps the Krylov iterations in all). With ``factors`` (a dict the caller keeps
     between solves) the factorisation is made once and reused: for good where the Jacobian
@@ -201,14 +202,14 @@ def newton(
     u = problem.state()
     r = problem.residual(u)
     norms = [float(np.linalg.norm(r))]
-    target = max(tol * norms[0], atol, np.finfo(float).tiny)
+    target = max(tol * norms[0], floor * float(np.linalg.norm(u)), np.finfo(float).tiny)
     report = SteadyReport(norms[0] <= target, 0, 0, norms)
     for step in range(1, 51):
         if report.converged or report.krylov_iterations >= maxiter:
             break
         solve = factors.get("solve") if factors is not None else None
         if solve is None:
-            jac = assemble_jacobian(problem, radius, periodic)
+            jac = assemble_jacobian(problem)
             problem.residual(u)  # the probes moved the buffers; restore the iterate's state
             solve = _solver(jac, n)
             if factors is not None:
@@ -227,6 +228,7 @@ def newton(
         report.converged = norms[-1] <= target or stalled
         if not np.isfinite(norms[-1]):
             break
+    # the last residual evaluation (or the first, if u0 already solved it) left u in the buffers
     if not report.converged:
         raise RuntimeInputError(
             f"{what} did not converge: residual {norms[-1]:.3g} after "
@@ -241,16 +243,12 @@ def newton(
     return u, report
 
 
-def solve_steady(
-    sim: Simulation, tol: float, maxiter: int, periodic: tuple[bool, ...]
-) -> tuple[dict[str, Any], SteadyReport]:
+def solve_steady(sim: Simulation, tol: float, maxiter: int) -> tuple[dict[str, Any], SteadyReport]:
     """Fields (interior arrays) of the steady solution, and how the solve went."""
     from threadpoolctl import threadpool_limits
 
     problem = SteadyProblem(sim)
-    radius = int(sim.plan["meta"].get("coupling", sim.plan["halo"] + 6))
     # one thread pool at a time: BLAS threads spinning next to Numba's slow both down many times
     with threadpool_limits(limits=1, user_api="blas"):
-        u, report = newton(problem, tol, maxiter, radius, periodic)
-    problem.residual(u)
+        _, report = newton(problem, tol, maxiter)
     return {f: np.array(sim.backend.to_host(sim.interior(f))) for f in problem.fields}, report

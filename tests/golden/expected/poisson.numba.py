@@ -18,10 +18,10 @@ PLAN = {
     'buffers': ('u', 'u@r', 'u@v', 'u@jv'),
     'params': (),
     'scalars': ('t', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'newton', 'order': 2, 'implicit': False, 'constant_jacobian': True, 'stages': 0, 'coupling': 1, 'min_cells': (2, 2), 'robin': ()},
+    'meta': {'scheme': 'newton', 'order': 2, 'implicit': False, 'constant_jacobian': True, 'stages': 0, 'periodic': (False, False), 'coupling': 1, 'min_cells': (2, 2), 'robin': ()},
 }
 
-KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'ghost_v_u_0_lo', 'ghost_v_u_0_hi', 'ghost_v_u_1_lo', 'ghost_v_u_1_hi', 'residual_kernel', 'jvp_kernel', 'initial')
+KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'residual_kernel', 'ghost_v_u_0_lo', 'ghost_v_u_0_hi', 'ghost_v_u_1_lo', 'ghost_v_u_1_hi', 'jvp_kernel', 'initial')
 
 
 @numba.njit(cache=True)
@@ -68,6 +68,25 @@ def ghost_f_u_1_hi(f_u, t, dt, lo0, lo1, h0, h1):
         f_u[i0, n1 + 0 + 1] = (0.3333333333333333)*f_u_p0_m1 - 2*f_u_p0_p0
 
 
+@numba.njit(cache=True, parallel=True)
+def residual_kernel(f_u, r_u, t, dt, lo0, lo1, h0, h1):
+    # poisson.dsl:7  -lap(u) = 2 * pi^2 * sin(pi * x) * sin(pi * y)
+    n0 = f_u.shape[0] - 2
+    n1 = f_u.shape[1] - 2
+    e0 = 1.0/(h0*h0)
+    e1 = 1.0/(h1*h1)
+    for i0 in numba.prange(1, n0 + 1):
+        for i1 in range(1, n1 + 1):
+            x0 = lo0 + (i0 - 0.5) * h0
+            x1 = lo1 + (i1 - 0.5) * h1
+            f_u_m1_p0 = f_u[i0 - 1, i1]
+            f_u_p0_m1 = f_u[i0, i1 - 1]
+            f_u_p0_p0 = f_u[i0, i1]
+            f_u_p0_p1 = f_u[i0, i1 + 1]
+            f_u_p1_p0 = f_u[i0 + 1, i1]
+            r_u[i0, i1] = -e0*(f_u_m1_p0 + f_u_p1_p0) - e1*(f_u_p0_m1 + f_u_p0_p1) + 2*f_u_p0_p0*(e0 + e1) - 2*(3.141592653589793*3.141592653589793)*math.sin(3.141592653589793*x0)*math.sin(3.141592653589793*x1)
+
+
 @numba.njit(cache=True)
 def ghost_v_u_0_lo(v_u, t, dt, lo0, lo1, h0, h1):
     # boundary of u@v on the lo face of x
@@ -110,25 +129,6 @@ def ghost_v_u_1_hi(v_u, t, dt, lo0, lo1, h0, h1):
         v_u_p0_p0 = v_u[i0, n1 + 0]
         v_u_p0_m1 = v_u[i0, n1 + 0 - 1]
         v_u[i0, n1 + 0 + 1] = (0.3333333333333333)*v_u_p0_m1 - 2*v_u_p0_p0
-
-
-@numba.njit(cache=True, parallel=True)
-def residual_kernel(f_u, r_u, t, dt, lo0, lo1, h0, h1):
-    # poisson.dsl:7  -lap(u) = 2 * pi^2 * sin(pi * x) * sin(pi * y)
-    n0 = f_u.shape[0] - 2
-    n1 = f_u.shape[1] - 2
-    e0 = 1.0/(h0*h0)
-    e1 = 1.0/(h1*h1)
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            x0 = lo0 + (i0 - 0.5) * h0
-            x1 = lo1 + (i1 - 0.5) * h1
-            f_u_m1_p0 = f_u[i0 - 1, i1]
-            f_u_p0_m1 = f_u[i0, i1 - 1]
-            f_u_p0_p0 = f_u[i0, i1]
-            f_u_p0_p1 = f_u[i0, i1 + 1]
-            f_u_p1_p0 = f_u[i0 + 1, i1]
-            r_u[i0, i1] = -e0*(f_u_m1_p0 + f_u_p1_p0) - e1*(f_u_p0_m1 + f_u_p0_p1) + 2*f_u_p0_p0*(e0 + e1) - 2*(3.141592653589793*3.141592653589793)*math.sin(3.141592653589793*x0)*math.sin(3.141592653589793*x1)
 
 
 @numba.njit(cache=True, parallel=True)
