@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-WORKS = ("triad", "heat", "gray_scott", "compile")
+WORKS = ("triad", "heat", "gray_scott", "adjoint", "compile")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _pin_threads(args.threads)
 
-    from . import compile_times, cpu_stencils, report, triad
+    from . import adjoint, compile_times, cpu_stencils, report, triad
     from .workloads import FULL, QUICK
 
     sizes = QUICK if args.quick else FULL
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += cpu_stencils.heat(sizes.heat, repeats, log)
     if "gray_scott" in only:
         rows += cpu_stencils.gray_scott(sizes.gray_scott, repeats, log)
+    if "adjoint" in only:
+        rows += adjoint.run(sizes.heat, sizes.gray_scott, repeats, log)
     if "compile" in only:
         log("  compile times ...")
         programs = {"heat2d": sizes.heat.source(), "gray_scott": sizes.gray_scott.source()}

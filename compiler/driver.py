@@ -14,10 +14,11 @@ from .ir.verify import verify_program
 from .kernels import KernelGroup
 from .lower.pde import LoweredPde, lower_pde
 from .passes.fuse import FuseInput, fuse
+from .passes.fuse_adjoint import fuse_adjoint
 from .passes.fuse_steady import fuse_steady
 from .passes.integrate import TABLEAUS
 from .passes.manager import Pass, PassContext, run_pipeline
-from .passes.pipelines import PDE_FD_EXPLICIT, PDE_FD_IMPLICIT, PDE_FD_STEADY
+from .passes.pipelines import PDE_FD_ADJOINT, PDE_FD_EXPLICIT, PDE_FD_IMPLICIT, PDE_FD_STEADY
 
 VERSION = "0.1.0"
 
@@ -62,8 +63,12 @@ class CompiledArtifact:
 IMPLICIT_SCHEMES = ("cn", "imex")
 
 
-def fd_pipeline(steady: bool, scheme: str) -> tuple:
+def fd_pipeline(steady: bool, scheme: str, adjoint: bool = False) -> tuple:
     """The pass list of an fd solve (see compiler/passes/pipelines.py)."""
+    if adjoint:
+        if steady or scheme in IMPLICIT_SCHEMES:
+            raise ValueError("discrete adjoints are compiled for explicit schemes only")
+        return PDE_FD_ADJOINT
     if steady:
         return PDE_FD_STEADY
     return PDE_FD_IMPLICIT if scheme in IMPLICIT_SCHEMES else PDE_FD_EXPLICIT
@@ -115,8 +120,11 @@ def compile_pde(
     backend: str = "numba",
     source_hash: str = "",
     dump_after: tuple[str, ...] = (),
+    adjoint: bool = False,
 ) -> CompiledArtifact:
-    """Run the fd pipeline for one problem and print the backend source."""
+    """Run the fd pipeline for one problem and print the backend source; ``adjoint``: the
+    group of an explicit step with its discrete adjoint (entries adjoint_step and
+    adjoint_initial), which ``Solution.vjp`` drives."""
     if backend not in BACKENDS:
         raise UnsupportedError(
             f"unknown backend '{backend}'", None, "use numba or cupy", code="R407"
@@ -134,7 +142,7 @@ def compile_pde(
     if "lower" in dump_after or "*" in dump_after:
         ctx.dumps["lower"] = dump_program(lowered.program)
     steady = problem.time is None
-    pipeline = fd_pipeline(steady, options.scheme)
+    pipeline = fd_pipeline(steady, options.scheme, adjoint)
     prog = run_pipeline(pipeline, lowered.program, ctx, verify_program, dump_program)
     info = FuseInput(
         fields=lowered.fields,
@@ -144,11 +152,13 @@ def compile_pde(
         time=problem.time.name if problem.time else "t",
         source_lines=_source_lines(problem, lowered),
     )
-    fuse_pass = Pass(
-        "fuse",
-        lambda p, c: fuse_steady(p, c, info) if steady or c.tableau is None else fuse(p, c, info),
-        "stage or residual Programs -> KernelGroup",
-    )
+
+    def fuse_any(p, c):
+        if adjoint:
+            return fuse_adjoint(p, c, info)
+        return fuse_steady(p, c, info) if steady or c.tableau is None else fuse(p, c, info)
+
+    fuse_pass = Pass("fuse", fuse_any, "stage or residual Programs -> KernelGroup")
     group = run_pipeline((fuse_pass,), prog, ctx)
     group = replace(group, source_hash=source_hash or program_hash(problem))
     if backend == "numba":

@@ -41,6 +41,9 @@ class Kernel:
                    boundary cell (offsets along ``axis`` point inward), writes at offsets
                    -1, -2, ... (outward) along ``axis``;
       ``wrap``     periodic halo along ``axis`` for ``arrays`` (copies, no body);
+      ``fold``     like ``ghost`` (reads relative to the boundary cell), but writes inside the
+                   grid at inward offsets, looping over the interior of the other axes (an
+                   adjoint folding ghost reads back onto the cells they extrapolate);
       ``init``     every interior point: writes only (initial conditions).
     ``coords`` lists the coordinate symbols the body uses, with their axis; ``scalars`` the
     scalar arguments in order.
@@ -82,6 +85,8 @@ class GroupMeta(TypedDict, total=False):
     implicit: bool  # cn, imex: entries explicit (and start), residual, jvp
     constant_jacobian: bool  # Newton solves: J v depends on neither the state nor the time
     robin: tuple[tuple[str, int, str, int], ...]  # (field, axis, side, degree) checked at run time
+    adjoint_params: tuple[str, ...]  # adjoint groups: the parameters with cotangent buffers
+    boundary_params: tuple[str, ...]  # adjoint groups: parameters of boundary conditions
 
 
 @dataclass(frozen=True)

@@ -177,13 +177,12 @@ class PdeHandle:
         """The compiled artifact (generated source and kernel plan) for these options."""
         return self._compile(self.resolve(kwargs)[2])[0]
 
-    def _compile(self, fd) -> tuple[Any, Any]:
+    def _compile(self, fd, adjoint: bool = False) -> tuple[Any, Any]:
         from ..compiler.driver import compile_pde, compiler_fingerprint
         from .cache import cache_path, write_atomic
 
-        key_text = "\n".join(
-            [compiler_fingerprint(), self.backend_name, repr(self.problem), repr(fd)]
-        )
+        parts = [compiler_fingerprint(), self.backend_name, repr(self.problem), repr(fd)]
+        key_text = "\n".join(parts + (["adjoint"] if adjoint else []))
         key = hashlib.sha256(key_text.encode()).hexdigest()
         if key in self._modules:
             return self._artifacts.get(key), self._modules[key]
@@ -191,12 +190,16 @@ class PdeHandle:
         path = cache_path(self.cache_dir, self.backend_name, self.name, key, ".py")
         artifact = None
         if not path.exists():
-            artifact = compile_pde(self.problem, fd, self.backend_name)
+            artifact = compile_pde(self.problem, fd, self.backend_name, adjoint=adjoint)
             write_atomic(path, artifact.source)
         module = backend.load_module(path, f"ritz_gen_{self.name}_{key[:20]}")
         self._modules[key] = module
         self._artifacts[key] = artifact
         return artifact, module
+
+    def adjoint_module(self, fd: Any) -> Any:
+        """The module of an explicit step with its discrete adjoint (``Solution.vjp``)."""
+        return self._compile(fd, adjoint=True)[1]
 
     def module(self, **kwargs: Any) -> Any:
         return self._compile(self.resolve(kwargs)[2])[1]
@@ -293,7 +296,9 @@ class PdeHandle:
         """Solve with parameters and method options given as keywords (see LANGUAGE.md §7)."""
         sim, merged = self._prepare(kwargs)
         if self.problem.time is None:
-            return self._solve_steady(sim, merged)
+            sol = self._solve_steady(sim, merged)
+            sol.adjoint = self._adjoint_of(kwargs, sol)  # refuses with R413, for now
+            return sol
         t0, t1 = self.problem.time.t0, self.problem.time.t1
         every = merged.get("every")
         times = output_times(t0, t1, float(every) if every is not None else None)
@@ -318,7 +323,27 @@ class PdeHandle:
         info: dict[str, Any] = {"steps": steps, "dt": sim.dt}
         if hasattr(sim, "newton_steps"):  # implicit schemes: Newton iterations over all steps
             info["newton_steps"] = sim.newton_steps
-        return self._solution(sim, t, snaps, info)
+        sol = self._solution(sim, t, snaps, info)
+        sol.adjoint = self._adjoint_of(kwargs, sol)
+        return sol
+
+    def _adjoint_of(self, kwargs: dict[str, Any], sol: Solution) -> Any:
+        from .adjoint import pde_vjp
+
+        frozen = dict(kwargs)
+
+        def vjp(cotangents: dict[str, Any], params: list[str] | None = None) -> Any:
+            return pde_vjp(self, frozen, sol, cotangents, params)
+
+        return vjp
+
+    def simulation(
+        self, module: Any, merged: dict[str, Any], params: dict[str, float], dt: float
+    ) -> Simulation:
+        """A fresh explicit Simulation of ``module`` (initialised) on the grid of ``merged``."""
+        t0 = self.problem.time.t0 if self.problem.time else 0.0
+        backend = get_backend(self.backend_name)
+        return Simulation(module, self._grid(merged), params, t0, dt, backend)
 
     @staticmethod
     def _newton_options(merged: dict[str, Any]) -> tuple[float, int]:
@@ -353,11 +378,3 @@ class PdeHandle:
             "backend": self.backend_name,
         }
         return Solution(self.name, t, coords, fields, periodic, info)
-
-    def vjp(self, *_: Any, **__: Any) -> Any:
-        raise UnsupportedError(
-            "adjoints of PDE solves are not available in this version",
-            self.problem.span,
-            "differentiate by finite differences of solve() for now",
-            code="R413",
-        )

@@ -32,6 +32,20 @@ class Solution(Mapping):
         self.fields = fields
         self.periodic = periodic
         self.info = info or {}
+        self.adjoint: Any = None  # set by the solve that made this solution
+
+    def vjp(self, cotangents: dict[str, Any], params: list[str] | None = None) -> Any:
+        """The discrete adjoint of the solve: for ``cotangents`` = {field: d loss / d field}
+        (at the final time, or one frame per output time), a Gradient with ``params[name]``
+        and ``initial[field]`` (d loss / d initial state). ``params`` limits the parameters
+        differentiated (default: all)."""
+        if self.adjoint is None:
+            raise RuntimeInputError(
+                "this solution was not made by a solve that ritz can differentiate",
+                hint="call vjp on the result of problem.solve(...)",
+                code="R513",
+            )
+        return self.adjoint(cotangents, params)
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
@@ -42,6 +56,9 @@ class Solution(Mapping):
                 hint=f"fields: {', '.join(self.fields)}",
                 code="R510",
             ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.fields
 
     def __iter__(self):
         return iter(self.fields)

@@ -169,8 +169,9 @@ class CudaEmitter:
         padded range (their halos are filled already: edges and corners), higher ones inside."""
         nd, h, ax = self.g.ndim, self.g.halo, k.axis
         others = [b for b in range(nd) if b != ax]
-        extent = {b: (f"(n{b} + {2 * h})" if b < ax else f"n{b}") for b in others}
-        first = {b: (0 if b < ax else h) for b in others}
+        padded = {b: b < ax and k.kind != "fold" for b in others}  # a fold writes inside
+        extent = {b: (f"(n{b} + {2 * h})" if padded[b] else f"n{b}") for b in others}
+        first = {b: (0 if padded[b] else h) for b in others}
         count = " * ".join(f"(long long){extent[b]}" for b in others) or "1LL"
         pre = [
             *self._strides(),
@@ -191,7 +192,8 @@ class CudaEmitter:
         return [INDENT + line for line in pre] + [INDENT * 2 + line for line in inner], index
 
     def ghost(self, k: Kernel) -> list[str]:
-        out = self._open(k, f"ghost layers beyond the {k.side} face of axis {k.axis}")
+        what = "ghost layers beyond" if k.kind == "ghost" else "cells folded onto inside"
+        out = self._open(k, f"{what} the {k.side} face of axis {k.axis}")
         loops, index = self._face(k)
         out += loops
         out += [INDENT * 2 + line for line in self._body(k, index)]
@@ -250,7 +252,7 @@ class CudaEmitter:
         for k in g.kernels:
             if k.kind in ("stencil", "init"):
                 lines += self.stencil(k)
-            elif k.kind == "ghost":
+            elif k.kind in ("ghost", "fold"):
                 lines += self.ghost(k)
             elif k.kind == "wrap":
                 lines += self.wrap(k)

@@ -85,7 +85,8 @@ class NumbaEmitter:
 
     def _face_loops(self, k: Kernel, out: list[str]) -> tuple[int, list[str]]:
         """Loops over the axes other than ``k.axis``: lower axes over their whole padded range
-        (their halos are already filled, which fills edges and corners), higher ones inside."""
+        (their halos are already filled, which fills edges and corners), higher ones inside;
+        a fold kernel (which writes inside the grid) runs inside on every axis."""
         nd, h = self.g.ndim, self.g.halo
         index = []
         depth = 1
@@ -94,7 +95,8 @@ class NumbaEmitter:
                 cell = f"{h}" if k.side in ("lo", "") else f"n{a} + {h - 1}"
                 index.append(cell)
                 continue
-            rng = f"range(0, n{a} + {2 * h})" if a < k.axis else f"range({h}, n{a} + {h})"
+            padded = a < k.axis and k.kind != "fold"
+            rng = f"range(0, n{a} + {2 * h})" if padded else f"range({h}, n{a} + {h})"
             out.append(INDENT * depth + f"for i{a} in {rng}:")
             index.append(f"i{a}")
             depth += 1
@@ -147,7 +149,7 @@ class NumbaEmitter:
 
     def drivers(self) -> list[str]:
         g = self.g
-        if g.entries:
+        if not g.step:
             return self.entries()[2:]
         bufs = [ident(b) for b in g.buffers]
         scalars = list(g.kernel("initial").scalars)
@@ -172,7 +174,7 @@ class NumbaEmitter:
         for f, q in g.swaps:
             out.append(INDENT * 2 + f"{ident(f)}, {ident(q)} = {ident(q)}, {ident(f)}")
         out.append(INDENT + f"return ({', '.join(bufs)},)")
-        return out
+        return out + self.entries()
 
     def plan_literal(self) -> list[str]:
         g = self.g
@@ -210,7 +212,7 @@ class NumbaEmitter:
             lines += ["", ""]
             if k.kind == "stencil" or k.kind == "init":
                 lines += self.stencil(k)
-            elif k.kind == "ghost":
+            elif k.kind in ("ghost", "fold"):
                 lines += self.ghost(k)
             elif k.kind == "wrap":
                 lines += self.wrap(k)
@@ -219,7 +221,7 @@ class NumbaEmitter:
         lines += ["", "", *self.drivers()]
         if tiling_applies(g):
             lines += tiling_functions(g, self.stencil, launch_scalars)
-        standalone = STANDALONE.split("\n\n\ndef solve(")[0] if g.entries else STANDALONE
+        standalone = STANDALONE.split("\n\n\ndef solve(")[0] if not g.step else STANDALONE
         lines += ["", "", *standalone.splitlines()]
         return "\n".join(lines) + "\n"
 

@@ -136,24 +136,48 @@ def stencil_kernel(
         line = info.source_lines.get(field)
         if line and line not in comments:
             comments.append(line)
+    kernel = assemble_kernel(
+        name, "stencil", [(t, ()) for t in targets], exprs, reads, coords, comments, scalars, info
+    )
+    return kernel, stencil
+
+
+def assemble_kernel(
+    name: str,
+    kind: str,
+    targets: list[tuple[str, tuple[int, ...]]],
+    exprs: list[sympy.Expr],
+    reads: dict,
+    coords: set[int],
+    comments: list[str],
+    scalars: tuple[str, ...],
+    info: FuseInput,
+    axis: int = -1,
+    side: str = "",
+) -> Kernel:
+    """A Kernel writing ``exprs`` (in read symbols) to ``targets`` (buffer, offsets): terms
+    grouped by the reads they multiply, common subexpressions shared, invariants hoisted."""
     read_symbols = [r.symbol for r in reads.values()]
     exprs = [_by_reads(e, read_symbols) for e in exprs]
     replacements, reduced = cse(exprs, "e")
     replacements, invariant = _hoist_invariant(replacements, set(read_symbols), coords)
-    arrays = sorted({r.array for r in reads.values()} | set(targets), key=_buffer_order(info))
-    kernel = Kernel(
+    arrays = sorted(
+        {r.array for r in reads.values()} | {t for t, _ in targets}, key=_buffer_order(info)
+    )
+    return Kernel(
         name=name,
-        kind="stencil",
+        kind=kind,
         arrays=tuple(arrays),
         scalars=scalars,
         reads=tuple(sorted(reads.values(), key=lambda r: (r.array, r.offsets))),
         statements=tuple(replacements),
-        writes=tuple(Write(t, e) for t, e in zip(targets, reduced, strict=True)),
+        writes=tuple(Write(t, e, o) for (t, o), e in zip(targets, reduced, strict=True)),
         coords=tuple((coord_symbol(a), a) for a in sorted(coords)),
         comments=tuple(comments),
         invariant=invariant,
+        axis=axis,
+        side=side,
     )
-    return kernel, stencil
 
 
 def _by_reads(expr: sympy.Expr, reads: list[sympy.Symbol]) -> sympy.Expr:
@@ -206,7 +230,6 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
             f"condition on its {side} face"
         )
     ndim = len(info.axes)
-    ghosts = ghost_values(face.degree, halo, side)
     sign = 1 if side == "lo" else -1
     reads = []
     subs = {}
@@ -215,16 +238,7 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
         sym = read_symbol(rule.field, offsets)
         reads.append(Read(sym, rule.field, offsets))
         subs[interior_symbol(i)] = sym
-    n, lo, h = (sympy.Symbol(f"{s}{axis}", real=True) for s in ("n", "lo", "h"))
-    face_coord = lo if side == "lo" else lo + n * h
-    to_kernel = {coord_symbol(axis): face_coord}
-    subs[GHOST_ALPHA] = _canonical_to_kernel(face.alpha, info).xreplace(to_kernel)
-    subs[GHOST_BETA] = _canonical_to_kernel(face.beta, info).xreplace(to_kernel)
-    subs[GHOST_DATA] = _canonical_to_kernel(face.data, info).xreplace(to_kernel)
-    subs[GHOST_H] = h
-    values = [
-        sympy.simplify(g.xreplace(subs)) if face.beta != 0 else g.xreplace(subs) for g in ghosts
-    ]
+    values = face_ghosts(face, axis, side, halo, info, interior=subs)
     replacements, reduced = cse(values, "e")
     coords = {a for a in range(ndim) if any(v.has(coord_symbol(a)) for v in reduced)}
     coords |= {a for a in range(ndim) for _, e in replacements if e.has(coord_symbol(a))}
@@ -247,7 +261,36 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
     )
 
 
-def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
+def face_ghosts(
+    face: FaceRule,
+    axis: int,
+    side: str,
+    layers: int,
+    info: FuseInput,
+    data: bool = True,
+    interior: dict | None = None,
+) -> list[sympy.Expr]:
+    """Ghost values 1..``layers`` beyond a face in kernel symbols (coefficients evaluated on the
+    face) and ``interior_symbol(m)``, the m-th cell inward (or what ``interior`` maps it to);
+    ``data=False``: the homogeneous part, whose coefficients are the ghost weights (what an
+    adjoint folds back)."""
+    n, lo, h = (sympy.Symbol(f"{s}{axis}", real=True) for s in ("n", "lo", "h"))
+    face_coord = lo if side == "lo" else lo + n * h
+    to_kernel = {coord_symbol(axis): face_coord}
+    subs = {
+        GHOST_ALPHA: _canonical_to_kernel(face.alpha, info).xreplace(to_kernel),
+        GHOST_BETA: _canonical_to_kernel(face.beta, info).xreplace(to_kernel),
+        GHOST_DATA: _canonical_to_kernel(face.data, info).xreplace(to_kernel) if data else 0,
+        GHOST_H: h,
+        **(interior or {}),
+    }
+    return [
+        sympy.simplify(g.xreplace(subs)) if face.beta != 0 else g.xreplace(subs)
+        for g in ghost_values(face.degree, layers, side)
+    ]
+
+
+def fuse(prog: Program, ctx: PassContext, info: FuseInput, min_halo: int = 1) -> KernelGroup:
     """Build the KernelGroup of one explicit time step (``ctx.tableau``)."""
     tableau = ctx.tableau
     assert tableau is not None, "integrate has run, with a tableau"
@@ -259,7 +302,7 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
         k, st = _stage_kernel(prog, i, info, scalars)
         stages.append(k)
         stencils.append(st)
-    halo = max([1] + [r for st in stencils for r in st.values()])
+    halo = max([min_halo] + [r for st in stencils for r in st.values()])
 
     kernels: dict[str, Kernel] = {}
     step: list[Launch] = []

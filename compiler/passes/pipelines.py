@@ -8,6 +8,11 @@ PDE, method fd, explicit scheme:
   simplify    flatten the stage combinations into the right-hand sides
   fuse        stage Program -> KernelGroup: one stencil loop nest per stage, ghost/wrap kernels
 
+PDE, method fd, explicit scheme, discrete adjoint (sol.vjp): lower, discretise, simplify, then
+  adjoint      right-hand sides -> also their vjps (rule table: one reverse sweep)
+  fuse_adjoint the explicit step's group (integrate, flatten, fuse inside) plus the entries
+               adjoint_step (the step's stages transposed, last first) and adjoint_initial
+
 PDE, method fd, steady (no time line): lower, discretise, simplify, then
   linearize   residuals -> residuals and their exact Jacobian-vector products (rule table)
   flatten     as simplify
@@ -22,6 +27,7 @@ PDE, method fd, implicit scheme (cn, imex): lower, discretise, simplify, then
 
 from __future__ import annotations
 
+from .adjoint import adjoint
 from .discretise import discretise
 from .integrate import integrate
 from .linearize import linearize
@@ -34,6 +40,13 @@ PDE_FD_EXPLICIT: tuple[Pass, ...] = (
     Pass("simplify", simplify, "inline Maps into Maps"),
     Pass("integrate", integrate, "right-hand sides -> fused Runge-Kutta stage updates"),
     Pass("flatten", simplify, "flatten stage combinations into the right-hand sides"),
+)
+
+PDE_FD_ADJOINT: tuple[Pass, ...] = (
+    Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
+    Pass("simplify", simplify, "inline Maps into Maps"),
+    Pass("adjoint", adjoint, "right-hand sides -> also their vector-Jacobian products"),
+    Pass("flatten", simplify, "flatten the transposed Maps into single Maps"),
 )
 
 PDE_FD_STEADY: tuple[Pass, ...] = (
@@ -57,6 +70,7 @@ PASS_NAMES = (
     "simplify",
     "integrate",
     "theta",
+    "adjoint",
     "linearize",
     "flatten",
     "fuse",

@@ -1,0 +1,446 @@
+"""fuse_adjoint: one explicit Runge-Kutta step and its discrete adjoint, in one KernelGroup.
+
+Input: the output of ``adjoint`` (outputs ``rhs:<f>``, ``vjp:<f>`` and ``vjp:<p>``). Output: the
+forward group of ``fuse`` (its step recomputes the stage states S_i of a step, left in the stage
+buffers) with a halo twice the stencil radius, plus the entries
+
+- ``adjoint_step``: the reverse sweep of one step. With lambda the cotangent of the new state,
+  the cotangent of stage i's right-hand side is w_i = dt b_i lambda + dt sum_{m>i} a_mi mu_m,
+  where mu_m = (df/du)(S_m)^T w_m. Stages run from last to first; stage m's kernel computes
+  mu_m, adds it into lambda and dt a_mi mu_m into every earlier w_i, and adds (df/dp)^T w_m,
+  cell by cell, into one buffer per parameter (summed by the runtime once, at the end);
+- ``adjoint_initial``: the cotangent of the parameters through the initial condition.
+
+A transposed stencil ``ShiftTranspose`` splits into a gather, lowered inline (the cotangent's
+halo is zero on a non-periodic axis, so reads that left the grid contribute nothing), and a
+fold: the reads that landed on ghost cells, folded back onto the cells those ghosts
+extrapolate, by one ``fold`` kernel per face (the transposed ghost weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import sympy
+
+from ...dsl.diagnostics import UnsupportedError
+from ..ir.adjoint_ops import BroadcastInDim, ShiftTranspose
+from ..ir.ops import (
+    Broadcast,
+    Const,
+    Coord,
+    Input,
+    Map,
+    Param,
+    Reduce,
+    Shift,
+    Spacing,
+    StepSize,
+    Time,
+    placeholder,
+)
+from ..ir.program import FaceRule, Program
+from ..kernels import Kernel, KernelGroup, Launch, Read
+from ..symbolic import interior_symbol
+from .adjoint import boundary_params, cotangent
+from .fuse import (
+    DT,
+    FuseInput,
+    T,
+    _canonical_to_kernel,
+    assemble_kernel,
+    coord_symbol,
+    face_ghosts,
+    fuse,
+    grid_of,
+    param_symbol,
+    read_symbol,
+)
+from .integrate import _row, integrate, stage_input
+from .manager import PassContext
+from .simplify import simplify
+
+
+def adjoint_buffer(field: str) -> str:
+    """lambda: the cotangent of the state ``field`` (the gradient, once the sweep is done)."""
+    return f"{field}@adj"
+
+
+def weight_buffer(field: str, stage: int) -> str:
+    """w_i: the cotangent of stage i's right-hand side of ``field``."""
+    return f"{field}@w{stage}"
+
+
+def param_buffer(param: str) -> str:
+    """Per-cell contributions to the cotangent of ``param``."""
+    return f"{param}@gp"
+
+
+def _shifted(shift: tuple[int, ...], axis: int, by: int) -> tuple[int, ...]:
+    return tuple(s + by if a == axis else s for a, s in enumerate(shift))
+
+
+@dataclass
+class _Fold:
+    """A non-periodic ShiftTranspose met by the gather: its argument, where it was read, and
+    the symbol that stands for it until its coefficient is known."""
+
+    arg: int
+    axis: int
+    offset: int
+    boundary: str
+    shift: tuple[int, ...]
+    symbol: sympy.Symbol
+
+
+@dataclass
+class _Lowering:
+    """Kernel-level expressions of a vjp Program's values at the kernel's point moved by
+    ``shift`` cells: Inputs become reads of (renamed) buffers, shifts move the point."""
+
+    prog: Program
+    rename: dict[str, str]
+    reads: dict = field(default_factory=dict)
+    coords: set[int] = field(default_factory=set)
+    folds: list[_Fold] = field(default_factory=list)
+    fold_allowed: bool = True
+    memo: dict = field(default_factory=dict)
+    gathers: dict = field(default_factory=dict)  # fold symbol -> its gather expression
+
+    def at(self, i: int, shift: tuple[int, ...], depth: int = 0) -> sympy.Expr:
+        key = (i, shift, depth)
+        if key not in self.memo:
+            self.memo[key] = self._lower(i, shift, depth)
+        return self.memo[key]
+
+    def _lower(self, i: int, shift: tuple[int, ...], depth: int) -> sympy.Expr:
+        op = self.prog.ops[i]
+        if isinstance(op, Input):
+            buffer = self.rename.get(op.name, op.name)
+            if (buffer, shift) not in self.reads:
+                self.reads[(buffer, shift)] = Read(read_symbol(buffer, shift), buffer, shift)
+            return self.reads[(buffer, shift)].symbol
+        if isinstance(op, Shift):
+            return self.at(op.args[0], _shifted(shift, op.axis, op.offset), depth)
+        if isinstance(op, ShiftTranspose):
+            return self._transpose(op, shift, depth)
+        if isinstance(op, Map):
+            return op.body.xreplace(
+                {placeholder(j): self.at(a, shift, depth) for j, a in enumerate(op.args)}
+            )
+        if isinstance(op, Reduce):  # a parameter's cotangent: its per-cell terms
+            if op.op != "sum" or len(self.prog.ops[op.args[0]].shape) != len(op.axes):
+                raise NotImplementedError(f"adjoint kernels cannot lower a partial {op.kind}")
+            return self.at(op.args[0], shift, depth)
+        if isinstance(op, Broadcast | BroadcastInDim):
+            if self.prog.ops[op.args[0]].shape:
+                raise NotImplementedError(f"adjoint kernels cannot lower a {op.kind} of an array")
+            return self.at(op.args[0], shift, depth)
+        if isinstance(op, Coord):
+            self.coords.add(op.axis)
+            h = sympy.Symbol(f"h{op.axis}", real=True)
+            return coord_symbol(op.axis) + shift[op.axis] * h
+        if isinstance(op, Param):
+            return param_symbol(op.name)
+        if isinstance(op, Time):
+            return T
+        if isinstance(op, StepSize):
+            return DT
+        if isinstance(op, Spacing):
+            return sympy.Symbol(f"h{op.axis}", real=True)
+        if isinstance(op, Const):
+            return sympy.Float(op.value)
+        raise TypeError(f"cannot lower a {op.kind} into an adjoint kernel")
+
+    def _transpose(self, op: ShiftTranspose, shift: tuple[int, ...], depth: int) -> sympy.Expr:
+        rule = self.prog.boundaries.get(op.boundary)
+        gather = self.at(op.args[0], _shifted(shift, op.axis, -op.offset), depth + 1)
+        if rule is None or rule.is_periodic(op.axis):
+            return gather
+        if depth or not self.fold_allowed:
+            raise UnsupportedError(
+                "the adjoint cannot yet differentiate a mixed derivative across two "
+                "non-periodic axes (its ghost corners)",
+                None,
+                "make one of the two axes periodic, or write the term without a mixed derivative",
+                code="R414",
+            )
+        symbol = sympy.Symbol(f"fold{len(self.folds)}", real=True)
+        self.folds.append(_Fold(op.args[0], op.axis, op.offset, op.boundary, shift, symbol))
+        self.gathers[symbol] = gather
+        return symbol
+
+
+def _face(rule_faces, side: str) -> FaceRule:
+    face = rule_faces[0 if side == "lo" else 1]
+    if face is None:  # the forward step needed this face too, and fuse refused it there
+        raise ValueError(f"no condition on the {side} face")
+    return face
+
+
+def _split(expr: sympy.Expr, lowering: _Lowering) -> tuple[sympy.Expr, list[tuple]]:
+    """The gather expression of ``expr`` and its folds with their (constant) coefficients."""
+    symbols = [f.symbol for f in lowering.folds if expr.has(f.symbol)]
+    terms = []
+    for f in lowering.folds:
+        if f.symbol not in symbols:
+            continue
+        coef = sympy.diff(expr, f.symbol)
+        if coef.free_symbols & (set(symbols) | {r.symbol for r in lowering.reads.values()}):
+            raise NotImplementedError("a transposed stencil enters its cotangent nonlinearly")
+        terms.append((coef, f))
+    return expr.xreplace(lowering.gathers), terms
+
+
+def _fold_kernel(
+    prog: Program,
+    name: str,
+    axis: int,
+    side: str,
+    contributions: dict[str, list[tuple]],
+    destinations: dict[str, list[tuple[str, sympy.Expr]]],
+    rename: dict[str, str],
+    info: FuseInput,
+    scalars: tuple[str, ...],
+) -> tuple[Kernel, dict[str, int]]:
+    """Fold the reads that landed on the ghosts of one face back onto the cells they
+    extrapolate: cell m (inward from the face) gets sum_j w_jm x(reader of ghost j)."""
+    ndim = grid_of(prog).ndim
+    inward = 1 if side == "lo" else -1
+    lowering = _Lowering(prog, rename, fold_allowed=False)
+    per_cell: dict[tuple[str, int], sympy.Expr] = {}
+    for fld, terms in contributions.items():
+        for coef, fold in terms:
+            layers = abs(fold.offset)
+            face = _face(prog.boundaries[fold.boundary].faces[axis], side)
+            along = {
+                coord_symbol(b): coord_symbol(b) + s * sympy.Symbol(f"h{b}", real=True)
+                for b, s in enumerate(fold.shift)
+                if s and b != axis
+            }
+            ghosts = [g.xreplace(along) for g in face_ghosts(face, axis, side, layers, info, False)]
+            for j in range(1, layers + 1):
+                reader = _shifted(fold.shift, axis, inward * (layers - j))
+                x = lowering.at(fold.arg, reader)
+                for m in range(face.degree):
+                    w = sympy.diff(ghosts[j - 1], interior_symbol(m))
+                    if w != 0:
+                        key = (fld, m)
+                        per_cell[key] = per_cell.get(key, sympy.Integer(0)) + coef * w * x
+    targets, exprs = [], []
+    for (fld, m), value in per_cell.items():
+        offsets = tuple(inward * m if a == axis else 0 for a in range(ndim))
+        for buffer, weight in destinations[fld]:
+            key = (buffer, offsets)
+            if key not in lowering.reads:
+                lowering.reads[key] = Read(read_symbol(buffer, offsets), buffer, offsets)
+            targets.append((buffer, offsets))
+            exprs.append(lowering.reads[key].symbol + weight * value)
+    kernel = assemble_kernel(
+        name,
+        "fold",
+        targets,
+        exprs,
+        lowering.reads,
+        lowering.coords,
+        [f"adjoint: ghost reads folded back on the {side} face of {info.axes[axis]}"],
+        scalars,
+        info,
+        axis=axis,
+        side=side,
+    )
+    return kernel, _offset_reads(lowering)
+
+
+def _offset_reads(lowering: _Lowering) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for buffer, offsets in lowering.reads:
+        if any(offsets):
+            out[buffer] = max(out.get(buffer, 0), *(abs(o) for o in offsets))
+    return out
+
+
+def _radius(prog: Program) -> int:
+    return max([1] + [abs(op.offset) for _, op in prog.leaves(Shift)])
+
+
+def adjoint_params(prog: Program, info: FuseInput) -> tuple[str, ...]:
+    """The parameters whose cotangents the adjoint computes: those the right-hand sides or the
+    initial condition use, unless a boundary condition uses them."""
+    used = {op.name for _, op in prog.leaves(Param)}
+    for e in info.initial.values():
+        used |= {s.name for s in sympy.sympify(e).free_symbols if s.name in info.params}
+    return tuple(p for p in info.params if p in used and p not in boundary_params(prog))
+
+
+def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
+    tableau = ctx.tableau
+    assert tableau is not None, "the adjoint of an explicit step needs its tableau"
+    rhs = {k: v for k, v in prog.outputs.items() if k.startswith("rhs:")}
+    forward_prog = simplify(integrate(replace(prog, outputs=rhs), ctx), ctx)
+    group = fuse(forward_prog, ctx, info, min_halo=2 * _radius(prog))
+    scalars = group.kernel("initial").scalars
+    params = adjoint_params(prog, info)
+    periodic = grid_of(prog).periodic
+    s = tableau.stages
+
+    kernels: dict[str, Kernel] = {}
+    start_writes = []
+    for f in info.fields:
+        origin = (0,) * group.ndim
+        lam = Read(read_symbol(adjoint_buffer(f), origin), adjoint_buffer(f), origin)
+        for i in range(1, s + 1):
+            start_writes.append((weight_buffer(f, i), DT * sympy.Float(tableau.b[i - 1]), lam))
+    start = assemble_kernel(
+        "adjoint_start",
+        "stencil",
+        [(w, ()) for w, _, _ in start_writes],
+        [coef * lam.symbol for _, coef, lam in start_writes],
+        {(lam.array, lam.offsets): lam for _, _, lam in start_writes},
+        set(),
+        ["adjoint: cotangents of the stage right-hand sides from that of the new state"],
+        scalars,
+        info,
+    )
+    kernels[start.name] = start
+    launches = [Launch(start.name, start.arrays)]
+
+    for m in range(s, 0, -1):
+        rename = {f: stage_input(f, tableau, m) for f in info.fields}
+        rename |= {cotangent(f): weight_buffer(f, m) for f in info.fields}
+        destinations = {
+            f: [(adjoint_buffer(f), sympy.Integer(1))]
+            + [
+                (weight_buffer(f, i), DT * sympy.Float(_row(tableau, m)[i - 1]))
+                for i in range(1, m)
+                if _row(tableau, m)[i - 1]
+            ]
+            for f in info.fields
+        }
+        lowering = _Lowering(prog, rename)
+        origin = (0,) * group.ndim
+        targets, exprs = [], []
+        folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
+        for f in info.fields:
+            gather, terms = _split(lowering.at(prog.outputs[f"vjp:{f}"], origin), lowering)
+            for coef, fold in terms:
+                side = "hi" if fold.offset > 0 else "lo"
+                folds.setdefault((fold.axis, side), {}).setdefault(f, []).append((coef, fold))
+            for buffer, weight in destinations[f]:
+                key = (buffer, origin)
+                if key not in lowering.reads:
+                    lowering.reads[key] = Read(read_symbol(buffer, origin), buffer, origin)
+                targets.append((buffer, ()))
+                exprs.append(lowering.reads[key].symbol + weight * gather)
+        for p in params:
+            if f"vjp:{p}" not in prog.outputs:
+                continue
+            key = (param_buffer(p), origin)
+            lowering.reads[key] = Read(
+                read_symbol(param_buffer(p), origin), param_buffer(p), origin
+            )
+            targets.append((param_buffer(p), ()))
+            exprs.append(lowering.reads[key].symbol + lowering.at(prog.outputs[f"vjp:{p}"], origin))
+        gather_kernel = assemble_kernel(
+            f"adjoint_stage{m}",
+            "stencil",
+            targets,
+            exprs,
+            lowering.reads,
+            lowering.coords,
+            [
+                f"adjoint of stage {m}",
+                *(info.source_lines[f] for f in info.fields if f in info.source_lines),
+            ],
+            scalars,
+            info,
+        )
+        built = [(gather_kernel, _offset_reads(lowering))]
+        for (axis, side), contributions in sorted(folds.items()):
+            built.append(
+                _fold_kernel(
+                    prog,
+                    f"adjoint_stage{m}_fold_{axis}_{side}",
+                    axis,
+                    side,
+                    contributions,
+                    destinations,
+                    rename,
+                    info,
+                    scalars,
+                )
+            )
+        c = tableau.c[m - 1]
+        wrapped: set[str] = set()
+        for kernel, reach in built:
+            for buffer in sorted(set(reach) - wrapped):  # periodic halos of what is read aside
+                for axis in range(group.ndim):
+                    if periodic[axis]:
+                        name = f"wrap_{axis}"
+                        kernels.setdefault(name, Kernel(name, "wrap", ("a",), (), axis=axis))
+                        launches.append(Launch(name, (buffer,), c))
+                wrapped.add(buffer)
+            kernels[kernel.name] = kernel
+            launches.append(Launch(kernel.name, kernel.arrays, c))
+
+    entries = [("adjoint_step", tuple(launches))]
+    init = _initial_kernel(info, params, group.ndim, scalars)
+    if init is not None:
+        kernels[init.name] = init
+        entries.append(("adjoint_initial", (Launch(init.name, init.arrays),)))
+    buffers = list(group.buffers)
+    for f in info.fields:
+        buffers += [adjoint_buffer(f), *(weight_buffer(f, i) for i in range(1, s + 1))]
+    buffers += [param_buffer(p) for p in params]
+    existing = {k.name: k for k in group.kernels}
+    return replace(
+        group,
+        kernels=tuple({**existing, **kernels}.values()),
+        buffers=tuple(buffers),
+        entries=tuple(entries),
+        meta={
+            **group.meta,
+            "adjoint_params": params,
+            "boundary_params": tuple(sorted(boundary_params(prog) & set(info.params))),
+        },
+    )
+
+
+def _initial_kernel(
+    info: FuseInput, params: tuple[str, ...], ndim: int, scalars: tuple[str, ...]
+) -> Kernel | None:
+    """gp += sum_f lambda_f * d(initial_f)/dp, cell by cell, for the parameters the initial
+    condition uses (lambda: the cotangent of the initial state)."""
+    origin = (0,) * ndim
+    reads: dict = {}
+    coords: set[int] = set()
+    targets, exprs = [], []
+    for p in params:
+        total = sympy.Integer(0)
+        for f in info.fields:
+            d = sympy.diff(sympy.sympify(info.initial.get(f, 0)), sympy.Symbol(p))
+            if d == 0:
+                continue
+            key = (adjoint_buffer(f), origin)
+            reads.setdefault(key, Read(read_symbol(*key), *key))
+            e = _canonical_to_kernel(d, info)
+            coords |= {a for a in range(ndim) if e.has(coord_symbol(a))}
+            total += reads[key].symbol * e
+        if total != 0:
+            key = (param_buffer(p), origin)
+            reads[key] = Read(read_symbol(*key), *key)
+            targets.append((param_buffer(p), ()))
+            exprs.append(reads[key].symbol + total)
+    if not targets:
+        return None
+    return assemble_kernel(
+        "adjoint_initial_kernel",
+        "stencil",
+        targets,
+        exprs,
+        reads,
+        coords,
+        ["adjoint: parameters through the initial condition"],
+        scalars,
+        info,
+    )

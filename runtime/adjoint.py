@@ -1,0 +1,226 @@
+"""Discrete adjoints of explicit time stepping: what ``Solution.vjp`` runs.
+
+The gradient is that of the computed numbers: the transpose of each compiled Runge-Kutta step,
+applied from the last step to the first. The states the reverse sweep needs are recomputed from
+checkpoints: the forward run keeps one state every K ~ sqrt(N) steps, and each segment of K
+steps is recomputed (its states kept) just before its reverse sweep, so memory holds about
+2 sqrt(N) states and the work is about two forward solves plus the adjoint steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..dsl.diagnostics import RuntimeInputError, UnsupportedError
+from .drivers.integrators import Simulation
+
+if TYPE_CHECKING:
+    from .api import PdeHandle
+    from .results import Solution
+
+
+@dataclass
+class Gradient:
+    """``params[name]``: d loss / d parameter; ``initial[field]``: d loss / d initial state."""
+
+    params: dict[str, float]
+    initial: dict[str, np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Gradient(params={self.params}, initial fields {list(self.initial)})"
+
+
+def step_schedule(times: np.ndarray, dt: float) -> tuple[list[tuple[float, float]], dict[int, int]]:
+    """The steps ``(t_n, dt_n)`` the forward run took between ``times`` (as ``run`` takes them),
+    and for each output time after the first, the index of the step that ends there."""
+    steps: list[tuple[float, float]] = []
+    ends: dict[int, int] = {}
+    for k, (ta, tb) in enumerate(itertools.pairwise(times), start=1):
+        n = max(1, math.ceil((tb - ta) / dt - 1e-9))
+        h = (tb - ta) / n
+        steps += [(ta + j * h, h) for j in range(n)]
+        ends[len(steps) - 1] = k
+    return steps, ends
+
+
+def _cotangents(
+    sol: Solution, given: dict[str, Any], fields: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Cotangents per field as [len(t), *cells] (zeros where none is given)."""
+    assert sol.t is not None
+    out = {}
+    for name, value in given.items():
+        if name not in sol.fields:
+            raise RuntimeInputError(
+                f"vjp got a cotangent for '{name}', which is not a field of the solution",
+                hint=f"fields: {', '.join(sol.fields)}",
+                code="R513",
+            )
+        array = np.asarray(value, dtype=float)
+        frames = sol.fields[name].shape
+        if array.shape == frames[1:]:
+            full = np.zeros(frames)
+            full[-1] = array
+            array = full
+        elif array.shape != frames:
+            raise RuntimeInputError(
+                f"the cotangent of '{name}' has shape {array.shape}; it must match the final "
+                f"field {frames[1:]} or every output {frames}",
+                hint="give d loss / d u at the final time, or one frame per output time",
+                code="R513",
+            )
+        if not np.all(np.isfinite(array)):
+            raise RuntimeInputError(f"the cotangent of '{name}' is not finite", code="R513")
+        out[name] = array
+    return out
+
+
+class AdjointRun:
+    """The reverse sweep of one explicit solve on the adjoint module (forward step + adjoint
+    entries in one kernel group, so both see the same buffers)."""
+
+    def __init__(self, module: Any, sim: Simulation) -> None:
+        self.module = module
+        self.sim = sim
+        self.plan = module.PLAN
+        self.index = {b: i for i, b in enumerate(self.plan["buffers"])}
+        halo = self.plan["halo"]
+        self.inner = tuple(slice(halo, halo + n) for n in sim.grid.cells)
+
+    def _view(self, bufs: list[Any], name: str) -> Any:
+        return bufs[self.index[name]][self.inner]
+
+    def _save(self, bufs: list[Any], fields: tuple[str, ...]) -> dict[str, Any]:
+        return {f: self._view(bufs, f).copy() for f in fields}
+
+    def _restore(self, bufs: list[Any], state: dict[str, Any]) -> None:
+        for f, v in state.items():
+            self._view(bufs, f)[...] = v
+
+    def _advance(self, bufs: list[Any], t: float, dt: float, n: int) -> list[Any]:
+        return list(self.module.advance(*bufs, *self.sim.scalars(t, dt), n))
+
+    def run(
+        self,
+        steps: list[tuple[float, float]],
+        ends: dict[int, int],
+        cotangents: dict[str, np.ndarray],
+        fields: tuple[str, ...],
+    ) -> tuple[dict[str, np.ndarray], dict[str, float], int]:
+        backend = self.sim.backend
+        bufs = list(self.sim.buffers)
+        nsteps = len(steps)
+        every = max(1, math.ceil(math.sqrt(nsteps)))
+        checkpoints: dict[int, dict[str, Any]] = {}
+        n = 0
+        while n < nsteps:  # forward: keep a state every `every` steps
+            checkpoints[n] = self._save(bufs, fields)
+            last = min(n + every, nsteps)
+            while n < last:  # steps of equal size, as few calls as the schedule allows
+                t, dt = steps[n]
+                run = 1
+                while n + run < last and steps[n + run][1] == dt:
+                    run += 1
+                bufs = self._advance(bufs, t, dt, run)
+                n += run
+
+        def inject(k: int) -> None:
+            for f, ct in cotangents.items():
+                if np.any(ct[k]):
+                    lam = self._view(bufs, f"{f}@adj")
+                    lam += backend.from_host(np.ascontiguousarray(ct[k], dtype=lam.dtype))
+
+        for start in sorted(checkpoints, reverse=True):
+            self._restore(bufs, checkpoints.pop(start))
+            stop = min(start + every, nsteps)
+            states = []
+            for j in range(start, stop):
+                states.append(self._save(bufs, fields))
+                if j + 1 < stop:
+                    bufs = self._advance(bufs, *steps[j], 1)
+            for j in range(stop - 1, start - 1, -1):
+                if j in ends:
+                    inject(ends[j])
+                t, dt = steps[j]
+                self._restore(bufs, states.pop())
+                self._advance(bufs, t, dt, 1)  # refills the stage buffers; roles stay put
+                self.module.adjoint_step(*bufs, *self.sim.scalars(t, dt))
+        inject(0)
+        t0 = steps[0][0] if steps else self.sim.t
+        if hasattr(self.module, "adjoint_initial"):
+            self.module.adjoint_initial(*bufs, *self.sim.scalars(t0, steps[0][1]))
+        backend.synchronize()
+        initial = {
+            f: np.array(backend.to_host(self._view(bufs, f"{f}@adj")), dtype=float) for f in fields
+        }
+        params = {
+            p: float(np.sum(np.asarray(backend.to_host(self._view(bufs, f"{p}@gp")), dtype=float)))
+            for p in self.plan["meta"].get("adjoint_params", ())
+        }
+        return initial, params, every
+
+
+def pde_vjp(
+    handle: PdeHandle,
+    kwargs: dict[str, Any],
+    sol: Solution,
+    cotangents: dict[str, Any],
+    params: list[str] | None = None,
+) -> Gradient:
+    """The discrete adjoint of the solve that made ``sol`` (see ``Solution.vjp``)."""
+    from ..compiler.driver import IMPLICIT_SCHEMES
+
+    problem = handle.problem
+    values, merged, fd = handle.resolve(kwargs)
+    if problem.time is None or fd.scheme in IMPLICIT_SCHEMES:
+        what = "steady problems" if problem.time is None else f"the implicit scheme {fd.scheme}"
+        raise UnsupportedError(
+            f"adjoints of {what} are not available in this version",
+            problem.span,
+            "use an explicit scheme (euler, rk2, rk4, ssprk3) for gradients",
+            code="R413",
+        )
+    if not isinstance(cotangents, dict):
+        raise RuntimeInputError(
+            "vjp takes a dict of cotangents by field name, e.g. {'u': dloss_du}", code="R513"
+        )
+    names = [p.name for p in problem.params]
+    wanted = names if params is None else list(params)
+    unknown = [p for p in wanted if p not in names]
+    if unknown:
+        raise RuntimeInputError(
+            f"'{unknown[0]}' is not a parameter of '{problem.name}'",
+            hint=f"parameters: {', '.join(names) or 'none'}",
+            code="R513",
+        )
+    module = handle.adjoint_module(fd)
+    meta = module.PLAN["meta"]
+    refused = [p for p in wanted if p in meta.get("boundary_params", ())]
+    if refused:
+        raise UnsupportedError(
+            f"the adjoint does not differentiate boundary conditions yet, and "
+            f"{', '.join(refused)} enters one",
+            problem.span,
+            "pass params=[...] naming the parameters you need, without " + ", ".join(refused),
+            code="R414",
+        )
+    fields = tuple(module.PLAN["fields"])
+    cts = _cotangents(sol, cotangents, tuple(sol.fields))
+    sim = handle.simulation(module, merged, values, float(sol.info["dt"]))
+    assert sol.t is not None
+    steps, ends = step_schedule(sol.t, float(sol.info["dt"]))
+    initial, grads, every = AdjointRun(module, sim).run(steps, ends, cts, fields)
+    # a second-order equation's velocity field is the gradient of its `initial dt(u)`
+    second = [eq.field for eq in problem.equations if eq.time_order == 2]
+    keys = dict(zip(fields[len(problem.fields) :], (f"dt({u})" for u in second), strict=True))
+    return Gradient(
+        params={p: grads.get(p, 0.0) for p in wanted},
+        initial={keys.get(f, f): v for f, v in initial.items()},
+        info={"steps": len(steps), "checkpoint_every": every, "backend": handle.backend_name},
+    )

@@ -1,0 +1,209 @@
+"""The discrete adjoint (``sol.vjp``) of explicit solves, checked against central differences of
+whole solves: for the parameters (through the right-hand sides and the initial condition) and
+for the initial state along a random direction. The adjoint is the transpose of the computed
+steps, so it agrees with differences of the computed numbers to their rounding, whatever the
+grid: the tolerances below (1e-7 relative) would catch a missing fold, a wrong stage weight or
+a stage evaluated at the wrong state, which all err at 1e-3 or more."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ritz
+from ritz.dsl import RitzError
+from ritz.runtime.drivers.integrators import run
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+ROBIN = """
+pde rob {
+    space x in [0, 1]
+    time t in [0, 0.05]
+    field u
+    param k = 0.7, a = 2.0
+    dt(u) = k * diff(u, x, 2) + a * u * (1 - u)
+    boundary diff(u, x) + 3 * u = sin(5 * t) at x = 0
+    boundary diff(u, x) = 1 at x = 1
+    initial u = a * cos(x) / 4
+    solve fd(cells = 24, scheme = rk4, dt = 2e-4)
+}
+"""
+
+MIXED = """
+pde mix {
+    space x in [0, 1]
+    space y in [0, 1] periodic
+    time t in [0, 0.01]
+    field u
+    param b = 0.3
+    dt(u) = 0.1 * lap(u) + b * diff(diff(u, x), y) - u * diff(u, x)
+    boundary u = x * y at x = 0, x = 1
+    initial u = sin(pi * x) * cos(2 * pi * y)
+    solve fd(cells = 12, scheme = rk2, dt = 2e-4)
+}
+"""
+
+
+def example(name: str, **replace: str) -> str:
+    text = (EXAMPLES / f"{name}.dsl").read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text
+
+
+def gradient_errors(text: str, name: str, per_frame: bool = False, **kw) -> dict[str, float]:
+    """Relative errors of sol.vjp against central differences, per parameter and for the
+    initial state ("initial"), for the loss sum(W * u) over the final or every output frame."""
+    handle = ritz.compile(text)[name]
+    sol = handle.solve(**kw)
+    rng = np.random.default_rng(1)
+    frames = {f: sol[f].shape if per_frame else sol[f].shape[1:] for f in sol}
+    weights = {f: rng.standard_normal(shape) for f, shape in frames.items()}
+
+    def loss(fields) -> float:
+        return sum(
+            float(np.sum(w * (fields[f] if per_frame else fields[f][-1])))
+            for f, w in weights.items()
+        )
+
+    grad = sol.vjp(weights)
+    errors = {}
+    for p in handle.problem.params:
+        value = float(kw.get(p.name, p.default))
+        eps = 1e-4 * max(1e-3, abs(value))
+        up = loss(handle.solve(**{**kw, p.name: value + eps}))
+        down = loss(handle.solve(**{**kw, p.name: value - eps}))
+        fd = (up - down) / (2 * eps)
+        errors[p.name] = abs(grad.params[p.name] - fd) / max(abs(fd), 1e-12)
+    lowered = handle.prepare(**kw).plan["fields"]
+    names = {f: f if f in sol else f"dt({f[3:]})" for f in lowered}  # dt_u -> dt(u)
+    direction = {f: rng.standard_normal(sol[next(iter(sol))].shape[1:]) for f in lowered}
+
+    def perturbed(eps: float) -> float:
+        sim = handle.prepare(**kw)
+        for f, d in direction.items():
+            sim.interior(f)[...] += eps * d
+        return loss(run(sim, list(sol.t), tuple(sol.fields))[1])
+
+    fd = (perturbed(1e-6) - perturbed(-1e-6)) / 2e-6
+    ad = sum(float(np.sum(grad.initial[names[f]] * d)) for f, d in direction.items())
+    errors["initial"] = abs(ad - fd) / abs(fd)
+    return errors
+
+
+@pytest.mark.parametrize("scheme", ["euler", "rk2", "ssprk3", "rk4"])
+def test_heat_every_tableau(scheme: str) -> None:
+    errors = gradient_errors(example("heat1d"), "heat1d", cells=24, dt=2e-4, scheme=scheme)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_robin_faces_time_dependent_data_and_initial_parameter() -> None:
+    """Robin and Neumann folds (ghost weights rational in h), ghost data that vary in time, a
+    reaction term, and a parameter that enters the initial condition as well."""
+    errors = gradient_errors(ROBIN, "rob")
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.slow
+def test_robin_order4() -> None:
+    errors = gradient_errors(ROBIN, "rob", order=4, scheme="ssprk3", dt=1e-4)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_burgers_cotangents_at_every_output() -> None:
+    text = example("burgers", **{"t in [0, 1]": "t in [0, 0.2]"})
+    errors = gradient_errors(text, "burgers", per_frame=True, cells=48, dt=2e-3, every=0.1)
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.slow
+def test_gray_scott_two_fields_periodic() -> None:
+    text = example("gray_scott", **{"t in [0, 1000]": "t in [0, 20]"})
+    errors = gradient_errors(text, "gray_scott", per_frame=True, cells=16, every=10)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.slow
+def test_wave_second_order_in_time() -> None:
+    text = example("wave2d", **{"t in [0, 1]": "t in [0, 0.1]"})
+    errors = gradient_errors(text, "wave2d", cells=12, dt=2e-3)
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.slow
+def test_mixed_derivative_across_a_periodic_axis() -> None:
+    errors = gradient_errors(MIXED, "mix")
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.slow
+def test_diffusion3d_mixed_conditions_order4() -> None:
+    text = example("diffusion3d", **{"t in [0, 0.05]": "t in [0, 0.002]"})
+    errors = gradient_errors(text, "diffusion3d", cells=8, dt=2e-4, order=4)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_linear_adjoint_is_the_transpose() -> None:
+    """For a linear problem the map u0 -> u(T) is a matrix M; vjp must give M^T w exactly
+    (to rounding): checked column by column against solves from unit initial states."""
+    handle = ritz.compile(example("heat1d"))["heat1d"]
+    kw = {"cells": 10, "dt": 1e-3, "scheme": "rk4"}
+    sol = handle.solve(**kw)
+    columns = []
+    for j in range(10):
+        sim = handle.prepare(**kw)
+        sim.interior("u")[...] = np.eye(10)[j]
+        columns.append(run(sim, list(sol.t), ("u",))[1]["u"][-1])
+    matrix = np.array(columns).T
+    w = np.random.default_rng(2).standard_normal(10)
+    np.testing.assert_allclose(sol.vjp({"u": w}).initial["u"], matrix.T @ w, rtol=1e-12, atol=1e-14)
+
+
+def test_float32() -> None:
+    handle = ritz.compile(example("heat1d"))["heat1d"]
+    kw = {"cells": 24, "dt": 2e-4}
+    w = np.random.default_rng(3).standard_normal(24)
+    g64 = handle.solve(**kw).vjp({"u": w})
+    g32 = handle.solve(dtype="float32", **kw).vjp({"u": w})
+    assert g32.params["nu"] == pytest.approx(g64.params["nu"], rel=1e-4)
+    np.testing.assert_allclose(g32.initial["u"], g64.initial["u"], rtol=1e-4, atol=1e-5)
+
+
+def test_parameter_subset_and_boundary_parameters() -> None:
+    text = ROBIN.replace("= sin(5 * t) at x = 0", "= a * sin(5 * t) at x = 0")
+    sol = ritz.compile(text)["rob"].solve()
+    w = {"u": np.ones(24)}
+    with pytest.raises(RitzError) as err:
+        sol.vjp(w)
+    assert err.value.code == "R414" and "a" in err.value.message
+    grad = sol.vjp(w, params=["k"])
+    assert list(grad.params) == ["k"] and np.isfinite(grad.params["k"])
+
+
+@pytest.mark.parametrize(
+    ("cotangent", "code"),
+    [
+        ({"v": np.ones(24)}, "R513"),
+        ({"u": np.ones(23)}, "R513"),
+        ({"u": np.full(24, np.nan)}, "R513"),
+    ],
+)
+def test_bad_cotangents(cotangent, code: str) -> None:
+    sol = ritz.compile(example("heat1d"))["heat1d"].solve(cells=24, dt=1e-3)
+    with pytest.raises(RitzError) as err:
+        sol.vjp(cotangent)
+    assert err.value.code == code
+
+
+def test_implicit_and_steady_are_refused() -> None:
+    heat = ritz.compile(example("heat1d"))["heat1d"]
+    with pytest.raises(RitzError) as err:
+        heat.solve(cells=24, dt=1e-3, scheme="cn").vjp({"u": np.ones(24)})
+    assert err.value.code == "R413" and "cn" in err.value.message
+    poisson = ritz.compile(example("poisson"))["poisson"]
+    with pytest.raises(RitzError) as err:
+        poisson.solve(cells=8).vjp({"u": np.ones((8, 8))})
+    assert err.value.code == "R413"
