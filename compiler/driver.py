@@ -18,7 +18,13 @@ from .passes.fuse_adjoint import fuse_adjoint
 from .passes.fuse_steady import fuse_steady
 from .passes.integrate import TABLEAUS
 from .passes.manager import Pass, PassContext, run_pipeline
-from .passes.pipelines import PDE_FD_ADJOINT, PDE_FD_EXPLICIT, PDE_FD_IMPLICIT, PDE_FD_STEADY
+from .passes.pipelines import (
+    PDE_FD_ADJOINT,
+    PDE_FD_EXPLICIT,
+    PDE_FD_IMPLICIT,
+    PDE_FD_STEADY,
+    PDE_FD_STEADY_ADJOINT,
+)
 
 VERSION = "0.1.0"
 
@@ -66,7 +72,9 @@ IMPLICIT_SCHEMES = ("cn", "imex")
 def fd_pipeline(steady: bool, scheme: str, adjoint: bool = False) -> tuple:
     """The pass list of an fd solve (see compiler/passes/pipelines.py)."""
     if adjoint:
-        if steady or scheme in IMPLICIT_SCHEMES:
+        if steady:
+            return PDE_FD_STEADY_ADJOINT
+        if scheme in IMPLICIT_SCHEMES:
             raise ValueError("discrete adjoints are compiled for explicit schemes only")
         return PDE_FD_ADJOINT
     if steady:
@@ -154,7 +162,7 @@ def compile_pde(
     )
 
     def fuse_any(p, c):
-        if adjoint:
+        if adjoint and not steady:
             return fuse_adjoint(p, c, info)
         return fuse_steady(p, c, info) if steady or c.tableau is None else fuse(p, c, info)
 

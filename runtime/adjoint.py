@@ -178,10 +178,9 @@ def pde_vjp(
 
     problem = handle.problem
     values, merged, fd = handle.resolve(kwargs)
-    if problem.time is None or fd.scheme in IMPLICIT_SCHEMES:
-        what = "steady problems" if problem.time is None else f"the implicit scheme {fd.scheme}"
+    if problem.time is not None and fd.scheme in IMPLICIT_SCHEMES:
         raise UnsupportedError(
-            f"adjoints of {what} are not available in this version",
+            f"adjoints of the implicit scheme {fd.scheme} are not available in this version",
             problem.span,
             "use an explicit scheme (euler, rk2, rk4, ssprk3) for gradients",
             code="R413",
@@ -211,6 +210,8 @@ def pde_vjp(
             code="R414",
         )
     fields = tuple(module.PLAN["fields"])
+    if problem.time is None:
+        return _steady_vjp(handle, module, merged, values, sol, cotangents, wanted)
     cts = _cotangents(sol, cotangents, tuple(sol.fields))
     sim = handle.simulation(module, merged, values, float(sol.info["dt"]))
     assert sol.t is not None
@@ -223,4 +224,64 @@ def pde_vjp(
         params={p: grads.get(p, 0.0) for p in wanted},
         initial={keys.get(f, f): v for f, v in initial.items()},
         info={"steps": len(steps), "checkpoint_every": every, "backend": handle.backend_name},
+    )
+
+
+def _steady_vjp(
+    handle: PdeHandle,
+    module: Any,
+    merged: dict[str, Any],
+    values: dict[str, float],
+    sol: Solution,
+    cotangents: dict[str, Any],
+    wanted: list[str],
+) -> Gradient:
+    """R(u, p) = 0 at the solution, so dL/dp = -lambda^T dR/dp with J^T lambda = dL/du: one
+    solve with the transposed Jacobian (assembled from the derived Jacobian-vector products,
+    as Newton's method does) and one kernel for the parameter terms."""
+    from threadpoolctl import threadpool_limits
+
+    from .drivers.solvers import SteadyProblem, assemble_jacobian, linear_solver
+
+    sim = handle.simulation(module, merged, values, 1.0)
+    problem = SteadyProblem(sim)
+    shape = tuple(sim.grid.cells)
+    parts = []
+    for name in cotangents:
+        if name not in sol.fields:
+            raise RuntimeInputError(
+                f"vjp got a cotangent for '{name}', which is not a field of the solution",
+                hint=f"fields: {', '.join(sol.fields)}",
+                code="R513",
+            )
+    for f in problem.fields:
+        w = np.asarray(cotangents.get(f, np.zeros(shape)), dtype=float)
+        if w.shape != shape or not np.all(np.isfinite(w)):
+            raise RuntimeInputError(
+                f"the cotangent of '{f}' must be a finite array of shape {shape}; got {w.shape}",
+                code="R513",
+            )
+        parts.append(w.ravel())
+    state = np.concatenate([np.asarray(sol[f], dtype=float).ravel() for f in problem.fields])
+    with threadpool_limits(limits=1, user_api="blas"):
+        problem.residual(state)  # puts the solution into the buffers
+        jac = assemble_jacobian(problem)
+        lam, iterations = linear_solver(jac.T.tocsc(), problem.size * len(problem.fields))(
+            np.concatenate(parts), 1e-13, 10_000
+        )
+    problem._put("adj", lam)
+    problem._call("param_vjp")
+    sim.backend.synchronize()
+    grads = {
+        p: -float(np.sum(np.asarray(sim.backend.to_host(sim.interior(f"{p}@gp")), dtype=float)))
+        for p in module.PLAN["meta"].get("adjoint_params", ())
+    }
+    lam_fields = {
+        f: lam[k * problem.size : (k + 1) * problem.size].reshape(shape)
+        for k, f in enumerate(problem.fields)
+    }
+    return Gradient(
+        params={p: grads.get(p, 0.0) for p in wanted},
+        initial={},
+        info={"adjoint_state": lam_fields, "krylov_iterations": iterations},
     )

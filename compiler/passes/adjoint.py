@@ -22,9 +22,9 @@ from .linearize import _merge
 from .manager import PassContext
 
 
-def cotangent(field: str) -> str:
-    """The Input holding the cotangent of ``field``'s right-hand side."""
-    return f"bar:rhs:{field}"
+def cotangent(field: str, steady: bool = False) -> str:
+    """The Input holding the cotangent of ``field``'s right-hand side (or residual)."""
+    return f"bar:{'res' if steady else 'rhs'}:{field}"
 
 
 def boundary_params(prog: Program) -> set[str]:
@@ -49,10 +49,16 @@ def differentiable_params(prog: Program) -> list[str]:
 
 
 def adjoint(prog: Program, ctx: PassContext) -> Program:
-    fields = [name.split(":", 1)[1] for name in prog.outputs if name.startswith("rhs:")]
-    rhs = {k: v for k, v in prog.outputs.items() if k.startswith("rhs:")}
+    """Time-dependent: vjps of the right-hand sides for the fields and parameters. Steady
+    (outputs ``res:<f>``): vjps of the residuals for the parameters only, as the runtime solves
+    with the transposed Jacobian it assembles anyway; the cotangent inputs are
+    ``bar:res:<f>``."""
+    steady = any(name.startswith("res:") for name in prog.outputs)
+    prefix = "res:" if steady else "rhs:"
+    fields = [name.split(":", 1)[1] for name in prog.outputs if name.startswith(prefix)]
+    rhs = {k: v for k, v in prog.outputs.items() if k.startswith(prefix)}
     params = differentiable_params(replace(prog, outputs=rhs))
-    back = vjp_program(replace(prog, outputs=rhs), [*fields, *params])
+    back = vjp_program(replace(prog, outputs=rhs), [*([] if steady else fields), *params])
     merged = _merge(prog, back)
     outputs = {}
     for name, v in merged.outputs.items():

@@ -406,6 +406,36 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
     )
 
 
+def param_vjp_kernel(
+    prog: Program, info: FuseInput, scalars: tuple[str, ...]
+) -> tuple[Kernel, dict[str, int], tuple[str, ...]]:
+    """Steady problems: gp_p = (dR/dp)^T lambda cell by cell (lambda in ``<f>@adj``), from the
+    outputs ``vjp:<p>`` of ``adjoint``; also the offset reads (halo) and the parameters."""
+    params = adjoint_params(prog, info)
+    rename = {cotangent(f, steady=True): adjoint_buffer(f) for f in info.fields}
+    lowering = _Lowering(prog, rename, fold_allowed=False)
+    origin = (0,) * grid_of(prog).ndim
+    targets, exprs = [], []
+    for p in params:
+        if f"vjp:{p}" in prog.outputs:
+            targets.append((param_buffer(p), ()))
+            exprs.append(lowering.at(prog.outputs[f"vjp:{p}"], origin))
+    kernel = assemble_kernel(
+        "param_vjp_kernel",
+        "stencil",
+        targets,
+        exprs,
+        lowering.reads,
+        lowering.coords,
+        ["adjoint: (dR/dp)^T lambda, cell by cell"],
+        scalars,
+        info,
+    )
+    reach = _offset_reads(lowering)
+    assert not any(b.endswith("@adj") for b in reach), "cotangents are read in place"
+    return kernel, reach, params
+
+
 def _initial_kernel(
     info: FuseInput, params: tuple[str, ...], ndim: int, scalars: tuple[str, ...]
 ) -> Kernel | None:

@@ -86,6 +86,14 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         entry: stencil_kernel(prog, f"{entry}_kernel", writes, info, scalars)
         for entry, (writes, _) in parts.items()
     }
+    adjoint: tuple[str, ...] | None = None  # an adjoint group: the parameters it differentiates
+    if any(name.startswith("vjp:") for name in prog.outputs):
+        from .adjoint import boundary_params
+        from .fuse_adjoint import adjoint_buffer, param_buffer, param_vjp_kernel
+
+        kernel, reach, adjoint = param_vjp_kernel(prog, info, scalars)
+        built["param_vjp"] = (kernel, reach)
+        parts["param_vjp"] = ([], c)
     halo = max([1] + [r for _, st in built.values() for r in st.values()])
     kernels: dict[str, Kernel] = {}
     entries = []
@@ -104,6 +112,13 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         buffers += [history_buffer(f) for f in info.fields]
     for make in (residual_buffer, direction, jvp_buffer):
         buffers += [make(f) for f in info.fields]
+    extra_meta: dict = {}
+    if adjoint is not None:
+        buffers += [adjoint_buffer(f) for f in info.fields] + [param_buffer(p) for p in adjoint]
+        extra_meta = {
+            "adjoint_params": adjoint,
+            "boundary_params": tuple(sorted(boundary_params(prog) & set(info.params))),
+        }
     return KernelGroup(
         name=ctx.problem,
         ndim=ndim,
@@ -129,5 +144,6 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
             "coupling": _coupling(prog, halo),
             "min_cells": min_cells(prog, halo),
             "robin": robin_faces(prog),
+            **extra_meta,
         },
     )

@@ -13,6 +13,9 @@ PDE, method fd, explicit scheme, discrete adjoint (sol.vjp): lower, discretise, 
   fuse_adjoint the explicit step's group (integrate, flatten, fuse inside) plus the entries
                adjoint_step (the step's stages transposed, last first) and adjoint_initial
 
+PDE, method fd, steady, adjoint: as steady with ``adjoint`` (parameters only) before linearize;
+  fuse_steady adds the entry param_vjp ((dR/dp)^T lambda, cell by cell)
+
 PDE, method fd, steady (no time line): lower, discretise, simplify, then
   linearize   residuals -> residuals and their exact Jacobian-vector products (rule table)
   flatten     as simplify
@@ -47,6 +50,14 @@ PDE_FD_ADJOINT: tuple[Pass, ...] = (
     Pass("simplify", simplify, "inline Maps into Maps"),
     Pass("adjoint", adjoint, "right-hand sides -> also their vector-Jacobian products"),
     Pass("flatten", simplify, "flatten the transposed Maps into single Maps"),
+)
+
+PDE_FD_STEADY_ADJOINT: tuple[Pass, ...] = (
+    Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
+    Pass("simplify", simplify, "inline Maps into Maps"),
+    Pass("adjoint", adjoint, "residuals -> also their vjps for the parameters"),
+    Pass("linearize", linearize, "residuals -> residuals and Jacobian-vector products"),
+    Pass("flatten", simplify, "flatten the derivative Maps into single Maps"),
 )
 
 PDE_FD_STEADY: tuple[Pass, ...] = (

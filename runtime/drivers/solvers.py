@@ -137,7 +137,7 @@ def assemble_jacobian(problem: SteadyProblem):
 DIRECT_LIMIT = 400_000  # unknowns up to which the Newton systems are factorised exactly
 
 
-def _solver(jac: Any, n: int) -> Any:
+def linear_solver(jac: Any, n: int) -> Any:
     """``solve(rhs, rel, budget) -> (x, Krylov iterations)`` for J x = rhs: a sparse LU
     factorisation up to DIRECT_LIMIT unknowns, else GMRES preconditioned by an incomplete LU."""
     from scipy.sparse.linalg import LinearOperator, gmres, spilu, splu
@@ -191,7 +191,7 @@ def newton(
 ) -> tuple[np.ndarray, SteadyReport]:
     """Solve R(u) = 0 to ||R(u)|| <= max(tol * ||R(u0)||, floor * ||u0||), or until a Newton
     update after the first is below the rounding of u in its dtype. Each Newton system J d = -R
-    uses the Jacobian assembled from derived Jacobian-vector products (see ``_solver``;
+    uses the Jacobian assembled from derived Jacobian-vector products (see ``linear_solver``;
     ``maxiter`` caps the Krylov iterations in all). With ``factors`` (a dict the caller keeps
     between solves) the factorisation is made once and reused: for good where the Jacobian
     depends on neither the state nor the time; with ``refresh``, where it does (chord Newton),
@@ -211,7 +211,7 @@ def newton(
         if solve is None:
             jac = assemble_jacobian(problem)
             problem.residual(u)  # the probes moved the buffers; restore the iterate's state
-            solve = _solver(jac, n)
+            solve = linear_solver(jac, n)
             if factors is not None:
                 factors["solve"] = solve
         budget = max(1, maxiter - report.krylov_iterations)

@@ -41,3 +41,23 @@ def test_cupy_adjoint_matches_numba(order: int, device) -> None:
         assert got.params[p] == pytest.approx(ref.params[p], rel=1e-11)
     for f in ("u", "v"):
         np.testing.assert_allclose(got.initial[f], ref.initial[f], rtol=1e-11, atol=1e-13)
+
+
+STEADY = """
+pde p {
+    space x in [0, 1]
+    field u
+    param k = 2, s = 1
+    -diff(u, x, 2) + k * u^3 = s * sin(pi * x)
+    boundary u = 0 at x = 0
+    boundary diff(u, x) + u = 0.5 at x = 1
+    solve fd(cells = 37, tol = 1e-13)
+}
+"""
+
+
+def test_cupy_steady_adjoint_matches_numba(device) -> None:
+    w = {"u": np.random.default_rng(6).standard_normal(37)}
+    grads = {b: ritz.compile(STEADY, backend=b)["p"].solve().vjp(w) for b in ("numba", "cupy")}
+    for p in ("k", "s"):
+        assert grads["cupy"].params[p] == pytest.approx(grads["numba"].params[p], rel=1e-10)
