@@ -209,7 +209,7 @@ def _hoist_invariant(
 def _buffer_order(info: FuseInput):
     def key(buffer: str) -> tuple:
         field, _, stage = buffer.partition("@")
-        return (info.fields.index(field) if field in info.fields else 99, stage)
+        return (info.fields.index(field) if field in info.fields else 99, stage, field)
 
     return key
 

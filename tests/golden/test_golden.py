@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from ritz.compiler.driver import VERSION, CompiledArtifact, compile_pde, fd_options
+from ritz.compiler.driver import (
+    IMPLICIT_SCHEMES,
+    VERSION,
+    CompiledArtifact,
+    compile_pde,
+    fd_options,
+)
 from ritz.compiler.kernels import describe
 from ritz.dsl import load_file
 from ritz.dsl.ast import PdeProblem
@@ -28,7 +34,16 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.dsl"))
 EXPECTED = Path(__file__).resolve().parent / "expected"
 LAST_PASS = "flatten"
-SUFFIXES = {"ir": ".ir.txt", "plan": ".plan.txt", "numba": ".numba.py", "cuda": ".cuda.cu"}
+SUFFIXES = {
+    "ir": ".ir.txt",
+    "plan": ".plan.txt",
+    "numba": ".numba.py",
+    "cuda": ".cuda.cu",
+    # the group of sol.vjp: the explicit step with its discrete adjoint (or a steady problem's
+    # Newton entries with the parameter vjp); implicit schemes have none yet
+    "adjoint-numba": ".adjoint.numba.py",
+    "adjoint-cuda": ".adjoint.cuda.cu",
+}
 
 # An absolute POSIX path (``/a/b``) after a boundary, or a Windows drive path (``C:\``).
 ABSOLUTE_PATH = re.compile(r"(?:^|[\s'\"(=,])/[A-Za-z_.][\w.-]*/|\b[A-Za-z]:\\")
@@ -63,14 +78,31 @@ def _stem(path: Path, name: str) -> str:
 
 
 @cache
-def _artifact(path: Path, name: str) -> CompiledArtifact:
+def _artifact(path: Path, name: str, adjoint: bool = False) -> CompiledArtifact:
     problem = load_file(path).problems[name]
     options = fd_options(problem.solves[0] if problem.solves else None, {})
-    return compile_pde(problem, options, "numba", dump_after=(LAST_PASS,))
+    return compile_pde(problem, options, "numba", dump_after=(LAST_PASS,), adjoint=adjoint)
+
+
+def has_adjoint(path: Path, name: str) -> bool:
+    problem = load_file(path).problems[name]
+    options = fd_options(problem.solves[0] if problem.solves else None, {})
+    return options.scheme not in IMPLICIT_SCHEMES or problem.time is None
+
+
+def kinds_of(path: Path, name: str) -> list[str]:
+    return [k for k in SUFFIXES if has_adjoint(path, name) or not k.startswith("adjoint")]
 
 
 def generate(path: Path, name: str, kind: str) -> str:
     """The generated text of one kind for one problem (what the golden file holds)."""
+    if kind.startswith("adjoint"):
+        art = _artifact(path, name, adjoint=True)
+        if kind == "adjoint-numba":
+            return art.source
+        cuda_source = _cuda_source()
+        assert cuda_source is not None
+        return cuda_source(art.group, VERSION)
     art = _artifact(path, name)
     if kind == "ir":
         return art.dumps[LAST_PASS]
@@ -83,16 +115,16 @@ def generate(path: Path, name: str, kind: str) -> str:
     return cuda_source(art.group, VERSION)
 
 
-def available_kinds() -> list[str]:
-    return [k for k in SUFFIXES if k != "cuda" or _cuda_source() is not None]
+def available_kinds(path: Path, name: str) -> list[str]:
+    return [k for k in kinds_of(path, name) if "cuda" not in k or _cuda_source() is not None]
 
 
 def _params() -> list:
     params = []
     for path, name in CASES:
-        for kind in SUFFIXES:
+        for kind in kinds_of(path, name):
             marks = []
-            if kind == "cuda" and _cuda_source() is None:
+            if "cuda" in kind and _cuda_source() is None:
                 marks.append(
                     pytest.mark.skip(
                         reason="CUDA backend (compiler.backends.cupy_emit.cuda_source) not present"
@@ -135,7 +167,7 @@ def test_numba_header_names_the_file_by_base_name() -> None:
 
 def test_no_stray_golden_files() -> None:
     """Every file under expected/ belongs to an example (renamed examples leave no orphans)."""
-    wanted = {_stem(p, n) + s for p, n in CASES for s in SUFFIXES.values()}
+    wanted = {_stem(p, n) + SUFFIXES[k] for p, n in CASES for k in kinds_of(p, n)}
     present = {f.name for f in EXPECTED.iterdir()} if EXPECTED.exists() else set()
     assert present <= wanted, sorted(present - wanted)
 
@@ -146,7 +178,7 @@ sys.path.insert(0, {here!r})
 import test_golden as g
 out = {{}}
 for path, name in g.CASES:
-    for kind in g.available_kinds():
+    for kind in g.available_kinds(path, name):
         text = g.generate(path, name, kind)
         out[f"{{path.stem}}.{{name}}.{{kind}}"] = hashlib.sha256(text.encode()).hexdigest()
 print(json.dumps(out))
@@ -174,6 +206,6 @@ def test_generation_is_deterministic(seed: str) -> None:
             generate(path, name, kind).encode()
         ).hexdigest()
         for path, name in CASES
-        for kind in available_kinds()
+        for kind in available_kinds(path, name)
     }
     assert theirs == ours

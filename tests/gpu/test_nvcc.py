@@ -49,10 +49,11 @@ def test_example_compiles_without_warnings(
     example: Path, dtype: str, order: int, tmp_path: Path
 ) -> None:
     for problem in _problems(example):
-        art = compile_pde(problem, FdOptions(order=order, dtype=dtype), "cupy")
-        source = cuda_source(art.group, VERSION)
-        assert 'extern "C" __global__' in source
-        _nvcc(source, tmp_path, f"{problem.name}_{dtype}_{order}")
+        for adjoint in (False, True):  # the solve's group, and that of its vjp (gathers, folds)
+            art = compile_pde(problem, FdOptions(order=order, dtype=dtype), "cupy", adjoint=adjoint)
+            source = cuda_source(art.group, VERSION)
+            assert 'extern "C" __global__' in source
+            _nvcc(source, tmp_path, f"{problem.name}_{dtype}_{order}_{adjoint}")
 
 
 @needs_nvcc
