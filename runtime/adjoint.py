@@ -92,6 +92,12 @@ class AdjointRun:
         self.index = {b: i for i, b in enumerate(self.plan["buffers"])}
         halo = self.plan["halo"]
         self.inner = tuple(slice(halo, halo + n) for n in sim.grid.cells)
+        # the stage buffers <field>@q<m>: written by every step, read by its adjoint
+        self.stage_slots = [
+            i
+            for i, b in enumerate(self.plan["buffers"])
+            if "@q" in b and b.split("@")[0] in self.plan["fields"]
+        ]
 
     def _view(self, bufs: list[Any], name: str) -> Any:
         return bufs[self.index[name]][self.inner]
@@ -106,29 +112,32 @@ class AdjointRun:
     def _advance(self, bufs: list[Any], t: float, dt: float, n: int) -> list[Any]:
         return list(self.module.advance(*bufs, *self.sim.scalars(t, dt), n))
 
+    def _kept_step(self, bufs: list[Any], t: float, dt: float) -> tuple[list[Any], list[Any]]:
+        """One step into fresh stage buffers: returns the buffers as the adjoint of this step
+        reads them (the state and its stage states S_i, halos filled) and those of the next
+        step. Nothing is copied: the fresh arrays are simply kept."""
+        fresh = list(bufs)
+        for i in self.stage_slots:
+            fresh[i] = self.sim.backend.zeros(bufs[i].shape, self.plan["dtype"])
+        return fresh, self._advance(fresh, t, dt, 1)
+
     def run(
         self,
         steps: list[tuple[float, float]],
         ends: dict[int, int],
         cotangents: dict[str, np.ndarray],
         fields: tuple[str, ...],
+        checkpoints: int | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, float], int]:
+        """The reverse sweep. ``checkpoints``: states kept by the forward sweep (default
+        ceil(sqrt(N))); segments between them are recomputed once, keeping their stage
+        states. With ``checkpoints >= N`` every step's stage states are kept on the forward
+        sweep itself, and nothing is recomputed."""
         backend = self.sim.backend
         bufs = list(self.sim.buffers)
         nsteps = len(steps)
-        every = max(1, math.ceil(math.sqrt(nsteps)))
-        checkpoints: dict[int, dict[str, Any]] = {}
-        n = 0
-        while n < nsteps:  # forward: keep a state every `every` steps
-            checkpoints[n] = self._save(bufs, fields)
-            last = min(n + every, nsteps)
-            while n < last:  # steps of equal size, as few calls as the schedule allows
-                t, dt = steps[n]
-                run = 1
-                while n + run < last and steps[n + run][1] == dt:
-                    run += 1
-                bufs = self._advance(bufs, t, dt, run)
-                n += run
+        count = max(1, math.ceil(math.sqrt(nsteps)) if checkpoints is None else int(checkpoints))
+        length = max(1, math.ceil(nsteps / count))  # steps per segment
 
         def inject(k: int) -> None:
             for f, ct in cotangents.items():
@@ -136,21 +145,38 @@ class AdjointRun:
                     lam = self._view(bufs, f"{f}@adj")
                     lam += backend.from_host(np.ascontiguousarray(ct[k], dtype=lam.dtype))
 
-        for start in sorted(checkpoints, reverse=True):
-            self._restore(bufs, checkpoints.pop(start))
-            stop = min(start + every, nsteps)
-            states = []
-            for j in range(start, stop):
-                states.append(self._save(bufs, fields))
-                if j + 1 < stop:
-                    bufs = self._advance(bufs, *steps[j], 1)
-            for j in range(stop - 1, start - 1, -1):
+        def reverse(kept: list[list[Any]], first: int) -> None:
+            for j in range(first + len(kept) - 1, first - 1, -1):
                 if j in ends:
                     inject(ends[j])
-                t, dt = steps[j]
-                self._restore(bufs, states.pop())
-                self._advance(bufs, t, dt, 1)  # refills the stage buffers; roles stay put
-                self.module.adjoint_step(*bufs, *self.sim.scalars(t, dt))
+                self.module.adjoint_step(*kept.pop(), *self.sim.scalars(*steps[j]))
+
+        if length == 1:  # keep everything: no recomputation
+            kept = []
+            for j in range(nsteps):
+                state, bufs = self._kept_step(bufs, *steps[j])
+                kept.append(state)
+            reverse(kept, 0)
+        else:
+            saved: dict[int, dict[str, Any]] = {}
+            n = 0
+            while n < nsteps:  # forward: keep a state every `length` steps
+                saved[n] = self._save(bufs, fields)
+                last = min(n + length, nsteps)
+                while n < last:  # steps of equal size, as few calls as the schedule allows
+                    t, dt = steps[n]
+                    run = 1
+                    while n + run < last and steps[n + run][1] == dt:
+                        run += 1
+                    bufs = self._advance(bufs, t, dt, run)
+                    n += run
+            for first in sorted(saved, reverse=True):
+                self._restore(bufs, saved.pop(first))
+                kept = []
+                for j in range(first, min(first + length, nsteps)):
+                    state, bufs = self._kept_step(bufs, *steps[j])
+                    kept.append(state)
+                reverse(kept, first)
         inject(0)
         t0 = steps[0][0] if steps else self.sim.t
         if hasattr(self.module, "adjoint_initial"):
@@ -163,7 +189,7 @@ class AdjointRun:
             p: float(np.sum(np.asarray(backend.to_host(self._view(bufs, f"{p}@gp")), dtype=float)))
             for p in self.plan["meta"].get("adjoint_params", ())
         }
-        return initial, params, every
+        return initial, params, min(count, nsteps)
 
 
 def pde_vjp(
@@ -172,6 +198,7 @@ def pde_vjp(
     sol: Solution,
     cotangents: dict[str, Any],
     params: list[str] | None = None,
+    checkpoints: int | None = None,
 ) -> Gradient:
     """The discrete adjoint of the solve that made ``sol`` (see ``Solution.vjp``)."""
     from ..compiler.driver import IMPLICIT_SCHEMES
@@ -216,14 +243,16 @@ def pde_vjp(
     sim = handle.simulation(module, merged, values, float(sol.info["dt"]))
     assert sol.t is not None
     steps, ends = step_schedule(sol.t, float(sol.info["dt"]))
-    initial, grads, every = AdjointRun(module, sim).run(steps, ends, cts, fields)
+    if checkpoints is not None and int(checkpoints) < 1:
+        raise RuntimeInputError("checkpoints must be at least 1", code="R513")
+    initial, grads, kept = AdjointRun(module, sim).run(steps, ends, cts, fields, checkpoints)
     # a second-order equation's velocity field is the gradient of its `initial dt(u)`
     second = [eq.field for eq in problem.equations if eq.time_order == 2]
     keys = dict(zip(fields[len(problem.fields) :], (f"dt({u})" for u in second), strict=True))
     return Gradient(
         params={p: grads.get(p, 0.0) for p in wanted},
         initial={keys.get(f, f): v for f, v in initial.items()},
-        info={"steps": len(steps), "checkpoint_every": every, "backend": handle.backend_name},
+        info={"steps": len(steps), "checkpoints": kept, "backend": handle.backend_name},
     )
 
 

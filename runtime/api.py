@@ -332,8 +332,12 @@ class PdeHandle:
 
         frozen = dict(kwargs)
 
-        def vjp(cotangents: dict[str, Any], params: list[str] | None = None) -> Any:
-            return pde_vjp(self, frozen, sol, cotangents, params)
+        def vjp(
+            cotangents: dict[str, Any],
+            params: list[str] | None = None,
+            checkpoints: int | None = None,
+        ) -> Any:
+            return pde_vjp(self, frozen, sol, cotangents, params, checkpoints)
 
         return vjp
 

@@ -34,18 +34,24 @@ class Solution(Mapping):
         self.info = info or {}
         self.adjoint: Any = None  # set by the solve that made this solution
 
-    def vjp(self, cotangents: dict[str, Any], params: list[str] | None = None) -> Any:
+    def vjp(
+        self,
+        cotangents: dict[str, Any],
+        params: list[str] | None = None,
+        checkpoints: int | None = None,
+    ) -> Any:
         """The discrete adjoint of the solve: for ``cotangents`` = {field: d loss / d field}
         (at the final time, or one frame per output time), a Gradient with ``params[name]``
         and ``initial[field]`` (d loss / d initial state). ``params`` limits the parameters
-        differentiated (default: all)."""
+        differentiated (default: all); ``checkpoints`` is how many states the forward sweep
+        keeps (default ceil(sqrt(steps)); as many as the steps: no recomputation)."""
         if self.adjoint is None:
             raise RuntimeInputError(
                 "this solution was not made by a solve that ritz can differentiate",
                 hint="call vjp on the result of problem.solve(...)",
                 code="R513",
             )
-        return self.adjoint(cotangents, params)
+        return self.adjoint(cotangents, params, checkpoints)
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:

@@ -7,6 +7,8 @@ a stage evaluated at the wrong state, which all err at 1e-3 or more."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -146,20 +148,121 @@ def test_diffusion3d_mixed_conditions_order4() -> None:
     assert max(errors.values()) < 1e-7, errors
 
 
-def test_linear_adjoint_is_the_transpose() -> None:
-    """For a linear problem the map u0 -> u(T) is a matrix M; vjp must give M^T w exactly
-    (to rounding): checked column by column against solves from unit initial states."""
-    handle = ritz.compile(example("heat1d"))["heat1d"]
-    kw = {"cells": 10, "dt": 1e-3, "scheme": "rk4"}
-    sol = handle.solve(**kw)
-    columns = []
-    for j in range(10):
+LINEAR_ROBIN = """
+pde lr {
+    space x in [0, 1]
+    time t in [0, 0.02]
+    field u
+    param k = 0.7
+    dt(u) = k * diff(u, x, 2) - 0.3 * diff(u, x) + 2 * x * u
+    boundary diff(u, x) + 3 * u = 1 at x = 0
+    boundary diff(u, x) = 0 at x = 1
+    initial u = 0
+    solve fd(cells = 12, scheme = ssprk3, dt = 1e-4, order = 4)
+}
+"""
+
+LINEAR_2D = """
+pde l2 {
+    space x in [0, 1]
+    space y in [0, 1] periodic
+    time t in [0, 0.005]
+    field u, v
+    dt(u) = lap(u) + diff(diff(v, x), y) - v
+    dt(v) = 0.5 * lap(v) + u * cos(2 * pi * y)
+    boundary u = 0 at x = 0
+    boundary diff(u, x) = 0 at x = 1
+    boundary v = 1 at x = 0, x = 1
+    initial u = 0
+    initial v = 0
+    solve fd(cells = [7, 6], scheme = euler, dt = 1e-4)
+}
+"""
+
+
+def _step_matrix(handle, kw: dict, sol, fields: tuple[str, ...]) -> np.ndarray:
+    """The linear part of u0 -> u(T), column by column from solves of unit initial states
+    (the affine part, from zero initial states, subtracted)."""
+    shape = next(iter(sol.fields.values())).shape[1:]
+    size = int(np.prod(shape))
+
+    def final(vector: np.ndarray) -> np.ndarray:
         sim = handle.prepare(**kw)
-        sim.interior("u")[...] = np.eye(10)[j]
-        columns.append(run(sim, list(sol.t), ("u",))[1]["u"][-1])
-    matrix = np.array(columns).T
-    w = np.random.default_rng(2).standard_normal(10)
-    np.testing.assert_allclose(sol.vjp({"u": w}).initial["u"], matrix.T @ w, rtol=1e-12, atol=1e-14)
+        for k, f in enumerate(fields):
+            sim.interior(f)[...] = vector[k * size : (k + 1) * size].reshape(shape)
+        out = run(sim, list(sol.t), fields)[1]
+        return np.concatenate([out[f][-1].ravel() for f in fields])
+
+    zero = final(np.zeros(size * len(fields)))
+    return np.array([final(e) - zero for e in np.eye(size * len(fields))]).T
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "fields"),
+    [
+        (example("heat1d"), "heat1d", ("u",)),
+        (LINEAR_ROBIN, "lr", ("u",)),
+        (LINEAR_2D, "l2", ("u", "v")),
+    ],
+    ids=["dirichlet", "robin-order4", "2d-two-fields-mixed-derivative"],
+)
+def test_linear_adjoint_is_the_transpose(text: str, name: str, fields: tuple[str, ...]) -> None:
+    """Dot-product test of the compiled adjoint: for a linear problem u0 -> u(T) is affine with
+    a matrix M, and vjp must give M^T w to rounding (1e-12)."""
+    handle = ritz.compile(text)[name]
+    kw = {"cells": 10, "dt": 1e-3} if name == "heat1d" else {}
+    sol = handle.solve(**kw)
+    matrix = _step_matrix(handle, kw, sol, fields)
+    w = np.random.default_rng(2).standard_normal(matrix.shape[0])
+    size = matrix.shape[0] // len(fields)
+    shape = sol[fields[0]].shape[1:]
+    grad = sol.vjp({f: w[k * size : (k + 1) * size].reshape(shape) for k, f in enumerate(fields)})
+    got = np.concatenate([grad.initial[f].ravel() for f in fields])
+    np.testing.assert_allclose(got, matrix.T @ w, rtol=1e-12, atol=1e-12 * np.abs(matrix).max())
+
+
+def test_checkpoint_counts_agree() -> None:
+    """Every checkpointing (one state, a few, the default sqrt, one per step: no
+    recomputation) sweeps the same steps and gives the same gradient."""
+    handle = ritz.compile(example("burgers", **{"t in [0, 1]": "t in [0, 0.1]"}))["burgers"]
+    sol = handle.solve(cells=32, dt=4e-3, every=0.05)
+    w = {"u": np.random.default_rng(7).standard_normal(sol["u"].shape)}
+    reference = sol.vjp(w)
+    steps = sol.info["steps"]  # 26: two outputs of 13 steps
+    assert reference.info["checkpoints"] == math.ceil(math.sqrt(steps))
+    for count in (1, 3, steps, 100):
+        grad = sol.vjp(w, checkpoints=count)
+        assert grad.params["nu"] == pytest.approx(reference.params["nu"], rel=1e-13)
+        np.testing.assert_allclose(grad.initial["u"], reference.initial["u"], rtol=1e-13)
+    with pytest.raises(RitzError):
+        sol.vjp(w, checkpoints=0)
+
+
+def test_taylor_remainder_is_second_order() -> None:
+    """Taylor test on a nonlinear problem: |L(x + h d) - L(x) - h <g, d>| falls as h^2 (ratio 4
+    per halving) for a parameter and for the initial state; a wrong gradient leaves it O(h)."""
+    text = example("burgers", **{"t in [0, 1]": "t in [0, 0.1]"})
+    handle = ritz.compile(text)["burgers"]
+    kw = {"cells": 32, "dt": 4e-3}
+    sol = handle.solve(**kw)
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal(32)
+    grad = sol.vjp({"u": w})
+    d = rng.standard_normal(32)
+    nu = float(handle.problem.params[0].default)
+
+    def loss(h: float, along_initial: bool) -> float:
+        sim = handle.prepare(**kw, nu=nu + (0.0 if along_initial else h))
+        if along_initial:
+            sim.interior("u")[...] += h * d
+        return float(np.sum(w * run(sim, list(sol.t), ("u",))[1]["u"][-1]))
+
+    for along_initial, slope in ((False, grad.params["nu"]), (True, float(grad.initial["u"] @ d))):
+        base = loss(0.0, along_initial)
+        steps = [0.1 / 2**k for k in range(4)] if along_initial else [1e-2 / 2**k for k in range(4)]
+        rem = [abs(loss(h, along_initial) - base - h * slope) for h in steps]
+        ratios = [a / b for a, b in itertools.pairwise(rem)]
+        assert all(3.5 < r < 4.5 for r in ratios), (along_initial, rem, ratios)
 
 
 def test_float32() -> None:
