@@ -117,6 +117,20 @@ def _source_lines(problem: PdeProblem, lowered: LoweredPde) -> dict[str, str]:
     return lines
 
 
+def _equations_title(problem: PdeProblem, options: FdOptions) -> str:
+    if problem.time is None:
+        return (
+            f"adjoint of {problem.name} (steady, order {options.order}): lambda solves "
+            "J^T lambda = dL/du; w_<f> below is lambda"
+        )
+    return (
+        f"adjoint of {problem.name} (order {options.order}), applied at every stage of each "
+        f"{options.scheme} step from the last to the first: w_<f> is the cotangent of the "
+        "stage's right-hand side, <f> the stage state, mu_<f> its contribution to the "
+        "cotangent of the state; on a face, i is the cell next to it"
+    )
+
+
 def program_hash(problem: PdeProblem) -> str:
     """A hash of the checked program alone (stable across compiler edits, unlike cache keys)."""
     return hashlib.sha256(repr(problem).encode()).hexdigest()
@@ -129,10 +143,12 @@ def compile_pde(
     source_hash: str = "",
     dump_after: tuple[str, ...] = (),
     adjoint: bool = False,
+    equations: bool = False,
 ) -> CompiledArtifact:
     """Run the fd pipeline for one problem and print the backend source; ``adjoint``: the
     group of an explicit step with its discrete adjoint (entries adjoint_step and
-    adjoint_initial), which ``Solution.vjp`` drives."""
+    adjoint_initial), which ``Solution.vjp`` drives; ``equations`` (with ``adjoint``): also
+    the derived adjoint in readable form, in ``dumps["equations"]``."""
     if backend not in BACKENDS:
         raise UnsupportedError(
             f"unknown backend '{backend}'", None, "use numba or cupy", code="R407"
@@ -166,6 +182,10 @@ def compile_pde(
             return fuse_adjoint(p, c, info)
         return fuse_steady(p, c, info) if steady or c.tableau is None else fuse(p, c, info)
 
+    if equations:
+        from .passes.fuse_adjoint import adjoint_equations
+
+        ctx.dumps["equations"] = adjoint_equations(prog, info, _equations_title(problem, options))
     fuse_pass = Pass("fuse", fuse_any, "stage or residual Programs -> KernelGroup")
     group = run_pipeline((fuse_pass,), prog, ctx)
     group = replace(group, source_hash=source_hash or program_hash(problem))

@@ -130,16 +130,23 @@ def describe(group: KernelGroup) -> str:
         f"  buffers: {', '.join(group.buffers)}",
     ]
     for k in group.kernels:
-        extra = f" axis {k.axis} {k.side}".rstrip() if k.kind in ("ghost", "wrap") else ""
+        extra = f" axis {k.axis} {k.side}".rstrip() if k.kind in ("ghost", "wrap", "fold") else ""
         lines.append(
             f"  kernel {k.name} ({k.kind}{extra}): arrays {', '.join(k.arrays)}; "
             f"{len(k.reads)} reads, {len(k.statements)} temporaries, "
             f"{len(k.writes)} writes"
         )
-    lines.append("  step:")
+    if group.step:
+        lines.append("  step:")
     for launch in group.step:
         when = f" at t + {launch.stage_c:g} dt" if launch.stage_c else ""
         lines.append(f"    {launch.kernel}({', '.join(launch.arrays)}){when}")
-    swaps = ", ".join(f"{a} <-> {b}" for a, b in group.swaps)
-    lines.append(f"  then swap {swaps}")
+    if group.step:
+        swaps = ", ".join(f"{a} <-> {b}" for a, b in group.swaps)
+        lines.append(f"  then swap {swaps}")
+    for name, launches in group.entries:
+        lines.append(f"  entry {name}:")
+        for launch in launches:
+            when = f" at t + {launch.stage_c:g} dt" if launch.stage_c else ""
+            lines.append(f"    {launch.kernel}({', '.join(launch.arrays)}){when}")
     return "\n".join(lines) + "\n"

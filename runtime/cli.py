@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ..dsl.diagnostics import RitzError, RuntimeInputError
+from ..dsl.diagnostics import RitzError, RuntimeInputError, UnsupportedError
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -181,31 +181,48 @@ def run(
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--problem", "-p")
 @click.option("--ir", "what", flag_value="ir", help="The IR (after --after PASS, default last).")
-@click.option("--code", "what", flag_value="code", default=True, help="The generated source.")
+@click.option("--code", "what", flag_value="code", help="The generated source (the default).")
 @click.option("--plan", "what", flag_value="plan", help="The kernel plan.")
 @click.option("--after", "after", default=None, help="Pass after which to show the IR.")
+@click.option(
+    "--adjoint",
+    is_flag=True,
+    help="The discrete adjoint (what sol.vjp runs): alone, its derived equations; with "
+    "--code, --plan or --ir, those of its kernel group.",
+)
 @click.option("--backend", type=click.Choice(["numba", "cupy"]), default="numba")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
 @reports_errors
 def show(
     file: str,
     problem: str | None,
-    what: str,
+    what: str | None,
     after: str | None,
+    adjoint: bool,
     backend: str,
     sets: tuple[str, ...],
 ) -> None:
     """Show the IR or generated code of a problem of FILE."""
-    from ..compiler.driver import compile_pde, fd_pipeline
+    from ..compiler.driver import IMPLICIT_SCHEMES, compile_pde, fd_pipeline
     from ..dsl import load_file
 
     checked = load_file(Path(file))
     handle = _pick(_handle_module(checked, backend), problem)
     overrides = parse_sets(sets)
     fd = handle.resolve(overrides)[2]
-    if what == "ir":
+    if adjoint and handle.problem.time is not None and fd.scheme in IMPLICIT_SCHEMES:
+        raise UnsupportedError(
+            f"adjoints of the implicit scheme {fd.scheme} are not available in this version",
+            handle.problem.span,
+            "show the adjoint of an explicit scheme: --set scheme=rk4",
+            code="R413",
+        )
+    if adjoint and what is None:
+        art = compile_pde(handle.problem, fd, backend, adjoint=True, equations=True)
+        click.echo(art.dumps["equations"], nl=False)
+    elif what == "ir":
         stage = after or "flatten"
-        pipeline = fd_pipeline(handle.problem.time is None, fd.scheme)
+        pipeline = fd_pipeline(handle.problem.time is None, fd.scheme, adjoint)
         names = ["lower", *(p.name for p in pipeline)]
         if stage not in names:
             raise RuntimeInputError(
@@ -214,15 +231,15 @@ def show(
                 + ("; 'fuse' makes kernels, shown by --plan and --code" if stage == "fuse" else ""),
                 code="R523",
             )
-        art = compile_pde(handle.problem, fd, backend, dump_after=(stage,))
+        art = compile_pde(handle.problem, fd, backend, dump_after=(stage,), adjoint=adjoint)
         click.echo(art.dumps[stage], nl=False)
     elif what == "plan":
-        art = compile_pde(handle.problem, fd, backend)
+        art = compile_pde(handle.problem, fd, backend, adjoint=adjoint)
         from ..compiler.kernels import describe
 
         click.echo(describe(art.group), nl=False)
     else:
-        art = compile_pde(handle.problem, fd, backend)
+        art = compile_pde(handle.problem, fd, backend, adjoint=adjoint)
         click.echo(art.source, nl=False)
 
 

@@ -44,7 +44,8 @@ def boundary_params(prog: Program) -> set[str]:
 def differentiable_params(prog: Program) -> list[str]:
     """The parameters the right-hand sides use, less those a boundary condition uses."""
     skip = boundary_params(prog)
-    used = {op.name for i, op in prog.leaves(Param) if i in prog.live()}
+    live = prog.live()
+    used = {op.name for i, op in enumerate(prog.ops) if isinstance(op, Param) and i in live}
     return sorted(used - skip)
 
 

@@ -9,6 +9,7 @@ filled by ghost kernels (boundary conditions) or wrap kernels (periodic axes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sympy
@@ -145,7 +146,7 @@ def stencil_kernel(
 def assemble_kernel(
     name: str,
     kind: str,
-    targets: list[tuple[str, tuple[int, ...]]],
+    targets: Sequence[tuple[str, tuple[int, ...]]],
     exprs: list[sympy.Expr],
     reads: dict,
     coords: set[int],

@@ -231,11 +231,11 @@ def _fold_kernel(
     for (fld, m), value in per_cell.items():
         offsets = tuple(inward * m if a == axis else 0 for a in range(ndim))
         for buffer, weight in destinations[fld]:
-            key = (buffer, offsets)
-            if key not in lowering.reads:
-                lowering.reads[key] = Read(read_symbol(buffer, offsets), buffer, offsets)
-            targets.append((buffer, offsets))
-            exprs.append(lowering.reads[key].symbol + weight * value)
+            at = (buffer, offsets)
+            if at not in lowering.reads:
+                lowering.reads[at] = Read(read_symbol(buffer, offsets), buffer, offsets)
+            targets.append(at)
+            exprs.append(lowering.reads[at].symbol + weight * value)
     kernel = assemble_kernel(
         name,
         "fold",
@@ -261,13 +261,13 @@ def _offset_reads(lowering: _Lowering) -> dict[str, int]:
 
 
 def _radius(prog: Program) -> int:
-    return max([1] + [abs(op.offset) for _, op in prog.leaves(Shift)])
+    return max([1] + [abs(op.offset) for op in prog.ops if isinstance(op, Shift)])
 
 
 def adjoint_params(prog: Program, info: FuseInput) -> tuple[str, ...]:
     """The parameters whose cotangents the adjoint computes: those the right-hand sides or the
     initial condition use, unless a boundary condition uses them."""
-    used = {op.name for _, op in prog.leaves(Param)}
+    used = {op.name for op in prog.ops if isinstance(op, Param)}
     for e in info.initial.values():
         used |= {s.name for s in sympy.sympify(e).free_symbols if s.name in info.params}
     return tuple(p for p in info.params if p in used and p not in boundary_params(prog))
@@ -474,3 +474,61 @@ def _initial_kernel(
         scalars,
         info,
     )
+
+
+def adjoint_equations(prog: Program, info: FuseInput, title: str) -> str:
+    """The derived adjoint in readable form: per field, the transposed right-hand side
+    mu = (df/du)^T w as a gather over neighbours plus the folds at each face, and per
+    parameter its cell-by-cell term (the output of ``ritz show --adjoint``)."""
+    ndim = grid_of(prog).ndim
+    index = "ijk"[:ndim]
+    steady = any(name.startswith("res:") for name in prog.outputs)
+    rename = {cotangent(f, steady): f"w_{f}" for f in info.fields}
+
+    def readable(expr: sympy.Expr, lowering: _Lowering, at: tuple[int, ...]) -> str:
+        subs = {}
+        for (buffer, offsets), read in lowering.reads.items():
+            parts = []
+            for a, o in enumerate(offsets):
+                o += at[a] if at else 0
+                parts.append(index[a] + (f"{o:+d}" if o else ""))
+            subs[read.symbol] = sympy.Symbol(f"{buffer}[{','.join(parts)}]")
+        for a, name in enumerate(info.axes):
+            subs[sympy.Symbol(f"h{a}", real=True)] = sympy.Symbol(f"h_{name}")
+            subs[coord_symbol(a)] = sympy.Symbol(name)
+        subs |= {param_symbol(p): sympy.Symbol(p) for p in info.params}
+        return str(sympy.factor_terms(sympy.expand(expr.xreplace(subs))))
+
+    lines = [title]
+    if steady and not adjoint_params(prog, info):
+        lines.append("  (no parameters: the gradient is lambda itself)")
+    lowering = _Lowering(prog, rename)
+    origin = (0,) * ndim
+    for f in info.fields:
+        if f"vjp:{f}" not in prog.outputs:
+            continue
+        gather, terms = _split(lowering.at(prog.outputs[f"vjp:{f}"], origin), lowering)
+        lines.append(f"  mu_{f}[{','.join(index)}] = {readable(gather, lowering, origin)}")
+        for coef, fold in terms:
+            side = "hi" if fold.offset > 0 else "lo"
+            face = _face(prog.boundaries[fold.boundary].faces[fold.axis], side)
+            ghosts = face_ghosts(face, fold.axis, side, abs(fold.offset), info, False)
+            inward = 1 if side == "lo" else -1
+            inner = _Lowering(prog, rename, fold_allowed=False)
+            for j in range(1, abs(fold.offset) + 1):
+                reader = _shifted(fold.shift, fold.axis, inward * (abs(fold.offset) - j))
+                x = inner.at(fold.arg, reader)
+                for m in range(face.degree):
+                    w = sympy.diff(ghosts[j - 1], interior_symbol(m))
+                    if w != 0:
+                        cell = "the cell next to it" if m == 0 else f"cell {m + 1} from it"
+                        lines.append(
+                            f"    + on the {side} face of {info.axes[fold.axis]}, {cell}: "
+                            f"{readable(coef * w * x, inner, ())}"
+                        )
+    for p in adjoint_params(prog, info):
+        if f"vjp:{p}" in prog.outputs:
+            term = readable(lowering.at(prog.outputs[f"vjp:{p}"], origin), lowering, origin)
+            sign = "-" if steady else ""
+            lines.append(f"  dL/d{p} {'=' if steady else '+='} {sign}sum over cells of {term}")
+    return "\n".join(lines) + "\n"

@@ -126,6 +126,35 @@ def test_show_unknown_pass(stage: str) -> None:
     assert "discretise" in result.stderr  # the hint lists the passes
 
 
+def test_show_adjoint_equations() -> None:
+    """The derived adjoint, readable: the transposed stencil, the folds of the Dirichlet
+    ghosts (weights -2 and 1/3 of the quadratic closure) and the parameter's term."""
+    result = invoke("show", HEAT, "--adjoint")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1].strip() == "mu_u[i] = nu*(w_u[i+1] + w_u[i-1] - 2*w_u[i])/h_x**2"
+    assert "+ on the lo face of x, the cell next to it: -2*nu*w_u[i]/h_x**2" in result.stdout
+    assert "+ on the hi face of x, cell 2 from it: nu*w_u[i]/(3*h_x**2)" in result.stdout
+    assert "dL/dnu += sum over cells of w_u[i]*(u[i+1] + u[i-1] - 2*u[i])/h_x**2" in [
+        line.strip() for line in lines
+    ]
+
+
+def test_show_adjoint_code_and_plan() -> None:
+    code = invoke("show", HEAT, "--adjoint", "--code")
+    assert code.exit_code == 0, code.output
+    assert code.stdout == (GOLDEN / "heat1d.adjoint.numba.py").read_text()
+    plan = invoke("show", HEAT, "--adjoint", "--plan")
+    assert "entry adjoint_step:" in plan.stdout and "(fold axis 0 lo)" in plan.stdout
+    ir = invoke("show", HEAT, "--adjoint", "--ir", "--after", "adjoint")
+    assert ir.exit_code == 0 and "ShiftTranspose" in ir.stdout, ir.output
+
+
+def test_show_adjoint_of_an_implicit_scheme() -> None:
+    result = invoke("show", HEAT, "--adjoint", "--set", "scheme=cn")
+    assert_diagnostic(result, "R413", "implicit scheme cn")
+
+
 def test_show_unknown_problem() -> None:
     assert_diagnostic(invoke("show", HEAT, "--problem", "heat2d"), "R501", "heat1d")
 
