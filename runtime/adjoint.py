@@ -128,6 +128,7 @@ class AdjointRun:
         cotangents: dict[str, np.ndarray],
         fields: tuple[str, ...],
         checkpoints: int | None = None,
+        given: tuple[str, ...] = (),
     ) -> tuple[dict[str, np.ndarray], dict[str, float], int]:
         """The reverse sweep. ``checkpoints``: states kept by the forward sweep (default
         ceil(sqrt(N))); segments between them are recomputed once, keeping their stage
@@ -178,13 +179,16 @@ class AdjointRun:
                     kept.append(state)
                 reverse(kept, first)
         inject(0)
-        t0 = steps[0][0] if steps else self.sim.t
-        if hasattr(self.module, "adjoint_initial"):
-            self.module.adjoint_initial(*bufs, *self.sim.scalars(t0, steps[0][1]))
         backend.synchronize()
         initial = {
             f: np.array(backend.to_host(self._view(bufs, f"{f}@adj")), dtype=float) for f in fields
         }
+        if hasattr(self.module, "adjoint_initial"):
+            for f in given:  # initial values given as arrays: no parameter enters them
+                self._view(bufs, f"{f}@adj")[...] = 0
+            t0 = steps[0][0] if steps else self.sim.t
+            self.module.adjoint_initial(*bufs, *self.sim.scalars(t0, steps[0][1]))
+            backend.synchronize()
         params = {
             p: float(np.sum(np.asarray(backend.to_host(self._view(bufs, f"{p}@gp")), dtype=float)))
             for p in self.plan["meta"].get("adjoint_params", ())
@@ -204,6 +208,8 @@ def pde_vjp(
     from ..compiler.driver import IMPLICIT_SCHEMES
 
     problem = handle.problem
+    kwargs = dict(kwargs)
+    overridden = kwargs.pop("initial", None) or {}
     values, merged, fd = handle.resolve(kwargs)
     if problem.time is not None and fd.scheme in IMPLICIT_SCHEMES:
         raise UnsupportedError(
@@ -239,13 +245,16 @@ def pde_vjp(
     fields = tuple(module.PLAN["fields"])
     if problem.time is None:
         return _steady_vjp(handle, module, merged, values, sol, cotangents, wanted)
+    # a field whose initial value was given as an array does not depend on the parameters
+    drop = tuple(f for f in overridden if f in fields)
     cts = _cotangents(sol, cotangents, tuple(sol.fields))
     sim = handle.simulation(module, merged, values, float(sol.info["dt"]))
+    handle.apply_initial(sim, overridden)
     assert sol.t is not None
     steps, ends = step_schedule(sol.t, float(sol.info["dt"]))
     if checkpoints is not None and int(checkpoints) < 1:
         raise RuntimeInputError("checkpoints must be at least 1", code="R513")
-    initial, grads, kept = AdjointRun(module, sim).run(steps, ends, cts, fields, checkpoints)
+    initial, grads, kept = AdjointRun(module, sim).run(steps, ends, cts, fields, checkpoints, drop)
     # a second-order equation's velocity field is the gradient of its `initial dt(u)`
     second = [eq.field for eq in problem.equations if eq.time_order == 2]
     keys = dict(zip(fields[len(problem.fields) :], (f"dt({u})" for u in second), strict=True))

@@ -220,7 +220,37 @@ class PdeHandle:
         """Compile, allocate and initialise: a Simulation to ``advance(nsteps)`` by hand."""
         return self._prepare(kwargs)[0]
 
+    def apply_initial(self, sim: Simulation, initial: dict[str, Any] | None) -> None:
+        """Replace the initial values (the initial guess, for a steady problem) of the named
+        fields by arrays of the grid's shape."""
+        if not initial:
+            return
+        if not isinstance(initial, dict):
+            raise RuntimeInputError(
+                "initial takes a dict of arrays by field name, e.g. initial={'u': u0}",
+                code="R514",
+            )
+        fields = sim.plan["fields"]
+        for name, value in initial.items():
+            if name not in self.problem.fields:
+                raise RuntimeInputError(
+                    f"initial names '{name}', which is not a field of '{self.name}'",
+                    hint=did_you_mean(name, self.problem.fields) or f"fields: {', '.join(fields)}",
+                    code="R514",
+                )
+            array = np.asarray(value, dtype=float)
+            if array.shape != tuple(sim.grid.cells) or not np.all(np.isfinite(array)):
+                raise RuntimeInputError(
+                    f"the initial value of '{name}' must be a finite array of shape "
+                    f"{tuple(sim.grid.cells)}; got shape {array.shape}",
+                    code="R514",
+                )
+            view = sim.interior(name)
+            view[...] = sim.backend.from_host(array.astype(view.dtype))
+
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[Simulation, dict[str, Any]]:
+        kwargs = dict(kwargs)
+        initial = kwargs.pop("initial", None)
         params, merged, fd = self.resolve(kwargs)
         module = self._compile(fd)[1]
         grid = self._grid(merged)
@@ -249,8 +279,10 @@ class PdeHandle:
 
             tol, maxiter = self._newton_options(merged)
             sim: Simulation = ThetaSimulation(module, grid, params, t0, dt, backend, tol, maxiter)
+            self.apply_initial(sim, initial)
             return sim, merged
         sim = Simulation(module, grid, params, t0, dt or 1.0, backend)
+        self.apply_initial(sim, initial)
         if dt is None and self.problem.time is not None:
             sim.dt = self._auto_dt(sim, fd)
         return sim, merged
@@ -293,7 +325,8 @@ class PdeHandle:
         return value
 
     def solve(self, progress: bool = False, **kwargs: Any) -> Solution:
-        """Solve with parameters and method options given as keywords (see LANGUAGE.md §7)."""
+        """Solve with parameters and method options given as keywords (see LANGUAGE.md §7);
+        ``initial={field: array}`` replaces initial values given in the program."""
         sim, merged = self._prepare(kwargs)
         if self.problem.time is None:
             sol = self._solve_steady(sim, merged)
