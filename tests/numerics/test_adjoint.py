@@ -340,3 +340,32 @@ def test_steady_adjoint() -> None:
     with pytest.raises(RitzError) as err:
         sol.vjp({"u": np.ones((20, 13))})
     assert err.value.code == "R513"
+
+
+def test_given_initial_values() -> None:
+    """solve(initial=...) replaces ROBIN's initial u = a cos(x) / 4: the gradient for a then
+    has no term through the initial condition, and g.initial is for the given state."""
+    handle = ritz.compile(ROBIN)["rob"]
+    rng = np.random.default_rng(9)
+    u0 = rng.standard_normal(24) * 0.1
+    w = rng.standard_normal(24)
+    grad = handle.solve(initial={"u": u0}).vjp({"u": w})
+
+    def loss(**kw) -> float:
+        return float(np.sum(w * handle.solve(**kw)["u"][-1]))
+
+    eps = 1e-4
+    fd = (loss(initial={"u": u0}, a=2 + eps) - loss(initial={"u": u0}, a=2 - eps)) / (2 * eps)
+    assert grad.params["a"] == pytest.approx(fd, rel=1e-7)
+    d = rng.standard_normal(24)
+    fd = (loss(initial={"u": u0 + 1e-6 * d}) - loss(initial={"u": u0 - 1e-6 * d})) / 2e-6
+    assert float(grad.initial["u"] @ d) == pytest.approx(fd, rel=1e-7)
+
+
+@pytest.mark.parametrize(
+    "initial", [{"w": np.zeros(24)}, {"u": np.zeros(23)}, {"u": np.full(24, np.inf)}, [1.0]]
+)
+def test_bad_initial_values(initial) -> None:
+    with pytest.raises(RitzError) as err:
+        ritz.compile(ROBIN)["rob"].solve(initial=initial)
+    assert err.value.code == "R514"
