@@ -22,6 +22,7 @@ from .passes.pipelines import (
     PDE_FD_ADJOINT,
     PDE_FD_EXPLICIT,
     PDE_FD_IMPLICIT,
+    PDE_FD_IMPLICIT_ADJOINT,
     PDE_FD_STEADY,
     PDE_FD_STEADY_ADJOINT,
 )
@@ -74,9 +75,7 @@ def fd_pipeline(steady: bool, scheme: str, adjoint: bool = False) -> tuple:
     if adjoint:
         if steady:
             return PDE_FD_STEADY_ADJOINT
-        if scheme in IMPLICIT_SCHEMES:
-            raise ValueError("discrete adjoints are compiled for explicit schemes only")
-        return PDE_FD_ADJOINT
+        return PDE_FD_IMPLICIT_ADJOINT if scheme in IMPLICIT_SCHEMES else PDE_FD_ADJOINT
     if steady:
         return PDE_FD_STEADY
     return PDE_FD_IMPLICIT if scheme in IMPLICIT_SCHEMES else PDE_FD_EXPLICIT
@@ -118,6 +117,18 @@ def _source_lines(problem: PdeProblem, lowered: LoweredPde) -> dict[str, str]:
 
 
 def _equations_title(problem: PdeProblem, options: FdOptions) -> str:
+    if problem.time is not None and options.scheme in IMPLICIT_SCHEMES:
+        return (
+            f"adjoint of {problem.name} ({options.scheme}, order {options.order}), each step "
+            "from the last to the first: mu solves J^T mu = lambda (J: the Jacobian of the "
+            "step's residual at the new state), then lambda becomes the cotangent of the old "
+            "state"
+            + (
+                "; lh_<f>: the cotangent of the previous step's explicit part"
+                if options.scheme == "imex"
+                else ""
+            )
+        )
     if problem.time is None:
         return (
             f"adjoint of {problem.name} (steady, order {options.order}): lambda solves "
@@ -178,7 +189,7 @@ def compile_pde(
     )
 
     def fuse_any(p, c):
-        if adjoint and not steady:
+        if adjoint and not steady and c.tableau is not None:
             return fuse_adjoint(p, c, info)
         return fuse_steady(p, c, info) if steady or c.tableau is None else fuse(p, c, info)
 

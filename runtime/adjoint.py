@@ -196,6 +196,116 @@ class AdjointRun:
         return initial, params, min(count, nsteps)
 
 
+class ImplicitAdjointRun:
+    """The reverse sweep of an implicit (cn, imex) solve. Step n solves R(u_{n+1}, b_n) = 0
+    with b_n = B(u_n, h_n) (h: imex's N of the previous step, h_{n+1} = N(u_n)), so with
+    lambda the cotangent of u_{n+1}: J^T mu = lambda at u_{n+1} (the Jacobian Newton's method
+    assembles, transposed), gp -= (dR/dp)^T mu, then at u_n
+    lambda = (dB/du)^T mu + (dN/du)^T lambda_h and lambda_h = (dB/dh)^T mu. Every state is
+    kept (a forward sweep of Newton solves is too dear to recompute)."""
+
+    def __init__(self, module: Any, sim: Simulation, tol: float, maxiter: int) -> None:
+        from .drivers.implicit import ThetaSimulation
+
+        self.module = module
+        self.plan = module.PLAN
+        self.index = {b: i for i, b in enumerate(self.plan["buffers"])}
+        self.theta = ThetaSimulation(
+            module, sim.grid, sim.params, sim.t, sim.dt, sim.backend, tol, maxiter
+        )
+        for f in self.plan["fields"]:  # the initial state as set (and overridden) on sim
+            self.theta.interior(f)[...] = sim.interior(f)
+
+    def run(
+        self,
+        steps: list[tuple[float, float]],
+        ends: dict[int, int],
+        cotangents: dict[str, np.ndarray],
+        fields: tuple[str, ...],
+        given: tuple[str, ...] = (),
+    ) -> tuple[dict[str, np.ndarray], dict[str, float], int]:
+        from threadpoolctl import threadpool_limits
+
+        from .drivers.solvers import SteadyProblem, assemble_jacobian, linear_solver
+
+        sim, backend = self.theta, self.theta.backend
+        states = [{f: sim.interior(f).copy() for f in fields}]
+        starts = []
+        with threadpool_limits(limits=1, user_api="blas"):
+            for t, h in steps:  # forward: every state, and which explicit half each step ran
+                fresh = sim._history_dt is None or abs(h - sim._history_dt) > 1e-12 * h
+                starts.append(fresh and hasattr(self.module, "adjoint_start"))
+                sim.t = t
+                sim._step(h)
+                states.append({f: sim.interior(f).copy() for f in fields})
+
+            def restore(state: dict[str, Any]) -> None:
+                for f, v in state.items():
+                    sim.interior(f)[...] = v
+
+            def inject(k: int) -> None:
+                for f, ct in cotangents.items():
+                    if np.any(ct[k]):
+                        lam = sim.interior(f"{f}@adj")
+                        lam += backend.from_host(np.ascontiguousarray(ct[k], dtype=lam.dtype))
+
+            constant = bool(self.plan["meta"].get("constant_jacobian"))
+            solvers: dict[float, Any] = {}
+            size = int(np.prod(sim.grid.cells)) * len(fields)
+            for n in range(len(steps) - 1, -1, -1):
+                if n in ends:
+                    inject(ends[n])
+                t, h = steps[n]
+                scalars = sim.scalars(t, h)
+                problem = SteadyProblem(sim, scalars)
+                lam = problem._get("adj")
+                restore(states[n + 1])
+                solve = solvers.get(h) if constant else None
+                if solve is None:
+                    problem.residual(problem.state())  # ghosts of the new state, at t + dt
+                    solve = linear_solver(assemble_jacobian(problem).T.tocsc(), size)
+                    if constant:
+                        solvers[h] = solve
+                mu, _ = solve(lam, 1e-13, 10_000)
+                problem._put("mu", mu)
+                if hasattr(self.module, "adjoint_residual"):
+                    self.module.adjoint_residual(*sim.buffers, *scalars)
+                restore(states[n])
+                if starts[n]:  # b without the history: the history's cotangent is zero
+                    self.module.adjoint_start(*sim.buffers, *scalars)
+                    self._clear_history(sim)
+                else:
+                    self.module.adjoint_explicit(*sim.buffers, *scalars)
+                    self._swap_history(sim)
+            inject(0)
+        backend.synchronize()
+        initial = {
+            f: np.array(backend.to_host(sim.interior(f"{f}@adj")), dtype=float) for f in fields
+        }
+        if hasattr(self.module, "adjoint_initial"):
+            for f in given:
+                sim.interior(f"{f}@adj")[...] = 0
+            self.module.adjoint_initial(*sim.buffers, *sim.scalars(steps[0][0], steps[0][1]))
+            backend.synchronize()
+        params = {
+            p: float(np.sum(np.asarray(backend.to_host(sim.interior(f"{p}@gp")), dtype=float)))
+            for p in self.plan["meta"].get("adjoint_params", ())
+        }
+        return initial, params, len(states)
+
+    def _clear_history(self, sim: Simulation) -> None:
+        for f in self.plan["fields"]:
+            if f"{f}@lh" in self.index:
+                sim.interior(f"{f}@lh")[...] = 0
+
+    def _swap_history(self, sim: Simulation) -> None:
+        """imex: the history cotangent just computed becomes the current one."""
+        for f in self.plan["fields"]:
+            a, b = self.index.get(f"{f}@lh"), self.index.get(f"{f}@lh2")
+            if a is not None and b is not None:
+                sim.buffers[a], sim.buffers[b] = sim.buffers[b], sim.buffers[a]
+
+
 def pde_vjp(
     handle: PdeHandle,
     kwargs: dict[str, Any],
@@ -211,13 +321,6 @@ def pde_vjp(
     kwargs = dict(kwargs)
     overridden = kwargs.pop("initial", None) or {}
     values, merged, fd = handle.resolve(kwargs)
-    if problem.time is not None and fd.scheme in IMPLICIT_SCHEMES:
-        raise UnsupportedError(
-            f"adjoints of the implicit scheme {fd.scheme} are not available in this version",
-            problem.span,
-            "use an explicit scheme (euler, rk2, rk4, ssprk3) for gradients",
-            code="R413",
-        )
     if not isinstance(cotangents, dict):
         raise RuntimeInputError(
             "vjp takes a dict of cotangents by field name, e.g. {'u': dloss_du}", code="R513"
@@ -254,7 +357,13 @@ def pde_vjp(
     steps, ends = step_schedule(sol.t, float(sol.info["dt"]))
     if checkpoints is not None and int(checkpoints) < 1:
         raise RuntimeInputError("checkpoints must be at least 1", code="R513")
-    initial, grads, kept = AdjointRun(module, sim).run(steps, ends, cts, fields, checkpoints, drop)
+    if fd.scheme in IMPLICIT_SCHEMES:
+        tol, maxiter = handle._newton_options(merged)
+        implicit = ImplicitAdjointRun(module, sim, tol, maxiter)
+        initial, grads, kept = implicit.run(steps, ends, cts, fields, drop)
+    else:
+        runner = AdjointRun(module, sim)
+        initial, grads, kept = runner.run(steps, ends, cts, fields, checkpoints, drop)
     # a second-order equation's velocity field is the gradient of its `initial dt(u)`
     second = [eq.field for eq in problem.equations if eq.time_order == 2]
     keys = dict(zip(fields[len(problem.fields) :], (f"dt({u})" for u in second), strict=True))

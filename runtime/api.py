@@ -330,7 +330,7 @@ class PdeHandle:
         sim, merged = self._prepare(kwargs)
         if self.problem.time is None:
             sol = self._solve_steady(sim, merged)
-            sol.adjoint = self._adjoint_of(kwargs, sol)  # refuses with R413, for now
+            sol.adjoint = self._adjoint_of(kwargs, sol)
             return sol
         t0, t1 = self.problem.time.t0, self.problem.time.t1
         every = merged.get("every")

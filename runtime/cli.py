@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ..dsl.diagnostics import RitzError, RuntimeInputError, UnsupportedError
+from ..dsl.diagnostics import RitzError, RuntimeInputError
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -203,20 +203,13 @@ def show(
     sets: tuple[str, ...],
 ) -> None:
     """Show the IR or generated code of a problem of FILE."""
-    from ..compiler.driver import IMPLICIT_SCHEMES, compile_pde, fd_pipeline
+    from ..compiler.driver import compile_pde, fd_pipeline
     from ..dsl import load_file
 
     checked = load_file(Path(file))
     handle = _pick(_handle_module(checked, backend), problem)
     overrides = parse_sets(sets)
     fd = handle.resolve(overrides)[2]
-    if adjoint and handle.problem.time is not None and fd.scheme in IMPLICIT_SCHEMES:
-        raise UnsupportedError(
-            f"adjoints of the implicit scheme {fd.scheme} are not available in this version",
-            handle.problem.span,
-            "show the adjoint of an explicit scheme: --set scheme=rk4",
-            code="R413",
-        )
     if adjoint and what is None:
         art = compile_pde(handle.problem, fd, backend, adjoint=True, equations=True)
         click.echo(art.dumps["equations"], nl=False)

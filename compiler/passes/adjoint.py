@@ -15,7 +15,8 @@ from dataclasses import replace
 
 import sympy
 
-from ..ir.ops import Param
+from ..ir.adjoint_ops import ShiftTranspose
+from ..ir.ops import Input, Op, Param, Shift
 from ..ir.program import Program
 from ..rules import vjp_program
 from .linearize import _merge
@@ -54,6 +55,8 @@ def adjoint(prog: Program, ctx: PassContext) -> Program:
     (outputs ``res:<f>``): vjps of the residuals for the parameters only, as the runtime solves
     with the transposed Jacobian it assembles anyway; the cotangent inputs are
     ``bar:res:<f>``."""
+    if any(name.startswith("explicit:") for name in prog.outputs):
+        return _adjoint_theta(prog)
     steady = any(name.startswith("res:") for name in prog.outputs)
     prefix = "res:" if steady else "rhs:"
     fields = [name.split(":", 1)[1] for name in prog.outputs if name.startswith(prefix)]
@@ -68,3 +71,54 @@ def adjoint(prog: Program, ctx: PassContext) -> Program:
         else:
             outputs[name] = v
     return replace(merged, outputs=outputs)
+
+
+def _adjoint_theta(prog: Program) -> Program:
+    """An implicit step (outputs of ``theta``): the vjps of the explicit half (``explicit:`` and
+    ``start:`` outputs, for the fields, the imex history and the parameters) and of the
+    residual (for the parameters; the state's part is the transposed Newton solve), as
+    ``vjp_explicit:<name>``, ``vjp_start:<name>`` and ``vjp_res:<param>``."""
+    from .theta import history_buffer
+
+    fields = [name.split(":", 1)[1] for name in prog.outputs if name.startswith("res:")]
+    explicit = {k: v for k, v in prog.outputs.items() if k.startswith("explicit:")}
+    read = replace(prog, outputs=explicit).live()
+    histories = [  # imex reads N of the previous step; cn has no history
+        history_buffer(f)
+        for f in fields
+        if any(
+            isinstance(op, Input) and op.name == history_buffer(f) and i in read
+            for i, op in enumerate(prog.ops)
+        )
+    ]
+    params = differentiable_params(prog)
+    merged = prog
+    for kind, wrt in (("explicit", [*fields, *histories]), ("start", fields), ("res", [])):
+        outs = {k: v for k, v in prog.outputs.items() if k.startswith(kind + ":")}
+        if not outs or not (wrt or params):
+            continue
+        back = _own_homogeneous_rules(vjp_program(replace(prog, outputs=outs), [*wrt, *params]))
+        back = replace(back, outputs={f"vjp_{kind}:{k[4:]}": v for k, v in back.outputs.items()})
+        merged = _merge(merged, back)
+    return merged
+
+
+def _own_homogeneous_rules(prog: Program) -> Program:
+    """Rename the homogeneous ghost rules (``<f>:lin``) that transposes name to ``<f>:adj``:
+    ``linearize``, which runs next, claims ``:lin`` for the Newton direction's rules."""
+    from ..ir.program import Builder, copy_op, rebuild
+
+    renames = {k: k[: -len(":lin")] + ":adj" for k in prog.boundaries if k.endswith(":lin")}
+    if not renames:
+        return prog
+
+    def rewrite(b: Builder, op: Op, args: tuple[int, ...]) -> int:
+        if isinstance(op, Shift | ShiftTranspose) and op.boundary in renames:
+            return b.add(replace(op, args=args, boundary=renames[op.boundary]))
+        return copy_op(b, op, args)
+
+    out = rebuild(prog, rewrite)
+    boundaries = {
+        renames.get(k, k): replace(r, field=renames.get(k, k)) for k, r in out.boundaries.items()
+    }
+    return replace(out, boundaries=boundaries)

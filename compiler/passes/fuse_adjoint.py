@@ -482,8 +482,6 @@ def adjoint_equations(prog: Program, info: FuseInput, title: str) -> str:
     parameter its cell-by-cell term (the output of ``ritz show --adjoint``)."""
     ndim = grid_of(prog).ndim
     index = "ijk"[:ndim]
-    steady = any(name.startswith("res:") for name in prog.outputs)
-    rename = {cotangent(f, steady): f"w_{f}" for f in info.fields}
 
     def readable(expr: sympy.Expr, lowering: _Lowering, at: tuple[int, ...]) -> str:
         subs = {}
@@ -499,17 +497,13 @@ def adjoint_equations(prog: Program, info: FuseInput, title: str) -> str:
         subs |= {param_symbol(p): sympy.Symbol(p) for p in info.params}
         return str(sympy.factor_terms(sympy.expand(expr.xreplace(subs))))
 
-    lines = [title]
-    if steady and not adjoint_params(prog, info):
-        lines.append("  (no parameters: the gradient is lambda itself)")
-    lowering = _Lowering(prog, rename)
     origin = (0,) * ndim
-    for f in info.fields:
-        if f"vjp:{f}" not in prog.outputs:
-            continue
-        gather, terms = _split(lowering.at(prog.outputs[f"vjp:{f}"], origin), lowering)
-        lines.append(f"  mu_{f}[{','.join(index)}] = {readable(gather, lowering, origin)}")
-        for coef, fold in terms:
+
+    def describe(label: str, value: int, rename: dict[str, str], folds: bool = True) -> None:
+        lowering = _Lowering(prog, rename)
+        gather, terms = _split(lowering.at(value, origin), lowering)
+        lines.append(f"  {label} {readable(gather, lowering, origin)}")
+        for coef, fold in terms if folds else ():
             side = "hi" if fold.offset > 0 else "lo"
             face = _face(prog.boundaries[fold.boundary].faces[fold.axis], side)
             ghosts = face_ghosts(face, fold.axis, side, abs(fold.offset), info, False)
@@ -526,9 +520,199 @@ def adjoint_equations(prog: Program, info: FuseInput, title: str) -> str:
                             f"    + on the {side} face of {info.axes[fold.axis]}, {cell}: "
                             f"{readable(coef * w * x, inner, ())}"
                         )
-    for p in adjoint_params(prog, info):
+
+    cells = ",".join(index)
+    params = adjoint_params(prog, info)
+    lines = [title]
+    if any(name.startswith("vjp_") for name in prog.outputs):  # an implicit step
+        from .theta import history_buffer, rhs_buffer
+
+        for kind, when in (("explicit", "every step"), ("start", "a first step")):
+            if f"vjp_{kind}:{info.fields[0]}" not in prog.outputs:
+                continue
+            lines.append(f"  {when}, with the old state (b: the explicit half, at t):")
+            rename = {f"bar:{kind}:{rhs_buffer(f)}": f"mu_{f}" for f in info.fields}
+            rename |= {f"bar:{kind}:{history_buffer(f)}": f"lh_{f}" for f in info.fields}
+            for f in info.fields:
+                describe(f"lambda_{f}[{cells}] =", prog.outputs[f"vjp_{kind}:{f}"], rename)
+                if f"vjp_{kind}:{history_buffer(f)}" in prog.outputs:
+                    value = prog.outputs[f"vjp_{kind}:{history_buffer(f)}"]
+                    describe(f"lh_{f}[{cells}] (history) =", value, rename)
+            for p in params:
+                if f"vjp_{kind}:{p}" in prog.outputs:
+                    describe(
+                        f"dL/d{p} += sum over cells of", prog.outputs[f"vjp_{kind}:{p}"], rename
+                    )
+        lines.append("  with the new state (at t + dt):")
+        rename = {f"bar:res:{f}": f"mu_{f}" for f in info.fields}
+        for p in params:
+            if f"vjp_res:{p}" in prog.outputs:
+                describe(f"dL/d{p} -= sum over cells of", prog.outputs[f"vjp_res:{p}"], rename)
+        return "\n".join(lines) + "\n"
+    steady = any(name.startswith("res:") for name in prog.outputs)
+    rename = {cotangent(f, steady): f"w_{f}" for f in info.fields}
+    if steady and not params:
+        lines.append("  (no parameters: the gradient is lambda itself)")
+    for f in info.fields:
+        if f"vjp:{f}" in prog.outputs:
+            describe(f"mu_{f}[{cells}] =", prog.outputs[f"vjp:{f}"], rename)
+    for p in params:
         if f"vjp:{p}" in prog.outputs:
-            term = readable(lowering.at(prog.outputs[f"vjp:{p}"], origin), lowering, origin)
-            sign = "-" if steady else ""
-            lines.append(f"  dL/d{p} {'=' if steady else '+='} {sign}sum over cells of {term}")
+            label = f"dL/d{p} = -sum over cells of" if steady else f"dL/d{p} += sum over cells of"
+            describe(label, prog.outputs[f"vjp:{p}"], rename)
     return "\n".join(lines) + "\n"
+
+
+def cotangent_buffer(field: str) -> str:
+    """Implicit steps: mu, the cotangent of the step's explicit half b (J^T mu = lambda)."""
+    return f"{field}@mu"
+
+
+def history_cotangent(field: str, fresh: bool = False) -> str:
+    """imex: the cotangent of the history N(u_prev) (``fresh``: the one being computed)."""
+    return f"{field}@lh2" if fresh else f"{field}@lh"
+
+
+def _vjp_entry(
+    prog: Program,
+    name: str,
+    targets: list[tuple[str, int, int, bool]],
+    rename: dict[str, str],
+    info: FuseInput,
+    scalars: tuple[str, ...],
+    halo: int,
+    kernels: dict[str, Kernel],
+    c: float,
+) -> list[Launch]:
+    """Launches writing, for each (buffer, value id, sign, accumulate) of ``targets``,
+    buffer (+)= sign * value: a gather kernel, then the folds of its transposed stencils. State
+    fields read aside get their ghosts (at t + c dt), cotangents their periodic halos."""
+    from .fuse import halo_launches
+
+    lowering = _Lowering(prog, rename)
+    origin = (0,) * grid_of(prog).ndim
+    writes, exprs = [], []
+    folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
+    for buffer, value, sign, accumulate in targets:
+        gather, terms = _split(lowering.at(value, origin), lowering)
+        for coef, fold in terms:
+            side = "hi" if fold.offset > 0 else "lo"
+            folds.setdefault((fold.axis, side), {}).setdefault(buffer, []).append(
+                (sign * coef, fold)
+            )
+        expr = sign * gather
+        if accumulate:
+            key = (buffer, origin)
+            lowering.reads.setdefault(key, Read(read_symbol(buffer, origin), buffer, origin))
+            expr = lowering.reads[key].symbol + expr
+        writes.append((buffer, ()))
+        exprs.append(expr)
+    gather_kernel = assemble_kernel(
+        f"{name}_kernel",
+        "stencil",
+        writes,
+        exprs,
+        lowering.reads,
+        lowering.coords,
+        [f"adjoint: {name}"],
+        scalars,
+        info,
+    )
+    built = [(gather_kernel, _offset_reads(lowering))]
+    for (axis, side), contributions in sorted(folds.items()):
+        built.append(
+            _fold_kernel(
+                prog,
+                f"{name}_fold_{axis}_{side}",
+                axis,
+                side,
+                contributions,
+                {b: [(b, sympy.Integer(1))] for b in contributions},
+                rename,
+                info,
+                scalars,
+            )
+        )
+    periodic = grid_of(prog).periodic
+    launches: list[Launch] = []
+    reach: dict[str, int] = {}
+    for _, r in built:
+        for b, n in r.items():
+            reach[b] = max(reach.get(b, 0), n)
+    state = {b: n for b, n in reach.items() if b in info.fields}
+    launches += halo_launches(prog, state, halo, info, scalars, kernels, c)
+    for b in sorted(set(reach) - set(state)):
+        for axis in range(len(periodic)):
+            if periodic[axis]:
+                wrap = f"wrap_{axis}"
+                kernels.setdefault(wrap, Kernel(wrap, "wrap", ("a",), (), axis=axis))
+                launches.append(Launch(wrap, (b,), c))
+    for kernel, _ in built:
+        kernels[kernel.name] = kernel
+        launches.append(Launch(kernel.name, kernel.arrays, c))
+    return launches
+
+
+def theta_adjoint(
+    prog: Program, info: FuseInput, scalars: tuple[str, ...], halo: int, kernels: dict
+) -> tuple[list[tuple[str, tuple[Launch, ...]]], list[str], dict]:
+    """The entries of an implicit step's adjoint (see runtime/adjoint.py): ``adjoint_residual``
+    (gp -= (dR/dp)^T mu at t + dt, the new state in the fields), ``adjoint_explicit`` and
+    ``adjoint_start`` (lambda = (db/du)^T mu + (dN/du)^T lambda_h, the history's cotangent
+    and gp += (db/dp)^T mu + (dN/dp)^T lambda_h, at t, the old state in the fields), and
+    ``adjoint_initial``; also the buffers they add and the group's meta."""
+    from .theta import history_buffer, rhs_buffer
+
+    params = adjoint_params(prog, info)
+    fields = info.fields
+    imex = any(f"vjp_explicit:{history_buffer(f)}" in prog.outputs for f in fields)
+    entries = []
+    for kind in ("explicit", "start"):
+        if f"vjp_{kind}:{fields[0]}" not in prog.outputs:
+            continue
+        rename = {f"bar:{kind}:{rhs_buffer(f)}": cotangent_buffer(f) for f in fields}
+        rename |= {f"bar:{kind}:{history_buffer(f)}": history_cotangent(f) for f in fields}
+        targets = [(adjoint_buffer(f), prog.outputs[f"vjp_{kind}:{f}"], 1, False) for f in fields]
+        if kind == "explicit" and imex:
+            targets += [
+                (
+                    history_cotangent(f, True),
+                    prog.outputs[f"vjp_explicit:{history_buffer(f)}"],
+                    1,
+                    False,
+                )
+                for f in fields
+            ]
+        targets += [
+            (param_buffer(p), prog.outputs[f"vjp_{kind}:{p}"], 1, True)
+            for p in params
+            if f"vjp_{kind}:{p}" in prog.outputs
+        ]
+        launches = _vjp_entry(
+            prog, f"adjoint_{kind}", targets, rename, info, scalars, halo, kernels, 0.0
+        )
+        entries.append((f"adjoint_{kind}", tuple(launches)))
+    residual = [
+        (param_buffer(p), prog.outputs[f"vjp_res:{p}"], -1, True)
+        for p in params
+        if f"vjp_res:{p}" in prog.outputs
+    ]
+    if residual:
+        rename = {f"bar:res:{f}": cotangent_buffer(f) for f in fields}
+        launches = _vjp_entry(
+            prog, "adjoint_residual", residual, rename, info, scalars, halo, kernels, 1.0
+        )
+        entries.append(("adjoint_residual", tuple(launches)))
+    init = _initial_kernel(info, params, grid_of(prog).ndim, scalars)
+    if init is not None:
+        kernels[init.name] = init
+        entries.append(("adjoint_initial", (Launch(init.name, init.arrays),)))
+    buffers = [b for f in fields for b in (adjoint_buffer(f), cotangent_buffer(f))]
+    if imex:
+        buffers += [b for f in fields for b in (history_cotangent(f), history_cotangent(f, True))]
+    buffers += [param_buffer(p) for p in params]
+    meta = {
+        "adjoint_params": params,
+        "boundary_params": tuple(sorted(boundary_params(prog) & set(info.params))),
+    }
+    return entries, buffers, meta

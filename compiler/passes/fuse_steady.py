@@ -95,6 +95,11 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         built["param_vjp"] = (kernel, reach)
         parts["param_vjp"] = ([], c)
     halo = max([1] + [r for _, st in built.values() for r in st.values()])
+    theta_adjoint = implicit and any(n.startswith("vjp_explicit:") for n in prog.outputs)
+    if theta_adjoint:  # the adjoint's gathers read the state twice a stencil radius aside
+        from .fuse_adjoint import _radius
+
+        halo = max(halo, 2 * _radius(prog))
     kernels: dict[str, Kernel] = {}
     entries = []
     for entry, (k, st) in built.items():
@@ -113,6 +118,12 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
     for make in (residual_buffer, direction, jvp_buffer):
         buffers += [make(f) for f in info.fields]
     extra_meta: dict = {}
+    if theta_adjoint:
+        from .fuse_adjoint import theta_adjoint as build_theta_adjoint
+
+        more, extra_buffers, extra_meta = build_theta_adjoint(prog, info, scalars, halo, kernels)
+        entries += more
+        buffers += extra_buffers
     if adjoint is not None:
         buffers += [adjoint_buffer(f) for f in info.fields] + [param_buffer(p) for p in adjoint]
         extra_meta = {

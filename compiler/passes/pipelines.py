@@ -13,6 +13,10 @@ PDE, method fd, explicit scheme, discrete adjoint (sol.vjp): lower, discretise, 
   fuse_adjoint the explicit step's group (integrate, flatten, fuse inside) plus the entries
                adjoint_step (the step's stages transposed, last first) and adjoint_initial
 
+PDE, method fd, implicit scheme, adjoint: as implicit with ``adjoint`` after theta (vjps of the
+  explicit half, its first-step variant and the residual); fuse_steady adds the entries
+  adjoint_residual, adjoint_explicit, adjoint_start and adjoint_initial
+
 PDE, method fd, steady, adjoint: as steady with ``adjoint`` (parameters only) before linearize;
   fuse_steady adds the entry param_vjp ((dR/dp)^T lambda, cell by cell)
 
@@ -56,6 +60,15 @@ PDE_FD_STEADY_ADJOINT: tuple[Pass, ...] = (
     Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
     Pass("simplify", simplify, "inline Maps into Maps"),
     Pass("adjoint", adjoint, "residuals -> also their vjps for the parameters"),
+    Pass("linearize", linearize, "residuals -> residuals and Jacobian-vector products"),
+    Pass("flatten", simplify, "flatten the derivative Maps into single Maps"),
+)
+
+PDE_FD_IMPLICIT_ADJOINT: tuple[Pass, ...] = (
+    Pass("discretise", discretise, "Diff -> finite-difference stencils of Shift ops"),
+    Pass("simplify", simplify, "inline Maps into Maps"),
+    Pass("theta", theta, "right-hand sides -> explicit half step and implicit residual"),
+    Pass("adjoint", adjoint, "the step's parts -> also their vjps"),
     Pass("linearize", linearize, "residuals -> residuals and Jacobian-vector products"),
     Pass("flatten", simplify, "flatten the derivative Maps into single Maps"),
 )

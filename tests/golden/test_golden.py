@@ -17,13 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ritz.compiler.driver import (
-    IMPLICIT_SCHEMES,
-    VERSION,
-    CompiledArtifact,
-    compile_pde,
-    fd_options,
-)
+from ritz.compiler.driver import VERSION, CompiledArtifact, compile_pde, fd_options
 from ritz.compiler.kernels import describe
 from ritz.dsl import load_file
 from ritz.dsl.ast import PdeProblem
@@ -39,8 +33,8 @@ SUFFIXES = {
     "plan": ".plan.txt",
     "numba": ".numba.py",
     "cuda": ".cuda.cu",
-    # the group of sol.vjp: the explicit step with its discrete adjoint (or a steady problem's
-    # Newton entries with the parameter vjp); implicit schemes have none yet
+    # the group of sol.vjp: the step with its discrete adjoint (or a steady problem's Newton
+    # entries with the parameter vjp)
     "adjoint-numba": ".adjoint.numba.py",
     "adjoint-cuda": ".adjoint.cuda.cu",
 }
@@ -84,14 +78,8 @@ def _artifact(path: Path, name: str, adjoint: bool = False) -> CompiledArtifact:
     return compile_pde(problem, options, "numba", dump_after=(LAST_PASS,), adjoint=adjoint)
 
 
-def has_adjoint(path: Path, name: str) -> bool:
-    problem = load_file(path).problems[name]
-    options = fd_options(problem.solves[0] if problem.solves else None, {})
-    return options.scheme not in IMPLICIT_SCHEMES or problem.time is None
-
-
 def kinds_of(path: Path, name: str) -> list[str]:
-    return [k for k in SUFFIXES if has_adjoint(path, name) or not k.startswith("adjoint")]
+    return list(SUFFIXES)
 
 
 def generate(path: Path, name: str, kind: str) -> str:

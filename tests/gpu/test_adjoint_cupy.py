@@ -61,3 +61,33 @@ def test_cupy_steady_adjoint_matches_numba(device) -> None:
     grads = {b: ritz.compile(STEADY, backend=b)["p"].solve().vjp(w) for b in ("numba", "cupy")}
     for p in ("k", "s"):
         assert grads["cupy"].params[p] == pytest.approx(grads["numba"].params[p], rel=1e-10)
+
+
+IMEX = """
+pde ac {
+    space x in [0, 1] periodic
+    space y in [0, 1]
+    time t in [0, 0.4]
+    field u
+    param D = 1e-2
+    dt(u) = D * lap(u) + u - u^3
+    boundary diff(u, y) + u = 0.1 at y = 0
+    boundary u = 0 at y = 1
+    initial u = 0.3 * sin(2 * pi * x) * cos(pi * y)
+    solve fd(cells = [11, 9], scheme = imex, dt = 0.1, every = 0.15)
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["imex", "cn"])
+def test_cupy_implicit_adjoint_matches_numba(scheme: str, device) -> None:
+    rng = np.random.default_rng(7)
+    w = {"u": rng.standard_normal((4, 11, 9))}
+    grads = {
+        b: ritz.compile(IMEX, backend=b)["ac"].solve(scheme=scheme).vjp(w)
+        for b in ("numba", "cupy")
+    }
+    assert grads["cupy"].params["D"] == pytest.approx(grads["numba"].params["D"], rel=1e-10)
+    np.testing.assert_allclose(
+        grads["cupy"].initial["u"], grads["numba"].initial["u"], rtol=1e-10, atol=1e-12
+    )
