@@ -92,6 +92,8 @@ class AdjointRun:
         self.index = {b: i for i, b in enumerate(self.plan["buffers"])}
         halo = self.plan["halo"]
         self.inner = tuple(slice(halo, halo + n) for n in sim.grid.cells)
+        self.pool: list[Any] = []  # stage-buffer arrays free for the next recomputed segment
+        self.lent: list[Any] = []
         # the stage buffers <field>@q<m>: written by every step, read by its adjoint
         self.stage_slots = [
             i
@@ -118,8 +120,20 @@ class AdjointRun:
         step. Nothing is copied: the fresh arrays are simply kept."""
         fresh = list(bufs)
         for i in self.stage_slots:
-            fresh[i] = self.sim.backend.zeros(bufs[i].shape, self.plan["dtype"])
+            # reuse the arrays of a segment already swept (their contents are finite, and
+            # halo cells a step does not fill are only ever multiplied by zero cotangents)
+            array = self.pool.pop() if self.pool else None
+            if array is None:
+                array = self.sim.backend.zeros(bufs[i].shape, self.plan["dtype"])
+            self.lent.append(array)
+            fresh[i] = array
         return fresh, self._advance(fresh, t, dt, 1)
+
+    def _reclaim(self, bufs: list[Any]) -> None:
+        """Arrays lent to a swept segment go back to the pool, except those still in use."""
+        busy = {id(a) for a in bufs}
+        self.pool += [a for a in self.lent if id(a) not in busy]
+        self.lent = [a for a in self.lent if id(a) in busy]
 
     def run(
         self,
@@ -178,6 +192,7 @@ class AdjointRun:
                     state, bufs = self._kept_step(bufs, *steps[j])
                     kept.append(state)
                 reverse(kept, first)
+                self._reclaim(bufs)
         inject(0)
         backend.synchronize()
         initial = {

@@ -77,8 +77,11 @@ class NumbaEmitter:
         out += [INDENT + f"{sym} = {self.expr(e)}" for sym, e in k.statements[: k.invariant]]
         depth = 1
         for a in range(nd):
+            # count from zero and offset inside: LLVM vectorises `range(n)`, but a loop
+            # `range(h, n + h)` with h >= 2 runs several times slower (measured 5x at h = 2)
             rng = "numba.prange" if (a == 0 and parallel) else "range"
-            out.append(INDENT * depth + f"for i{a} in {rng}({h}, n{a} + {h}):")
+            out.append(INDENT * depth + f"for j{a} in {rng}(n{a}):")
+            out.append(INDENT * (depth + 1) + f"i{a} = j{a} + {h}")
             depth += 1
         out += [INDENT * depth + line for line in self._body(k, index, hoisted=True)]
         return out

@@ -42,7 +42,8 @@ def stage1(f_u, q2_u, q5_u, p_c, t, dt, lo0, h0):
     e2 = 0.3333333333333333*e0
     e3 = 0.013888888888888888*e0
     e4 = 0.1111111111111111*e0
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         f_u_m2 = f_u[i0 - 2]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
@@ -61,7 +62,8 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_c, t, dt, lo0, h0):
     e2 = 0.3333333333333333*e0
     e3 = 0.027777777777777776*e0
     e4 = 0.2222222222222222*e0
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         f_u_p0 = f_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
         q2_u_m1 = q2_u[i0 - 1]
@@ -81,7 +83,8 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_c, t, dt, lo0, h0):
     e2 = 0.6666666666666666*e0
     e3 = 0.027777777777777776*e0
     e4 = 0.2222222222222222*e0
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         f_u_p0 = f_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
         q3_u_m1 = q3_u[i0 - 1]
@@ -99,7 +102,8 @@ def stage4(q4_u, q5_u, p_c, t, dt, lo0, h0):
     e0 = dt*p_c/h0
     e1 = 0.013888888888888888*e0
     e2 = 0.1111111111111111*e0
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         q4_u_m2 = q4_u[i0 - 2]
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p1 = q4_u[i0 + 1]
@@ -112,7 +116,8 @@ def stage4(q4_u, q5_u, p_c, t, dt, lo0, h0):
 def initial(f_u, p_c, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 8
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         x0 = lo0 + (i0 - 3.5) * h0
         f_u[i0] = math.exp(-100*((x0 - 0.5)*(x0 - 0.5)))
 
@@ -121,7 +126,8 @@ def initial(f_u, p_c, t, dt, lo0, h0):
 def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_c, t, dt, lo0, h0):
     # adjoint: cotangents of the stage right-hand sides from that of the new state
     n0 = adj_u.shape[0] - 8
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         adj_u_p0 = adj_u[i0]
         e0 = adj_u_p0*dt
         e1 = 0.16666666666666666*e0
@@ -144,7 +150,8 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0):
     e4 = dt*e1
     e5 = 0.08333333333333333*e4
     e6 = 0.6666666666666666*e4
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         gp_c_p0 = gp_c[i0]
         adj_u_p0 = adj_u[i0]
         q4_u_m2 = q4_u[i0 - 2]
@@ -177,7 +184,8 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     e4 = dt*e1
     e5 = 0.041666666666666664*e4
     e6 = 0.3333333333333333*e4
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         gp_c_p0 = gp_c[i0]
         adj_u_p0 = adj_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
@@ -210,7 +218,8 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
     e4 = dt*e1
     e5 = 0.041666666666666664*e4
     e6 = 0.3333333333333333*e4
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         gp_c_p0 = gp_c[i0]
         adj_u_p0 = adj_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
@@ -240,7 +249,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0):
     e1 = e0*p_c
     e2 = (0.6666666666666666)*e1
     e3 = (0.08333333333333333)*e1
-    for i0 in numba.prange(4, n0 + 4):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 4
         gp_c_p0 = gp_c[i0]
         f_u_m2 = f_u[i0 - 2]
         f_u_m1 = f_u[i0 - 1]

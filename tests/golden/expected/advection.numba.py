@@ -42,7 +42,8 @@ def stage1(f_u, q2_u, q5_u, p_c, t, dt, lo0, h0):
     e2 = 0.3333333333333333*e0
     e3 = 0.013888888888888888*e0
     e4 = 0.1111111111111111*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_u_m2 = f_u[i0 - 2]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
@@ -61,7 +62,8 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_c, t, dt, lo0, h0):
     e2 = 0.3333333333333333*e0
     e3 = 0.027777777777777776*e0
     e4 = 0.2222222222222222*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_u_p0 = f_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
         q2_u_m1 = q2_u[i0 - 1]
@@ -81,7 +83,8 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_c, t, dt, lo0, h0):
     e2 = 0.6666666666666666*e0
     e3 = 0.027777777777777776*e0
     e4 = 0.2222222222222222*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_u_p0 = f_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
         q3_u_m1 = q3_u[i0 - 1]
@@ -99,7 +102,8 @@ def stage4(q4_u, q5_u, p_c, t, dt, lo0, h0):
     e0 = dt*p_c/h0
     e1 = 0.013888888888888888*e0
     e2 = 0.1111111111111111*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         q4_u_m2 = q4_u[i0 - 2]
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p1 = q4_u[i0 + 1]
@@ -112,7 +116,8 @@ def stage4(q4_u, q5_u, p_c, t, dt, lo0, h0):
 def initial(f_u, p_c, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 4
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         f_u[i0] = math.exp(-100*((x0 - 0.5)*(x0 - 0.5)))
 

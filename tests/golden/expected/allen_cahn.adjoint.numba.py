@@ -55,8 +55,10 @@ def explicit_kernel(f_u, b_u, n_u, p_D, t, dt, lo0, lo1, h0, h1):
     e1 = dt*p_D
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -78,8 +80,10 @@ def start_kernel(f_u, b_u, n_u, p_D, t, dt, lo0, lo1, h0, h1):
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
     e5 = (0.5)*e1
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -100,8 +104,10 @@ def residual_kernel(f_u, b_u, r_u, p_D, t, dt, lo0, lo1, h0, h1):
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
     e4 = (0.5)*e1
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -120,8 +126,10 @@ def jvp_kernel(jv_u, v_u, p_D, t, dt, lo0, lo1, h0, h1):
     e1 = dt*p_D
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             v_u_m1_p0 = v_u[i0 - 1, i1]
             v_u_p0_m1 = v_u[i0, i1 - 1]
             v_u_p0_p0 = v_u[i0, i1]
@@ -135,8 +143,10 @@ def initial(f_u, p_D, t, dt, lo0, lo1, h0, h1):
     # initial conditions
     n0 = f_u.shape[0] - 4
     n1 = f_u.shape[1] - 4
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             x0 = lo0 + (i0 - 1.5) * h0
             x1 = lo1 + (i1 - 1.5) * h1
             f_u[i0, i1] = 0.05*math.sin(3.141592653589793*(4*x0 + 2*x1)) + 0.1*math.sin(2*3.141592653589793*x0 + 0.3)*math.cos(4*3.141592653589793*x1) + 0.1*math.sin(2*3.141592653589793*x1 + 1)*math.cos(6*3.141592653589793*x0)
@@ -151,8 +161,10 @@ def adjoint_explicit_kernel(f_u, adj_u, lh_u, lh2_u, mu_u, gp_D, p_D, t, dt, lo0
     e1 = dt*p_D
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_D_p0_p0 = gp_D[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
@@ -182,8 +194,10 @@ def adjoint_start_kernel(f_u, adj_u, lh_u, mu_u, gp_D, p_D, t, dt, lo0, lo1, h0,
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
     e5 = (0.5)*e1
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_D_p0_p0 = gp_D[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
@@ -208,8 +222,10 @@ def adjoint_residual_kernel(f_u, mu_u, gp_D, p_D, t, dt, lo0, lo1, h0, h1):
     n1 = f_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e3 = 1.0/(h1*h1)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_D_p0_p0 = gp_D[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]

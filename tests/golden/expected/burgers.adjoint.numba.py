@@ -53,7 +53,8 @@ def stage1(f_u, q2_u, q3_u, q4_u, p_nu, t, dt, lo0, h0):
     e2 = dt*p_nu/(h0*h0)
     e4 = 0.125*e0
     e5 = 0.08333333333333333*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
@@ -70,7 +71,8 @@ def stage2(q2_u, q3_u, q4_u, p_nu, t, dt, lo0, h0):
     e0 = 1.0/h0
     e1 = e0*p_nu
     e2 = dt*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
         q2_u_p1 = q2_u[i0 + 1]
@@ -90,7 +92,8 @@ def stage3(q3_u, q4_u, p_nu, t, dt, lo0, h0):
     e0 = 1.0/h0
     e1 = e0*p_nu
     e2 = dt*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
         q3_u_p1 = q3_u[i0 + 1]
@@ -102,7 +105,8 @@ def stage3(q3_u, q4_u, p_nu, t, dt, lo0, h0):
 def initial(f_u, p_nu, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 4
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         f_u[i0] = -math.sin(3.141592653589793*x0)
 
@@ -111,7 +115,8 @@ def initial(f_u, p_nu, t, dt, lo0, h0):
 def adjoint_start(adj_u, w1_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
     # adjoint: cotangents of the stage right-hand sides from that of the new state
     n0 = adj_u.shape[0] - 4
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         adj_u_p0 = adj_u[i0]
         e0 = adj_u_p0*dt
         e1 = 0.16666666666666666*e0
@@ -129,7 +134,8 @@ def adjoint_stage3(adj_u, q3_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     e1 = (0.5)*e0
     e4 = 1.0/(h0*h0)
     e7 = 0.125*dt*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
@@ -213,7 +219,8 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
     e1 = (0.5)*e0
     e4 = 1.0/(h0*h0)
     e7 = 0.5*dt*e0
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
@@ -280,7 +287,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
     n0 = f_u.shape[0] - 4
     e0 = (0.5)/h0
     e1 = 1.0/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         gp_nu_p0 = gp_nu[i0]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]

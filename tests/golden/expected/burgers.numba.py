@@ -51,7 +51,8 @@ def stage1(f_u, q2_u, q3_u, q4_u, p_nu, t, dt, lo0, h0):
     e2 = dt*p_nu/(h0*h0)
     e4 = 0.125*e0
     e5 = 0.08333333333333333*e0
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
@@ -68,7 +69,8 @@ def stage2(q2_u, q3_u, q4_u, p_nu, t, dt, lo0, h0):
     e0 = 1.0/h0
     e1 = e0*p_nu
     e2 = dt*e0
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
         q2_u_p1 = q2_u[i0 + 1]
@@ -88,7 +90,8 @@ def stage3(q3_u, q4_u, p_nu, t, dt, lo0, h0):
     e0 = 1.0/h0
     e1 = e0*p_nu
     e2 = dt*e0
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
         q3_u_p1 = q3_u[i0 + 1]
@@ -100,7 +103,8 @@ def stage3(q3_u, q4_u, p_nu, t, dt, lo0, h0):
 def initial(f_u, p_nu, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 2
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         x0 = lo0 + (i0 - 0.5) * h0
         f_u[i0] = -math.sin(3.141592653589793*x0)
 

@@ -122,9 +122,12 @@ def stage1(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e5 = 0.5*e1
     e9 = 0.3333333333333333*e1
     e10 = 0.16666666666666666*e1
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 f_u_m1_p0_p0 = f_u[i0 - 1, i1, i2]
                 f_u_p0_m1_p0 = f_u[i0, i1 - 1, i2]
                 f_u_p0_p0_m1 = f_u[i0, i1, i2 - 1]
@@ -151,9 +154,12 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
                 q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
@@ -183,9 +189,12 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
                 q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
@@ -214,9 +223,12 @@ def stage4(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e2 = 0.16666666666666666*e1
     e3 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
                 q4_u_p0_m1_p0 = q4_u[i0, i1 - 1, i2]
                 q4_u_p0_p0_m1 = q4_u[i0, i1, i2 - 1]
@@ -234,9 +246,12 @@ def initial(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     n0 = f_u.shape[0] - 4
     n1 = f_u.shape[1] - 4
     n2 = f_u.shape[2] - 4
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 x0 = lo0 + (i0 - 1.5) * h0
                 x1 = lo1 + (i1 - 1.5) * h1
                 f_u[i0, i1, i2] = math.sin(3.141592653589793*x0)*math.cos(2*3.141592653589793*x1)
@@ -248,9 +263,12 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, 
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
     n2 = adj_u.shape[2] - 4
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 e0 = adj_u_p0_p0_p0*dt
                 e1 = 0.16666666666666666*e0
@@ -272,9 +290,12 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
     e2 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
     e7 = 1.0*dt
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
@@ -419,9 +440,12 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
     e2 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
     e7 = 0.5*dt
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
@@ -566,9 +590,12 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
     e2 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
     e7 = 0.5*dt
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
@@ -712,9 +739,12 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0
     e0 = 1.0/(h0*h0)
     e1 = 1.0/(h1*h1)
     e2 = 1.0/(h2*h2)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 f_u_m1_p0_p0 = f_u[i0 - 1, i1, i2]
                 f_u_p0_m1_p0 = f_u[i0, i1 - 1, i2]
@@ -910,9 +940,12 @@ def stage1_tile(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e5 = 0.5*e1
     e9 = 0.3333333333333333*e1
     e10 = 0.16666666666666666*e1
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 f_u_m1_p0_p0 = f_u[i0 - 1, i1, i2]
                 f_u_p0_m1_p0 = f_u[i0, i1 - 1, i2]
                 f_u_p0_p0_m1 = f_u[i0, i1, i2 - 1]
@@ -939,9 +972,12 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
                 q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
@@ -971,9 +1007,12 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
                 q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
@@ -1002,9 +1041,12 @@ def stage4_tile(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e2 = 0.16666666666666666*e1
     e3 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
-            for i2 in range(2, n2 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
+            for j2 in range(n2):
+                i2 = j2 + 2
                 q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
                 q4_u_p0_m1_p0 = q4_u[i0, i1 - 1, i2]
                 q4_u_p0_p0_m1 = q4_u[i0, i1, i2 - 1]

@@ -116,9 +116,12 @@ def stage1(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e5 = 0.5*e1
     e9 = 0.3333333333333333*e1
     e10 = 0.16666666666666666*e1
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 f_u_m1_p0_p0 = f_u[i0 - 1, i1, i2]
                 f_u_p0_m1_p0 = f_u[i0, i1 - 1, i2]
                 f_u_p0_p0_m1 = f_u[i0, i1, i2 - 1]
@@ -145,9 +148,12 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
                 q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
@@ -177,9 +183,12 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
                 q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
@@ -208,9 +217,12 @@ def stage4(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e2 = 0.16666666666666666*e1
     e3 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
                 q4_u_p0_m1_p0 = q4_u[i0, i1 - 1, i2]
                 q4_u_p0_p0_m1 = q4_u[i0, i1, i2 - 1]
@@ -228,9 +240,12 @@ def initial(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
     n2 = f_u.shape[2] - 2
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 x0 = lo0 + (i0 - 0.5) * h0
                 x1 = lo1 + (i1 - 0.5) * h1
                 f_u[i0, i1, i2] = math.sin(3.141592653589793*x0)*math.cos(2*3.141592653589793*x1)
@@ -293,9 +308,12 @@ def stage1_tile(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e5 = 0.5*e1
     e9 = 0.3333333333333333*e1
     e10 = 0.16666666666666666*e1
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 f_u_m1_p0_p0 = f_u[i0 - 1, i1, i2]
                 f_u_p0_m1_p0 = f_u[i0, i1 - 1, i2]
                 f_u_p0_p0_m1 = f_u[i0, i1, i2 - 1]
@@ -322,9 +340,12 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
                 q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
@@ -354,9 +375,12 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2
     e4 = 1.0/(h1*h1)
     e6 = 1.0/(h2*h2)
     e9 = 0.3333333333333333*e0
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 f_u_p0_p0_p0 = f_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
                 q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
@@ -385,9 +409,12 @@ def stage4_tile(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     e2 = 0.16666666666666666*e1
     e3 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
-            for i2 in range(1, n2 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
+            for j2 in range(n2):
+                i2 = j2 + 1
                 q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
                 q4_u_p0_m1_p0 = q4_u[i0, i1 - 1, i2]
                 q4_u_p0_p0_m1 = q4_u[i0, i1, i2 - 1]

@@ -70,8 +70,10 @@ def stage1(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, l
     e20 = e1*p_Dv
     e23 = 0.3333333333333333*e18
     e24 = e12*p_Dv
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -115,8 +117,10 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p_k, t
     e18 = 0.5*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_p0_p0 = f_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
@@ -166,8 +170,10 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t
     e18 = 1.0*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_p0_p0 = f_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
@@ -211,8 +217,10 @@ def stage4(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1
     e7 = e6*p_Du
     e8 = 0.3333333333333333*p_Dv
     e9 = e6*p_Dv
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m1 = q4_u[i0, i1 - 1]
             q4_u_p0_p0 = q4_u[i0, i1]
@@ -236,8 +244,10 @@ def initial(f_u, f_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # initial conditions
     n0 = f_u.shape[0] - 4
     n1 = f_u.shape[1] - 4
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             x0 = lo0 + (i0 - 1.5) * h0
             x1 = lo1 + (i1 - 1.5) * h1
             f_u[i0, i1] = 1 - 0.5*math.exp(-100*((x0 - 1.25)*(x0 - 1.25)) - 100*((x1 - 1.25)*(x1 - 1.25)))
@@ -249,8 +259,10 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, 
     # adjoint: cotangents of the stage right-hand sides from that of the new state
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             adj_u_p0_p0 = adj_u[i0, i1]
             adj_v_p0_p0 = adj_v[i0, i1]
             e0 = adj_u_p0_p0*dt
@@ -286,8 +298,10 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_v, q4_v, w3_v, w4_v, gp_Du, gp_D
     e11 = 2*p_Dv
     e12 = e0*p_Dv
     e14 = e2*p_Dv
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_Du_p0_p0 = gp_Du[i0, i1]
             gp_Dv_p0_p0 = gp_Dv[i0, i1]
             gp_F_p0_p0 = gp_F[i0, i1]
@@ -352,8 +366,10 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_D
     e11 = 2*p_Dv
     e12 = e0*p_Dv
     e14 = e2*p_Dv
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_Du_p0_p0 = gp_Du[i0, i1]
             gp_Dv_p0_p0 = gp_Dv[i0, i1]
             gp_F_p0_p0 = gp_F[i0, i1]
@@ -418,8 +434,10 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_D
     e11 = 2*p_Dv
     e12 = e0*p_Dv
     e14 = e2*p_Dv
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_Du_p0_p0 = gp_Du[i0, i1]
             gp_Dv_p0_p0 = gp_Dv[i0, i1]
             gp_F_p0_p0 = gp_F[i0, i1]
@@ -478,8 +496,10 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k,
     e1 = 2*p_Du
     e2 = 1.0/(h1*h1)
     e4 = 2*p_Dv
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_Du_p0_p0 = gp_Du[i0, i1]
             gp_Dv_p0_p0 = gp_Dv[i0, i1]
             gp_F_p0_p0 = gp_F[i0, i1]
@@ -618,8 +638,10 @@ def stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, l
     e20 = e1*p_Dv
     e23 = 0.3333333333333333*e18
     e24 = e12*p_Dv
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -663,8 +685,10 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p
     e18 = 0.5*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_p0_p0 = f_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
@@ -714,8 +738,10 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p
     e18 = 1.0*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_u_p0_p0 = f_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
@@ -759,8 +785,10 @@ def stage4_tile(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h
     e7 = e6*p_Du
     e8 = 0.3333333333333333*p_Dv
     e9 = e6*p_Dv
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m1 = q4_u[i0, i1 - 1]
             q4_u_p0_p0 = q4_u[i0, i1]

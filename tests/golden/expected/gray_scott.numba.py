@@ -70,8 +70,10 @@ def stage1(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, l
     e20 = e1*p_Dv
     e23 = 0.3333333333333333*e18
     e24 = e12*p_Dv
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -115,8 +117,10 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p_k, t
     e18 = 0.5*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_u_p0_p0 = f_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
@@ -166,8 +170,10 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t
     e18 = 1.0*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_u_p0_p0 = f_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
@@ -211,8 +217,10 @@ def stage4(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1
     e7 = e6*p_Du
     e8 = 0.3333333333333333*p_Dv
     e9 = e6*p_Dv
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m1 = q4_u[i0, i1 - 1]
             q4_u_p0_p0 = q4_u[i0, i1]
@@ -236,8 +244,10 @@ def initial(f_u, f_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # initial conditions
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             x0 = lo0 + (i0 - 0.5) * h0
             x1 = lo1 + (i1 - 0.5) * h1
             f_u[i0, i1] = 1 - 0.5*math.exp(-100*((x0 - 1.25)*(x0 - 1.25)) - 100*((x1 - 1.25)*(x1 - 1.25)))
@@ -304,8 +314,10 @@ def stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, l
     e20 = e1*p_Dv
     e23 = 0.3333333333333333*e18
     e24 = e12*p_Dv
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -349,8 +361,10 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p
     e18 = 0.5*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_u_p0_p0 = f_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
@@ -400,8 +414,10 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_v, q3_v, q4_v, q5_v, p_Du, p_Dv, p_F, p
     e18 = 1.0*e17
     e21 = 0.6666666666666666*p_Dv
     e22 = 0.3333333333333333*e17
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_u_p0_p0 = f_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
@@ -445,8 +461,10 @@ def stage4_tile(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h
     e7 = e6*p_Du
     e8 = 0.3333333333333333*p_Dv
     e9 = e6*p_Dv
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m1 = q4_u[i0, i1 - 1]
             q4_u_p0_p0 = q4_u[i0, i1]

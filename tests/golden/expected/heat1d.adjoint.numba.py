@@ -49,7 +49,8 @@ def stage1(f_u, q2_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
@@ -63,7 +64,8 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_u_p0 = f_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
@@ -80,7 +82,8 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_u_p0 = f_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
@@ -97,7 +100,8 @@ def stage4(q4_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = q4_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p0 = q4_u[i0]
         q4_u_p1 = q4_u[i0 + 1]
@@ -109,7 +113,8 @@ def stage4(q4_u, q5_u, p_nu, t, dt, lo0, h0):
 def initial(f_u, p_nu, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 4
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         f_u[i0] = math.sin(3.141592653589793*x0)
 
@@ -118,7 +123,8 @@ def initial(f_u, p_nu, t, dt, lo0, h0):
 def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_nu, t, dt, lo0, h0):
     # adjoint: cotangents of the stage right-hand sides from that of the new state
     n0 = adj_u.shape[0] - 4
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         adj_u_p0 = adj_u[i0]
         e0 = adj_u_p0*dt
         e1 = 0.16666666666666666*e0
@@ -136,7 +142,8 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0):
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q4_u_m1 = q4_u[i0 - 1]
@@ -194,7 +201,8 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
@@ -252,7 +260,8 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
@@ -310,7 +319,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
     n0 = f_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         gp_nu_p0 = gp_nu[i0]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]

@@ -47,7 +47,8 @@ def stage1(f_u, q2_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
@@ -61,7 +62,8 @@ def stage2(f_u, q2_u, q3_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         f_u_p0 = f_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
@@ -78,7 +80,8 @@ def stage3(f_u, q3_u, q4_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         f_u_p0 = f_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
@@ -95,7 +98,8 @@ def stage4(q4_u, q5_u, p_nu, t, dt, lo0, h0):
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = q4_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p0 = q4_u[i0]
         q4_u_p1 = q4_u[i0 + 1]
@@ -107,7 +111,8 @@ def stage4(q4_u, q5_u, p_nu, t, dt, lo0, h0):
 def initial(f_u, p_nu, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 2
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         x0 = lo0 + (i0 - 0.5) * h0
         f_u[i0] = math.sin(3.141592653589793*x0)
 

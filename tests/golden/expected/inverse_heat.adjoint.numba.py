@@ -68,7 +68,8 @@ def stage1(f_u, q2_u, q5_u, f_kappa, q2_kappa, q5_kappa, p_nu, t, dt, lo0, h0):
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = f_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         f_kappa_m1 = f_kappa[i0 - 1]
         f_kappa_p0 = f_kappa[i0]
@@ -93,7 +94,8 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_kappa, q2_kappa, q3_kappa, q5_kappa, p_nu, t
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = f_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         f_kappa_p0 = f_kappa[i0]
         q2_kappa_m1 = q2_kappa[i0 - 1]
@@ -123,7 +125,8 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_kappa, q3_kappa, q4_kappa, q5_kappa, p_nu, t
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = f_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         f_kappa_p0 = f_kappa[i0]
         q3_kappa_m1 = q3_kappa[i0 - 1]
@@ -153,7 +156,8 @@ def stage4(q4_u, q5_u, q4_kappa, q5_kappa, p_nu, t, dt, lo0, h0):
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = q4_u.shape[0] - 4
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         q4_kappa_m1 = q4_kappa[i0 - 1]
         q4_kappa_p0 = q4_kappa[i0]
@@ -173,7 +177,8 @@ def stage4(q4_u, q5_u, q4_kappa, q5_kappa, p_nu, t, dt, lo0, h0):
 def initial(f_u, f_kappa, p_nu, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 4
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         x0 = lo0 + (i0 - 1.5) * h0
         f_u[i0] = math.sin(3.141592653589793*x0) + 0.5*math.sin(3*3.141592653589793*x0)
         f_kappa[i0] = 1
@@ -183,7 +188,8 @@ def initial(f_u, f_kappa, p_nu, t, dt, lo0, h0):
 def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: cotangents of the stage right-hand sides from that of the new state
     n0 = adj_u.shape[0] - 4
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
         adj_u_p0 = adj_u[i0]
         e0 = adj_u_p0*dt
@@ -212,7 +218,8 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu
     e1 = e0*p_nu
     e11 = 1.0*dt
     e12 = dt*e1
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
         q4_kappa_m2 = q4_kappa[i0 - 2]
         q4_kappa_m1 = q4_kappa[i0 - 1]
@@ -328,7 +335,8 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu
     e1 = e0*p_nu
     e11 = 0.5*dt
     e12 = dt*e1
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
         q3_kappa_m2 = q3_kappa[i0 - 2]
         q3_kappa_m1 = q3_kappa[i0 - 1]
@@ -444,7 +452,8 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu
     e1 = e0*p_nu
     e11 = 0.5*dt
     e12 = dt*e1
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
         q2_kappa_m2 = q2_kappa[i0 - 2]
         q2_kappa_m1 = q2_kappa[i0 - 1]
@@ -558,7 +567,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0
     n0 = f_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
-    for i0 in numba.prange(2, n0 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
         f_kappa_m2 = f_kappa[i0 - 2]
         f_kappa_m1 = f_kappa[i0 - 1]
         f_kappa_p0 = f_kappa[i0]

@@ -64,7 +64,8 @@ def stage1(f_u, q2_u, q5_u, f_kappa, q2_kappa, q5_kappa, p_nu, t, dt, lo0, h0):
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         x0 = lo0 + (i0 - 0.5) * h0
         f_kappa_m1 = f_kappa[i0 - 1]
         f_kappa_p0 = f_kappa[i0]
@@ -89,7 +90,8 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_kappa, q2_kappa, q3_kappa, q5_kappa, p_nu, t
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         x0 = lo0 + (i0 - 0.5) * h0
         f_kappa_p0 = f_kappa[i0]
         q2_kappa_m1 = q2_kappa[i0 - 1]
@@ -119,7 +121,8 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_kappa, q3_kappa, q4_kappa, q5_kappa, p_nu, t
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = f_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         x0 = lo0 + (i0 - 0.5) * h0
         f_kappa_p0 = f_kappa[i0]
         q3_kappa_m1 = q3_kappa[i0 - 1]
@@ -149,7 +152,8 @@ def stage4(q4_u, q5_u, q4_kappa, q5_kappa, p_nu, t, dt, lo0, h0):
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = q4_u.shape[0] - 2
     e0 = dt*p_nu/(h0*h0)
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         x0 = lo0 + (i0 - 0.5) * h0
         q4_kappa_m1 = q4_kappa[i0 - 1]
         q4_kappa_p0 = q4_kappa[i0]
@@ -169,7 +173,8 @@ def stage4(q4_u, q5_u, q4_kappa, q5_kappa, p_nu, t, dt, lo0, h0):
 def initial(f_u, f_kappa, p_nu, t, dt, lo0, h0):
     # initial conditions
     n0 = f_u.shape[0] - 2
-    for i0 in numba.prange(1, n0 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
         x0 = lo0 + (i0 - 0.5) * h0
         f_u[i0] = math.sin(3.141592653589793*x0) + 0.5*math.sin(3*3.141592653589793*x0)
         f_kappa[i0] = 1

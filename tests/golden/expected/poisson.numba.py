@@ -75,8 +75,10 @@ def residual_kernel(f_u, r_u, t, dt, lo0, lo1, h0, h1):
     n1 = f_u.shape[1] - 2
     e0 = 1.0/(h0*h0)
     e1 = 1.0/(h1*h1)
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             x0 = lo0 + (i0 - 0.5) * h0
             x1 = lo1 + (i1 - 0.5) * h1
             f_u_m1_p0 = f_u[i0 - 1, i1]
@@ -138,8 +140,10 @@ def jvp_kernel(jv_u, v_u, t, dt, lo0, lo1, h0, h1):
     n1 = jv_u.shape[1] - 2
     e0 = 1.0/(h0*h0)
     e1 = 1.0/(h1*h1)
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             v_u_m1_p0 = v_u[i0 - 1, i1]
             v_u_p0_m1 = v_u[i0, i1 - 1]
             v_u_p0_p0 = v_u[i0, i1]
@@ -153,8 +157,10 @@ def initial(f_u, t, dt, lo0, lo1, h0, h1):
     # initial conditions
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_u[i0, i1] = 0
 
 

@@ -82,8 +82,10 @@ def stage1(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, 
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.16666666666666666*e1
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
@@ -110,8 +112,10 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t, dt,
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q2_dt_u_p0_p0 = q2_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -142,8 +146,10 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t, dt,
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q3_dt_u_p0_p0 = q3_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -174,8 +180,10 @@ def stage4(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     e2 = (p_c*p_c)
     e3 = e0*e2
     e4 = 1.0/(h1*h1)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             q4_dt_u_p0_p0 = q4_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
@@ -193,8 +201,10 @@ def initial(f_u, f_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # initial conditions
     n0 = f_u.shape[0] - 4
     n1 = f_u.shape[1] - 4
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             x0 = lo0 + (i0 - 1.5) * h0
             x1 = lo1 + (i1 - 1.5) * h1
             f_u[i0, i1] = math.sin(3.141592653589793*x0)*math.sin(3.141592653589793*x1)
@@ -206,8 +216,10 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_
     # adjoint: cotangents of the stage right-hand sides from that of the new state
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             adj_u_p0_p0 = adj_u[i0, i1]
             e0 = adj_u_p0_p0*dt
@@ -238,8 +250,10 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_dt_u, w3_dt_u, w4_dt_u, gp_c, p_
     e3 = 1.0/(h1*h1)
     e6 = e1*(e0 + e3)
     e7 = 1.0*dt
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w3_dt_u_p0_p0 = w3_dt_u[i0, i1]
@@ -355,8 +369,10 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_
     e3 = 1.0/(h1*h1)
     e6 = e1*(e0 + e3)
     e7 = 0.5*dt
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w2_dt_u_p0_p0 = w2_dt_u[i0, i1]
@@ -472,8 +488,10 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_
     e3 = 1.0/(h1*h1)
     e6 = e1*(e0 + e3)
     e7 = 0.5*dt
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w1_dt_u_p0_p0 = w1_dt_u[i0, i1]
@@ -587,8 +605,10 @@ def adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, l
     e0 = 1.0/(h0*h0)
     e1 = (p_c*p_c)
     e2 = 1.0/(h1*h1)
-    for i0 in numba.prange(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w1_dt_u_m1_p0 = w1_dt_u[i0 - 1, i1]
@@ -737,8 +757,10 @@ def stage1_tile(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1,
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.16666666666666666*e1
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
@@ -765,8 +787,10 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q2_dt_u_p0_p0 = q2_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -797,8 +821,10 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q3_dt_u_p0_p0 = q3_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -829,8 +855,10 @@ def stage4_tile(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     e2 = (p_c*p_c)
     e3 = e0*e2
     e4 = 1.0/(h1*h1)
-    for i0 in range(2, n0 + 2):
-        for i1 in range(2, n1 + 2):
+    for j0 in range(n0):
+        i0 = j0 + 2
+        for j1 in range(n1):
+            i1 = j1 + 2
             q4_dt_u_p0_p0 = q4_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]

@@ -78,8 +78,10 @@ def stage1(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, 
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.16666666666666666*e1
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
@@ -106,8 +108,10 @@ def stage2(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t, dt,
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q2_dt_u_p0_p0 = q2_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -138,8 +142,10 @@ def stage3(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t, dt,
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q3_dt_u_p0_p0 = q3_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -170,8 +176,10 @@ def stage4(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     e2 = (p_c*p_c)
     e3 = e0*e2
     e4 = 1.0/(h1*h1)
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             q4_dt_u_p0_p0 = q4_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
@@ -189,8 +197,10 @@ def initial(f_u, f_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # initial conditions
     n0 = f_u.shape[0] - 2
     n1 = f_u.shape[1] - 2
-    for i0 in numba.prange(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in numba.prange(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             x0 = lo0 + (i0 - 0.5) * h0
             x1 = lo1 + (i1 - 0.5) * h1
             f_u[i0, i1] = math.sin(3.141592653589793*x0)*math.sin(3.141592653589793*x1)
@@ -243,8 +253,10 @@ def stage1_tile(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1,
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.16666666666666666*e1
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
@@ -271,8 +283,10 @@ def stage2_tile(f_u, q2_u, q3_u, q5_u, f_dt_u, q2_dt_u, q3_dt_u, q5_dt_u, p_c, t
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q2_dt_u_p0_p0 = q2_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -303,8 +317,10 @@ def stage3_tile(f_u, q3_u, q4_u, q5_u, f_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, p_c, t
     e3 = 1.0/(h0*h0)
     e5 = 1.0/(h1*h1)
     e8 = 0.3333333333333333*e1
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             f_dt_u_p0_p0 = f_dt_u[i0, i1]
             q3_dt_u_p0_p0 = q3_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
@@ -335,8 +351,10 @@ def stage4_tile(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     e2 = (p_c*p_c)
     e3 = e0*e2
     e4 = 1.0/(h1*h1)
-    for i0 in range(1, n0 + 1):
-        for i1 in range(1, n1 + 1):
+    for j0 in range(n0):
+        i0 = j0 + 1
+        for j1 in range(n1):
+            i1 = j1 + 1
             q4_dt_u_p0_p0 = q4_dt_u[i0, i1]
             q5_dt_u_p0_p0 = q5_dt_u[i0, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
