@@ -24,11 +24,15 @@ class Read:
 
 @dataclass(frozen=True)
 class Write:
-    """``array[point + offsets] = value``."""
+    """``array[point + offsets] = value``; ``total``: ``value`` is summed over the kernel's
+    points instead, each backend keeping partial sums (per row on the CPU, per thread on the
+    GPU) and adding them into ``array`` at interior points of its choice, so only the sum of
+    the array's interior is defined (how parameter cotangents are accumulated)."""
 
     array: str
     value: sympy.Expr
     offsets: tuple[int, ...] = ()
+    total: bool = False
 
 
 @dataclass(frozen=True)

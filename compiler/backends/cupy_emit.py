@@ -123,7 +123,10 @@ class CudaEmitter:
         for sym, e in k.statements:
             if sym in used:
                 lines.append(f"const {real} {p.name(sym.name)} = {p.doprint(e)};")
-        for w in k.writes:
+        for j, w in enumerate(k.writes):
+            if w.total:  # a partial sum per thread, added into the array after its loop
+                lines.append(f"total{j} += {p.doprint(w.value)};")
+                continue
             lines.append(f"{p.name(ident(w.array))}[{self._at(w.offsets)}] = {p.doprint(w.value)};")
         return lines
 
@@ -155,13 +158,24 @@ class CudaEmitter:
             )
             pre.append(f"if (i{a} >= n{a} + {h}) return;")
         d = dims[nd - 1]
+        totals = [j for j, w in enumerate(k.writes) if w.total]
+        pre += [f"{self.real} total{j} = 0;" for j in totals]
+        first = f"(int)(blockIdx.{d} * blockDim.{d} + threadIdx.{d}) + {h}"
         pre.append(
-            f"for (int i0 = (int)(blockIdx.{d} * blockDim.{d} + threadIdx.{d}) + {h}; "
-            f"i0 < n0 + {h}; i0 += (int)(gridDim.{d} * blockDim.{d})) {{"
+            f"for (int i0 = {first}; i0 < n0 + {h}; i0 += (int)(gridDim.{d} * blockDim.{d})) {{"
         )
         out += [INDENT + line for line in pre]
         out += [INDENT * 2 + line for line in self._body(k, [f"i{a}" for a in range(nd)])]
-        out += [INDENT + "}", "}"]
+        out.append(INDENT + "}")
+        if totals:  # each thread owns the first point of its column: no two threads share it
+            out.append(INDENT + f"const int f0 = {first};")
+            out.append(INDENT + f"if (f0 < n0 + {h}) {{")
+            at = self._linear(["f0", *(f"i{a}" for a in range(1, nd))])
+            for j in totals:
+                name = self.p.name(ident(k.writes[j].array))
+                out.append(INDENT * 2 + f"{name}[{at}] += total{j};")
+            out.append(INDENT + "}")
+        out.append("}")
         return out
 
     def _face(self, k: Kernel) -> tuple[list[str], list[str]]:

@@ -155,9 +155,11 @@ def assemble_kernel(
     info: FuseInput,
     axis: int = -1,
     side: str = "",
+    totals: frozenset[str] = frozenset(),
 ) -> Kernel:
     """A Kernel writing ``exprs`` (in read symbols) to ``targets`` (buffer, offsets): terms
-    grouped by the reads they multiply, common subexpressions shared, invariants hoisted."""
+    grouped by the reads they multiply, common subexpressions shared, invariants hoisted;
+    the buffers in ``totals`` receive sums over the kernel's points (``Write.total``)."""
     read_symbols = [r.symbol for r in reads.values()]
     exprs = [_by_reads(e, read_symbols) for e in exprs]
     replacements, reduced = cse(exprs, "e")
@@ -172,7 +174,9 @@ def assemble_kernel(
         scalars=scalars,
         reads=tuple(sorted(reads.values(), key=lambda r: (r.array, r.offsets))),
         statements=tuple(replacements),
-        writes=tuple(Write(t, e, o) for (t, o), e in zip(targets, reduced, strict=True)),
+        writes=tuple(
+            Write(t, e, o, t in totals) for (t, o), e in zip(targets, reduced, strict=True)
+        ),
         coords=tuple((coord_symbol(a), a) for a in sorted(coords)),
         comments=tuple(comments),
         invariant=invariant,

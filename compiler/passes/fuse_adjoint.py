@@ -335,12 +335,8 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
         for p in params:
             if f"vjp:{p}" not in prog.outputs:
                 continue
-            key = (param_buffer(p), origin)
-            lowering.reads[key] = Read(
-                read_symbol(param_buffer(p), origin), param_buffer(p), origin
-            )
-            targets.append((param_buffer(p), ()))
-            exprs.append(lowering.reads[key].symbol + lowering.at(prog.outputs[f"vjp:{p}"], origin))
+            targets.append((param_buffer(p), ()))  # summed over the grid (Write.total)
+            exprs.append(lowering.at(prog.outputs[f"vjp:{p}"], origin))
         gather_kernel = assemble_kernel(
             f"adjoint_stage{m}",
             "stencil",
@@ -354,6 +350,7 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
             ],
             scalars,
             info,
+            totals=frozenset(param_buffer(p) for p in params),
         )
         built = [(gather_kernel, _offset_reads(lowering))]
         for (axis, side), contributions in sorted(folds.items()):
@@ -457,10 +454,8 @@ def _initial_kernel(
             coords |= {a for a in range(ndim) if e.has(coord_symbol(a))}
             total += reads[key].symbol * e
         if total != 0:
-            key = (param_buffer(p), origin)
-            reads[key] = Read(read_symbol(*key), *key)
             targets.append((param_buffer(p), ()))
-            exprs.append(reads[key].symbol + total)
+            exprs.append(total)
     if not targets:
         return None
     return assemble_kernel(
@@ -473,6 +468,7 @@ def _initial_kernel(
         ["adjoint: parameters through the initial condition"],
         scalars,
         info,
+        totals=frozenset(param_buffer(p) for p in params),
     )
 
 
@@ -584,8 +580,9 @@ def _vjp_entry(
     kernels: dict[str, Kernel],
     c: float,
 ) -> list[Launch]:
-    """Launches writing, for each (buffer, value id, sign, accumulate) of ``targets``,
-    buffer (+)= sign * value: a gather kernel, then the folds of its transposed stencils. State
+    """Launches writing, for each (buffer, value id, sign, total) of ``targets``, buffer =
+    sign * value (``total``: its sum over the grid, see ``Write.total``): a gather kernel,
+    then the folds of its transposed stencils. State
     fields read aside get their ghosts (at t + c dt), cotangents their periodic halos."""
     from .fuse import halo_launches
 
@@ -593,20 +590,15 @@ def _vjp_entry(
     origin = (0,) * grid_of(prog).ndim
     writes, exprs = [], []
     folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
-    for buffer, value, sign, accumulate in targets:
+    for buffer, value, sign, _total in targets:
         gather, terms = _split(lowering.at(value, origin), lowering)
         for coef, fold in terms:
             side = "hi" if fold.offset > 0 else "lo"
             folds.setdefault((fold.axis, side), {}).setdefault(buffer, []).append(
                 (sign * coef, fold)
             )
-        expr = sign * gather
-        if accumulate:
-            key = (buffer, origin)
-            lowering.reads.setdefault(key, Read(read_symbol(buffer, origin), buffer, origin))
-            expr = lowering.reads[key].symbol + expr
         writes.append((buffer, ()))
-        exprs.append(expr)
+        exprs.append(sign * gather)
     gather_kernel = assemble_kernel(
         f"{name}_kernel",
         "stencil",
@@ -617,6 +609,7 @@ def _vjp_entry(
         [f"adjoint: {name}"],
         scalars,
         info,
+        totals=frozenset(b for b, _, _, total in targets if total),
     )
     built = [(gather_kernel, _offset_reads(lowering))]
     for (axis, side), contributions in sorted(folds.items()):

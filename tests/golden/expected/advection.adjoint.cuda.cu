@@ -132,9 +132,9 @@ extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, doubl
 // advection.dsl:7  dt(u) = -c * diff(u, x)
 extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4; i0 < n0 + 4; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_c_p0 = gp_c[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q4_u_m2 = q4_u[idx - 2];
         const double q4_u_m1 = q4_u[idx - 1];
@@ -153,12 +153,13 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double e4 = dt*e1;
         const double e5 = 0.08333333333333333*e4;
         const double e6 = 0.6666666666666666*e4;
-        const double e7 = e0*w4_u_p0;
-        const double e8 = (0.6666666666666666)*e7;
-        const double e9 = (0.08333333333333333)*e7;
         adj_u[idx] = adj_u_p0 - e2*w4_u_m1 + e2*w4_u_p1 + e3*w4_u_m2 - e3*w4_u_p2;
         w3_u[idx] = e5*w4_u_m2 - e5*w4_u_p2 - e6*w4_u_m1 + e6*w4_u_p1 + w3_u_p0;
-        gp_c[idx] = e8*q4_u_m1 - e8*q4_u_p1 - e9*q4_u_m2 + e9*q4_u_p2 + gp_c_p0;
+        total2 += (0.08333333333333333)*e0*w4_u_p0*(8.0*q4_u_m1 - q4_u_m2 - 8.0*q4_u_p1 + q4_u_p2);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
+    if (f0 < n0 + 4) {
+        gp_c[(long long)(f0)] += total2;
     }
 }
 
@@ -167,9 +168,9 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
 // advection.dsl:7  dt(u) = -c * diff(u, x)
 extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4; i0 < n0 + 4; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_c_p0 = gp_c[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q3_u_m2 = q3_u[idx - 2];
         const double q3_u_m1 = q3_u[idx - 1];
@@ -188,12 +189,13 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e4 = dt*e1;
         const double e5 = 0.041666666666666664*e4;
         const double e6 = 0.3333333333333333*e4;
-        const double e7 = e0*w3_u_p0;
-        const double e8 = (0.6666666666666666)*e7;
-        const double e9 = (0.08333333333333333)*e7;
         adj_u[idx] = adj_u_p0 - e2*w3_u_m1 + e2*w3_u_p1 + e3*w3_u_m2 - e3*w3_u_p2;
         w2_u[idx] = e5*w3_u_m2 - e5*w3_u_p2 - e6*w3_u_m1 + e6*w3_u_p1 + w2_u_p0;
-        gp_c[idx] = e8*q3_u_m1 - e8*q3_u_p1 - e9*q3_u_m2 + e9*q3_u_p2 + gp_c_p0;
+        total2 += (0.08333333333333333)*e0*w3_u_p0*(8.0*q3_u_m1 - q3_u_m2 - 8.0*q3_u_p1 + q3_u_p2);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
+    if (f0 < n0 + 4) {
+        gp_c[(long long)(f0)] += total2;
     }
 }
 
@@ -202,9 +204,9 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
 // advection.dsl:7  dt(u) = -c * diff(u, x)
 extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4; i0 < n0 + 4; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_c_p0 = gp_c[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q2_u_m2 = q2_u[idx - 2];
         const double q2_u_m1 = q2_u[idx - 1];
@@ -223,12 +225,13 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e4 = dt*e1;
         const double e5 = 0.041666666666666664*e4;
         const double e6 = 0.3333333333333333*e4;
-        const double e7 = e0*w2_u_p0;
-        const double e8 = (0.6666666666666666)*e7;
-        const double e9 = (0.08333333333333333)*e7;
         adj_u[idx] = adj_u_p0 - e2*w2_u_m1 + e2*w2_u_p1 + e3*w2_u_m2 - e3*w2_u_p2;
         w1_u[idx] = e5*w2_u_m2 - e5*w2_u_p2 - e6*w2_u_m1 + e6*w2_u_p1 + w1_u_p0;
-        gp_c[idx] = e8*q2_u_m1 - e8*q2_u_p1 - e9*q2_u_m2 + e9*q2_u_p2 + gp_c_p0;
+        total2 += (0.08333333333333333)*e0*w2_u_p0*(8.0*q2_u_m1 - q2_u_m2 - 8.0*q2_u_p1 + q2_u_p2);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
+    if (f0 < n0 + 4) {
+        gp_c[(long long)(f0)] += total2;
     }
 }
 
@@ -237,9 +240,9 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
 // advection.dsl:7  dt(u) = -c * diff(u, x)
 extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total1 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4; i0 < n0 + 4; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_c_p0 = gp_c[idx];
         const double f_u_m2 = f_u[idx - 2];
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p1 = f_u[idx + 1];
@@ -254,11 +257,12 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e1 = e0*p_c;
         const double e2 = (0.6666666666666666)*e1;
         const double e3 = (0.08333333333333333)*e1;
-        const double e4 = e0*w1_u_p0;
-        const double e5 = (0.6666666666666666)*e4;
-        const double e6 = (0.08333333333333333)*e4;
         adj_u[idx] = adj_u_p0 - e2*w1_u_m1 + e2*w1_u_p1 + e3*w1_u_m2 - e3*w1_u_p2;
-        gp_c[idx] = e5*f_u_m1 - e5*f_u_p1 - e6*f_u_m2 + e6*f_u_p2 + gp_c_p0;
+        total1 += (0.08333333333333333)*e0*w1_u_p0*(8.0*f_u_m1 - f_u_m2 - 8.0*f_u_p1 + f_u_p2);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
+    if (f0 < n0 + 4) {
+        gp_c[(long long)(f0)] += total1;
     }
 }
 

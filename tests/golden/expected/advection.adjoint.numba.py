@@ -138,7 +138,7 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_c, t, dt, lo0, h0):
         w4_u[i0] = e1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 4
     # advection.dsl:7  dt(u) = -c * diff(u, x)
@@ -150,9 +150,9 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0):
     e4 = dt*e1
     e5 = 0.08333333333333333*e4
     e6 = 0.6666666666666666*e4
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        gp_c_p0 = gp_c[i0]
         adj_u_p0 = adj_u[i0]
         q4_u_m2 = q4_u[i0 - 2]
         q4_u_m1 = q4_u[i0 - 1]
@@ -164,15 +164,13 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0):
         w4_u_p0 = w4_u[i0]
         w4_u_p1 = w4_u[i0 + 1]
         w4_u_p2 = w4_u[i0 + 2]
-        e7 = e0*w4_u_p0
-        e8 = (0.6666666666666666)*e7
-        e9 = (0.08333333333333333)*e7
         adj_u[i0] = adj_u_p0 - e2*w4_u_m1 + e2*w4_u_p1 + e3*w4_u_m2 - e3*w4_u_p2
         w3_u[i0] = e5*w4_u_m2 - e5*w4_u_p2 - e6*w4_u_m1 + e6*w4_u_p1 + w3_u_p0
-        gp_c[i0] = e8*q4_u_m1 - e8*q4_u_p1 - e9*q4_u_m2 + e9*q4_u_p2 + gp_c_p0
+        total2 += (0.08333333333333333)*e0*w4_u_p0*(8*q4_u_m1 - q4_u_m2 - 8*q4_u_p1 + q4_u_p2)
+    gp_c[4] += total2
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 3
     # advection.dsl:7  dt(u) = -c * diff(u, x)
@@ -184,9 +182,9 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     e4 = dt*e1
     e5 = 0.041666666666666664*e4
     e6 = 0.3333333333333333*e4
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        gp_c_p0 = gp_c[i0]
         adj_u_p0 = adj_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
         q3_u_m1 = q3_u[i0 - 1]
@@ -198,15 +196,13 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
         w3_u_p0 = w3_u[i0]
         w3_u_p1 = w3_u[i0 + 1]
         w3_u_p2 = w3_u[i0 + 2]
-        e7 = e0*w3_u_p0
-        e8 = (0.6666666666666666)*e7
-        e9 = (0.08333333333333333)*e7
         adj_u[i0] = adj_u_p0 - e2*w3_u_m1 + e2*w3_u_p1 + e3*w3_u_m2 - e3*w3_u_p2
         w2_u[i0] = e5*w3_u_m2 - e5*w3_u_p2 - e6*w3_u_m1 + e6*w3_u_p1 + w2_u_p0
-        gp_c[i0] = e8*q3_u_m1 - e8*q3_u_p1 - e9*q3_u_m2 + e9*q3_u_p2 + gp_c_p0
+        total2 += (0.08333333333333333)*e0*w3_u_p0*(8*q3_u_m1 - q3_u_m2 - 8*q3_u_p1 + q3_u_p2)
+    gp_c[4] += total2
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 2
     # advection.dsl:7  dt(u) = -c * diff(u, x)
@@ -218,9 +214,9 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
     e4 = dt*e1
     e5 = 0.041666666666666664*e4
     e6 = 0.3333333333333333*e4
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        gp_c_p0 = gp_c[i0]
         adj_u_p0 = adj_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
         q2_u_m1 = q2_u[i0 - 1]
@@ -232,15 +228,13 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
         w2_u_p0 = w2_u[i0]
         w2_u_p1 = w2_u[i0 + 1]
         w2_u_p2 = w2_u[i0 + 2]
-        e7 = e0*w2_u_p0
-        e8 = (0.6666666666666666)*e7
-        e9 = (0.08333333333333333)*e7
         adj_u[i0] = adj_u_p0 - e2*w2_u_m1 + e2*w2_u_p1 + e3*w2_u_m2 - e3*w2_u_p2
         w1_u[i0] = e5*w2_u_m2 - e5*w2_u_p2 - e6*w2_u_m1 + e6*w2_u_p1 + w1_u_p0
-        gp_c[i0] = e8*q2_u_m1 - e8*q2_u_p1 - e9*q2_u_m2 + e9*q2_u_p2 + gp_c_p0
+        total2 += (0.08333333333333333)*e0*w2_u_p0*(8*q2_u_m1 - q2_u_m2 - 8*q2_u_p1 + q2_u_p2)
+    gp_c[4] += total2
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 1
     # advection.dsl:7  dt(u) = -c * diff(u, x)
@@ -249,9 +243,9 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0):
     e1 = e0*p_c
     e2 = (0.6666666666666666)*e1
     e3 = (0.08333333333333333)*e1
+    total1 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        gp_c_p0 = gp_c[i0]
         f_u_m2 = f_u[i0 - 2]
         f_u_m1 = f_u[i0 - 1]
         f_u_p1 = f_u[i0 + 1]
@@ -262,11 +256,9 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0):
         w1_u_p0 = w1_u[i0]
         w1_u_p1 = w1_u[i0 + 1]
         w1_u_p2 = w1_u[i0 + 2]
-        e4 = e0*w1_u_p0
-        e5 = (0.6666666666666666)*e4
-        e6 = (0.08333333333333333)*e4
         adj_u[i0] = adj_u_p0 - e2*w1_u_m1 + e2*w1_u_p1 + e3*w1_u_m2 - e3*w1_u_p2
-        gp_c[i0] = e5*f_u_m1 - e5*f_u_p1 - e6*f_u_m2 + e6*f_u_p2 + gp_c_p0
+        total1 += (0.08333333333333333)*e0*w1_u_p0*(8*f_u_m1 - f_u_m2 - 8*f_u_p1 + f_u_p2)
+    gp_c[4] += total1
 
 
 @numba.njit(cache=True)

@@ -151,9 +151,9 @@ extern "C" __global__ void adjoint_explicit_kernel(const double* __restrict__ f_
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_D_p0_p0 = gp_D[idx];
         const double f_u_m1_p0 = f_u[idx - s0];
         const double f_u_p0_m1 = f_u[idx - 1];
         const double f_u_p0_p0 = f_u[idx];
@@ -169,11 +169,16 @@ extern "C" __global__ void adjoint_explicit_kernel(const double* __restrict__ f_
         const double e1 = dt*p_D;
         const double e2 = 2.0*e1;
         const double e3 = 1.0/(h1*h1);
+        const double e5 = (0.5)*e0;
+        const double e6 = (0.5)*e3;
         const double e4 = dt*mu_u_p0_p0;
-        const double e5 = (0.5)*e4;
         adj_u[idx] = (0.5)*e0*e1*(mu_u_m1_p0 + mu_u_p1_p0) + (0.5)*e1*e3*(mu_u_p0_m1 + mu_u_p0_p1) - 1.5*(f_u_p0_p0*f_u_p0_p0)*(3.0*e4 + 2.0*lh_u_p0_p0) + (0.5)*mu_u_p0_p0*(dt - e0*e2 - e2*e3 + 2.0);
-        lh2_u[idx] = -e5;
-        gp_D[idx] = -e4*f_u_p0_p0*(e0 + e3) + e5*(e0*f_u_m1_p0 + e0*f_u_p1_p0 + e3*f_u_p0_m1 + e3*f_u_p0_p1) + gp_D_p0_p0;
+        lh2_u[idx] = -0.5*e4;
+        total2 += e4*(e5*f_u_m1_p0 + e5*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - f_u_p0_p0*(e0 + e3));
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_D[(long long)(f0) * s0 + (long long)(i1)] += total2;
     }
 }
 
@@ -184,9 +189,9 @@ extern "C" __global__ void adjoint_start_kernel(const double* __restrict__ f_u, 
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total1 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_D_p0_p0 = gp_D[idx];
         const double f_u_m1_p0 = f_u[idx - s0];
         const double f_u_p0_m1 = f_u[idx - 1];
         const double f_u_p0_p0 = f_u[idx];
@@ -202,10 +207,15 @@ extern "C" __global__ void adjoint_start_kernel(const double* __restrict__ f_u, 
         const double e1 = dt*p_D;
         const double e2 = 2.0*e1;
         const double e3 = 1.0/(h1*h1);
-        const double e5 = (0.5)*e1;
+        const double e5 = (0.5)*e0;
+        const double e6 = (0.5)*e3;
         const double e4 = dt*mu_u_p0_p0;
-        adj_u[idx] = e0*e5*(mu_u_m1_p0 + mu_u_p1_p0) + e3*e5*(mu_u_p0_m1 + mu_u_p0_p1) - 3.0*(f_u_p0_p0*f_u_p0_p0)*(e4 + lh_u_p0_p0) + (0.5)*mu_u_p0_p0*(dt - e0*e2 - e2*e3 + 2.0);
-        gp_D[idx] = -e4*f_u_p0_p0*(e0 + e3) + (0.5)*e4*(e0*f_u_m1_p0 + e0*f_u_p1_p0 + e3*f_u_p0_m1 + e3*f_u_p0_p1) + gp_D_p0_p0;
+        adj_u[idx] = e1*e5*(mu_u_m1_p0 + mu_u_p1_p0) + e1*e6*(mu_u_p0_m1 + mu_u_p0_p1) - 3.0*(f_u_p0_p0*f_u_p0_p0)*(e4 + lh_u_p0_p0) + (0.5)*mu_u_p0_p0*(dt - e0*e2 - e2*e3 + 2.0);
+        total1 += e4*(e5*f_u_m1_p0 + e5*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - f_u_p0_p0*(e0 + e3));
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_D[(long long)(f0) * s0 + (long long)(i1)] += total1;
     }
 }
 
@@ -216,9 +226,9 @@ extern "C" __global__ void adjoint_residual_kernel(const double* __restrict__ f_
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total0 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_D_p0_p0 = gp_D[idx];
         const double f_u_m1_p0 = f_u[idx - s0];
         const double f_u_p0_m1 = f_u[idx - 1];
         const double f_u_p0_p0 = f_u[idx];
@@ -226,10 +236,12 @@ extern "C" __global__ void adjoint_residual_kernel(const double* __restrict__ f_
         const double f_u_p1_p0 = f_u[idx + s0];
         const double mu_u_p0_p0 = mu_u[idx];
         const double e0 = 1.0/(h0*h0);
-        const double e3 = 1.0/(h1*h1);
-        const double e1 = dt*mu_u_p0_p0;
-        const double e2 = (0.5)*e1;
-        gp_D[idx] = e0*e2*(f_u_m1_p0 + f_u_p1_p0) - e1*f_u_p0_p0*(e0 + e3) + e2*e3*(f_u_p0_m1 + f_u_p0_p1) + gp_D_p0_p0;
+        const double e1 = 1.0/(h1*h1);
+        total0 += dt*mu_u_p0_p0*((0.5)*e0*(f_u_m1_p0 + f_u_p1_p0) + (0.5)*e1*(f_u_p0_m1 + f_u_p0_p1) - f_u_p0_p0*(e0 + e1));
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_D[(long long)(f0) * s0 + (long long)(i1)] += total0;
     }
 }
 

@@ -152,7 +152,7 @@ def initial(f_u, p_D, t, dt, lo0, lo1, h0, h1):
             f_u[i0, i1] = 0.05*math.sin(3.141592653589793*(4*x0 + 2*x1)) + 0.1*math.sin(2*3.141592653589793*x0 + 0.3)*math.cos(4*3.141592653589793*x1) + 0.1*math.sin(2*3.141592653589793*x1 + 1)*math.cos(6*3.141592653589793*x0)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_explicit_kernel(f_u, adj_u, lh_u, lh2_u, mu_u, gp_D, p_D, t, dt, lo0, lo1, h0, h1):
     # adjoint: adjoint_explicit
     n0 = f_u.shape[0] - 4
@@ -161,11 +161,13 @@ def adjoint_explicit_kernel(f_u, adj_u, lh_u, lh2_u, mu_u, gp_D, p_D, t, dt, lo0
     e1 = dt*p_D
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
+    e5 = (0.5)*e0
+    e6 = (0.5)*e3
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total2 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_D_p0_p0 = gp_D[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -178,13 +180,13 @@ def adjoint_explicit_kernel(f_u, adj_u, lh_u, lh2_u, mu_u, gp_D, p_D, t, dt, lo0
             mu_u_p0_p1 = mu_u[i0, i1 + 1]
             mu_u_p1_p0 = mu_u[i0 + 1, i1]
             e4 = dt*mu_u_p0_p0
-            e5 = (0.5)*e4
             adj_u[i0, i1] = (0.5)*e0*e1*(mu_u_m1_p0 + mu_u_p1_p0) + (0.5)*e1*e3*(mu_u_p0_m1 + mu_u_p0_p1) - 1.5*(f_u_p0_p0*f_u_p0_p0)*(3*e4 + 2*lh_u_p0_p0) + (0.5)*mu_u_p0_p0*(dt - e0*e2 - e2*e3 + 2)
-            lh2_u[i0, i1] = -e5
-            gp_D[i0, i1] = -e4*f_u_p0_p0*(e0 + e3) + e5*(e0*f_u_m1_p0 + e0*f_u_p1_p0 + e3*f_u_p0_m1 + e3*f_u_p0_p1) + gp_D_p0_p0
+            lh2_u[i0, i1] = -0.5*e4
+            total2 += e4*(e5*f_u_m1_p0 + e5*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - f_u_p0_p0*(e0 + e3))
+        gp_D[i0, 2] += total2
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_start_kernel(f_u, adj_u, lh_u, mu_u, gp_D, p_D, t, dt, lo0, lo1, h0, h1):
     # adjoint: adjoint_start
     n0 = f_u.shape[0] - 4
@@ -193,12 +195,13 @@ def adjoint_start_kernel(f_u, adj_u, lh_u, mu_u, gp_D, p_D, t, dt, lo0, lo1, h0,
     e1 = dt*p_D
     e2 = 2*e1
     e3 = 1.0/(h1*h1)
-    e5 = (0.5)*e1
+    e5 = (0.5)*e0
+    e6 = (0.5)*e3
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total1 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_D_p0_p0 = gp_D[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -211,31 +214,31 @@ def adjoint_start_kernel(f_u, adj_u, lh_u, mu_u, gp_D, p_D, t, dt, lo0, lo1, h0,
             mu_u_p0_p1 = mu_u[i0, i1 + 1]
             mu_u_p1_p0 = mu_u[i0 + 1, i1]
             e4 = dt*mu_u_p0_p0
-            adj_u[i0, i1] = e0*e5*(mu_u_m1_p0 + mu_u_p1_p0) + e3*e5*(mu_u_p0_m1 + mu_u_p0_p1) - 3*(f_u_p0_p0*f_u_p0_p0)*(e4 + lh_u_p0_p0) + (0.5)*mu_u_p0_p0*(dt - e0*e2 - e2*e3 + 2)
-            gp_D[i0, i1] = -e4*f_u_p0_p0*(e0 + e3) + (0.5)*e4*(e0*f_u_m1_p0 + e0*f_u_p1_p0 + e3*f_u_p0_m1 + e3*f_u_p0_p1) + gp_D_p0_p0
+            adj_u[i0, i1] = e1*e5*(mu_u_m1_p0 + mu_u_p1_p0) + e1*e6*(mu_u_p0_m1 + mu_u_p0_p1) - 3*(f_u_p0_p0*f_u_p0_p0)*(e4 + lh_u_p0_p0) + (0.5)*mu_u_p0_p0*(dt - e0*e2 - e2*e3 + 2)
+            total1 += e4*(e5*f_u_m1_p0 + e5*f_u_p1_p0 + e6*f_u_p0_m1 + e6*f_u_p0_p1 - f_u_p0_p0*(e0 + e3))
+        gp_D[i0, 2] += total1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_residual_kernel(f_u, mu_u, gp_D, p_D, t, dt, lo0, lo1, h0, h1):
     # adjoint: adjoint_residual
     n0 = f_u.shape[0] - 4
     n1 = f_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
-    e3 = 1.0/(h1*h1)
+    e1 = 1.0/(h1*h1)
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total0 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_D_p0_p0 = gp_D[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
             f_u_p0_p1 = f_u[i0, i1 + 1]
             f_u_p1_p0 = f_u[i0 + 1, i1]
             mu_u_p0_p0 = mu_u[i0, i1]
-            e1 = dt*mu_u_p0_p0
-            e2 = (0.5)*e1
-            gp_D[i0, i1] = e0*e2*(f_u_m1_p0 + f_u_p1_p0) - e1*f_u_p0_p0*(e0 + e3) + e2*e3*(f_u_p0_m1 + f_u_p0_p1) + gp_D_p0_p0
+            total0 += dt*mu_u_p0_p0*((0.5)*e0*(f_u_m1_p0 + f_u_p1_p0) + (0.5)*e1*(f_u_p0_m1 + f_u_p0_p1) - f_u_p0_p0*(e0 + e1))
+        gp_D[i0, 2] += total0
 
 
 @numba.njit(cache=True)

@@ -122,9 +122,9 @@ extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, doubl
 // burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
 extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w1_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total3 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p0 = q3_u[idx];
@@ -143,11 +143,14 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e5 = w3_u_m1 + w3_u_p1;
         const double e6 = e4*p_nu*w3_u_p0;
         const double e8 = -0.25*dt*e4*e5*p_nu + 0.5*dt*e6 + e2*e7 + e3*e7;
-        const double e9 = e4*w3_u_p0;
         adj_u[idx] = adj_u_p0 - e1*e2 - e1*e3 + e4*e5*p_nu - 2.0*e6;
         w1_u[idx] = -e8 + w1_u_p0;
         w2_u[idx] = -e8 + w2_u_p0;
-        gp_nu[idx] = -2.0*e9*q3_u_p0 + e9*(q3_u_m1 + q3_u_p1) + gp_nu_p0;
+        total3 += e4*w3_u_p0*(q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total3;
     }
 }
 
@@ -216,9 +219,9 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
 // burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
 extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p0 = q2_u[idx];
@@ -235,10 +238,13 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e3 = q2_u_p1*(w2_u_p0 - w2_u_p1);
         const double e5 = w2_u_m1 + w2_u_p1;
         const double e6 = e4*p_nu*w2_u_p0;
-        const double e8 = e4*w2_u_p0;
         adj_u[idx] = adj_u_p0 - e1*e2 - e1*e3 + e4*e5*p_nu - 2.0*e6;
         w1_u[idx] = 1.0*dt*e4*e5*p_nu - 2.0*dt*e6 - e2*e7 - e3*e7 + w1_u_p0;
-        gp_nu[idx] = -2.0*e8*q2_u_p0 + e8*(q2_u_m1 + q2_u_p1) + gp_nu_p0;
+        total2 += e4*w2_u_p0*(q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total2;
     }
 }
 
@@ -295,9 +301,9 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
 // burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
 extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total1 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_nu_p0 = gp_nu[idx];
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p0 = f_u[idx];
         const double f_u_p1 = f_u[idx + 1];
@@ -307,9 +313,12 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double w1_u_p1 = w1_u[idx + 1];
         const double e0 = (0.5)/h0;
         const double e1 = 1.0/(h0*h0);
-        const double e2 = e1*w1_u_p0;
         adj_u[idx] = adj_u_p0 - e0*f_u_m1*(w1_u_m1 - w1_u_p0) - e0*f_u_p1*(w1_u_p0 - w1_u_p1) - 2.0*e1*p_nu*w1_u_p0 + e1*p_nu*(w1_u_m1 + w1_u_p1);
-        gp_nu[idx] = -2.0*e2*f_u_p0 + e2*(f_u_m1 + f_u_p1) + gp_nu_p0;
+        total1 += e1*w1_u_p0*(f_u_m1 - 2.0*f_u_p0 + f_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total1;
     }
 }
 

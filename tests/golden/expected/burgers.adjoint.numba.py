@@ -125,7 +125,7 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
         w3_u[i0] = 0.6666666666666666*e0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage3(adj_u, q3_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 3
     # burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
@@ -134,9 +134,9 @@ def adjoint_stage3(adj_u, q3_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     e1 = (0.5)*e0
     e4 = 1.0/(h0*h0)
     e7 = 0.125*dt*e0
+    total3 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
@@ -151,11 +151,11 @@ def adjoint_stage3(adj_u, q3_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
         e5 = w3_u_m1 + w3_u_p1
         e6 = e4*p_nu*w3_u_p0
         e8 = -0.25*dt*e4*e5*p_nu + 0.5*dt*e6 + e2*e7 + e3*e7
-        e9 = e4*w3_u_p0
         adj_u[i0] = adj_u_p0 - e1*e2 - e1*e3 + e4*e5*p_nu - 2*e6
         w1_u[i0] = -e8 + w1_u_p0
         w2_u[i0] = -e8 + w2_u_p0
-        gp_nu[i0] = -2*e9*q3_u_p0 + e9*(q3_u_m1 + q3_u_p1) + gp_nu_p0
+        total3 += e4*w3_u_p0*(q3_u_m1 - 2*q3_u_p0 + q3_u_p1)
+    gp_nu[2] += total3
 
 
 @numba.njit(cache=True)
@@ -210,7 +210,7 @@ def adjoint_stage3_fold_0_lo(adj_u, q3_u, w1_u, w2_u, w3_u, p_nu, t, dt, lo0, h0
     w2_u[2 + 1] = e5 + w2_u_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 2
     # burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
@@ -219,9 +219,9 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
     e1 = (0.5)*e0
     e4 = 1.0/(h0*h0)
     e7 = 0.5*dt*e0
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
@@ -234,10 +234,10 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
         e3 = q2_u_p1*(w2_u_p0 - w2_u_p1)
         e5 = w2_u_m1 + w2_u_p1
         e6 = e4*p_nu*w2_u_p0
-        e8 = e4*w2_u_p0
         adj_u[i0] = adj_u_p0 - e1*e2 - e1*e3 + e4*e5*p_nu - 2*e6
         w1_u[i0] = 1.0*dt*e4*e5*p_nu - 2.0*dt*e6 - e2*e7 - e3*e7 + w1_u_p0
-        gp_nu[i0] = -2*e8*q2_u_p0 + e8*(q2_u_m1 + q2_u_p1) + gp_nu_p0
+        total2 += e4*w2_u_p0*(q2_u_m1 - 2*q2_u_p0 + q2_u_p1)
+    gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
@@ -280,16 +280,16 @@ def adjoint_stage2_fold_0_lo(adj_u, q2_u, w1_u, w2_u, p_nu, t, dt, lo0, h0):
     w1_u[2 + 1] = 0.16666666666666666*e2 + 0.3333333333333333*e3 + w1_u_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 1
     # burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 4
     e0 = (0.5)/h0
     e1 = 1.0/(h0*h0)
+    total1 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        gp_nu_p0 = gp_nu[i0]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
@@ -297,9 +297,9 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
         w1_u_m1 = w1_u[i0 - 1]
         w1_u_p0 = w1_u[i0]
         w1_u_p1 = w1_u[i0 + 1]
-        e2 = e1*w1_u_p0
         adj_u[i0] = adj_u_p0 - e0*f_u_m1*(w1_u_m1 - w1_u_p0) - e0*f_u_p1*(w1_u_p0 - w1_u_p1) - 2*e1*p_nu*w1_u_p0 + e1*p_nu*(w1_u_m1 + w1_u_p1)
-        gp_nu[i0] = -2*e2*f_u_p0 + e2*(f_u_m1 + f_u_p1) + gp_nu_p0
+        total1 += e1*w1_u_p0*(f_u_m1 - 2*f_u_p0 + f_u_p1)
+    gp_nu[2] += total1
 
 
 @numba.njit(cache=True)

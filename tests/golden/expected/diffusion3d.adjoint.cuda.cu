@@ -311,9 +311,9 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
     if (i2 >= n2 + 2) return;
     const int i1 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (i1 >= n1 + 2) return;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double gp_kappa_p0_p0_p0 = gp_kappa[idx];
         const double adj_u_p0_p0_p0 = adj_u[idx];
         const double q4_u_m1_p0_p0 = q4_u[idx - s0];
         const double q4_u_p0_m1_p0 = q4_u[idx - s1];
@@ -341,7 +341,11 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double e8 = 2.0*q4_u_p0_p0_p0;
         adj_u[idx] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
         w3_u[idx] = -2.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w3_u_p0_p0_p0;
-        gp_kappa[idx] = gp_kappa_p0_p0_p0 + w4_u_p0_p0_p0*(-e0*e8 + e0*q4_u_m1_p0_p0 + e0*q4_u_p1_p0_p0 - e2*e8 + e2*q4_u_p0_m1_p0 + e2*q4_u_p0_p1_p0 - e4*e8 + e4*q4_u_p0_p0_m1 + e4*q4_u_p0_p0_p1);
+        total2 += w4_u_p0_p0_p0*(-e0*e8 + e0*q4_u_m1_p0_p0 + e0*q4_u_p1_p0_p0 - e2*e8 + e2*q4_u_p0_m1_p0 + e2*q4_u_p0_p1_p0 - e4*e8 + e4*q4_u_p0_p0_m1 + e4*q4_u_p0_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
+    if (f0 < n0 + 2) {
+        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total2;
     }
 }
 
@@ -498,9 +502,9 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
     if (i2 >= n2 + 2) return;
     const int i1 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (i1 >= n1 + 2) return;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double gp_kappa_p0_p0_p0 = gp_kappa[idx];
         const double adj_u_p0_p0_p0 = adj_u[idx];
         const double q3_u_m1_p0_p0 = q3_u[idx - s0];
         const double q3_u_p0_m1_p0 = q3_u[idx - s1];
@@ -528,7 +532,11 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e8 = 2.0*q3_u_p0_p0_p0;
         adj_u[idx] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
         w2_u[idx] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w2_u_p0_p0_p0;
-        gp_kappa[idx] = gp_kappa_p0_p0_p0 + w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1);
+        total2 += w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
+    if (f0 < n0 + 2) {
+        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total2;
     }
 }
 
@@ -685,9 +693,9 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
     if (i2 >= n2 + 2) return;
     const int i1 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (i1 >= n1 + 2) return;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double gp_kappa_p0_p0_p0 = gp_kappa[idx];
         const double adj_u_p0_p0_p0 = adj_u[idx];
         const double q2_u_m1_p0_p0 = q2_u[idx - s0];
         const double q2_u_p0_m1_p0 = q2_u[idx - s1];
@@ -715,7 +723,11 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e8 = 2.0*q2_u_p0_p0_p0;
         adj_u[idx] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
         w1_u[idx] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w1_u_p0_p0_p0;
-        gp_kappa[idx] = gp_kappa_p0_p0_p0 + w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1);
+        total2 += w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
+    if (f0 < n0 + 2) {
+        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total2;
     }
 }
 
@@ -872,9 +884,9 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
     if (i2 >= n2 + 2) return;
     const int i1 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (i1 >= n1 + 2) return;
+    double total1 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double gp_kappa_p0_p0_p0 = gp_kappa[idx];
         const double f_u_m1_p0_p0 = f_u[idx - s0];
         const double f_u_p0_m1_p0 = f_u[idx - s1];
         const double f_u_p0_p0_m1 = f_u[idx - 1];
@@ -895,7 +907,11 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e2 = 1.0/(h2*h2);
         const double e3 = 2.0*f_u_p0_p0_p0;
         adj_u[idx] = adj_u_p0_p0_p0 + e0*p_kappa*(w1_u_m1_p0_p0 + w1_u_p1_p0_p0) + e1*p_kappa*(w1_u_p0_m1_p0 + w1_u_p0_p1_p0) + e2*p_kappa*(w1_u_p0_p0_m1 + w1_u_p0_p0_p1) - 2.0*p_kappa*w1_u_p0_p0_p0*(e0 + e1 + e2);
-        gp_kappa[idx] = gp_kappa_p0_p0_p0 + w1_u_p0_p0_p0*(-e0*e3 + e0*f_u_m1_p0_p0 + e0*f_u_p1_p0_p0 - e1*e3 + e1*f_u_p0_m1_p0 + e1*f_u_p0_p1_p0 - e2*e3 + e2*f_u_p0_p0_m1 + e2*f_u_p0_p0_p1);
+        total1 += w1_u_p0_p0_p0*(-e0*e3 + e0*f_u_m1_p0_p0 + e0*f_u_p1_p0_p0 - e1*e3 + e1*f_u_p0_m1_p0 + e1*f_u_p0_p1_p0 - e2*e3 + e2*f_u_p0_p0_m1 + e2*f_u_p0_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
+    if (f0 < n0 + 2) {
+        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total1;
     }
 }
 

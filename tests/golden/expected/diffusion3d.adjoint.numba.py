@@ -279,7 +279,7 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, 
                 w4_u[i0, i1, i2] = e1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 4
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
@@ -292,11 +292,11 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
     e7 = 1.0*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total2 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
-                gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
                 q4_u_p0_m1_p0 = q4_u[i0, i1 - 1, i2]
@@ -320,7 +320,8 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
                 e8 = 2*q4_u_p0_p0_p0
                 adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
                 w3_u[i0, i1, i2] = -2.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w3_u_p0_p0_p0
-                gp_kappa[i0, i1, i2] = gp_kappa_p0_p0_p0 + w4_u_p0_p0_p0*(-e0*e8 + e0*q4_u_m1_p0_p0 + e0*q4_u_p1_p0_p0 - e2*e8 + e2*q4_u_p0_m1_p0 + e2*q4_u_p0_p1_p0 - e4*e8 + e4*q4_u_p0_p0_m1 + e4*q4_u_p0_p0_p1)
+                total2 += w4_u_p0_p0_p0*(-e0*e8 + e0*q4_u_m1_p0_p0 + e0*q4_u_p1_p0_p0 - e2*e8 + e2*q4_u_p0_m1_p0 + e2*q4_u_p0_p1_p0 - e4*e8 + e4*q4_u_p0_p0_m1 + e4*q4_u_p0_p0_p1)
+        gp_kappa[i0, 2, 2] += total2
 
 
 @numba.njit(cache=True)
@@ -429,7 +430,7 @@ def adjoint_stage4_fold_2_lo(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h
             w3_u[i0, i1, 2] = 1.0*dt*e0 + w3_u_p0_p0_p0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 3
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
@@ -442,11 +443,11 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
     e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total2 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
-                gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
                 q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
@@ -470,7 +471,8 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
                 e8 = 2*q3_u_p0_p0_p0
                 adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
                 w2_u[i0, i1, i2] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w2_u_p0_p0_p0
-                gp_kappa[i0, i1, i2] = gp_kappa_p0_p0_p0 + w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1)
+                total2 += w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1)
+        gp_kappa[i0, 2, 2] += total2
 
 
 @numba.njit(cache=True)
@@ -579,7 +581,7 @@ def adjoint_stage3_fold_2_lo(adj_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h
             w2_u[i0, i1, 2] = 0.5*dt*e0 + w2_u_p0_p0_p0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 2
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
@@ -592,11 +594,11 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
     e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total2 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
-                gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
                 q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
@@ -620,7 +622,8 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
                 e8 = 2*q2_u_p0_p0_p0
                 adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
                 w1_u[i0, i1, i2] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w1_u_p0_p0_p0
-                gp_kappa[i0, i1, i2] = gp_kappa_p0_p0_p0 + w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1)
+                total2 += w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1)
+        gp_kappa[i0, 2, 2] += total2
 
 
 @numba.njit(cache=True)
@@ -729,7 +732,7 @@ def adjoint_stage2_fold_2_lo(adj_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h
             w1_u[i0, i1, 2] = 0.5*dt*e0 + w1_u_p0_p0_p0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 1
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
@@ -741,11 +744,11 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0
     e2 = 1.0/(h2*h2)
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total1 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
-                gp_kappa_p0_p0_p0 = gp_kappa[i0, i1, i2]
                 f_u_m1_p0_p0 = f_u[i0 - 1, i1, i2]
                 f_u_p0_m1_p0 = f_u[i0, i1 - 1, i2]
                 f_u_p0_p0_m1 = f_u[i0, i1, i2 - 1]
@@ -763,7 +766,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0
                 w1_u_p1_p0_p0 = w1_u[i0 + 1, i1, i2]
                 e3 = 2*f_u_p0_p0_p0
                 adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e0*p_kappa*(w1_u_m1_p0_p0 + w1_u_p1_p0_p0) + e1*p_kappa*(w1_u_p0_m1_p0 + w1_u_p0_p1_p0) + e2*p_kappa*(w1_u_p0_p0_m1 + w1_u_p0_p0_p1) - 2*p_kappa*w1_u_p0_p0_p0*(e0 + e1 + e2)
-                gp_kappa[i0, i1, i2] = gp_kappa_p0_p0_p0 + w1_u_p0_p0_p0*(-e0*e3 + e0*f_u_m1_p0_p0 + e0*f_u_p1_p0_p0 - e1*e3 + e1*f_u_p0_m1_p0 + e1*f_u_p0_p1_p0 - e2*e3 + e2*f_u_p0_p0_m1 + e2*f_u_p0_p0_p1)
+                total1 += w1_u_p0_p0_p0*(-e0*e3 + e0*f_u_m1_p0_p0 + e0*f_u_p1_p0_p0 - e1*e3 + e1*f_u_p0_m1_p0 + e1*f_u_p0_p1_p0 - e2*e3 + e2*f_u_p0_p0_m1 + e2*f_u_p0_p0_p1)
+        gp_kappa[i0, 2, 2] += total1
 
 
 @numba.njit(cache=True)

@@ -283,12 +283,12 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total4 = 0;
+    double total5 = 0;
+    double total6 = 0;
+    double total7 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_Du_p0_p0 = gp_Du[idx];
-        const double gp_Dv_p0_p0 = gp_Dv[idx];
-        const double gp_F_p0_p0 = gp_F[idx];
-        const double gp_k_p0_p0 = gp_k[idx];
         const double adj_u_p0_p0 = adj_u[idx];
         const double q4_u_m1_p0 = q4_u[idx - s0];
         const double q4_u_p0_m1 = q4_u[idx - 1];
@@ -336,10 +336,17 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         w3_u[idx] = -dt*w4_u_p0_p0*(2.0*e5 + 2.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w3_u_p0_p0;
         adj_v[idx] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w4_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k);
         w3_v[idx] = -2.0*dt*e17*q4_u_p0_p0 - dt*w4_v_p0_p0*(2.0*e12 + 2.0*e14 + e9 + 1.0*p_k) + e10*e13 + e10*e15 + w3_v_p0_p0;
-        gp_Du[idx] = gp_Du_p0_p0 + w4_u_p0_p0*(-e0*e16 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e16*e2 + e2*q4_u_p0_m1 + e2*q4_u_p0_p1);
-        gp_Dv[idx] = -2.0*e18*(e0 + e2) + gp_Dv_p0_p0 + w4_v_p0_p0*(e0*q4_v_m1_p0 + e0*q4_v_p1_p0 + e2*q4_v_p0_m1 + e2*q4_v_p0_p1);
-        gp_F[idx] = -e18 + gp_F_p0_p0 - w4_u_p0_p0*(q4_u_p0_p0 - 1.0);
-        gp_k[idx] = -e18 + gp_k_p0_p0;
+        total4 += w4_u_p0_p0*(-e0*e16 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e16*e2 + e2*q4_u_p0_m1 + e2*q4_u_p0_p1);
+        total5 += w4_v_p0_p0*(e0*q4_v_m1_p0 + e0*q4_v_p1_p0 + e2*q4_v_p0_m1 + e2*q4_v_p0_p1 - 2.0*q4_v_p0_p0*(e0 + e2));
+        total6 += -e18 - w4_u_p0_p0*(q4_u_p0_p0 - 1.0);
+        total7 += -e18;
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_Du[(long long)(f0) * s0 + (long long)(i1)] += total4;
+        gp_Dv[(long long)(f0) * s0 + (long long)(i1)] += total5;
+        gp_F[(long long)(f0) * s0 + (long long)(i1)] += total6;
+        gp_k[(long long)(f0) * s0 + (long long)(i1)] += total7;
     }
 }
 
@@ -352,12 +359,12 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total4 = 0;
+    double total5 = 0;
+    double total6 = 0;
+    double total7 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_Du_p0_p0 = gp_Du[idx];
-        const double gp_Dv_p0_p0 = gp_Dv[idx];
-        const double gp_F_p0_p0 = gp_F[idx];
-        const double gp_k_p0_p0 = gp_k[idx];
         const double adj_u_p0_p0 = adj_u[idx];
         const double q3_u_m1_p0 = q3_u[idx - s0];
         const double q3_u_p0_m1 = q3_u[idx - 1];
@@ -405,10 +412,17 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         w2_u[idx] = -dt*w3_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w2_u_p0_p0;
         adj_v[idx] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w3_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k);
         w2_v[idx] = -1.0*dt*e17*q3_u_p0_p0 - dt*w3_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w2_v_p0_p0;
-        gp_Du[idx] = gp_Du_p0_p0 + w3_u_p0_p0*(-e0*e16 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e16*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1);
-        gp_Dv[idx] = -2.0*e18*(e0 + e2) + gp_Dv_p0_p0 + w3_v_p0_p0*(e0*q3_v_m1_p0 + e0*q3_v_p1_p0 + e2*q3_v_p0_m1 + e2*q3_v_p0_p1);
-        gp_F[idx] = -e18 + gp_F_p0_p0 - w3_u_p0_p0*(q3_u_p0_p0 - 1.0);
-        gp_k[idx] = -e18 + gp_k_p0_p0;
+        total4 += w3_u_p0_p0*(-e0*e16 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e16*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1);
+        total5 += w3_v_p0_p0*(e0*q3_v_m1_p0 + e0*q3_v_p1_p0 + e2*q3_v_p0_m1 + e2*q3_v_p0_p1 - 2.0*q3_v_p0_p0*(e0 + e2));
+        total6 += -e18 - w3_u_p0_p0*(q3_u_p0_p0 - 1.0);
+        total7 += -e18;
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_Du[(long long)(f0) * s0 + (long long)(i1)] += total4;
+        gp_Dv[(long long)(f0) * s0 + (long long)(i1)] += total5;
+        gp_F[(long long)(f0) * s0 + (long long)(i1)] += total6;
+        gp_k[(long long)(f0) * s0 + (long long)(i1)] += total7;
     }
 }
 
@@ -421,12 +435,12 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total4 = 0;
+    double total5 = 0;
+    double total6 = 0;
+    double total7 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_Du_p0_p0 = gp_Du[idx];
-        const double gp_Dv_p0_p0 = gp_Dv[idx];
-        const double gp_F_p0_p0 = gp_F[idx];
-        const double gp_k_p0_p0 = gp_k[idx];
         const double adj_u_p0_p0 = adj_u[idx];
         const double q2_u_m1_p0 = q2_u[idx - s0];
         const double q2_u_p0_m1 = q2_u[idx - 1];
@@ -474,10 +488,17 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         w1_u[idx] = -dt*w2_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w1_u_p0_p0;
         adj_v[idx] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w2_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k);
         w1_v[idx] = -1.0*dt*e17*q2_u_p0_p0 - dt*w2_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w1_v_p0_p0;
-        gp_Du[idx] = gp_Du_p0_p0 + w2_u_p0_p0*(-e0*e16 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e16*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1);
-        gp_Dv[idx] = -2.0*e18*(e0 + e2) + gp_Dv_p0_p0 + w2_v_p0_p0*(e0*q2_v_m1_p0 + e0*q2_v_p1_p0 + e2*q2_v_p0_m1 + e2*q2_v_p0_p1);
-        gp_F[idx] = -e18 + gp_F_p0_p0 - w2_u_p0_p0*(q2_u_p0_p0 - 1.0);
-        gp_k[idx] = -e18 + gp_k_p0_p0;
+        total4 += w2_u_p0_p0*(-e0*e16 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e16*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1);
+        total5 += w2_v_p0_p0*(e0*q2_v_m1_p0 + e0*q2_v_p1_p0 + e2*q2_v_p0_m1 + e2*q2_v_p0_p1 - 2.0*q2_v_p0_p0*(e0 + e2));
+        total6 += -e18 - w2_u_p0_p0*(q2_u_p0_p0 - 1.0);
+        total7 += -e18;
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_Du[(long long)(f0) * s0 + (long long)(i1)] += total4;
+        gp_Dv[(long long)(f0) * s0 + (long long)(i1)] += total5;
+        gp_F[(long long)(f0) * s0 + (long long)(i1)] += total6;
+        gp_k[(long long)(f0) * s0 + (long long)(i1)] += total7;
     }
 }
 
@@ -490,12 +511,12 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total2 = 0;
+    double total3 = 0;
+    double total4 = 0;
+    double total5 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_Du_p0_p0 = gp_Du[idx];
-        const double gp_Dv_p0_p0 = gp_Dv[idx];
-        const double gp_F_p0_p0 = gp_F[idx];
-        const double gp_k_p0_p0 = gp_k[idx];
         const double f_u_m1_p0 = f_u[idx - s0];
         const double f_u_p0_m1 = f_u[idx - 1];
         const double f_u_p0_p0 = f_u[idx];
@@ -527,10 +548,17 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e6 = f_v_p0_p0*w1_v_p0_p0;
         adj_u[idx] = adj_u_p0_p0 + e0*p_Du*(w1_u_m1_p0 + w1_u_p1_p0) + e2*p_Du*(w1_u_p0_m1 + w1_u_p0_p1) - e3*(f_v_p0_p0*f_v_p0_p0) - w1_u_p0_p0*(e0*e1 + e1*e2 + p_F);
         adj_v[idx] = adj_v_p0_p0 + e0*p_Dv*(w1_v_m1_p0 + w1_v_p1_p0) + e2*p_Dv*(w1_v_p0_m1 + w1_v_p0_p1) - e3*e5*f_v_p0_p0 - w1_v_p0_p0*(e0*e4 + e2*e4 + p_F + p_k);
-        gp_Du[idx] = gp_Du_p0_p0 + w1_u_p0_p0*(-e0*e5 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e5 + e2*f_u_p0_m1 + e2*f_u_p0_p1);
-        gp_Dv[idx] = -2.0*e6*(e0 + e2) + gp_Dv_p0_p0 + w1_v_p0_p0*(e0*f_v_m1_p0 + e0*f_v_p1_p0 + e2*f_v_p0_m1 + e2*f_v_p0_p1);
-        gp_F[idx] = -e6 + gp_F_p0_p0 - w1_u_p0_p0*(f_u_p0_p0 - 1.0);
-        gp_k[idx] = -e6 + gp_k_p0_p0;
+        total2 += w1_u_p0_p0*(-e0*e5 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e5 + e2*f_u_p0_m1 + e2*f_u_p0_p1);
+        total3 += w1_v_p0_p0*(e0*f_v_m1_p0 + e0*f_v_p1_p0 + e2*f_v_p0_m1 + e2*f_v_p0_p1 - 2.0*f_v_p0_p0*(e0 + e2));
+        total4 += -e6 - w1_u_p0_p0*(f_u_p0_p0 - 1.0);
+        total5 += -e6;
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_Du[(long long)(f0) * s0 + (long long)(i1)] += total2;
+        gp_Dv[(long long)(f0) * s0 + (long long)(i1)] += total3;
+        gp_F[(long long)(f0) * s0 + (long long)(i1)] += total4;
+        gp_k[(long long)(f0) * s0 + (long long)(i1)] += total5;
     }
 }
 

@@ -281,7 +281,7 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, 
             w4_v[i0, i1] = e4
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_v, q4_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
@@ -300,12 +300,12 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_v, q4_v, w3_v, w4_v, gp_Du, gp_D
     e14 = e2*p_Dv
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total4 = 0.0
+        total5 = 0.0
+        total6 = 0.0
+        total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_Du_p0_p0 = gp_Du[i0, i1]
-            gp_Dv_p0_p0 = gp_Dv[i0, i1]
-            gp_F_p0_p0 = gp_F[i0, i1]
-            gp_k_p0_p0 = gp_k[i0, i1]
             adj_u_p0_p0 = adj_u[i0, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m1 = q4_u[i0, i1 - 1]
@@ -343,13 +343,17 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_v, q4_v, w3_v, w4_v, gp_Du, gp_D
             w3_u[i0, i1] = -dt*w4_u_p0_p0*(2.0*e5 + 2.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w3_u_p0_p0
             adj_v[i0, i1] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w4_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
             w3_v[i0, i1] = -2.0*dt*e17*q4_u_p0_p0 - dt*w4_v_p0_p0*(2.0*e12 + 2.0*e14 + e9 + 1.0*p_k) + e10*e13 + e10*e15 + w3_v_p0_p0
-            gp_Du[i0, i1] = gp_Du_p0_p0 + w4_u_p0_p0*(-e0*e16 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e16*e2 + e2*q4_u_p0_m1 + e2*q4_u_p0_p1)
-            gp_Dv[i0, i1] = -2*e18*(e0 + e2) + gp_Dv_p0_p0 + w4_v_p0_p0*(e0*q4_v_m1_p0 + e0*q4_v_p1_p0 + e2*q4_v_p0_m1 + e2*q4_v_p0_p1)
-            gp_F[i0, i1] = -e18 + gp_F_p0_p0 - w4_u_p0_p0*(q4_u_p0_p0 - 1)
-            gp_k[i0, i1] = -e18 + gp_k_p0_p0
+            total4 += w4_u_p0_p0*(-e0*e16 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e16*e2 + e2*q4_u_p0_m1 + e2*q4_u_p0_p1)
+            total5 += w4_v_p0_p0*(e0*q4_v_m1_p0 + e0*q4_v_p1_p0 + e2*q4_v_p0_m1 + e2*q4_v_p0_p1 - 2*q4_v_p0_p0*(e0 + e2))
+            total6 += -e18 - w4_u_p0_p0*(q4_u_p0_p0 - 1)
+            total7 += -e18
+        gp_Du[i0, 2] += total4
+        gp_Dv[i0, 2] += total5
+        gp_F[i0, 2] += total6
+        gp_k[i0, 2] += total7
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
@@ -368,12 +372,12 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_D
     e14 = e2*p_Dv
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total4 = 0.0
+        total5 = 0.0
+        total6 = 0.0
+        total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_Du_p0_p0 = gp_Du[i0, i1]
-            gp_Dv_p0_p0 = gp_Dv[i0, i1]
-            gp_F_p0_p0 = gp_F[i0, i1]
-            gp_k_p0_p0 = gp_k[i0, i1]
             adj_u_p0_p0 = adj_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
@@ -411,13 +415,17 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_D
             w2_u[i0, i1] = -dt*w3_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w2_u_p0_p0
             adj_v[i0, i1] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w3_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
             w2_v[i0, i1] = -1.0*dt*e17*q3_u_p0_p0 - dt*w3_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w2_v_p0_p0
-            gp_Du[i0, i1] = gp_Du_p0_p0 + w3_u_p0_p0*(-e0*e16 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e16*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1)
-            gp_Dv[i0, i1] = -2*e18*(e0 + e2) + gp_Dv_p0_p0 + w3_v_p0_p0*(e0*q3_v_m1_p0 + e0*q3_v_p1_p0 + e2*q3_v_p0_m1 + e2*q3_v_p0_p1)
-            gp_F[i0, i1] = -e18 + gp_F_p0_p0 - w3_u_p0_p0*(q3_u_p0_p0 - 1)
-            gp_k[i0, i1] = -e18 + gp_k_p0_p0
+            total4 += w3_u_p0_p0*(-e0*e16 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e16*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1)
+            total5 += w3_v_p0_p0*(e0*q3_v_m1_p0 + e0*q3_v_p1_p0 + e2*q3_v_p0_m1 + e2*q3_v_p0_p1 - 2*q3_v_p0_p0*(e0 + e2))
+            total6 += -e18 - w3_u_p0_p0*(q3_u_p0_p0 - 1)
+            total7 += -e18
+        gp_Du[i0, 2] += total4
+        gp_Dv[i0, 2] += total5
+        gp_F[i0, 2] += total6
+        gp_k[i0, 2] += total7
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
@@ -436,12 +444,12 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_D
     e14 = e2*p_Dv
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total4 = 0.0
+        total5 = 0.0
+        total6 = 0.0
+        total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_Du_p0_p0 = gp_Du[i0, i1]
-            gp_Dv_p0_p0 = gp_Dv[i0, i1]
-            gp_F_p0_p0 = gp_F[i0, i1]
-            gp_k_p0_p0 = gp_k[i0, i1]
             adj_u_p0_p0 = adj_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
@@ -479,13 +487,17 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_D
             w1_u[i0, i1] = -dt*w2_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w1_u_p0_p0
             adj_v[i0, i1] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w2_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
             w1_v[i0, i1] = -1.0*dt*e17*q2_u_p0_p0 - dt*w2_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w1_v_p0_p0
-            gp_Du[i0, i1] = gp_Du_p0_p0 + w2_u_p0_p0*(-e0*e16 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e16*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1)
-            gp_Dv[i0, i1] = -2*e18*(e0 + e2) + gp_Dv_p0_p0 + w2_v_p0_p0*(e0*q2_v_m1_p0 + e0*q2_v_p1_p0 + e2*q2_v_p0_m1 + e2*q2_v_p0_p1)
-            gp_F[i0, i1] = -e18 + gp_F_p0_p0 - w2_u_p0_p0*(q2_u_p0_p0 - 1)
-            gp_k[i0, i1] = -e18 + gp_k_p0_p0
+            total4 += w2_u_p0_p0*(-e0*e16 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e16*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1)
+            total5 += w2_v_p0_p0*(e0*q2_v_m1_p0 + e0*q2_v_p1_p0 + e2*q2_v_p0_m1 + e2*q2_v_p0_p1 - 2*q2_v_p0_p0*(e0 + e2))
+            total6 += -e18 - w2_u_p0_p0*(q2_u_p0_p0 - 1)
+            total7 += -e18
+        gp_Du[i0, 2] += total4
+        gp_Dv[i0, 2] += total5
+        gp_F[i0, 2] += total6
+        gp_k[i0, 2] += total7
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 1
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
@@ -498,12 +510,12 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k,
     e4 = 2*p_Dv
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total2 = 0.0
+        total3 = 0.0
+        total4 = 0.0
+        total5 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_Du_p0_p0 = gp_Du[i0, i1]
-            gp_Dv_p0_p0 = gp_Dv[i0, i1]
-            gp_F_p0_p0 = gp_F[i0, i1]
-            gp_k_p0_p0 = gp_k[i0, i1]
             f_u_m1_p0 = f_u[i0 - 1, i1]
             f_u_p0_m1 = f_u[i0, i1 - 1]
             f_u_p0_p0 = f_u[i0, i1]
@@ -531,10 +543,14 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k,
             e6 = f_v_p0_p0*w1_v_p0_p0
             adj_u[i0, i1] = adj_u_p0_p0 + e0*p_Du*(w1_u_m1_p0 + w1_u_p1_p0) + e2*p_Du*(w1_u_p0_m1 + w1_u_p0_p1) - e3*(f_v_p0_p0*f_v_p0_p0) - w1_u_p0_p0*(e0*e1 + e1*e2 + p_F)
             adj_v[i0, i1] = adj_v_p0_p0 + e0*p_Dv*(w1_v_m1_p0 + w1_v_p1_p0) + e2*p_Dv*(w1_v_p0_m1 + w1_v_p0_p1) - e3*e5*f_v_p0_p0 - w1_v_p0_p0*(e0*e4 + e2*e4 + p_F + p_k)
-            gp_Du[i0, i1] = gp_Du_p0_p0 + w1_u_p0_p0*(-e0*e5 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e5 + e2*f_u_p0_m1 + e2*f_u_p0_p1)
-            gp_Dv[i0, i1] = -2*e6*(e0 + e2) + gp_Dv_p0_p0 + w1_v_p0_p0*(e0*f_v_m1_p0 + e0*f_v_p1_p0 + e2*f_v_p0_m1 + e2*f_v_p0_p1)
-            gp_F[i0, i1] = -e6 + gp_F_p0_p0 - w1_u_p0_p0*(f_u_p0_p0 - 1)
-            gp_k[i0, i1] = -e6 + gp_k_p0_p0
+            total2 += w1_u_p0_p0*(-e0*e5 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e5 + e2*f_u_p0_m1 + e2*f_u_p0_p1)
+            total3 += w1_v_p0_p0*(e0*f_v_m1_p0 + e0*f_v_p1_p0 + e2*f_v_p0_m1 + e2*f_v_p0_p1 - 2*f_v_p0_p0*(e0 + e2))
+            total4 += -e6 - w1_u_p0_p0*(f_u_p0_p0 - 1)
+            total5 += -e6
+        gp_Du[i0, 2] += total2
+        gp_Dv[i0, 2] += total3
+        gp_F[i0, 2] += total4
+        gp_k[i0, 2] += total5
 
 
 @numba.njit(cache=True)

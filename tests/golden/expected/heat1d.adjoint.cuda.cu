@@ -133,9 +133,9 @@ extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, doubl
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
 extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q4_u_m1 = q4_u[idx - 1];
         const double q4_u_p0 = q4_u[idx];
@@ -150,7 +150,11 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double e3 = e1*w4_u_p0;
         adj_u[idx] = adj_u_p0 + e2 - 2.0*e3;
         w3_u[idx] = 1.0*dt*e2 - 2.0*dt*e3 + w3_u_p0;
-        gp_nu[idx] = e0*w4_u_p0*(q4_u_m1 - 2.0*q4_u_p0 + q4_u_p1) + gp_nu_p0;
+        total2 += e0*w4_u_p0*(q4_u_m1 - 2.0*q4_u_p0 + q4_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total2;
     }
 }
 
@@ -201,9 +205,9 @@ extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, 
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
 extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p0 = q3_u[idx];
@@ -218,7 +222,11 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e3 = e1*w3_u_p0;
         adj_u[idx] = adj_u_p0 + e2 - 2.0*e3;
         w2_u[idx] = 0.5*dt*e2 - 1.0*dt*e3 + w2_u_p0;
-        gp_nu[idx] = e0*w3_u_p0*(q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1) + gp_nu_p0;
+        total2 += e0*w3_u_p0*(q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total2;
     }
 }
 
@@ -269,9 +277,9 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
 extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p0 = q2_u[idx];
@@ -286,7 +294,11 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e3 = e1*w2_u_p0;
         adj_u[idx] = adj_u_p0 + e2 - 2.0*e3;
         w1_u[idx] = 0.5*dt*e2 - 1.0*dt*e3 + w1_u_p0;
-        gp_nu[idx] = e0*w2_u_p0*(q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1) + gp_nu_p0;
+        total2 += e0*w2_u_p0*(q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total2;
     }
 }
 
@@ -337,9 +349,9 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
 extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total1 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double gp_nu_p0 = gp_nu[idx];
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p0 = f_u[idx];
         const double f_u_p1 = f_u[idx + 1];
@@ -350,7 +362,11 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e0 = 1.0/(h0*h0);
         const double e1 = e0*p_nu;
         adj_u[idx] = adj_u_p0 - 2.0*e1*w1_u_p0 + e1*(w1_u_m1 + w1_u_p1);
-        gp_nu[idx] = e0*w1_u_p0*(f_u_m1 - 2.0*f_u_p0 + f_u_p1) + gp_nu_p0;
+        total1 += e0*w1_u_p0*(f_u_m1 - 2.0*f_u_p0 + f_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total1;
     }
 }
 

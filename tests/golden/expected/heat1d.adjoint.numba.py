@@ -135,16 +135,16 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_nu, t, dt, lo0, h0):
         w4_u[i0] = e1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 4
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p0 = q4_u[i0]
@@ -157,7 +157,8 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0):
         e3 = e1*w4_u_p0
         adj_u[i0] = adj_u_p0 + e2 - 2*e3
         w3_u[i0] = 1.0*dt*e2 - 2.0*dt*e3 + w3_u_p0
-        gp_nu[i0] = e0*w4_u_p0*(q4_u_m1 - 2*q4_u_p0 + q4_u_p1) + gp_nu_p0
+        total2 += e0*w4_u_p0*(q4_u_m1 - 2*q4_u_p0 + q4_u_p1)
+    gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
@@ -194,16 +195,16 @@ def adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_nu, t, dt, lo0, h0):
     w3_u[2 + 1] = 0.3333333333333333*e1 + w3_u_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 3
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
@@ -216,7 +217,8 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
         e3 = e1*w3_u_p0
         adj_u[i0] = adj_u_p0 + e2 - 2*e3
         w2_u[i0] = 0.5*dt*e2 - 1.0*dt*e3 + w2_u_p0
-        gp_nu[i0] = e0*w3_u_p0*(q3_u_m1 - 2*q3_u_p0 + q3_u_p1) + gp_nu_p0
+        total2 += e0*w3_u_p0*(q3_u_m1 - 2*q3_u_p0 + q3_u_p1)
+    gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
@@ -253,16 +255,16 @@ def adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
     w2_u[2 + 1] = 0.16666666666666666*e1 + w2_u_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 2
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
@@ -275,7 +277,8 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
         e3 = e1*w2_u_p0
         adj_u[i0] = adj_u_p0 + e2 - 2*e3
         w1_u[i0] = 0.5*dt*e2 - 1.0*dt*e3 + w1_u_p0
-        gp_nu[i0] = e0*w2_u_p0*(q2_u_m1 - 2*q2_u_p0 + q2_u_p1) + gp_nu_p0
+        total2 += e0*w2_u_p0*(q2_u_m1 - 2*q2_u_p0 + q2_u_p1)
+    gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
@@ -312,16 +315,16 @@ def adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_nu, t, dt, lo0, h0):
     w1_u[2 + 1] = 0.16666666666666666*e1 + w1_u_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 1
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
+    total1 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        gp_nu_p0 = gp_nu[i0]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
@@ -330,7 +333,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
         w1_u_p0 = w1_u[i0]
         w1_u_p1 = w1_u[i0 + 1]
         adj_u[i0] = adj_u_p0 - 2*e1*w1_u_p0 + e1*(w1_u_m1 + w1_u_p1)
-        gp_nu[i0] = e0*w1_u_p0*(f_u_m1 - 2*f_u_p0 + f_u_p1) + gp_nu_p0
+        total1 += e0*w1_u_p0*(f_u_m1 - 2*f_u_p0 + f_u_p1)
+    gp_nu[2] += total1
 
 
 @numba.njit(cache=True)

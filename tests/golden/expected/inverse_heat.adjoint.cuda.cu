@@ -211,6 +211,7 @@ extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, doubl
 // inverse_heat.dsl:10  dt(kappa) = 0
 extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ adj_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w3_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double adj_kappa_p0 = adj_kappa[idx];
@@ -220,7 +221,6 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double q4_kappa_p1 = q4_kappa[idx + 1];
         const double q4_kappa_p2 = q4_kappa[idx + 2];
         const double w3_kappa_p0 = w3_kappa[idx];
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q4_u_m2 = q4_u[idx - 2];
         const double q4_u_m1 = q4_u[idx - 1];
@@ -246,14 +246,22 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double e10 = 0.25*w4_u_p1;
         const double e13 = e12*e9;
         const double e14 = e10*e12;
-        const double e15 = w4_u_p0*(q4_u_m1 - 2.0*q4_u_p0 + q4_u_p1);
-        const double e16 = q4_u_m2 - q4_u_p0;
-        const double e17 = q4_u_p0 - q4_u_p2;
+        const double e15 = q4_u_m1 - 2.0*q4_u_p0 + q4_u_p1;
+        const double e16 = e0*w4_u_p0;
+        const double e17 = e16*p_nu;
+        const double e18 = q4_u_m2 - q4_u_p0;
+        const double e19 = q4_u_p0 - q4_u_p2;
+        const double e20 = (0.25)*q4_kappa_m1;
+        const double e21 = (0.25)*q4_kappa_p1;
         adj_u[idx] = adj_u_p0 + e3 + e5 - e6*q4_kappa_m2 - e7*q4_kappa_p2 + (0.25)*e8*(w4_u_m1 - 8.0*w4_u_p0 + w4_u_p1);
         w3_u[idx] = dt*e8*(e10 + e9 - 2.0*w4_u_p0) + e11*e3 + e11*e5 - e13*q4_kappa_m2 - e14*q4_kappa_p2 + w3_u_p0;
-        adj_kappa[idx] = adj_kappa_p0 + e1*e15 - e16*e6 + e17*e7;
-        w3_kappa[idx] = e12*w4_u_p0*(1.0*q4_u_m1 - 2.0*q4_u_p0 + 1.0*q4_u_p1) - e13*e16 + e14*e17 + w3_kappa_p0;
-        gp_nu[idx] = e0*e15*q4_kappa_p0 + (0.25)*e0*w4_u_p0*(q4_kappa_m1*q4_u_m1 - q4_kappa_m1*q4_u_p1 - q4_kappa_p1*q4_u_m1 + q4_kappa_p1*q4_u_p1) + gp_nu_p0;
+        adj_kappa[idx] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
+        w3_kappa[idx] = dt*e17*(1.0*q4_u_m1 - 2.0*q4_u_p0 + 1.0*q4_u_p1) - e13*e18 + e14*e19 + w3_kappa_p0;
+        total4 += e16*(e15*q4_kappa_p0 + e20*q4_u_m1 - e20*q4_u_p1 - e21*q4_u_m1 + e21*q4_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total4;
     }
 }
 
@@ -337,6 +345,7 @@ extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, 
 // inverse_heat.dsl:10  dt(kappa) = 0
 extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double adj_kappa_p0 = adj_kappa[idx];
@@ -346,7 +355,6 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double q3_kappa_p1 = q3_kappa[idx + 1];
         const double q3_kappa_p2 = q3_kappa[idx + 2];
         const double w2_kappa_p0 = w2_kappa[idx];
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q3_u_m2 = q3_u[idx - 2];
         const double q3_u_m1 = q3_u[idx - 1];
@@ -372,14 +380,22 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e10 = 0.125*w3_u_p1;
         const double e13 = e12*e9;
         const double e14 = e10*e12;
-        const double e15 = w3_u_p0*(q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1);
-        const double e16 = q3_u_m2 - q3_u_p0;
-        const double e17 = q3_u_p0 - q3_u_p2;
+        const double e15 = q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1;
+        const double e16 = e0*w3_u_p0;
+        const double e17 = e16*p_nu;
+        const double e18 = q3_u_m2 - q3_u_p0;
+        const double e19 = q3_u_p0 - q3_u_p2;
+        const double e20 = (0.25)*q3_kappa_m1;
+        const double e21 = (0.25)*q3_kappa_p1;
         adj_u[idx] = adj_u_p0 + e3 + e5 - e6*q3_kappa_m2 - e7*q3_kappa_p2 + (0.25)*e8*(w3_u_m1 - 8.0*w3_u_p0 + w3_u_p1);
         w2_u[idx] = dt*e8*(e10 + e9 - 1.0*w3_u_p0) + e11*e3 + e11*e5 - e13*q3_kappa_m2 - e14*q3_kappa_p2 + w2_u_p0;
-        adj_kappa[idx] = adj_kappa_p0 + e1*e15 - e16*e6 + e17*e7;
-        w2_kappa[idx] = e12*w3_u_p0*(0.5*q3_u_m1 - 1.0*q3_u_p0 + 0.5*q3_u_p1) - e13*e16 + e14*e17 + w2_kappa_p0;
-        gp_nu[idx] = e0*e15*q3_kappa_p0 + (0.25)*e0*w3_u_p0*(q3_kappa_m1*q3_u_m1 - q3_kappa_m1*q3_u_p1 - q3_kappa_p1*q3_u_m1 + q3_kappa_p1*q3_u_p1) + gp_nu_p0;
+        adj_kappa[idx] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
+        w2_kappa[idx] = dt*e17*(0.5*q3_u_m1 - 1.0*q3_u_p0 + 0.5*q3_u_p1) - e13*e18 + e14*e19 + w2_kappa_p0;
+        total4 += e16*(e15*q3_kappa_p0 + e20*q3_u_m1 - e20*q3_u_p1 - e21*q3_u_m1 + e21*q3_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total4;
     }
 }
 
@@ -463,6 +479,7 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
 // inverse_heat.dsl:10  dt(kappa) = 0
 extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double adj_kappa_p0 = adj_kappa[idx];
@@ -472,7 +489,6 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double q2_kappa_p1 = q2_kappa[idx + 1];
         const double q2_kappa_p2 = q2_kappa[idx + 2];
         const double w1_kappa_p0 = w1_kappa[idx];
-        const double gp_nu_p0 = gp_nu[idx];
         const double adj_u_p0 = adj_u[idx];
         const double q2_u_m2 = q2_u[idx - 2];
         const double q2_u_m1 = q2_u[idx - 1];
@@ -498,14 +514,22 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e10 = 0.125*w2_u_p1;
         const double e13 = e12*e9;
         const double e14 = e10*e12;
-        const double e15 = w2_u_p0*(q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1);
-        const double e16 = q2_u_m2 - q2_u_p0;
-        const double e17 = q2_u_p0 - q2_u_p2;
+        const double e15 = q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1;
+        const double e16 = e0*w2_u_p0;
+        const double e17 = e16*p_nu;
+        const double e18 = q2_u_m2 - q2_u_p0;
+        const double e19 = q2_u_p0 - q2_u_p2;
+        const double e20 = (0.25)*q2_kappa_m1;
+        const double e21 = (0.25)*q2_kappa_p1;
         adj_u[idx] = adj_u_p0 + e3 + e5 - e6*q2_kappa_m2 - e7*q2_kappa_p2 + (0.25)*e8*(w2_u_m1 - 8.0*w2_u_p0 + w2_u_p1);
         w1_u[idx] = dt*e8*(e10 + e9 - 1.0*w2_u_p0) + e11*e3 + e11*e5 - e13*q2_kappa_m2 - e14*q2_kappa_p2 + w1_u_p0;
-        adj_kappa[idx] = adj_kappa_p0 + e1*e15 - e16*e6 + e17*e7;
-        w1_kappa[idx] = e12*w2_u_p0*(0.5*q2_u_m1 - 1.0*q2_u_p0 + 0.5*q2_u_p1) - e13*e16 + e14*e17 + w1_kappa_p0;
-        gp_nu[idx] = e0*e15*q2_kappa_p0 + (0.25)*e0*w2_u_p0*(q2_kappa_m1*q2_u_m1 - q2_kappa_m1*q2_u_p1 - q2_kappa_p1*q2_u_m1 + q2_kappa_p1*q2_u_p1) + gp_nu_p0;
+        adj_kappa[idx] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
+        w1_kappa[idx] = dt*e17*(0.5*q2_u_m1 - 1.0*q2_u_p0 + 0.5*q2_u_p1) - e13*e18 + e14*e19 + w1_kappa_p0;
+        total4 += e16*(e15*q2_kappa_p0 + e20*q2_u_m1 - e20*q2_u_p1 - e21*q2_u_m1 + e21*q2_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total4;
     }
 }
 
@@ -589,6 +613,7 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
 // inverse_heat.dsl:10  dt(kappa) = 0
 extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, const double* __restrict__ f_kappa, double* __restrict__ adj_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double f_kappa_m2 = f_kappa[idx - 2];
@@ -597,7 +622,6 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double f_kappa_p1 = f_kappa[idx + 1];
         const double f_kappa_p2 = f_kappa[idx + 2];
         const double adj_kappa_p0 = adj_kappa[idx];
-        const double gp_nu_p0 = gp_nu[idx];
         const double f_u_m2 = f_u[idx - 2];
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p0 = f_u[idx];
@@ -613,10 +637,17 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e3 = e1*w1_u_p1;
         const double e4 = (0.25)*e2;
         const double e5 = (0.25)*e3;
-        const double e6 = w1_u_p0*(f_u_m1 - 2.0*f_u_p0 + f_u_p1);
+        const double e6 = f_u_m1 - 2.0*f_u_p0 + f_u_p1;
+        const double e7 = e0*w1_u_p0;
+        const double e8 = (0.25)*f_kappa_m1;
+        const double e9 = (0.25)*f_kappa_p1;
         adj_u[idx] = adj_u_p0 + (0.25)*e1*f_kappa_p0*(w1_u_m1 - 8.0*w1_u_p0 + w1_u_p1) + e2*f_kappa_m1 + e3*f_kappa_p1 - e4*f_kappa_m2 - e5*f_kappa_p2;
-        adj_kappa[idx] = adj_kappa_p0 + e1*e6 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2);
-        gp_nu[idx] = e0*e6*f_kappa_p0 + (0.25)*e0*w1_u_p0*(f_kappa_m1*f_u_m1 - f_kappa_m1*f_u_p1 - f_kappa_p1*f_u_m1 + f_kappa_p1*f_u_p1) + gp_nu_p0;
+        adj_kappa[idx] = adj_kappa_p0 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2) + e6*e7*p_nu;
+        total2 += e7*(e6*f_kappa_p0 + e8*f_u_m1 - e8*f_u_p1 - e9*f_u_m1 + e9*f_u_p1);
+    }
+    const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
+    if (f0 < n0 + 2) {
+        gp_nu[(long long)(f0)] += total2;
     }
 }
 

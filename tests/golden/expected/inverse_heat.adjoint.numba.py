@@ -208,7 +208,7 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, 
         w4_kappa[i0] = e4
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 4
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
@@ -218,6 +218,7 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu
     e1 = e0*p_nu
     e11 = 1.0*dt
     e12 = dt*e1
+    total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
@@ -227,7 +228,6 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu
         q4_kappa_p1 = q4_kappa[i0 + 1]
         q4_kappa_p2 = q4_kappa[i0 + 2]
         w3_kappa_p0 = w3_kappa[i0]
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q4_u_m2 = q4_u[i0 - 2]
         q4_u_m1 = q4_u[i0 - 1]
@@ -249,14 +249,19 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu
         e10 = 0.25*w4_u_p1
         e13 = e12*e9
         e14 = e10*e12
-        e15 = w4_u_p0*(q4_u_m1 - 2*q4_u_p0 + q4_u_p1)
-        e16 = q4_u_m2 - q4_u_p0
-        e17 = q4_u_p0 - q4_u_p2
+        e15 = q4_u_m1 - 2*q4_u_p0 + q4_u_p1
+        e16 = e0*w4_u_p0
+        e17 = e16*p_nu
+        e18 = q4_u_m2 - q4_u_p0
+        e19 = q4_u_p0 - q4_u_p2
+        e20 = (0.25)*q4_kappa_m1
+        e21 = (0.25)*q4_kappa_p1
         adj_u[i0] = adj_u_p0 + e3 + e5 - e6*q4_kappa_m2 - e7*q4_kappa_p2 + (0.25)*e8*(w4_u_m1 - 8*w4_u_p0 + w4_u_p1)
         w3_u[i0] = dt*e8*(e10 + e9 - 2.0*w4_u_p0) + e11*e3 + e11*e5 - e13*q4_kappa_m2 - e14*q4_kappa_p2 + w3_u_p0
-        adj_kappa[i0] = adj_kappa_p0 + e1*e15 - e16*e6 + e17*e7
-        w3_kappa[i0] = e12*w4_u_p0*(1.0*q4_u_m1 - 2.0*q4_u_p0 + 1.0*q4_u_p1) - e13*e16 + e14*e17 + w3_kappa_p0
-        gp_nu[i0] = e0*e15*q4_kappa_p0 + (0.25)*e0*w4_u_p0*(q4_kappa_m1*q4_u_m1 - q4_kappa_m1*q4_u_p1 - q4_kappa_p1*q4_u_m1 + q4_kappa_p1*q4_u_p1) + gp_nu_p0
+        adj_kappa[i0] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7
+        w3_kappa[i0] = dt*e17*(1.0*q4_u_m1 - 2.0*q4_u_p0 + 1.0*q4_u_p1) - e13*e18 + e14*e19 + w3_kappa_p0
+        total4 += e16*(e15*q4_kappa_p0 + e20*q4_u_m1 - e20*q4_u_p1 - e21*q4_u_m1 + e21*q4_u_p1)
+    gp_nu[2] += total4
 
 
 @numba.njit(cache=True)
@@ -325,7 +330,7 @@ def adjoint_stage4_fold_0_lo(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_ka
     w3_kappa[2] = 0.25*dt*e8 + w3_kappa_p0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 3
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
@@ -335,6 +340,7 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu
     e1 = e0*p_nu
     e11 = 0.5*dt
     e12 = dt*e1
+    total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
@@ -344,7 +350,6 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu
         q3_kappa_p1 = q3_kappa[i0 + 1]
         q3_kappa_p2 = q3_kappa[i0 + 2]
         w2_kappa_p0 = w2_kappa[i0]
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
         q3_u_m1 = q3_u[i0 - 1]
@@ -366,14 +371,19 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu
         e10 = 0.125*w3_u_p1
         e13 = e12*e9
         e14 = e10*e12
-        e15 = w3_u_p0*(q3_u_m1 - 2*q3_u_p0 + q3_u_p1)
-        e16 = q3_u_m2 - q3_u_p0
-        e17 = q3_u_p0 - q3_u_p2
+        e15 = q3_u_m1 - 2*q3_u_p0 + q3_u_p1
+        e16 = e0*w3_u_p0
+        e17 = e16*p_nu
+        e18 = q3_u_m2 - q3_u_p0
+        e19 = q3_u_p0 - q3_u_p2
+        e20 = (0.25)*q3_kappa_m1
+        e21 = (0.25)*q3_kappa_p1
         adj_u[i0] = adj_u_p0 + e3 + e5 - e6*q3_kappa_m2 - e7*q3_kappa_p2 + (0.25)*e8*(w3_u_m1 - 8*w3_u_p0 + w3_u_p1)
         w2_u[i0] = dt*e8*(e10 + e9 - 1.0*w3_u_p0) + e11*e3 + e11*e5 - e13*q3_kappa_m2 - e14*q3_kappa_p2 + w2_u_p0
-        adj_kappa[i0] = adj_kappa_p0 + e1*e15 - e16*e6 + e17*e7
-        w2_kappa[i0] = e12*w3_u_p0*(0.5*q3_u_m1 - 1.0*q3_u_p0 + 0.5*q3_u_p1) - e13*e16 + e14*e17 + w2_kappa_p0
-        gp_nu[i0] = e0*e15*q3_kappa_p0 + (0.25)*e0*w3_u_p0*(q3_kappa_m1*q3_u_m1 - q3_kappa_m1*q3_u_p1 - q3_kappa_p1*q3_u_m1 + q3_kappa_p1*q3_u_p1) + gp_nu_p0
+        adj_kappa[i0] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7
+        w2_kappa[i0] = dt*e17*(0.5*q3_u_m1 - 1.0*q3_u_p0 + 0.5*q3_u_p1) - e13*e18 + e14*e19 + w2_kappa_p0
+        total4 += e16*(e15*q3_kappa_p0 + e20*q3_u_m1 - e20*q3_u_p1 - e21*q3_u_m1 + e21*q3_u_p1)
+    gp_nu[2] += total4
 
 
 @numba.njit(cache=True)
@@ -442,7 +452,7 @@ def adjoint_stage3_fold_0_lo(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_ka
     w2_kappa[2] = 0.125*dt*e8 + w2_kappa_p0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 2
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
@@ -452,6 +462,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu
     e1 = e0*p_nu
     e11 = 0.5*dt
     e12 = dt*e1
+    total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
@@ -461,7 +472,6 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu
         q2_kappa_p1 = q2_kappa[i0 + 1]
         q2_kappa_p2 = q2_kappa[i0 + 2]
         w1_kappa_p0 = w1_kappa[i0]
-        gp_nu_p0 = gp_nu[i0]
         adj_u_p0 = adj_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
         q2_u_m1 = q2_u[i0 - 1]
@@ -483,14 +493,19 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu
         e10 = 0.125*w2_u_p1
         e13 = e12*e9
         e14 = e10*e12
-        e15 = w2_u_p0*(q2_u_m1 - 2*q2_u_p0 + q2_u_p1)
-        e16 = q2_u_m2 - q2_u_p0
-        e17 = q2_u_p0 - q2_u_p2
+        e15 = q2_u_m1 - 2*q2_u_p0 + q2_u_p1
+        e16 = e0*w2_u_p0
+        e17 = e16*p_nu
+        e18 = q2_u_m2 - q2_u_p0
+        e19 = q2_u_p0 - q2_u_p2
+        e20 = (0.25)*q2_kappa_m1
+        e21 = (0.25)*q2_kappa_p1
         adj_u[i0] = adj_u_p0 + e3 + e5 - e6*q2_kappa_m2 - e7*q2_kappa_p2 + (0.25)*e8*(w2_u_m1 - 8*w2_u_p0 + w2_u_p1)
         w1_u[i0] = dt*e8*(e10 + e9 - 1.0*w2_u_p0) + e11*e3 + e11*e5 - e13*q2_kappa_m2 - e14*q2_kappa_p2 + w1_u_p0
-        adj_kappa[i0] = adj_kappa_p0 + e1*e15 - e16*e6 + e17*e7
-        w1_kappa[i0] = e12*w2_u_p0*(0.5*q2_u_m1 - 1.0*q2_u_p0 + 0.5*q2_u_p1) - e13*e16 + e14*e17 + w1_kappa_p0
-        gp_nu[i0] = e0*e15*q2_kappa_p0 + (0.25)*e0*w2_u_p0*(q2_kappa_m1*q2_u_m1 - q2_kappa_m1*q2_u_p1 - q2_kappa_p1*q2_u_m1 + q2_kappa_p1*q2_u_p1) + gp_nu_p0
+        adj_kappa[i0] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7
+        w1_kappa[i0] = dt*e17*(0.5*q2_u_m1 - 1.0*q2_u_p0 + 0.5*q2_u_p1) - e13*e18 + e14*e19 + w1_kappa_p0
+        total4 += e16*(e15*q2_kappa_p0 + e20*q2_u_m1 - e20*q2_u_p1 - e21*q2_u_m1 + e21*q2_u_p1)
+    gp_nu[2] += total4
 
 
 @numba.njit(cache=True)
@@ -559,7 +574,7 @@ def adjoint_stage2_fold_0_lo(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_ka
     w1_kappa[2] = 0.125*dt*e8 + w1_kappa_p0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 1
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
@@ -567,6 +582,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0
     n0 = f_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         f_kappa_m2 = f_kappa[i0 - 2]
@@ -575,7 +591,6 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0
         f_kappa_p1 = f_kappa[i0 + 1]
         f_kappa_p2 = f_kappa[i0 + 2]
         adj_kappa_p0 = adj_kappa[i0]
-        gp_nu_p0 = gp_nu[i0]
         f_u_m2 = f_u[i0 - 2]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
@@ -589,10 +604,14 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0
         e3 = e1*w1_u_p1
         e4 = (0.25)*e2
         e5 = (0.25)*e3
-        e6 = w1_u_p0*(f_u_m1 - 2*f_u_p0 + f_u_p1)
+        e6 = f_u_m1 - 2*f_u_p0 + f_u_p1
+        e7 = e0*w1_u_p0
+        e8 = (0.25)*f_kappa_m1
+        e9 = (0.25)*f_kappa_p1
         adj_u[i0] = adj_u_p0 + (0.25)*e1*f_kappa_p0*(w1_u_m1 - 8*w1_u_p0 + w1_u_p1) + e2*f_kappa_m1 + e3*f_kappa_p1 - e4*f_kappa_m2 - e5*f_kappa_p2
-        adj_kappa[i0] = adj_kappa_p0 + e1*e6 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2)
-        gp_nu[i0] = e0*e6*f_kappa_p0 + (0.25)*e0*w1_u_p0*(f_kappa_m1*f_u_m1 - f_kappa_m1*f_u_p1 - f_kappa_p1*f_u_m1 + f_kappa_p1*f_u_p1) + gp_nu_p0
+        adj_kappa[i0] = adj_kappa_p0 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2) + e6*e7*p_nu
+        total2 += e7*(e6*f_kappa_p0 + e8*f_u_m1 - e8*f_u_p1 - e9*f_u_m1 + e9*f_u_p1)
+    gp_nu[2] += total2
 
 
 @numba.njit(cache=True)

@@ -248,9 +248,9 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_c_p0_p0 = gp_c[idx];
         const double adj_dt_u_p0_p0 = adj_dt_u[idx];
         const double w3_dt_u_p0_p0 = w3_dt_u[idx];
         const double w4_dt_u_m1_p0 = w4_dt_u[idx - s0];
@@ -279,7 +279,11 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         w3_u[idx] = -2.0*dt*e6*w4_dt_u_p0_p0 + e2*e7 + e4*e7 + w3_u_p0_p0;
         adj_dt_u[idx] = adj_dt_u_p0_p0 + w4_u_p0_p0;
         w3_dt_u[idx] = e7*w4_u_p0_p0 + w3_dt_u_p0_p0;
-        gp_c[idx] = e5*p_c*(-e0*e8 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e3*e8 + e3*q4_u_p0_m1 + e3*q4_u_p0_p1) + gp_c_p0_p0;
+        total4 += e5*p_c*(-e0*e8 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e3*e8 + e3*q4_u_p0_m1 + e3*q4_u_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total4;
     }
 }
 
@@ -384,9 +388,9 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_c_p0_p0 = gp_c[idx];
         const double adj_dt_u_p0_p0 = adj_dt_u[idx];
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
         const double w3_dt_u_m1_p0 = w3_dt_u[idx - s0];
@@ -415,7 +419,11 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         w2_u[idx] = -1.0*dt*e6*w3_dt_u_p0_p0 + e2*e7 + e4*e7 + w2_u_p0_p0;
         adj_dt_u[idx] = adj_dt_u_p0_p0 + w3_u_p0_p0;
         w2_dt_u[idx] = e7*w3_u_p0_p0 + w2_dt_u_p0_p0;
-        gp_c[idx] = e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1) + gp_c_p0_p0;
+        total4 += e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total4;
     }
 }
 
@@ -520,9 +528,9 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_c_p0_p0 = gp_c[idx];
         const double adj_dt_u_p0_p0 = adj_dt_u[idx];
         const double w1_dt_u_p0_p0 = w1_dt_u[idx];
         const double w2_dt_u_m1_p0 = w2_dt_u[idx - s0];
@@ -551,7 +559,11 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         w1_u[idx] = -1.0*dt*e6*w2_dt_u_p0_p0 + e2*e7 + e4*e7 + w1_u_p0_p0;
         adj_dt_u[idx] = adj_dt_u_p0_p0 + w2_u_p0_p0;
         w1_dt_u[idx] = e7*w2_u_p0_p0 + w1_dt_u_p0_p0;
-        gp_c[idx] = e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1) + gp_c_p0_p0;
+        total4 += e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total4;
     }
 }
 
@@ -656,9 +668,9 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double gp_c_p0_p0 = gp_c[idx];
         const double adj_dt_u_p0_p0 = adj_dt_u[idx];
         const double w1_dt_u_m1_p0 = w1_dt_u[idx - s0];
         const double w1_dt_u_p0_m1 = w1_dt_u[idx - 1];
@@ -679,7 +691,11 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e4 = 2.0*f_u_p0_p0;
         adj_u[idx] = adj_u_p0_p0 + e0*e1*(w1_dt_u_m1_p0 + w1_dt_u_p1_p0) + e1*e2*(w1_dt_u_p0_m1 + w1_dt_u_p0_p1) - e1*e3*(e0 + e2);
         adj_dt_u[idx] = adj_dt_u_p0_p0 + w1_u_p0_p0;
-        gp_c[idx] = e3*p_c*(-e0*e4 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e4 + e2*f_u_p0_m1 + e2*f_u_p0_p1) + gp_c_p0_p0;
+        total2 += e3*p_c*(-e0*e4 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e4 + e2*f_u_p0_m1 + e2*f_u_p0_p1);
+    }
+    const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
+    if (f0 < n0 + 2) {
+        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total2;
     }
 }
 

@@ -238,7 +238,7 @@ def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_
             w4_dt_u[i0, i1] = e4
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
@@ -252,9 +252,9 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_dt_u, w3_dt_u, w4_dt_u, gp_c, p_
     e7 = 1.0*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w3_dt_u_p0_p0 = w3_dt_u[i0, i1]
             w4_dt_u_m1_p0 = w4_dt_u[i0 - 1, i1]
@@ -278,7 +278,8 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_dt_u, w3_dt_u, w4_dt_u, gp_c, p_
             w3_u[i0, i1] = -2.0*dt*e6*w4_dt_u_p0_p0 + e2*e7 + e4*e7 + w3_u_p0_p0
             adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w4_u_p0_p0
             w3_dt_u[i0, i1] = e7*w4_u_p0_p0 + w3_dt_u_p0_p0
-            gp_c[i0, i1] = e5*p_c*(-e0*e8 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e3*e8 + e3*q4_u_p0_m1 + e3*q4_u_p0_p1) + gp_c_p0_p0
+            total4 += e5*p_c*(-e0*e8 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e3*e8 + e3*q4_u_p0_m1 + e3*q4_u_p0_p1)
+        gp_c[i0, 2] += total4
 
 
 @numba.njit(cache=True)
@@ -357,7 +358,7 @@ def adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
         w3_u[i0, 2 + 1] = 0.3333333333333333*e1 + w3_u_p0_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
@@ -371,9 +372,9 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_
     e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w2_dt_u_p0_p0 = w2_dt_u[i0, i1]
             w3_dt_u_m1_p0 = w3_dt_u[i0 - 1, i1]
@@ -397,7 +398,8 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_
             w2_u[i0, i1] = -1.0*dt*e6*w3_dt_u_p0_p0 + e2*e7 + e4*e7 + w2_u_p0_p0
             adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w3_u_p0_p0
             w2_dt_u[i0, i1] = e7*w3_u_p0_p0 + w2_dt_u_p0_p0
-            gp_c[i0, i1] = e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1) + gp_c_p0_p0
+            total4 += e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1)
+        gp_c[i0, 2] += total4
 
 
 @numba.njit(cache=True)
@@ -476,7 +478,7 @@ def adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
         w2_u[i0, 2 + 1] = 0.16666666666666666*e1 + w2_u_p0_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
@@ -490,9 +492,9 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_
     e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w1_dt_u_p0_p0 = w1_dt_u[i0, i1]
             w2_dt_u_m1_p0 = w2_dt_u[i0 - 1, i1]
@@ -516,7 +518,8 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_
             w1_u[i0, i1] = -1.0*dt*e6*w2_dt_u_p0_p0 + e2*e7 + e4*e7 + w1_u_p0_p0
             adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w2_u_p0_p0
             w1_dt_u[i0, i1] = e7*w2_u_p0_p0 + w1_dt_u_p0_p0
-            gp_c[i0, i1] = e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1) + gp_c_p0_p0
+            total4 += e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1)
+        gp_c[i0, 2] += total4
 
 
 @numba.njit(cache=True)
@@ -595,7 +598,7 @@ def adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
         w1_u[i0, 2 + 1] = 0.16666666666666666*e1 + w1_u_p0_p1
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
 def adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 1
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
@@ -607,9 +610,9 @@ def adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, l
     e2 = 1.0/(h1*h1)
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        total2 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            gp_c_p0_p0 = gp_c[i0, i1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             w1_dt_u_m1_p0 = w1_dt_u[i0 - 1, i1]
             w1_dt_u_p0_m1 = w1_dt_u[i0, i1 - 1]
@@ -627,7 +630,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, l
             e4 = 2*f_u_p0_p0
             adj_u[i0, i1] = adj_u_p0_p0 + e0*e1*(w1_dt_u_m1_p0 + w1_dt_u_p1_p0) + e1*e2*(w1_dt_u_p0_m1 + w1_dt_u_p0_p1) - e1*e3*(e0 + e2)
             adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w1_u_p0_p0
-            gp_c[i0, i1] = e3*p_c*(-e0*e4 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e4 + e2*f_u_p0_m1 + e2*f_u_p0_p1) + gp_c_p0_p0
+            total2 += e3*p_c*(-e0*e4 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e4 + e2*f_u_p0_m1 + e2*f_u_p0_p1)
+        gp_c[i0, 2] += total2
 
 
 @numba.njit(cache=True)
