@@ -45,17 +45,36 @@ def _row(work: str, source: str, name: str, steps: int, dt: float, repeats: int)
     weights = {f: rng.standard_normal(sol[f].shape[1:]) for f in sol}
     grad_s = _best(lambda: sol.vjp(weights), repeats)
     points = float(np.prod(sol[next(iter(sol))].shape[1:])) * steps
-    return [
+    rows = [
         Row(work, "ritz solve", forward_s, points, note=f"{steps} steps to t = {t1:g}"),
         Row(
             work,
             "ritz sol.vjp",
             grad_s,
             points,
-            note=f"gradient / solve = {grad_s / forward_s:.2f}",
+            note=f"gradient / solve = {grad_s / forward_s:.2f} (sqrt(N) checkpoints)",
             extra={"vjp_over_solve": grad_s / forward_s},
         ),
     ]
+    # every stage state kept (no recomputation), where that fits in about 2 GB
+    stage_states = len(sol.fields) * (_stages(handle) + 1) * steps
+    if stage_states * points / steps * 8 < 2e9:
+        kept_s = _best(lambda: sol.vjp(weights, checkpoints=steps), repeats)
+        rows.append(
+            Row(
+                work,
+                "ritz sol.vjp, all kept",
+                kept_s,
+                points,
+                note=f"gradient / solve = {kept_s / forward_s:.2f} (no recomputation)",
+                extra={"vjp_over_solve": kept_s / forward_s},
+            )
+        )
+    return rows
+
+
+def _stages(handle) -> int:
+    return int(handle.module().PLAN["meta"].get("stages", 1))
 
 
 def run(heat, gray_scott, repeats: int, log: Callable[[str], None]) -> list[Row]:
