@@ -194,7 +194,7 @@ def compile_pde(
         return fuse_steady(p, c, info) if steady or c.tableau is None else fuse(p, c, info)
 
     if equations:
-        from .passes.fuse_adjoint import adjoint_equations
+        from .passes.adjoint_text import adjoint_equations
 
         ctx.dumps["equations"] = adjoint_equations(prog, info, _equations_title(problem, options))
     fuse_pass = Pass("fuse", fuse_any, "stage or residual Programs -> KernelGroup")

@@ -89,7 +89,8 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
     adjoint: tuple[str, ...] | None = None  # an adjoint group: the parameters it differentiates
     if any(name.startswith("vjp:") for name in prog.outputs):
         from .adjoint import boundary_params
-        from .fuse_adjoint import adjoint_buffer, param_buffer, param_vjp_kernel
+        from .fuse_adjoint import param_vjp_kernel
+        from .transpose import adjoint_buffer, param_buffer
 
         kernel, reach, adjoint = param_vjp_kernel(prog, info, scalars)
         built["param_vjp"] = (kernel, reach)
@@ -97,9 +98,9 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
     halo = max([1] + [r for _, st in built.values() for r in st.values()])
     theta_adjoint = implicit and any(n.startswith("vjp_explicit:") for n in prog.outputs)
     if theta_adjoint:  # the adjoint's gathers read the state twice a stencil radius aside
-        from .fuse_adjoint import _radius
+        from .transpose import shift_radius
 
-        halo = max(halo, 2 * _radius(prog))
+        halo = max(halo, 2 * shift_radius(prog))
     kernels: dict[str, Kernel] = {}
     entries = []
     for entry, (k, st) in built.items():

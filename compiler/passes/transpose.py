@@ -1,0 +1,386 @@
+"""Lowering of transposed Programs (the output of the rule table's reverse sweep) to kernels.
+
+A transposed stencil ``ShiftTranspose`` splits into a gather, lowered inline (the cotangent's
+halo is zero on a non-periodic axis, so reads that left the grid contribute nothing), and a
+fold: the reads that landed on ghost cells, folded back onto the cells those ghosts
+extrapolate, by one ``fold`` kernel per face (the transposed ghost weights). Parameter
+cotangents (sums over the grid) become ``Write.total``s. Shared by the adjoints of explicit
+steps (``fuse_adjoint``), of implicit steps and of steady problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from ...dsl.diagnostics import UnsupportedError
+from ..ir.adjoint_ops import BroadcastInDim, ShiftTranspose
+from ..ir.ops import (
+    Broadcast,
+    Const,
+    Coord,
+    Input,
+    Map,
+    Param,
+    Reduce,
+    Shift,
+    Spacing,
+    StepSize,
+    Time,
+    placeholder,
+)
+from ..ir.program import FaceRule, Program
+from ..kernels import Kernel, Launch, Read
+from ..symbolic import interior_symbol
+from .adjoint import boundary_params
+from .fuse import (
+    DT,
+    FuseInput,
+    T,
+    _canonical_to_kernel,
+    assemble_kernel,
+    coord_symbol,
+    face_ghosts,
+    grid_of,
+    param_symbol,
+    read_symbol,
+)
+
+
+def adjoint_buffer(field: str) -> str:
+    """lambda: the cotangent of the state ``field`` (the gradient, once the sweep is done)."""
+    return f"{field}@adj"
+
+
+def weight_buffer(field: str, stage: int) -> str:
+    """w_i: the cotangent of stage i's right-hand side of ``field``."""
+    return f"{field}@w{stage}"
+
+
+def param_buffer(param: str) -> str:
+    """Per-cell contributions to the cotangent of ``param``."""
+    return f"{param}@gp"
+
+
+def shifted_by(shift: tuple[int, ...], axis: int, by: int) -> tuple[int, ...]:
+    return tuple(s + by if a == axis else s for a, s in enumerate(shift))
+
+
+@dataclass
+class Fold:
+    """A non-periodic ShiftTranspose met by the gather: its argument, where it was read, and
+    the symbol that stands for it until its coefficient is known."""
+
+    arg: int
+    axis: int
+    offset: int
+    boundary: str
+    shift: tuple[int, ...]
+    symbol: sympy.Symbol
+
+
+@dataclass
+class Lowering:
+    """Kernel-level expressions of a vjp Program's values at the kernel's point moved by
+    ``shift`` cells: Inputs become reads of (renamed) buffers, shifts move the point."""
+
+    prog: Program
+    rename: dict[str, str]
+    reads: dict = field(default_factory=dict)
+    coords: set[int] = field(default_factory=set)
+    folds: list[Fold] = field(default_factory=list)
+    fold_allowed: bool = True
+    memo: dict = field(default_factory=dict)
+    gathers: dict = field(default_factory=dict)  # fold symbol -> its gather expression
+
+    def at(self, i: int, shift: tuple[int, ...], depth: int = 0) -> sympy.Expr:
+        key = (i, shift, depth)
+        if key not in self.memo:
+            self.memo[key] = self._lower(i, shift, depth)
+        return self.memo[key]
+
+    def _lower(self, i: int, shift: tuple[int, ...], depth: int) -> sympy.Expr:
+        op = self.prog.ops[i]
+        if isinstance(op, Input):
+            buffer = self.rename.get(op.name, op.name)
+            if (buffer, shift) not in self.reads:
+                self.reads[(buffer, shift)] = Read(read_symbol(buffer, shift), buffer, shift)
+            return self.reads[(buffer, shift)].symbol
+        if isinstance(op, Shift):
+            return self.at(op.args[0], shifted_by(shift, op.axis, op.offset), depth)
+        if isinstance(op, ShiftTranspose):
+            return self._transpose(op, shift, depth)
+        if isinstance(op, Map):
+            return op.body.xreplace(
+                {placeholder(j): self.at(a, shift, depth) for j, a in enumerate(op.args)}
+            )
+        if isinstance(op, Reduce):  # a parameter's cotangent: its per-cell terms
+            if op.op != "sum" or len(self.prog.ops[op.args[0]].shape) != len(op.axes):
+                raise NotImplementedError(f"adjoint kernels cannot lower a partial {op.kind}")
+            return self.at(op.args[0], shift, depth)
+        if isinstance(op, Broadcast | BroadcastInDim):
+            if self.prog.ops[op.args[0]].shape:
+                raise NotImplementedError(f"adjoint kernels cannot lower a {op.kind} of an array")
+            return self.at(op.args[0], shift, depth)
+        if isinstance(op, Coord):
+            self.coords.add(op.axis)
+            h = sympy.Symbol(f"h{op.axis}", real=True)
+            return coord_symbol(op.axis) + shift[op.axis] * h
+        if isinstance(op, Param):
+            return param_symbol(op.name)
+        if isinstance(op, Time):
+            return T
+        if isinstance(op, StepSize):
+            return DT
+        if isinstance(op, Spacing):
+            return sympy.Symbol(f"h{op.axis}", real=True)
+        if isinstance(op, Const):
+            return sympy.Float(op.value)
+        raise TypeError(f"cannot lower a {op.kind} into an adjoint kernel")
+
+    def _transpose(self, op: ShiftTranspose, shift: tuple[int, ...], depth: int) -> sympy.Expr:
+        rule = self.prog.boundaries.get(op.boundary)
+        gather = self.at(op.args[0], shifted_by(shift, op.axis, -op.offset), depth + 1)
+        if rule is None or rule.is_periodic(op.axis):
+            return gather
+        if depth or not self.fold_allowed:
+            raise UnsupportedError(
+                "the adjoint cannot yet differentiate a mixed derivative across two "
+                "non-periodic axes (its ghost corners)",
+                None,
+                "make one of the two axes periodic, or write the term without a mixed derivative",
+                code="R414",
+            )
+        symbol = sympy.Symbol(f"fold{len(self.folds)}", real=True)
+        self.folds.append(Fold(op.args[0], op.axis, op.offset, op.boundary, shift, symbol))
+        self.gathers[symbol] = gather
+        return symbol
+
+
+def face_of(rule_faces, side: str) -> FaceRule:
+    face = rule_faces[0 if side == "lo" else 1]
+    if face is None:  # the forward step needed this face too, and fuse refused it there
+        raise ValueError(f"no condition on the {side} face")
+    return face
+
+
+def split_folds(expr: sympy.Expr, lowering: Lowering) -> tuple[sympy.Expr, list[tuple]]:
+    """The gather expression of ``expr`` and its folds with their (constant) coefficients."""
+    symbols = [f.symbol for f in lowering.folds if expr.has(f.symbol)]
+    terms = []
+    for f in lowering.folds:
+        if f.symbol not in symbols:
+            continue
+        coef = sympy.diff(expr, f.symbol)
+        if coef.free_symbols & (set(symbols) | {r.symbol for r in lowering.reads.values()}):
+            raise NotImplementedError("a transposed stencil enters its cotangent nonlinearly")
+        terms.append((coef, f))
+    return expr.xreplace(lowering.gathers), terms
+
+
+def fold_kernel(
+    prog: Program,
+    name: str,
+    axis: int,
+    side: str,
+    contributions: dict[str, list[tuple]],
+    destinations: dict[str, list[tuple[str, sympy.Expr]]],
+    rename: dict[str, str],
+    info: FuseInput,
+    scalars: tuple[str, ...],
+) -> tuple[Kernel, dict[str, int]]:
+    """Fold the reads that landed on the ghosts of one face back onto the cells they
+    extrapolate: cell m (inward from the face) gets sum_j w_jm x(reader of ghost j)."""
+    ndim = grid_of(prog).ndim
+    inward = 1 if side == "lo" else -1
+    lowering = Lowering(prog, rename, fold_allowed=False)
+    per_cell: dict[tuple[str, int], sympy.Expr] = {}
+    for fld, terms in contributions.items():
+        for coef, fold in terms:
+            layers = abs(fold.offset)
+            face = face_of(prog.boundaries[fold.boundary].faces[axis], side)
+            along = {
+                coord_symbol(b): coord_symbol(b) + s * sympy.Symbol(f"h{b}", real=True)
+                for b, s in enumerate(fold.shift)
+                if s and b != axis
+            }
+            ghosts = [g.xreplace(along) for g in face_ghosts(face, axis, side, layers, info, False)]
+            for j in range(1, layers + 1):
+                reader = shifted_by(fold.shift, axis, inward * (layers - j))
+                x = lowering.at(fold.arg, reader)
+                for m in range(face.degree):
+                    w = sympy.diff(ghosts[j - 1], interior_symbol(m))
+                    if w != 0:
+                        key = (fld, m)
+                        per_cell[key] = per_cell.get(key, sympy.Integer(0)) + coef * w * x
+    targets, exprs = [], []
+    for (fld, m), value in per_cell.items():
+        offsets = tuple(inward * m if a == axis else 0 for a in range(ndim))
+        for buffer, weight in destinations[fld]:
+            at = (buffer, offsets)
+            if at not in lowering.reads:
+                lowering.reads[at] = Read(read_symbol(buffer, offsets), buffer, offsets)
+            targets.append(at)
+            exprs.append(lowering.reads[at].symbol + weight * value)
+    kernel = assemble_kernel(
+        name,
+        "fold",
+        targets,
+        exprs,
+        lowering.reads,
+        lowering.coords,
+        [f"adjoint: ghost reads folded back on the {side} face of {info.axes[axis]}"],
+        scalars,
+        info,
+        axis=axis,
+        side=side,
+    )
+    return kernel, offset_reads(lowering)
+
+
+def offset_reads(lowering: Lowering) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for buffer, offsets in lowering.reads:
+        if any(offsets):
+            out[buffer] = max(out.get(buffer, 0), *(abs(o) for o in offsets))
+    return out
+
+
+def shift_radius(prog: Program) -> int:
+    return max([1] + [abs(op.offset) for op in prog.ops if isinstance(op, Shift)])
+
+
+def adjoint_params(prog: Program, info: FuseInput) -> tuple[str, ...]:
+    """The parameters whose cotangents the adjoint computes: those the right-hand sides or the
+    initial condition use, unless a boundary condition uses them."""
+    used = {op.name for op in prog.ops if isinstance(op, Param)}
+    for e in info.initial.values():
+        used |= {s.name for s in sympy.sympify(e).free_symbols if s.name in info.params}
+    return tuple(p for p in info.params if p in used and p not in boundary_params(prog))
+
+
+def cotangent_buffer(field: str) -> str:
+    """Implicit steps: mu, the cotangent of the step's explicit half b (J^T mu = lambda)."""
+    return f"{field}@mu"
+
+
+def history_cotangent(field: str, fresh: bool = False) -> str:
+    """imex: the cotangent of the history N(u_prev) (``fresh``: the one being computed)."""
+    return f"{field}@lh2" if fresh else f"{field}@lh"
+
+
+def vjp_entry(
+    prog: Program,
+    name: str,
+    targets: list[tuple[str, int, int, bool]],
+    rename: dict[str, str],
+    info: FuseInput,
+    scalars: tuple[str, ...],
+    halo: int,
+    kernels: dict[str, Kernel],
+    c: float,
+) -> list[Launch]:
+    """Launches writing, for each (buffer, value id, sign, total) of ``targets``, buffer =
+    sign * value (``total``: its sum over the grid, see ``Write.total``): a gather kernel,
+    then the folds of its transposed stencils. State
+    fields read aside get their ghosts (at t + c dt), cotangents their periodic halos."""
+    from .fuse import halo_launches
+
+    lowering = Lowering(prog, rename)
+    origin = (0,) * grid_of(prog).ndim
+    writes, exprs = [], []
+    folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
+    for buffer, value, sign, _total in targets:
+        gather, terms = split_folds(lowering.at(value, origin), lowering)
+        for coef, fold in terms:
+            side = "hi" if fold.offset > 0 else "lo"
+            folds.setdefault((fold.axis, side), {}).setdefault(buffer, []).append(
+                (sign * coef, fold)
+            )
+        writes.append((buffer, ()))
+        exprs.append(sign * gather)
+    gather_kernel = assemble_kernel(
+        f"{name}_kernel",
+        "stencil",
+        writes,
+        exprs,
+        lowering.reads,
+        lowering.coords,
+        [f"adjoint: {name}"],
+        scalars,
+        info,
+        totals=frozenset(b for b, _, _, total in targets if total),
+    )
+    built = [(gather_kernel, offset_reads(lowering))]
+    for (axis, side), contributions in sorted(folds.items()):
+        built.append(
+            fold_kernel(
+                prog,
+                f"{name}_fold_{axis}_{side}",
+                axis,
+                side,
+                contributions,
+                {b: [(b, sympy.Integer(1))] for b in contributions},
+                rename,
+                info,
+                scalars,
+            )
+        )
+    periodic = grid_of(prog).periodic
+    launches: list[Launch] = []
+    reach: dict[str, int] = {}
+    for _, r in built:
+        for b, n in r.items():
+            reach[b] = max(reach.get(b, 0), n)
+    state = {b: n for b, n in reach.items() if b in info.fields}
+    launches += halo_launches(prog, state, halo, info, scalars, kernels, c)
+    for b in sorted(set(reach) - set(state)):
+        for axis in range(len(periodic)):
+            if periodic[axis]:
+                wrap = f"wrap_{axis}"
+                kernels.setdefault(wrap, Kernel(wrap, "wrap", ("a",), (), axis=axis))
+                launches.append(Launch(wrap, (b,), c))
+    for kernel, _ in built:
+        kernels[kernel.name] = kernel
+        launches.append(Launch(kernel.name, kernel.arrays, c))
+    return launches
+
+
+def initial_gradient_kernel(
+    info: FuseInput, params: tuple[str, ...], ndim: int, scalars: tuple[str, ...]
+) -> Kernel | None:
+    """gp += sum_f lambda_f * d(initial_f)/dp, cell by cell, for the parameters the initial
+    condition uses (lambda: the cotangent of the initial state)."""
+    origin = (0,) * ndim
+    reads: dict = {}
+    coords: set[int] = set()
+    targets, exprs = [], []
+    for p in params:
+        total = sympy.Integer(0)
+        for f in info.fields:
+            d = sympy.diff(sympy.sympify(info.initial.get(f, 0)), sympy.Symbol(p))
+            if d == 0:
+                continue
+            key = (adjoint_buffer(f), origin)
+            reads.setdefault(key, Read(read_symbol(*key), *key))
+            e = _canonical_to_kernel(d, info)
+            coords |= {a for a in range(ndim) if e.has(coord_symbol(a))}
+            total += reads[key].symbol * e
+        if total != 0:
+            targets.append((param_buffer(p), ()))
+            exprs.append(total)
+    if not targets:
+        return None
+    return assemble_kernel(
+        "adjoint_initial_kernel",
+        "stencil",
+        targets,
+        exprs,
+        reads,
+        coords,
+        ["adjoint: parameters through the initial condition"],
+        scalars,
+        info,
+        totals=frozenset(param_buffer(p) for p in params),
+    )
