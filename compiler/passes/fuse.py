@@ -14,7 +14,19 @@ from dataclasses import dataclass
 
 import sympy
 
-from ..ir.ops import Const, Coord, Input, Map, Param, Shift, Spacing, StepSize, Time, placeholder
+from ..ir.ops import (
+    Const,
+    Coord,
+    Input,
+    Map,
+    Op,
+    Param,
+    Shift,
+    Spacing,
+    StepSize,
+    Time,
+    placeholder,
+)
 from ..ir.program import BoundaryRule, FaceRule, Grid, Program
 from ..kernels import Kernel, KernelGroup, Launch, Read, Write, grid_scalars
 from ..symbolic import (
@@ -66,6 +78,22 @@ class FuseInput:
     source_lines: dict[str, str]  # field -> "file:line  text" of its equation
 
 
+def scalar_leaf(op: Op) -> sympy.Expr | None:
+    """The kernel symbol (or number) of a scalar leaf: a parameter, the time, the step, a
+    spacing or a constant; None for any other op."""
+    if isinstance(op, Param):
+        return param_symbol(op.name)
+    if isinstance(op, Time):
+        return T
+    if isinstance(op, StepSize):
+        return DT
+    if isinstance(op, Spacing):
+        return sympy.Symbol(f"h{op.axis}", real=True)
+    if isinstance(op, Const):
+        return sympy.Float(op.value)
+    return None
+
+
 def _leaf_expr(prog: Program, i: int, reads: dict, coords: set, stencil: dict) -> sympy.Expr:
     """The kernel-level expression of a Map argument (a leaf or a Shift chain)."""
     op = prog.ops[i]
@@ -86,16 +114,9 @@ def _leaf_expr(prog: Program, i: int, reads: dict, coords: set, stencil: dict) -
     if isinstance(op, Coord):
         coords.add(op.axis)
         return coord_symbol(op.axis)
-    if isinstance(op, Param):
-        return param_symbol(op.name)
-    if isinstance(op, Time):
-        return T
-    if isinstance(op, StepSize):
-        return DT
-    if isinstance(op, Spacing):
-        return sympy.Symbol(f"h{op.axis}", real=True)
-    if isinstance(op, Const):
-        return sympy.Float(op.value)
+    scalar = scalar_leaf(op)
+    if scalar is not None:
+        return scalar
     if isinstance(op, Map):
         return op.body.xreplace(
             {

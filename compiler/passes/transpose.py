@@ -18,16 +18,12 @@ from ...dsl.diagnostics import UnsupportedError
 from ..ir.adjoint_ops import BroadcastInDim, ShiftTranspose
 from ..ir.ops import (
     Broadcast,
-    Const,
     Coord,
     Input,
     Map,
     Param,
     Reduce,
     Shift,
-    Spacing,
-    StepSize,
-    Time,
     placeholder,
 )
 from ..ir.program import FaceRule, Program
@@ -35,16 +31,14 @@ from ..kernels import Kernel, Launch, Read
 from ..symbolic import interior_symbol
 from .adjoint import boundary_params
 from .fuse import (
-    DT,
     FuseInput,
-    T,
     _canonical_to_kernel,
     assemble_kernel,
     coord_symbol,
     face_ghosts,
     grid_of,
-    param_symbol,
     read_symbol,
+    scalar_leaf,
 )
 
 
@@ -127,16 +121,9 @@ class Lowering:
             self.coords.add(op.axis)
             h = sympy.Symbol(f"h{op.axis}", real=True)
             return coord_symbol(op.axis) + shift[op.axis] * h
-        if isinstance(op, Param):
-            return param_symbol(op.name)
-        if isinstance(op, Time):
-            return T
-        if isinstance(op, StepSize):
-            return DT
-        if isinstance(op, Spacing):
-            return sympy.Symbol(f"h{op.axis}", real=True)
-        if isinstance(op, Const):
-            return sympy.Float(op.value)
+        scalar = scalar_leaf(op)
+        if scalar is not None:
+            return scalar
         raise TypeError(f"cannot lower a {op.kind} into an adjoint kernel")
 
     def _transpose(self, op: ShiftTranspose, shift: tuple[int, ...], depth: int) -> sympy.Expr:
