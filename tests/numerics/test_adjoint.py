@@ -141,6 +141,31 @@ def test_mixed_derivative_across_a_periodic_axis() -> None:
     assert max(errors.values()) < 1e-7, errors
 
 
+MIXED_PERIODIC_FIRST = """
+pde mix2 {
+    space x in [0, 1] periodic
+    space y in [0, 1]
+    time t in [0, 0.01]
+    field u
+    param b = 0.3
+    dt(u) = 0.1 * lap(u) + b * diff(diff(u, x), y) - u * diff(u, y) + y * diff(u, x)
+    boundary diff(u, y) + 2 * u = x at y = 0
+    boundary u = 1 at y = 1
+    initial u = sin(2 * pi * x) * cos(pi * y)
+    solve fd(cells = 12, scheme = rk2, dt = 2e-4)
+}
+"""
+
+
+@pytest.mark.slow
+def test_fold_beside_a_periodic_shift() -> None:
+    """The mixed derivative's transposed chain is a periodic shift of a fold here (the
+    non-periodic axis is the second): the fold runs at a shifted position, with Robin weights
+    that vary along the face."""
+    errors = gradient_errors(MIXED_PERIODIC_FIRST, "mix2")
+    assert max(errors.values()) < 1e-7, errors
+
+
 @pytest.mark.slow
 def test_diffusion3d_mixed_conditions_order4() -> None:
     text = example("diffusion3d", **{"t in [0, 0.05]": "t in [0, 0.002]"})
