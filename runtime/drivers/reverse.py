@@ -302,13 +302,15 @@ def steady_vjp(
         lam, iterations = linear_solver(jac.T.tocsc(), problem.size * len(problem.fields))(
             np.concatenate(parts), 1e-13, 10_000
         )
-    problem._put("adj", lam)
-    problem._call("param_vjp")
-    sim.backend.synchronize()
-    grads = {
-        p: -float(np.sum(np.asarray(sim.backend.to_host(sim.interior(f"{p}@gp")), dtype=float)))
-        for p in module.PLAN["meta"].get("adjoint_params", ())
-    }
+    grads = {}
+    if hasattr(module, "param_vjp"):  # none when no parameter enters the residual
+        problem._put("adj", lam)
+        problem._call("param_vjp")
+        sim.backend.synchronize()
+        grads = {
+            p: -float(np.sum(np.asarray(sim.backend.to_host(sim.interior(f"{p}@gp")), float)))
+            for p in module.PLAN["meta"].get("adjoint_params", ())
+        }
     lam_fields = {
         f: lam[k * problem.size : (k + 1) * problem.size].reshape(shape)
         for k, f in enumerate(problem.fields)

@@ -160,7 +160,7 @@ pde mix2 {
 @pytest.mark.slow
 def test_fold_beside_a_periodic_shift() -> None:
     """The mixed derivative's transposed chain is a periodic shift of a fold here (the
-    non-periodic axis is the second): the fold runs at a shifted position, with Robin weights
+    non-periodic axis is the second): the fold runs at a shifted position, beside Robin data
     that vary along the face."""
     errors = gradient_errors(MIXED_PERIODIC_FIRST, "mix2")
     assert max(errors.values()) < 1e-7, errors
@@ -401,6 +401,25 @@ def test_steady_adjoint() -> None:
     with pytest.raises(RitzError) as err:
         sol.vjp({"u": np.ones((20, 13))})
     assert err.value.code == "R513"
+
+
+def test_steady_adjoint_without_parameters() -> None:
+    """Poisson has no parameter: the gradient is lambda, which solves J^T lambda = w (J from
+    the derived Jacobian-vector products, column by column; the boundary closure makes it
+    unsymmetric, so J lambda = w would fail)."""
+    handle = ritz.compile(example("poisson"))["poisson"]
+    sol = handle.solve(cells=12)
+    w = np.random.default_rng(10).standard_normal((12, 12))
+    grad = sol.vjp({"u": w})
+    assert grad.params == {}
+    lam = grad.info["adjoint_state"]["u"]
+    sim = handle.prepare(cells=12)
+    from ritz.runtime.drivers.solvers import SteadyProblem
+
+    problem = SteadyProblem(sim)
+    jac = np.array([problem.jvp(e) for e in np.eye(144)]).T
+    np.testing.assert_allclose(jac.T @ lam.ravel(), w.ravel(), rtol=1e-10, atol=1e-10)
+    assert np.abs(jac @ lam.ravel() - w.ravel()).max() > 1e-3
 
 
 def test_given_initial_values() -> None:
