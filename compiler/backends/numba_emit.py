@@ -195,7 +195,38 @@ class NumbaEmitter:
         for f, q in g.swaps:
             out.append(INDENT * 2 + f"{ident(f)}, {ident(q)} = {ident(q)}, {ident(f)}")
         out.append(INDENT + f"return ({', '.join(bufs)},)")
-        return out + self.entries()
+        out += self.entries()
+        if any(name == "adjoint_step" for name, _ in g.entries):
+            out += self.reverse_segment(bufs, sig, adv_scalars)
+        return out
+
+    def reverse_segment(self, bufs: list[str], sig: str, adv_scalars: str) -> list[str]:
+        """A compiled segment of the adjoint sweep: ``nsteps`` steps forward, keeping each
+        step's state and stage states in ``kept``, then their adjoints, last first (the
+        runtime's loop for many small steps, where a Python call per step would dominate)."""
+        g = self.g
+        new_states = {q for _, q in g.swaps}
+        kept = [b for b in g.buffers if b in g.fields or ("@q" in b and b not in new_states)]
+        out = [
+            "",
+            "",
+            f"REVERSE_KEPT = {tuple(kept)!r}",
+            "",
+            "",
+            "@numba.njit(cache=True)",
+            f"def reverse_segment({', '.join(bufs)}, {adv_scalars}, nsteps, kept):",
+            INDENT + f"# kept[n, k]: buffer k of {tuple(kept)!r} as step n left it",
+            INDENT + "for n in range(nsteps):",
+            INDENT * 2 + "t = t0 + n * dt",
+            INDENT * 2 + f"step({sig})",
+        ]
+        out += [INDENT * 2 + f"kept[n, {k}] = {ident(b)}" for k, b in enumerate(kept)]
+        for f, q in g.swaps:
+            out.append(INDENT * 2 + f"{ident(f)}, {ident(q)} = {ident(q)}, {ident(f)}")
+        out += [INDENT + "for n in range(nsteps - 1, -1, -1):", INDENT * 2 + "t = t0 + n * dt"]
+        out += [INDENT * 2 + f"{ident(b)}[...] = kept[n, {k}]" for k, b in enumerate(kept)]
+        out += [INDENT * 2 + f"adjoint_step({sig})", INDENT + f"return ({', '.join(bufs)},)"]
+        return out
 
     def plan_literal(self) -> list[str]:
         g = self.g

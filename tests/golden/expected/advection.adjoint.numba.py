@@ -301,6 +301,30 @@ def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_
     adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0)
 
 
+REVERSE_KEPT = ('u', 'u@q2', 'u@q3', 'u@q4')
+
+
+@numba.njit(cache=True)
+def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t0, dt, lo0, h0, nsteps, kept):
+    # kept[n, k]: buffer k of ('u', 'u@q2', 'u@q3', 'u@q4') as step n left it
+    for n in range(nsteps):
+        t = t0 + n * dt
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0)
+        kept[n, 0] = f_u
+        kept[n, 1] = q2_u
+        kept[n, 2] = q3_u
+        kept[n, 3] = q4_u
+        f_u, q5_u = q5_u, f_u
+    for n in range(nsteps - 1, -1, -1):
+        t = t0 + n * dt
+        f_u[...] = kept[n, 0]
+        q2_u[...] = kept[n, 1]
+        q3_u[...] = kept[n, 2]
+        q4_u[...] = kept[n, 3]
+        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0)
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c,)
+
+
 def allocate(cells):
     """Zeroed padded buffers for a grid of ``cells`` (one int per axis), keyed by buffer name."""
     shape = tuple(int(n) + 2 * PLAN["halo"] for n in cells)

@@ -368,6 +368,28 @@ def adjoint_step(f_u, q2_u, q3_u, q4_u, adj_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t,
     adjoint_stage1_fold_0_lo(f_u, adj_u, w1_u, p_nu, t, dt, lo0, h0)
 
 
+REVERSE_KEPT = ('u', 'u@q2', 'u@q3')
+
+
+@numba.njit(cache=True)
+def reverse_segment(f_u, q2_u, q3_u, q4_u, adj_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t0, dt, lo0, h0, nsteps, kept):
+    # kept[n, k]: buffer k of ('u', 'u@q2', 'u@q3') as step n left it
+    for n in range(nsteps):
+        t = t0 + n * dt
+        step(f_u, q2_u, q3_u, q4_u, adj_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0)
+        kept[n, 0] = f_u
+        kept[n, 1] = q2_u
+        kept[n, 2] = q3_u
+        f_u, q4_u = q4_u, f_u
+    for n in range(nsteps - 1, -1, -1):
+        t = t0 + n * dt
+        f_u[...] = kept[n, 0]
+        q2_u[...] = kept[n, 1]
+        q3_u[...] = kept[n, 2]
+        adjoint_step(f_u, q2_u, q3_u, q4_u, adj_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0)
+    return (f_u, q2_u, q3_u, q4_u, adj_u, w1_u, w2_u, w3_u, gp_nu,)
+
+
 def allocate(cells):
     """Zeroed padded buffers for a grid of ``cells`` (one int per axis), keyed by buffer name."""
     shape = tuple(int(n) + 2 * PLAN["halo"] for n in cells)

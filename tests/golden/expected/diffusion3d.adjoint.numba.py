@@ -930,6 +930,30 @@ def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_
     adjoint_stage1_fold_2_lo(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
 
 
+REVERSE_KEPT = ('u', 'u@q2', 'u@q3', 'u@q4')
+
+
+@numba.njit(cache=True)
+def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps, kept):
+    # kept[n, k]: buffer k of ('u', 'u@q2', 'u@q3', 'u@q4') as step n left it
+    for n in range(nsteps):
+        t = t0 + n * dt
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+        kept[n, 0] = f_u
+        kept[n, 1] = q2_u
+        kept[n, 2] = q3_u
+        kept[n, 3] = q4_u
+        f_u, q5_u = q5_u, f_u
+    for n in range(nsteps - 1, -1, -1):
+        t = t0 + n * dt
+        f_u[...] = kept[n, 0]
+        q2_u[...] = kept[n, 1]
+        q3_u[...] = kept[n, 2]
+        q4_u[...] = kept[n, 3]
+        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa,)
+
+
 @numba.njit(cache=True)
 def stage1_tile(f_u, q2_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)

@@ -630,6 +630,39 @@ def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u
     adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
 
 
+REVERSE_KEPT = ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'v@q2', 'v@q3', 'v@q4')
+
+
+@numba.njit(cache=True)
+def reverse_segment(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
+    # kept[n, k]: buffer k of ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'v@q2', 'v@q3', 'v@q4') as step n left it
+    for n in range(nsteps):
+        t = t0 + n * dt
+        step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+        kept[n, 0] = f_u
+        kept[n, 1] = f_v
+        kept[n, 2] = q2_u
+        kept[n, 3] = q3_u
+        kept[n, 4] = q4_u
+        kept[n, 5] = q2_v
+        kept[n, 6] = q3_v
+        kept[n, 7] = q4_v
+        f_u, q5_u = q5_u, f_u
+        f_v, q5_v = q5_v, f_v
+    for n in range(nsteps - 1, -1, -1):
+        t = t0 + n * dt
+        f_u[...] = kept[n, 0]
+        f_v[...] = kept[n, 1]
+        q2_u[...] = kept[n, 2]
+        q3_u[...] = kept[n, 3]
+        q4_u[...] = kept[n, 4]
+        q2_v[...] = kept[n, 5]
+        q3_v[...] = kept[n, 6]
+        q4_v[...] = kept[n, 7]
+        adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+    return (f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k,)
+
+
 @numba.njit(cache=True)
 def stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)

@@ -711,6 +711,39 @@ def adjoint_step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_ka
     adjoint_stage1_fold_0_lo(f_u, adj_u, w1_u, f_kappa, adj_kappa, p_nu, t, dt, lo0, h0)
 
 
+REVERSE_KEPT = ('u', 'kappa', 'u@q2', 'u@q3', 'u@q4', 'kappa@q2', 'kappa@q3', 'kappa@q4')
+
+
+@numba.njit(cache=True)
+def reverse_segment(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t0, dt, lo0, h0, nsteps, kept):
+    # kept[n, k]: buffer k of ('u', 'kappa', 'u@q2', 'u@q3', 'u@q4', 'kappa@q2', 'kappa@q3', 'kappa@q4') as step n left it
+    for n in range(nsteps):
+        t = t0 + n * dt
+        step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t, dt, lo0, h0)
+        kept[n, 0] = f_u
+        kept[n, 1] = f_kappa
+        kept[n, 2] = q2_u
+        kept[n, 3] = q3_u
+        kept[n, 4] = q4_u
+        kept[n, 5] = q2_kappa
+        kept[n, 6] = q3_kappa
+        kept[n, 7] = q4_kappa
+        f_u, q5_u = q5_u, f_u
+        f_kappa, q5_kappa = q5_kappa, f_kappa
+    for n in range(nsteps - 1, -1, -1):
+        t = t0 + n * dt
+        f_u[...] = kept[n, 0]
+        f_kappa[...] = kept[n, 1]
+        q2_u[...] = kept[n, 2]
+        q3_u[...] = kept[n, 3]
+        q4_u[...] = kept[n, 4]
+        q2_kappa[...] = kept[n, 5]
+        q3_kappa[...] = kept[n, 6]
+        q4_kappa[...] = kept[n, 7]
+        adjoint_step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t, dt, lo0, h0)
+    return (f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu,)
+
+
 def allocate(cells):
     """Zeroed padded buffers for a grid of ``cells`` (one int per axis), keyed by buffer name."""
     shape = tuple(int(n) + 2 * PLAN["halo"] for n in cells)

@@ -751,6 +751,39 @@ def adjoint_step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u,
     adjoint_stage1_fold_1_lo(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
 
 
+REVERSE_KEPT = ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4')
+
+
+@numba.njit(cache=True)
+def reverse_segment(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
+    # kept[n, k]: buffer k of ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4') as step n left it
+    for n in range(nsteps):
+        t = t0 + n * dt
+        step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
+        kept[n, 0] = f_u
+        kept[n, 1] = f_dt_u
+        kept[n, 2] = q2_u
+        kept[n, 3] = q3_u
+        kept[n, 4] = q4_u
+        kept[n, 5] = q2_dt_u
+        kept[n, 6] = q3_dt_u
+        kept[n, 7] = q4_dt_u
+        f_u, q5_u = q5_u, f_u
+        f_dt_u, q5_dt_u = q5_dt_u, f_dt_u
+    for n in range(nsteps - 1, -1, -1):
+        t = t0 + n * dt
+        f_u[...] = kept[n, 0]
+        f_dt_u[...] = kept[n, 1]
+        q2_u[...] = kept[n, 2]
+        q3_u[...] = kept[n, 3]
+        q4_u[...] = kept[n, 4]
+        q2_dt_u[...] = kept[n, 5]
+        q3_dt_u[...] = kept[n, 6]
+        q4_dt_u[...] = kept[n, 7]
+        adjoint_step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
+    return (f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c,)
+
+
 @numba.njit(cache=True)
 def stage1_tile(f_u, q2_u, q5_u, f_dt_u, q2_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
