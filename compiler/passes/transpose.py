@@ -337,7 +337,7 @@ def vjp_entry(
 def initial_gradient_kernel(
     info: FuseInput, params: tuple[str, ...], ndim: int, scalars: tuple[str, ...]
 ) -> Kernel | None:
-    """gp += sum_f lambda_f * d(initial_f)/dp, cell by cell, for the parameters the initial
+    """gp += sum_f lambda_f * d(initial_f)/dp, summed over the grid, for the parameters the initial
     condition uses (lambda: the cotangent of the initial state)."""
     origin = (0,) * ndim
     reads: dict = {}
