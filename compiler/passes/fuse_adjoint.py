@@ -23,8 +23,8 @@ from dataclasses import replace
 import sympy
 
 from ..ir.program import Program
-from ..kernels import Kernel, KernelGroup, Launch, Read
-from .adjoint import boundary_params, cotangent
+from ..kernels import GroupMeta, Kernel, KernelGroup, Launch, Read
+from .adjoint import cotangent
 from .fuse import DT, FuseInput, assemble_kernel, fuse, grid_of, read_symbol
 from .integrate import _row, integrate, stage_input
 from .manager import PassContext
@@ -32,16 +32,15 @@ from .simplify import simplify
 from .transpose import (
     Lowering,
     adjoint_buffer,
+    adjoint_meta,
     adjoint_params,
     cotangent_buffer,
-    fold_kernel,
     history_cotangent,
     initial_gradient_kernel,
     offset_reads,
     param_buffer,
     shift_radius,
-    split_folds,
-    vjp_entry,
+    transposed_entry,
     weight_buffer,
 )
 
@@ -54,7 +53,6 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
     group = fuse(forward_prog, ctx, info, min_halo=2 * shift_radius(prog))
     scalars = group.kernel("initial").scalars
     params = adjoint_params(prog, info)
-    periodic = grid_of(prog).periodic
     s = tableau.stages
 
     kernels: dict[str, Kernel] = {}
@@ -81,6 +79,7 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
     for m in range(s, 0, -1):
         rename = {f: stage_input(f, tableau, m) for f in info.fields}
         rename |= {cotangent(f): weight_buffer(f, m) for f in info.fields}
+        values = {f: prog.outputs[f"vjp:{f}"] for f in info.fields}
         destinations = {
             f: [(adjoint_buffer(f), sympy.Integer(1))]
             + [
@@ -90,68 +89,27 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
             ]
             for f in info.fields
         }
-        lowering = Lowering(prog, rename)
-        origin = (0,) * group.ndim
-        targets, exprs = [], []
-        folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
-        for f in info.fields:
-            gather, terms = split_folds(lowering.at(prog.outputs[f"vjp:{f}"], origin), lowering)
-            for coef, fold in terms:
-                side = "hi" if fold.offset > 0 else "lo"
-                folds.setdefault((fold.axis, side), {}).setdefault(f, []).append((coef, fold))
-            for buffer, weight in destinations[f]:
-                key = (buffer, origin)
-                if key not in lowering.reads:
-                    lowering.reads[key] = Read(read_symbol(buffer, origin), buffer, origin)
-                targets.append((buffer, ()))
-                exprs.append(lowering.reads[key].symbol + weight * gather)
         for p in params:
-            if f"vjp:{p}" not in prog.outputs:
-                continue
-            targets.append((param_buffer(p), ()))  # summed over the grid (Write.total)
-            exprs.append(lowering.at(prog.outputs[f"vjp:{p}"], origin))
-        gather_kernel = assemble_kernel(
+            if f"vjp:{p}" in prog.outputs:
+                values[p] = prog.outputs[f"vjp:{p}"]
+                destinations[p] = [(param_buffer(p), sympy.Integer(1))]
+        launches += transposed_entry(
+            prog,
             f"adjoint_stage{m}",
-            "stencil",
-            targets,
-            exprs,
-            lowering.reads,
-            lowering.coords,
-            [
+            values,
+            destinations,
+            rename=rename,
+            info=info,
+            scalars=scalars,
+            kernels=kernels,
+            c=tableau.c[m - 1],
+            comments=[
                 f"adjoint of stage {m}",
                 *(info.source_lines[f] for f in info.fields if f in info.source_lines),
             ],
-            scalars,
-            info,
+            accumulate=True,
             totals=frozenset(param_buffer(p) for p in params),
         )
-        built = [(gather_kernel, offset_reads(lowering))]
-        for (axis, side), contributions in sorted(folds.items()):
-            built.append(
-                fold_kernel(
-                    prog,
-                    f"adjoint_stage{m}_fold_{axis}_{side}",
-                    axis,
-                    side,
-                    contributions,
-                    destinations,
-                    rename,
-                    info,
-                    scalars,
-                )
-            )
-        c = tableau.c[m - 1]
-        wrapped: set[str] = set()
-        for kernel, reach in built:
-            for buffer in sorted(set(reach) - wrapped):  # periodic halos of what is read aside
-                for axis in range(group.ndim):
-                    if periodic[axis]:
-                        name = f"wrap_{axis}"
-                        kernels.setdefault(name, Kernel(name, "wrap", ("a",), (), axis=axis))
-                        launches.append(Launch(name, (buffer,), c))
-                wrapped.add(buffer)
-            kernels[kernel.name] = kernel
-            launches.append(Launch(kernel.name, kernel.arrays, c))
 
     entries = [("adjoint_step", tuple(launches))]
     init = initial_gradient_kernel(info, params, group.ndim, scalars)
@@ -168,11 +126,7 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
         kernels=tuple({**existing, **kernels}.values()),
         buffers=tuple(buffers),
         entries=tuple(entries),
-        meta={
-            **group.meta,
-            "adjoint_params": params,
-            "boundary_params": tuple(sorted(boundary_params(prog) & set(info.params))),
-        },
+        meta={**group.meta, **adjoint_meta(prog, info)},
     )
 
 
@@ -208,7 +162,7 @@ def param_vjp_kernel(
 
 def theta_adjoint(
     prog: Program, info: FuseInput, scalars: tuple[str, ...], halo: int, kernels: dict
-) -> tuple[list[tuple[str, tuple[Launch, ...]]], list[str], dict]:
+) -> tuple[list[tuple[str, tuple[Launch, ...]]], list[str], GroupMeta]:
     """The entries of an implicit step's adjoint (see runtime/adjoint.py): ``adjoint_residual``
     (gp -= (dR/dp)^T mu at t + dt, the new state in the fields), ``adjoint_explicit`` and
     ``adjoint_start`` (lambda = (db/du)^T mu + (dN/du)^T lambda_h, the history's cotangent
@@ -220,41 +174,37 @@ def theta_adjoint(
     fields = info.fields
     imex = any(f"vjp_explicit:{history_buffer(f)}" in prog.outputs for f in fields)
     entries = []
+    common = {"info": info, "scalars": scalars, "kernels": kernels, "ghosts": halo}
     for kind in ("explicit", "start"):
         if f"vjp_{kind}:{fields[0]}" not in prog.outputs:
             continue
         rename = {f"bar:{kind}:{rhs_buffer(f)}": cotangent_buffer(f) for f in fields}
         rename |= {f"bar:{kind}:{history_buffer(f)}": history_cotangent(f) for f in fields}
-        targets = [(adjoint_buffer(f), prog.outputs[f"vjp_{kind}:{f}"], 1, False) for f in fields]
+        values = {adjoint_buffer(f): prog.outputs[f"vjp_{kind}:{f}"] for f in fields}
         if kind == "explicit" and imex:
-            targets += [
-                (
-                    history_cotangent(f, True),
-                    prog.outputs[f"vjp_explicit:{history_buffer(f)}"],
-                    1,
-                    False,
-                )
+            values |= {
+                history_cotangent(f, True): prog.outputs[f"vjp_explicit:{history_buffer(f)}"]
                 for f in fields
-            ]
-        targets += [
-            (param_buffer(p), prog.outputs[f"vjp_{kind}:{p}"], 1, True)
+            }
+        sums = {
+            param_buffer(p): prog.outputs[f"vjp_{kind}:{p}"]
             for p in params
-            if f"vjp_{kind}:{p}" in prog.outputs
-        ]
-        launches = vjp_entry(
-            prog, f"adjoint_{kind}", targets, rename, info, scalars, halo, kernels, 0.0
+            if f"vjp_{kind}:{p}" in prog.outputs  # not one used only by the initial condition
+        }
+        entries.append(
+            (
+                f"adjoint_{kind}",
+                tuple(_overwrite(prog, f"adjoint_{kind}", values, sums, 1, rename, 0.0, common)),
+            )
         )
-        entries.append((f"adjoint_{kind}", tuple(launches)))
-    residual = [
-        (param_buffer(p), prog.outputs[f"vjp_res:{p}"], -1, True)
+    sums = {
+        param_buffer(p): prog.outputs[f"vjp_res:{p}"]
         for p in params
         if f"vjp_res:{p}" in prog.outputs
-    ]
-    if residual:
+    }
+    if sums:
         rename = {f"bar:res:{f}": cotangent_buffer(f) for f in fields}
-        launches = vjp_entry(
-            prog, "adjoint_residual", residual, rename, info, scalars, halo, kernels, 1.0
-        )
+        launches = _overwrite(prog, "adjoint_residual", {}, sums, -1, rename, 1.0, common)
         entries.append(("adjoint_residual", tuple(launches)))
     init = initial_gradient_kernel(info, params, grid_of(prog).ndim, scalars)
     if init is not None:
@@ -264,8 +214,32 @@ def theta_adjoint(
     if imex:
         buffers += [b for f in fields for b in (history_cotangent(f), history_cotangent(f, True))]
     buffers += [param_buffer(p) for p in params]
-    meta = {
-        "adjoint_params": params,
-        "boundary_params": tuple(sorted(boundary_params(prog) & set(info.params))),
-    }
-    return entries, buffers, meta
+    return entries, buffers, adjoint_meta(prog, info)
+
+
+def _overwrite(
+    prog: Program,
+    name: str,
+    values: dict[str, int],
+    sums: dict[str, int],
+    sign: int,
+    rename: dict[str, str],
+    c: float,
+    common: dict,
+) -> list[Launch]:
+    """An implicit step's entry: each buffer of ``values`` becomes sign * its value, each of
+    ``sums`` gets sign * its value summed over the grid; the state's ghosts are filled first."""
+    weight = sympy.Integer(sign)
+    return transposed_entry(
+        prog,
+        name,
+        {**values, **sums},
+        {b: [(b, weight)] for b in (*values, *sums)},
+        rename=rename,
+        c=c,
+        comments=[f"adjoint: {name}"],
+        accumulate=False,
+        totals=frozenset(sums),
+        gather=f"{name}_kernel",
+        **common,
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..ir.ops import Input, Time
 from ..ir.program import Program
-from ..kernels import Kernel, KernelGroup, Launch, grid_scalars
+from ..kernels import GroupMeta, Kernel, KernelGroup, Launch, grid_scalars
 from .fuse import (
     FuseInput,
     grid_of,
@@ -88,9 +88,8 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
     }
     adjoint: tuple[str, ...] | None = None  # an adjoint group: the parameters it differentiates
     if any(name.startswith("vjp:") for name in prog.outputs):
-        from .adjoint import boundary_params
         from .fuse_adjoint import param_vjp_kernel
-        from .transpose import adjoint_buffer, param_buffer
+        from .transpose import adjoint_buffer, adjoint_meta, param_buffer
 
         kernel, reach, adjoint = param_vjp_kernel(prog, info, scalars)
         built["param_vjp"] = (kernel, reach)
@@ -118,7 +117,7 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         buffers += [history_buffer(f) for f in info.fields]
     for make in (residual_buffer, direction, jvp_buffer):
         buffers += [make(f) for f in info.fields]
-    extra_meta: dict = {}
+    extra_meta = GroupMeta()
     if theta_adjoint:
         from .fuse_adjoint import theta_adjoint as build_theta_adjoint
 
@@ -127,10 +126,7 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         buffers += extra_buffers
     if adjoint is not None:
         buffers += [adjoint_buffer(f) for f in info.fields] + [param_buffer(p) for p in adjoint]
-        extra_meta = {
-            "adjoint_params": adjoint,
-            "boundary_params": tuple(sorted(boundary_params(prog) & set(info.params))),
-        }
+        extra_meta = adjoint_meta(prog, info)
     return KernelGroup(
         name=ctx.problem,
         ndim=ndim,

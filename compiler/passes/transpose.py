@@ -27,7 +27,7 @@ from ..ir.ops import (
     placeholder,
 )
 from ..ir.program import FaceRule, Program
-from ..kernels import Kernel, Launch, Read
+from ..kernels import GroupMeta, Kernel, Launch, Read
 from ..symbolic import interior_symbol
 from .adjoint import boundary_params
 from .fuse import (
@@ -244,7 +244,8 @@ def adjoint_params(prog: Program, info: FuseInput) -> tuple[str, ...]:
     used = {op.name for op in prog.ops if isinstance(op, Param)}
     for e in info.initial.values():
         used |= {s.name for s in sympy.sympify(e).free_symbols if s.name in info.params}
-    return tuple(p for p in info.params if p in used and p not in boundary_params(prog))
+    skip = boundary_params(prog)
+    return tuple(p for p in info.params if p in used and p not in skip)
 
 
 def cotangent_buffer(field: str) -> str:
@@ -257,49 +258,67 @@ def history_cotangent(field: str, fresh: bool = False) -> str:
     return f"{field}@lh2" if fresh else f"{field}@lh"
 
 
-def vjp_entry(
+def transposed_entry(
     prog: Program,
     name: str,
-    targets: list[tuple[str, int, int, bool]],
+    values: dict[str, int],
+    destinations: dict[str, list[tuple[str, sympy.Expr]]],
+    *,
     rename: dict[str, str],
     info: FuseInput,
     scalars: tuple[str, ...],
-    halo: int,
     kernels: dict[str, Kernel],
     c: float,
+    comments: list[str],
+    accumulate: bool,
+    totals: frozenset[str] = frozenset(),
+    ghosts: int | None = None,
+    gather: str | None = None,
 ) -> list[Launch]:
-    """Launches writing, for each (buffer, value id, sign, total) of ``targets``, buffer =
-    sign * value (``total``: its sum over the grid, see ``Write.total``): a gather kernel,
-    then the folds of its transposed stencils. State
-    fields read aside get their ghosts (at t + c dt), cotangents their periodic halos."""
+    """The launches that write each value of ``values`` (ids of a transposed Program, by key)
+    into its ``destinations`` (buffer, weight): one gather kernel (``gather``, default
+    ``name``) writing weight * value (added to the buffer if ``accumulate``; summed over the
+    grid for the buffers in ``totals``), then one fold kernel per face its transposed stencils
+    reach (``<name>_fold_<axis>_<side>``, always added). Before them, buffers read aside get
+    their periodic halos, and with ``ghosts`` (a halo width) the state fields their ghosts
+    at t + c dt; without it the forward step has filled them already."""
     from .fuse import halo_launches
 
     lowering = Lowering(prog, rename)
     origin = (0,) * grid_of(prog).ndim
     writes, exprs = [], []
     folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
-    for buffer, value, sign, _total in targets:
-        gather, terms = split_folds(lowering.at(value, origin), lowering)
+    for key, value in values.items():
+        expr, terms = split_folds(lowering.at(value, origin), lowering)
         for coef, fold in terms:
             side = "hi" if fold.offset > 0 else "lo"
-            folds.setdefault((fold.axis, side), {}).setdefault(buffer, []).append(
-                (sign * coef, fold)
-            )
-        writes.append((buffer, ()))
-        exprs.append(sign * gather)
-    gather_kernel = assemble_kernel(
-        f"{name}_kernel",
-        "stencil",
-        writes,
-        exprs,
-        lowering.reads,
-        lowering.coords,
-        [f"adjoint: {name}"],
-        scalars,
-        info,
-        totals=frozenset(b for b, _, _, total in targets if total),
-    )
-    built = [(gather_kernel, offset_reads(lowering))]
+            folds.setdefault((fold.axis, side), {}).setdefault(key, []).append((coef, fold))
+        for buffer, weight in destinations[key]:
+            term = weight * expr
+            if accumulate and buffer not in totals:
+                at = (buffer, origin)
+                if at not in lowering.reads:
+                    lowering.reads[at] = Read(read_symbol(buffer, origin), buffer, origin)
+                term = lowering.reads[at].symbol + term
+            writes.append((buffer, ()))
+            exprs.append(term)
+    built = [
+        (
+            assemble_kernel(
+                gather or name,
+                "stencil",
+                writes,
+                exprs,
+                lowering.reads,
+                lowering.coords,
+                comments,
+                scalars,
+                info,
+                totals=totals,
+            ),
+            offset_reads(lowering),
+        )
+    ]
     for (axis, side), contributions in sorted(folds.items()):
         built.append(
             fold_kernel(
@@ -308,20 +327,19 @@ def vjp_entry(
                 axis,
                 side,
                 contributions,
-                {b: [(b, sympy.Integer(1))] for b in contributions},
+                destinations,
                 rename,
                 info,
                 scalars,
             )
         )
     periodic = grid_of(prog).periodic
-    launches: list[Launch] = []
     reach: dict[str, int] = {}
     for _, r in built:
         for b, n in r.items():
             reach[b] = max(reach.get(b, 0), n)
-    state = {b: n for b, n in reach.items() if b in info.fields}
-    launches += halo_launches(prog, state, halo, info, scalars, kernels, c)
+    state = {b: n for b, n in reach.items() if ghosts is not None and b in info.fields}
+    launches = halo_launches(prog, state, ghosts or 0, info, scalars, kernels, c)
     for b in sorted(set(reach) - set(state)):
         for axis in range(len(periodic)):
             if periodic[axis]:
@@ -332,6 +350,15 @@ def vjp_entry(
         kernels[kernel.name] = kernel
         launches.append(Launch(kernel.name, kernel.arrays, c))
     return launches
+
+
+def adjoint_meta(prog: Program, info: FuseInput) -> GroupMeta:
+    """What an adjoint group tells the runtime: the parameters it differentiates, and those it
+    refuses because a boundary condition uses them."""
+    return GroupMeta(
+        adjoint_params=adjoint_params(prog, info),
+        boundary_params=tuple(sorted(boundary_params(prog) & set(info.params))),
+    )
 
 
 def initial_gradient_kernel(

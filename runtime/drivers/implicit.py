@@ -59,10 +59,14 @@ class ThetaSimulation(Simulation):
             for _ in range(max(0, nsteps)):
                 self._step(dt)
 
+    def starts_afresh(self, dt: float) -> bool:
+        """Whether a step of size ``dt`` runs ``start``: imex with no history of that size."""
+        fresh = self._history_dt is None or abs(dt - self._history_dt) > 1e-12 * dt
+        return self._has_start and fresh
+
     def _step(self, dt: float) -> None:
         scalars = self.scalars(self.t, dt)
-        fresh = self._history_dt is None or abs(dt - self._history_dt) > 1e-12 * dt
-        half = self.module.start if self._has_start and fresh else self.module.explicit
+        half = self.module.start if self.starts_afresh(dt) else self.module.explicit
         half(*self.buffers, *scalars)
         self._history_dt = dt
         problem = SteadyProblem(self, scalars)

@@ -26,6 +26,41 @@ if TYPE_CHECKING:
 COMPILED_SEGMENT_POINTS = 1 << 12
 
 
+def add_cotangents(view: Any, cotangents: dict[str, np.ndarray], k: int, backend: Any) -> None:
+    """lambda += the cotangent given for output frame ``k`` (``view(name)``: a buffer's
+    interior)."""
+    for f, ct in cotangents.items():
+        if np.any(ct[k]):
+            lam = view(f"{f}@adj")
+            lam += backend.from_host(np.ascontiguousarray(ct[k], dtype=lam.dtype))
+
+
+def gradients(
+    module: Any,
+    view: Any,
+    buffers: list[Any],
+    scalars: tuple,
+    fields: tuple[str, ...],
+    given: tuple[str, ...],
+    backend: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """After a sweep: the initial state's cotangents, then the parameters' (their sums over
+    the grid, after ``adjoint_initial`` adds the terms through the initial condition, which
+    no field in ``given`` has: its initial value was an array)."""
+    backend.synchronize()
+    initial = {f: np.array(backend.to_host(view(f"{f}@adj")), dtype=float) for f in fields}
+    if hasattr(module, "adjoint_initial"):
+        for f in given:
+            view(f"{f}@adj")[...] = 0
+        module.adjoint_initial(*buffers, *scalars)
+        backend.synchronize()
+    params = {
+        p: float(np.sum(np.asarray(backend.to_host(view(f"{p}@gp")), dtype=float)))
+        for p in module.PLAN["meta"].get("adjoint_params", ())
+    }
+    return initial, params
+
+
 class AdjointRun:
     """The reverse sweep of one explicit solve on the adjoint module (forward step + adjoint
     entries in one kernel group, so both see the same buffers)."""
@@ -100,10 +135,7 @@ class AdjointRun:
         length = max(1, math.ceil(nsteps / count))  # steps per segment
 
         def inject(k: int) -> None:
-            for f, ct in cotangents.items():
-                if np.any(ct[k]):
-                    lam = self._view(bufs, f"{f}@adj")
-                    lam += backend.from_host(np.ascontiguousarray(ct[k], dtype=lam.dtype))
+            add_cotangents(lambda name: self._view(bufs, name), cotangents, k, backend)
 
         def reverse(kept: list[list[Any]], first: int) -> None:
             for j in range(first + len(kept) - 1, first - 1, -1):
@@ -152,20 +184,15 @@ class AdjointRun:
                 scalars = self.sim.scalars(*steps[first])
                 bufs = list(compiled(*bufs, *scalars, stop - first, store))
         inject(0)
-        backend.synchronize()
-        initial = {
-            f: np.array(backend.to_host(self._view(bufs, f"{f}@adj")), dtype=float) for f in fields
-        }
-        if hasattr(self.module, "adjoint_initial"):
-            for f in given:  # initial values given as arrays: no parameter enters them
-                self._view(bufs, f"{f}@adj")[...] = 0
-            t0 = steps[0][0] if steps else self.sim.t
-            self.module.adjoint_initial(*bufs, *self.sim.scalars(t0, steps[0][1]))
-            backend.synchronize()
-        params = {
-            p: float(np.sum(np.asarray(backend.to_host(self._view(bufs, f"{p}@gp")), dtype=float)))
-            for p in self.plan["meta"].get("adjoint_params", ())
-        }
+        initial, params = gradients(
+            self.module,
+            lambda name: self._view(bufs, name),
+            bufs,
+            self.sim.scalars(*steps[0]),
+            fields,
+            given,
+            backend,
+        )
         return initial, params, min(count, nsteps)
 
 
@@ -206,28 +233,21 @@ class ImplicitAdjointRun:
         starts = []
         with threadpool_limits(limits=1, user_api="blas"):
             for t, h in steps:  # forward: every state, and which explicit half each step ran
-                fresh = sim._history_dt is None or abs(h - sim._history_dt) > 1e-12 * h
-                starts.append(fresh and hasattr(self.module, "adjoint_start"))
+                starts.append(sim.starts_afresh(h))
                 sim.t = t
-                sim._step(h)
+                sim.advance(1, h)
                 states.append({f: sim.interior(f).copy() for f in fields})
 
             def restore(state: dict[str, Any]) -> None:
                 for f, v in state.items():
                     sim.interior(f)[...] = v
 
-            def inject(k: int) -> None:
-                for f, ct in cotangents.items():
-                    if np.any(ct[k]):
-                        lam = sim.interior(f"{f}@adj")
-                        lam += backend.from_host(np.ascontiguousarray(ct[k], dtype=lam.dtype))
-
             constant = bool(self.plan["meta"].get("constant_jacobian"))
             solvers: dict[float, Any] = {}
             size = int(np.prod(sim.grid.cells)) * len(fields)
             for n in range(len(steps) - 1, -1, -1):
                 if n in ends:
-                    inject(ends[n])
+                    add_cotangents(sim.interior, cotangents, ends[n], backend)
                 t, h = steps[n]
                 scalars = sim.scalars(t, h)
                 problem = SteadyProblem(sim, scalars)
@@ -250,20 +270,11 @@ class ImplicitAdjointRun:
                 else:
                     self.module.adjoint_explicit(*sim.buffers, *scalars)
                     self._swap_history(sim)
-            inject(0)
-        backend.synchronize()
-        initial = {
-            f: np.array(backend.to_host(sim.interior(f"{f}@adj")), dtype=float) for f in fields
-        }
-        if hasattr(self.module, "adjoint_initial"):
-            for f in given:
-                sim.interior(f"{f}@adj")[...] = 0
-            self.module.adjoint_initial(*sim.buffers, *sim.scalars(steps[0][0], steps[0][1]))
-            backend.synchronize()
-        params = {
-            p: float(np.sum(np.asarray(backend.to_host(sim.interior(f"{p}@gp")), dtype=float)))
-            for p in self.plan["meta"].get("adjoint_params", ())
-        }
+            add_cotangents(sim.interior, cotangents, 0, backend)
+        scalars = sim.scalars(*steps[0])
+        initial, params = gradients(
+            self.module, sim.interior, sim.buffers, scalars, fields, given, backend
+        )
         return initial, params, len(states)
 
     def _clear_history(self, sim: Simulation) -> None:

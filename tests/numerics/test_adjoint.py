@@ -463,3 +463,24 @@ def test_compiled_and_python_sweeps_agree(monkeypatch: pytest.MonkeyPatch) -> No
     python = sol.vjp(w)
     assert python.params["b"] == pytest.approx(compiled.params["b"], rel=1e-13)
     np.testing.assert_allclose(python.initial["u"], compiled.initial["u"], rtol=1e-13)
+
+
+IMEX_INITIAL_PARAMETER = """
+pde q {
+    space x in [0, 1]
+    time t in [0, 0.05]
+    field u
+    param nu = 0.5, a = 2
+    dt(u) = nu * diff(u, x, 2) - u^3
+    boundary u = 0 at all
+    initial u = a * sin(pi * x)
+    solve fd(cells = 20, scheme = imex, dt = 1e-2)
+}
+"""
+
+
+def test_implicit_parameter_of_the_initial_condition_only() -> None:
+    """``a`` enters only the initial condition: the implicit step's entries have no term for
+    it, adjoint_initial has."""
+    errors = gradient_errors(IMEX_INITIAL_PARAMETER, "q")
+    assert max(errors.values()) < 1e-7, errors
