@@ -27,6 +27,7 @@ from .ir.adjoint_ops import BroadcastInDim, ShiftTranspose
 from .ir.ops import (
     LEAVES,
     Broadcast,
+    Contract,
     Diff,
     Input,
     Map,
@@ -76,7 +77,7 @@ def make(b: Builder, cls: type[Op], args: tuple[int, ...], **attrs: Any) -> int:
     return b.add(replace(probe, shape=shape))
 
 
-def compact_map(b: Builder, body: sympy.Expr, args: Sequence[int]) -> int:
+def compact_map(b: Builder, body: sympy.Expr, args: Sequence[int], origin: object = None) -> int:
     """A Map of ``body`` over the arguments it uses, each id once."""
     used: list[int] = []
     subs = {}
@@ -88,7 +89,7 @@ def compact_map(b: Builder, body: sympy.Expr, args: Sequence[int]) -> int:
     body = body.xreplace(subs).xreplace(
         {sympy.Symbol(f"_c{k}", real=True): placeholder(k) for k in range(len(used))}
     )
-    return b.map(body, used)
+    return b.map(body, used, origin)
 
 
 def total(b: Builder, ids: Sequence[int]) -> int:
@@ -268,6 +269,49 @@ def _linear(cls: type[OpT], *names: str) -> Callable[[Builder, OpT, Tangents], i
     return jvp
 
 
+def contract_terms(spec: str) -> tuple[str, str, str]:
+    """The index strings ``(a, b, out)`` of a Contract spec ``"a,b->out"``."""
+    lhs, out = spec.split("->")
+    a, b = lhs.split(",")
+    return a, b, out
+
+
+def _contract_shape(op: Contract, shapes: tuple[Shape, ...]) -> Shape:
+    a, b, out = contract_terms(op.spec)
+    sizes: dict[str, Any] = {}
+    for term, shape in zip((a, b), shapes, strict=True):
+        if len(term) != len(shape) or len(set(term)) != len(term):
+            raise ValueError(f"Contract '{op.spec}' does not fit the shapes {shapes}")
+        for letter, dim in zip(term, shape, strict=True):
+            if sizes.setdefault(letter, dim) != dim:
+                raise ValueError(
+                    f"Contract '{op.spec}': index {letter} is {sizes[letter]} and {dim}"
+                )
+    for term, other in ((a, b + out), (b, a + out), (out, a + b)):
+        if any(letter not in other for letter in term):
+            raise ValueError(f"Contract '{op.spec}': an index appears in one term only")
+    return tuple(sizes[letter] for letter in out)
+
+
+def _contract_jvp(b: Builder, op: Contract, tangents: Tangents) -> int:
+    ta, tb = tangents
+    parts = []
+    if ta is not None:
+        parts.append(make(b, Contract, (ta, op.args[1]), spec=op.spec))
+    if tb is not None:
+        parts.append(make(b, Contract, (op.args[0], tb), spec=op.spec))
+    return total(b, parts)
+
+
+def _contract_transpose(b: Builder, op: Contract, ct: int) -> Tangents:
+    a, bb, out = contract_terms(op.spec)
+    x, y = op.args
+    return (
+        make(b, Contract, (ct, y), spec=f"{out},{bb}->{a}"),
+        make(b, Contract, (x, ct), spec=f"{a},{out}->{bb}"),
+    )
+
+
 _LEAF = OpRule(_leaf_shape, _no_tangent, _no_args)
 
 # Any: each row's rules take the op class of its key.
@@ -284,6 +328,7 @@ RULES: dict[type[Op], OpRule[Any]] = {
         ),
     ),
     Reduce: OpRule(_reduce_shape, _reduce_jvp, _reduce_transpose),
+    Contract: OpRule(_contract_shape, _contract_jvp, _contract_transpose),
     Broadcast: OpRule(
         _broadcast_shape,
         _linear(Broadcast, "shape"),
@@ -361,10 +406,14 @@ def jvp_program(prog: Program, wrt: Sequence[str]) -> Program:
     return _finish(b)
 
 
-def vjp_program(prog: Program, wrt: Sequence[str]) -> Program:
+def vjp_program(prog: Program, wrt: Sequence[str], keep_outputs: bool = False) -> Program:
     """One reverse sweep: output ``bar:<name>`` for each name in ``wrt``, as a function of the
-    primal inputs and a cotangent input ``bar:<out>`` per output that depends on ``wrt``."""
+    primal inputs and a cotangent input ``bar:<out>`` per output that depends on ``wrt``;
+    ``keep_outputs`` also keeps the primal outputs (value and gradient in one Program)."""
     b, new, seeds = _primal(prog, wrt)
+    if keep_outputs:
+        for name, v in prog.outputs.items():
+            b.output(name, new[v])
     active = {seeds[w] for w in wrt}
     for i in sorted(prog.live()):
         if any(a in active for a in prog.ops[i].args):

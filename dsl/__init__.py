@@ -78,7 +78,7 @@ def check_module(module: Module, base_dir: Path | None = None) -> CheckedModule:
             _blocks.check_bilevel(item, env, sink)
             problems[item.name] = item
     sink.raise_if_any()
-    return CheckedModule(module.source, problems)
+    return CheckedModule(module.source, problems, env)
 
 
 def load_text(text: str, name: str = "<string>", base_dir: Path | None = None) -> CheckedModule:

@@ -410,3 +410,5 @@ class CheckedModule:
 
     source: SourceFile = field(compare=False, repr=False)
     problems: dict[str, PdeProblem | Network | Train | Bilevel] = field(default_factory=dict)
+    # the file's names (a resolve.ModuleEnv): networks, fns and consts the lowerings look up
+    env: Any = field(default=None, compare=False, repr=False)

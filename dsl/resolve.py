@@ -43,6 +43,8 @@ class ModuleEnv:
     fns: dict[str, str] = field(default_factory=dict)  # visible name -> global key
     fn_table: dict[str, FnInfo] = field(default_factory=dict)  # global key -> fn
     networks: dict[str, A.Network] = field(default_factory=dict)
+    # visible network name -> the env of the file that defines it (its body's names live there)
+    network_envs: dict[str, ModuleEnv] = field(default_factory=dict, repr=False)
     blocks: dict[str, A.Block] = field(default_factory=dict)
     local_consts: dict[str, sympy.Basic] = field(default_factory=dict)
     local_fns: dict[str, str] = field(default_factory=dict)
@@ -158,6 +160,7 @@ def build_env(
         env.consts.update({f"{alias}.{k}": v for k, v in sub.local_consts.items()})
         env.fns.update({f"{alias}.{k}": v for k, v in sub.local_fns.items()})
         env.networks.update({f"{alias}.{k}": v for k, v in sub.local_networks.items()})
+        env.network_envs.update({f"{alias}.{k}": sub for k in sub.local_networks})
 
     fn_defs: dict[str, A.FnDef] = {}
     for item in module.items:
@@ -178,6 +181,7 @@ def build_env(
             env.blocks[item.name] = item
             if isinstance(item, A.Network):
                 env.networks[item.name] = env.local_networks[item.name] = item
+                env.network_envs[item.name] = env
 
     for name in fn_defs:
         _resolve_fn(env, fn_defs, name, [], sink)
@@ -242,7 +246,11 @@ def _resolve_fn(
 
 def inline_fn(env: ModuleEnv, key: str, args: list[sympy.Basic], span: Span | None) -> sympy.Basic:
     """The body of fn ``key`` with its parameters replaced by ``args`` (raw expressions)."""
-    fn = env.fn_table[key]
+    return inline(env.fn_table[key], args, span)
+
+
+def inline(fn: FnInfo, args: list[sympy.Basic], span: Span | None) -> sympy.Basic:
+    """The body of ``fn`` with its parameters replaced by ``args`` (raw expressions)."""
     if len(args) != len(fn.params):
         raise DslTypeError(
             f"fn '{fn.name}' takes {len(fn.params)} argument(s), got {len(args)}",

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from ..dsl.ast import CheckedModule, PdeProblem, SolveSpec
+from ..dsl.ast import CheckedModule, Network, PdeProblem, SolveSpec, Train
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from .backends import get_backend
 from .closures import check_robin_closures
 from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
+from .networks import NetworkHandle, TrainHandle
 from .results import Solution
 
 DEFAULT_CELLS = 64
@@ -48,6 +49,11 @@ class CompiledModule:
         for name, block in checked.problems.items():
             if isinstance(block, PdeProblem):
                 self._problems[name] = PdeHandle(block, backend, cache_dir)
+            elif isinstance(block, Network | Train):
+                handle = NetworkHandle if isinstance(block, Network) else TrainHandle
+                self._problems[name] = handle(
+                    block, checked.env, checked.source.name, backend, cache_dir
+                )
             else:
                 self._problems[name] = UncompiledBlock(block)
 
@@ -75,7 +81,7 @@ class CompiledModule:
 
 
 class UncompiledBlock:
-    """A network, train or bilevel block: checked, but not compiled by this version."""
+    """A bilevel block: checked, but not compiled by this version."""
 
     def __init__(self, block: Any) -> None:
         self.block = block
@@ -86,7 +92,7 @@ class UncompiledBlock:
             f"{kind} blocks are parsed and checked, but this version of ritz cannot compile "
             f"them yet ('{self.block.name}')",
             self.block.span,
-            "only pde blocks solved with fd run in this version",
+            "pde blocks solved with fd, networks and train blocks run in this version",
             code="R410",
         )
 

@@ -80,15 +80,24 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _pick(mod: Any, problem: str | None) -> Any:
+def _pick(mod: Any, problem: str | None, train: bool = False) -> Any:
+    """The block named ``problem``, else the first pde block (or, with ``train``, the first
+    pde or train block)."""
     if problem is not None:
         return mod[problem]
     from ..runtime.api import PdeHandle
+    from ..runtime.networks import TrainHandle
 
-    pdes = [n for n in mod.names if isinstance(mod[n], PdeHandle)]
-    if not pdes:
-        raise RuntimeInputError("the program has no pde block to run", code="R522")
-    return mod[pdes[0]]
+    kinds = (PdeHandle, TrainHandle) if train else (PdeHandle,)
+    runnable = [n for n in mod.names if isinstance(mod[n], kinds)]
+    if not runnable:
+        what = "pde or train block" if train else "pde block"
+        raise RuntimeInputError(
+            f"the program has no {what} to run",
+            hint="networks run inside train blocks, or from Python",
+            code="R522",
+        )
+    return mod[runnable[0]]
 
 
 def _load(file: str, backend: str) -> Any:
@@ -130,6 +139,13 @@ def check(file: str) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the solution.")
 @click.option("--backend", type=click.Choice(["numba", "cupy"]), default="numba")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="A data array of a train block, from a .npy file (repeatable).",
+)
 @reports_errors
 def run(
     file: str,
@@ -140,12 +156,21 @@ def run(
     plot: str | None,
     backend: str,
     progress: bool,
+    data: tuple[str, ...],
 ) -> None:
-    """Solve a problem of FILE and report, save or plot the result."""
+    """Solve a problem (or train a train block) of FILE and report, save or plot the result."""
+    from .cli_nets import read_data, refuse_network, run_train
+    from .networks import NetworkHandle, TrainHandle
+
     overrides = parse_sets(sets)
     if method:
         overrides["method"] = method
-    handle = _pick(_load(file, backend), problem)
+    handle = _pick(_load(file, backend), problem, train=True)
+    if isinstance(handle, NetworkHandle):
+        refuse_network(handle)
+    if isinstance(handle, TrainHandle):
+        run_train(handle, overrides, read_data(data), out, plot, progress)
+        return
     sol = handle.solve(progress=progress, **overrides)
     info = sol.info
     grid = "x".join(str(c) for c in info["cells"])
@@ -205,10 +230,15 @@ def show(
     """Show the IR or generated code of a problem of FILE."""
     from ..compiler.driver import compile_pde, fd_pipeline
     from ..dsl import load_file
+    from .cli_nets import show_tensor_block
+    from .networks import NetworkHandle, TrainHandle
 
     checked = load_file(Path(file))
-    handle = _pick(_handle_module(checked, backend), problem)
+    handle = _pick(_handle_module(checked, backend), problem, train=True)
     overrides = parse_sets(sets)
+    if isinstance(handle, NetworkHandle | TrainHandle):
+        click.echo(show_tensor_block(handle, what, overrides), nl=False)
+        return
     fd = handle.resolve(overrides)[2]
     if adjoint and what is None:
         art = compile_pde(handle.problem, fd, backend, adjoint=True, equations=True)
@@ -249,23 +279,32 @@ def _handle_module(checked: Any, backend: str) -> Any:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
 @reports_errors
 def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
-    """Write the kernels of every pde block of FILE as standalone modules into a directory."""
+    """Write the kernels of every pde, train and network block of FILE as standalone modules
+    into a directory (networks whose input sizes are known, from their declaration or --set)."""
     from ..compiler.driver import compile_pde
     from ..dsl import load_file
     from ..dsl.ast import PdeProblem
+    from .networks import NetworkHandle, TrainHandle
 
     checked = load_file(Path(file))
     overrides = parse_sets(sets)
     mod = _handle_module(checked, backend)
     outputs: dict[str, str] = {}
     for name, block in checked.problems.items():
-        if not isinstance(block, PdeProblem):
-            continue
         handle = mod[name]
-        art = compile_pde(block, handle.resolve(overrides)[2], backend)
-        outputs.update(art.files)
+        if isinstance(block, PdeProblem):
+            art = compile_pde(block, handle.resolve(overrides)[2], backend)
+            outputs.update(art.files)
+        elif backend != "numba":
+            continue  # network and train blocks have no CUDA lowering yet
+        elif isinstance(handle, TrainHandle):
+            outputs[f"{name}.py"] = handle.compile()[0].source
+        elif isinstance(handle, NetworkHandle) and handle.sizes_known(overrides):
+            outputs[f"{name}.py"] = handle.compile(None, **overrides)[0].source
     if not outputs:
-        raise RuntimeInputError("the program has no pde block to build", code="R524")
+        raise RuntimeInputError(
+            "the program has no pde, train or network block to build", code="R524"
+        )
     target = Path(outdir)
     staging = Path(
         tempfile.mkdtemp(

@@ -88,6 +88,14 @@ class Time(Op):
     name: str = "t"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Extent(Op):
+    """The number of elements of a shape whose sizes may be symbolic (``mean`` divides by it);
+    a scalar known at run time from the shapes of the inputs."""
+
+    dims: tuple[Dim, ...]
+
+
 # -- computation ------------------------------------------------------------------------------
 
 
@@ -130,4 +138,14 @@ class Broadcast(Op):
     axes and size-1 axes repeat); other placements: adjoint_ops.BroadcastInDim."""
 
 
-LEAVES = (Input, Param, Const, Coord, Spacing, StepSize, Time)
+@dataclass(frozen=True, kw_only=True)
+class Contract(Op):
+    """A tensor contraction of two arguments in einsum notation, e.g. ``"bi,ij->bj"`` (a dense
+    layer), ``"ij,j->i"`` (a matrix-vector product). Every index of an argument appears in the
+    other argument or in the result, and none repeats within one term, so the transpose with
+    respect to either argument is again a Contract (``"bj,ij->bi"``, ``"bi,bj->ij"``)."""
+
+    spec: str
+
+
+LEAVES = (Input, Param, Const, Coord, Spacing, StepSize, Time, Extent)

@@ -121,7 +121,18 @@ class Builder:
         """A Map over ``args``; the body uses placeholder(i) for args[i]."""
         args = tuple(args)
         shapes = [self.ops[a].shape for a in args]
-        shape = max(shapes, key=len) if shapes else ()
+        rank = max((len(s) for s in shapes), default=0)
+        shape = tuple(  # NumPy broadcasting: right-aligned, size-1 axes repeat
+            next(
+                (
+                    s[k - rank + len(s)]
+                    for s in shapes
+                    if k - rank + len(s) >= 0 and s[k - rank + len(s)] != 1
+                ),
+                1,
+            )
+            for k in range(rank)
+        )
         dtype = self.ops[args[0]].dtype if args else "float64"
         return self.add(Map(args=args, shape=shape, dtype=dtype, body=body, origin=origin))
 

@@ -1,0 +1,503 @@
+"""Networks and the expressions that use them -> tensor IR.
+
+A network body is written per sample; here every value that depends on an input gets the batch
+as its leading axis. Elementwise mathematics (activations, fns, arithmetic) becomes ``Map`` ops
+whose bodies are SymPy, so their derivatives of any order come from ``sympy.diff``; ``dense`` is
+a ``Contract`` with a weight matrix plus a bias; ``sum``/``mean`` are ``Reduce`` ops. Weights are
+named ``Input`` leaves (``h.W``, ``h.b``; ``h.2.W`` for the second layer made by statements that
+assign ``h``; ``out.W`` for the return line; a sub-network's weights are prefixed by the name it
+is assigned to), so ``vjp_program`` differentiates with respect to them like any input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+from ...dsl import ast as A
+from ...dsl.build import ELEMENTARY
+from ...dsl.diagnostics import DslTypeError, UnsupportedError, did_you_mean
+from ...dsl.resolve import FnInfo, ModuleEnv, inline
+from ...dsl.source import Span
+from ..ir.adjoint_ops import BroadcastInDim
+from ..ir.ops import Const, Contract, Extent, Input, Map, Reduce, Shape, placeholder
+from ..ir.program import Builder
+from ..rules import broadcast_shapes, make
+
+LETTERS = "ijklmnpqrs"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A trainable array: its shape and the fan-in/fan-out its initialisation scales with."""
+
+    name: str
+    shape: tuple[int, ...]
+    fan_in: int
+    fan_out: int
+    kind: str  # "matrix" (initialised at random) or "bias" (initialised to zero)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value during lowering: its IR id and whether its leading axis is the batch."""
+
+    id: int
+    batched: bool
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A function passed as an option value (``act = relu``), resolved in the file it names."""
+
+    name: str
+    env: ModuleEnv = field(compare=False)
+
+
+Option = sympy.Basic | FunctionRef
+
+
+@dataclass
+class Scope:
+    """The names visible while lowering one network application (or one loss expression)."""
+
+    env: ModuleEnv
+    prefix: str
+    values: dict[str, Value] = field(default_factory=dict)
+    options: dict[str, Option] = field(default_factory=dict)
+    stem: str = "out"
+    counters: dict[str, int] = field(default_factory=dict)
+    span: Span | None = None
+    # extra callables of a loss (the train block's nets): name -> apply(args, kwargs, span)
+    callables: dict[str, Callable[[list[Value], Span | None], Value]] = field(default_factory=dict)
+
+
+def _span(expr: A.Expression | None, fallback: Span | None) -> Span | None:
+    return expr.span if expr is not None and expr.span is not None else fallback
+
+
+class TensorLowering:
+    """Builds one Program from network applications and tensor expressions."""
+
+    def __init__(self, dtype: str) -> None:
+        self.b = Builder()
+        self.dtype = dtype
+        self.weights: dict[str, WeightSpec] = {}
+        self.fns: dict[str, FnInfo] = {}  # every fn seen, by global key (bodies call by key)
+
+    # -- leaves --------------------------------------------------------------------------------
+    def input(self, name: str, shape: Shape) -> int:
+        return self.b.add(Input(name=name, shape=tuple(shape), dtype=self.dtype))
+
+    def weight(self, spec: WeightSpec, span: Span | None) -> int:
+        old = self.weights.setdefault(spec.name, spec)
+        if old.shape != spec.shape:
+            raise DslTypeError(
+                f"weight '{spec.name}' is used with shape {list(spec.shape)} here and "
+                f"{list(old.shape)} elsewhere",
+                span,
+                "apply a network to inputs of one per-sample shape",
+                "R340",
+            )
+        return self.input(spec.name, spec.shape)
+
+    def const(self, value: float) -> Value:
+        return Value(self.b.add(Const(value=float(value), dtype=self.dtype)), False)
+
+    def shape(self, v: Value) -> Shape:
+        return self.b.ops[v.id].shape
+
+    def sample_shape(self, v: Value) -> Shape:
+        return self.shape(v)[1:] if v.batched else self.shape(v)
+
+    # -- networks ------------------------------------------------------------------------------
+    def apply_network(
+        self,
+        net: A.Network,
+        env: ModuleEnv,
+        inputs: list[Value],
+        options: Mapping[str, Option],
+        prefix: str,
+        span: Span | None,
+    ) -> Value:
+        """Lower one application of ``net`` (defined in ``env``) to batched ``inputs``."""
+        if len(inputs) != len(net.inputs):
+            raise DslTypeError(
+                f"network '{net.name}' takes {len(net.inputs)} input(s), got {len(inputs)}",
+                span,
+                f"its inputs are {', '.join(t.name for t in net.inputs)}",
+                "R301",
+            )
+        known = {kw.name for kw in net.options}
+        for name in options:
+            if name not in known:
+                raise DslTypeError(
+                    f"network '{net.name}' has no option '{name}'",
+                    span,
+                    did_you_mean(name, known) or f"its options: {', '.join(sorted(known))}",
+                    "R301",
+                )
+        scope = Scope(env, prefix, span=span)
+        for kw in net.options:
+            if kw.name in options:
+                scope.options[kw.name] = options[kw.name]
+            else:
+                scope.options[kw.name] = self._option_value(kw.value, scope, kw.span)
+        for decl, value in zip(net.inputs, inputs, strict=True):
+            self._bind_shape(decl, self.sample_shape(value), scope)
+            scope.values[decl.name] = value
+        result = self._body(net.body, scope)
+        if result is None:  # the checker guarantees a return; keep the type checker honest
+            raise DslTypeError(f"network '{net.name}' has no return statement", net.span)
+        want = tuple(self.integer(d.value, scope, d.span) for d in net.output_shape)
+        got = self.sample_shape(result)
+        if got == () and want == (1,):
+            full = (self.shape(result)[0], 1) if result.batched else (1,)
+            dims = (0,) if result.batched else ()
+            result = Value(
+                make(self.b, BroadcastInDim, (result.id,), shape=full, dims=dims), result.batched
+            )
+        elif got != want:
+            raise DslTypeError(
+                f"network '{net.name}' returns per-sample shape {list(got)}, but declares "
+                f"{list(want)}",
+                net.span,
+                "change the declared output shape or the return expression",
+                "R341",
+            )
+        return result
+
+    def _bind_shape(self, decl: A.TensorDecl, got: Shape, scope: Scope) -> None:
+        if len(decl.shape) != len(got):
+            raise DslTypeError(
+                f"input '{decl.name}' is declared with {len(decl.shape)} axes per sample, but "
+                f"gets shape {list(got)}",
+                decl.span,
+                "give one array row per sample",
+                "R342",
+            )
+        for d, size in zip(decl.shape, got, strict=True):
+            value = d.value
+            if isinstance(value, sympy.Symbol) and value.name not in scope.options:
+                scope.options[value.name] = sympy.Integer(size) if isinstance(size, int) else value
+                continue
+            expected = self.integer(value, scope, d.span)
+            if expected != size:
+                raise DslTypeError(
+                    f"input '{decl.name}' needs size {expected} on this axis, got {size}",
+                    d.span,
+                    None,
+                    "R342",
+                )
+
+    def _body(self, body: tuple[A.Stmt, ...], scope: Scope) -> Value | None:
+        for stmt in body:
+            if isinstance(stmt, A.Assign):
+                scope.stem = stmt.target
+                scope.values[stmt.target] = self.lower(stmt.value.value, scope, stmt.value)
+            elif isinstance(stmt, A.Repeat):
+                for _ in range(self.integer(stmt.count.value, scope, stmt.count.span)):
+                    self._body(stmt.body, scope)
+            else:
+                scope.stem = "out"
+                return self.lower(stmt.value.value, scope, stmt.value)
+        return None
+
+    # -- options and sizes ---------------------------------------------------------------------
+    def _option_value(self, e: A.Expression, scope: Scope, span: Span | None) -> Option:
+        """An option value: a number, or a function named by it (resolved in ``scope.env``)."""
+        value = e.value
+        if isinstance(value, sympy.Symbol) and value.name in scope.options:
+            return scope.options[value.name]
+        if isinstance(value, sympy.Symbol) and self._is_function(value.name, scope.env):
+            return FunctionRef(value.name, scope.env)
+        return self._number(value, scope, _span(e, span))
+
+    def _is_function(self, name: str, env: ModuleEnv) -> bool:
+        return name in env.fns or name in ELEMENTARY or name in env.networks
+
+    def _number(self, value: sympy.Basic, scope: Scope, span: Span | None) -> sympy.Basic:
+        subs: dict[sympy.Basic, sympy.Basic] = {
+            sympy.Symbol(k): v for k, v in scope.env.consts.items()
+        }
+        for k, v in scope.options.items():
+            if isinstance(v, sympy.Basic):
+                subs[sympy.Symbol(k)] = v
+        out = value.xreplace(subs)
+        if out.free_symbols or out.atoms(AppliedUndef):
+            raise DslTypeError(
+                f"'{value}' is not a number here",
+                span,
+                "options, sizes and repeat counts must be constant expressions",
+                "R343",
+            )
+        return out
+
+    def integer(self, value: sympy.Basic, scope: Scope, span: Span | None) -> int:
+        number = self._number(value, scope, span)
+        if not (number.is_number and number == int(number) and int(number) >= 0):
+            raise DslTypeError(
+                f"'{value}' must be a whole number here, got {number}", span, None, "R343"
+            )
+        return int(number)
+
+    # -- expressions ---------------------------------------------------------------------------
+    def lower(self, e: sympy.Basic, scope: Scope, where: A.Expression | None = None) -> Value:
+        """Lower a tensor expression: one Map for its elementwise part, structural ops for the
+        calls it makes."""
+        span = _span(where, scope.span)
+        args: list[Value] = []
+        body = self._symbolic(e, scope, args, span)
+        if not args:
+            return self.const(float(self._number(body, scope, span)))
+        if body == placeholder(0) and len(args) == 1:
+            return args[0]
+        return self.map(body, args, span)
+
+    def map(self, body: sympy.Expr, args: list[Value], span: Span | None) -> Value:
+        """A Map over values of possibly different ranks: per-sample shapes broadcast from the
+        right, and the batch axis stays leading."""
+        batched = any(a.batched for a in args)
+        try:
+            sample = broadcast_shapes(*(self.sample_shape(a) for a in args))
+        except ValueError:
+            shapes = ", ".join(str(list(self.sample_shape(a))) for a in args)
+            raise DslTypeError(
+                f"shapes {shapes} do not broadcast",
+                span,
+                "check the sizes of the operands",
+                "R344",
+            ) from None
+        batch = next((self.shape(a)[:1] for a in args if a.batched), ())
+        full = (*batch, *sample)
+        ids = []
+        for a in args:
+            if a.batched and self.sample_shape(a) != sample:
+                rank = len(self.sample_shape(a))
+                dims = (0, *range(len(full) - rank, len(full)))
+                ids.append(make(self.b, BroadcastInDim, (a.id,), shape=full, dims=dims))
+            else:
+                ids.append(a.id)
+        op = Map(args=tuple(ids), shape=full, dtype=self.dtype, body=body, origin=span)
+        return Value(self.b.add(op), batched)
+
+    def _symbolic(
+        self, e: sympy.Basic, scope: Scope, args: list[Value], span: Span | None
+    ) -> sympy.Expr:
+        held: set[sympy.Symbol] = set()
+
+        def hold(v: Value) -> sympy.Symbol:
+            if v not in args:
+                args.append(v)
+            held.add(placeholder(args.index(v)))
+            return placeholder(args.index(v))
+
+        def walk(node: sympy.Basic) -> sympy.Basic:
+            if isinstance(node, sympy.Symbol):
+                if node in held:  # an argument already lowered (fn arguments are, once)
+                    return node
+                if node.name in scope.values:
+                    return hold(scope.values[node.name])
+                if node.name in scope.options:
+                    value = scope.options[node.name]
+                    if isinstance(value, FunctionRef):
+                        raise DslTypeError(
+                            f"'{node.name}' is a function here; call it", span, None, "R345"
+                        )
+                    return value
+                if node.name in scope.env.consts:
+                    return scope.env.consts[node.name]
+                raise DslTypeError(f"unknown name '{node.name}'", span, None, "R201")
+            if isinstance(node, AppliedUndef):
+                return self._call(node, scope, span, hold, walk)
+            if not node.args:
+                return node
+            return node.func(*(walk(a) for a in node.args))
+
+        return walk(e)
+
+    def _call(
+        self,
+        node: AppliedUndef,
+        scope: Scope,
+        span: Span | None,
+        hold: Callable[[Value], sympy.Symbol],
+        walk: Callable[[sympy.Basic], sympy.Basic],
+    ) -> sympy.Basic:
+        name, pos, kwargs = A.call_parts(node)
+        if name in STRUCTURAL:
+            if kwargs:
+                raise DslTypeError(f"{name}() takes no keyword arguments", span, None, "R301")
+            return hold(STRUCTURAL[name](self, [p for p in pos], scope, span))
+        if name in scope.callables:
+            values = [self.lower(p, scope) for p in pos]
+            if kwargs:
+                raise DslTypeError(
+                    f"'{name}' is a net of this block: its options are set where it is declared",
+                    span,
+                    None,
+                    "R301",
+                )
+            return hold(scope.callables[name](values, span))
+        env = scope.env
+        self.fns.update(env.fn_table)
+        if name in scope.options:
+            ref = scope.options[name]
+            if not isinstance(ref, FunctionRef):
+                raise DslTypeError(
+                    f"option '{name}' is a number, not a function", span, None, "R345"
+                )
+            name, env = ref.name, ref.env
+            self.fns.update(env.fn_table)
+        if name in self.fns or name in env.fns:
+            key = name if name in self.fns else env.fns[name]
+            if kwargs:
+                raise DslTypeError(f"fn '{name}' takes no keyword arguments", span, None, "R301")
+            # lower the arguments first: a parameter used twice in the body is one value
+            return walk(inline(self.fns[key], [walk(p) for p in pos], span))
+        if name in ELEMENTARY:
+            fn, arities = ELEMENTARY[name]
+            if len(pos) not in arities or kwargs:
+                raise DslTypeError(f"{name}() takes {arities[0]} argument(s)", span, None, "R301")
+            return fn(*(walk(p) for p in pos))
+        if name in env.networks:
+            net, net_env = env.networks[name], env.network_envs[name]
+            inputs = [self.lower(p, scope) for p in pos]
+            opts = {k: self._option_value(A.Expression(v), scope, span) for k, v in kwargs.items()}
+            stem = self._stem(scope)
+            return hold(
+                self.apply_network(net, net_env, inputs, opts, f"{scope.prefix}{stem}.", span)
+            )
+        raise DslTypeError(
+            f"unknown function '{name}'",
+            span,
+            did_you_mean(name, [*env.fns, *ELEMENTARY, *env.networks, *STRUCTURAL]),
+            "R202",
+        )
+
+    def _stem(self, scope: Scope) -> str:
+        """The name the next weight of this statement gets: ``h``, then ``h.2``, ``h.3``..."""
+        n = scope.counters[scope.stem] = scope.counters.get(scope.stem, 0) + 1
+        return scope.stem if n == 1 else f"{scope.stem}.{n}"
+
+
+# -- structural calls -------------------------------------------------------------------------
+
+
+def _arity(name: str, args: list[sympy.Basic], n: int, span: Span | None) -> None:
+    if len(args) != n:
+        raise DslTypeError(f"{name}() takes {n} argument(s), got {len(args)}", span, None, "R301")
+
+
+def _dense(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
+    _arity("dense", args, 2, span)
+    h = low.lower(args[0], scope)
+    width = low.integer(args[1], scope, span)
+    sample = low.sample_shape(h)
+    if len(sample) != 1 or not isinstance(sample[0], int):
+        raise DslTypeError(
+            f"dense() needs a vector per sample, got shape {list(sample)}",
+            span,
+            "flatten the input first, or use matmul",
+            "R346",
+        )
+    k = sample[0]
+    stem = scope.prefix + low._stem(scope)
+    w = low.weight(WeightSpec(f"{stem}.W", (k, width), k, width, "matrix"), span)
+    bias = low.weight(WeightSpec(f"{stem}.b", (width,), k, width, "bias"), span)
+    spec = "zi,ij->zj" if h.batched else "i,ij->j"
+    z = Value(make(low.b, Contract, (h.id, w), spec=spec), h.batched)
+    return low.map(placeholder(0) + placeholder(1), [z, Value(bias, False)], span)
+
+
+def _bias(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
+    _arity("bias", args, 0, span)
+    stem = scope.prefix + low._stem(scope)
+    w = low.weight(WeightSpec(f"{stem}.b", (), 1, 1, "bias"), span)
+    return Value(w, False)
+
+
+def _reduce(
+    low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None, mean: bool
+) -> Value:
+    _arity("mean" if mean else "sum", args, 1, span)
+    x = low.lower(args[0], scope)
+    shape = low.shape(x)
+    axes = tuple(range(1 if x.batched else 0, len(shape)))
+    if not axes:
+        return x
+    total = Value(make(low.b, Reduce, (x.id,), op="sum", axes=axes), x.batched)
+    if not mean:
+        return total
+    dims = tuple(shape[a] for a in axes)
+    if all(isinstance(d, int) for d in dims):
+        return low.map(placeholder(0) / prod(dims), [total], span)  # type: ignore[arg-type]
+    count = Value(low.b.add(Extent(dims=dims, dtype=low.dtype)), False)
+    return low.map(placeholder(0) / placeholder(1), [total, count], span)
+
+
+def _matmul(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
+    _arity("matmul", args, 2, span)
+    a, b = (low.lower(x, scope) for x in args)
+    sa, sb = low.sample_shape(a), low.sample_shape(b)
+    if not (1 <= len(sa) <= 2 and 1 <= len(sb) <= 2):
+        raise DslTypeError(
+            f"@ needs vectors or matrices, got shapes {list(sa)} and {list(sb)}",
+            span,
+            None,
+            "R344",
+        )
+    if sa[-1] != sb[0]:
+        raise DslTypeError(
+            f"@ contracts sizes {sa[-1]} and {sb[0]}, which differ", span, None, "R344"
+        )
+    ta = "i" * (len(sa) == 2) + "k"
+    tb = "k" + "j" * (len(sb) == 2)
+    out = ta[:-1] + tb[1:]
+    if a.batched:
+        ta, out = "z" + ta, "z" + out
+    if b.batched:
+        tb = "z" + tb
+        out = out if a.batched else "z" + out
+    return Value(
+        make(low.b, Contract, (a.id, b.id), spec=f"{ta},{tb}->{out}"), a.batched or b.batched
+    )
+
+
+def _index(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
+    raise UnsupportedError(
+        "indexing a tensor is not compiled yet", span, "use sum() or a dense layer", "R412"
+    )
+
+
+STRUCTURAL: dict[str, Callable[[TensorLowering, list[sympy.Basic], Scope, Span | None], Value]] = {
+    "dense": _dense,
+    "bias": _bias,
+    "sum": lambda low, a, s, sp: _reduce(low, a, s, sp, mean=False),
+    "mean": lambda low, a, s, sp: _reduce(low, a, s, sp, mean=True),
+    "matmul": _matmul,
+    "index": _index,
+}
+
+
+def network_options(
+    low: TensorLowering, net: A.Network, env: ModuleEnv, given: Mapping[str, Any], span: Span | None
+) -> dict[str, Option]:
+    """Option values given from Python (numbers, or names of functions visible in ``env``)."""
+    out: dict[str, Option] = {}
+    for k, v in given.items():
+        if isinstance(v, str):
+            if not low._is_function(v, env):
+                raise DslTypeError(f"'{v}' is not a function of this program", span, None, "R202")
+            out[k] = FunctionRef(v, env)
+        else:
+            out[k] = sympy.sympify(float(v) if not isinstance(v, int) else int(v))
+    return out
+
+
+__all__ = ["FunctionRef", "Scope", "TensorLowering", "Value", "WeightSpec", "network_options"]

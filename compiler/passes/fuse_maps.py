@@ -1,0 +1,94 @@
+"""Passes over gridless tensor Programs (networks, losses and their gradients) before printing.
+
+- ``reuse_maps``: a Map whose body recomputes another Map's body over the same arguments reads
+  that Map's result instead; this is what turns the derived ``1 - tanh(z)^2`` into
+  ``1 - h^2`` with the forward activation ``h``, for every activation, not one by hand.
+- ``inline_maps``: a Map read by exactly one other Map of the same shape is substituted into
+  it (one loop instead of two, and no array in between); identity Maps disappear.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from ..ir.ops import Map, placeholder
+from ..ir.program import Builder, Program, copy_op, rebuild
+from ..rules import compact_map
+
+
+def _has_call(body: sympy.Basic) -> bool:
+    return any(isinstance(n, sympy.Function) for n in sympy.preorder_traversal(body))
+
+
+def reuse_maps(prog: Program) -> Program:
+    """Replace recomputed Map bodies by the Map values that already hold them."""
+    b = Builder(prog.grid)
+    new: dict[int, int] = {}
+    maps: list[int] = []  # ids (in b) of Maps whose bodies are worth reusing
+    for i, op in enumerate(prog.ops):
+        args = tuple(new[a] for a in op.args)
+        if not isinstance(op, Map):
+            new[i] = copy_op(b, op, args)
+            continue
+        body, extra = op.body, list(args)
+        for m in reversed(maps):
+            prev = b.ops[m]
+            assert isinstance(prev, Map)
+            if not set(prev.args) <= set(extra) or m in extra:
+                continue
+            pattern = prev.body.xreplace(
+                {placeholder(k): placeholder(extra.index(a)) for k, a in enumerate(prev.args)}
+            )
+            if body.has(pattern) and body != pattern:
+                body = body.xreplace({pattern: placeholder(len(extra))})
+                extra.append(m)
+        new[i] = compact_map(b, body, extra, op.origin)
+        made = b.ops[new[i]]
+        if isinstance(made, Map) and _has_call(made.body):
+            maps.append(new[i])
+    for name, v in prog.outputs.items():
+        b.output(name, new[v])
+    return rebuild(b.build(), copy_op)
+
+
+def inline_maps(prog: Program) -> Program:
+    """Substitute single-use Maps into the Maps that read them; drop identity Maps."""
+    users = prog.users()
+    outputs = set(prog.outputs.values())
+    b = Builder(prog.grid)
+    new: dict[int, int] = {}
+    for i, op in enumerate(prog.ops):
+        args = tuple(new[a] for a in op.args)
+        if not isinstance(op, Map):
+            new[i] = copy_op(b, op, args)
+            continue
+        subs: dict[sympy.Symbol, sympy.Expr] = {}
+        extra: list[int] = []
+        for k, (old, a) in enumerate(zip(op.args, args, strict=True)):
+            src = b.ops[a]
+            fusable = (
+                isinstance(src, Map)
+                and isinstance(prog.ops[old], Map)
+                and users[old] == [i]
+                and old not in outputs
+                and src.shape in (op.shape, ())
+            )
+            if fusable:
+                assert isinstance(src, Map)
+                base = len(op.args) + len(extra)
+                subs[placeholder(k)] = src.body.xreplace(
+                    {placeholder(j): placeholder(base + j) for j in range(len(src.args))}
+                )
+                extra.extend(src.args)
+        body = op.body.xreplace(subs) if subs else op.body
+        all_args = [*args, *extra]
+        if body == placeholder(0) and b.ops[all_args[0]].shape == op.shape:
+            new[i] = all_args[0]
+            continue
+        new[i] = compact_map(b, body, all_args, op.origin)
+    for name, v in prog.outputs.items():
+        b.output(name, new[v])
+    return rebuild(b.build(), copy_op)
+
+
+__all__ = ["inline_maps", "reuse_maps"]

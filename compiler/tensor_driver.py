@@ -1,0 +1,181 @@
+"""Compile lowered tensor Programs (a network's forward pass, a train block's loss) to a module.
+
+The pipeline: the loss's gradient with respect to every weight from ``vjp_program`` (the same
+rule table as the PDE adjoints), then ``reuse_maps`` and ``inline_maps``, then the dense printer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .backends.base import NameRegistry
+from .backends.numba_dense import identifiers
+from .backends.numba_network import (
+    HEADER,
+    OPTIMIZERS,
+    Entry,
+    FlatLayout,
+    print_entry,
+    print_train_loops,
+)
+from .driver import VERSION, compiler_fingerprint
+from .ir.dump import dump_program
+from .ir.ops import Const, Input
+from .ir.program import Program, copy_op, rebuild
+from .ir.verify import verify_program
+from .lower.network import WeightSpec
+from .lower.train import LoweredTensors
+from .passes.fuse_maps import inline_maps, reuse_maps
+from .rules import vjp_program
+
+
+@dataclass
+class TensorArtifact:
+    """A compiled network or train block: source, weight layout and the entry points' shapes."""
+
+    kind: str
+    name: str
+    source: str
+    key: str
+    dtype: str
+    weights: dict[str, WeightSpec]
+    layout: FlatLayout
+    entries: dict[str, Entry]
+    batched: tuple[str, ...] = ()  # data sliced into mini-batches (train blocks)
+    whole: tuple[str, ...] = ()  # data used whole
+    dumps: dict[str, str] = field(default_factory=dict)
+
+
+def optimise(prog: Program) -> Program:
+    prog = inline_maps(reuse_maps(prog))
+    verify_program(prog)
+    return prog
+
+
+def gradient_program(loss: Program, weights: list[str]) -> Program:
+    """Loss and ``bar:<w>`` for every weight, the loss's cotangent seeded with 1."""
+    grad = vjp_program(loss, weights, keep_outputs=True)
+    dtype = grad.ops[grad.outputs["loss"]].dtype
+
+    def seed(b, op, args):
+        if isinstance(op, Input) and op.name == "bar:loss":
+            return b.add(Const(value=1.0, dtype=dtype))
+        return copy_op(b, op, args)
+
+    return rebuild(grad, seed)
+
+
+def _module(
+    kind: str,
+    name: str,
+    source_name: str,
+    entries: list[Entry],
+    weights: dict[str, WeightSpec],
+    data: list[str],
+    dtype: str,
+    extra: str = "",
+) -> tuple[str, FlatLayout]:
+    layout = FlatLayout.of(weights)
+    names = NameRegistry()
+    ids = identifiers(names, list(weights), data)
+    described = ", ".join(
+        f"{w} {list(s.shape)} at {layout.offsets[w][0]}" for w, s in weights.items()
+    )
+    parts = [
+        HEADER.format(
+            version=VERSION, kind=kind, name=name, source=source_name, layout=_wrap(described)
+        )
+    ]
+    for e in entries:
+        parts.append("\n" + "\n".join(print_entry(e, layout, dtype, names, ids)) + "\n")
+    return "\n".join(parts) + extra, layout
+
+
+def _wrap(text: str, width: int = 92) -> str:
+    out, line = [], ""
+    for word in text.split(" "):
+        if len(line) + len(word) + 1 > width:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join([*out, line])
+
+
+def _key(source: str) -> str:
+    return hashlib.sha256((compiler_fingerprint() + source).encode()).hexdigest()
+
+
+def compile_network(lowered: LoweredTensors, name: str, source_name: str) -> TensorArtifact:
+    """A network's forward pass: ``forward(w, *inputs) -> y``."""
+    prog = optimise(lowered.program)
+    inputs = tuple(n for n, _ in lowered.inputs)
+    entry = Entry("forward", prog, lowered.weights, inputs, ("y",))
+    source, layout = _module(
+        "network", name, source_name, [entry], lowered.weights, list(inputs), lowered.dtype
+    )
+    return TensorArtifact(
+        "network",
+        name,
+        source,
+        _key(source),
+        lowered.dtype,
+        lowered.weights,
+        layout,
+        {"forward": entry},
+        dumps={"forward": dump_program(prog)},
+    )
+
+
+def compile_train(
+    loss: LoweredTensors,
+    forwards: dict[str, LoweredTensors],
+    name: str,
+    source_name: str,
+    batched: tuple[str, ...],
+) -> TensorArtifact:
+    """A train block: ``loss``, ``loss_and_grad``, ``forward_<net>`` and the training loops."""
+    weights = list(loss.weights)
+    data = tuple(n for n, _ in loss.inputs)
+    value = optimise(loss.program)
+    grad = optimise(gradient_program(loss.program, weights))
+    entries = [
+        Entry("loss", value, loss.weights, data, ("loss",)),
+        Entry(
+            "loss_and_grad",
+            grad,
+            loss.weights,
+            data,
+            ("loss", *(f"bar:{w}" for w in weights)),
+            grads=True,
+        ),
+    ]
+    names = list(data)
+    for net, fwd in forwards.items():
+        inputs = tuple(f"{n}" for n, _ in fwd.inputs)
+        entries.append(Entry(f"forward_{net}", optimise(fwd.program), fwd.weights, inputs, ("y",)))
+        names += [n for n in inputs if n not in names]
+    whole = tuple(n for n in data if n not in batched)
+    layout_ids = identifiers(NameRegistry(), weights, names)
+    loops = OPTIMIZERS + print_train_loops(batched, whole, layout_ids)
+    source, layout = _module(
+        "train block", name, source_name, entries, loss.weights, names, loss.dtype, loops
+    )
+    dumps = {e.name: dump_program(e.program) for e in entries}
+    return TensorArtifact(
+        "train",
+        name,
+        source,
+        _key(source),
+        loss.dtype,
+        loss.weights,
+        layout,
+        {e.name: e for e in entries},
+        batched,
+        whole,
+        dumps,
+    )
+
+
+__all__ = ["TensorArtifact", "compile_network", "compile_train", "gradient_program"]

@@ -1,0 +1,122 @@
+"""What ``ritz run`` and ``ritz show`` do with network and train blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ..dsl.diagnostics import RuntimeInputError
+from .cache import atomic_target
+from .networks import NetworkHandle, TrainHandle
+
+TRAIN_OPTIONS = ("steps", "batch", "optimizer", "seed")
+
+
+def read_data(items: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``--data NAME=FILE`` (.npy, or .npz holding one array) -> arrays by name."""
+    out = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise RuntimeInputError(
+                f"--data expects NAME=FILE, got '{item}'",
+                hint="for example --data x=x.npy",
+                code="R521",
+            )
+        try:
+            loaded = np.load(file.strip(), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise RuntimeInputError(
+                f"cannot read '{file}' for data '{name}': {exc}",
+                hint="give a .npy file (numpy.save) or an .npz file with one array",
+                code="R526",
+            ) from None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            keys = list(loaded.keys())
+            if len(keys) != 1:
+                raise RuntimeInputError(
+                    f"'{file}' holds {len(keys)} arrays; data '{name}' needs one",
+                    hint="save each data array in its own .npy file",
+                    code="R526",
+                )
+            loaded = loaded[keys[0]]
+        out[name.strip()] = loaded
+    return out
+
+
+def run_train(
+    handle: TrainHandle,
+    overrides: dict[str, Any],
+    data: dict[str, np.ndarray],
+    out: str | None,
+    plot: str | None,
+    progress: bool,
+) -> None:
+    """Train, print a summary, and write the weights (.npz) and a plot of the loss on request."""
+    res = handle.train(progress=progress, **data, **overrides)
+    h = res.loss_history
+    info = res.info
+    batch = f", batch {info['batch']}" if "batch" in info else ""
+    click.echo(
+        f"{handle.name}: {info['steps']} steps of {info['optimizer']}{batch}, "
+        f"loss {h[0]:.6g} -> {h[-1]:.6g}"
+    )
+    for name, value in res.params.items():
+        click.echo(f"  {name}: shape {list(value.shape)}")
+    if out:
+        with atomic_target(Path(out), suffix=".npz") as tmp:
+            np.savez(tmp, **res.params)
+        click.echo(f"wrote {Path(out)}")
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.semilogy(np.arange(1, len(h) + 1), h)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(handle.name)
+        fig.tight_layout()
+        with atomic_target(Path(plot), suffix=".png") as tmp:
+            fig.savefig(tmp)
+        plt.close(fig)
+        click.echo(f"wrote {plot}")
+
+
+def refuse_network(handle: NetworkHandle) -> None:
+    raise RuntimeInputError(
+        f"'{handle.name}' is a network: it has no run of its own",
+        handle.block.span,
+        "train it in a train block ('net f = " + handle.name + "'), or call it from Python",
+        code="R525",
+    )
+
+
+def show_tensor_block(handle: Any, what: str | None, overrides: dict[str, Any]) -> str:
+    """The generated source (default), the IR of every entry (--ir) or the entries (--plan)."""
+    if isinstance(handle, NetworkHandle):
+        art, _ = handle.compile(None, **overrides)
+    else:
+        art, _ = handle.compile()
+    if what == "ir":
+        return "".join(f"# {name}\n{text}\n" for name, text in art.dumps.items())
+    if what == "plan":
+        lines = [f"{art.kind} {art.name} ({art.dtype}): {art.layout.size} weights"]
+        for name, (start, stop) in art.layout.offsets.items():
+            lines.append(f"  w[{start}:{stop}] {name} {list(art.weights[name].shape)}")
+        for name, entry in art.entries.items():
+            ops: dict[str, int] = {}
+            for op in entry.program.ops:
+                ops[op.kind] = ops.get(op.kind, 0) + 1
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(ops.items()))
+            lines.append(f"  {name}({', '.join(entry.inputs)}) -> {list(entry.outputs)}: {counts}")
+        return "\n".join(lines) + "\n"
+    return art.source
+
+
+__all__ = ["read_data", "refuse_network", "run_train", "show_tensor_block"]

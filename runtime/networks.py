@@ -1,0 +1,499 @@
+"""Python handles of network and train blocks: ``init``, calls, ``loss_and_grad``, ``train``.
+
+A handle lowers its block for the shapes it is used with (the per-sample input sizes fix the
+weight shapes), prints the module once per distinct source and loads it through the content-hashed
+cache, so a warm start reuses Numba's compiled code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from ..dsl import ast as A
+from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
+from ..dsl.resolve import ModuleEnv
+from .backends import get_backend
+from .cache import cache_path, write_atomic
+from .optimizers import Optimizer, parse_optimizer, run_lbfgs
+
+Params = dict[str, np.ndarray]
+
+
+def _load(artifact: Any, backend: str, cache_dir: Any) -> Any:
+    if backend != "numba":
+        raise UnsupportedError(
+            f"{artifact.kind} blocks are compiled for the numba backend only in this version "
+            f"('{artifact.name}')",
+            None,
+            "use backend='numba' for networks and training",
+            code="R415",
+        )
+    path = cache_path(cache_dir, backend, f"{artifact.kind}_{artifact.name}", artifact.key, ".py")
+    if not path.exists():
+        write_atomic(path, artifact.source)
+    return get_backend(backend).load_module(path, f"ritz_gen_{artifact.name}_{artifact.key[:20]}")
+
+
+def init_weights(weights: Mapping[str, Any], seed: int, dtype: str) -> Params:
+    """Glorot-uniform matrices (``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``) and zero
+    biases, drawn in declaration order from NumPy's PCG64 with ``seed``."""
+    rng = np.random.default_rng(seed)
+    out: Params = {}
+    for name, spec in weights.items():
+        if spec.kind == "matrix":
+            a = np.sqrt(6.0 / (spec.fan_in + spec.fan_out))
+            out[name] = rng.uniform(-a, a, size=spec.shape).astype(dtype)
+        else:
+            out[name] = np.zeros(spec.shape, dtype=dtype)
+    return out
+
+
+def pack(params: Mapping[str, Any], artifact: Any, what: str = "params") -> np.ndarray:
+    """The flat weight vector of ``params`` (checked: every weight, right shapes)."""
+    w = np.empty(artifact.layout.size, dtype=artifact.dtype)
+    missing = [n for n in artifact.layout.offsets if n not in params]
+    if missing:
+        raise RuntimeInputError(
+            f"{what} lack {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}",
+            hint="start from init(seed=...), which returns every weight",
+            code="R532",
+        )
+    for name, (start, stop) in artifact.layout.offsets.items():
+        value = np.asarray(params[name], dtype=artifact.dtype)
+        want = artifact.weights[name].shape
+        if value.shape != want:
+            raise RuntimeInputError(
+                f"weight '{name}' has shape {list(value.shape)}, the network needs {list(want)}",
+                hint="the options or input sizes differ from those the weights were made for",
+                code="R532",
+            )
+        w[start:stop] = value.ravel()
+    return w
+
+
+def unpack(w: np.ndarray, artifact: Any) -> Params:
+    return {
+        name: w[start:stop].reshape(artifact.weights[name].shape).copy()
+        for name, (start, stop) in artifact.layout.offsets.items()
+    }
+
+
+def _array(name: str, value: Any, dtype: str) -> np.ndarray:
+    try:
+        out = np.ascontiguousarray(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise RuntimeInputError(f"'{name}' must be an array of numbers", code="R533") from None
+    if not np.all(np.isfinite(out)):
+        raise RuntimeInputError(f"'{name}' holds NaN or infinite values", code="R533")
+    return out
+
+
+class NetworkHandle:
+    """``mod.mlp2``: ``init(seed)`` -> weights, ``net(params, x)`` -> batched outputs."""
+
+    def __init__(
+        self, block: A.Network, env: ModuleEnv, source: str, backend: str, cache_dir: Any
+    ) -> None:
+        self.block = block
+        self.name = block.name
+        self.env = env
+        self.source_name = source
+        self.backend_name = backend
+        self.cache_dir = cache_dir
+        self._compiled: dict[str, tuple[Any, Any]] = {}
+
+    def _sizes(self) -> set[str]:
+        return {s.name for t in self.block.inputs for d in t.shape for s in d.value.free_symbols}
+
+    def _split(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        options, sizes = {}, {}
+        known = {kw.name for kw in self.block.options}
+        for k, v in kwargs.items():
+            if k in known:
+                options[k] = v
+            elif k in self._sizes():
+                sizes[k] = v
+            else:
+                raise RuntimeInputError(
+                    f"'{k}' is neither an option nor an input size of network '{self.name}'",
+                    hint=did_you_mean(k, [*known, *self._sizes()])
+                    or f"options: {', '.join(sorted(known)) or 'none'}",
+                    code="R503",
+                )
+        return options, sizes
+
+    def sizes_known(self, kwargs: Mapping[str, Any]) -> bool:
+        """Whether every per-sample input size is fixed by the declaration or ``kwargs``."""
+        return {s for s in self._sizes() if s not in self.env.consts} <= set(kwargs)
+
+    def compile(
+        self,
+        samples: Mapping[str, tuple[int, ...]] | None = None,
+        dtype: str = "float32",
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """The artifact and loaded module for these options and per-sample input shapes."""
+        from ..compiler.lower.network import TensorLowering, network_options
+        from ..compiler.lower.train import lower_forward, sample_shapes
+        from ..compiler.tensor_driver import compile_network
+
+        options, sizes = self._split(kwargs)
+        opts = network_options(
+            TensorLowering(dtype), self.block, self.env, options, self.block.span
+        )
+        bound = {**opts, **{k: sympy.Integer(int(v)) for k, v in sizes.items()}}
+        shapes = sample_shapes(self.block, self.env, bound, samples or {})
+        key = repr((sorted(options.items()), sorted(shapes.items()), dtype))
+        if key not in self._compiled:
+            lowered = lower_forward(self.block, self.env, opts, shapes, dtype)
+            art = compile_network(lowered, self.name, self.source_name)
+            self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))
+        return self._compiled[key]
+
+    def init(self, seed: int = 0, dtype: str = "float32", **kwargs: Any) -> Params:
+        """Initial weights by name (``h.W``, ``h.b``, ... ``out.W``); options and unknown input
+        sizes as keywords (``init(seed=0, n_in=2, width=32)``)."""
+        art, _ = self.compile(None, dtype, **kwargs)
+        return init_weights(art.weights, seed, dtype)
+
+    def __call__(self, params: Mapping[str, Any], *inputs: Any, **kwargs: Any) -> np.ndarray:
+        """The network on a batch: each input has a leading batch axis."""
+        if len(inputs) != len(self.block.inputs):
+            raise RuntimeInputError(
+                f"network '{self.name}' takes {len(self.block.inputs)} input array(s), got "
+                f"{len(inputs)}",
+                code="R533",
+            )
+        dtype = _params_dtype(params)
+        arrays = [_array(t.name, x, dtype) for t, x in zip(self.block.inputs, inputs, strict=True)]
+        for t, a in zip(self.block.inputs, arrays, strict=True):
+            if a.ndim != len(t.shape) + 1:
+                raise RuntimeInputError(
+                    f"input '{t.name}' needs {len(t.shape) + 1} axes (batch first), got shape "
+                    f"{list(a.shape)}",
+                    code="R533",
+                )
+        samples = {t.name: a.shape[1:] for t, a in zip(self.block.inputs, arrays, strict=True)}
+        art, mod = self.compile(samples, dtype, **kwargs)
+        return mod.forward(pack(params, art), *arrays)
+
+    def source(self, **kwargs: Any) -> str:
+        return self.compile(None, **kwargs)[0].source
+
+    @property
+    def kernels(self) -> Any:
+        """The loaded module of the last compiled instance (its ``forward`` is a Numba
+        function of the flat weight vector and the inputs)."""
+        if not self._compiled:
+            raise RuntimeInputError(
+                f"network '{self.name}' has not been compiled yet",
+                hint="call init() first",
+                code="R534",
+            )
+        return next(reversed(self._compiled.values()))[1]
+
+
+def _params_dtype(params: Mapping[str, Any]) -> str:
+    first = next(iter(params.values()), None)
+    dtype = np.asarray(first).dtype if first is not None else np.dtype("float32")
+    return "float64" if dtype == np.float64 else "float32"
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the final weights, the loss per step, and each net as a function."""
+
+    params: Params
+    loss_history: np.ndarray
+    nets: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def net(self) -> Any:
+        """The block's net (when it has exactly one): ``res.net(x)``."""
+        if len(self.nets) != 1:
+            raise RuntimeInputError(
+                f"this block has {len(self.nets)} nets", hint="use res.nets[name]", code="R534"
+            )
+        return next(iter(self.nets.values()))
+
+
+class TrainHandle:
+    """``mod.fit_sine``: ``init``, ``loss_and_grad(params, **data)``, ``train(**data)``."""
+
+    def __init__(
+        self, block: A.Train, env: ModuleEnv, source: str, backend: str, cache_dir: Any
+    ) -> None:
+        self.block = block
+        self.name = block.name
+        self.env = env
+        self.source_name = source
+        self.backend_name = backend
+        self.cache_dir = cache_dir
+        self._compiled: dict[str, tuple[Any, Any]] = {}
+        self.settings = {kw.name: kw for kw in block.settings}
+
+    @property
+    def dtype(self) -> str:
+        kw = self.settings.get("dtype")
+        return (
+            str(kw.value.value)
+            if kw is not None and isinstance(kw.value, A.Expression)
+            else "float32"
+        )
+
+    def _setting(self, name: str, default: Any) -> Any:
+        kw = self.settings.get(name)
+        if kw is None or not isinstance(kw.value, A.Expression):
+            return default
+        return kw.value.value
+
+    # -- data and compilation ------------------------------------------------------------------
+    def _data(self, data: Mapping[str, Any], need_all: bool = True) -> dict[str, np.ndarray]:
+        names = [d.name for d in self.block.data]
+        for k in data:
+            if k not in names:
+                raise RuntimeInputError(
+                    f"'{k}' is not a data array of '{self.name}'",
+                    hint=did_you_mean(k, names) or f"data: {', '.join(names)}",
+                    code="R503",
+                )
+        missing = [n for n in names if n not in data]
+        if need_all and missing:
+            raise RuntimeInputError(
+                f"train block '{self.name}' needs the data {', '.join(missing)}",
+                hint=f"pass them as keywords ({missing[0]}=array) or on the command line "
+                f"(--data {missing[0]}=FILE.npy)",
+                code="R535",
+            )
+        out = {k: _array(k, v, self.dtype) for k, v in data.items()}
+        sizes: dict[str, int] = {}
+        for decl in self.block.data:
+            if decl.name not in out:
+                continue
+            a = out[decl.name]
+            if a.ndim != len(decl.shape):
+                raise RuntimeInputError(
+                    f"data '{decl.name}' is declared with {len(decl.shape)} axes, got shape "
+                    f"{list(a.shape)}",
+                    decl.span,
+                    code="R536",
+                )
+            for d, n in zip(decl.shape, a.shape, strict=True):
+                value = d.value.xreplace({sympy.Symbol(k): v for k, v in self.env.consts.items()})
+                if value.is_Integer and int(value) != n:
+                    raise RuntimeInputError(
+                        f"data '{decl.name}' needs size {int(value)} on an axis, got "
+                        f"{list(a.shape)}",
+                        d.span,
+                        code="R536",
+                    )
+                if value.is_Symbol and sizes.setdefault(value.name, n) != n:
+                    raise RuntimeInputError(
+                        f"size '{value.name}' is {sizes[value.name]} in one data array "
+                        f"and {n} in '{decl.name}'",
+                        d.span,
+                        code="R536",
+                    )
+        return out
+
+    def _sizes(self, data: Mapping[str, np.ndarray]) -> dict[str, int]:
+        """Sizes other than the leading (sample) axes, which fix the weight shapes."""
+        out: dict[str, int] = {}
+        for decl in self.block.data:
+            if decl.name in data:
+                for d, n in list(zip(decl.shape, data[decl.name].shape, strict=True))[1:]:
+                    if d.value.is_Symbol:
+                        out[d.value.name] = n
+        return out
+
+    def compile(self, data: Mapping[str, np.ndarray] | None = None) -> tuple[Any, Any]:
+        from ..compiler.lower.train import lower_forward, lower_loss
+        from ..compiler.tensor_driver import compile_train
+
+        sizes = self._sizes(data or {})
+        key = repr(sorted(sizes.items()))
+        if key in self._compiled:
+            return self._compiled[key]
+        loss, nets, applied = lower_loss(self.block, self.env, self.dtype, sizes)
+        forwards = {
+            name: lower_forward(
+                b.network,
+                b.env,
+                b.options,
+                applied[name],
+                self.dtype,
+                prefix=f"{name}.",
+                span=b.span,
+            )
+            for name, b in nets.items()
+            if name in applied
+        }
+        lead = [s[0] for _, s in loss.inputs if s]
+        first = lead[0] if lead and isinstance(lead[0], str) else None
+        batched = tuple(n for n, s in loss.inputs if s and first is not None and s[0] == first)
+        art = compile_train(loss, forwards, self.name, self.source_name, batched)
+        self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))
+        return self._compiled[key]
+
+    # -- the contract --------------------------------------------------------------------------
+    def init(self, seed: int | None = None, **data: Any) -> Params:
+        """Initial weights of every net of the block (``f.h.W``, ...)."""
+        art, _ = self.compile(self._data(data, need_all=False))
+        return init_weights(
+            art.weights, int(self._setting("seed", 0) if seed is None else seed), self.dtype
+        )
+
+    def loss(self, params: Mapping[str, Any], **data: Any) -> float:
+        arrays = self._data(data)
+        art, mod = self.compile(arrays)
+        return float(mod.loss(pack(params, art), *(arrays[n] for n in art.entries["loss"].inputs)))
+
+    def loss_and_grad(self, params: Mapping[str, Any], **data: Any) -> tuple[float, Params]:
+        """The loss on all of the data and its gradient with respect to every weight."""
+        arrays = self._data(data)
+        art, mod = self.compile(arrays)
+        w = pack(params, art)
+        g = np.zeros_like(w)
+        value = mod.loss_and_grad(w, g, *(arrays[n] for n in art.entries["loss_and_grad"].inputs))
+        return float(value), unpack(g, art)
+
+    def train(
+        self,
+        steps: int | None = None,
+        batch: int | None = None,
+        optimizer: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> TrainResult:
+        """Run the block's optimizer. Settings of the block are defaults; keywords that name no
+        data array are optimizer options (``lr=1e-2``)."""
+        names = {d.name for d in self.block.data}
+        data = {k: v for k, v in kwargs.items() if k in names}
+        opt_kwargs = {k: v for k, v in kwargs.items() if k not in names}
+        arrays = self._data(data)
+        art, mod = self.compile(arrays)
+        seed = int(self._setting("seed", 0) if seed is None else seed)
+        steps = int(self._setting("steps", 1000) if steps is None else steps)
+        opt = parse_optimizer(self.settings.get("optimizer"), optimizer, opt_kwargs)
+        w = pack(params if params is not None else init_weights(art.weights, seed, self.dtype), art)
+        order = art.entries["loss_and_grad"].inputs
+        if opt.name == "lbfgs":
+            w, history, info = run_lbfgs(mod, w, [arrays[n] for n in order], steps, opt)
+        else:
+            n = arrays[art.batched[0]].shape[0] if art.batched else 1
+            size = int(self._setting("batch", n) if batch is None else batch)
+            w, history, info = run_first_order(
+                mod, art, w, arrays, steps, min(size, n), seed, opt, progress
+            )
+        params_out = unpack(w, art)
+        nets = {
+            e.removeprefix("forward_"): BoundNet(self, e.removeprefix("forward_"), params_out)
+            for e in art.entries
+            if e.startswith("forward_")
+        }
+        return TrainResult(params_out, history, nets, {**info, "optimizer": opt.name})
+
+    @property
+    def kernels(self) -> Any:
+        if not self._compiled:
+            raise RuntimeInputError(
+                f"train block '{self.name}' has not been compiled yet",
+                hint="call init() or loss_and_grad() first",
+                code="R534",
+            )
+        return next(reversed(self._compiled.values()))[1]
+
+
+class BoundNet:
+    """A trained net of a block: ``res.net(x)`` evaluates it with the trained weights."""
+
+    def __init__(self, handle: TrainHandle, name: str, params: Params) -> None:
+        self.handle, self.name, self.params = handle, name, params
+
+    def __call__(self, *inputs: Any) -> np.ndarray:
+        art, mod = self.handle.compile()
+        fn = getattr(mod, f"forward_{self.name}")
+        arrays = [_array("input", x, art.dtype) for x in inputs]
+        return fn(pack(self.params, art), *arrays)
+
+
+def run_first_order(
+    mod: Any,
+    art: Any,
+    w: np.ndarray,
+    arrays: Mapping[str, np.ndarray],
+    steps: int,
+    batch: int,
+    seed: int,
+    opt: Optimizer,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Adam or SGD in compiled chunks of steps; mini-batches are the rows of a fresh random
+    permutation per epoch (NumPy PCG64 seeded with ``seed + 1``)."""
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
+
+    g = np.zeros_like(w)
+    state = [np.zeros_like(w) for _ in range(2 if opt.name == "adam" else 1)]
+    n = arrays[art.batched[0]].shape[0] if art.batched else 1
+    rng = np.random.default_rng(seed + 1)
+    history = np.empty(steps, dtype=np.float64)
+    queue = np.empty(0, dtype=np.int64)
+    chunk = max(1, min(steps, 100))
+    batched = [arrays[k] for k in art.batched]
+    whole = [arrays[k] for k in art.whole]
+    bar = tqdm(total=steps, disable=not progress, desc=art.name, unit="step")
+    done = 0
+    dt = np.dtype(art.dtype).type
+    with threadpool_limits(limits=1, user_api="blas"):
+        while done < steps:
+            count = min(chunk, steps - done)
+            while queue.size < count * batch:
+                queue = np.concatenate([queue, rng.permutation(n)])
+            rows = queue[: count * batch].reshape(count, batch)
+            queue = queue[count * batch :]
+            losses = np.empty(count, dtype=art.dtype)
+            if opt.name == "adam":
+                mod.train_adam(
+                    w,
+                    g,
+                    state[0],
+                    state[1],
+                    done,
+                    dt(opt.lr),
+                    dt(opt.beta1),
+                    dt(opt.beta2),
+                    dt(opt.eps),
+                    rows,
+                    losses,
+                    *batched,
+                    *whole,
+                )
+            else:
+                mod.train_sgd(
+                    w, g, state[0], dt(opt.lr), dt(opt.momentum), rows, losses, *batched, *whole
+                )
+            history[done : done + count] = losses
+            if not np.isfinite(losses).all():
+                bad = done + int(np.argmin(np.isfinite(losses)))
+                raise RuntimeInputError(
+                    f"the loss became non-finite at step {bad}",
+                    hint="lower the learning rate",
+                    code="R540",
+                )
+            done += count
+            bar.update(count)
+            bar.set_postfix(loss=f"{losses[-1]:.3g}")
+    bar.close()
+    return w, history, {"steps": steps, "batch": batch}
+
+
+__all__ = ["NetworkHandle", "TrainHandle", "TrainResult", "init_weights"]

@@ -1,0 +1,243 @@
+"""Networks (LANGUAGE.md §4) and training (§5): forward passes against NumPy, gradients against
+central differences and PyTorch autograd, and training runs that must actually fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ritz
+from ritz.dsl.diagnostics import RitzError
+
+MLP2 = """\
+network mlp2(x: [2]) -> [1] {
+    h = tanh(dense(x, 64))
+    h = tanh(dense(h, 64))
+    return dense(h, 1)
+}
+"""
+
+FIT_SINE = """\
+import std.nn as nn
+train fit_sine {
+    net f = nn.mlp(width = 32, depth = 2)
+    data x: [N, 1], y: [N, 1]
+    loss mean((f(x) - y)^2)
+    optimizer adam(lr = 1e-3)
+    steps 2000, batch 128
+}
+"""
+
+# smooth activations only, so that central differences are exact to O(h^2)
+SMOOTH = """\
+import std.nn as nn
+fn swish2(z) = z * nn.sigmoid(z)
+train smooth {
+    net f = nn.mlp(width = 8, depth = 2, act = swish2)
+    net g = nn.deeponet(p = 4, width = 6, depth = 1, act = softplus2)
+    data x: [N, 3], y: [N, 1], u: [N, 5]
+    loss mean((f(x) - y)^2) + 0.1 * mean(log(cosh(g(u, x) - y)))
+    dtype float64
+}
+fn softplus2(z) = log(1 + exp(z))
+"""
+
+# non-smooth pieces (relu, abs, a max in a loss), compared with autograd
+KINKS = """\
+import std.nn as nn
+import std.losses as losses
+train kinks {
+    net f = nn.mlp(width = 16, depth = 2, act = nn.swish)
+    net g = nn.deeponet(p = 8, width = 12, depth = 1)
+    data x: [N, 3], y: [N, 1], u: [N, 5]
+    loss mean(losses.huber(f(x) - y, 0.5)) + 0.1 * sum(abs(g(u, x)))
+    dtype float64
+}
+"""
+
+
+def _data(rng: np.random.Generator, n: int = 20) -> dict[str, np.ndarray]:
+    return {
+        "x": rng.normal(size=(n, 3)),
+        "y": rng.normal(size=(n, 1)),
+        "u": rng.normal(size=(n, 5)),
+    }
+
+
+def _perturbed(params: dict, rng: np.random.Generator) -> dict:
+    return {k: np.asarray(v + 0.2 * rng.normal(size=np.shape(v))) for k, v in params.items()}
+
+
+def test_mlp2_names_shapes_and_forward() -> None:
+    net = ritz.compile(MLP2).mlp2
+    p = net.init(seed=0)
+    assert {k: v.shape for k, v in p.items()} == {
+        "h.W": (2, 64),
+        "h.b": (64,),
+        "h.2.W": (64, 64),
+        "h.2.b": (64,),
+        "out.W": (64, 1),
+        "out.b": (1,),
+    }
+    assert all(v.dtype == np.float32 for v in p.values())  # networks default to float32
+    # Glorot-uniform bound sqrt(6 / (fan_in + fan_out)); biases start at zero
+    assert np.abs(p["h.2.W"]).max() <= np.sqrt(6 / 128) and np.abs(p["h.2.W"]).max() > 0.2
+    assert not p["h.b"].any()
+    p = {k: v + np.float32(0.1) for k, v in p.items()}
+    x = np.random.default_rng(1).normal(size=(7, 2))
+    h = np.tanh(x @ p["h.W"] + p["h.b"])
+    h = np.tanh(h @ p["h.2.W"] + p["h.2.b"])
+    want = h @ p["out.W"] + p["out.b"]
+    y = net(p, x)
+    assert y.shape == (7, 1) and y.dtype == np.float32
+    assert np.abs(y - want).max() < 1e-5
+    p64 = {k: v.astype(np.float64) for k, v in p.items()}
+    assert np.abs(net(p64, x) - want).max() < 1e-5  # float64 weights run in float64
+    assert net(p64, x).dtype == np.float64
+
+
+def test_init_is_seeded() -> None:
+    net = ritz.compile(MLP2).mlp2
+    a, b, c = net.init(seed=3), net.init(seed=3), net.init(seed=4)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["h.W"], c["h.W"])
+
+
+def test_network_with_unknown_input_size_needs_it() -> None:
+    mod = ritz.compile(
+        "import std.nn as nn\nnetwork wrap(x: [n], k = 3) -> [1] {\n"
+        "    return nn.mlp(x, width = k, depth = 1)\n}\n"
+    )
+    with pytest.raises(RitzError) as err:
+        mod.wrap.init(seed=0)
+    assert err.value.code == "R531" and "n=" in (err.value.hint or "")
+    p = mod.wrap.init(seed=0, n=4, k=5)
+    assert p["out.h.W"].shape == (4, 5) and p["out.out.W"].shape == (5, 1)
+
+
+def test_gradient_matches_central_differences() -> None:
+    fit = ritz.compile(SMOOTH).smooth
+    rng = np.random.default_rng(0)
+    data = _data(rng)
+    p = _perturbed(fit.init(seed=1), rng)
+    loss, grad = fit.loss_and_grad(p, **data)
+    assert loss == pytest.approx(fit.loss(p, **data), rel=1e-14)
+    worst = 0.0
+    for name, value in p.items():
+        for idx in list(np.ndindex(value.shape))[:4]:
+            q = {k: v.copy() for k, v in p.items()}
+            h = 1e-5
+            q[name][idx] += h
+            up = fit.loss(q, **data)
+            q[name][idx] -= 2 * h
+            down = fit.loss(q, **data)
+            fd = (up - down) / (2 * h)
+            worst = max(worst, abs(fd - grad[name][idx]) / (abs(fd) + 1e-3))
+    assert worst < 1e-7, worst
+
+
+def _torch_loss(torch, p: dict, data: dict):
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+
+    def mlp(prefix: str, x, act, depth: int):
+        h = x
+        for name in ["h", *(f"h.{i}" for i in range(2, depth + 1))]:
+            h = act(h @ t[f"{prefix}{name}.W"] + t[f"{prefix}{name}.b"])
+        return h @ t[f"{prefix}out.W"] + t[f"{prefix}out.b"]
+
+    x, y, u = (torch.tensor(data[k]) for k in "xyu")
+    fx = mlp("f.", x, lambda z: z * torch.sigmoid(z), 2)
+    branch = mlp("g.b.", u, torch.relu, 1)
+    trunk = torch.relu(mlp("g.k.", x, torch.relu, 1))
+    g = (branch * trunk).sum(dim=1, keepdim=True) + t["g.out.b"]
+    r = fx - y
+    huber = torch.minimum(0.5 * r**2, 0.5 * (r.abs() - 0.25))
+    loss = huber.mean() + 0.1 * g.abs().sum()
+    loss.backward()
+    return loss.item(), {k: v.grad.numpy() for k, v in t.items()}
+
+
+def test_gradient_matches_autograd() -> None:
+    torch = pytest.importorskip("torch")
+    fit = ritz.compile(KINKS).kinks
+    rng = np.random.default_rng(2)
+    data = _data(rng, 40)
+    p = _perturbed(fit.init(seed=0), rng)
+    loss, grad = fit.loss_and_grad(p, **data)
+    want_loss, want = _torch_loss(torch, p, data)
+    assert loss == pytest.approx(want_loss, rel=1e-13)
+    for k in p:
+        scale = np.abs(want[k]).max() + 1e-12
+        assert np.abs(grad[k] - want[k]).max() / scale < 1e-12, k
+
+
+def test_fit_sine_as_written_in_the_language() -> None:
+    """LANGUAGE.md §5, unchanged: 2000 Adam steps at batch 128 fit sin on [-pi, pi]."""
+    fit = ritz.compile(FIT_SINE).fit_sine
+    x = np.linspace(-np.pi, np.pi, 1000)[:, None]
+    y = np.sin(x)
+    params = fit.init(seed=0)
+    loss0, grads = fit.loss_and_grad(params, x=x, y=y)
+    assert set(grads) == set(params)
+    res = fit.train(x=x, y=y)
+    assert res.loss_history.shape == (2000,)
+    assert res.loss_history[0] == pytest.approx(loss0, rel=0.3)  # one batch vs. all rows
+    assert res.loss_history[-50:].mean() < 3e-3  # observed 5e-4
+    pred = res.net(x)
+    assert pred.shape == (1000, 1) and np.abs(pred - y).max() < 0.15  # observed 0.06
+    assert fit.loss(res.params, x=x, y=y) < 3e-3
+    again = fit.train(x=x, y=y, steps=50)
+    assert np.array_equal(again.loss_history, fit.train(x=x, y=y, steps=50).loss_history)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "options", "bound"),
+    [("sgd", {"lr": 0.05, "momentum": 0.9}, 0.02), ("lbfgs", {}, 1e-3)],
+)
+def test_other_optimizers_fit(optimizer: str, options: dict, bound: float) -> None:
+    fit = ritz.compile(FIT_SINE.replace("steps 2000, batch 128", "steps 300")).fit_sine
+    x = np.linspace(-np.pi, np.pi, 200)[:, None]
+    res = fit.train(x=x, y=np.sin(x), optimizer=optimizer, **options)
+    assert res.info["optimizer"] == optimizer
+    assert res.loss_history[-1] < bound < res.loss_history[0]
+
+
+def test_train_input_errors() -> None:
+    fit = ritz.compile(FIT_SINE, name="fit.dsl").fit_sine
+    x = np.zeros((10, 1))
+    cases = [
+        (lambda: fit.train(x=x), "R535"),
+        (lambda: fit.train(x=x, y=np.zeros((10, 2))), "R536"),
+        (lambda: fit.train(x=x, y=np.zeros((9, 1))), "R536"),
+        (lambda: fit.train(x=x, y=x, z=x), "R537"),
+        (lambda: fit.train(x=x, y=x, beta3=0.5), "R537"),
+        (lambda: fit.train(x=x, y=np.full((10, 1), np.nan)), "R533"),
+        (lambda: fit.loss_and_grad({"f.h.W": np.zeros((1, 32))}, x=x, y=x), "R532"),
+        (lambda: fit.train(x=x + 1, y=x + 1, optimizer="sgd", lr=1e6, steps=200), "R540"),
+    ]
+    for call, code in cases:
+        with pytest.raises(RitzError) as err:
+            call()
+        assert err.value.code == code, (code, err.value.render())
+
+
+def test_program_errors_point_at_the_source() -> None:
+    bad_option = FIT_SINE.replace("depth = 2)", "depth = 2, widht = 3)")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(bad_option, name="fit.dsl").fit_sine.init()
+    assert err.value.code == "R301" and "width" in (err.value.hint or "")
+    assert (err.value.file, err.value.line) == ("fit.dsl", 3)
+    not_scalar = FIT_SINE.replace("loss mean((f(x) - y)^2)", "loss (f(x) - y)^2")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(not_scalar, name="fit.dsl").fit_sine.init()
+    assert err.value.code == "R348" and err.value.line == 5
+
+
+def test_generated_code_reuses_forward_activations() -> None:
+    """The derived tanh' is written with the forward tanh value: no tanh in the backward."""
+    fit = ritz.compile(FIT_SINE).fit_sine
+    fit.init()
+    source = fit.compile()[0].source
+    body = source.split("def loss_and_grad_body")[1].split("def loss_and_grad(")[0]
+    assert body.count("math.tanh") == 2  # the two hidden layers' forward activations
+    assert "(1 - (a1*a1))" in body
