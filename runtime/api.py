@@ -49,9 +49,12 @@ class CompiledModule:
         for name, block in checked.problems.items():
             if isinstance(block, PdeProblem):
                 self._problems[name] = PdeHandle(block, backend, cache_dir)
-            elif isinstance(block, Network | Train):
-                handle = NetworkHandle if isinstance(block, Network) else TrainHandle
-                self._problems[name] = handle(
+            elif isinstance(block, Network):
+                self._problems[name] = NetworkHandle(
+                    block, checked.env, checked.source.name, backend, cache_dir
+                )
+            elif isinstance(block, Train):
+                self._problems[name] = TrainHandle(
                     block, checked.env, checked.source.name, backend, cache_dir
                 )
             else:

@@ -50,7 +50,7 @@ def read_data(items: tuple[str, ...]) -> dict[str, np.ndarray]:
 def run_train(
     handle: TrainHandle,
     overrides: dict[str, Any],
-    data: dict[str, np.ndarray],
+    data: dict[str, Any],
     out: str | None,
     plot: str | None,
     progress: bool,
@@ -68,7 +68,7 @@ def run_train(
         click.echo(f"  {name}: shape {list(value.shape)}")
     if out:
         with atomic_target(Path(out), suffix=".npz") as tmp:
-            np.savez(tmp, **res.params)
+            np.savez(tmp, **res.params)  # type: ignore[arg-type]
         click.echo(f"wrote {Path(out)}")
     if plot:
         import matplotlib

@@ -85,7 +85,7 @@ def parse_optimizer(
         opt = replace(opt, name=name)
     given.update({k: (v, None) for k, v in overrides.items()})
     allowed = OPTIONS[opt.name]
-    values = {}
+    values: dict[str, Any] = {}
     for key, (value, where) in given.items():
         if key not in allowed:
             raise RuntimeInputError(

@@ -76,13 +76,17 @@ class DenseFunction:
             for k in range(len(mine))
         ]
         if self.inline(i):
-            if isinstance(op, BroadcastInDim):
-                sub = [own[d] for d in op.dims]
-                return self.access(op.args[0], tuple(mine[d] for d in op.dims), sub)
-            return self.access(op.args[0], mine, own)
+            return self.through(op, own)
         if not mine:
             return self.var[i]
         return f"{self.var[i]}[{', '.join(own)}]"
+
+    def through(self, op: Op, own: Sequence[str]) -> str:
+        """The source element a Broadcast(InDim) reads at its own indices ``own``."""
+        if isinstance(op, BroadcastInDim):
+            sub = [own[d] for d in op.dims]
+            return self.access(op.args[0], tuple(op.shape[d] for d in op.dims), sub)
+        return self.access(op.args[0], op.shape, own)
 
     def loops(
         self, shape: Shape, indent: str, parallel: bool = True, axes: Sequence[int] | None = None
@@ -98,9 +102,14 @@ class DenseFunction:
 
     # -- ops -----------------------------------------------------------------------------------
     def emit_map(self, i: int, op: Op, body: sympy.Expr) -> None:
+        """A loop nest over ``op``'s shape; a Broadcast is printed as the Map ``a0`` reading
+        its source through its own index map."""
         v = self.var[i]
         idx = [f"i{k}" for k in range(len(op.shape))]
-        reads = [f"a{k} = {self.access(a, op.shape, idx)}" for k, a in enumerate(op.args)]
+        if isinstance(op, Broadcast | BroadcastInDim):
+            reads = [f"a0 = {self.through(op, idx)}"]
+        else:
+            reads = [f"a{k} = {self.access(a, op.shape, idx)}" for k, a in enumerate(op.args)]
         expr = self.printer.doprint(body)
         if not op.shape:
             self.lines += [f"    {r}" for r in reads]

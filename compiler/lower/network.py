@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any
+from typing import Any, TypeAlias
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -59,7 +59,7 @@ class FunctionRef:
     env: ModuleEnv = field(compare=False)
 
 
-Option = sympy.Basic | FunctionRef
+Option: TypeAlias = sympy.Basic | FunctionRef
 
 
 @dataclass
@@ -147,6 +147,7 @@ class TensorLowering:
             if kw.name in options:
                 scope.options[kw.name] = options[kw.name]
             else:
+                assert isinstance(kw.value, A.Expression)  # network options are expressions
                 scope.options[kw.name] = self._option_value(kw.value, scope, kw.span)
         for decl, value in zip(net.inputs, inputs, strict=True):
             self._bind_shape(decl, self.sample_shape(value), scope)
@@ -247,10 +248,16 @@ class TensorLowering:
         return int(number)
 
     # -- expressions ---------------------------------------------------------------------------
-    def lower(self, e: sympy.Basic, scope: Scope, where: A.Expression | None = None) -> Value:
+    def lower(
+        self,
+        e: sympy.Basic,
+        scope: Scope,
+        where: A.Expression | None = None,
+        span: Span | None = None,
+    ) -> Value:
         """Lower a tensor expression: one Map for its elementwise part, structural ops for the
-        calls it makes."""
-        span = _span(where, scope.span)
+        calls it makes. ``where`` (or ``span``) is the source it came from."""
+        span = span or _span(where, scope.span)
         args: list[Value] = []
         body = self._symbolic(e, scope, args, span)
         if not args:
@@ -335,7 +342,7 @@ class TensorLowering:
                 raise DslTypeError(f"{name}() takes no keyword arguments", span, None, "R301")
             return hold(STRUCTURAL[name](self, [p for p in pos], scope, span))
         if name in scope.callables:
-            values = [self.lower(p, scope) for p in pos]
+            values = [self.lower(p, scope, span=span) for p in pos]
             if kwargs:
                 raise DslTypeError(
                     f"'{name}' is a net of this block: its options are set where it is declared",
@@ -367,7 +374,7 @@ class TensorLowering:
             return fn(*(walk(p) for p in pos))
         if name in env.networks:
             net, net_env = env.networks[name], env.network_envs[name]
-            inputs = [self.lower(p, scope) for p in pos]
+            inputs = [self.lower(p, scope, span=span) for p in pos]
             opts = {k: self._option_value(A.Expression(v), scope, span) for k, v in kwargs.items()}
             stem = self._stem(scope)
             return hold(
@@ -396,7 +403,7 @@ def _arity(name: str, args: list[sympy.Basic], n: int, span: Span | None) -> Non
 
 def _dense(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
     _arity("dense", args, 2, span)
-    h = low.lower(args[0], scope)
+    h = low.lower(args[0], scope, span=span)
     width = low.integer(args[1], scope, span)
     sample = low.sample_shape(h)
     if len(sample) != 1 or not isinstance(sample[0], int):
@@ -426,7 +433,7 @@ def _reduce(
     low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None, mean: bool
 ) -> Value:
     _arity("mean" if mean else "sum", args, 1, span)
-    x = low.lower(args[0], scope)
+    x = low.lower(args[0], scope, span=span)
     shape = low.shape(x)
     axes = tuple(range(1 if x.batched else 0, len(shape)))
     if not axes:
@@ -436,14 +443,14 @@ def _reduce(
         return total
     dims = tuple(shape[a] for a in axes)
     if all(isinstance(d, int) for d in dims):
-        return low.map(placeholder(0) / prod(dims), [total], span)  # type: ignore[arg-type]
+        return low.map(placeholder(0) / prod(dims), [total], span)
     count = Value(low.b.add(Extent(dims=dims, dtype=low.dtype)), False)
     return low.map(placeholder(0) / placeholder(1), [total, count], span)
 
 
 def _matmul(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
     _arity("matmul", args, 2, span)
-    a, b = (low.lower(x, scope) for x in args)
+    a, b = (low.lower(x, scope, span=span) for x in args)
     sa, sb = low.sample_shape(a), low.sample_shape(b)
     if not (1 <= len(sa) <= 2 and 1 <= len(sb) <= 2):
         raise DslTypeError(

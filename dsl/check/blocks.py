@@ -63,7 +63,9 @@ def check_network(net: A.Network, env: ModuleEnv, sink: DiagnosticSink) -> None:
         check_names(d, sizes | options, (), env, sink)
     known = {t.name for t in net.inputs} | options
     calls = {*NET_OPS, *env.networks, *options}
-    returned = _check_body(net.body, known, calls, env, sink)
+    # a function may be passed by name as an option of a sub-network (act = tanh)
+    functions = {*env.fns, *ELEMENTARY, *env.networks}
+    returned = _check_body(net.body, known, calls, env, sink, functions)
     if not returned:
         sink.error(
             "R330",
@@ -74,7 +76,12 @@ def check_network(net: A.Network, env: ModuleEnv, sink: DiagnosticSink) -> None:
 
 
 def _check_body(
-    body: tuple[A.Stmt, ...], known: set[str], calls: set[str], env: ModuleEnv, sink: DiagnosticSink
+    body: tuple[A.Stmt, ...],
+    known: set[str],
+    calls: set[str],
+    env: ModuleEnv,
+    sink: DiagnosticSink,
+    functions: set[str],
 ) -> bool:
     returned = False
     for stmt in body:
@@ -82,14 +89,14 @@ def _check_body(
             sink.error("R330", "statement after return", stmt.span, "'return' must come last")
             break
         if isinstance(stmt, A.Assign):
-            check_names(stmt.value, known, calls, env, sink)
+            check_names(stmt.value, known | functions, calls, env, sink)
             known.add(stmt.target)
         elif isinstance(stmt, A.Repeat):
             check_names(stmt.count, known, (), env, sink)
-            if _check_body(stmt.body, known, calls, env, sink):
+            if _check_body(stmt.body, known, calls, env, sink, functions):
                 sink.error("R330", "return inside repeat", stmt.span, "return after the loop")
         else:
-            check_names(stmt.value, known, calls, env, sink)
+            check_names(stmt.value, known | functions, calls, env, sink)
             returned = True
     return returned
 

@@ -241,3 +241,25 @@ def test_generated_code_reuses_forward_activations() -> None:
     body = source.split("def loss_and_grad_body")[1].split("def loss_and_grad(")[0]
     assert body.count("math.tanh") == 2  # the two hidden layers' forward activations
     assert "(1 - (a1*a1))" in body
+
+
+def test_deeponet_forward_matches_numpy() -> None:
+    """A per-sample scalar (sum over features) returned as [1]: the batch axis stays first."""
+    net = ritz.compile(
+        "import std.nn as nn\n"
+        "network op(u: [5], y: [2]) -> [1] {\n"
+        "    return nn.deeponet(u, y, p = 4, width = 6, depth = 1, act = tanh)\n"
+        "}\n"
+    ).op
+    rng = np.random.default_rng(0)
+    p = {k: np.asarray(v + 0.3 * rng.normal(size=np.shape(v))) for k, v in net.init(seed=0).items()}
+    u, y = rng.normal(size=(9, 5)), rng.normal(size=(9, 2))
+
+    def mlp(prefix: str, x: np.ndarray) -> np.ndarray:
+        h = np.tanh(x @ p[f"{prefix}h.W"] + p[f"{prefix}h.b"])
+        return h @ p[f"{prefix}out.W"] + p[f"{prefix}out.b"]
+
+    want = (mlp("out.b.", u) * np.tanh(mlp("out.k.", y))).sum(1, keepdims=True) + p["out.out.b"]
+    got = net(p, u, y)
+    assert got.shape == (9, 1)
+    assert np.abs(got - want).max() < 1e-12
