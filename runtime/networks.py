@@ -93,11 +93,14 @@ def _array(name: str, value: Any, dtype: str) -> np.ndarray:
     return out
 
 
-class NetworkHandle:
-    """``mod.mlp2``: ``init(seed)`` -> weights, ``net(params, x)`` -> batched outputs."""
+class _BlockHandle:
+    """What network and train handles share: the block, where it was defined, and the
+    modules compiled for it so far (by the shapes and options they were compiled for)."""
+
+    what = "block"
 
     def __init__(
-        self, block: A.Network, env: ModuleEnv, source: str, backend: str, cache_dir: Any
+        self, block: Any, env: ModuleEnv, source: str, backend: str, cache_dir: Any
     ) -> None:
         self.block = block
         self.name = block.name
@@ -106,6 +109,24 @@ class NetworkHandle:
         self.backend_name = backend
         self.cache_dir = cache_dir
         self._compiled: dict[str, tuple[Any, Any]] = {}
+
+    @property
+    def kernels(self) -> Any:
+        """The loaded module compiled last: plain Numba functions of the flat weight vector
+        (``forward``; ``loss_and_grad``, ``train_adam`` ... for train blocks)."""
+        if not self._compiled:
+            raise RuntimeInputError(
+                f"{self.what} '{self.name}' has not been compiled yet",
+                hint="call init() first",
+                code="R534",
+            )
+        return next(reversed(self._compiled.values()))[1]
+
+
+class NetworkHandle(_BlockHandle):
+    """``mod.mlp2``: ``init(seed)`` -> weights, ``net(params, x)`` -> batched outputs."""
+
+    what = "network"
 
     def _sizes(self) -> set[str]:
         return {s.name for t in self.block.inputs for d in t.shape for s in d.value.free_symbols}
@@ -185,18 +206,6 @@ class NetworkHandle:
     def source(self, **kwargs: Any) -> str:
         return self.compile(None, **kwargs)[0].source
 
-    @property
-    def kernels(self) -> Any:
-        """The loaded module of the last compiled instance (its ``forward`` is a Numba
-        function of the flat weight vector and the inputs)."""
-        if not self._compiled:
-            raise RuntimeInputError(
-                f"network '{self.name}' has not been compiled yet",
-                hint="call init() first",
-                code="R534",
-            )
-        return next(reversed(self._compiled.values()))[1]
-
 
 def _params_dtype(params: Mapping[str, Any]) -> str:
     first = next(iter(params.values()), None)
@@ -223,19 +232,15 @@ class TrainResult:
         return next(iter(self.nets.values()))
 
 
-class TrainHandle:
+class TrainHandle(_BlockHandle):
     """``mod.fit_sine``: ``init``, ``loss_and_grad(params, **data)``, ``train(**data)``."""
+
+    what = "train block"
 
     def __init__(
         self, block: A.Train, env: ModuleEnv, source: str, backend: str, cache_dir: Any
     ) -> None:
-        self.block = block
-        self.name = block.name
-        self.env = env
-        self.source_name = source
-        self.backend_name = backend
-        self.cache_dir = cache_dir
-        self._compiled: dict[str, tuple[Any, Any]] = {}
+        super().__init__(block, env, source, backend, cache_dir)
         self.settings = {kw.name: kw for kw in block.settings}
 
     @property
@@ -400,16 +405,6 @@ class TrainHandle:
             if e.startswith("forward_")
         }
         return TrainResult(params_out, history, nets, {**info, "optimizer": opt.name})
-
-    @property
-    def kernels(self) -> Any:
-        if not self._compiled:
-            raise RuntimeInputError(
-                f"train block '{self.name}' has not been compiled yet",
-                hint="call init() or loss_and_grad() first",
-                code="R534",
-            )
-        return next(reversed(self._compiled.values()))[1]
 
 
 class BoundNet:

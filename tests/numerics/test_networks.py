@@ -241,6 +241,7 @@ def test_generated_code_reuses_forward_activations() -> None:
     body = source.split("def loss_and_grad_body")[1].split("def loss_and_grad(")[0]
     assert body.count("math.tanh") == 2  # the two hidden layers' forward activations
     assert "(1 - (a1*a1))" in body
+    assert callable(fit.kernels.loss_and_grad) and callable(fit.kernels.train_adam)
 
 
 def test_deeponet_forward_matches_numpy() -> None:
