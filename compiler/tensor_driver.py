@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from .backends.base import NameRegistry
 from .backends.numba_dense import identifiers
@@ -82,6 +83,7 @@ def _module(
     described = ", ".join(
         f"{w} {list(s.shape)} at {layout.offsets[w][0]}" for w, s in weights.items()
     )
+    source_name = PurePath(source_name).name  # never a path of the machine that compiled it
     parts = [
         HEADER.format(
             version=VERSION, kind=kind, name=name, source=source_name, layout=_wrap(described)
@@ -92,7 +94,7 @@ def _module(
     return "\n".join(parts) + extra, layout
 
 
-def _wrap(text: str, width: int = 92) -> str:
+def _wrap(text: str, width: int = 88) -> str:
     out, line = [], ""
     for word in text.split(" "):
         if len(line) + len(word) + 1 > width:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+import ritz
 from ritz.compiler.driver import VERSION, CompiledArtifact, compile_pde, fd_options
 from ritz.compiler.kernels import describe
 from ritz.dsl import load_file
-from ritz.dsl.ast import PdeProblem
+from ritz.dsl.ast import PdeProblem, Train
 
 pytestmark = pytest.mark.golden
 
@@ -62,7 +63,18 @@ def _cases() -> list[tuple[Path, str]]:
     return cases
 
 
+def _train_cases() -> list[tuple[Path, str]]:
+    """(example file, train block name): the training examples' generated modules."""
+    return [
+        (path, name)
+        for path in EXAMPLES
+        for name, block in load_file(path).problems.items()
+        if isinstance(block, Train)
+    ]
+
+
 CASES = _cases()
+TRAIN_CASES = _train_cases()
 
 
 def _stem(path: Path, name: str) -> str:
@@ -125,7 +137,30 @@ def _params() -> list:
 
 def test_every_example_has_a_case() -> None:
     assert EXAMPLES, "no examples found"
-    assert {p for p, _ in CASES} == set(EXAMPLES)
+    assert {p for p, _ in CASES} | {p for p, _ in TRAIN_CASES} == set(EXAMPLES)
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "suffix"),
+    [(p, n, s) for p, n in TRAIN_CASES for s in (".train.numba.py", ".train.ir.txt")],
+    ids=lambda v: v.stem if isinstance(v, Path) else str(v),
+)
+def test_golden_train(path: Path, name: str, suffix: str, update_golden: bool) -> None:
+    """A train block's module (loss, loss_and_grad with the derived backward, forward, the
+    training loops) and the IR of each entry, exactly."""
+    art = ritz.load(path)[name].compile()[0]
+    text = (
+        art.source
+        if suffix.endswith(".py")
+        else "".join(f"# {entry}\n{dump}\n" for entry, dump in art.dumps.items())
+    )
+    assert not ABSOLUTE_PATH.search(text), ABSOLUTE_PATH.search(text)
+    assert str(ROOT) not in text and str(Path.home()) not in text
+    target = EXPECTED / f"{path.stem}.{name}{suffix}"
+    if update_golden:
+        target.write_text(text)
+    assert target.exists(), f"no golden file {target.name}: run pytest --update-golden"
+    assert text == target.read_text(), f"{target.name} differs: review, then --update-golden"
 
 
 @pytest.mark.parametrize(("path", "name", "kind"), _params())
@@ -156,6 +191,9 @@ def test_numba_header_names_the_file_by_base_name() -> None:
 def test_no_stray_golden_files() -> None:
     """Every file under expected/ belongs to an example (renamed examples leave no orphans)."""
     wanted = {_stem(p, n) + SUFFIXES[k] for p, n in CASES for k in kinds_of(p, n)}
+    wanted |= {
+        f"{p.stem}.{n}{s}" for p, n in TRAIN_CASES for s in (".train.numba.py", ".train.ir.txt")
+    }
     present = {f.name for f in EXPECTED.iterdir()} if EXPECTED.exists() else set()
     assert present <= wanted, sorted(present - wanted)
 
