@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Any
 
 from .backends.base import NameRegistry
 from .backends.numba_dense import identifiers
@@ -25,6 +26,7 @@ from .ir.dump import dump_program
 from .ir.ops import Const, Input
 from .ir.program import Program, copy_op, rebuild
 from .ir.verify import verify_program
+from .lower.bilevel import LoweredBilevel
 from .lower.network import WeightSpec
 from .lower.train import LoweredTensors
 from .passes.fuse_maps import inline_maps, reuse_maps
@@ -46,6 +48,7 @@ class TensorArtifact:
     batched: tuple[str, ...] = ()  # data sliced into mini-batches (train blocks)
     whole: tuple[str, ...] = ()  # data used whole
     dumps: dict[str, str] = field(default_factory=dict)
+    lowered: Any = None  # what the runtime needs of the lowering (bilevel: LoweredBilevel)
 
 
 def optimise(prog: Program) -> Program:
@@ -76,17 +79,23 @@ def _module(
     data: list[str],
     dtype: str,
     extra: str = "",
+    extra_names: list[str] | None = None,
 ) -> tuple[str, FlatLayout]:
     layout = FlatLayout.of(weights)
     names = NameRegistry()
-    ids = identifiers(names, list(weights), data)
+    ids = identifiers(names, [*weights, *(extra_names or [])], data)
     described = ", ".join(
         f"{w} {list(s.shape)} at {layout.offsets[w][0]}" for w, s in weights.items()
     )
     source_name = PurePath(source_name).name  # never a path of the machine that compiled it
     parts = [
         HEADER.format(
-            version=VERSION, kind=kind, name=name, source=source_name, layout=_wrap(described)
+            version=VERSION,
+            kind=kind,
+            name=name,
+            source=source_name,
+            layout=_wrap(described),
+            what="Variables" if kind.startswith("bilevel") else "Weights",
         )
     ]
     for e in entries:
@@ -180,4 +189,93 @@ def compile_train(
     )
 
 
-__all__ = ["TensorArtifact", "compile_network", "compile_train", "gradient_program"]
+def compile_bilevel(lowered: LoweredBilevel, name: str, source_name: str) -> TensorArtifact:
+    """A bilevel block's residual, its Jacobian products and the upper objective's gradient,
+    each a function of the flat vector of all variables (lower first)."""
+    lower, specs, inputs = lowered.lower, lowered.specs, lowered.inputs
+    progs = {k: optimise(p) for k, p in lowered.programs.items()}
+    upper_out = [o for o in progs["upper"].outputs if o != "loss"]
+    entries = [
+        Entry(
+            "upper", progs["upper"], specs, inputs, ("loss", *upper_out), grads=True, parallel=False
+        )
+    ]
+    if "residual" in progs:  # an optimisation or a game (a PDE lower level has no residual)
+        entries += [
+            Entry(
+                "residual",
+                progs["residual"],
+                specs,
+                inputs,
+                ("loss", *(f"bar:{n}" for n in lower)),
+                grads=True,
+                parallel=False,
+            ),
+            Entry(
+                "residual_jvp",
+                progs["residual_jvp"],
+                specs,
+                inputs,
+                tuple(f"dot:bar:{n}" for n in lower),
+                grads=True,
+                out_prefix="dot:bar:",
+                tangent="dot:",
+                parallel=False,
+            ),
+            Entry(
+                "residual_vjp",
+                progs["residual_vjp"],
+                specs,
+                inputs,
+                tuple(f"bar:{n}" for n in lower),
+                grads=True,
+                tangent="bar:bar:",
+                parallel=False,
+            ),
+        ]
+    if "residual_vjp_upper" in progs:
+        outs = tuple(progs["residual_vjp_upper"].outputs)
+        entries.append(
+            Entry(
+                "residual_vjp_upper",
+                progs["residual_vjp_upper"],
+                specs,
+                inputs,
+                outs,
+                grads=True,
+                tangent="bar:bar:",
+                parallel=False,
+            )
+        )
+    tangents = [f"{p}{n}" for p in ("dot:", "bar:bar:") for n in lower]
+    source, layout = _module(
+        "bilevel block",
+        name,
+        source_name,
+        entries,
+        specs,
+        list(inputs),
+        lowered.dtype,
+        extra_names=tangents,
+    )
+    dumps = {e.name: dump_program(e.program) for e in entries}
+    return TensorArtifact(
+        "bilevel",
+        name,
+        source,
+        _key(source),
+        lowered.dtype,
+        specs,
+        layout,
+        {e.name: e for e in entries},
+        dumps=dumps,
+    )
+
+
+__all__ = [
+    "TensorArtifact",
+    "compile_bilevel",
+    "compile_network",
+    "compile_train",
+    "gradient_program",
+]

@@ -11,13 +11,14 @@ import numpy as np
 from ..dsl.ast import CheckedModule, Network, PdeProblem, SolveSpec, Train
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from .backends import get_backend
+from .bilevel import BilevelHandle
 from .closures import check_robin_closures
 from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
 from .networks import NetworkHandle, TrainHandle
 from .results import Solution
 
 DEFAULT_CELLS = 64
-RUN_OPTIONS = ("cells", "dt", "every", "order", "scheme", "dtype", "tol", "maxiter", "method")
+RUN_OPTIONS = ("cells", "dt", "every", "order", "scheme", "dtype", "tol", "maxiter", "method", "t1")
 
 
 def load(path: str | Path, backend: str = "numba", cache_dir: str | Path | None = None):
@@ -58,7 +59,13 @@ class CompiledModule:
                     block, checked.env, checked.source.name, backend, cache_dir
                 )
             else:
-                self._problems[name] = UncompiledBlock(block)
+                self._problems[name] = BilevelHandle(
+                    block, checked.env, checked.source.name, backend, cache_dir
+                )
+
+        for handle in self._problems.values():
+            if isinstance(handle, BilevelHandle):
+                handle.siblings = self._problems
 
     @property
     def names(self) -> list[str]:
@@ -81,25 +88,6 @@ class CompiledModule:
 
     def __dir__(self) -> list[str]:
         return [*super().__dir__(), *self._problems]
-
-
-class UncompiledBlock:
-    """A bilevel block: checked, but not compiled by this version."""
-
-    def __init__(self, block: Any) -> None:
-        self.block = block
-
-    def _fail(self, *_: Any, **__: Any) -> Any:
-        kind = type(self.block).__name__.lower()
-        raise UnsupportedError(
-            f"{kind} blocks are parsed and checked, but this version of ritz cannot compile "
-            f"them yet ('{self.block.name}')",
-            self.block.span,
-            "pde blocks solved with fd, networks and train blocks run in this version",
-            code="R410",
-        )
-
-    solve = train = init = loss_and_grad = hypergrad = __call__ = _fail
 
 
 class PdeHandle:
@@ -341,7 +329,7 @@ class PdeHandle:
             sol = self._solve_steady(sim, merged)
             sol.adjoint = self._adjoint_of(kwargs, sol)
             return sol
-        t0, t1 = self.problem.time.t0, self.problem.time.t1
+        t0, t1 = self.problem.time.t0, self._end_time(merged)
         every = merged.get("every")
         times = output_times(t0, t1, float(every) if every is not None else None)
         bar = None
@@ -368,6 +356,22 @@ class PdeHandle:
         sol = self._solution(sim, t, snaps, info)
         sol.adjoint = self._adjoint_of(kwargs, sol)
         return sol
+
+    def _end_time(self, merged: dict[str, Any]) -> float:
+        """``t1`` of the time line, or an earlier or later end given as the option ``t1``."""
+        assert self.problem.time is not None
+        t0, t1 = self.problem.time.t0, self.problem.time.t1
+        if merged.get("t1") is None:
+            return t1
+        try:
+            end = float(merged["t1"])
+        except (TypeError, ValueError):
+            raise RuntimeInputError(
+                f"t1 must be a number, got {merged['t1']!r}", code="R515"
+            ) from None
+        if not end > t0:
+            raise RuntimeInputError(f"t1 = {end} must be after the start time {t0}", code="R515")
+        return end
 
     def _adjoint_of(self, kwargs: dict[str, Any], sol: Solution) -> Any:
         from .adjoint import pde_vjp

@@ -86,12 +86,13 @@ def _pick(mod: Any, problem: str | None, train: bool = False) -> Any:
     if problem is not None:
         return mod[problem]
     from ..runtime.api import PdeHandle
+    from ..runtime.bilevel import BilevelHandle
     from ..runtime.networks import TrainHandle
 
-    kinds = (PdeHandle, TrainHandle) if train else (PdeHandle,)
+    kinds = (PdeHandle, TrainHandle, BilevelHandle) if train else (PdeHandle,)
     runnable = [n for n in mod.names if isinstance(mod[n], kinds)]
     if not runnable:
-        what = "pde or train block" if train else "pde block"
+        what = "pde, train or bilevel block" if train else "pde block"
         raise RuntimeInputError(
             f"the program has no {what} to run",
             hint="networks run inside train blocks, or from Python",
@@ -158,8 +159,10 @@ def run(
     progress: bool,
     data: tuple[str, ...],
 ) -> None:
-    """Solve a problem (or train a train block) of FILE and report, save or plot the result."""
-    from .cli_nets import read_data, refuse_network, run_train
+    """Solve a problem (train a train block, optimise a bilevel block) of FILE and report,
+    save or plot the result."""
+    from .bilevel import BilevelHandle
+    from .cli_nets import read_data, refuse_network, run_bilevel, run_train
     from .networks import NetworkHandle, TrainHandle
 
     overrides = parse_sets(sets)
@@ -170,6 +173,9 @@ def run(
         refuse_network(handle)
     if isinstance(handle, TrainHandle):
         run_train(handle, overrides, read_data(data), out, plot, progress)
+        return
+    if isinstance(handle, BilevelHandle):
+        run_bilevel(handle, overrides, read_data(data), out)
         return
     sol = handle.solve(progress=progress, **overrides)
     info = sol.info

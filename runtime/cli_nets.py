@@ -88,6 +88,33 @@ def run_train(
         click.echo(f"wrote {plot}")
 
 
+def run_bilevel(
+    handle: Any, overrides: dict[str, Any], data: dict[str, Any], out: str | None
+) -> None:
+    """Optimise the upper level; print both levels and the hypergradient; ``--out`` an .npz."""
+    res = handle.solve(**data, **overrides)
+    click.echo(
+        f"{handle.name}: upper objective {res.history[0]:.6g} -> {res.history[-1]:.6g} "
+        f"({res.info.get('iterations', '?')} {res.info['outer']} iterations, "
+        f"{res.info['lower_solves']} lower solves)"
+    )
+    for level, values in (("upper", res.upper), ("lower", res.lower)):
+        for name, value in values.items():
+            shown = (
+                f"{value:.8g}" if np.ndim(value) == 0 else f"array of shape {list(np.shape(value))}"
+            )
+            click.echo(f"  {level} {name} = {shown}")
+    for name, value in res.hypergrad.items():
+        click.echo(f"  d upper / d {name} = {np.asarray(value).ravel()[0]:.3g}")
+    if out:
+        arrays = {f"upper_{k}": np.asarray(v) for k, v in res.upper.items()}
+        arrays.update({f"lower_{k}": np.asarray(v) for k, v in res.lower.items()})
+        arrays["history"] = res.history
+        with atomic_target(Path(out), suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        click.echo(f"wrote {Path(out)}")
+
+
 def refuse_network(handle: NetworkHandle) -> None:
     raise RuntimeInputError(
         f"'{handle.name}' is a network: it has no run of its own",
@@ -119,4 +146,4 @@ def show_tensor_block(handle: Any, what: str | None, overrides: dict[str, Any]) 
     return art.source
 
 
-__all__ = ["read_data", "refuse_network", "run_train", "show_tensor_block"]
+__all__ = ["read_data", "refuse_network", "run_bilevel", "run_train", "show_tensor_block"]

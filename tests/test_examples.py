@@ -160,7 +160,23 @@ CHECKS: dict[str, Callable[[np.ndarray, dict, dict], None]] = {
 
 def test_every_example_has_a_fast_mode() -> None:
     assert {p.stem for p in EXAMPLES} == set(FAST)
-    assert {p.stem for p in TRAIN_EXAMPLES} == {"fit_sine"}
+    assert {p.stem for p in TRAIN_EXAMPLES} == {"fit_sine", "bilevel"}
+
+
+def test_bilevel_script() -> None:
+    """The three bilevel blocks as the script runs them: the ridge hypergradient equals the
+    closed form, and the Stackelberg quantities are exact."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bilevel", ROOT / "examples" / "bilevel.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    result = script.main()
+    assert result["ridge_rel_error"] < 1e-8
+    assert result["q1"] == pytest.approx(45, abs=1e-8) and result["q2"] == pytest.approx(22.5)
+    assert result["q0"] == pytest.approx(45, abs=1e-8)
+    assert result["followers"] == pytest.approx(30, abs=1e-8)
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ class DenseFunction:
         self.var: dict[int, str] = {}
         self.dims: dict[str, str] = {}
         self.lines: list[str] = []
+        self.parallel = True
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -95,7 +96,7 @@ class DenseFunction:
         axes = list(range(len(shape))) if axes is None else list(axes)
         out = []
         for k, d in enumerate(shape):
-            rng = "numba.prange" if k == 0 and parallel else "range"
+            rng = "numba.prange" if k == 0 and parallel and self.parallel else "range"
             out.append(f"{indent}for i{axes[k]} in {rng}({self.dim(d)}):")
             indent += "    "
         return out, indent
@@ -202,9 +203,12 @@ class DenseFunction:
                         self.dims[d] = self.names.fresh(f"n_{_ident(d)}")
                         self.lines.append(f"    {self.dims[d]} = {self.inputs[op.name]}.shape[{k}]")
 
-    def emit(self, outputs: Sequence[str]) -> list[str]:
+    def emit(self, outputs: Sequence[str], parallel: bool = True) -> list[str]:
+        """The function's lines; ``parallel`` False prints serial loops only."""
+        self.parallel = parallel
         params = ", ".join(self.inputs.values())
-        self.lines = ["@numba.njit(cache=True, parallel=True)", f"def {self.name}({params}):"]
+        deco = "@numba.njit(cache=True, parallel=True)" if parallel else "@numba.njit(cache=True)"
+        self.lines = [deco, f"def {self.name}({params}):"]
         self.bind_dims()
         last_origin = None
         for i, op in enumerate(self.prog.ops):

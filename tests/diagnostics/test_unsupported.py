@@ -90,8 +90,15 @@ CASES: dict[str, tuple[str, str, Callable[[Any], Any], str, int, int | None, str
         5,
         "pinn",
     ),
-    "bilevel": (RIDGE, "ridge", lambda p: p.solve(), "R410", 1, 1, "bilevel"),
-    "hypergrad": (RIDGE, "ridge", lambda p: p.hypergrad(lam=0.3), "R410", 1, 1, "bilevel"),
+    "bilevel_unroll": (
+        RIDGE.replace("solve implicit(", "solve unroll(k = 5, "),
+        "ridge",
+        lambda p: p.hypergrad(lam=0.3, X=[[1.0]], y=[1.0], Xv=[[1.0]], yv=[1.0]),
+        "R416",
+        7,
+        5,
+        "unroll",
+    ),
 }
 
 

@@ -15,13 +15,14 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ritz
 from ritz.compiler.driver import VERSION, CompiledArtifact, compile_pde, fd_options
 from ritz.compiler.kernels import describe
 from ritz.dsl import load_file
-from ritz.dsl.ast import PdeProblem, Train
+from ritz.dsl.ast import Bilevel, PdeProblem, Train
 
 pytestmark = pytest.mark.golden
 
@@ -64,13 +65,33 @@ def _cases() -> list[tuple[Path, str]]:
 
 
 def _train_cases() -> list[tuple[Path, str]]:
-    """(example file, train block name): the training examples' generated modules."""
+    """(example file, train or bilevel block name): their generated modules."""
     return [
         (path, name)
         for path in EXAMPLES
         for name, block in load_file(path).problems.items()
-        if isinstance(block, Train)
+        if isinstance(block, Train | Bilevel) and not getattr(block, "lower_solutions", ())
     ]
+
+
+def _kind(path: Path, name: str) -> str:
+    """``train`` or ``bilevel``: the middle of the golden file names of a block's module."""
+    return type(load_file(path).problems[name]).__name__.lower()
+
+
+# sizes for the goldens of bilevel blocks whose variables are sized by their data
+GOLDEN_SIZES = {"n": 50, "m": 20, "p": 10}
+
+
+def _tensor_artifact(path: Path, name: str):
+    handle = ritz.load(path)[name]
+    if isinstance(handle.block, Train):
+        return handle.compile()[0]
+    data = {
+        d.name: np.zeros(tuple(GOLDEN_SIZES[str(x.value)] for x in d.shape))
+        for d in handle.block.data
+    }
+    return handle.compile(data)[0]
 
 
 CASES = _cases()
@@ -142,13 +163,13 @@ def test_every_example_has_a_case() -> None:
 
 @pytest.mark.parametrize(
     ("path", "name", "suffix"),
-    [(p, n, s) for p, n in TRAIN_CASES for s in (".train.numba.py", ".train.ir.txt")],
+    [(p, n, s) for p, n in TRAIN_CASES for s in (".numba.py", ".ir.txt")],
     ids=lambda v: v.stem if isinstance(v, Path) else str(v),
 )
 def test_golden_train(path: Path, name: str, suffix: str, update_golden: bool) -> None:
     """A train block's module (loss, loss_and_grad with the derived backward, forward, the
     training loops) and the IR of each entry, exactly."""
-    art = ritz.load(path)[name].compile()[0]
+    art = _tensor_artifact(path, name)
     text = (
         art.source
         if suffix.endswith(".py")
@@ -156,7 +177,7 @@ def test_golden_train(path: Path, name: str, suffix: str, update_golden: bool) -
     )
     assert not ABSOLUTE_PATH.search(text), ABSOLUTE_PATH.search(text)
     assert str(ROOT) not in text and str(Path.home()) not in text
-    target = EXPECTED / f"{path.stem}.{name}{suffix}"
+    target = EXPECTED / f"{path.stem}.{name}.{_kind(path, name)}{suffix}"
     if update_golden:
         target.write_text(text)
     assert target.exists(), f"no golden file {target.name}: run pytest --update-golden"
@@ -192,7 +213,7 @@ def test_no_stray_golden_files() -> None:
     """Every file under expected/ belongs to an example (renamed examples leave no orphans)."""
     wanted = {_stem(p, n) + SUFFIXES[k] for p, n in CASES for k in kinds_of(p, n)}
     wanted |= {
-        f"{p.stem}.{n}{s}" for p, n in TRAIN_CASES for s in (".train.numba.py", ".train.ir.txt")
+        f"{p.stem}.{n}.{_kind(p, n)}{s}" for p, n in TRAIN_CASES for s in (".numba.py", ".ir.txt")
     }
     present = {f.name for f in EXPECTED.iterdir()} if EXPECTED.exists() else set()
     assert present <= wanted, sorted(present - wanted)

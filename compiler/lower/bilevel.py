@@ -1,0 +1,246 @@
+"""Bilevel blocks -> the tensor Programs that implicit differentiation needs.
+
+The lower level is the point where every follower's objective is stationary in its own
+variables: the residual ``R(x, y) = (d f_i / d x_i)_i`` (lower variables x, upper y). From the
+objectives' IR the rule table derives everything the runtime solves with, matrix-free:
+
+- ``residual``: R (and the first lower objective's value, for line searches);
+- ``residual_jvp``: J v with J = dR/dx (Newton-Krylov steps of the lower level);
+- ``residual_vjp``: J^T u (the adjoint system of the implicit function theorem);
+- ``residual_vjp_upper``: (dR/dy)^T u (the mixed term of the hypergradient);
+- ``upper``: the upper objective F and its gradient in x and y.
+
+Maximised objectives are negated here, so every Program minimises. All variables share one
+flat vector (lower variables first), with the layout of ``WeightSpec``s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import sympy
+
+from ...dsl import ast as A
+from ...dsl.diagnostics import DslTypeError
+from ...dsl.resolve import ModuleEnv
+from ..ir.ops import Input, Shape, placeholder
+from ..ir.program import Builder, Program, copy_op, rebuild
+from ..rules import jvp_program, vjp_program
+from .network import Scope, TensorLowering, Value, WeightSpec
+from .train import _dims
+
+
+@dataclass(frozen=True)
+class VarInfo:
+    """A variable of a bilevel block: level, shape, initial value and bounds (numbers)."""
+
+    name: str
+    level: str
+    shape: tuple[int, ...]
+    init: float
+    bounds: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class LoweredBilevel:
+    variables: dict[str, VarInfo]  # lower variables first
+    specs: dict[str, WeightSpec]  # the flat layout of the variables
+    lower: tuple[str, ...]
+    upper: tuple[str, ...]
+    inputs: tuple[str, ...]  # data arrays, then params (scalars)
+    params: dict[str, float]
+    programs: dict[str, Program]
+    upper_sense: str  # "minimize" or "maximize", as written
+    symmetric: bool  # one lower objective: J is a Hessian (CG); several: a Nash game (GMRES)
+    dtype: str
+
+
+def _number(e: A.Expression, env: ModuleEnv, what: str) -> float:
+    value = e.value.xreplace({sympy.Symbol(k): v for k, v in env.consts.items()})
+    if value.free_symbols or not value.is_number:
+        raise DslTypeError(f"{what} must be a constant number", e.span, None, "R343")
+    return float(value)
+
+
+def _merge(programs: list[Program]) -> Program:
+    """One Program computing every output of ``programs`` (shared leaves merge by interning)."""
+    b = Builder()
+    for prog in programs:
+        new: dict[int, int] = {}
+        for i, op in enumerate(prog.ops):
+            new[i] = copy_op(b, op, tuple(new[a] for a in op.args))
+        for name, v in prog.outputs.items():
+            b.output(name, new[v])
+    return rebuild(b.build(), copy_op)
+
+
+def _only(prog: Program, names: list[str]) -> Program:
+    return rebuild(replace(prog, outputs={n: prog.outputs[n] for n in names}), copy_op)
+
+
+def _wrt(prog: Program, names: tuple[str, ...]) -> list[str]:
+    present = {op.name for op in prog.ops if isinstance(op, Input)}
+    return [n for n in names if n in present]
+
+
+def lower_bilevel(
+    bl: A.Bilevel,
+    env: ModuleEnv,
+    dtype: str,
+    sizes: Mapping[str, int],
+    solution_shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> LoweredBilevel:
+    """The Programs of a bilevel block whose lower level is an optimisation or a game; or,
+    for a PDE lower level (``lower u = P(...).u``, shapes in ``solution_shapes``), the upper
+    objective's gradient only (the runtime differentiates the solve by its adjoint)."""
+    from ..tensor_driver import gradient_program
+
+    low = TensorLowering(dtype)
+    scope = Scope(env, "")
+    inputs = []
+    for decl in bl.data:
+        shape = _dims(decl, env, sizes)
+        scope.values[decl.name] = Value(low.input(decl.name, shape), False)
+        inputs.append(decl.name)
+    params = {}
+    for p in bl.params:
+        params[p.name] = _number(p.value, env, f"param '{p.name}'")
+        scope.values[p.name] = Value(low.input(p.name, ()), False)
+        inputs.append(p.name)
+    variables: dict[str, VarInfo] = {}
+    for level in ("lower", "upper"):
+        for v in bl.variables:
+            if v.level != level:
+                continue
+            var_shape: Shape = (
+                _dims(A.TensorDecl(v.name, v.shape, v.span), env, sizes) if v.shape else ()
+            )
+            if any(isinstance(d, str) for d in var_shape):
+                raise DslTypeError(
+                    f"the size of '{v.name}' is not known from the data",
+                    v.span,
+                    "name a size of a data array, e.g. 'lower w: [p]' with 'data X: [n, p]'",
+                    "R349",
+                )
+            bounds = None
+            if v.bounds is not None:
+                bounds = (
+                    _number(v.bounds[0], env, "a bound"),
+                    _number(v.bounds[1], env, "a bound"),
+                )
+            init = _number(v.init, env, f"the initial value of '{v.name}'")
+            info = VarInfo(v.name, level, tuple(int(d) for d in var_shape), init, bounds)
+            variables[v.name] = info
+            scope.values[v.name] = Value(low.input(v.name, info.shape), False)
+    for ls in bl.lower_solutions:
+        sol_shape = tuple(int(d) for d in (solution_shapes or {})[ls.name])
+        variables = {ls.name: VarInfo(ls.name, "lower", sol_shape, 0.0, None), **variables}
+        scope.values[ls.name] = Value(low.input(ls.name, sol_shape), False)
+    lower = tuple(n for n, v in variables.items() if v.level == "lower")
+    upper = tuple(n for n, v in variables.items() if v.level == "upper")
+    for k, ob in enumerate(bl.objectives):
+        value = low.lower(ob.expr.value, scope, ob.expr)
+        if low.shape(value):
+            raise DslTypeError(
+                f"an objective must be a number, but this one has shape {list(low.shape(value))}",
+                ob.expr.span,
+                "reduce it, e.g. sum(...)",
+                "R348",
+            )
+        if ob.sense == "maximize":
+            value = low.map(-placeholder(0), [value], ob.expr.span)
+        low.b.output(f"objective{k}", value.id)
+    every = low.b.build()
+
+    def objective(ob: A.Objective) -> Program:
+        """One objective as a Program with the output ``loss`` (what gradient_program seeds)."""
+        k = bl.objectives.index(ob)
+        return rebuild(replace(every, outputs={"loss": every.outputs[f"objective{k}"]}), copy_op)
+
+    lowers = [ob for ob in bl.objectives if ob.level == "lower"]
+    uppers = [ob for ob in bl.objectives if ob.level == "upper"]
+    if len(uppers) != 1:
+        raise DslTypeError(
+            f"bilevel '{bl.name}' needs exactly one upper objective, got {len(uppers)}",
+            bl.span,
+            None,
+            "R350",
+        )
+    if bl.lower_solutions:
+        if lowers:
+            raise DslTypeError(
+                "a lower level is either a PDE solution or objectives, not both",
+                lowers[0].span,
+                None,
+                "R350",
+            )
+        upper_obj = objective(uppers[0])
+        return LoweredBilevel(
+            variables,
+            {n: WeightSpec(n, v.shape, 1, 1, "bias") for n, v in variables.items()},
+            lower,
+            upper,
+            tuple(inputs),
+            params,
+            {"upper": gradient_program(upper_obj, _wrt(upper_obj, lower + upper))},
+            uppers[0].sense,
+            True,
+            dtype,
+        )
+    owned: dict[str, A.Objective] = {}
+    grads = []
+    for ob in lowers:
+        over = (ob.over,) if ob.over else lower
+        if len(lowers) > 1 and ob.over is None:
+            raise DslTypeError(
+                "with several lower objectives each one names its variable with 'over NAME'",
+                ob.span,
+                "e.g. 'lower maximize ... over q1'",
+                "R350",
+            )
+        for name in over:
+            if name in owned:
+                raise DslTypeError(
+                    f"lower variable '{name}' is claimed by two objectives",
+                    ob.span,
+                    f"the other is at {owned[name].span}",
+                    "R350",
+                )
+            owned[name] = ob
+        grads.append(gradient_program(objective(ob), list(over)))
+    orphans = [n for n in lower if n not in owned]
+    if orphans:
+        raise DslTypeError(f"no lower objective is over '{orphans[0]}'", bl.span, None, "R350")
+    residual = _merge(
+        [_only(g, [o for o in g.outputs if o != "loss"]) for g in grads]
+        + [_only(grads[0], ["loss"])]
+    )
+    bare = _only(residual, [f"bar:{n}" for n in lower])
+    upper_obj = objective(uppers[0])
+    upper_prog = gradient_program(upper_obj, _wrt(upper_obj, lower + upper))
+    programs = {
+        "residual": residual,
+        "residual_jvp": jvp_program(bare, lower),
+        "residual_vjp": vjp_program(bare, lower),
+        "upper": upper_prog,
+    }
+    wrt_upper = _wrt(bare, upper)
+    if wrt_upper:
+        programs["residual_vjp_upper"] = vjp_program(bare, wrt_upper)
+    specs = {n: WeightSpec(n, v.shape, 1, 1, "bias") for n, v in variables.items()}
+    return LoweredBilevel(
+        variables,
+        specs,
+        lower,
+        upper,
+        tuple(inputs),
+        params,
+        programs,
+        uppers[0].sense,
+        len(lowers) == 1,
+        dtype,
+    )
+
+
+__all__ = ["LoweredBilevel", "VarInfo", "lower_bilevel"]

@@ -1,0 +1,598 @@
+"""Bilevel blocks: the lower level solved by projected Newton-Krylov on the derived residual, the
+hypergradient by the implicit function theorem, the upper level by L-BFGS-B, GD or Adam.
+
+Every matrix is matrix-free: J v, J^T u and (dR/dy)^T u are compiled functions derived from the
+objectives' IR (``compiler/lower/bilevel.py``). With one lower objective J is its Hessian and the
+Krylov solves are CG; a game of several followers has a nonsymmetric J and uses GMRES. Lower
+variables at an active bound are held fixed (their rows leave the Krylov systems), which is the
+derivative of the projection onto the box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from ..dsl import ast as A
+from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
+from ..dsl.resolve import ModuleEnv
+from .networks import _array, _BlockHandle, _load
+
+
+@dataclass
+class BilevelResult:
+    """``res.upper`` and ``res.lower`` (dicts of values), ``res.hypergrad`` (d upper objective /
+    d upper variable, at the solution), ``res.history`` (the upper objective per iteration)."""
+
+    upper: dict[str, Any]
+    lower: dict[str, Any]
+    hypergrad: dict[str, Any]
+    history: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class BilevelHandle(_BlockHandle):
+    """``mod.ridge``: ``hypergrad(lam=..., **data)`` and ``solve(**data)``."""
+
+    what = "bilevel block"
+
+    def __init__(
+        self, block: A.Bilevel, env: ModuleEnv, source: str, backend: str, cache_dir: Any
+    ) -> None:
+        super().__init__(block, env, source, backend, cache_dir)
+        self.options = self._solve_options()
+        self.siblings: Mapping[str, Any] = {}  # the other blocks of the file (PDE lower levels)
+
+    # -- options, data, compilation ------------------------------------------------------------
+    def _solve_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "method": "implicit",
+            "tol": 1e-10,
+            "steps": 100,
+            "inner_steps": 50,
+            "lr": 0.1,
+            "outer": "lbfgs",
+        }
+        if self.block.solves:
+            solve = self.block.solves[0]
+            opts["method"] = solve.method
+            for kw in solve.options:
+                value = kw.value.value if isinstance(kw.value, A.Expression) else kw.value
+                opts[kw.name] = (
+                    str(value)
+                    if isinstance(value, sympy.Symbol)
+                    else (
+                        float(value)
+                        if isinstance(value, sympy.Float)
+                        else int(value)
+                        if isinstance(value, sympy.Integer)
+                        else value
+                    )
+                )
+            self._method_span = solve.span
+        else:
+            self._method_span = self.block.span
+        if self.block.lower_solutions:
+            opts["method"] = "adjoint" if not self.block.solves else opts["method"]
+        return opts
+
+    @property
+    def dtype(self) -> str:
+        return str(self.options.get("dtype", "float64"))
+
+    def _split(self, kwargs: Mapping[str, Any]) -> tuple[dict, dict, dict, dict]:
+        data_names = [d.name for d in self.block.data]
+        var_names = [v.name for v in self.block.variables]
+        param_names = [p.name for p in self.block.params]
+        option_names = ["tol", "steps", "inner_steps", "lr", "outer"]
+        data, variables, params, options = {}, {}, {}, {}
+        for k, v in kwargs.items():
+            if k in data_names:
+                data[k] = v
+            elif k in var_names:
+                variables[k] = v
+            elif k in param_names:
+                params[k] = float(v)
+            elif k in option_names:
+                options[k] = v
+            else:
+                known = [*data_names, *var_names, *param_names, *option_names]
+                raise RuntimeInputError(
+                    f"'{k}' is not a data array, variable, param or option of '{self.name}'",
+                    hint=did_you_mean(k, known) or f"names: {', '.join(known)}",
+                    code="R503",
+                )
+        missing = [n for n in data_names if n not in data]
+        if missing:
+            raise RuntimeInputError(
+                f"bilevel '{self.name}' needs the data {', '.join(missing)}",
+                hint=f"pass them as keywords ({missing[0]}=array) or on the command line "
+                f"(--data {missing[0]}=FILE.npy)",
+                code="R535",
+            )
+        return data, variables, params, options
+
+    def _check_method(self) -> None:
+        method = self.options["method"]
+        want = "adjoint" if self.block.lower_solutions else "implicit"
+        if method != want:
+            what = "a PDE lower level" if want == "adjoint" else "a lower level of objectives"
+            raise UnsupportedError(
+                f"bilevel method '{method}' is not compiled for {what} yet ('{self.name}')",
+                self._method_span,
+                f"use 'solve {want}(...)'"
+                + (
+                    " (the implicit function theorem on derived Hessian-vector products)"
+                    if want == "implicit"
+                    else " (the PDE's discrete adjoint)"
+                ),
+                code="R416",
+            )
+
+    def compile(self, data: Mapping[str, np.ndarray]) -> tuple[Any, Any, Any]:
+        from ..compiler.lower.bilevel import lower_bilevel
+        from ..compiler.tensor_driver import compile_bilevel
+
+        sizes: dict[str, int] = {}
+        for decl in self.block.data:
+            for d, n in zip(decl.shape, np.shape(data[decl.name]), strict=False):
+                if d.value.is_Symbol and sizes.setdefault(d.value.name, n) != n:
+                    raise RuntimeInputError(
+                        f"size '{d.value.name}' is {sizes[d.value.name]} in one data array and "
+                        f"{n} in '{decl.name}'",
+                        decl.span,
+                        code="R536",
+                    )
+            if np.ndim(data[decl.name]) != len(decl.shape):
+                raise RuntimeInputError(
+                    f"data '{decl.name}' is declared with {len(decl.shape)} axes, got shape "
+                    f"{list(np.shape(data[decl.name]))}",
+                    decl.span,
+                    code="R536",
+                )
+        key = repr(sorted(sizes.items()))
+        if key not in self._compiled:
+            lowered = lower_bilevel(self.block, self.env, self.dtype, sizes)
+            art = compile_bilevel(lowered, self.name, self.source_name)
+            art.lowered = lowered
+            self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))
+        art, mod = self._compiled[key]
+        return art, mod, art.lowered
+
+    # -- the contract --------------------------------------------------------------------------
+    def hypergrad(self, **kwargs: Any) -> dict[str, Any]:
+        """d upper objective / d upper variables, with the lower level solved to ``tol``."""
+        return self._problem(kwargs).hypergrad()
+
+    def solve(self, progress: bool = False, **kwargs: Any) -> BilevelResult:
+        """Optimise the upper level (lower level re-solved, warm-started, at every iterate)."""
+        return self._problem(kwargs).optimise()
+
+    def _problem(self, kwargs: Mapping[str, Any]) -> _Problem | _PdeProblem:
+        data, variables, params, options = self._split(kwargs)
+        arrays = {k: _array(k, v, self.dtype) for k, v in data.items()}
+        opts = {**self.options, **_checked_options(options)}
+        self._check_method()
+        if self.block.lower_solutions:
+            return _PdeProblem(self, arrays, variables, params, opts)
+        art, mod, lowered = self.compile(arrays)
+        return _Problem(self, art, mod, lowered, arrays, variables, params, opts)
+
+
+def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options given from Python, checked as the checker checks a solve line's (R538)."""
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        if k == "outer":
+            ok = bool(v in ("gd", "adam", "lbfgs"))
+        elif k in ("steps", "inner_steps"):
+            ok = bool(isinstance(v, int | np.integer) and v >= 1)
+        else:  # tol, lr
+            ok = bool(isinstance(v, int | float | np.floating) and np.isfinite(v) and v > 0)
+        if not ok:
+            want = {
+                "outer": "one of gd, adam, lbfgs",
+                "steps": "a positive integer",
+                "inner_steps": "a positive integer",
+            }.get(k, "a positive number")
+            raise RuntimeInputError(f"option '{k}' must be {want}, got {v!r}", code="R538")
+        out[k] = v
+    return out
+
+
+class _Problem:
+    """One bilevel instance: the compiled entries bound to data, params and options."""
+
+    def __init__(
+        self,
+        handle: BilevelHandle,
+        art: Any,
+        mod: Any,
+        lowered: Any,
+        data: dict[str, np.ndarray],
+        variables: dict[str, Any],
+        params: dict[str, float],
+        options: dict[str, Any],
+    ) -> None:
+        self.handle, self.art, self.mod, self.lowered = handle, art, mod, lowered
+        self.options = options
+        values = {**lowered.params, **params}
+        self.args = [data[n] if n in data else float(values[n]) for n in lowered.inputs]
+        self.given = variables
+        self.layout = art.layout
+        n = art.layout.size
+        self.lo = np.full(n, -np.inf)
+        self.hi = np.full(n, np.inf)
+        for name, info in lowered.variables.items():
+            if info.bounds is not None:
+                start, stop = self.layout.offsets[name]
+                self.lo[start:stop], self.hi[start:stop] = info.bounds
+        self.lower_mask = np.zeros(n, dtype=bool)
+        for name in lowered.lower:
+            start, stop = self.layout.offsets[name]
+            self.lower_mask[start:stop] = True
+        self.solves = 0
+        self.ref_norm: float | None = None
+
+    # -- flat vectors --------------------------------------------------------------------------
+    def initial(self) -> np.ndarray:
+        w = np.zeros(self.layout.size, dtype=self.art.dtype)
+        for name, info in self.lowered.variables.items():
+            start, stop = self.layout.offsets[name]
+            value = self.given.get(name, info.init)
+            try:
+                w[start:stop] = np.broadcast_to(np.asarray(value, dtype=float), info.shape).ravel()
+            except ValueError:
+                raise RuntimeInputError(
+                    f"'{name}' needs shape {list(info.shape)}, got {list(np.shape(value))}",
+                    code="R536",
+                ) from None
+        return np.clip(w, self.lo, self.hi)
+
+    def unflatten(self, w: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
+        out = {}
+        for name in names:
+            start, stop = self.layout.offsets[name]
+            shape = self.lowered.variables[name].shape
+            out[name] = float(w[start]) if not shape else w[start:stop].reshape(shape).copy()
+        return out
+
+    def call(
+        self, entry: str, w: np.ndarray, v: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
+        g = np.zeros_like(w)
+        fn = getattr(self.mod, entry)
+        value = fn(w, g, *self.args) if v is None else fn(w, v, g, *self.args)
+        return float(value), g
+
+    # -- the lower level -----------------------------------------------------------------------
+    def _free(self, w: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Lower coordinates not held at a bound by a gradient that points out of the box."""
+        at_lo = (w <= self.lo) & (r > 0)
+        at_hi = (w >= self.hi) & (r < 0)
+        return self.lower_mask & ~at_lo & ~at_hi
+
+    def _krylov(self, entry: str, w: np.ndarray, free: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        from scipy.sparse.linalg import LinearOperator, cg, gmres
+
+        idx = np.flatnonzero(free)
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            v = np.zeros_like(w)
+            v[idx] = x
+            return self.call(entry, w, v)[1][idx]
+
+        op = LinearOperator((idx.size, idx.size), matvec=matvec, dtype=w.dtype)
+        tol = float(self.options["tol"])
+        rtol = min(1e-3, max(tol * 1e-2, 1e-14))
+        if self.lowered.symmetric:
+            x, _ = cg(op, rhs[idx], rtol=rtol, atol=0.0, maxiter=10 * idx.size + 100)
+        else:
+            x, _ = gmres(
+                op,
+                rhs[idx],
+                rtol=rtol,
+                atol=0.0,
+                restart=min(idx.size, 50),
+                maxiter=10 * idx.size + 100,
+            )
+        out = np.zeros_like(w)
+        out[idx] = x
+        return out
+
+    def solve_lower(self, w: np.ndarray) -> np.ndarray:
+        """Projected Newton-Krylov with a backtracking line search on 0.5 |R|^2 (a Newton
+        direction descends it whenever J is invertible, for a game as for a minimisation);
+        stops when the free part of R is below ``tol`` times the first solve's initial norm
+        (at least 1), so warm starts keep one absolute target."""
+        tol = float(self.options["tol"])
+        steps = int(self.options["inner_steps"])
+        w = w.copy()
+        _, r = self.call("residual", w)
+        if self.ref_norm is None:
+            self.ref_norm = max(float(np.linalg.norm(r[self._free(w, r)])), 1.0)
+        target = tol * self.ref_norm
+        norm = float(np.linalg.norm(r[self._free(w, r)]))
+        for _ in range(steps):
+            if norm <= target:
+                self.solves += 1
+                return w
+            free = self._free(w, r)
+            d = self._krylov("residual_jvp", w, free, -r)
+            t = 1.0
+            for _ in range(40):
+                trial = np.clip(w + t * d, self.lo, self.hi)
+                _, t_r = self.call("residual", trial)
+                t_norm = float(np.linalg.norm(t_r[self._free(trial, t_r)]))
+                if np.isfinite(t_norm) and t_norm**2 <= (1 - 1e-4 * t) * norm**2:
+                    break
+                t *= 0.5
+            w, r, norm = trial, t_r, t_norm
+        if norm <= target:
+            self.solves += 1
+            return w
+        raise RuntimeInputError(
+            f"the lower level of '{self.handle.name}' did not converge in {steps} Newton "
+            f"steps (residual {norm:.3g}, target {target:.3g})",
+            self.handle._method_span,
+            "raise inner_steps, or loosen tol",
+            code="R542",
+        )
+
+    def hypergrad(self) -> dict[str, Any]:
+        _, grad = self.upper_and_hypergrad(self.solve_lower(self.initial()))
+        return self.unflatten(grad, self.lowered.upper)
+
+    # -- the hypergradient ---------------------------------------------------------------------
+    def upper_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """F and dF/dy at the lower solution: dF/dy = F_y - (dR/dy)^T lam, J^T lam = F_x."""
+        value, gF = self.call("upper", w)
+        _, r = self.call("residual", w)
+        free = self._free(w, r)
+        lam = self._krylov("residual_vjp", w, free, np.where(free, gF, 0.0))
+        grad = np.where(self.lower_mask, 0.0, gF)
+        if hasattr(self.mod, "residual_vjp_upper"):
+            _, mixed = self.call("residual_vjp_upper", w, lam)
+            grad = grad - np.where(self.lower_mask, 0.0, mixed)
+        sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
+        return sign * value, sign * grad
+
+    # -- the upper level -----------------------------------------------------------------------
+    def optimise(self) -> BilevelResult:
+        upper_mask = ~self.lower_mask
+        state = {"w": self.solve_lower(self.initial())}
+
+        def evaluate(y: np.ndarray) -> tuple[float, np.ndarray]:
+            w = state["w"].copy()
+            w[upper_mask] = y
+            state["w"] = w = self.solve_lower(w)  # warm-started from the last solution
+            value, grad = self.upper_and_hypergrad(w)
+            return value, grad[upper_mask]
+
+        y0 = state["w"][upper_mask]
+        _, grad, history, info = optimise_upper(
+            evaluate,
+            y0,
+            self.lo[upper_mask],
+            self.hi[upper_mask],
+            self.options,
+            self.lowered.upper_sense,
+        )
+        w = state["w"]
+        full = np.zeros_like(w)
+        full[upper_mask] = grad
+        return BilevelResult(
+            self.unflatten(w, self.lowered.upper),
+            self.unflatten(w, self.lowered.lower),
+            self.unflatten(full, self.lowered.upper),
+            history,
+            {**info, "lower_solves": self.solves},
+        )
+
+
+def optimise_upper(
+    evaluate: Any,
+    y0: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    options: Mapping[str, Any],
+    sense: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The upper loop: ``evaluate(y) -> (F, dF/dy)`` as written (``sense`` says whether F is
+    minimised or maximised). Returns the final y, the hypergradient there, F per evaluation and
+    what the optimiser reported. ``outer``: L-BFGS-B (bounds native), or projected GD / Adam
+    with ``lr`` for ``steps`` iterations."""
+    outer, steps = str(options["outer"]), int(options["steps"])
+    sign = -1.0 if sense == "maximize" else 1.0
+    history: list[float] = []
+    last: dict[str, np.ndarray] = {}
+
+    def f_and_g(y: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = evaluate(np.asarray(y, dtype=np.float64))
+        history.append(value)
+        last["grad"] = grad
+        return sign * value, sign * grad
+
+    y = np.asarray(y0, dtype=np.float64)
+    if outer == "lbfgs":
+        from scipy.optimize import minimize
+
+        bounds = [
+            (None if np.isinf(a) else a, None if np.isinf(b) else b)
+            for a, b in zip(lo, hi, strict=True)
+        ]
+        res = minimize(
+            f_and_g,
+            y,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": steps, "ftol": 1e-15, "gtol": 1e-10},
+        )
+        y, info = res.x, {"message": str(res.message), "iterations": int(res.nit)}
+    else:
+        lr = float(options["lr"])
+        m, v = np.zeros_like(y), np.zeros_like(y)
+        for t in range(1, steps + 1):
+            _, g = f_and_g(y)
+            if outer == "adam":
+                m = 0.9 * m + 0.1 * g
+                v = 0.999 * v + 0.001 * g * g
+                step = lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+            else:
+                step = lr * g
+            y = np.clip(y - step, lo, hi)
+        info = {"iterations": steps}
+    f_and_g(y)  # the lower level and the hypergradient at the final point
+    return y, last["grad"], np.asarray(history), {**info, "outer": outer}
+
+
+class _PdeProblem:
+    """A PDE lower level (``lower u = heat1d(nu = nu).u at t = 0.1``): each evaluation solves
+    the PDE with parameters computed from the upper variables, and the hypergradient is the
+    upper objective's partials plus the solve's discrete adjoint (``sol.vjp``) chained through
+    d(parameter)/d(upper variable), derived with SymPy from the call's keyword expressions."""
+
+    def __init__(
+        self,
+        handle: BilevelHandle,
+        data: dict[str, np.ndarray],
+        variables: dict[str, Any],
+        params: dict[str, float],
+        options: dict[str, Any],
+    ) -> None:
+        from ..compiler.lower.bilevel import lower_bilevel
+        from ..compiler.tensor_driver import compile_bilevel
+
+        self.handle, self.options, self.data = handle, options, data
+        bl = handle.block
+        if len(bl.lower_solutions) != 1:
+            raise UnsupportedError(
+                "a bilevel block with several PDE lower solutions is not compiled yet",
+                bl.lower_solutions[1].span,
+                "use one 'lower NAME = P(...).field' line",
+                code="R416",
+            )
+        self.ls = bl.lower_solutions[0]
+        self.pde = handle.siblings[self.ls.problem.name]
+        self.params = {p.name: float(_const(p.value.value, handle.env)) for p in bl.params}
+        self.params.update(params)
+        self.upper = [v for v in bl.variables if v.level == "upper"]
+        y0 = []
+        self.lo, self.hi = [], []
+        for v in self.upper:
+            y0.append(float(variables.get(v.name, _const(v.init.value, handle.env))))
+            lo, hi = v.bounds if v.bounds is not None else (None, None)
+            self.lo.append(-np.inf if lo is None else float(_const(lo.value, handle.env)))
+            self.hi.append(np.inf if hi is None else float(_const(hi.value, handle.env)))
+        self.y0 = np.clip(np.array(y0, dtype=float), self.lo, self.hi)
+        self.solve_kwargs, self.time = self._at()
+        sol = self._solve(self.y0)
+        shape = sol[self.ls.field].shape[1:]
+        sizes = {}
+        for decl in bl.data:
+            for d, n in zip(decl.shape, np.shape(data[decl.name]), strict=False):
+                if d.value.is_Symbol:
+                    sizes[d.value.name] = n
+        key = repr(("pde", sorted(sizes.items()), shape))
+        if key not in handle._compiled:
+            lowered = lower_bilevel(bl, handle.env, handle.dtype, sizes, {self.ls.name: shape})
+            art = compile_bilevel(lowered, handle.name, handle.source_name)
+            art.lowered = lowered
+            handle._compiled[key] = (art, _load(art, handle.backend_name, handle.cache_dir))
+        self.art, self.mod = handle._compiled[key]
+        self.lowered = self.art.lowered
+        self.args = [data[n] if n in data else float(self.params[n]) for n in self.lowered.inputs]
+        self.solves = 0
+
+    def _at(self) -> tuple[dict[str, Any], float | None]:
+        out: dict[str, Any] = {}
+        time = self.pde.problem.time
+        for kw in self.ls.at:
+            if time is None or kw.name != time.name:
+                raise UnsupportedError(
+                    f"'at {kw.name} = ...' is not compiled yet: a PDE lower level is observed "
+                    "at a time",
+                    kw.span,
+                    f"use 'at {time.name if time else 't'} = VALUE'",
+                    code="R416",
+                )
+            out["t1"] = float(_const(kw.value.value, self.handle.env))
+        return out, out.get("t1")
+
+    def _pde_params(self, y: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """The PDE's parameters at y, and d parameter / d y (SymPy derivatives of the call's
+        keyword expressions)."""
+        names = {v.name: sympy.Symbol(v.name) for v in self.upper}
+        subs: dict[sympy.Basic, sympy.Basic] = {
+            sympy.Symbol(k): sympy.Float(v) for k, v in self.params.items()
+        }
+        subs.update({names[v.name]: sympy.Float(float(y[k])) for k, v in enumerate(self.upper)})
+        subs.update({sympy.Symbol(k): v for k, v in self.handle.env.consts.items()})
+        values, derivs = {}, {}
+        for kw in self.ls.problem.kwargs:
+            if isinstance(kw.value, A.Call):
+                raise RuntimeInputError(f"'{kw.name}' must be an expression", kw.span, code="R536")
+            expr = kw.value.value
+            values[kw.name] = float(expr.xreplace(subs).evalf())
+            derivs[kw.name] = np.array(
+                [float(sympy.diff(expr, names[v.name]).xreplace(subs).evalf()) for v in self.upper]
+            )
+        return values, derivs
+
+    def _solve(self, y: np.ndarray) -> Any:
+        values, _ = self._pde_params(y)
+        return self.pde.solve(**values, **self.solve_kwargs)
+
+    def evaluate(self, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """F and dF/dy as written."""
+        values, derivs = self._pde_params(y)
+        sol = self.pde.solve(**values, **self.solve_kwargs)
+        self.solves += 1
+        u = np.asarray(sol[self.ls.field][-1], dtype=float)
+        w = np.zeros(self.art.layout.size)
+        start, stop = self.art.layout.offsets[self.ls.name]
+        w[start:stop] = u.ravel()
+        for k, v in enumerate(self.upper):
+            w[self.art.layout.offsets[v.name][0]] = y[k]
+        g = np.zeros_like(w)
+        value = float(self.mod.upper(w, g, *self.args))
+        grad = np.array([g[self.art.layout.offsets[v.name][0]] for v in self.upper])
+        adj = sol.vjp({self.ls.field: g[start:stop].reshape(u.shape)}, params=list(values))
+        for name, d in derivs.items():
+            grad = grad + d * float(adj.params[name])
+        sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
+        self.last_u = u
+        return sign * value, sign * grad
+
+    def hypergrad(self) -> dict[str, Any]:
+        _, grad = self.evaluate(self.y0)
+        return {v.name: float(grad[k]) for k, v in enumerate(self.upper)}
+
+    def optimise(self) -> BilevelResult:
+        y, grad, history, info = optimise_upper(
+            self.evaluate,
+            self.y0,
+            np.array(self.lo),
+            np.array(self.hi),
+            self.options,
+            self.lowered.upper_sense,
+        )
+        return BilevelResult(
+            {v.name: float(y[k]) for k, v in enumerate(self.upper)},
+            {self.ls.name: self.last_u.copy()},
+            {v.name: float(grad[k]) for k, v in enumerate(self.upper)},
+            history,
+            {**info, "lower_solves": self.solves},
+        )
+
+
+def _const(value: sympy.Basic, env: ModuleEnv) -> float:
+    return float(value.xreplace({sympy.Symbol(k): v for k, v in env.consts.items()}).evalf())
+
+
+__all__ = ["BilevelHandle", "BilevelResult"]

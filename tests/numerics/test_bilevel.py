@@ -1,0 +1,209 @@
+"""Bilevel programs (LANGUAGE.md §6) with the implicit method: hypergradients against closed
+forms and differences of exact lower solutions, Stackelberg equilibria against their formulas,
+and active bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ritz
+from ritz.dsl.diagnostics import RitzError
+
+RIDGE = """\
+bilevel ridge {
+    data X: [n, p], y: [n], Xv: [m, p], yv: [m]
+    upper lam = 0.0
+    lower w: [p] = 0
+    lower minimize 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)
+    upper minimize 0.5 * sum((Xv @ w - yv)^2)
+    solve implicit(tol = 1e-10, steps = 100, lr = 0.1)
+}
+"""
+
+COURNOT = """\
+bilevel cournot {
+    param a = 100, b = 1, c1 = 10, c2 = 10
+    upper q1 = 10 in [0, 100]
+    lower q2 = 10 in [0, 100]
+    lower maximize q2 * (a - b * (q1 + q2)) - c2 * q2
+    upper maximize q1 * (a - b * (q1 + q2)) - c1 * q1
+}
+"""
+
+OLIGOPOLY = """\
+bilevel oligopoly {
+    param a = 100, b = 1, c = 10
+    upper q0 = 10 in [0, 100]
+    lower q1 = 10 in [0, 100]
+    lower q2 = 10 in [0, 100]
+    lower maximize q1 * (a - b * (q0 + q1 + q2)) - c * q1 over q1
+    lower maximize q2 * (a - b * (q0 + q1 + q2)) - c * q2 over q2
+    upper maximize q0 * (a - b * (q0 + q1 + q2)) - c * q0
+}
+"""
+
+
+def _ridge_data(seed: int = 0, n: int = 60, m: int = 40, p: int = 30) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    w_true = rng.normal(size=p)
+    X, Xv = rng.normal(size=(n, p)), rng.normal(size=(m, p))
+    return {
+        "X": X,
+        "y": X @ w_true + 3.0 * rng.normal(size=n),
+        "Xv": Xv,
+        "yv": Xv @ w_true + 3.0 * rng.normal(size=m),
+    }
+
+
+def _ridge_closed(d: dict[str, np.ndarray], lam: float) -> tuple[float, float]:
+    """F(lam) and dF/dlam from the exact solution w = (X^T X + e^lam I)^-1 X^T y."""
+    X, y, Xv, yv = d["X"], d["y"], d["Xv"], d["yv"]
+    A = X.T @ X + np.exp(lam) * np.eye(X.shape[1])
+    w = np.linalg.solve(A, X.T @ y)
+    r = Xv @ w - yv
+    dw = -np.linalg.solve(A, np.exp(lam) * w)
+    return 0.5 * float(r @ r), float(r @ (Xv @ dw))
+
+
+@pytest.mark.parametrize("lam", [-2.0, 0.3, 2.5])
+def test_ridge_hypergradient_matches_closed_form(lam: float) -> None:
+    d = _ridge_data()
+    h = ritz.compile(RIDGE).ridge.hypergrad(lam=lam, **d)
+    _, want = _ridge_closed(d, lam)
+    assert h["lam"] == pytest.approx(want, rel=1e-8)
+
+
+def test_ridge_solve_finds_the_best_regularisation() -> None:
+    from scipy.optimize import minimize_scalar
+
+    d = _ridge_data()
+    res = ritz.compile(RIDGE).ridge.solve(**d)
+    best = minimize_scalar(
+        lambda lam: _ridge_closed(d, lam)[0],
+        bounds=(-10, 10),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    assert res.upper["lam"] == pytest.approx(best.x, abs=1e-4)
+    assert abs(res.hypergrad["lam"]) < 1e-6 * abs(_ridge_closed(d, 0.0)[1])
+    X, y = d["X"], d["y"]
+    A = X.T @ X + np.exp(res.upper["lam"]) * np.eye(X.shape[1])
+    np.testing.assert_allclose(res.lower["w"], np.linalg.solve(A, X.T @ y), rtol=1e-8)
+    assert res.history[-1] == pytest.approx(best.fun, rel=1e-9)
+    assert res.history[0] > res.history[-1]
+
+
+@pytest.mark.parametrize(("outer", "lr", "steps"), [("gd", 2e-3, 300), ("adam", 0.05, 300)])
+def test_ridge_first_order_outer_loops(outer: str, lr: float, steps: int) -> None:
+    d = _ridge_data()
+    res = ritz.compile(RIDGE).ridge.solve(**d, outer=outer, lr=lr, steps=steps)
+    best = ritz.compile(RIDGE).ridge.solve(**d)
+    assert res.info["outer"] == outer
+    assert res.upper["lam"] == pytest.approx(best.upper["lam"], abs=0.05)
+
+
+def test_cournot_is_the_stackelberg_equilibrium() -> None:
+    """Leader q1 = (a - 2 c1 + c2) / 2b, follower q2 = (a - c2 - b q1) / 2b."""
+    mod = ritz.compile(COURNOT).cournot
+    res = mod.solve()
+    assert res.upper["q1"] == pytest.approx(45.0, abs=1e-8)
+    assert res.lower["q2"] == pytest.approx(22.5, abs=1e-8)
+    # d/dq1 of q1 (a - b (q1 + q2(q1))) - c1 q1 with q2' = -1/2: (a - c1 - b q2) - b q1 / 2 ...
+    for q1 in (0.0, 30.0, 60.0):
+        q2 = (100 - 10 - q1) / 2
+        want = (100 - (q1 + q2) - 10) - q1 * (1 - 0.5)
+        assert mod.hypergrad(q1=q1)["q1"] == pytest.approx(want, abs=1e-9)
+    res = mod.solve(a=120, c1=20)  # params as keywords
+    assert res.upper["q1"] == pytest.approx((120 - 40 + 10) / 2, abs=1e-8)
+
+
+def test_active_bound_holds_the_follower() -> None:
+    """With c2 = 95 the follower's best reply max(0, (a - c2 - q1) / 2) is 0 for q1 >= 5: it
+    sits on its bound and does not move with q1, so the hypergradient is the partial one."""
+    mod = ritz.compile(COURNOT).cournot
+    h = mod.hypergrad(q1=30.0, c2=95.0)
+    assert h["q1"] == pytest.approx(100 - 2 * 30.0 - 10, abs=1e-9)
+    res = mod.solve(c2=95.0)
+    assert res.lower["q2"] == 0.0 and res.upper["q1"] == pytest.approx(45.0, abs=1e-8)
+
+
+def test_oligopoly_nash_followers() -> None:
+    """Two followers in Nash equilibrium: q1 = q2 = (a - c - b q0) / 3b; leader q0 = (a - c)/2b."""
+    mod = ritz.compile(OLIGOPOLY).oligopoly
+    res = mod.solve()
+    assert res.upper["q0"] == pytest.approx(45.0, abs=1e-8)
+    assert res.lower["q1"] == pytest.approx(15.0, abs=1e-8)
+    assert res.lower["q2"] == pytest.approx(15.0, abs=1e-8)
+    # F(q0) = q0 (a - c - q0 - 2 (a - c - q0) / 3) = q0 (a - c - q0) / 3
+    assert mod.hypergrad(q0=20.0)["q0"] == pytest.approx((90 - 40) / 3, abs=1e-9)
+
+
+def test_bilevel_input_errors() -> None:
+    mod = ritz.compile(RIDGE, name="r.dsl")
+    d = _ridge_data()
+    cases = [
+        (lambda: mod.ridge.hypergrad(lam=0.3, X=d["X"]), "R535"),
+        (lambda: mod.ridge.hypergrad(lam=0.3, mu=1, **d), "R503"),
+        (lambda: mod.ridge.hypergrad(**{**d, "y": d["y"][:5]}), "R536"),
+        (lambda: mod.ridge.hypergrad(**d, inner_steps=3, tol=1e-30), "R542"),
+        (lambda: mod.ridge.hypergrad(**d, outer="newton"), "R538"),
+        (lambda: mod.ridge.hypergrad(**d, steps=0), "R538"),
+    ]
+    for call, code in cases:
+        with pytest.raises(RitzError) as err:
+            call()
+        assert err.value.code == code, err.value.render()
+
+
+def test_methods_not_compiled_say_so() -> None:
+    unroll = RIDGE.replace("solve implicit(", "solve unroll(k = 10, ")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(unroll, name="r.dsl").ridge.hypergrad(**_ridge_data())
+    assert err.value.code == "R416" and err.value.line == 7 and err.value.hint
+
+
+FIT_DIFFUSIVITY = """\
+pde heat1d {
+    space x in [-1, 1]
+    time t in [0, 0.5]
+    field u
+    param nu = 0.05
+    dt(u) = nu * diff(u, x, 2)
+    boundary u = 0 at x = -1, x = 1
+    initial u = -sin(pi * x)
+    solve fd(cells = 200, scheme = cn, dt = 1e-3)
+}
+
+bilevel fit_diffusivity {
+    data u_obs: [200]
+    upper nu = 0.01 in [1e-4, 1]
+    lower u = heat1d(nu = nu).u at t = 0.1
+    upper minimize 0.5 * sum((u - u_obs)^2)
+    solve adjoint(steps = 50)
+}
+"""
+
+
+def test_pde_lower_level_by_adjoint() -> None:
+    """LANGUAGE.md §6 fit_diffusivity: the hypergradient is the discrete adjoint of the solve
+    (exact for the discrete problem: central differences of whole solves agree to 1e-8), and
+    L-BFGS-B recovers the diffusivity of the observations (exact solution, nu = 0.3) up to the
+    discretisation error."""
+    mod = ritz.compile(FIT_DIFFUSIVITY)
+    x = mod.heat1d.solve(t1=0.1).coords["x"]
+    u_obs = -np.exp(-0.3 * np.pi**2 * 0.1) * np.sin(np.pi * x)
+
+    def upper(nu: float) -> float:
+        sol = mod.heat1d.solve(nu=nu, t1=0.1)
+        assert sol.t[-1] == pytest.approx(0.1)
+        return 0.5 * float(np.sum((sol["u"][-1] - u_obs) ** 2))
+
+    h = mod.fit_diffusivity.hypergrad(nu=0.1, u_obs=u_obs)
+    fd = (upper(0.1 + 1e-6) - upper(0.1 - 1e-6)) / 2e-6
+    assert h["nu"] == pytest.approx(fd, rel=1e-7)
+    res = mod.fit_diffusivity.solve(u_obs=u_obs)
+    assert res.upper["nu"] == pytest.approx(0.3, rel=1e-3)  # observed 0.30002
+    assert res.lower["u"].shape == (200,)
+    assert abs(res.hypergrad["nu"]) < 1e-6
+    assert res.history[0] > 1e3 * res.history[-1]
