@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 
 from ..dsl import ast as A
-from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
+from ..dsl.diagnostics import RitzError, RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .networks import _array, _BlockHandle, _load
 
@@ -410,11 +410,22 @@ def optimise_upper(
     sign = -1.0 if sense == "maximize" else 1.0
     history: list[float] = []
     last: dict[str, np.ndarray] = {}
+    failed: list[RitzError] = []
 
     def f_and_g(y: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = evaluate(np.asarray(y, dtype=np.float64))
+        try:
+            value, grad = evaluate(np.asarray(y, dtype=np.float64))
+        except RitzError as err:
+            # a trial point where the lower level fails (a PDE solve that blows up at a
+            # parameter its time step cannot take): a bad point the line search backs away
+            # from. The first point must succeed.
+            if not history or err.code not in ("R540", "R542"):
+                raise
+            failed.append(err)
+            return abs(sign * history[0]) * 1e6 + 1e6, np.zeros_like(y)
         history.append(value)
         last["grad"] = grad
+        last["y"] = np.asarray(y, dtype=np.float64).copy()
         return sign * value, sign * grad
 
     y = np.asarray(y0, dtype=np.float64)
@@ -447,8 +458,16 @@ def optimise_upper(
                 step = lr * g
             y = np.clip(y - step, lo, hi)
         info = {"iterations": steps}
-    f_and_g(y)  # the lower level and the hypergradient at the final point
-    return y, last["grad"], np.asarray(history), {**info, "outer": outer}
+    if not np.array_equal(y, last["y"]):
+        f_and_g(y)  # the lower level and the hypergradient at the final point
+    if not np.array_equal(y, last["y"]):
+        raise failed[-1]
+    return (
+        y,
+        last["grad"],
+        np.asarray(history),
+        {**info, "outer": outer, "failed_evaluations": len(failed)},
+    )
 
 
 class _PdeProblem:
