@@ -236,13 +236,14 @@ def show(
     """Show the IR or generated code of a problem of FILE."""
     from ..compiler.driver import compile_pde, fd_pipeline
     from ..dsl import load_file
+    from .bilevel import BilevelHandle
     from .cli_nets import show_tensor_block
     from .networks import NetworkHandle, TrainHandle
 
     checked = load_file(Path(file))
     handle = _pick(_handle_module(checked, backend), problem, train=True)
     overrides = parse_sets(sets)
-    if isinstance(handle, NetworkHandle | TrainHandle):
+    if isinstance(handle, NetworkHandle | TrainHandle | BilevelHandle):
         click.echo(show_tensor_block(handle, what, overrides), nl=False)
         return
     fd = handle.resolve(overrides)[2]

@@ -124,16 +124,48 @@ def refuse_network(handle: NetworkHandle) -> None:
     )
 
 
+def _bilevel_artifact(handle: Any, sizes: dict[str, Any]) -> Any:
+    """A bilevel block's module for data of the sizes given with --set (e.g. p=10)."""
+    if handle.block.lower_solutions:
+        raise RuntimeInputError(
+            f"'{handle.name}' has a PDE lower level: its code is the pde block's",
+            handle.block.span,
+            "show the pde block (-p NAME), or its adjoint (--adjoint)",
+            code="R523",
+        )
+    data = {}
+    for decl in handle.block.data:
+        shape = []
+        for d in decl.shape:
+            value = d.value
+            if value.is_Integer:
+                shape.append(int(value))
+            elif str(value) in sizes:
+                shape.append(int(sizes[str(value)]))
+            else:
+                raise RuntimeInputError(
+                    f"the size '{value}' of data '{decl.name}' is needed to print the code",
+                    decl.span,
+                    f"give it with --set {value}=10",
+                    code="R523",
+                )
+        data[decl.name] = np.zeros(shape)
+    return handle.compile(data)[0]
+
+
 def show_tensor_block(handle: Any, what: str | None, overrides: dict[str, Any]) -> str:
     """The generated source (default), the IR of every entry (--ir) or the entries (--plan)."""
     if isinstance(handle, NetworkHandle):
         art, _ = handle.compile(None, **overrides)
-    else:
+    elif isinstance(handle, TrainHandle):
         art, _ = handle.compile()
+    else:
+        art = _bilevel_artifact(handle, overrides)
     if what == "ir":
         return "".join(f"# {name}\n{text}\n" for name, text in art.dumps.items())
     if what == "plan":
-        lines = [f"{art.kind} {art.name} ({art.dtype}): {art.layout.size} weights"]
+        unit = "variables" if art.kind == "bilevel" else "weights"
+        lines = [f"{art.kind} {art.name} ({art.dtype}): {art.layout.size} {unit}"]
         for name, (start, stop) in art.layout.offsets.items():
             lines.append(f"  w[{start}:{stop}] {name} {list(art.weights[name].shape)}")
         for name, entry in art.entries.items():

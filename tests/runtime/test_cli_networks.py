@@ -134,3 +134,26 @@ def test_build_train_block_runs_without_ritz(tmp_path: Path) -> None:
         gsum == np.float32(sum(np.abs(g).sum() for g in grads.values()))
         or abs(gsum - sum(np.abs(g).sum() for g in grads.values())) < 1e-5 * gsum
     )
+
+
+BILEVEL = Path(__file__).resolve().parents[2] / "examples" / "bilevel.dsl"
+
+
+def test_run_and_show_bilevel(tmp_path: Path) -> None:
+    result = invoke("run", BILEVEL, "-p", "oligopoly", "--set", "c=20", "--out", tmp_path / "o.npz")
+    assert result.exit_code == 0, result.output
+    assert "upper q0 = 40" in result.stdout and "lower q1 = 13.33333" in result.stdout
+    with np.load(tmp_path / "o.npz") as saved:
+        assert abs(float(saved["upper_q0"]) - 40.0) < 1e-9
+    plan = invoke(
+        "show", BILEVEL, "-p", "ridge", "--plan", "--set", "n=5", "--set", "m=3", "--set", "p=2"
+    )
+    assert plan.exit_code == 0 and "3 variables" in plan.stdout and "w[2:3] lam []" in plan.stdout
+    missing = invoke("show", BILEVEL, "-p", "ridge")
+    assert (
+        missing.exit_code == 1
+        and "error[R523]" in missing.stderr
+        and "--set n=10" in missing.stderr
+    )
+    data = invoke("run", BILEVEL, "-p", "ridge")
+    assert data.exit_code == 1 and "error[R535]" in data.stderr and "--data X=" in data.stderr
