@@ -7,7 +7,7 @@ rule table as the PDE adjoints), then ``reuse_maps`` and ``inline_maps``, then t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
@@ -59,7 +59,8 @@ def optimise(prog: Program) -> Program:
 
 def gradient_program(loss: Program, weights: list[str]) -> Program:
     """Loss and ``bar:<w>`` for every weight, the loss's cotangent seeded with 1."""
-    grad = vjp_program(loss, weights, keep_outputs=True)
+    only = rebuild(replace(loss, outputs={"loss": loss.outputs["loss"]}), copy_op)
+    grad = vjp_program(only, weights, keep_outputs=True)
     dtype = grad.ops[grad.outputs["loss"]].dtype
 
     def seed(b, op, args):

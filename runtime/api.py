@@ -50,6 +50,7 @@ class CompiledModule:
         for name, block in checked.problems.items():
             if isinstance(block, PdeProblem):
                 self._problems[name] = PdeHandle(block, backend, cache_dir)
+                self._problems[name].env = checked.env  # a pinn line's network lives there
             elif isinstance(block, Network):
                 self._problems[name] = NetworkHandle(
                     block, checked.env, checked.source.name, backend, cache_dir
@@ -100,6 +101,8 @@ class PdeHandle:
         self.cache_dir = cache_dir
         self._modules: dict[str, Any] = {}
         self._artifacts: dict[str, Any] = {}
+        self.env: Any = None  # the file's names (set by CompiledModule), for a pinn network
+        self.source_name = problem.span.file if problem.span else "<string>"
 
     # -- options -------------------------------------------------------------------------------
     def _solve_line(self, method: str | None) -> SolveSpec | None:
@@ -324,6 +327,14 @@ class PdeHandle:
     def solve(self, progress: bool = False, **kwargs: Any) -> Solution:
         """Solve with parameters and method options given as keywords (see LANGUAGE.md §7);
         ``initial={field: array}`` replaces initial values given in the program."""
+        line = self._solve_line(kwargs.get("method"))
+        if line is not None and line.method == "pinn":
+            from .pinn import solve_pinn
+
+            params = {p.name: p.default for p in self.problem.params}
+            options = {k: v for k, v in kwargs.items() if k != "method"}
+            params.update({k: float(options.pop(k)) for k in list(options) if k in params})
+            return solve_pinn(self, line, params, options, progress)
         sim, merged = self._prepare(kwargs)
         if self.problem.time is None:
             sol = self._solve_steady(sim, merged)

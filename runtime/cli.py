@@ -179,8 +179,15 @@ def run(
         return
     sol = handle.solve(progress=progress, **overrides)
     info = sol.info
-    grid = "x".join(str(c) for c in info["cells"])
-    if sol.t is None:
+    if info.get("method") == "pinn":
+        hist = info["loss_history"]
+        grid = "x".join(str(len(c)) for c in sol.coords.values())
+        click.echo(
+            f"{handle.name}: pinn, {info['steps']} training steps, loss {hist[0]:.4g} -> "
+            f"{hist[-1]:.4g}; the network sampled on {grid} cell centres"
+        )
+    elif sol.t is None:
+        grid = "x".join(str(c) for c in info["cells"])
         click.echo(
             f"{handle.name}: steady solution on {grid} cells after {info['steps']} Newton "
             f"step(s) ({info['krylov_iterations'] or 'direct sparse LU, no'} Krylov "
@@ -188,6 +195,7 @@ def run(
             f"{info['residual_norms'][0]:.3g} -> {info['residual_norms'][-1]:.3g}"
         )
     else:
+        grid = "x".join(str(c) for c in info["cells"])
         click.echo(
             f"{handle.name}: {info['steps']} steps of dt = {info['dt']:.4g} on {grid} cells, "
             f"t = {sol.t[-1]:.4g}"

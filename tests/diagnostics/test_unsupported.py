@@ -81,14 +81,14 @@ def burgers(scheme: str) -> str:
 # name: (program, problem, call, code, line, column, words in the message)
 # `column` None: the diagnostic spans a whole line; only the line is pinned.
 CASES: dict[str, tuple[str, str, Callable[[Any], Any], str, int, int | None, str]] = {
-    "pinn": (
-        burgers("scheme = rk4, dt = 1e-4"),
-        "burgers",
-        lambda p: p.solve(method="pinn"),
-        "R411",
-        12,
-        5,
-        "pinn",
+    "index": (
+        MLP2.replace("return dense(h, 1)", "return dense(h, 1)[0]"),
+        "mlp2",
+        lambda p: p.init(seed=0),
+        "R412",
+        4,
+        None,
+        "indexing",
     ),
     "bilevel_unroll": (
         RIDGE.replace("solve implicit(", "solve unroll(k = 5, "),
@@ -146,10 +146,9 @@ def test_option_span_covers_the_option() -> None:
 @pytest.mark.parametrize(
     ("program", "args", "code", "line"),
     [
-        (burgers("scheme = rk4, dt = 1e-3"), ["--method", "pinn"], "R411", 12),
         (burgers("scheme = rk4, dt = 1e-3"), ["--set", "scheme=leapfrog"], "R404", 11),
     ],
-    ids=["pinn", "unknown_scheme_set"],
+    ids=["unknown_scheme_set"],
 )
 def test_cli_renders_unsupported(
     tmp_path: Path, program: str, args: list[str], code: str, line: int

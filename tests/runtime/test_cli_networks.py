@@ -157,3 +157,32 @@ def test_run_and_show_bilevel(tmp_path: Path) -> None:
     )
     data = invoke("run", BILEVEL, "-p", "ridge")
     assert data.exit_code == 1 and "error[R535]" in data.stderr and "--data X=" in data.stderr
+
+
+PINN = """\
+import std.nn as nn
+pde heat {
+    space x in [0, 1]
+    time  t in [0, 0.5]
+    field u
+    param nu = 0.1
+    dt(u) = nu * diff(u, x, 2)
+    boundary u = 0 at x = 0, x = 1
+    initial  u = sin(pi * x)
+    solve fd(cells = 32, dt = 1e-3)
+    solve pinn(net = nn.mlp(width = 8, depth = 1), points = 64, steps = 20)
+}
+"""
+
+
+def test_run_pinn_method(tmp_path: Path) -> None:
+    program = tmp_path / "heat.dsl"
+    program.write_text(PINN)
+    out = tmp_path / "sol.npz"
+    result = invoke(
+        "run", program, "--method", "pinn", "--no-progress", "--out", out, "--set", "cells=16"
+    )
+    assert result.exit_code == 0, result.output
+    assert "heat: pinn, 20 training steps, loss" in result.stdout
+    with np.load(out) as saved:
+        assert saved["field_u"].shape == (2, 16)

@@ -1,0 +1,277 @@
+"""``solve pinn(...)``: sample the point sets, train the network on the compiled loss, and return
+a Solution whose values come from the network (``sol.at`` evaluates it anywhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..dsl import ast as A
+from ..dsl.diagnostics import RuntimeInputError
+from .networks import _load, init_weights, pack, unpack
+from .optimizers import parse_optimizer, run_lbfgs
+from .results import Solution
+
+PINN_OPTIONS = (
+    "points",
+    "boundary_points",
+    "initial_points",
+    "steps",
+    "seed",
+    "dtype",
+    "net",
+    "optimizer",
+    "every",
+    "cells",
+)
+
+
+class PinnSolution(Solution):
+    """A pinn solution: fields sampled on a grid at the output times (for plots and ``sol[...]``),
+    and ``at`` evaluates the trained network itself."""
+
+    def __init__(self, *args: Any, network: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.network = network
+
+    def at(self, t: Any = None, **points: Any) -> dict[str, np.ndarray]:
+        missing = [a for a in self.coords if a not in points]
+        unknown = [a for a in points if a not in self.coords]
+        if missing or unknown:
+            raise RuntimeInputError(
+                f"at() needs one array per axis ({', '.join(self.coords)}) and optionally t",
+                hint=f"missing: {missing}, unknown: {unknown}",
+                code="R511",
+            )
+        arrays = [np.asarray(points[a], dtype=float) for a in self.coords]
+        if self.t is not None:
+            arrays.append(np.asarray(self.t[-1] if t is None else t, dtype=float))
+        grids = np.broadcast_arrays(*arrays)
+        return self.network(np.stack([g.ravel() for g in grids], axis=1), grids[0].shape)
+
+
+def _sample(
+    rng: np.random.Generator,
+    n: int,
+    problem: A.PdeProblem,
+    kind: str,
+    axis: int | None,
+    side: str | None,
+) -> np.ndarray:
+    """n points of a set: uniform in the box (and in time), on a face, or at t0."""
+    cols = [rng.uniform(a.lo, a.hi, n) for a in problem.axes]
+    if axis is not None:
+        a = problem.axes[axis]
+        cols[axis] = np.full(n, a.lo if side == "lo" else a.hi)
+    if problem.time is not None:
+        t0, t1 = problem.time.t0, problem.time.t1
+        cols.append(np.full(n, t0) if kind == "initial" else rng.uniform(t0, t1, n))
+    return np.stack(cols, axis=1)
+
+
+def pinn_inputs(
+    art: Any, problem: A.PdeProblem, merged: dict[str, Any], params: dict[str, float], dtype: str
+) -> list[Any]:
+    """The loss's inputs in call order: sampled point sets (seeded), the unit directions and
+    selectors the derivatives read, and the parameter values."""
+    lowered = art.lowered
+    seed = int(merged.get("seed", 0))
+    rng = np.random.default_rng(seed + 7)
+    n = int(merged.get("points", 2000))
+    nb = int(merged.get("boundary_points", max(64, n // 10)))
+    n0 = int(merged.get("initial_points", max(64, n // 10)))
+    d, nf = len(lowered.coords), len(problem.fields)
+    arrays: dict[str, np.ndarray] = {}
+    for name, ps in lowered.sets.items():
+        if ps.partner is not None and f"pts:{ps.partner}" in arrays:
+            other = arrays[f"pts:{ps.partner}"].copy()  # the same points on the opposite face
+            a = problem.axes[ps.axis]
+            other[:, ps.axis] = a.lo if ps.side == "lo" else a.hi
+            arrays[f"pts:{name}"] = other
+            continue
+        count = {"interior": n, "initial": n0}.get(ps.kind, nb)
+        arrays[f"pts:{name}"] = _sample(rng, count, problem, ps.kind, ps.axis, ps.side)
+    inputs: dict[str, Any] = {}
+    for name in art.entries["loss_and_grad"].inputs:
+        if name.startswith("dir:"):
+            _, s, j = name.split(":")
+            m = np.zeros_like(arrays[f"pts:{s}"])
+            m[:, int(j)] = 1.0
+            inputs[name] = m
+        elif name.startswith("pick:"):
+            inputs[name] = np.eye(nf)[int(name.split(":")[1])]
+        elif name.startswith("coord:"):
+            inputs[name] = np.eye(d)[int(name.split(":")[1])]
+        elif name in params:
+            inputs[name] = np.asarray(params[name])
+        else:
+            inputs[name] = arrays[name]
+    order = art.entries["loss_and_grad"].inputs
+    return [
+        np.ascontiguousarray(inputs[k], dtype=dtype)
+        if np.ndim(inputs[k])
+        else np.dtype(dtype).type(inputs[k])
+        for k in order
+    ]
+
+
+def solve_pinn(
+    handle: Any,
+    solve: A.SolveSpec,
+    params: dict[str, float],
+    options: dict[str, Any],
+    progress: bool,
+) -> PinnSolution:
+    """Train the solve line's network on the PDE's residual and conditions (LANGUAGE.md §3)."""
+    from ..compiler.lower.pinn import lower_pinn
+    from ..compiler.tensor_driver import compile_train
+
+    problem = handle.problem
+    merged = {**solve.options, **options}
+    unknown = [k for k in options if k not in PINN_OPTIONS]
+    if unknown:
+        raise RuntimeInputError(
+            f"'{unknown[0]}' is not an option of solve pinn",
+            hint=f"options: {', '.join(PINN_OPTIONS)}",
+            code="R503",
+        )
+    dtype = str(merged.get("dtype", "float32"))
+    key = repr(("pinn", merged.get("net"), dtype))
+    if key not in handle._artifacts:
+        env = handle.env
+        lowered = lower_pinn(problem, merged, env, dtype)
+        art = compile_train(
+            lowered.loss, {"net": lowered.forward}, f"{problem.name}_pinn", handle.source_name, ()
+        )
+        art.lowered = lowered
+        handle._artifacts[key] = art
+        handle._modules[key] = _load(art, handle.backend_name, handle.cache_dir)
+    art, mod = handle._artifacts[key], handle._modules[key]
+    lowered = art.lowered
+    seed = int(merged.get("seed", 0))
+    data = pinn_inputs(art, problem, merged, params, dtype)
+    steps = int(merged.get("steps", 2000))
+    opt = parse_optimizer(
+        A.Keyword("optimizer", merged["optimizer"], None) if "optimizer" in merged else None,
+        None,
+        {},
+    )
+    w = pack(init_weights(art.weights, seed, dtype), art)
+    if opt.name == "lbfgs":
+        w, history, info = run_lbfgs(mod, w, data, steps, opt)
+    else:
+        w, history = _adam_or_sgd(mod, art, w, data, steps, opt, progress, problem.name)
+        info = {"steps": steps}
+    weights = unpack(w, art)
+    return _solution(handle, art, mod, weights, merged, history, {**info, "method": "pinn"})
+
+
+def _adam_or_sgd(
+    mod: Any,
+    art: Any,
+    w: np.ndarray,
+    data: list[Any],
+    steps: int,
+    opt: Any,
+    progress: bool,
+    name: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
+
+    g = np.zeros_like(w)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    history = np.empty(steps)
+    dt = np.dtype(art.dtype).type
+    bar = tqdm(total=steps, disable=not progress, desc=name, unit="step")
+    done = 0
+    with threadpool_limits(limits=1, user_api="blas"):
+        while done < steps:
+            count = min(100, steps - done)
+            rows = np.zeros((count, 0), dtype=np.int64)
+            losses = np.empty(count, dtype=art.dtype)
+            if opt.name == "adam":
+                mod.train_adam(
+                    w,
+                    g,
+                    m,
+                    v,
+                    done,
+                    dt(opt.lr),
+                    dt(opt.beta1),
+                    dt(opt.beta2),
+                    dt(opt.eps),
+                    rows,
+                    losses,
+                    *data,
+                )
+            else:
+                mod.train_sgd(w, g, m, dt(opt.lr), dt(opt.momentum), rows, losses, *data)
+            if not np.isfinite(losses).all():
+                raise RuntimeInputError(
+                    f"the pinn loss became non-finite at step {done}",
+                    hint="lower the learning rate",
+                    code="R540",
+                )
+            history[done : done + count] = losses
+            done += count
+            bar.update(count)
+    bar.close()
+    return w, history
+
+
+def _solution(
+    handle: Any,
+    art: Any,
+    mod: Any,
+    weights: dict[str, np.ndarray],
+    merged: dict[str, Any],
+    history: np.ndarray,
+    info: dict[str, Any],
+) -> PinnSolution:
+    from .drivers.integrators import output_times
+
+    problem = handle.problem
+    w = pack(weights, art)
+    dtype = art.dtype
+
+    def network(points: np.ndarray, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+        y = mod.forward_net(w, np.ascontiguousarray(points, dtype=dtype))
+        return {
+            f: np.asarray(y[:, k], dtype=float).reshape(shape) for k, f in enumerate(problem.fields)
+        }
+
+    cells = merged.get("cells", 64)
+    cells = [int(cells)] * len(problem.axes) if np.ndim(cells) == 0 else [int(c) for c in cells]
+    coords = {
+        a.name: a.lo + (np.arange(c) + 0.5) * (a.hi - a.lo) / c
+        for a, c in zip(problem.axes, cells, strict=True)
+    }
+    mesh = np.meshgrid(*coords.values(), indexing="ij")
+    t = None
+    if problem.time is not None:
+        every = merged.get("every")
+        t = output_times(problem.time.t0, problem.time.t1, float(every) if every else None)
+        frames: dict[str, list[np.ndarray]] = {f: [] for f in problem.fields}
+        for tk in t:
+            pts = np.stack([*(m.ravel() for m in mesh), np.full(mesh[0].size, tk)], axis=1)
+            for f, v in network(pts, mesh[0].shape).items():
+                frames[f].append(v)
+        fields = {f: np.stack(v) for f, v in frames.items()}
+    else:
+        pts = np.stack([m.ravel() for m in mesh], axis=1)
+        fields = network(pts, mesh[0].shape)
+    info = {**info, "loss_history": history, "terms": art.lowered.terms}
+    return PinnSolution(
+        problem.name,
+        t,
+        coords,
+        fields,
+        {a.name: a.periodic for a in problem.axes},
+        info,
+        network=network,
+    )
+
+
+__all__ = ["PinnSolution", "solve_pinn"]
