@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-WORKS = ("triad", "heat", "gray_scott", "adjoint", "mlp", "bilevel", "compile")
+WORKS = ("triad", "heat", "gray_scott", "adjoint", "mlp", "pinn", "bilevel", "compile")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _pin_threads(args.threads)
 
-    from . import adjoint, bilevel, compile_times, cpu_stencils, mlp, report, triad
+    from . import adjoint, bilevel, compile_times, cpu_stencils, mlp, pinn, report, triad
     from .workloads import FULL, QUICK
 
     sizes = QUICK if args.quick else FULL
@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += adjoint.run(sizes.heat, sizes.gray_scott, repeats, log)
     if "mlp" in only:
         rows += mlp.run(args.quick, args.threads, log)
+    if "pinn" in only:
+        rows += pinn.run(args.quick, args.threads, repeats, log)
     if "bilevel" in only:
         rows += bilevel.run(args.quick, repeats, log)
     if "compile" in only:
