@@ -83,12 +83,9 @@ def test_loss_is_the_pde_residual_of_the_network() -> None:
         assert g[i] == pytest.approx(fd, rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.slow
-def test_pinn_solves_the_heat_equation() -> None:
-    """u = exp(-nu pi^2 t) sin(pi x): 3000 Adam steps on 500 points reach 5e-3 (observed)."""
-    src = (
-        ROD.split("pde rod")[0]
-        + """
+# the same program as the command-line test's, so that one compilation serves both
+HEAT = """\
+import std.nn as nn
 pde heat {
     space x in [0, 1]
     time  t in [0, 0.5]
@@ -97,12 +94,17 @@ pde heat {
     dt(u) = nu * diff(u, x, 2)
     boundary u = 0 at x = 0, x = 1
     initial  u = sin(pi * x)
-    solve pinn(net = nn.mlp(width = 16, depth = 2, act = tanh), points = 500, steps = 3000,
+    solve fd(cells = 32, dt = 1e-3)
+    solve pinn(net = nn.mlp(width = 16, depth = 2), points = 500, steps = 3000,
                optimizer = adam(lr = 1e-2), dtype = float64)
 }
 """
-    )
-    sol = ritz.compile(src).heat.solve()
+
+
+@pytest.mark.slow
+def test_pinn_solves_the_heat_equation() -> None:
+    """u = exp(-nu pi^2 t) sin(pi x): 3000 Adam steps on 500 points reach 5e-3 (observed)."""
+    sol = ritz.compile(HEAT, name="heat.dsl").heat.solve(method="pinn")
     x = sol.coords["x"]
     exact = np.exp(-0.1 * np.pi**2 * sol.t[-1]) * np.sin(np.pi * x)
     assert sol.t[0] == 0 and sol.t[-1] == 0.5 and sol["u"].shape == (2, 64)
@@ -110,6 +112,5 @@ pde heat {
     hist = sol.info["loss_history"]
     assert hist[-1] < 1e-3 * hist[0]
     mid = sol.at(x=np.array([0.25, 0.5]), t=0.25)["u"]
-    np.testing.assert_allclose(
-        mid, np.exp(-0.1 * np.pi**2 * 0.25) * np.sin(np.pi * np.array([0.25, 0.5])), atol=1.5e-2
-    )
+    want = np.exp(-0.1 * np.pi**2 * 0.25) * np.sin(np.pi * np.array([0.25, 0.5]))
+    np.testing.assert_allclose(mid, want, atol=1.5e-2)

@@ -159,6 +159,8 @@ def test_run_and_show_bilevel(tmp_path: Path) -> None:
     assert data.exit_code == 1 and "error[R535]" in data.stderr and "--data X=" in data.stderr
 
 
+# identical to tests/numerics/test_pinn.py's HEAT (and written to a file of the same name), so
+# that the two tests share one compiled module through the kernel cache
 PINN = """\
 import std.nn as nn
 pde heat {
@@ -170,7 +172,8 @@ pde heat {
     boundary u = 0 at x = 0, x = 1
     initial  u = sin(pi * x)
     solve fd(cells = 32, dt = 1e-3)
-    solve pinn(net = nn.mlp(width = 8, depth = 1), points = 64, steps = 20)
+    solve pinn(net = nn.mlp(width = 16, depth = 2), points = 500, steps = 3000,
+               optimizer = adam(lr = 1e-2), dtype = float64)
 }
 """
 
@@ -180,7 +183,19 @@ def test_run_pinn_method(tmp_path: Path) -> None:
     program.write_text(PINN)
     out = tmp_path / "sol.npz"
     result = invoke(
-        "run", program, "--method", "pinn", "--no-progress", "--out", out, "--set", "cells=16"
+        "run",
+        program,
+        "--method",
+        "pinn",
+        "--no-progress",
+        "--out",
+        out,
+        "--set",
+        "cells=16",
+        "--set",
+        "steps=20",
+        "--set",
+        "points=64",
     )
     assert result.exit_code == 0, result.output
     assert "heat: pinn, 20 training steps, loss" in result.stdout
