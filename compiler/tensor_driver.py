@@ -146,14 +146,17 @@ def compile_train(
     name: str,
     source_name: str,
     batched: tuple[str, ...],
+    parallel: bool = True,
 ) -> TensorArtifact:
-    """A train block: ``loss``, ``loss_and_grad``, ``forward_<net>`` and the training loops."""
+    """A train block: ``loss``, ``loss_and_grad``, ``forward_<net>`` and the training loops.
+    ``parallel`` False prints serial loss functions (a PINN's loss has hundreds of loops, and
+    Numba's parallel analysis of one such function takes minutes)."""
     weights = list(loss.weights)
     data = tuple(n for n, _ in loss.inputs)
     value = optimise(loss.program)
     grad = optimise(gradient_program(loss.program, weights))
     entries = [
-        Entry("loss", value, loss.weights, data, ("loss",)),
+        Entry("loss", value, loss.weights, data, ("loss",), parallel=parallel),
         Entry(
             "loss_and_grad",
             grad,
@@ -161,6 +164,7 @@ def compile_train(
             data,
             ("loss", *(f"bar:{w}" for w in weights)),
             grads=True,
+            parallel=parallel,
         ),
     ]
     names = list(data)

@@ -431,51 +431,58 @@ def run_first_order(
     opt: Optimizer,
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Adam or SGD in compiled chunks of steps; mini-batches are the rows of a fresh random
-    permutation per epoch (NumPy PCG64 seeded with ``seed + 1``)."""
+    """Adam or SGD on a train block; mini-batches are the rows of a fresh random permutation
+    per epoch (NumPy PCG64 seeded with ``seed + 1``)."""
+    n = arrays[art.batched[0]].shape[0] if art.batched else 1
+    rng = np.random.default_rng(seed + 1)
+    queue = np.empty(0, dtype=np.int64)
+
+    def rows(count: int) -> np.ndarray:
+        nonlocal queue
+        while queue.size < count * batch:
+            queue = np.concatenate([queue, rng.permutation(n)])
+        out = queue[: count * batch].reshape(count, batch)
+        queue = queue[count * batch :]
+        return out
+
+    data = [arrays[k] for k in art.batched] + [arrays[k] for k in art.whole]
+    w, history = compiled_steps(mod, art, w, data, steps, rows, opt, progress)
+    return w, history, {"steps": steps, "batch": batch}
+
+
+def compiled_steps(
+    mod: Any,
+    art: Any,
+    w: np.ndarray,
+    data: list[Any],
+    steps: int,
+    rows: Any,
+    opt: Optimizer,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the module's ``train_adam``/``train_sgd`` loops in chunks of up to 100 steps
+    (``rows(count)`` gives each chunk's mini-batch rows), with one BLAS thread, a progress bar,
+    and a stop (R540) at a non-finite loss."""
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm
 
     g = np.zeros_like(w)
     state = [np.zeros_like(w) for _ in range(2 if opt.name == "adam" else 1)]
-    n = arrays[art.batched[0]].shape[0] if art.batched else 1
-    rng = np.random.default_rng(seed + 1)
     history = np.empty(steps, dtype=np.float64)
-    queue = np.empty(0, dtype=np.int64)
-    chunk = max(1, min(steps, 100))
-    batched = [arrays[k] for k in art.batched]
-    whole = [arrays[k] for k in art.whole]
     bar = tqdm(total=steps, disable=not progress, desc=art.name, unit="step")
     done = 0
     dt = np.dtype(art.dtype).type
     with threadpool_limits(limits=1, user_api="blas"):
         while done < steps:
-            count = min(chunk, steps - done)
-            while queue.size < count * batch:
-                queue = np.concatenate([queue, rng.permutation(n)])
-            rows = queue[: count * batch].reshape(count, batch)
-            queue = queue[count * batch :]
+            count = min(100, steps - done)
+            chunk = rows(count)
             losses = np.empty(count, dtype=art.dtype)
             if opt.name == "adam":
-                mod.train_adam(
-                    w,
-                    g,
-                    state[0],
-                    state[1],
-                    done,
-                    dt(opt.lr),
-                    dt(opt.beta1),
-                    dt(opt.beta2),
-                    dt(opt.eps),
-                    rows,
-                    losses,
-                    *batched,
-                    *whole,
-                )
+                hyper = (dt(opt.lr), dt(opt.beta1), dt(opt.beta2), dt(opt.eps))
+                mod.train_adam(w, g, state[0], state[1], done, *hyper, chunk, losses, *data)
             else:
-                mod.train_sgd(
-                    w, g, state[0], dt(opt.lr), dt(opt.momentum), rows, losses, *batched, *whole
-                )
+                hyper = (dt(opt.lr), dt(opt.momentum))
+                mod.train_sgd(w, g, state[0], *hyper, chunk, losses, *data)
             history[done : done + count] = losses
             if not np.isfinite(losses).all():
                 bad = done + int(np.argmin(np.isfinite(losses)))
@@ -488,7 +495,7 @@ def run_first_order(
             bar.update(count)
             bar.set_postfix(loss=f"{losses[-1]:.3g}")
     bar.close()
-    return w, history, {"steps": steps, "batch": batch}
+    return w, history
 
 
 __all__ = ["NetworkHandle", "TrainHandle", "TrainResult", "init_weights"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..dsl import ast as A
 from ..dsl.diagnostics import RuntimeInputError
-from .networks import _load, init_weights, pack, unpack
+from .networks import _load, compiled_steps, init_weights, pack, unpack
 from .optimizers import parse_optimizer, run_lbfgs
 from .results import Solution
 
@@ -36,15 +36,7 @@ class PinnSolution(Solution):
         self.network = network
 
     def at(self, t: Any = None, **points: Any) -> dict[str, np.ndarray]:
-        missing = [a for a in self.coords if a not in points]
-        unknown = [a for a in points if a not in self.coords]
-        if missing or unknown:
-            raise RuntimeInputError(
-                f"at() needs one array per axis ({', '.join(self.coords)}) and optionally t",
-                hint=f"missing: {missing}, unknown: {unknown}",
-                code="R511",
-            )
-        arrays = [np.asarray(points[a], dtype=float) for a in self.coords]
+        arrays = self._point_arrays(points)
         if self.t is not None:
             arrays.append(np.asarray(self.t[-1] if t is None else t, dtype=float))
         grids = np.broadcast_arrays(*arrays)
@@ -142,7 +134,12 @@ def solve_pinn(
         env = handle.env
         lowered = lower_pinn(problem, merged, env, dtype)
         art = compile_train(
-            lowered.loss, {"net": lowered.forward}, f"{problem.name}_pinn", handle.source_name, ()
+            lowered.loss,
+            {"net": lowered.forward},
+            f"{problem.name}_pinn",
+            handle.source_name,
+            (),
+            parallel=False,
         )
         art.lowered = lowered
         handle._artifacts[key] = art
@@ -161,64 +158,14 @@ def solve_pinn(
     if opt.name == "lbfgs":
         w, history, info = run_lbfgs(mod, w, data, steps, opt)
     else:
-        w, history = _adam_or_sgd(mod, art, w, data, steps, opt, progress, problem.name)
+
+        def no_rows(count: int) -> np.ndarray:  # every step sees every point
+            return np.zeros((count, 0), dtype=np.int64)
+
+        w, history = compiled_steps(mod, art, w, data, steps, no_rows, opt, progress)
         info = {"steps": steps}
     weights = unpack(w, art)
     return _solution(handle, art, mod, weights, merged, history, {**info, "method": "pinn"})
-
-
-def _adam_or_sgd(
-    mod: Any,
-    art: Any,
-    w: np.ndarray,
-    data: list[Any],
-    steps: int,
-    opt: Any,
-    progress: bool,
-    name: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    from threadpoolctl import threadpool_limits
-    from tqdm import tqdm
-
-    g = np.zeros_like(w)
-    m, v = np.zeros_like(w), np.zeros_like(w)
-    history = np.empty(steps)
-    dt = np.dtype(art.dtype).type
-    bar = tqdm(total=steps, disable=not progress, desc=name, unit="step")
-    done = 0
-    with threadpool_limits(limits=1, user_api="blas"):
-        while done < steps:
-            count = min(100, steps - done)
-            rows = np.zeros((count, 0), dtype=np.int64)
-            losses = np.empty(count, dtype=art.dtype)
-            if opt.name == "adam":
-                mod.train_adam(
-                    w,
-                    g,
-                    m,
-                    v,
-                    done,
-                    dt(opt.lr),
-                    dt(opt.beta1),
-                    dt(opt.beta2),
-                    dt(opt.eps),
-                    rows,
-                    losses,
-                    *data,
-                )
-            else:
-                mod.train_sgd(w, g, m, dt(opt.lr), dt(opt.momentum), rows, losses, *data)
-            if not np.isfinite(losses).all():
-                raise RuntimeInputError(
-                    f"the pinn loss became non-finite at step {done}",
-                    hint="lower the learning rate",
-                    code="R540",
-                )
-            history[done : done + count] = losses
-            done += count
-            bar.update(count)
-    bar.close()
-    return w, history
 
 
 def _solution(

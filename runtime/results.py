@@ -79,15 +79,7 @@ class Solution(Mapping):
     def at(self, t: Any = None, **points: Any) -> dict[str, np.ndarray]:
         """Field values at arbitrary points: multilinear in space between cell centres (linear
         extrapolation up to the faces, wrap-around on periodic axes), linear in time."""
-        missing = [a for a in self.coords if a not in points]
-        unknown = [a for a in points if a not in self.coords]
-        if missing or unknown:
-            raise RuntimeInputError(
-                f"at() needs one array per axis ({', '.join(self.coords)}) and optionally t",
-                hint=f"missing: {missing}, unknown: {unknown}",
-                code="R511",
-            )
-        arrays = [np.asarray(points[a], dtype=float) for a in self.coords]
+        arrays = self._point_arrays(points)
         times = np.zeros(1) if self.t is None else self.t
         tt = np.asarray(times[-1] if t is None else t, dtype=float)
         grids = np.broadcast_arrays(*arrays, tt)
@@ -98,6 +90,18 @@ class Solution(Mapping):
             frames = data[None] if self.t is None else data
             out[name] = self._interp(frames, flat[:-1], flat[-1], times).reshape(shape)
         return out
+
+    def _point_arrays(self, points: dict[str, Any]) -> list[np.ndarray]:
+        """One float array per axis, in axis order (R511 for a missing or unknown axis)."""
+        missing = [a for a in self.coords if a not in points]
+        unknown = [a for a in points if a not in self.coords]
+        if missing or unknown:
+            raise RuntimeInputError(
+                f"at() needs one array per axis ({', '.join(self.coords)}) and optionally t",
+                hint=f"missing: {missing}, unknown: {unknown}",
+                code="R511",
+            )
+        return [np.asarray(points[a], dtype=float) for a in self.coords]
 
     def _interp(
         self, data: np.ndarray, xs: list[np.ndarray], ts: np.ndarray, times: np.ndarray
