@@ -478,11 +478,11 @@ def compiled_steps(
             chunk = rows(count)
             losses = np.empty(count, dtype=art.dtype)
             if opt.name == "adam":
-                hyper = (dt(opt.lr), dt(opt.beta1), dt(opt.beta2), dt(opt.eps))
-                mod.train_adam(w, g, state[0], state[1], done, *hyper, chunk, losses, *data)
+                adam = (dt(opt.lr), dt(opt.beta1), dt(opt.beta2), dt(opt.eps))
+                mod.train_adam(w, g, state[0], state[1], done, *adam, chunk, losses, *data)
             else:
-                hyper = (dt(opt.lr), dt(opt.momentum))
-                mod.train_sgd(w, g, state[0], *hyper, chunk, losses, *data)
+                sgd = (dt(opt.lr), dt(opt.momentum))
+                mod.train_sgd(w, g, state[0], *sgd, chunk, losses, *data)
             history[done : done + count] = losses
             if not np.isfinite(losses).all():
                 bad = done + int(np.argmin(np.isfinite(losses)))
