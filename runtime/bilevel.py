@@ -133,7 +133,13 @@ class BilevelHandle(_BlockHandle):
                 code="R416",
             )
 
-    def compile(self, data: Mapping[str, np.ndarray]) -> tuple[Any, Any, Any]:
+    def compile(
+        self,
+        data: Mapping[str, np.ndarray],
+        solution_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> tuple[Any, Any, Any]:
+        """The artifact, module and lowering for data of these sizes (and, for a PDE lower
+        level, the shapes of its solutions)."""
         from ..compiler.lower.bilevel import lower_bilevel
         from ..compiler.tensor_driver import compile_bilevel
 
@@ -154,9 +160,9 @@ class BilevelHandle(_BlockHandle):
                     decl.span,
                     code="R536",
                 )
-        key = repr(sorted(sizes.items()))
+        key = repr((sorted(sizes.items()), sorted((solution_shapes or {}).items())))
         if key not in self._compiled:
-            lowered = lower_bilevel(self.block, self.env, self.dtype, sizes)
+            lowered = lower_bilevel(self.block, self.env, self.dtype, sizes, solution_shapes)
             art = compile_bilevel(lowered, self.name, self.source_name)
             art.lowered = lowered
             self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))
@@ -484,9 +490,6 @@ class _PdeProblem:
         params: dict[str, float],
         options: dict[str, Any],
     ) -> None:
-        from ..compiler.lower.bilevel import lower_bilevel
-        from ..compiler.tensor_driver import compile_bilevel
-
         self.handle, self.options, self.data = handle, options, data
         bl = handle.block
         if len(bl.lower_solutions) != 1:
@@ -512,18 +515,7 @@ class _PdeProblem:
         self.solve_kwargs, self.time = self._at()
         sol = self._solve(self.y0)
         shape = sol[self.ls.field].shape[1:]
-        sizes = {}
-        for decl in bl.data:
-            for d, n in zip(decl.shape, np.shape(data[decl.name]), strict=False):
-                if d.value.is_Symbol:
-                    sizes[d.value.name] = n
-        key = repr(("pde", sorted(sizes.items()), shape))
-        if key not in handle._compiled:
-            lowered = lower_bilevel(bl, handle.env, handle.dtype, sizes, {self.ls.name: shape})
-            art = compile_bilevel(lowered, handle.name, handle.source_name)
-            art.lowered = lowered
-            handle._compiled[key] = (art, _load(art, handle.backend_name, handle.cache_dir))
-        self.art, self.mod = handle._compiled[key]
+        self.art, self.mod, _ = handle.compile(data, {self.ls.name: shape})
         self.lowered = self.art.lowered
         self.args = [data[n] if n in data else float(self.params[n]) for n in self.lowered.inputs]
         self.solves = 0
