@@ -7,6 +7,7 @@ rule table as the PDE adjoints), then ``reuse_maps`` and ``inline_maps``, then t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
@@ -16,6 +17,7 @@ from .backends.numba_dense import identifiers
 from .backends.numba_network import (
     HEADER,
     OPTIMIZERS,
+    RUNNER,
     Entry,
     FlatLayout,
     print_entry,
@@ -29,7 +31,7 @@ from .ir.verify import verify_program
 from .lower.bilevel import LoweredBilevel
 from .lower.network import WeightSpec
 from .lower.train import LoweredTensors
-from .passes.fuse_maps import inline_maps, reuse_maps
+from .passes.fuse_maps import hoist_calls, inline_maps, reuse_maps
 from .rules import vjp_program
 
 
@@ -52,7 +54,7 @@ class TensorArtifact:
 
 
 def optimise(prog: Program) -> Program:
-    prog = inline_maps(reuse_maps(prog))
+    prog = inline_maps(hoist_calls(reuse_maps(prog)))
     verify_program(prog)
     return prog
 
@@ -79,7 +81,7 @@ def _module(
     weights: dict[str, WeightSpec],
     data: list[str],
     dtype: str,
-    extra: str = "",
+    extra: str | Callable[[dict[str, bool]], str] = "",
     extra_names: list[str] | None = None,
 ) -> tuple[str, FlatLayout]:
     layout = FlatLayout.of(weights)
@@ -99,9 +101,14 @@ def _module(
             what="Variables" if kind.startswith("bilevel") else "Weights",
         )
     ]
+    compiled = {}
     for e in entries:
-        parts.append("\n" + "\n".join(print_entry(e, layout, dtype, names, ids)) + "\n")
-    return "\n".join(parts) + extra, layout
+        lines, compiled[e.name] = print_entry(e, layout, dtype, names, ids)
+        parts.append("\n" + "\n".join(lines) + "\n")
+    if not all(compiled.values()):
+        parts.append(RUNNER)
+    text = extra(compiled) if callable(extra) else extra
+    return "\n".join(parts) + text, layout
 
 
 def _wrap(text: str, width: int = 88) -> str:
@@ -174,7 +181,10 @@ def compile_train(
         names += [n for n in inputs if n not in names]
     whole = tuple(n for n in data if n not in batched)
     layout_ids = identifiers(NameRegistry(), weights, names)
-    loops = OPTIMIZERS + print_train_loops(batched, whole, layout_ids)
+
+    def loops(compiled: dict[str, bool]) -> str:  # compiled loops call a compiled loss_and_grad
+        return OPTIMIZERS + print_train_loops(batched, whole, layout_ids, compiled["loss_and_grad"])
+
     source, layout = _module(
         "train block", name, source_name, entries, loss.weights, names, loss.dtype, loops
     )

@@ -134,12 +134,7 @@ def solve_pinn(
         env = handle.env
         lowered = lower_pinn(problem, merged, env, dtype)
         art = compile_train(
-            lowered.loss,
-            {"net": lowered.forward},
-            f"{problem.name}_pinn",
-            handle.source_name,
-            (),
-            parallel=False,
+            lowered.loss, {"net": lowered.forward}, f"{problem.name}_pinn", handle.source_name, ()
         )
         art.lowered = lowered
         handle._artifacts[key] = art

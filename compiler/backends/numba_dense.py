@@ -33,12 +33,18 @@ class DenseFunction:
         inputs: dict[str, str],
         dtype: str,
         names: NameRegistry,
+        given: dict[str, str] | None = None,
+        counts: dict[str, str] | None = None,
     ) -> None:
         self.prog = prog
         self.name = name
         self.inputs = inputs  # Input name -> identifier (chosen by the module printer)
         self.dtype = dtype
         self.names = names
+        # sizes passed as parameters: ``given`` for loops (where no input has the size),
+        # ``counts`` for Extents (a chunk's mean divides by the whole batch, not the chunk)
+        self.given = dict(given or {})
+        self.counts = dict(counts or {})
         self.printer = NumbaPrinter(dtype)
         self.users = prog.users()
         self.live = prog.live()
@@ -53,7 +59,7 @@ class DenseFunction:
         return f"np.{self.dtype}"
 
     def dim(self, d: int | str) -> str:
-        return str(d) if isinstance(d, int) else self.dims[d]
+        return str(d) if isinstance(d, int) else self.dims.get(d) or self.given[d]
 
     def shape_text(self, shape: Shape) -> str:
         return "(" + "".join(f"{self.dim(d)}, " for d in shape) + ")"
@@ -206,7 +212,8 @@ class DenseFunction:
     def emit(self, outputs: Sequence[str], parallel: bool = True) -> list[str]:
         """The function's lines; ``parallel`` False prints serial loops only."""
         self.parallel = parallel
-        params = ", ".join(self.inputs.values())
+        sizes = dict.fromkeys([*self.given.values(), *self.counts.values()])
+        params = ", ".join([*self.inputs.values(), *sizes])
         deco = "@numba.njit(cache=True, parallel=True)" if parallel else "@numba.njit(cache=True)"
         self.lines = [deco, f"def {self.name}({params}):"]
         self.bind_dims()
@@ -228,7 +235,8 @@ class DenseFunction:
                     f"    {self.var[i]} = {self.printer.doprint(sympy.Float(op.value))}"
                 )
             elif isinstance(op, Extent):
-                count = " * ".join(self.dim(d) for d in op.dims) or "1"
+                count = " * ".join(self.counts.get(str(d)) or self.dim(d) for d in op.dims)
+                count = count or "1"
                 self.lines.append(f"    {self.var[i]} = {self.np_dtype}({count})")
             elif isinstance(op, Map):
                 self.emit_map(i, op, op.body)

@@ -3,6 +3,10 @@
 - ``reuse_maps``: a Map whose body recomputes another Map's body over the same arguments reads
   that Map's result instead; this is what turns the derived ``1 - tanh(z)^2`` into
   ``1 - h^2`` with the forward activation ``h``, for every activation, not one by hand.
+- ``hoist_calls``: a transcendental call inside a larger body (``tanh(z)`` in the derivative
+  ``(1 - tanh(z)^2) * dz``) becomes a Map of its own, shared by every body that calls it on the
+  same arguments: each element costs one call, not one per body (nested tangents of a PINN
+  called tanh five times per element of a layer). Calls made once go back inline below.
 - ``inline_maps``: a Map read by exactly one other Map of the same shape is substituted into
   it (one loop instead of two, and no array in between); identity Maps disappear.
 """
@@ -51,6 +55,52 @@ def reuse_maps(prog: Program) -> Program:
     return rebuild(b.build(), copy_op)
 
 
+EXPENSIVE = (
+    sympy.exp,
+    sympy.log,
+    sympy.tanh,
+    sympy.sinh,
+    sympy.cosh,
+    sympy.sin,
+    sympy.cos,
+    sympy.tan,
+    sympy.atan,
+    sympy.asin,
+    sympy.acos,
+    sympy.erf,
+)
+
+
+def hoist_calls(prog: Program) -> Program:
+    """Give every transcendental call nested in a Map body a Map of its own (interned, so
+    equal calls on equal arguments are one value)."""
+    b = Builder(prog.grid)
+    new: dict[int, int] = {}
+    for i, op in enumerate(prog.ops):
+        args = tuple(new[a] for a in op.args)
+        if not isinstance(op, Map):
+            new[i] = copy_op(b, op, args)
+            continue
+        body, extra = op.body, list(args)
+        calls = {
+            n
+            for n in sympy.preorder_traversal(op.body)
+            if isinstance(n, EXPENSIVE) and n != op.body and n.free_symbols
+        }
+        for call in sorted(calls, key=sympy.count_ops):  # inner calls first
+            if not body.has(call):
+                continue
+            free = sorted(call.free_symbols, key=lambda p: int(str(p)[1:]))
+            inner = call.xreplace({p: placeholder(k) for k, p in enumerate(free)})
+            value = compact_map(b, inner, [extra[int(str(p)[1:])] for p in free], op.origin)
+            body = body.xreplace({call: placeholder(len(extra))})
+            extra.append(value)
+        new[i] = compact_map(b, body, extra, op.origin)
+    for name, v in prog.outputs.items():
+        b.output(name, new[v])
+    return rebuild(b.build(), copy_op)
+
+
 def inline_maps(prog: Program) -> Program:
     """Substitute single-use Maps into the Maps that read them; drop identity Maps."""
     users = prog.users()
@@ -91,4 +141,4 @@ def inline_maps(prog: Program) -> Program:
     return rebuild(b.build(), copy_op)
 
 
-__all__ = ["inline_maps", "reuse_maps"]
+__all__ = ["hoist_calls", "inline_maps", "reuse_maps"]

@@ -50,38 +50,40 @@ def residual_body(d_X, d_y, w_w, w_lam):
     a0 = v5
     v6 = np.float64(0.5*a0)
     a0 = w_lam
-    a1 = v5
-    v7 = np.float64(0.5*a1*math.exp(a0))
-    v10 = np.empty((50, ), dtype=np.float64)
+    v7 = np.float64(math.exp(a0))
+    a0 = v5
+    a1 = v7
+    v8 = np.float64(0.5*a0*a1)
+    v11 = np.empty((50, ), dtype=np.float64)
     for i0 in range(50):
         a0 = d_y[i0]
         a1 = v4[i0]
         a2 = v6
-        v10[i0] = a2*(-2*a0 + 2*a1)
-    v11 = np.dot(d_X.T, v10)
-    v12 = np.empty((10, ), dtype=np.float64)
+        v11[i0] = a2*(-2*a0 + 2*a1)
+    v12 = np.dot(d_X.T, v11)
+    v13 = np.empty((10, ), dtype=np.float64)
     for i0 in range(10):
-        a0 = v11[i0]
+        a0 = v12[i0]
         a1 = w_w[i0]
-        a2 = v7
-        v12[i0] = a0 + 2*a1*a2
+        a2 = v8
+        v13[i0] = a0 + 2*a1*a2
     # bilevel.dsl:11: 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)
-    v13 = np.empty((50, ), dtype=np.float64)
+    v14 = np.empty((50, ), dtype=np.float64)
     for i0 in range(50):
         a0 = d_y[i0]
         a1 = v4[i0]
-        v13[i0] = ((-a0 + a1)*(-a0 + a1))
-    v14 = np.float64(np.sum(v13))
-    v15 = np.empty((10, ), dtype=np.float64)
+        v14[i0] = ((-a0 + a1)*(-a0 + a1))
+    v15 = np.float64(np.sum(v14))
+    v16 = np.empty((10, ), dtype=np.float64)
     for i0 in range(10):
         a0 = w_w[i0]
-        v15[i0] = (a0*a0)
-    v16 = np.float64(np.sum(v15))
-    a0 = v14
-    a1 = w_lam
-    a2 = v16
-    v17 = np.float64(0.5*a0 + 0.5*a2*math.exp(a1))
-    return (v17, v12, )
+        v16[i0] = (a0*a0)
+    v17 = np.float64(np.sum(v16))
+    a0 = v15
+    a1 = v17
+    a2 = v7
+    v18 = np.float64(0.5*a0 + 0.5*a1*a2)
+    return (v18, v13, )
 
 
 @numba.njit(cache=True)
@@ -98,9 +100,9 @@ def residual_jvp_body(d_X, w_lam, w_dot_w):
     v2 = 1.0
     a0 = v2
     v3 = np.float64(0.5*a0)
-    a0 = w_lam
-    a1 = v2
-    v4 = np.float64(0.5*a1*math.exp(a0))
+    a0 = v2
+    a1 = w_lam
+    v4 = np.float64(0.5*a0*math.exp(a1))
     v8 = np.dot(d_X, w_dot_w)
     v9 = np.empty((50, ), dtype=np.float64)
     for i0 in range(50):
@@ -131,9 +133,9 @@ def residual_vjp_body(d_X, w_lam, w_bar_bar_w):
     v2 = 1.0
     a0 = v2
     v3 = np.float64(0.5*a0)
-    a0 = w_lam
-    a1 = v2
-    v4 = np.float64(0.5*a1*math.exp(a0))
+    a0 = v2
+    a1 = w_lam
+    v4 = np.float64(0.5*a0*math.exp(a1))
     v8 = np.dot(d_X, w_bar_bar_w)
     v9 = np.empty((50, ), dtype=np.float64)
     for i0 in range(50):
@@ -168,10 +170,10 @@ def residual_vjp_upper_body(w_w, w_lam, w_bar_bar_w):
         a1 = w_bar_bar_w[i0]
         v4[i0] = 2*a0*a1
     v5 = np.float64(np.sum(v4))
-    a0 = w_lam
-    a1 = v2
-    a2 = v5
-    v6 = np.float64(0.5*a1*a2*math.exp(a0))
+    a0 = v2
+    a1 = v5
+    a2 = w_lam
+    v6 = np.float64(0.5*a0*a1*math.exp(a2))
     return (v6, )
 
 

@@ -13,20 +13,20 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, parallel=True)
-def loss_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b):
+@numba.njit(cache=True, nogil=True)
+def loss_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_N, N_N):
     n_N = d_u.shape[0]
     v5 = np.dot(d_u, w_G_b_h_W)
     # nn.dsl:15: act(dense(h, width))
     v6 = np.empty((n_N, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(40):
             a0 = v5[i0, i1]
             a1 = w_G_b_h_b[i1]
             v6[i0, i1] = math.tanh(a0 + a1)
     v9 = np.dot(v6, w_G_b_h_2_W)
     v10 = np.empty((n_N, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(40):
             a0 = v9[i0, i1]
             a1 = w_G_b_h_2_b[i1]
@@ -34,14 +34,14 @@ def loss_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G
     v13 = np.dot(v10, w_G_b_out_W)
     v16 = np.dot(d_y, w_G_k_h_W)
     v17 = np.empty((n_N, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(40):
             a0 = v16[i0, i1]
             a1 = w_G_k_h_b[i1]
             v17[i0, i1] = math.tanh(a0 + a1)
     v20 = np.dot(v17, w_G_k_h_2_W)
     v21 = np.empty((n_N, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(40):
             a0 = v20[i0, i1]
             a1 = w_G_k_h_2_b[i1]
@@ -49,7 +49,7 @@ def loss_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G
     v24 = np.dot(v21, w_G_k_out_W)
     # nn.dsl:24: sum(b * k) + bias()
     v26 = np.empty((n_N, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(32):
             a0 = v13[i0, i1]
             a1 = w_G_b_out_b[i1]
@@ -57,32 +57,46 @@ def loss_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G
             a3 = w_G_k_out_b[i1]
             v26[i0, i1] = (a0 + a1)*math.tanh(a2 + a3)
     v27 = np.empty((n_N, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         acc = 0.0
         for i1 in range(32):
             acc = acc + v26[i0, i1]
         v27[i0] = acc
     v28 = np.empty((n_N, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         a0 = w_G_out_b
         a1 = v27[i0]
         v28[i0] = a0 + a1
     # fit_sine.dsl:23: mean((G(u, y) - s)^2)
     v30 = np.empty((n_N, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(1):
             a0 = d_s[i0, i1]
             a1 = v28[i0]
             v30[i0, i1] = ((-a0 + a1)*(-a0 + a1))
     v31 = np.float32(np.sum(v30))
-    v32 = np.float32(n_N * 1)
+    v32 = np.float32(N_N * 1)
     a0 = v31
     a1 = v32
     v33 = np.float32(a0/a1)
     return (v33, )
 
 
-@numba.njit(cache=True)
+def loss_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b):
+    N_N = d_u.shape[0]
+    chunks = min(256, max(1, (N_N + 255) // 256))
+
+    def run(c):
+        lo_N, hi_N = c * N_N // chunks, (c + 1) * N_N // chunks
+        return loss_body_chunk(d_u[lo_N:hi_N], d_y[lo_N:hi_N], d_s[lo_N:hi_N], w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, hi_N - lo_N, N_N)
+
+    got = _run_chunks(run, chunks)
+    part0 = got[0][0]
+    for r in got[1:]:
+        part0 = part0 + r[0]
+    return (part0, )
+
+
 def loss(w, d_u, d_y, d_s):
     w_G_b_h_W = w[0:800].reshape((20, 40, ))  # G.b.h.W
     w_G_b_h_b = w[800:840].reshape((40, ))  # G.b.h.b
@@ -101,20 +115,20 @@ def loss(w, d_u, d_y, d_s):
     return r0
 
 
-@numba.njit(cache=True, parallel=True)
-def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b):
+@numba.njit(cache=True, nogil=True)
+def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_N_1, N_N_1):
     n_N_1 = d_u.shape[0]
     v5 = np.dot(d_u, w_G_b_h_W)
     # nn.dsl:15: act(dense(h, width))
     v6 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v5[i0, i1]
             a1 = w_G_b_h_b[i1]
             v6[i0, i1] = math.tanh(a0 + a1)
     v9 = np.dot(v6, w_G_b_h_2_W)
     v10 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v9[i0, i1]
             a1 = w_G_b_h_2_b[i1]
@@ -122,7 +136,7 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     v13 = np.dot(v10, w_G_b_out_W)
     # nn.dsl:16: dense(h, n_out)
     v14 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v13[i0, i1]
             a1 = w_G_b_out_b[i1]
@@ -130,14 +144,14 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     v17 = np.dot(d_y, w_G_k_h_W)
     # nn.dsl:15: act(dense(h, width))
     v18 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v17[i0, i1]
             a1 = w_G_k_h_b[i1]
             v18[i0, i1] = math.tanh(a0 + a1)
     v21 = np.dot(v18, w_G_k_h_2_W)
     v22 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v21[i0, i1]
             a1 = w_G_k_h_2_b[i1]
@@ -145,38 +159,38 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     v25 = np.dot(v22, w_G_k_out_W)
     # nn.dsl:23: act(mlp(y, width = width, depth = depth, n_out = p, act = act))
     v26 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v25[i0, i1]
             a1 = w_G_k_out_b[i1]
             v26[i0, i1] = math.tanh(a0 + a1)
     # nn.dsl:24: sum(b * k) + bias()
     v28 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v14[i0, i1]
             a1 = v26[i0, i1]
             v28[i0, i1] = a0*a1
     v29 = np.empty((n_N_1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         acc = 0.0
         for i1 in range(32):
             acc = acc + v28[i0, i1]
         v29[i0] = acc
     v30 = np.empty((n_N_1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         a0 = w_G_out_b
         a1 = v29[i0]
         v30[i0] = a0 + a1
     # fit_sine.dsl:23: mean((G(u, y) - s)^2)
     v32 = np.empty((n_N_1, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(1):
             a0 = d_s[i0, i1]
             a1 = v30[i0]
             v32[i0, i1] = ((-a0 + a1)*(-a0 + a1))
     v33 = np.float32(np.sum(v32))
-    v34 = np.float32(n_N_1 * 1)
+    v34 = np.float32(N_N_1 * 1)
     a0 = v33
     a1 = v34
     v35 = np.float32(a0/a1)
@@ -185,27 +199,27 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     a1 = v36
     v37 = np.float32(a1/a0)
     v39 = np.empty((n_N_1, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(1):
             a0 = d_s[i0, i1]
             a1 = v30[i0]
             a2 = v37
             v39[i0, i1] = a2*(-2*a0 + 2*a1)
     v40 = np.empty((n_N_1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         acc = 0.0
         for i1 in range(1):
             acc = acc + v39[i0, i1]
         v40[i0] = acc
     v41 = np.float32(np.sum(v40))
     v43 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v26[i0, i1]
             a1 = v40[i0]
             v43[i0, i1] = a0*a1
     v44 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v26[i0, i1]
             a1 = v14[i0, i1]
@@ -218,7 +232,7 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     v46 = np.dot(v44, w_G_k_out_W.T)
     v47 = np.dot(v22.T, v44)
     v48 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v46[i0, i1]
             a1 = v22[i0, i1]
@@ -230,7 +244,7 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     v50 = np.dot(v48, w_G_k_h_2_W.T)
     v51 = np.dot(v18.T, v48)
     v52 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v50[i0, i1]
             a1 = v18[i0, i1]
@@ -247,7 +261,7 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     v56 = np.dot(v43, w_G_b_out_W.T)
     v57 = np.dot(v10.T, v43)
     v58 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v56[i0, i1]
             a1 = v10[i0, i1]
@@ -259,7 +273,7 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
     v60 = np.dot(v58, w_G_b_h_2_W.T)
     v61 = np.dot(v6.T, v58)
     v62 = np.empty((n_N_1, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(40):
             a0 = v60[i0, i1]
             a1 = v6[i0, i1]
@@ -269,10 +283,63 @@ def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h
         for i1 in range(40):
             v63[i1] = v63[i1] + v62[i0, i1]
     v64 = np.dot(d_u.T, v62)
-    return (v35, v64, v63, v61, v59, v57, v55, v54, v53, v51, v49, v47, v45, v41, )
+    return (v35, v41, v45, v47, v49, v51, v53, v54, v55, v57, v59, v61, v63, v64, )
 
 
-@numba.njit(cache=True)
+def loss_and_grad_body(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b):
+    N_N_1 = d_u.shape[0]
+    chunks = min(256, max(1, (N_N_1 + 255) // 256))
+
+    def run(c):
+        lo_N_1, hi_N_1 = c * N_N_1 // chunks, (c + 1) * N_N_1 // chunks
+        return loss_and_grad_body_chunk(d_u[lo_N_1:hi_N_1], d_y[lo_N_1:hi_N_1], d_s[lo_N_1:hi_N_1], w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, hi_N_1 - lo_N_1, N_N_1)
+
+    got = _run_chunks(run, chunks)
+    part0_1 = got[0][0]
+    for r in got[1:]:
+        part0_1 = part0_1 + r[0]
+    part1 = got[0][1]
+    for r in got[1:]:
+        part1 = part1 + r[1]
+    part2 = got[0][2].copy()
+    for r in got[1:]:
+        part2 = part2 + r[2]
+    part3 = got[0][3].copy()
+    for r in got[1:]:
+        part3 = part3 + r[3]
+    part4 = got[0][4].copy()
+    for r in got[1:]:
+        part4 = part4 + r[4]
+    part5 = got[0][5].copy()
+    for r in got[1:]:
+        part5 = part5 + r[5]
+    part6 = got[0][6].copy()
+    for r in got[1:]:
+        part6 = part6 + r[6]
+    part7 = got[0][7].copy()
+    for r in got[1:]:
+        part7 = part7 + r[7]
+    part8 = got[0][8].copy()
+    for r in got[1:]:
+        part8 = part8 + r[8]
+    part9 = got[0][9].copy()
+    for r in got[1:]:
+        part9 = part9 + r[9]
+    part10 = got[0][10].copy()
+    for r in got[1:]:
+        part10 = part10 + r[10]
+    part11 = got[0][11].copy()
+    for r in got[1:]:
+        part11 = part11 + r[11]
+    part12 = got[0][12].copy()
+    for r in got[1:]:
+        part12 = part12 + r[12]
+    part13 = got[0][13].copy()
+    for r in got[1:]:
+        part13 = part13 + r[13]
+    return (part0_1, part13, part12, part11, part10, part9, part8, part7, part6, part5, part4, part3, part2, part1, )
+
+
 def loss_and_grad(w, g, d_u, d_y, d_s):
     w_G_b_h_W = w[0:800].reshape((20, 40, ))  # G.b.h.W
     w_G_b_h_b = w[800:840].reshape((40, ))  # G.b.h.b
@@ -304,20 +371,20 @@ def loss_and_grad(w, g, d_u, d_y, d_s):
     return r0
 
 
-@numba.njit(cache=True, parallel=True)
-def forward_G_body(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b):
+@numba.njit(cache=True, nogil=True)
+def forward_G_body_chunk(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_n_batch, N_n_batch):
     n_n_batch = d_u.shape[0]
     v4 = np.dot(d_u, w_G_b_h_W)
     # nn.dsl:15: act(dense(h, width))
     v5 = np.empty((n_n_batch, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(40):
             a0 = v4[i0, i1]
             a1 = w_G_b_h_b[i1]
             v5[i0, i1] = math.tanh(a0 + a1)
     v8 = np.dot(v5, w_G_b_h_2_W)
     v9 = np.empty((n_n_batch, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(40):
             a0 = v8[i0, i1]
             a1 = w_G_b_h_2_b[i1]
@@ -325,14 +392,14 @@ def forward_G_body(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G
     v12 = np.dot(v9, w_G_b_out_W)
     v15 = np.dot(d_y, w_G_k_h_W)
     v16 = np.empty((n_n_batch, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(40):
             a0 = v15[i0, i1]
             a1 = w_G_k_h_b[i1]
             v16[i0, i1] = math.tanh(a0 + a1)
     v19 = np.dot(v16, w_G_k_h_2_W)
     v20 = np.empty((n_n_batch, 40, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(40):
             a0 = v19[i0, i1]
             a1 = w_G_k_h_2_b[i1]
@@ -340,7 +407,7 @@ def forward_G_body(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G
     v23 = np.dot(v20, w_G_k_out_W)
     # nn.dsl:24: sum(b * k) + bias()
     v25 = np.empty((n_n_batch, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(32):
             a0 = v12[i0, i1]
             a1 = w_G_b_out_b[i1]
@@ -348,25 +415,37 @@ def forward_G_body(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G
             a3 = w_G_k_out_b[i1]
             v25[i0, i1] = (a0 + a1)*math.tanh(a2 + a3)
     v26 = np.empty((n_n_batch, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         acc = 0.0
         for i1 in range(32):
             acc = acc + v25[i0, i1]
         v26[i0] = acc
     v27 = np.empty((n_n_batch, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         a0 = w_G_out_b
         a1 = v26[i0]
         v27[i0] = a0 + a1
     v28 = np.empty((n_n_batch, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(1):
             a0 = v27[i0]
             v28[i0, i1] = a0
     return (v28, )
 
 
-@numba.njit(cache=True)
+def forward_G_body(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b):
+    N_n_batch = d_u.shape[0]
+    chunks = min(256, max(1, (N_n_batch + 255) // 256))
+
+    def run(c):
+        lo_n_batch, hi_n_batch = c * N_n_batch // chunks, (c + 1) * N_n_batch // chunks
+        return forward_G_body_chunk(d_u[lo_n_batch:hi_n_batch], d_y[lo_n_batch:hi_n_batch], w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, hi_n_batch - lo_n_batch, N_n_batch)
+
+    got = _run_chunks(run, chunks)
+    rows_y = np.concatenate([r[0] for r in got])
+    return (rows_y, )
+
+
 def forward_G(w, d_u, d_y):
     w_G_b_h_W = w[0:800].reshape((20, 40, ))  # G.b.h.W
     w_G_b_h_b = w[800:840].reshape((40, ))  # G.b.h.b
@@ -383,6 +462,45 @@ def forward_G(w, d_u, d_y):
     w_G_out_b = w[6824]  # G.out.b
     r0, = forward_G_body(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b)
     return r0
+
+
+
+_POOL = []
+_LIMITER = []
+
+
+def _run_chunks(run, chunks):
+    """``[run(c) for c in range(chunks)]``, the chunks spread over Numba's thread count."""
+    threads = min(chunks, numba.get_num_threads())
+    if threads <= 1:
+        return [run(c) for c in range(chunks)]
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS))
+
+    def share(k):
+        return [run(c) for c in range(k, chunks, threads)]
+
+    with _blas_one_thread():
+        shares = list(_POOL[0].map(share, range(threads)))
+    return [shares[c % threads][c // threads] for c in range(chunks)]
+
+
+def _blas_one_thread():
+    if not _LIMITER:  # one controller: finding the BLAS libraries takes milliseconds
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba calls)
+            from threadpoolctl import ThreadpoolController
+
+            _LIMITER.append(ThreadpoolController())
+        except ImportError:  # then BLAS keeps its own thread count
+            _LIMITER.append(None)
+    if _LIMITER[0] is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return _LIMITER[0].limit(limits=1, user_api="blas")
 
 
 @numba.njit(cache=True, parallel=True)
@@ -404,7 +522,6 @@ def sgd_update(w, g, vel, lr, momentum):
         w[i] -= lr * vel[i]
 
 
-@numba.njit(cache=True)
 def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, rows, losses, d_u, d_y, d_s):
     for s in range(rows.shape[0]):
         d_u_s = d_u[rows[s]]
@@ -414,7 +531,6 @@ def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, rows, losses, d_u, d_y, d_
         adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps)
 
 
-@numba.njit(cache=True)
 def train_sgd(w, g, vel, lr, momentum, rows, losses, d_u, d_y, d_s):
     for s in range(rows.shape[0]):
         d_u_s = d_u[rows[s]]

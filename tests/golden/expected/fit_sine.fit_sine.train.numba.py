@@ -11,20 +11,20 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, parallel=True)
-def loss_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b):
+@numba.njit(cache=True, nogil=True)
+def loss_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_N, N_N):
     n_N = d_x.shape[0]
     v4 = np.dot(d_x, w_f_h_W)
     # nn.dsl:15: act(dense(h, width))
     v5 = np.empty((n_N, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(32):
             a0 = v4[i0, i1]
             a1 = w_f_h_b[i1]
             v5[i0, i1] = math.tanh(a0 + a1)
     v8 = np.dot(v5, w_f_h_2_W)
     v9 = np.empty((n_N, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(32):
             a0 = v8[i0, i1]
             a1 = w_f_h_2_b[i1]
@@ -32,21 +32,35 @@ def loss_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_o
     v12 = np.dot(v9, w_f_out_W)
     # fit_sine.dsl:14: mean((f(x) - y)^2)
     v13 = np.empty((n_N, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N):
+    for i0 in range(n_N):
         for i1 in range(1):
             a0 = d_y[i0, i1]
             a1 = v12[i0, i1]
             a2 = w_f_out_b[i1]
             v13[i0, i1] = ((-a0 + a1 + a2)*(-a0 + a1 + a2))
     v14 = np.float32(np.sum(v13))
-    v15 = np.float32(n_N * 1)
+    v15 = np.float32(N_N * 1)
     a0 = v14
     a1 = v15
     v16 = np.float32(a0/a1)
     return (v16, )
 
 
-@numba.njit(cache=True)
+def loss_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b):
+    N_N = d_x.shape[0]
+    chunks = min(256, max(1, (N_N + 255) // 256))
+
+    def run(c):
+        lo_N, hi_N = c * N_N // chunks, (c + 1) * N_N // chunks
+        return loss_body_chunk(d_x[lo_N:hi_N], d_y[lo_N:hi_N], w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, hi_N - lo_N, N_N)
+
+    got = _run_chunks(run, chunks)
+    part0 = got[0][0]
+    for r in got[1:]:
+        part0 = part0 + r[0]
+    return (part0, )
+
+
 def loss(w, d_x, d_y):
     w_f_h_W = w[0:32].reshape((1, 32, ))  # f.h.W
     w_f_h_b = w[32:64].reshape((32, ))  # f.h.b
@@ -58,20 +72,20 @@ def loss(w, d_x, d_y):
     return r0
 
 
-@numba.njit(cache=True, parallel=True)
-def loss_and_grad_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b):
+@numba.njit(cache=True, nogil=True)
+def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_N_1, N_N_1):
     n_N_1 = d_x.shape[0]
     v4 = np.dot(d_x, w_f_h_W)
     # nn.dsl:15: act(dense(h, width))
     v5 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v4[i0, i1]
             a1 = w_f_h_b[i1]
             v5[i0, i1] = math.tanh(a0 + a1)
     v8 = np.dot(v5, w_f_h_2_W)
     v9 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v8[i0, i1]
             a1 = w_f_h_2_b[i1]
@@ -79,20 +93,20 @@ def loss_and_grad_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out
     v12 = np.dot(v9, w_f_out_W)
     # nn.dsl:16: dense(h, n_out)
     v13 = np.empty((n_N_1, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(1):
             a0 = v12[i0, i1]
             a1 = w_f_out_b[i1]
             v13[i0, i1] = a0 + a1
     # fit_sine.dsl:14: mean((f(x) - y)^2)
     v14 = np.empty((n_N_1, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(1):
             a0 = d_y[i0, i1]
             a1 = v13[i0, i1]
             v14[i0, i1] = ((-a0 + a1)*(-a0 + a1))
     v15 = np.float32(np.sum(v14))
-    v16 = np.float32(n_N_1 * 1)
+    v16 = np.float32(N_N_1 * 1)
     a0 = v15
     a1 = v16
     v17 = np.float32(a0/a1)
@@ -101,7 +115,7 @@ def loss_and_grad_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out
     a1 = v18
     v19 = np.float32(a1/a0)
     v21 = np.empty((n_N_1, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(1):
             a0 = d_y[i0, i1]
             a1 = v13[i0, i1]
@@ -114,7 +128,7 @@ def loss_and_grad_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out
     v23 = np.dot(v21, w_f_out_W.T)
     v24 = np.dot(v9.T, v21)
     v25 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v23[i0, i1]
             a1 = v9[i0, i1]
@@ -126,7 +140,7 @@ def loss_and_grad_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out
     v27 = np.dot(v25, w_f_h_2_W.T)
     v28 = np.dot(v5.T, v25)
     v29 = np.empty((n_N_1, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_N_1):
+    for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v27[i0, i1]
             a1 = v5[i0, i1]
@@ -136,10 +150,42 @@ def loss_and_grad_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out
         for i1 in range(32):
             v30[i1] = v30[i1] + v29[i0, i1]
     v31 = np.dot(d_x.T, v29)
-    return (v17, v31, v30, v28, v26, v24, v22, )
+    return (v17, v22, v24, v26, v28, v30, v31, )
 
 
-@numba.njit(cache=True)
+def loss_and_grad_body(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b):
+    N_N_1 = d_x.shape[0]
+    chunks = min(256, max(1, (N_N_1 + 255) // 256))
+
+    def run(c):
+        lo_N_1, hi_N_1 = c * N_N_1 // chunks, (c + 1) * N_N_1 // chunks
+        return loss_and_grad_body_chunk(d_x[lo_N_1:hi_N_1], d_y[lo_N_1:hi_N_1], w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, hi_N_1 - lo_N_1, N_N_1)
+
+    got = _run_chunks(run, chunks)
+    part0_1 = got[0][0]
+    for r in got[1:]:
+        part0_1 = part0_1 + r[0]
+    part1 = got[0][1].copy()
+    for r in got[1:]:
+        part1 = part1 + r[1]
+    part2 = got[0][2].copy()
+    for r in got[1:]:
+        part2 = part2 + r[2]
+    part3 = got[0][3].copy()
+    for r in got[1:]:
+        part3 = part3 + r[3]
+    part4 = got[0][4].copy()
+    for r in got[1:]:
+        part4 = part4 + r[4]
+    part5 = got[0][5].copy()
+    for r in got[1:]:
+        part5 = part5 + r[5]
+    part6 = got[0][6].copy()
+    for r in got[1:]:
+        part6 = part6 + r[6]
+    return (part0_1, part6, part5, part4, part3, part2, part1, )
+
+
 def loss_and_grad(w, g, d_x, d_y):
     w_f_h_W = w[0:32].reshape((1, 32, ))  # f.h.W
     w_f_h_b = w[32:64].reshape((32, ))  # f.h.b
@@ -157,20 +203,20 @@ def loss_and_grad(w, g, d_x, d_y):
     return r0
 
 
-@numba.njit(cache=True, parallel=True)
-def forward_f_body(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b):
+@numba.njit(cache=True, nogil=True)
+def forward_f_body_chunk(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_n_batch, N_n_batch):
     n_n_batch = d_x.shape[0]
     v3 = np.dot(d_x, w_f_h_W)
     # nn.dsl:15: act(dense(h, width))
     v4 = np.empty((n_n_batch, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(32):
             a0 = v3[i0, i1]
             a1 = w_f_h_b[i1]
             v4[i0, i1] = math.tanh(a0 + a1)
     v7 = np.dot(v4, w_f_h_2_W)
     v8 = np.empty((n_n_batch, 32, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(32):
             a0 = v7[i0, i1]
             a1 = w_f_h_2_b[i1]
@@ -178,7 +224,7 @@ def forward_f_body(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_o
     v11 = np.dot(v8, w_f_out_W)
     # nn.dsl:16: dense(h, n_out)
     v12 = np.empty((n_n_batch, 1, ), dtype=np.float32)
-    for i0 in numba.prange(n_n_batch):
+    for i0 in range(n_n_batch):
         for i1 in range(1):
             a0 = v11[i0, i1]
             a1 = w_f_out_b[i1]
@@ -186,7 +232,19 @@ def forward_f_body(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_o
     return (v12, )
 
 
-@numba.njit(cache=True)
+def forward_f_body(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b):
+    N_n_batch = d_x.shape[0]
+    chunks = min(256, max(1, (N_n_batch + 255) // 256))
+
+    def run(c):
+        lo_n_batch, hi_n_batch = c * N_n_batch // chunks, (c + 1) * N_n_batch // chunks
+        return forward_f_body_chunk(d_x[lo_n_batch:hi_n_batch], w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, hi_n_batch - lo_n_batch, N_n_batch)
+
+    got = _run_chunks(run, chunks)
+    rows_y = np.concatenate([r[0] for r in got])
+    return (rows_y, )
+
+
 def forward_f(w, d_x):
     w_f_h_W = w[0:32].reshape((1, 32, ))  # f.h.W
     w_f_h_b = w[32:64].reshape((32, ))  # f.h.b
@@ -196,6 +254,45 @@ def forward_f(w, d_x):
     w_f_out_b = w[1152:1153].reshape((1, ))  # f.out.b
     r0, = forward_f_body(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b)
     return r0
+
+
+
+_POOL = []
+_LIMITER = []
+
+
+def _run_chunks(run, chunks):
+    """``[run(c) for c in range(chunks)]``, the chunks spread over Numba's thread count."""
+    threads = min(chunks, numba.get_num_threads())
+    if threads <= 1:
+        return [run(c) for c in range(chunks)]
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS))
+
+    def share(k):
+        return [run(c) for c in range(k, chunks, threads)]
+
+    with _blas_one_thread():
+        shares = list(_POOL[0].map(share, range(threads)))
+    return [shares[c % threads][c // threads] for c in range(chunks)]
+
+
+def _blas_one_thread():
+    if not _LIMITER:  # one controller: finding the BLAS libraries takes milliseconds
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba calls)
+            from threadpoolctl import ThreadpoolController
+
+            _LIMITER.append(ThreadpoolController())
+        except ImportError:  # then BLAS keeps its own thread count
+            _LIMITER.append(None)
+    if _LIMITER[0] is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return _LIMITER[0].limit(limits=1, user_api="blas")
 
 
 @numba.njit(cache=True, parallel=True)
@@ -217,7 +314,6 @@ def sgd_update(w, g, vel, lr, momentum):
         w[i] -= lr * vel[i]
 
 
-@numba.njit(cache=True)
 def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, rows, losses, d_x, d_y):
     for s in range(rows.shape[0]):
         d_x_s = d_x[rows[s]]
@@ -226,7 +322,6 @@ def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, rows, losses, d_x, d_y):
         adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps)
 
 
-@numba.njit(cache=True)
 def train_sgd(w, g, vel, lr, momentum, rows, losses, d_x, d_y):
     for s in range(rows.shape[0]):
         d_x_s = d_x[rows[s]]
