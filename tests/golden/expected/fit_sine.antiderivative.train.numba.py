@@ -503,21 +503,22 @@ def _blas_one_thread():
     return _LIMITER[0].limit(limits=1, user_api="blas")
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def adam_update(w, g, m, v, t, lr, beta1, beta2, eps):
-    """One Adam step (Kingma & Ba), bias-corrected, on flat vectors."""
+    """One Adam step (Kingma & Ba), bias-corrected, on flat vectors (serial: a parallel region
+    here would leave its threads spinning beside the next step's chunk threads)."""
     c1 = 1.0 - beta1**t
     c2 = 1.0 - beta2**t
-    for i in numba.prange(w.shape[0]):
+    for i in range(w.shape[0]):
         m[i] = beta1 * m[i] + (1.0 - beta1) * g[i]
         v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i]
         w[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def sgd_update(w, g, vel, lr, momentum):
     """One step of SGD with (heavy-ball) momentum on flat vectors."""
-    for i in numba.prange(w.shape[0]):
+    for i in range(w.shape[0]):
         vel[i] = momentum * vel[i] + g[i]
         w[i] -= lr * vel[i]
 
