@@ -18,6 +18,7 @@ from .backends.numba_network import (
     HEADER,
     OPTIMIZERS,
     RUNNER,
+    TANH32,
     Entry,
     FlatLayout,
     print_entry,
@@ -92,7 +93,7 @@ def _module(
     )
     source_name = PurePath(source_name).name  # never a path of the machine that compiled it
     parts = [
-        HEADER.format(
+        (HEADER + (TANH32 if dtype == "float32" else "")).format(
             version=VERSION,
             kind=kind,
             name=name,

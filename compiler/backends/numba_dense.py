@@ -45,7 +45,8 @@ class DenseFunction:
         # ``counts`` for Extents (a chunk's mean divides by the whole batch, not the chunk)
         self.given = dict(given or {})
         self.counts = dict(counts or {})
-        self.printer = NumbaPrinter(dtype)
+        # float32: tanh as the module's vectorisable rational function, not a scalar libm call
+        self.printer = NumbaPrinter(dtype, fast_tanh=dtype == "float32")
         self.users = prog.users()
         self.live = prog.live()
         self.var: dict[int, str] = {}

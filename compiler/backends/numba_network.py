@@ -69,6 +69,30 @@ import numba
 import numpy as np
 '''
 
+# Eigen's float32 tanh: a [13/6] rational function, clamped where tanh is 1 in float32. Plain
+# arithmetic and min/max, so LLVM vectorises the loops that call it (libm's scalar tanh took
+# 20x longer per element); within 4e-7 relative of tanh everywhere (tested).
+TANH32 = '''
+
+@numba.njit(cache=True, inline="always")
+def tanh32(x):
+    """tanh of a float32 as a rational function (vectorises; relative error below 4e-7)."""
+    x = min(max(x, np.float32(-7.9053111)), np.float32(7.9053111))
+    x2 = x * x
+    p = np.float32(-2.76076847742355e-16)
+    p = p * x2 + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    q = np.float32(1.19825839466702e-06)
+    q = q * x2 + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
+    return x * p / q
+'''
+
 
 def _unpack(
     layout: FlatLayout,
@@ -206,6 +230,7 @@ __all__ = [
     "HEADER",
     "OPTIMIZERS",
     "RUNNER",
+    "TANH32",
     "Entry",
     "FlatLayout",
     "print_entry",

@@ -15,9 +15,15 @@ class NumbaPrinter(PythonCodePrinter):
 
     printmethod = "_numbacode"
 
-    def __init__(self, dtype: str = "float64") -> None:
+    def __init__(self, dtype: str = "float64", fast_tanh: bool = False) -> None:
         super().__init__({"fully_qualified_modules": True, "strict": True})
         self.dtype = dtype
+        self.fast_tanh = fast_tanh  # call the module's ``tanh32`` (see numba_network.TANH32)
+
+    def _print_tanh(self, expr: sympy.Expr) -> str:
+        if self.fast_tanh:
+            return f"tanh32({self._print(expr.args[0])})"
+        return f"math.tanh({self._print(expr.args[0])})"
 
     def _literal(self, value: float) -> str:
         text = repr(float(value))

@@ -11,6 +11,25 @@ import numba
 import numpy as np
 
 
+@numba.njit(cache=True, inline="always")
+def tanh32(x):
+    """tanh of a float32 as a rational function (vectorises; relative error below 4e-7)."""
+    x = min(max(x, np.float32(-7.9053111)), np.float32(7.9053111))
+    x2 = x * x
+    p = np.float32(-2.76076847742355e-16)
+    p = p * x2 + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    q = np.float32(1.19825839466702e-06)
+    q = q * x2 + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
+    return x * p / q
+
+
 @numba.njit(cache=True, nogil=True)
 def loss_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_N, N_N):
     n_N = d_x.shape[0]
@@ -21,14 +40,14 @@ def loss_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W,
         for i1 in range(32):
             a0 = v4[i0, i1]
             a1 = w_f_h_b[i1]
-            v5[i0, i1] = math.tanh(a0 + a1)
+            v5[i0, i1] = tanh32(a0 + a1)
     v8 = np.dot(v5, w_f_h_2_W)
     v9 = np.empty((n_N, 32, ), dtype=np.float32)
     for i0 in range(n_N):
         for i1 in range(32):
             a0 = v8[i0, i1]
             a1 = w_f_h_2_b[i1]
-            v9[i0, i1] = math.tanh(a0 + a1)
+            v9[i0, i1] = tanh32(a0 + a1)
     v12 = np.dot(v9, w_f_out_W)
     # fit_sine.dsl:14: mean((f(x) - y)^2)
     v13 = np.empty((n_N, 1, ), dtype=np.float32)
@@ -82,14 +101,14 @@ def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w
         for i1 in range(32):
             a0 = v4[i0, i1]
             a1 = w_f_h_b[i1]
-            v5[i0, i1] = math.tanh(a0 + a1)
+            v5[i0, i1] = tanh32(a0 + a1)
     v8 = np.dot(v5, w_f_h_2_W)
     v9 = np.empty((n_N_1, 32, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v8[i0, i1]
             a1 = w_f_h_2_b[i1]
-            v9[i0, i1] = math.tanh(a0 + a1)
+            v9[i0, i1] = tanh32(a0 + a1)
     v12 = np.dot(v9, w_f_out_W)
     # nn.dsl:16: dense(h, n_out)
     v13 = np.empty((n_N_1, 1, ), dtype=np.float32)
@@ -213,14 +232,14 @@ def forward_f_body_chunk(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W,
         for i1 in range(32):
             a0 = v3[i0, i1]
             a1 = w_f_h_b[i1]
-            v4[i0, i1] = math.tanh(a0 + a1)
+            v4[i0, i1] = tanh32(a0 + a1)
     v7 = np.dot(v4, w_f_h_2_W)
     v8 = np.empty((n_n_batch, 32, ), dtype=np.float32)
     for i0 in range(n_n_batch):
         for i1 in range(32):
             a0 = v7[i0, i1]
             a1 = w_f_h_2_b[i1]
-            v8[i0, i1] = math.tanh(a0 + a1)
+            v8[i0, i1] = tanh32(a0 + a1)
     v11 = np.dot(v8, w_f_out_W)
     # nn.dsl:16: dense(h, n_out)
     v12 = np.empty((n_n_batch, 1, ), dtype=np.float32)
