@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy
 
 from ..ir.ops import Map, placeholder
@@ -24,16 +26,25 @@ def _has_call(body: sympy.Basic) -> bool:
     return any(isinstance(n, sympy.Function) for n in sympy.preorder_traversal(body))
 
 
-def reuse_maps(prog: Program) -> Program:
-    """Replace recomputed Map bodies by the Map values that already hold them."""
+def _map_pass(
+    prog: Program, rewrite: Callable[[Builder, int, Map, tuple[int, ...]], int]
+) -> Program:
+    """Copy ``prog`` with every Map replaced by ``rewrite(builder, old id, map, new args)``."""
     b = Builder(prog.grid)
     new: dict[int, int] = {}
-    maps: list[int] = []  # ids (in b) of Maps whose bodies are worth reusing
     for i, op in enumerate(prog.ops):
         args = tuple(new[a] for a in op.args)
-        if not isinstance(op, Map):
-            new[i] = copy_op(b, op, args)
-            continue
+        new[i] = rewrite(b, i, op, args) if isinstance(op, Map) else copy_op(b, op, args)
+    for name, v in prog.outputs.items():
+        b.output(name, new[v])
+    return rebuild(b.build(), copy_op)
+
+
+def reuse_maps(prog: Program) -> Program:
+    """Replace recomputed Map bodies by the Map values that already hold them."""
+    maps: list[int] = []  # ids (in the new Program) of Maps whose bodies are worth reusing
+
+    def rewrite(b: Builder, i: int, op: Map, args: tuple[int, ...]) -> int:
         body, extra = op.body, list(args)
         for m in reversed(maps):
             prev = b.ops[m]
@@ -46,13 +57,13 @@ def reuse_maps(prog: Program) -> Program:
             if body.has(pattern) and body != pattern:
                 body = body.xreplace({pattern: placeholder(len(extra))})
                 extra.append(m)
-        new[i] = compact_map(b, body, extra, op.origin)
-        made = b.ops[new[i]]
-        if isinstance(made, Map) and _has_call(made.body):
-            maps.append(new[i])
-    for name, v in prog.outputs.items():
-        b.output(name, new[v])
-    return rebuild(b.build(), copy_op)
+        made = compact_map(b, body, extra, op.origin)
+        result = b.ops[made]
+        if isinstance(result, Map) and _has_call(result.body):
+            maps.append(made)
+        return made
+
+    return _map_pass(prog, rewrite)
 
 
 EXPENSIVE = (
@@ -74,13 +85,8 @@ EXPENSIVE = (
 def hoist_calls(prog: Program) -> Program:
     """Give every transcendental call nested in a Map body a Map of its own (interned, so
     equal calls on equal arguments are one value)."""
-    b = Builder(prog.grid)
-    new: dict[int, int] = {}
-    for i, op in enumerate(prog.ops):
-        args = tuple(new[a] for a in op.args)
-        if not isinstance(op, Map):
-            new[i] = copy_op(b, op, args)
-            continue
+
+    def rewrite(b: Builder, i: int, op: Map, args: tuple[int, ...]) -> int:
         body, extra = op.body, list(args)
         calls = {
             n
@@ -95,23 +101,17 @@ def hoist_calls(prog: Program) -> Program:
             value = compact_map(b, inner, [extra[int(str(p)[1:])] for p in free], op.origin)
             body = body.xreplace({call: placeholder(len(extra))})
             extra.append(value)
-        new[i] = compact_map(b, body, extra, op.origin)
-    for name, v in prog.outputs.items():
-        b.output(name, new[v])
-    return rebuild(b.build(), copy_op)
+        return compact_map(b, body, extra, op.origin)
+
+    return _map_pass(prog, rewrite)
 
 
 def inline_maps(prog: Program) -> Program:
     """Substitute single-use Maps into the Maps that read them; drop identity Maps."""
     users = prog.users()
     outputs = set(prog.outputs.values())
-    b = Builder(prog.grid)
-    new: dict[int, int] = {}
-    for i, op in enumerate(prog.ops):
-        args = tuple(new[a] for a in op.args)
-        if not isinstance(op, Map):
-            new[i] = copy_op(b, op, args)
-            continue
+
+    def rewrite(b: Builder, i: int, op: Map, args: tuple[int, ...]) -> int:
         subs: dict[sympy.Symbol, sympy.Expr] = {}
         extra: list[int] = []
         for k, (old, a) in enumerate(zip(op.args, args, strict=True)):
@@ -133,12 +133,10 @@ def inline_maps(prog: Program) -> Program:
         body = op.body.xreplace(subs) if subs else op.body
         all_args = [*args, *extra]
         if body == placeholder(0) and b.ops[all_args[0]].shape == op.shape:
-            new[i] = all_args[0]
-            continue
-        new[i] = compact_map(b, body, all_args, op.origin)
-    for name, v in prog.outputs.items():
-        b.output(name, new[v])
-    return rebuild(b.build(), copy_op)
+            return all_args[0]
+        return compact_map(b, body, all_args, op.origin)
+
+    return _map_pass(prog, rewrite)
 
 
 __all__ = ["hoist_calls", "inline_maps", "reuse_maps"]
