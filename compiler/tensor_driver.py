@@ -1,7 +1,8 @@
 """Compile lowered tensor Programs (a network's forward pass, a train block's loss) to a module.
 
 The pipeline: the loss's gradient with respect to every weight from ``vjp_program`` (the same
-rule table as the PDE adjoints), then ``reuse_maps`` and ``inline_maps``, then the dense printer.
+rule table as the PDE adjoints), then ``reuse_maps``, ``hoist_calls`` and ``inline_maps``, then
+the dense printer (row chunks where the Program splits along its batch axes).
 """
 
 from __future__ import annotations
@@ -154,17 +155,14 @@ def compile_train(
     name: str,
     source_name: str,
     batched: tuple[str, ...],
-    parallel: bool = True,
 ) -> TensorArtifact:
-    """A train block: ``loss``, ``loss_and_grad``, ``forward_<net>`` and the training loops.
-    ``parallel`` False prints serial loss functions (a PINN's loss has hundreds of loops, and
-    Numba's parallel analysis of one such function takes minutes)."""
+    """A train block: ``loss``, ``loss_and_grad``, ``forward_<net>`` and the training loops."""
     weights = list(loss.weights)
     data = tuple(n for n, _ in loss.inputs)
     value = optimise(loss.program)
     grad = optimise(gradient_program(loss.program, weights))
     entries = [
-        Entry("loss", value, loss.weights, data, ("loss",), parallel=parallel),
+        Entry("loss", value, loss.weights, data, ("loss",)),
         Entry(
             "loss_and_grad",
             grad,
@@ -172,7 +170,6 @@ def compile_train(
             data,
             ("loss", *(f"bar:{w}" for w in weights)),
             grads=True,
-            parallel=parallel,
         ),
     ]
     names = list(data)

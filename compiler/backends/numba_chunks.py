@@ -108,9 +108,7 @@ def print_chunked(
         given={**sizes, **rows_of},
         counts=sizes,
     )
-    lines = chunk_fn.emit(chunk_out, parallel=False)
-    lines[0] = "@numba.njit(cache=True, nogil=True)"
-    lines += ["", ""]
+    lines = [*chunk_fn.emit(chunk_out, parallel=False, nogil=True), "", ""]
     fin = split.finish
     direct = {}  # outputs that are a combined chunk sum as it is
     for out, at in fin.outputs.items():
@@ -147,13 +145,10 @@ def print_chunked(
             args.append(f"{local[op.name]}[{lo}:{hi}]")
         else:
             args.append(local[op.name])
-    chunk_sizes = dict.fromkeys(
-        [
-            *({**sizes, **{d: f"{cuts[d][1]} - {cuts[d][0]}" for d in split.batch}}).values(),
-            *sizes.values(),
-        ]
-    )
-    lines.append(f"        return {chunk_name}({', '.join([*args, *chunk_sizes])})")
+    value = {n: n for n in sizes.values()}  # a size parameter -> what the driver passes
+    value.update({rows_of[d]: f"{cuts[d][1]} - {cuts[d][0]}" for d in split.batch})
+    args += [value[n] for n in chunk_fn.size_params]
+    lines.append(f"        return {chunk_name}({', '.join(args)})")
     lines += ["", "    got = _run_chunks(run, chunks)"]
     for k, p in enumerate(split.parts):  # in chunk order: the same sums on every machine
         total = part_ids[p.name]
@@ -169,8 +164,8 @@ def print_chunked(
         row_ids[r] = names.fresh(f"rows_{_ident(r)}")
         lines.append(f"    {row_ids[r]} = np.concatenate([r[{k}] for r in got])")
     if needs_finish:
-        finish_args = [local[n] for n in finish_in]
-        lines.append(f"    done = {finish_name}({', '.join([*finish_args, *sizes.values()])})")
+        finish_args = [*(local[n] for n in finish_in), *finish_fn.size_params]
+        lines.append(f"    done = {finish_name}({', '.join(finish_args)})")
     result = []
     for out in outputs:
         if out in row_ids:

@@ -210,13 +210,18 @@ class DenseFunction:
                         self.dims[d] = self.names.fresh(f"n_{_ident(d)}")
                         self.lines.append(f"    {self.dims[d]} = {self.inputs[op.name]}.shape[{k}]")
 
-    def emit(self, outputs: Sequence[str], parallel: bool = True) -> list[str]:
-        """The function's lines; ``parallel`` False prints serial loops only."""
+    @property
+    def size_params(self) -> list[str]:
+        """The size parameters that follow the inputs in the signature, in order."""
+        return list(dict.fromkeys([*self.given.values(), *self.counts.values()]))
+
+    def emit(self, outputs: Sequence[str], parallel: bool = True, nogil: bool = False) -> list[str]:
+        """The function's lines; ``parallel`` False prints serial loops only, ``nogil`` releases
+        the GIL (for functions that Python threads run side by side)."""
         self.parallel = parallel
-        sizes = dict.fromkeys([*self.given.values(), *self.counts.values()])
-        params = ", ".join([*self.inputs.values(), *sizes])
-        deco = "@numba.njit(cache=True, parallel=True)" if parallel else "@numba.njit(cache=True)"
-        self.lines = [deco, f"def {self.name}({params}):"]
+        params = ", ".join([*self.inputs.values(), *self.size_params])
+        flags = "".join([", parallel=True" if parallel else "", ", nogil=True" if nogil else ""])
+        self.lines = [f"@numba.njit(cache=True{flags})", f"def {self.name}({params}):"]
         self.bind_dims()
         last_origin = None
         for i, op in enumerate(self.prog.ops):
