@@ -96,9 +96,9 @@ def hoist_calls(prog: Program) -> Program:
         for call in sorted(calls, key=sympy.count_ops):  # inner calls first
             if not body.has(call):
                 continue
-            free = sorted(call.free_symbols, key=lambda p: int(str(p)[1:]))
-            inner = call.xreplace({p: placeholder(k) for k, p in enumerate(free)})
-            value = compact_map(b, inner, [extra[int(str(p)[1:])] for p in free], op.origin)
+            used = [k for k in range(len(extra)) if call.has(placeholder(k))]
+            inner = call.xreplace({placeholder(k): placeholder(j) for j, k in enumerate(used)})
+            value = compact_map(b, inner, [extra[k] for k in used], op.origin)
             body = body.xreplace({call: placeholder(len(extra))})
             extra.append(value)
         return compact_map(b, body, extra, op.origin)
