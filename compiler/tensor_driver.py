@@ -246,6 +246,19 @@ def compile_bilevel(lowered: LoweredBilevel, name: str, source_name: str) -> Ten
                 parallel=False,
             ),
         ]
+    if "lower_objective" in progs:
+        bars = [o for o in progs["lower_objective"].outputs if o != "loss"]
+        entries.append(
+            Entry(
+                "lower_objective",
+                progs["lower_objective"],
+                specs,
+                inputs,
+                ("loss", *bars),
+                grads=True,
+                parallel=False,
+            )
+        )
     if "residual_vjp_upper" in progs:
         outs = tuple(progs["residual_vjp_upper"].outputs)
         entries.append(

@@ -53,9 +53,11 @@ class BilevelHandle(_BlockHandle):
             "method": "implicit",
             "tol": 1e-10,
             "steps": 100,
-            "inner_steps": 50,
             "lr": 0.1,
             "outer": "lbfgs",
+            "k": 100,
+            "inner_lr": "auto",
+            "rho": "auto",
         }
         if self.block.solves:
             solve = self.block.solves[0]
@@ -88,7 +90,7 @@ class BilevelHandle(_BlockHandle):
         data_names = [d.name for d in self.block.data]
         var_names = [v.name for v in self.block.variables]
         param_names = [p.name for p in self.block.params]
-        option_names = ["tol", "steps", "inner_steps", "lr", "outer"]
+        option_names = [*BILEVEL_OPTIONS, "method"]
         data, variables, params, options = {}, {}, {}, {}
         for k, v in kwargs.items():
             if k in data_names:
@@ -116,20 +118,31 @@ class BilevelHandle(_BlockHandle):
             )
         return data, variables, params, options
 
-    def _check_method(self) -> None:
-        method = self.options["method"]
-        want = "adjoint" if self.block.lower_solutions else "implicit"
-        if method != want:
-            what = "a PDE lower level" if want == "adjoint" else "a lower level of objectives"
+    def _check_method(self, method: str) -> None:
+        pde = bool(self.block.lower_solutions)
+        followers = sum(1 for ob in self.block.objectives if ob.level == "lower")
+        if pde and method != "adjoint":
             raise UnsupportedError(
-                f"bilevel method '{method}' is not compiled for {what} yet ('{self.name}')",
+                f"bilevel method '{method}' is not compiled for a PDE lower level yet "
+                f"('{self.name}')",
                 self._method_span,
-                f"use 'solve {want}(...)'"
-                + (
-                    " (the implicit function theorem on derived Hessian-vector products)"
-                    if want == "implicit"
-                    else " (the PDE's discrete adjoint)"
-                ),
+                "use 'solve adjoint(...)' (the PDE's discrete adjoint)",
+                code="R416",
+            )
+        if not pde and method == "adjoint":
+            raise UnsupportedError(
+                f"bilevel method 'adjoint' is for a PDE lower level ('{self.name}' has lower "
+                "objectives)",
+                self._method_span,
+                "use 'solve implicit(...)', 'unroll(k = ...)' or 'penalty(rho = ...)'",
+                code="R416",
+            )
+        if method == "penalty" and followers > 1:
+            raise UnsupportedError(
+                f"the penalty method needs one lower objective; '{self.name}' is a game of "
+                f"{followers} followers",
+                self._method_span,
+                "use 'solve implicit(...)' or 'unroll(k = ...)' for an equilibrium of followers",
                 code="R416",
             )
 
@@ -182,11 +195,17 @@ class BilevelHandle(_BlockHandle):
         data, variables, params, options = self._split(kwargs)
         arrays = {k: _array(k, v, self.dtype) for k, v in data.items()}
         opts = {**self.options, **_checked_options(options)}
-        self._check_method()
+        self._check_method(str(opts["method"]))
         if self.block.lower_solutions:
             return _PdeProblem(self, arrays, variables, params, opts)
         art, mod, lowered = self.compile(arrays)
-        return _Problem(self, art, mod, lowered, arrays, variables, params, opts)
+        from .bilevel_methods import PenaltyProblem, UnrollProblem
+
+        kind = {"unroll": UnrollProblem, "penalty": PenaltyProblem}.get(opts["method"], _Problem)
+        return kind(self, art, mod, lowered, arrays, variables, params, opts)
+
+
+BILEVEL_OPTIONS = ("tol", "steps", "inner_steps", "lr", "outer", "k", "inner_lr", "rho")
 
 
 def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,15 +214,23 @@ def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in options.items():
         if k == "outer":
             ok = bool(v in ("gd", "adam", "lbfgs"))
-        elif k in ("steps", "inner_steps"):
+        elif k == "method":
+            ok = bool(v in ("implicit", "unroll", "penalty", "adjoint"))
+        elif k in ("steps", "inner_steps", "k"):
             ok = bool(isinstance(v, int | np.integer) and v >= 1)
-        else:  # tol, lr
+        elif k in ("inner_lr", "rho") and v == "auto":
+            ok = True
+        else:  # tol, lr, inner_lr, rho
             ok = bool(isinstance(v, int | float | np.floating) and np.isfinite(v) and v > 0)
         if not ok:
             want = {
                 "outer": "one of gd, adam, lbfgs",
+                "method": "one of implicit, unroll, penalty, adjoint",
                 "steps": "a positive integer",
                 "inner_steps": "a positive integer",
+                "k": "a positive integer",
+                "inner_lr": "a positive number or auto",
+                "rho": "a positive number or auto",
             }.get(k, "a positive number")
             raise RuntimeInputError(f"option '{k}' must be {want}, got {v!r}", code="R538")
         out[k] = v
@@ -316,7 +343,7 @@ class _Problem:
         stops when the free part of R is below ``tol`` times the first solve's initial norm
         (at least 1), so warm starts keep one absolute target."""
         tol = float(self.options["tol"])
-        steps = int(self.options["inner_steps"])
+        steps = int(self.options.get("inner_steps", 50))
         w = w.copy()
         _, r = self.call("residual", w)
         if self.ref_norm is None:
@@ -350,8 +377,16 @@ class _Problem:
         )
 
     def hypergrad(self) -> dict[str, Any]:
-        _, grad = self.upper_and_hypergrad(self.solve_lower(self.initial()))
+        _, grad, _, _ = self.value_and_hypergrad(self.initial())
         return self.unflatten(grad, self.lowered.upper)
+
+    def value_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """At the upper values in ``w`` (its lower part is the warm start): the value the upper
+        optimiser minimises and its gradient (full vectors, as written), the lower solution, and
+        the upper objective there (what the history records). Each method overrides this."""
+        w = self.solve_lower(w)
+        value, grad = self.upper_and_hypergrad(w)
+        return value, grad, w, value
 
     # -- the hypergradient ---------------------------------------------------------------------
     def upper_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray]:
@@ -370,14 +405,13 @@ class _Problem:
     # -- the upper level -----------------------------------------------------------------------
     def optimise(self) -> BilevelResult:
         upper_mask = ~self.lower_mask
-        state = {"w": self.solve_lower(self.initial())}
+        state = {"w": self.initial()}
 
-        def evaluate(y: np.ndarray) -> tuple[float, np.ndarray]:
+        def evaluate(y: np.ndarray) -> tuple[float, np.ndarray, float]:
             w = state["w"].copy()
             w[upper_mask] = y
-            state["w"] = w = self.solve_lower(w)  # warm-started from the last solution
-            value, grad = self.upper_and_hypergrad(w)
-            return value, grad[upper_mask]
+            value, grad, state["w"], reported = self.value_and_hypergrad(w)  # warm-started
+            return value, grad[upper_mask], reported
 
         y0 = state["w"][upper_mask]
         _, grad, history, info = optimise_upper(
@@ -409,8 +443,10 @@ def optimise_upper(
     sense: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """The upper loop: ``evaluate(y) -> (F, dF/dy)`` as written (``sense`` says whether F is
-    minimised or maximised). Returns the final y, the hypergradient there, F per evaluation and
-    what the optimiser reported. ``outer``: L-BFGS-B (bounds native), or projected GD / Adam
+    minimised or maximised), or ``(F, dF/dy, reported)`` where the history records another
+    value than the one optimised (the penalty method's upper objective at the lower solution).
+    Returns the final y, the hypergradient there, the history per evaluation and what the
+    optimiser reported. ``outer``: L-BFGS-B (bounds native), or projected GD / Adam
     with ``lr`` for ``steps`` iterations."""
     outer, steps = str(options["outer"]), int(options["steps"])
     sign = -1.0 if sense == "maximize" else 1.0
@@ -420,7 +456,7 @@ def optimise_upper(
 
     def f_and_g(y: np.ndarray) -> tuple[float, np.ndarray]:
         try:
-            value, grad = evaluate(np.asarray(y, dtype=np.float64))
+            out = evaluate(np.asarray(y, dtype=np.float64))
         except RitzError as err:
             # a trial point where the lower level fails (a PDE solve that blows up at a
             # parameter its time step cannot take): a bad point the line search backs away
@@ -429,7 +465,8 @@ def optimise_upper(
                 raise
             failed.append(err)
             return abs(sign * history[0]) * 1e6 + 1e6, np.zeros_like(y)
-        history.append(value)
+        value, grad = out[0], out[1]
+        history.append(out[2] if len(out) > 2 else value)
         last["grad"] = grad
         last["y"] = np.asarray(y, dtype=np.float64).copy()
         return sign * value, sign * grad

@@ -8,7 +8,9 @@ objectives' IR the rule table derives everything the runtime solves with, matrix
 - ``residual_jvp``: J v with J = dR/dx (Newton-Krylov steps of the lower level);
 - ``residual_vjp``: J^T u (the adjoint system of the implicit function theorem);
 - ``residual_vjp_upper``: (dR/dy)^T u (the mixed term of the hypergradient);
-- ``upper``: the upper objective F and its gradient in x and y.
+- ``upper``: the upper objective F and its gradient in x and y;
+- ``lower_objective`` (one lower objective only): its value and gradient in x and y (the
+  first-order penalty method's value gap and its derivative in y).
 
 Maximised objectives are negated here, so every Program minimises. All variables share one
 flat vector (lower variables first), with the layout of ``WeightSpec``s.
@@ -225,6 +227,9 @@ def lower_bilevel(
         "residual_vjp": vjp_program(bare, lower),
         "upper": upper_prog,
     }
+    if len(lowers) == 1:
+        lower_obj = objective(lowers[0])
+        programs["lower_objective"] = gradient_program(lower_obj, _wrt(lower_obj, lower + upper))
     wrt_upper = _wrt(bare, upper)
     if wrt_upper:
         programs["residual_vjp_upper"] = vjp_program(bare, wrt_upper)

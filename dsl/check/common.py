@@ -86,7 +86,7 @@ def _cells(v: Any) -> Any:
     return _pos_int(v)
 
 
-def _dt(v: Any) -> Any:
+def _pos_or_auto(v: Any) -> Any:
     return v if v == "auto" else _pos_number(v)
 
 
@@ -102,7 +102,7 @@ METHOD_OPTIONS: dict[str, dict[str, OptionRule]] = {
             _one_of("euler", "rk2", "rk4", "ssprk3", "cn", "imex"),
             "one of euler, rk2, rk4, ssprk3, cn, imex",
         ),
-        "dt": OptionRule(_dt, "a positive number or auto"),
+        "dt": OptionRule(_pos_or_auto, "a positive number or auto"),
         "every": POS_NUMBER,
         "tol": POS_NUMBER,
         "maxiter": POS_INT,
@@ -131,8 +131,12 @@ _BILEVEL_COMMON = {
 }
 BILEVEL_METHODS: dict[str, dict[str, OptionRule]] = {
     "implicit": dict(_BILEVEL_COMMON),
-    "unroll": {**_BILEVEL_COMMON, "k": POS_INT},
-    "penalty": dict(_BILEVEL_COMMON),
+    "unroll": {
+        **_BILEVEL_COMMON,
+        "k": POS_INT,
+        "inner_lr": OptionRule(_pos_or_auto, "a positive number or auto"),
+    },
+    "penalty": {**_BILEVEL_COMMON, "rho": OptionRule(_pos_or_auto, "a positive number or auto")},
     "adjoint": dict(_BILEVEL_COMMON),
 }
 

@@ -73,6 +73,19 @@ bilevel ridge {
 }
 """
 
+OLIGOPOLY_PENALTY = """\
+bilevel oligopoly {
+    param a = 100, b = 1, c = 10
+    upper q0 = 10 in [0, 100]
+    lower q1 = 10 in [0, 100]
+    lower q2 = 10 in [0, 100]
+    lower maximize q1 * (a - b * (q0 + q1 + q2)) - c * q1 over q1
+    lower maximize q2 * (a - b * (q0 + q1 + q2)) - c * q2 over q2
+    solve penalty(rho = 1e3)
+    upper maximize q0 * (a - b * (q0 + q1 + q2)) - c * q0
+}
+"""
+
 
 def burgers(scheme: str) -> str:
     return BURGERS.replace("SCHEME", scheme)
@@ -90,14 +103,14 @@ CASES: dict[str, tuple[str, str, Callable[[Any], Any], str, int, int | None, str
         None,
         "indexing",
     ),
-    "bilevel_unroll": (
-        RIDGE.replace("solve implicit(", "solve unroll(k = 5, "),
-        "ridge",
-        lambda p: p.hypergrad(lam=0.3, X=[[1.0]], y=[1.0], Xv=[[1.0]], yv=[1.0]),
+    "penalty_game": (
+        OLIGOPOLY_PENALTY,
+        "oligopoly",
+        lambda p: p.hypergrad(q0=20.0),
         "R416",
-        7,
+        8,
         5,
-        "unroll",
+        "one lower objective",
     ),
 }
 

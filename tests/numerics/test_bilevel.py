@@ -156,11 +156,98 @@ def test_bilevel_input_errors() -> None:
         assert err.value.code == code, err.value.render()
 
 
-def test_methods_not_compiled_say_so() -> None:
-    unroll = RIDGE.replace("solve implicit(", "solve unroll(k = 10, ")
+def _unrolled_closed(d: dict[str, np.ndarray], lam: float, k: int, eta: float) -> float:
+    """dF/dlam of k gradient steps w <- w - eta (X^T (X w - y) + e^lam w) from w = 0, by
+    forward-mode differentiation of the same recurrence in NumPy."""
+    X, y, Xv, yv = d["X"], d["y"], d["Xv"], d["yv"]
+    w, dw = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for _ in range(k):
+        w, dw = (
+            w - eta * (X.T @ (X @ w - y) + np.exp(lam) * w),
+            dw - eta * (X.T @ (X @ dw) + np.exp(lam) * (w + dw)),
+        )
+    return float((Xv @ w - yv) @ (Xv @ dw))
+
+
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_unroll_is_the_derivative_of_the_unrolled_steps(k: int) -> None:
+    """unroll(k) differentiates the k-step map itself (not the lower solution): it agrees with
+    forward-mode differentiation of the same steps to rounding, whatever k."""
+    d = _ridge_data()
+    mod = ritz.compile(RIDGE.replace("solve implicit(", "solve unroll(inner_lr = 0.004, "))
+    h = mod.ridge.hypergrad(lam=0.3, k=k, **d)["lam"]
+    assert h == pytest.approx(_unrolled_closed(d, 0.3, k, 0.004), rel=1e-10)
+
+
+def test_unroll_converges_to_the_implicit_hypergradient() -> None:
+    """With the step 1 / |J| found by power iteration, enough steps reach the lower solution,
+    and the unrolled hypergradient the implicit one; too few steps do not."""
+    d = _ridge_data()
+    mod = ritz.compile(RIDGE).ridge
+    _, want = _ridge_closed(d, 0.3)
+    assert mod.hypergrad(lam=0.3, method="unroll", k=1000, **d)["lam"] == pytest.approx(
+        want, rel=1e-10
+    )
+    short = mod.hypergrad(lam=0.3, method="unroll", k=20, **d)["lam"]
+    assert abs(short - want) > 0.05 * abs(want)
+    res = mod.solve(method="unroll", k=1000, **d)
+    assert res.upper["lam"] == pytest.approx(mod.solve(**d).upper["lam"], abs=1e-6)
+
+
+def test_penalty_error_falls_as_one_over_rho_squared() -> None:
+    """The extrapolated penalty hypergradient differs from the exact one by O(1/rho^2): tenfold
+    rho, about a hundredfold smaller error, until the lower solves' accuracy (tol) is reached;
+    rho defaults to tol^(-2/5)."""
+    d = _ridge_data()
+    mod = ritz.compile(RIDGE.replace("solve implicit(", "solve penalty(")).ridge
+    _, want = _ridge_closed(d, 0.3)
+    errors = [
+        abs(mod.hypergrad(lam=0.3, rho=rho, **d)["lam"] - want) / abs(want) for rho in (30, 300)
+    ]
+    assert 3e-4 < errors[0] < 0.1 and errors[1] < errors[0] / 50, errors
+    assert mod.hypergrad(lam=0.3, **d)["lam"] == pytest.approx(want, rel=2e-6)  # observed 2.7e-7
+    res = mod.solve(**d)
+    assert res.upper["lam"] == pytest.approx(2.8312142841546, abs=1e-4)
+    X, y = d["X"], d["y"]
+    A = X.T @ X + np.exp(res.upper["lam"]) * np.eye(X.shape[1])
+    np.testing.assert_allclose(res.lower["w"], np.linalg.solve(A, X.T @ y), rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["unroll", "penalty"])
+def test_first_order_methods_on_the_duopoly(method: str) -> None:
+    """The Stackelberg duopoly (maximised objectives, bounds) by each method, also with the
+    follower held at its bound (c2 = 95: its best reply is 0 for q1 >= 5)."""
+    mod = ritz.compile(COURNOT).cournot
+    res = mod.solve(method=method, k=200)
+    assert res.upper["q1"] == pytest.approx(45.0, abs=1e-6)
+    assert res.lower["q2"] == pytest.approx(22.5, abs=1e-6)
+    assert mod.hypergrad(q1=30.0, method=method, k=200)["q1"] == pytest.approx(15.0, abs=1e-6)
+    h = mod.hypergrad(q1=30.0, c2=95.0, method=method, k=200)
+    assert h["q1"] == pytest.approx(100 - 2 * 30.0 - 10, abs=1e-6)
+
+
+def test_unroll_through_a_game_of_followers() -> None:
+    """Simultaneous gradient play of two Nash followers, differentiated through its steps."""
+    mod = ritz.compile(OLIGOPOLY).oligopoly
+    assert mod.hypergrad(q0=20.0, method="unroll", k=300)["q0"] == pytest.approx(
+        (90 - 40) / 3, abs=1e-9
+    )
+    res = mod.solve(method="unroll", k=300)
+    assert res.upper["q0"] == pytest.approx(45.0, abs=1e-8)
+
+
+def test_methods_that_do_not_apply_say_so() -> None:
+    cases = [
+        (OLIGOPOLY, "oligopoly", "penalty", {}),  # a game has no single value function
+        (RIDGE, "ridge", "adjoint", _ridge_data()),  # adjoint is for a PDE lower level
+    ]
+    for text, name, method, data in cases:
+        with pytest.raises(RitzError) as err:
+            ritz.compile(text, name="r.dsl")[name].hypergrad(method=method, **data)
+        assert err.value.code == "R416" and err.value.hint, err.value.render()
     with pytest.raises(RitzError) as err:
-        ritz.compile(unroll, name="r.dsl").ridge.hypergrad(**_ridge_data())
-    assert err.value.code == "R416" and err.value.line == 7 and err.value.hint
+        ritz.compile(RIDGE).ridge.hypergrad(method="newton", **_ridge_data())
+    assert err.value.code == "R538"
 
 
 FIT_DIFFUSIVITY = """\

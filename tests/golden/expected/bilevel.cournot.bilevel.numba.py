@@ -112,6 +112,42 @@ def residual_vjp(w, v, g, d_a, d_b, d_c1, d_c2):
 
 
 @numba.njit(cache=True)
+def lower_objective_body(d_a, d_b, d_c2, w_q2, w_q1):
+    # bilevel.dsl:21: q2 * (a - b * (q1 + q2)) - c2 * q2
+    a0 = w_q2
+    a1 = d_a
+    a2 = d_b
+    a3 = w_q1
+    a4 = d_c2
+    v5 = np.float64(a0*a4 - a0*(a1 - a2*(a0 + a3)))
+    v6 = 1.0
+    a0 = v6
+    v7 = np.float64(-a0)
+    a0 = w_q2
+    a1 = d_a
+    a2 = d_b
+    a3 = w_q1
+    a4 = d_c2
+    a5 = v7
+    v8 = np.float64(a5*(-a0*a2 + a1 - a2*(a0 + a3) - a4))
+    a0 = w_q2
+    a1 = d_b
+    a2 = v7
+    v9 = np.float64(-a0*a1*a2)
+    return (v5, v8, v9, )
+
+
+@numba.njit(cache=True)
+def lower_objective(w, g, d_a, d_b, d_c1, d_c2):
+    w_q2 = w[0]  # q2
+    w_q1 = w[1]  # q1
+    r0, r1, r2, = lower_objective_body(d_a, d_b, d_c2, w_q2, w_q1)
+    g[0:1] = r1
+    g[1:2] = r2
+    return r0
+
+
+@numba.njit(cache=True)
 def residual_vjp_upper_body(d_b, w_bar_bar_q2):
     v1 = 1.0
     a0 = d_b

@@ -162,6 +162,63 @@ def residual_vjp(w, v, g, d_X, d_y, d_Xv, d_yv):
 
 
 @numba.njit(cache=True)
+def lower_objective_body(d_X, d_y, w_w, w_lam):
+    v4 = np.dot(d_X, w_w)
+    # bilevel.dsl:11: 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)
+    v5 = np.empty((50, ), dtype=np.float64)
+    for i0 in range(50):
+        a0 = d_y[i0]
+        a1 = v4[i0]
+        v5[i0] = ((-a0 + a1)*(-a0 + a1))
+    v6 = np.float64(np.sum(v5))
+    v7 = np.empty((10, ), dtype=np.float64)
+    for i0 in range(10):
+        a0 = w_w[i0]
+        v7[i0] = (a0*a0)
+    v8 = np.float64(np.sum(v7))
+    a0 = w_lam
+    v9 = np.float64(math.exp(a0))
+    a0 = v6
+    a1 = v8
+    a2 = v9
+    v10 = np.float64(0.5*a0 + 0.5*a1*a2)
+    v11 = 1.0
+    a0 = v11
+    v12 = np.float64(0.5*a0)
+    a0 = v8
+    a1 = v11
+    a2 = v9
+    v13 = np.float64(0.5*a0*a1*a2)
+    a0 = v11
+    a1 = v9
+    v14 = np.float64(0.5*a0*a1)
+    v17 = np.empty((50, ), dtype=np.float64)
+    for i0 in range(50):
+        a0 = d_y[i0]
+        a1 = v4[i0]
+        a2 = v12
+        v17[i0] = a2*(-2*a0 + 2*a1)
+    v18 = np.dot(d_X.T, v17)
+    v19 = np.empty((10, ), dtype=np.float64)
+    for i0 in range(10):
+        a0 = v18[i0]
+        a1 = w_w[i0]
+        a2 = v14
+        v19[i0] = a0 + 2*a1*a2
+    return (v10, v19, v13, )
+
+
+@numba.njit(cache=True)
+def lower_objective(w, g, d_X, d_y, d_Xv, d_yv):
+    w_w = w[0:10].reshape((10, ))  # w
+    w_lam = w[10]  # lam
+    r0, r1, r2, = lower_objective_body(d_X, d_y, w_w, w_lam)
+    g[0:10] = r1.ravel()
+    g[10:11] = r2
+    return r0
+
+
+@numba.njit(cache=True)
 def residual_vjp_upper_body(w_w, w_lam, w_bar_bar_w):
     v2 = 1.0
     v4 = np.empty((10, ), dtype=np.float64)

@@ -1,0 +1,232 @@
+"""The bilevel methods besides the implicit function theorem, on the same compiled entries.
+
+``unroll(k = K)``: the lower level is K projected gradient steps from its initial values,
+``x_{t+1} = P(x_t - eta R(x_t, y))``, and the hypergradient is reverse mode through them: the
+stored iterates are replayed backwards with the derived products ``J^T u`` and ``(dR/dy)^T u``.
+It is the exact derivative of the K-step map (so it agrees with differences of whole unrolled
+solves), and it needs no lower level that converges, nor an invertible J.
+
+``penalty(rho = r)``: the first-order value-function penalty method. With g the lower objective
+and g*(y) = min_x g(x, y), the penalty function ``L_r(y) = min_x F(x, y) + r (g(x, y) - g*(y))``
+has a gradient of first derivatives only: ``F_y(x_r, y) + r (g_y(x_r, y) - g_y(x*, y))``, with
+``x_r`` the minimiser of ``F + r g`` and ``x*`` the lower solution, both found by L-BFGS-B
+within the bounds. L_r differs from F(x*(y), y) by O(1/r); the upper level minimises the
+Richardson extrapolation ``2 L_2r - L_r``, which differs by O(1/r^2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dsl.diagnostics import RuntimeInputError
+from .bilevel import _Problem
+
+
+class UnrollProblem(_Problem):
+    """Reverse mode through ``k`` projected gradient steps of the lower level."""
+
+    eta: float | None = None
+
+    def step_size(self, w: np.ndarray) -> float:
+        """``inner_lr``, or 1 / |J|_2 at the first point evaluated (power iteration on J^T J),
+        held fixed afterwards so that every evaluation differentiates one map of y."""
+        if self.eta is None:
+            given = self.options.get("inner_lr", "auto")
+            self.eta = float(given) if given != "auto" else 1.0 / self._norm_of_j(w)
+        return self.eta
+
+    def _norm_of_j(self, w: np.ndarray) -> float:
+        rng = np.random.default_rng(0)
+        v = np.where(self.lower_mask, rng.standard_normal(w.size), 0.0).astype(w.dtype)
+        v /= np.linalg.norm(v)
+        sigma = 0.0
+        for _ in range(50):
+            _, jv = self.call("residual_jvp", w, v)
+            _, jtjv = self.call("residual_vjp", w, np.where(self.lower_mask, jv, 0.0))
+            jtjv = np.where(self.lower_mask, jtjv, 0.0)
+            norm = float(np.linalg.norm(jtjv))
+            if not np.isfinite(norm) or norm == 0.0:
+                break
+            previous, sigma = sigma, np.sqrt(norm)
+            v = (jtjv / norm).astype(w.dtype)
+            if abs(sigma - previous) <= 1e-4 * sigma:
+                break
+        if not np.isfinite(sigma) or sigma == 0.0:
+            raise RuntimeInputError(
+                f"the lower level of '{self.handle.name}' has no curvature at its initial point "
+                "to size the unrolled steps from",
+                self.handle._method_span,
+                "give the step: 'unroll(k = ..., inner_lr = ...)'",
+                code="R542",
+            )
+        return sigma
+
+    def value_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+        lower = self.lower_mask
+        x = np.where(lower, self.initial(), w)  # every evaluation starts from the initial values
+        eta = self.step_size(x)
+        k = int(self.options["k"])
+        iterates, inside = [], []
+        for _ in range(k):
+            _, r = self.call("residual", x)
+            z = np.where(lower, x - eta * r, x)
+            inside.append(~lower | ((z > self.lo) & (z < self.hi)))
+            iterates.append(x)
+            x = np.clip(z, self.lo, self.hi)
+            if not np.all(np.isfinite(x)):
+                raise RuntimeInputError(
+                    f"the unrolled lower level of '{self.handle.name}' diverged (step {eta:.3g})",
+                    self.handle._method_span,
+                    "give a smaller step: 'unroll(k = ..., inner_lr = ...)'",
+                    code="R542",
+                )
+        value, g = self.call("upper", x)
+        adj = np.where(lower, g, 0.0)  # d F / d x_k
+        grad = np.where(lower, 0.0, g)  # d F / d y, accumulated over the steps
+        has_mixed = hasattr(self.mod, "residual_vjp_upper")
+        for xt, keep in zip(reversed(iterates), reversed(inside), strict=True):
+            a = np.where(keep & lower, adj, 0.0)
+            _, jt = self.call("residual_vjp", xt, a)
+            adj = a - eta * np.where(lower, jt, 0.0)
+            if has_mixed:
+                _, mixed = self.call("residual_vjp_upper", xt, a)
+                grad = grad - eta * np.where(lower, 0.0, mixed)
+        self.solves += 1
+        sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
+        return sign * value, sign * grad, x, sign * value
+
+
+class PenaltyProblem(_Problem):
+    """The value-function penalty method: two first-order lower solves per evaluation."""
+
+    x_rho: np.ndarray | None = None
+
+    def _minimise(self, w: np.ndarray, rho: float | None) -> tuple[np.ndarray, float, np.ndarray]:
+        """Minimise g (``rho`` None) or F + rho g over the lower variables by L-BFGS-B within
+        the bounds, to ``tol`` of the first solve's initial gradient norm (rho times it for
+        F + rho g, so both minimisers are equally accurate), then further where rounding allows.
+        Returns the minimiser, g there and g's full gradient there."""
+        from scipy.optimize import minimize
+
+        lower = self.lower_mask
+        idx = np.flatnonzero(lower)
+        full = w.astype(self.art.dtype, copy=True)
+        cache: dict[bytes, tuple[float, np.ndarray, float, np.ndarray]] = {}
+
+        def evaluate(xl: np.ndarray) -> tuple[float, np.ndarray, float, np.ndarray]:
+            key = xl.tobytes()
+            if key not in cache:
+                full[idx] = xl
+                g_value, g_grad = self.call("lower_objective", full)
+                value, grad = g_value, g_grad
+                if rho is not None:
+                    f_value, f_grad = self.call("upper", full)
+                    value, grad = f_value + rho * g_value, f_grad + rho * g_grad
+                cache.clear()
+                cache[key] = (value, grad[idx].astype(np.float64), g_value, g_grad)
+            return cache[key]
+
+        def fun(xl: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad, _, _ = evaluate(xl)
+            return value, grad
+
+        x0 = w[idx].astype(np.float64)
+        _, grad0, _, _ = evaluate(x0)
+        if self.ref_norm is None:
+            self.ref_norm = max(self._projected(x0, grad0, idx), 1.0)
+        target = float(self.options["tol"]) * self.ref_norm * (1.0 if rho is None else rho)
+        steps = int(self.options.get("inner_steps", 1000))
+        bounds = list(zip(self.lo[idx], self.hi[idx], strict=True))
+        bounds = [(None if np.isinf(a) else a, None if np.isinf(b) else b) for a, b in bounds]
+        res = minimize(
+            fun,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={
+                "maxiter": steps,
+                "ftol": 0.0,
+                "gtol": target / np.sqrt(idx.size),
+                "maxcor": 20,
+            },
+        )
+        x = res.x
+        _, grad, _, _ = evaluate(x)
+        norm = self._projected(x, grad, idx)
+        # L-BFGS-B's line search stops where the objective's rounding hides its decrease
+        # (a relative gradient of about 1e-9). Projected Barzilai-Borwein steps use gradients
+        # alone: they reach tol, and go on towards tol / rho as far as rounding allows, since
+        # the hypergradient's difference of g_y amplifies the minimisers' errors by rho.
+        goal = target / self.rho()
+        best, best_norm, since = x, norm, 0
+        lo, hi = self.lo[idx], self.hi[idx]
+        alpha = norm / max(float(np.linalg.norm(grad)), 1e-300)
+        for _ in range(steps):
+            if best_norm <= goal or (best_norm <= target and since >= 30):
+                break
+            trial = np.clip(x - alpha * grad, lo, hi)
+            _, t_grad, _, _ = evaluate(trial)
+            s, y = trial - x, t_grad - grad
+            sy = float(s @ y)
+            alpha = float(s @ s) / sy if sy > 0 else alpha
+            x, grad = trial, t_grad
+            norm = self._projected(x, grad, idx)
+            if not np.isfinite(norm):
+                break
+            if norm < best_norm:
+                best, best_norm, since = x, norm, 0
+            else:
+                since += 1
+        x, norm = best, best_norm
+        _, _, g_value, g_grad = evaluate(x)
+        if norm > target:
+            what = "lower level" if rho is None else f"penalised lower level (rho = {rho:.3g})"
+            raise RuntimeInputError(
+                f"the {what} of '{self.handle.name}' did not converge in {steps} steps "
+                f"(projected gradient {norm:.3g}, target {target:.3g})",
+                self.handle._method_span,
+                "raise inner_steps, or loosen tol",
+                code="R542",
+            )
+        full[idx] = x
+        return full, float(g_value), g_grad
+
+    def _projected(self, xl: np.ndarray, grad: np.ndarray, idx: np.ndarray) -> float:
+        """The norm of the projected gradient (zero at a box-constrained minimiser)."""
+        step = np.clip(xl - grad, self.lo[idx], self.hi[idx])
+        return float(np.linalg.norm(xl - step))
+
+    def rho(self) -> float:
+        """``rho``, or tol^(-2/5) (1e4 at tol 1e-10): the extrapolated estimate's bias falls as
+        1/rho^2, while the lower solves' rounding, amplified by rho in the difference of g_y,
+        grows with it; on ridge problems this choice is within 3e-7 of the exact value."""
+        given = self.options.get("rho", "auto")
+        return float(given) if given != "auto" else float(self.options["tol"]) ** -0.4
+
+    def value_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """The penalty function at rho and 2 rho, extrapolated: 2 L(2 rho) - L(rho) differs from
+        F(x*(y), y) by O(1/rho^2), and its gradient is the same combination of the two
+        penalty gradients (exact, so line searches see one smooth function of y)."""
+        lower = self.lower_mask
+        x_star, g_star, gy_star = self._minimise(w, None)
+        start = w if self.x_rho is None else np.where(lower, self.x_rho, w)
+        values: list[float] = []
+        grads: list[np.ndarray] = []
+        for rho in (self.rho(), 2.0 * self.rho()):
+            x_rho, g_rho, gy_rho = self._minimise(start, rho)
+            start = x_rho
+            if len(values) == 0:
+                self.x_rho = x_rho
+            f_rho, fy_rho = self.call("upper", x_rho)
+            values.append(f_rho + rho * (g_rho - g_star))
+            grads.append(np.where(lower, 0.0, fy_rho + rho * (gy_rho - gy_star)))
+        f_star, _ = self.call("upper", x_star)
+        self.solves += 1
+        value = 2.0 * values[1] - values[0]
+        grad = 2.0 * grads[1] - grads[0]
+        sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
+        return sign * value, sign * grad, x_star, sign * f_star
+
+
+__all__ = ["PenaltyProblem", "UnrollProblem"]
