@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..dsl.ast import CheckedModule, Network, PdeProblem, SolveSpec, Train
+from ..dsl.check.common import METHOD_OPTIONS, check_given
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from .backends import get_backend
 from .bilevel import BilevelHandle
@@ -146,8 +147,13 @@ class PdeHandle:
                 "use the fd method (a `solve fd(...)` line) for now",
                 code="R411",
             )
+        # scheme, order and dtype are checked where the code is chosen (R404-R406, at the line)
+        rules = {
+            k: r for k, r in METHOD_OPTIONS["fd"].items() if k not in ("scheme", "order", "dtype")
+        }
+        given = {k: check_given(rules, k, v, "solve fd") for k, v in options.items()}
         merged = dict(solve.options) if solve else {}
-        merged.update(options)
+        merged.update(given)
         return solve, merged
 
     def _grid(self, merged: dict[str, Any]) -> GridSpec:

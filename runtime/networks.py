@@ -15,6 +15,7 @@ import numpy as np
 import sympy
 
 from ..dsl import ast as A
+from ..dsl.check.common import TRAIN_SETTINGS, check_given
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
@@ -201,10 +202,19 @@ class NetworkHandle(_BlockHandle):
                 )
         samples = {t.name: a.shape[1:] for t, a in zip(self.block.inputs, arrays, strict=True)}
         art, mod = self.compile(samples, dtype, **kwargs)
-        return mod.forward(pack(params, art), *arrays)
+        return _with_rows(mod.forward(pack(params, art), *arrays), art.entries["forward"], arrays)
 
     def source(self, **kwargs: Any) -> str:
         return self.compile(None, **kwargs)[0].source
+
+
+def _with_rows(out: np.ndarray, entry: Any, arrays: list[np.ndarray]) -> np.ndarray:
+    """One row per sample, also for a network whose value depends on no input
+    (``return bias()``): its Program's output then has no batch axis."""
+    shape = entry.program.ops[entry.program.outputs["y"]].shape
+    if arrays and (not shape or not isinstance(shape[0], str)):
+        return np.broadcast_to(out, (arrays[0].shape[0], *np.shape(out))).copy()
+    return out
 
 
 def _params_dtype(params: Mapping[str, Any]) -> str:
@@ -350,9 +360,11 @@ class TrainHandle(_BlockHandle):
     def init(self, seed: int | None = None, **data: Any) -> Params:
         """Initial weights of every net of the block (``f.h.W``, ...)."""
         art, _ = self.compile(self._data(data, need_all=False))
-        return init_weights(
-            art.weights, int(self._setting("seed", 0) if seed is None else seed), self.dtype
-        )
+        seed = self._setting("seed", 0) if seed is None else self._given("seed", seed)
+        return init_weights(art.weights, int(seed), self.dtype)
+
+    def _given(self, name: str, value: Any) -> Any:
+        return check_given(TRAIN_SETTINGS, name, value, f"train block '{self.name}'")
 
     def loss(self, params: Mapping[str, Any], **data: Any) -> float:
         arrays = self._data(data)
@@ -385,8 +397,10 @@ class TrainHandle(_BlockHandle):
         opt_kwargs = {k: v for k, v in kwargs.items() if k not in names}
         arrays = self._data(data)
         art, mod = self.compile(arrays)
-        seed = int(self._setting("seed", 0) if seed is None else seed)
-        steps = int(self._setting("steps", 1000) if steps is None else steps)
+        seed = int(self._setting("seed", 0) if seed is None else self._given("seed", seed))
+        steps = int(self._setting("steps", 1000) if steps is None else self._given("steps", steps))
+        if batch is not None:
+            batch = self._given("batch", batch)
         opt = parse_optimizer(self.settings.get("optimizer"), optimizer, opt_kwargs)
         w = pack(params if params is not None else init_weights(art.weights, seed, self.dtype), art)
         order = art.entries["loss_and_grad"].inputs
@@ -417,7 +431,8 @@ class BoundNet:
         art, mod = self.handle.compile()
         fn = getattr(mod, f"forward_{self.name}")
         arrays = [_array("input", x, art.dtype) for x in inputs]
-        return fn(pack(self.params, art), *arrays)
+        entry = art.entries[f"forward_{self.name}"]
+        return _with_rows(fn(pack(self.params, art), *arrays), entry, arrays)
 
 
 def run_first_order(

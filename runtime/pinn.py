@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..dsl import ast as A
+from ..dsl.check.common import METHOD_OPTIONS, check_given
 from ..dsl.diagnostics import RuntimeInputError
 from .networks import _load, compiled_steps, init_weights, pack, unpack
 from .optimizers import parse_optimizer, run_lbfgs
@@ -120,7 +121,6 @@ def solve_pinn(
     from ..compiler.tensor_driver import compile_train
 
     problem = handle.problem
-    merged = {**solve.options, **options}
     unknown = [k for k in options if k not in PINN_OPTIONS]
     if unknown:
         raise RuntimeInputError(
@@ -128,6 +128,9 @@ def solve_pinn(
             hint=f"options: {', '.join(PINN_OPTIONS)}",
             code="R503",
         )
+    rules = {**METHOD_OPTIONS["fd"], **METHOD_OPTIONS["pinn"]}  # cells and every: the grid
+    options = {k: check_given(rules, k, v, "solve pinn") for k, v in options.items()}
+    merged = {**solve.options, **options}
     dtype = str(merged.get("dtype", "float32"))
     key = repr(("pinn", merged.get("net"), dtype))
     if key not in handle._artifacts:

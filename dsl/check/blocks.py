@@ -10,8 +10,16 @@ from sympy.core.function import AppliedUndef
 from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DiagnosticSink, did_you_mean
-from ..resolve import ModuleEnv, ref_span
-from .common import BILEVEL_METHODS, OPTIMIZERS, TRAIN_SETTINGS, Names, check_options, check_solves
+from ..resolve import RESERVED, ModuleEnv, ref_span
+from .common import (
+    BILEVEL_METHODS,
+    KEYWORDS,
+    OPTIMIZERS,
+    TRAIN_SETTINGS,
+    Names,
+    check_options,
+    check_solves,
+)
 
 NET_OPS = ("dense", "bias", "sum", "mean", "index", "matmul")
 TENSOR_OPS = ("sum", "mean", "index", "matmul")
@@ -90,6 +98,7 @@ def _check_body(
             break
         if isinstance(stmt, A.Assign):
             check_names(stmt.value, known | functions, calls, env, sink)
+            _check_target(stmt, env, sink)
             known.add(stmt.target)
         elif isinstance(stmt, A.Repeat):
             check_names(stmt.count, known, (), env, sink)
@@ -99,6 +108,26 @@ def _check_body(
             check_names(stmt.value, known | functions, calls, env, sink)
             returned = True
     return returned
+
+
+def _check_target(stmt: A.Assign, env: ModuleEnv, sink: DiagnosticSink) -> None:
+    """A value may be reassigned (``h = tanh(dense(h, 8))``), but not named after a built-in
+    or a top-level const or fn, whose meaning its uses would silently keep."""
+    name = stmt.target
+    if name in RESERVED or name in KEYWORDS:
+        sink.error(
+            "R204",
+            f"value '{name}' shadows the built-in '{name}'",
+            stmt.span,
+            "choose another name",
+        )
+    elif name in env.consts or name in env.fns:
+        sink.error(
+            "R204",
+            f"value '{name}' shadows the top-level '{name}'",
+            stmt.span,
+            "rename one of them",
+        )
 
 
 def _check_net_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy
 
 from .. import ast as A
@@ -168,6 +169,26 @@ def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any
     if isinstance(folded, sympy.logic.boolalg.BooleanAtom):
         return bool(folded)
     return float(folded)
+
+
+def check_given(rules: dict[str, OptionRule], name: str, value: Any, what: str) -> Any:
+    """An option given from Python or ``--set``, checked by the rule that the same option gets
+    on a solve or settings line; R538 where it fails. NumPy scalars count as numbers. Names
+    without a rule are left to the caller."""
+    from ..diagnostics import RuntimeInputError
+
+    scalar = isinstance(value, np.generic | np.ndarray) and not np.ndim(value)
+    plain = value.item() if scalar else value
+    if isinstance(plain, tuple | np.ndarray):
+        plain = [x.item() if isinstance(x, np.generic) else x for x in plain]
+    rule = rules.get(name)
+    if rule is None:
+        return value
+    if rule.convert(plain) is None:
+        raise RuntimeInputError(
+            f"option '{name}' of {what} must be {rule.describe}, got {value!r}", code="R538"
+        )
+    return plain
 
 
 def check_options(

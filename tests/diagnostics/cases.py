@@ -74,6 +74,21 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         5,
         "shadows the built-in 'in'",
     ),
+    "network_value_named_e": (
+        "network g(x: [2]) -> [1] {\n    e = dense(x, 1)\n    return e\n}\n",
+        "R204",
+        2,
+        5,
+        "value 'e' shadows the built-in 'e'",
+    ),
+    "network_value_named_const": (
+        "const c = 2\nnetwork g(x: [2]) -> [1] {\n    c = tanh(dense(x, 3))\n"
+        "    return dense(c, 1)\n}\n",
+        "R204",
+        3,
+        5,
+        "shadows the top-level 'c'",
+    ),
     "recursive_fn": ("fn f(z) = f(z) + 1\n", "R205", 1, 1, "recursive fn: f -> f"),
     "unknown_option": (
         pde("dt(u) = 0", "solve fd(cels = 10)"),

@@ -214,11 +214,24 @@ def test_train_input_errors() -> None:
         (lambda: fit.train(x=x, y=np.full((10, 1), np.nan)), "R533"),
         (lambda: fit.loss_and_grad({"f.h.W": np.zeros((1, 32))}, x=x, y=x), "R532"),
         (lambda: fit.train(x=x + 1, y=x + 1, optimizer="sgd", lr=1e6, steps=200), "R540"),
+        (lambda: fit.train(x=x, y=x, steps=-3), "R538"),
+        (lambda: fit.train(x=x, y=x, steps=2.5), "R538"),
+        (lambda: fit.train(x=x, y=x, batch=0), "R538"),
+        (lambda: fit.train(x=x, y=x, seed=-1), "R538"),
+        (lambda: fit.init(seed="zero"), "R538"),
     ]
     for call, code in cases:
         with pytest.raises(RitzError) as err:
             call()
         assert err.value.code == code, (code, err.value.render())
+
+
+def test_a_network_of_no_input_still_gives_a_row_per_sample() -> None:
+    """``return bias()`` depends on no input: the forward pass broadcasts it to the batch."""
+    mod = ritz.compile("network c(x: [2]) -> [1] {\n    return bias() + 1\n}\n")
+    params = mod.c.init(seed=0)
+    out = mod.c(params, np.zeros((5, 2), dtype=np.float32))
+    assert out.shape == (5, 1) and np.all(out == 1.0)
 
 
 def test_program_errors_point_at_the_source() -> None:

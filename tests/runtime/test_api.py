@@ -130,6 +130,20 @@ def test_unknown_keyword(heat: PdeHandle, key: str, suggestion: str) -> None:
     assert f"did you mean '{suggestion}'?" in (err.value.hint or "")
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"every": -1}, {"tol": 0}, {"maxiter": 1.5}, {"cells": "many"}, {"dt": "soon"}],
+    ids=["every", "tol", "maxiter", "cells", "dt"],
+)
+def test_bad_option_values_from_python(heat: PdeHandle, options: dict) -> None:
+    """Options given from Python meet the rules of a solve line's options (R538), and NumPy
+    integers count as integers."""
+    with pytest.raises(RitzError) as err:
+        heat.solve(**options)
+    assert err.value.code == "R538" and next(iter(options)) in err.value.message
+    assert heat.solve(cells=np.int64(16), dt=1e-3)["u"].shape == (2, 16)
+
+
 def test_dt_auto(heat: PdeHandle) -> None:
     sol = heat.solve(cells=32, dt="auto")
     # rk4's real stability limit: dt < 2.785 h^2 / (4 nu) at h = 1/32
