@@ -71,8 +71,8 @@ def parse_optimizer(
                         f"optimizer option '{kw.name}' must be a number", kw.span, code="R537"
                     )
                 given[kw.name] = (kw.value.value, kw.span)
-        else:
-            opt = replace(opt, name=str(value.value))
+        else:  # a bare name: an Expression holding a Symbol, or already a string (solve options)
+            opt = replace(opt, name=str(value if isinstance(value, str) else value.value))
     if name is not None:
         if name not in OPTIONS:
             raise RuntimeInputError(

@@ -11,7 +11,7 @@ from ..dsl import ast as A
 from ..dsl.check.common import METHOD_OPTIONS, check_given
 from ..dsl.diagnostics import RuntimeInputError
 from .networks import _load, compiled_steps, init_weights, pack, unpack
-from .optimizers import parse_optimizer, run_lbfgs
+from .optimizers import OPTIONS, Optimizer, parse_optimizer, run_lbfgs
 from .results import Solution
 
 PINN_OPTIONS = (
@@ -25,6 +25,7 @@ PINN_OPTIONS = (
     "optimizer",
     "every",
     "cells",
+    *sorted({k for keys in OPTIONS.values() for k in keys}),  # the optimizer's own options
 )
 
 
@@ -147,10 +148,12 @@ def solve_pinn(
     seed = int(merged.get("seed", 0))
     data = pinn_inputs(art, problem, merged, params, dtype)
     steps = int(merged.get("steps", 2000))
+    line = solve.options.get("optimizer")
+    span = solve.option_spans.get("optimizer")
     opt = parse_optimizer(
-        A.Keyword("optimizer", merged["optimizer"], None) if "optimizer" in merged else None,
-        None,
-        {},
+        A.Keyword("optimizer", line, span) if line is not None else None,
+        options.get("optimizer"),  # a name given from Python or --set
+        {k: v for k, v in options.items() if k in Optimizer.__dataclass_fields__ and k != "name"},
     )
     w = pack(init_weights(art.weights, seed, dtype), art)
     if opt.name == "lbfgs":
@@ -163,7 +166,8 @@ def solve_pinn(
         w, history = compiled_steps(mod, art, w, data, steps, no_rows, opt, progress)
         info = {"steps": steps}
     weights = unpack(w, art)
-    return _solution(handle, art, mod, weights, merged, history, {**info, "method": "pinn"})
+    info = {**info, "method": "pinn", "optimizer": opt.name}
+    return _solution(handle, art, mod, weights, merged, history, info)
 
 
 def _solution(

@@ -217,6 +217,15 @@ class TensorLowering:
             return scope.options[value.name]
         if isinstance(value, sympy.Symbol) and self._is_function(value.name, scope.env):
             return FunctionRef(value.name, scope.env)
+        if isinstance(value, sympy.Symbol) and value.name not in scope.env.consts:
+            env = scope.env
+            known = [*env.fns, *ELEMENTARY, *env.networks, *env.consts, *scope.options]
+            raise DslTypeError(
+                f"unknown name '{value.name}': an option is a number or a function",
+                _span(e, span),
+                did_you_mean(value.name, known),
+                "R202",
+            )
         return self._number(value, scope, _span(e, span))
 
     def _is_function(self, name: str, env: ModuleEnv) -> bool:

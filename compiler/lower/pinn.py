@@ -133,7 +133,9 @@ def lower_pinn(
     inputs: list[tuple[str, tuple]] = []
     for s in sets:
         pts = f"pts:{s}"
-        shape = (f"n_{s.replace('.', '_')}", d)
+        # paired periodic faces hold the same points (but one coordinate): one size for both
+        rows = min(s, sets[s].partner or s)
+        shape = (f"n_{rows.replace('.', '_')}", d)
         inputs.append((pts, shape))
         sub = TensorLowering(dtype)
         sub.weights = low.weights

@@ -202,6 +202,14 @@ def check_options(
     values: dict[str, Any] = {}
     spans: dict[str, Span | None] = {}
     for kw in keywords:
+        if kw.name in spans:
+            sink.error(
+                "R203",
+                f"'{kw.name}' is given twice in {what}",
+                kw.span,
+                f"the first is at {spans[kw.name]}; keep one",
+            )
+            continue
         if kw.name not in rules:
             sink.error(
                 "R206",

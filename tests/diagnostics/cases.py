@@ -89,6 +89,14 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         5,
         "shadows the top-level 'c'",
     ),
+    "setting_twice": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
+        "    data x: [N, 1], y: [N, 1]\n    loss mean((f(x) - y)^2)\n    steps 3, steps 4\n}\n",
+        "R203",
+        6,
+        14,
+        "'steps' is given twice",
+    ),
     "recursive_fn": ("fn f(z) = f(z) + 1\n", "R205", 1, 1, "recursive fn: f -> f"),
     "unknown_option": (
         pde("dt(u) = 0", "solve fd(cels = 10)"),

@@ -209,8 +209,9 @@ def test_train_input_errors() -> None:
         (lambda: fit.train(x=x), "R535"),
         (lambda: fit.train(x=x, y=np.zeros((10, 2))), "R536"),
         (lambda: fit.train(x=x, y=np.zeros((9, 1))), "R536"),
-        (lambda: fit.train(x=x, y=x, z=x), "R537"),
-        (lambda: fit.train(x=x, y=x, beta3=0.5), "R537"),
+        (lambda: fit.train(x=x, y=x, z=x), "R503"),
+        (lambda: fit.train(x=x, y=x, beta3=0.5), "R503"),
+        (lambda: fit.train(x=x, y=x, momentum=0.5), "R537"),  # an option of sgd, not adam
         (lambda: fit.train(x=x, y=np.full((10, 1), np.nan)), "R533"),
         (lambda: fit.loss_and_grad({"f.h.W": np.zeros((1, 32))}, x=x, y=x), "R532"),
         (lambda: fit.train(x=x + 1, y=x + 1, optimizer="sgd", lr=1e6, steps=200), "R540"),
@@ -244,6 +245,11 @@ def test_program_errors_point_at_the_source() -> None:
     with pytest.raises(RitzError) as err:
         ritz.compile(not_scalar, name="fit.dsl").fit_sine.init()
     assert err.value.code == "R348" and err.value.line == 5
+    unknown_act = FIT_SINE.replace("depth = 2)", "depth = 2, act = nn.relu2)")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(unknown_act, name="fit.dsl").fit_sine.init()
+    assert err.value.code == "R202" and "nn.relu" in (err.value.hint or "")
+    assert (err.value.line, err.value.column) == (3, 49)
 
 
 def test_generated_code_reuses_forward_activations() -> None:

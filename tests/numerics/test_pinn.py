@@ -28,12 +28,12 @@ pde rod {
 """
 
 
-def _compiled(handle):  # the artifact, module and loss inputs
+def _compiled(handle, params=None):  # the artifact, module and loss inputs
     handle.solve(steps=1)  # compiles and caches
     key = next(k for k in handle._artifacts if k.startswith("('pinn'"))
     art, mod = handle._artifacts[key], handle._modules[key]
     merged = dict(handle.problem.solves[0].options)
-    data = pinn_inputs(art, handle.problem, merged, {"k": 0.3}, "float64")
+    data = pinn_inputs(art, handle.problem, merged, params or {"k": 0.3}, "float64")
     return art, mod, dict(zip(art.entries["loss"].inputs, data, strict=True))
 
 
@@ -83,6 +83,55 @@ def test_loss_is_the_pde_residual_of_the_network() -> None:
         e[i] = 1e-6
         fd = (mod.loss(w + e, *args) - mod.loss(w - e, *args)) / 2e-6
         assert g[i] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_optimizer_from_python_and_as_a_bare_name() -> None:
+    """The optimizer and its options may be given from Python, as in train blocks, and a
+    solve line may name it bare (``optimizer = lbfgs``)."""
+    handle = ritz.compile(ROD).rod
+    sol = handle.solve(optimizer="sgd", lr=1e-3, momentum=0.9, steps=3)
+    assert sol.info["optimizer"] == "sgd" and len(sol.info["loss_history"]) == 3
+    with pytest.raises(ritz.RitzError) as err:
+        handle.solve(optimizer="adam", momentum=0.9)
+    assert err.value.code == "R537"
+    bare = ritz.compile(ROD.replace("dtype = float64)", "dtype = float64, optimizer = lbfgs)"))
+    sol = bare.rod.solve(steps=3)
+    assert sol.info["optimizer"] == "lbfgs"
+    assert sol.info["loss_history"][-1] < sol.info["loss_history"][0]
+
+
+RING = """\
+import std.nn as nn
+pde ring {
+    space x in [0, 1] periodic
+    field u
+    -diff(u, x, 2) + u = cos(2 * pi * x)
+    solve pinn(net = nn.mlp(width = 8, depth = 2), points = 300, boundary_points = 7,
+               steps = 5, dtype = float64)
+}
+"""
+
+
+def test_periodic_axis_pairs_the_faces() -> None:
+    """On a periodic axis the two faces hold the same points (one coordinate apart), and the
+    loss asks u and du/dx to agree across them (a steady problem: no initial set)."""
+    art, mod, inputs = _compiled(ritz.compile(RING).ring, {})
+    lo, hi = inputs["pts:x.lo"], inputs["pts:x.hi"]
+    assert lo.shape == hi.shape == (7, 1) and np.all(lo == 0.0) and np.all(hi == 1.0)
+    w = pack(init_weights(art.weights, 3, "float64"), art)
+
+    def net(p: np.ndarray) -> np.ndarray:
+        return mod.forward_net(w, np.ascontiguousarray(p))[:, 0]
+
+    def du(p: np.ndarray) -> np.ndarray:
+        return (net(p + 1e-5) - net(p - 1e-5)) / 2e-5
+
+    p = inputs["pts:interior"]
+    uxx = (net(p + 1e-4) - 2 * net(p) + net(p - 1e-4)) / 1e-8
+    want = np.mean((-uxx + net(p) - np.cos(2 * np.pi * p[:, 0])) ** 2)
+    want += np.mean((net(lo) - net(hi)) ** 2) + np.mean((du(lo) - du(hi)) ** 2)
+    loss = mod.loss(w, *(inputs[n] for n in art.entries["loss"].inputs))
+    assert loss == pytest.approx(want, rel=1e-6)
 
 
 # the same program as the command-line test's, so that one compilation serves both
