@@ -117,12 +117,16 @@ def main() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @reports_errors
 def check(file: str) -> None:
-    """Parse and check FILE; report every error found."""
-    from ..dsl import load_file
+    """Parse and check FILE; report every error found (shapes too, where the file fixes them)."""
+    from .api import load
+    from .shape_check import check_shapes
 
-    checked = load_file(Path(file))
-    names = ", ".join(checked.problems) or "no blocks"
+    module = load(Path(file))
+    later = check_shapes(module)
+    names = ", ".join(module.names) or "no blocks"
     click.echo(f"{file}: ok ({names})")
+    if later:
+        click.echo(f"  shapes of {', '.join(later)} depend on data sizes: checked when run")
 
 
 @main.command()

@@ -160,9 +160,28 @@ class NetworkHandle(_BlockHandle):
         **kwargs: Any,
     ) -> tuple[Any, Any]:
         """The artifact and loaded module for these options and per-sample input shapes."""
+        from ..compiler.tensor_driver import compile_network
+
+        key, lower = self._lowering(samples, dtype, kwargs)
+        if key not in self._compiled:
+            art = compile_network(lower(), self.name, self.source_name)
+            self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))
+        return self._compiled[key]
+
+    def lower(
+        self,
+        samples: Mapping[str, tuple[int, ...]] | None = None,
+        dtype: str = "float32",
+        **kwargs: Any,
+    ) -> Any:
+        """The forward pass's Program for these options and shapes, without compiling it."""
+        return self._lowering(samples, dtype, kwargs)[1]()
+
+    def _lowering(
+        self, samples: Mapping[str, tuple[int, ...]] | None, dtype: str, kwargs: Mapping[str, Any]
+    ) -> tuple[str, Any]:
         from ..compiler.lower.network import TensorLowering, network_options
         from ..compiler.lower.train import lower_forward, sample_shapes
-        from ..compiler.tensor_driver import compile_network
 
         options, sizes = self._split(kwargs)
         opts = network_options(
@@ -171,11 +190,7 @@ class NetworkHandle(_BlockHandle):
         bound = {**opts, **{k: sympy.Integer(int(v)) for k, v in sizes.items()}}
         shapes = sample_shapes(self.block, self.env, bound, samples or {})
         key = repr((sorted(options.items()), sorted(shapes.items()), dtype))
-        if key not in self._compiled:
-            lowered = lower_forward(self.block, self.env, opts, shapes, dtype)
-            art = compile_network(lowered, self.name, self.source_name)
-            self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))
-        return self._compiled[key]
+        return key, lambda: lower_forward(self.block, self.env, opts, shapes, dtype)
 
     def init(self, seed: int = 0, dtype: str = "float32", **kwargs: Any) -> Params:
         """Initial weights by name (``h.W``, ``h.b``, ... ``out.W``); options and unknown input

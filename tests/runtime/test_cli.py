@@ -78,6 +78,47 @@ def test_check_syntax_error(tmp_path: Path) -> None:
     assert "^" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("program", "code", "line"),
+    [
+        (
+            "network g(x: [2]) -> [3] {\n    h = tanh(dense(x, 4))\n    return dense(h, 2)\n}\n",
+            "R341",
+            1,
+        ),
+        (
+            "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
+            "    data x: [N, 1], y: [N, 1]\n    loss (f(x) - y)^2\n}\n",
+            "R348",
+            5,
+        ),
+        (
+            "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4, n_out = 3)\n"
+            "    data x: [N, 1], y: [N, 2]\n    loss mean((f(x) - y)^2)\n}\n",
+            "R344",
+            5,
+        ),
+    ],
+    ids=["network_output", "loss_not_a_number", "loss_shapes"],
+)
+def test_check_finds_shape_errors(tmp_path: Path, program: str, code: str, line: int) -> None:
+    """Shapes the file fixes are checked without data and without compiling."""
+    path = tmp_path / "shapes.dsl"
+    path.write_text(program)
+    assert_diagnostic(invoke("check", path), code, f"{path}:{line}:")
+
+
+def test_check_says_which_shapes_wait_for_data(tmp_path: Path) -> None:
+    path = tmp_path / "sized.dsl"
+    path.write_text(
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
+        "    data x: [N, p], y: [N, 1]\n    loss mean((f(x) - y)^2)\n}\n"
+    )
+    result = invoke("check", path)
+    assert result.exit_code == 0, result.output
+    assert "shapes of t depend on data sizes" in result.stdout
+
+
 def test_check_missing_file(tmp_path: Path) -> None:
     assert_diagnostic(invoke("check", tmp_path / "nope.dsl"), "R250", "nope.dsl")
 
