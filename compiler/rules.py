@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import sympy
 
-from .ir.adjoint_ops import BroadcastInDim, ShiftTranspose
+from .ir.adjoint_ops import BroadcastInDim, Embed, ShiftTranspose
 from .ir.ops import (
     LEAVES,
     Broadcast,
@@ -36,6 +36,7 @@ from .ir.ops import (
     Reduce,
     Shape,
     Shift,
+    Take,
     placeholder,
 )
 from .ir.program import AxisFaces, BoundaryRule, Builder, FaceRule, Program, copy_op, rebuild
@@ -259,6 +260,20 @@ def _in_dim_shape(op: BroadcastInDim, shapes: tuple[Shape, ...]) -> Shape:
     return op.shape
 
 
+def _take_shape(op: Take, shapes: tuple[Shape, ...]) -> Shape:
+    src = shapes[0]
+    size = src[op.axis] if 0 <= op.axis < len(src) else None
+    if size is None or op.index < 0 or (isinstance(size, int) and op.index >= size):
+        raise ValueError(f"cannot take index {op.index} of axis {op.axis} of {src}")
+    return src[: op.axis] + src[op.axis + 1 :]
+
+
+def _embed_shape(op: Embed, shapes: tuple[Shape, ...]) -> Shape:
+    if op.shape[: op.axis] + op.shape[op.axis + 1 :] != shapes[0]:
+        raise ValueError(f"cannot embed {shapes[0]} into {op.shape} at axis {op.axis}")
+    return op.shape
+
+
 def _linear(cls: type[OpT], *names: str) -> Callable[[Builder, OpT, Tangents], int]:
     """The jvp of a linear unary op: the same op applied to the tangent."""
 
@@ -338,6 +353,18 @@ RULES: dict[type[Op], OpRule[Any]] = {
         _in_dim_shape,
         _linear(BroadcastInDim, "shape", "dims"),
         lambda b, op, ct: (sum_to(b, ct, b.ops[op.args[0]].shape, op.dims),),
+    ),
+    Take: OpRule(
+        _take_shape,
+        _linear(Take, "axis", "index"),
+        lambda b, op, ct: (
+            make(b, Embed, (ct,), shape=b.ops[op.args[0]].shape, axis=op.axis, index=op.index),
+        ),
+    ),
+    Embed: OpRule(
+        _embed_shape,
+        _linear(Embed, "shape", "axis", "index"),
+        lambda b, op, ct: (make(b, Take, (ct,), axis=op.axis, index=op.index),),
     ),
 }
 

@@ -15,8 +15,20 @@ from pathlib import PurePath
 import sympy
 
 from ...dsl.source import Span
-from ..ir.adjoint_ops import BroadcastInDim
-from ..ir.ops import Broadcast, Const, Contract, Extent, Input, Map, Op, Reduce, Shape, placeholder
+from ..ir.adjoint_ops import BroadcastInDim, Embed
+from ..ir.ops import (
+    Broadcast,
+    Const,
+    Contract,
+    Extent,
+    Input,
+    Map,
+    Op,
+    Reduce,
+    Shape,
+    Take,
+    placeholder,
+)
 from ..ir.program import Program
 from ..rules import contract_terms
 from .base import NameRegistry, comment_safe
@@ -66,10 +78,11 @@ class DenseFunction:
         return "(" + "".join(f"{self.dim(d)}, " for d in shape) + ")"
 
     def inline(self, i: int) -> bool:
-        """A Broadcast read only by Maps is never materialised: the Maps index its source."""
+        """A Broadcast or a Take read only by Maps is never materialised: the Maps index its
+        source."""
         op = self.prog.ops[i]
         return (
-            isinstance(op, Broadcast | BroadcastInDim)
+            isinstance(op, Broadcast | BroadcastInDim | Take)
             and i not in self.prog.outputs.values()
             and all(isinstance(self.prog.ops[u], Map) for u in self.users[i] if u in self.live)
         )
@@ -90,7 +103,10 @@ class DenseFunction:
         return f"{self.var[i]}[{', '.join(own)}]"
 
     def through(self, op: Op, own: Sequence[str]) -> str:
-        """The source element a Broadcast(InDim) reads at its own indices ``own``."""
+        """The source element a Broadcast(InDim) or a Take reads at its own indices ``own``."""
+        if isinstance(op, Take):
+            sub = [*own[: op.axis], str(op.index), *own[op.axis :]]
+            return self.access(op.args[0], self.prog.ops[op.args[0]].shape, sub)
         if isinstance(op, BroadcastInDim):
             sub = [own[d] for d in op.dims]
             return self.access(op.args[0], tuple(op.shape[d] for d in op.dims), sub)
@@ -114,7 +130,7 @@ class DenseFunction:
         its source through its own index map."""
         v = self.var[i]
         idx = [f"i{k}" for k in range(len(op.shape))]
-        if isinstance(op, Broadcast | BroadcastInDim):
+        if isinstance(op, Broadcast | BroadcastInDim | Take):
             reads = [f"a0 = {self.through(op, idx)}"]
         else:
             reads = [f"a{k} = {self.access(a, op.shape, idx)}" for k, a in enumerate(op.args)]
@@ -128,6 +144,17 @@ class DenseFunction:
         self.lines += head
         self.lines += [ind + r for r in reads]
         self.lines.append(f"{ind}{v}[{', '.join(idx)}] = {expr}")
+
+    def emit_embed(self, i: int, op: Embed) -> None:
+        """Zeros, then the argument written into its slice."""
+        v = self.var[i]
+        src = self.prog.ops[op.args[0]].shape
+        self.lines.append(f"    {v} = np.zeros({self.shape_text(op.shape)}, dtype={self.np_dtype})")
+        idx = [f"i{k}" for k in range(len(src))]
+        head, ind = self.loops(src, "    ")
+        self.lines += head
+        at = [*idx[: op.axis], str(op.index), *idx[op.axis :]]
+        self.lines.append(f"{ind}{v}[{', '.join(at)}] = {self.access(op.args[0], src, idx)}")
 
     def emit_reduce(self, i: int, op: Reduce) -> None:
         v, x = self.var[i], self.var[op.args[0]]
@@ -246,9 +273,11 @@ class DenseFunction:
                 self.lines.append(f"    {self.var[i]} = {self.np_dtype}({count})")
             elif isinstance(op, Map):
                 self.emit_map(i, op, op.body)
-            elif isinstance(op, Broadcast | BroadcastInDim):
+            elif isinstance(op, Broadcast | BroadcastInDim | Take):
                 if not self.inline(i):
                     self.emit_map(i, op, placeholder(0))
+            elif isinstance(op, Embed):
+                self.emit_embed(i, op)
             elif isinstance(op, Reduce):
                 self.emit_reduce(i, op)
             elif isinstance(op, Contract):

@@ -1,5 +1,6 @@
-"""Ops that only transposes produce: the adjoint of a boundary-aware Shift, and a Broadcast that
-says which result axes its argument fills (the transpose of a Reduce over any axes).
+"""Ops that only transposes produce: the adjoint of a boundary-aware Shift, a Broadcast that
+says which result axes its argument fills (the transpose of a Reduce over any axes), and the
+zero array holding one slice (the transpose of a Take).
 
 They are ordinary IR ops (frozen dataclasses over earlier value ids), so the interpreter, the
 verifier, the dump and later the backends treat them like the ops of ``ops.py``; their rules sit
@@ -39,4 +40,13 @@ class BroadcastInDim(Op):
     dims: tuple[int, ...]
 
 
-ADJOINT_OPS = (ShiftTranspose, BroadcastInDim)
+@dataclass(frozen=True, kw_only=True)
+class Embed(Op):
+    """Zeros of ``shape`` with the argument as the slice at ``index`` along ``axis``: the
+    transpose of ``Take(axis, index)``."""
+
+    axis: int
+    index: int
+
+
+ADJOINT_OPS = (ShiftTranspose, BroadcastInDim, Embed)

@@ -19,7 +19,7 @@ import numpy as np
 import sympy
 
 from ..symbolic import GHOST_ALPHA, GHOST_BETA, GHOST_DATA, GHOST_H, ghost_values, interior_symbol
-from .adjoint_ops import BroadcastInDim, ShiftTranspose
+from .adjoint_ops import BroadcastInDim, Embed, ShiftTranspose
 from .ops import (
     Broadcast,
     Const,
@@ -36,6 +36,7 @@ from .ops import (
     Shift,
     Spacing,
     StepSize,
+    Take,
     Time,
     placeholder,
 )
@@ -215,6 +216,12 @@ def _broadcast_in_dim(op: BroadcastInDim, x: np.ndarray, env: _Env) -> np.ndarra
     return np.broadcast_to(x.reshape(layout), shape).copy()
 
 
+def _embed(op: Embed, x: np.ndarray, env: _Env) -> np.ndarray:
+    out = np.zeros(env.resolve(op.shape), dtype=x.dtype)
+    out[(slice(None),) * op.axis + (op.index,)] = x
+    return out
+
+
 # Any: each entry takes the op class of its key.
 _EVAL: dict[type[Op], Callable[[Any, list[np.ndarray], _Env], np.ndarray]] = {
     Param: lambda op, v, env: np.asarray(float(env.params[op.name])),
@@ -231,6 +238,8 @@ _EVAL: dict[type[Op], Callable[[Any, list[np.ndarray], _Env], np.ndarray]] = {
     Contract: lambda op, v, env: np.einsum(op.spec, v[0], v[1]),
     Broadcast: lambda op, v, env: np.broadcast_to(v[0], env.resolve(op.shape)).copy(),
     BroadcastInDim: lambda op, v, env: _broadcast_in_dim(op, v[0], env),
+    Take: lambda op, v, env: np.take(v[0], op.index, axis=op.axis),
+    Embed: lambda op, v, env: _embed(op, v[0], env),
 }
 
 

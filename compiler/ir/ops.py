@@ -148,4 +148,13 @@ class Contract(Op):
     spec: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Take(Op):
+    """The slice at position ``index`` along ``axis`` (``x[..., index, ...]``); the axis is
+    dropped from the shape. Its transpose is ``adjoint_ops.Embed``."""
+
+    axis: int
+    index: int
+
+
 LEAVES = (Input, Param, Const, Coord, Spacing, StepSize, Time, Extent)

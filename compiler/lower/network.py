@@ -21,11 +21,11 @@ from sympy.core.function import AppliedUndef
 
 from ...dsl import ast as A
 from ...dsl.build import ELEMENTARY
-from ...dsl.diagnostics import DslTypeError, UnsupportedError, did_you_mean
+from ...dsl.diagnostics import DslTypeError, did_you_mean
 from ...dsl.resolve import FnInfo, ModuleEnv, inline
 from ...dsl.source import Span
 from ..ir.adjoint_ops import BroadcastInDim
-from ..ir.ops import Const, Contract, Extent, Input, Map, Reduce, Shape, placeholder
+from ..ir.ops import Const, Contract, Extent, Input, Map, Reduce, Shape, Take, placeholder
 from ..ir.program import Builder
 from ..rules import broadcast_shapes, make
 
@@ -486,9 +486,42 @@ def _matmul(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Sp
 
 
 def _index(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
-    raise UnsupportedError(
-        "indexing a tensor is not compiled yet", span, "use sum() or a dense layer", "R412"
-    )
+    """``v[i, j]``: constant positions along the leading per-sample axes (inside a network) or
+    the leading axes (of a whole array in a loss or an objective); negative ones count from the
+    end. Each is a Take, whose transpose (an Embed) the rule table supplies."""
+    x = low.lower(args[0], scope, span=span)
+    first = 1 if x.batched else 0
+    for arg in args[1:]:
+        shape = low.shape(x)
+        if len(shape) <= first:
+            raise DslTypeError(
+                f"too many indices: the value has {len(shape) - (1 if x.batched else 0)} "
+                "axes" + (" per sample" if x.batched else ""),
+                span,
+                "index each axis at most once",
+                "R352",
+            )
+        size = shape[first]
+        if isinstance(size, str):
+            raise DslTypeError(
+                f"cannot index along '{size}', a size set by the data",
+                span,
+                "in a loss the rows of a data array are its samples: index per-sample values "
+                "inside a network",
+                "R352",
+            )
+        number = low._number(arg, scope, span)
+        if not (number.is_Integer and -size <= int(number) < size):
+            raise DslTypeError(
+                f"index {number} is out of range for an axis of size {size}",
+                span,
+                "indices are constant whole numbers from 0 to size - 1 (negative ones count "
+                "from the end)",
+                "R352",
+            )
+        index = int(number) % size
+        x = Value(make(low.b, Take, (x.id,), axis=first, index=index), x.batched)
+    return x
 
 
 STRUCTURAL: dict[str, Callable[[TensorLowering, list[sympy.Basic], Scope, Span | None], Value]] = {

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from ..ir.adjoint_ops import BroadcastInDim
-from ..ir.ops import LEAVES, Broadcast, Contract, Input, Map, Op, Reduce, placeholder
+from ..ir.adjoint_ops import BroadcastInDim, Embed
+from ..ir.ops import LEAVES, Broadcast, Contract, Input, Map, Op, Reduce, Take, placeholder
 from ..ir.program import Builder, Program, copy_op, rebuild
 from ..rules import contract_terms
 
@@ -88,7 +88,9 @@ def _sums_linearly(op: Op, summed: list[int], state: dict[int, str]) -> bool:
         return False
     if any(state[a] == "cut" and a not in summed for a in op.args):
         return False  # a max
-    if isinstance(op, Broadcast | BroadcastInDim) or (isinstance(op, Reduce) and op.op == "sum"):
+    if isinstance(op, Broadcast | BroadcastInDim | Take | Embed):
+        return True
+    if isinstance(op, Reduce) and op.op == "sum":
         return True
     if isinstance(op, Contract):
         return len([a for a in op.args if a in summed]) == 1

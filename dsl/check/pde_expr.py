@@ -117,6 +117,14 @@ class PdeExpressions:
                 f"write '{name}' alone: fields depend on the axes implicitly",
                 "R202",
             )
+        if name == "index":
+            raise DslTypeError(
+                "a pde expression cannot index: fields and coordinates have one value at each "
+                "point",
+                span,
+                "write the field alone (u), or a derivative (diff(u, x))",
+                "R352",
+            )
         candidates = [*_PDE_CALLS, *self.env.fns, *ELEMENTARY]
         raise DslNameError(
             f"unknown function '{name}'",

@@ -297,6 +297,32 @@ def test_broadcast_in_dim(src: tuple, dims: tuple) -> None:
     check_transpose(prog, ["w"])
 
 
+@pytest.mark.parametrize(("axis", "index"), [(0, 0), (0, 5), (1, 3)])
+def test_take_and_embed(axis: int, index: int) -> None:
+    """A slice of the grid field, times a field of the slice's shape, and put back (Embed)
+    times the field: both linear maps are checked by differences and by the dot-product test,
+    which also checks that each is the other's transpose."""
+    from ritz.compiler.ir.adjoint_ops import Embed
+    from ritz.compiler.ir.ops import Take
+    from ritz.compiler.rules import make
+
+    def build(b: Builder, u: int) -> int:
+        cut = make(b, Take, (u,), axis=axis, index=index)
+        w = b.add(Input(name="w", shape=b.ops[cut].shape))
+        back = make(
+            b, Embed, (b.map(a(0) * a(1), (cut, w)),), shape=b.grid.shape, axis=axis, index=index
+        )
+        return b.map(a(0) * a(1) + a(0), (back, u))
+
+    prog = one_op(2, build)
+    check_jvp(prog, ["u", "w"])
+    check_transpose(prog, ["u", "w"])
+    small = Builder()
+    v = small.add(Input(name="v", shape=(3,)))
+    with pytest.raises(ValueError):
+        make(small, Take, (v,), axis=0, index=3)
+
+
 # -- leaves and Diff --------------------------------------------------------------------------
 
 
@@ -316,7 +342,20 @@ def test_leaves_are_identity_or_zero() -> None:
 
 
 def test_every_op_class_has_a_rule() -> None:
-    assert set(RULES) >= {*LEAVES, Map, Diff, Shift, Reduce, Broadcast, ShiftTranspose}
+    from ritz.compiler.ir.adjoint_ops import ADJOINT_OPS
+    from ritz.compiler.ir.ops import Contract, Take
+
+    assert set(RULES) >= {
+        *LEAVES,
+        *ADJOINT_OPS,
+        Map,
+        Diff,
+        Shift,
+        Reduce,
+        Broadcast,
+        Contract,
+        Take,
+    }
 
 
 # -- whole programs: discretised right-hand sides from the real pipeline -----------------------

@@ -64,6 +64,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         "unknown name 'nux'",
     ),
     "unknown_function": (pde("dt(u) = lapl(u)"), "R202", 5, 13, "unknown function 'lapl'"),
+    "field_indexed": (pde("dt(u) = u[0]"), "R352", 5, 13, "cannot index"),
     "field_called": (pde("dt(u) = u(x)"), "R202", 5, 13, "not a function"),
     "duplicate_field": (pde("field u", "dt(u) = 0"), "R203", 5, 11, "declared twice"),
     "shadow_builtin": (pde("param pi = 3", "dt(u) = 0"), "R204", 5, 11, "shadows the built-in"),

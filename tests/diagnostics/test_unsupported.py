@@ -94,15 +94,6 @@ def burgers(scheme: str) -> str:
 # name: (program, problem, call, code, line, column, words in the message)
 # `column` None: the diagnostic spans a whole line; only the line is pinned.
 CASES: dict[str, tuple[str, str, Callable[[Any], Any], str, int, int | None, str]] = {
-    "index": (
-        MLP2.replace("return dense(h, 1)", "return dense(h, 1)[0]"),
-        "mlp2",
-        lambda p: p.init(seed=0),
-        "R412",
-        4,
-        None,
-        "indexing",
-    ),
     "penalty_game": (
         OLIGOPOLY_PENALTY,
         "oligopoly",

@@ -236,6 +236,33 @@ def test_unroll_through_a_game_of_followers() -> None:
     assert res.upper["q0"] == pytest.approx(45.0, abs=1e-8)
 
 
+def test_indexed_objectives() -> None:
+    """Objectives over single entries of a vector variable (``w[0]``, ``w[-1]``): the lower
+    level is linear, A(lam) w = b(lam), so dF/dlam has a closed form; the three methods agree
+    with it."""
+    mod = ritz.compile(
+        """
+bilevel b {
+    upper lam = 0.3
+    lower w: [3] = 0
+    lower minimize (0.5 * (w[0] - 1)^2 + 0.5 * (w[1] - lam)^2
+                    + 0.5 * (w[-1] + w[0] * lam)^2 + 0.1 * sum(w^2))
+    upper minimize (w[0] + 2 * w[1] - w[2])^2
+}
+"""
+    ).b
+
+    def upper(lam: float) -> float:
+        A = np.array([[1.2 + lam**2, 0, lam], [0, 1.2, 0], [lam, 0, 1.2]])
+        w = np.linalg.solve(A, [1.0, lam, 0.0])
+        return float((w[0] + 2 * w[1] - w[2]) ** 2)
+
+    want = (upper(0.3 + 1e-6) - upper(0.3 - 1e-6)) / 2e-6
+    assert mod.hypergrad()["lam"] == pytest.approx(want, rel=1e-8)
+    assert mod.hypergrad(method="unroll", k=2000)["lam"] == pytest.approx(want, rel=1e-8)
+    assert mod.hypergrad(method="penalty")["lam"] == pytest.approx(want, rel=1e-5)
+
+
 def test_methods_that_do_not_apply_say_so() -> None:
     cases = [
         (OLIGOPOLY, "oligopoly", "penalty", {}),  # a game has no single value function

@@ -171,6 +171,47 @@ def test_gradient_matches_autograd() -> None:
         assert np.abs(grad[k] - want[k]).max() / scale < 1e-12, k
 
 
+INDEXED = """\
+network g(x: [3]) -> [2] {
+    h = tanh(dense(x, 8))
+    s = x[0] * x[-1] + h[2]
+    return dense(h, 2) * s
+}
+train t {
+    net f = g
+    data x: [N, 3], y: [N, 2], c: [2, 2]
+    loss mean((f(x) - y)^2) + sum(c[1] * f(x))
+    dtype float64
+}
+"""
+
+
+@pytest.mark.parametrize("rows", [7, 700])
+def test_indexing_forward_and_gradient_match_numpy_and_autograd(rows: int) -> None:
+    """``x[0]``, ``x[-1]``, ``h[2]`` per sample inside a network, ``c[1]`` of a whole array in
+    the loss: the forward pass against NumPy, the gradient against PyTorch (700 rows: through
+    the row chunks too)."""
+    torch = pytest.importorskip("torch")
+    mod = ritz.compile(INDEXED)
+    rng = np.random.default_rng(4)
+    x, y, c = rng.normal(size=(rows, 3)), rng.normal(size=(rows, 2)), rng.normal(size=(2, 2))
+    p = mod.g.init(seed=1, dtype="float64")
+    h = np.tanh(x @ p["h.W"] + p["h.b"])
+    want = (h @ p["out.W"] + p["out.b"]) * (x[:, 0] * x[:, -1] + h[:, 2])[:, None]
+    np.testing.assert_allclose(mod.g(p, x), want, rtol=1e-13)
+    p = mod.t.init(seed=0)
+    loss, grad = mod.t.loss_and_grad(p, x=x, y=y, c=c)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+    tx = torch.tensor(x)
+    th = torch.tanh(tx @ tp["f.h.W"] + tp["f.h.b"])
+    out = (th @ tp["f.out.W"] + tp["f.out.b"]) * (tx[:, 0] * tx[:, -1] + th[:, 2])[:, None]
+    ref = ((out - torch.tensor(y)) ** 2).mean() + (torch.tensor(c)[1] * out).sum()
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-13)
+    for k in p:
+        assert np.abs(grad[k] - tp[k].grad.numpy()).max() < 1e-12 * np.abs(grad[k]).max(), k
+
+
 def test_fit_sine_as_written_in_the_language() -> None:
     """LANGUAGE.md §5, unchanged: 2000 Adam steps at batch 128 fit sin on [-pi, pi]."""
     fit = ritz.compile(FIT_SINE).fit_sine
@@ -250,6 +291,14 @@ def test_program_errors_point_at_the_source() -> None:
         ritz.compile(unknown_act, name="fit.dsl").fit_sine.init()
     assert err.value.code == "R202" and "nn.relu" in (err.value.hint or "")
     assert (err.value.line, err.value.column) == (3, 49)
+    out_of_range = INDEXED.replace("x[-1]", "x[3]")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(out_of_range, name="i.dsl").g.init()
+    assert err.value.code == "R352" and "out of range" in err.value.message
+    by_sample = INDEXED.replace("sum(c[1] * f(x))", "sum(y[0])")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(by_sample, name="i.dsl").t.init()
+    assert err.value.code == "R352" and "'N'" in err.value.message and err.value.line == 9
 
 
 def test_generated_code_reuses_forward_activations() -> None:
