@@ -25,15 +25,28 @@ from .bilevel import _Problem
 class UnrollProblem(_Problem):
     """Reverse mode through ``k`` projected gradient steps of the lower level."""
 
-    eta: float | None = None
+    def step_size(self, x: np.ndarray) -> float:
+        """``inner_lr``, or 1 / |J|_2 at this evaluation's starting point (power iteration on
+        J^T J): the curvature may depend on y (``exp(lam) * sum(w^2)``), so a step sized once
+        would diverge elsewhere. The step is a constant of the differentiation (its own
+        dependence on y is not differentiated)."""
+        given = self.options.get("inner_lr", "auto")
+        return float(given) if given != "auto" else 1.0 / self._norm_of_j(x)
 
-    def step_size(self, w: np.ndarray) -> float:
-        """``inner_lr``, or 1 / |J|_2 at the first point evaluated (power iteration on J^T J),
-        held fixed afterwards so that every evaluation differentiates one map of y."""
-        if self.eta is None:
-            given = self.options.get("inner_lr", "auto")
-            self.eta = float(given) if given != "auto" else 1.0 / self._norm_of_j(w)
-        return self.eta
+    def _moved(self, x: np.ndarray, z: np.ndarray) -> float:
+        """The length of one projected step from x (zero at a box-constrained stationary
+        point; inf where it overflows)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.linalg.norm((np.clip(z, self.lo, self.hi) - x)[self.lower_mask]))
+
+    def _diverged(self, eta: float, why: str) -> None:
+        raise RuntimeInputError(
+            f"the {self.options['k']} unrolled steps of '{self.handle.name}' do not converge "
+            f"with the step {eta:.3g}: {why}",
+            self.handle._method_span,
+            "give a smaller step ('inner_lr = ...'), or leave it to 'auto'",
+            code="R542",
+        )
 
     def _norm_of_j(self, w: np.ndarray) -> float:
         rng = np.random.default_rng(0)
@@ -67,20 +80,24 @@ class UnrollProblem(_Problem):
         eta = self.step_size(x)
         k = int(self.options["k"])
         iterates, inside = [], []
+        start = None
         for _ in range(k):
             _, r = self.call("residual", x)
             z = np.where(lower, x - eta * r, x)
+            if start is None:
+                start = self._moved(x, z)
             inside.append(~lower | ((z > self.lo) & (z < self.hi)))
             iterates.append(x)
             x = np.clip(z, self.lo, self.hi)
             if not np.all(np.isfinite(x)):
-                raise RuntimeInputError(
-                    f"the unrolled lower level of '{self.handle.name}' diverged (step {eta:.3g})",
-                    self.handle._method_span,
-                    "give a smaller step: 'unroll(k = ..., inner_lr = ...)'",
-                    code="R542",
-                )
+                self._diverged(eta, "its iterates overflow")
+        _, r = self.call("residual", x)
+        end = self._moved(x, np.where(lower, x - eta * r, x))
+        if start is not None and not end <= start:  # a step too long oscillates, even in a box
+            self._diverged(eta, f"its projected step grew from {start:.3g} to {end:.3g}")
         value, g = self.call("upper", x)
+        if not (np.isfinite(value) and np.all(np.isfinite(g))):
+            self._diverged(eta, "the upper objective is not finite at its end")
         adj = np.where(lower, g, 0.0)  # d F / d x_k
         grad = np.where(lower, 0.0, g)  # d F / d y, accumulated over the steps
         has_mixed = hasattr(self.mod, "residual_vjp_upper")
@@ -161,13 +178,17 @@ class PenaltyProblem(_Problem):
         goal = target / self.rho()
         best, best_norm, since = x, norm, 0
         lo, hi = self.lo[idx], self.hi[idx]
-        alpha = norm / max(float(np.linalg.norm(grad)), 1e-300)
+        # a first step of 1e-6 relative to x along the projected gradient; BB then sizes the
+        # steps by the curvature it sees
+        alpha = 1e-6 * max(float(np.linalg.norm(x)), 1.0) / max(norm, 1e-300)
         for _ in range(steps):
             if best_norm <= goal or (best_norm <= target and since >= 30):
                 break
             trial = np.clip(x - alpha * grad, lo, hi)
             _, t_grad, _, _ = evaluate(trial)
             s, y = trial - x, t_grad - grad
+            if not np.any(s):
+                break  # a step below rounding: nothing moves any more
             sy = float(s @ y)
             alpha = float(s @ s) / sy if sy > 0 else alpha
             x, grad = trial, t_grad
@@ -200,9 +221,22 @@ class PenaltyProblem(_Problem):
     def rho(self) -> float:
         """``rho``, or tol^(-2/5) (1e4 at tol 1e-10): the extrapolated estimate's bias falls as
         1/rho^2, while the lower solves' rounding, amplified by rho in the difference of g_y,
-        grows with it; on ridge problems this choice is within 3e-7 of the exact value."""
+        grows with it; on ridge problems this choice is within 3e-7 of the exact value. Beyond
+        eps^(-1/2) of the dtype the rounding wins: refused (auto stops there)."""
         given = self.options.get("rho", "auto")
-        return float(given) if given != "auto" else float(self.options["tol"]) ** -0.4
+        most = float(np.finfo(self.art.dtype).eps) ** -0.5
+        if given == "auto":
+            return min(float(self.options["tol"]) ** -0.4, most)
+        rho = float(given)
+        if rho > most:
+            raise RuntimeInputError(
+                f"rho = {rho:.3g} is beyond what {self.art.dtype} can resolve ({most:.2g}): the "
+                "difference of g_y at the two minimisers multiplies their rounding by rho",
+                self.handle._method_span,
+                f"use rho <= {most:.2g} (its error falls as 1/rho^2: 1e4 is about 1e-8)",
+                code="R538",
+            )
+        return rho
 
     def value_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
         """The penalty function at rho and 2 rho, extrapolated: 2 L(2 rho) - L(rho) differs from

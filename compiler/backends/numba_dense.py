@@ -215,7 +215,9 @@ class DenseFunction:
             sizes.update(zip(term, self.prog.ops[a].shape, strict=True))
         idx = {c: f"i{k}" for k, c in enumerate(out)}
         idx.update({c: f"s{k}" for k, c in enumerate(summed)})
-        self.lines.append(f"    {v} = np.empty({self.shape_text(op.shape)}, dtype={self.np_dtype})")
+        if out:
+            shape = self.shape_text(op.shape)
+            self.lines.append(f"    {v} = np.empty({shape}, dtype={self.np_dtype})")
         head, ind = self.loops(op.shape, "    ")
         self.lines += head
         self.lines.append(f"{ind}acc = 0.0")
@@ -223,10 +225,15 @@ class DenseFunction:
         for c in summed:
             self.lines.append(f"{inner}for {idx[c]} in range({self.dim(sizes[c])}):")
             inner += "    "
-        ra = ", ".join(idx[c] for c in ta)
-        rb = ", ".join(idx[c] for c in tb)
-        self.lines.append(f"{inner}acc += {x}[{ra}] * {y}[{rb}]")
-        self.lines.append(f"{ind}{v}[{', '.join(idx[c] for c in out)}] = acc")
+
+        def read(var: str, term: str) -> str:  # a scalar argument (an empty term) is read bare
+            return f"{var}[{', '.join(idx[c] for c in term)}]" if term else var
+
+        self.lines.append(f"{inner}acc += {read(x, ta)} * {read(y, tb)}")
+        if out:
+            self.lines.append(f"{ind}{v}[{', '.join(idx[c] for c in out)}] = acc")
+        else:
+            self.lines.append(f"    {v} = {self.np_dtype}(acc)")
 
     # -- the function --------------------------------------------------------------------------
     def bind_dims(self) -> None:

@@ -263,6 +263,90 @@ bilevel b {
     assert mod.hypergrad(method="penalty")["lam"] == pytest.approx(want, rel=1e-5)
 
 
+BOX = """\
+bilevel boxridge {
+    data d: [p], b: [p], t: [p]
+    upper lam = 0.0
+    lower w: [p] = 0 in [-0.5, 0.5]
+    lower minimize 0.5 * sum(d * w^2) - sum(b * w) + 0.5 * exp(lam) * sum(w^2)
+    upper minimize 0.5 * sum((w - t)^2)
+}
+"""
+
+
+def _box_data() -> tuple[dict[str, np.ndarray], object]:
+    rng = np.random.default_rng(2)
+    d, b, t = rng.uniform(1, 2, 8), 1.5 * rng.normal(size=8), 0.3 * rng.normal(size=8)
+
+    def closed(lam: float) -> tuple[float, float]:
+        e = np.exp(lam)
+        free = b / (d + e)
+        w = np.clip(free, -0.5, 0.5)
+        dw = np.where(np.abs(free) < 0.5, -e * b / (d + e) ** 2, 0.0)
+        return 0.5 * float(np.sum((w - t) ** 2)), float((w - t) @ dw)
+
+    return {"d": d, "b": b, "t": t}, closed
+
+
+@pytest.mark.parametrize("method", ["implicit", "unroll", "penalty"])
+def test_bounds_active_and_curvature_that_moves_with_the_upper_variable(method: str) -> None:
+    """A separable box-constrained lower level, w = clip(b / (d + e^lam), -1/2, 1/2), with 1 to
+    4 bounds active over the lams tried. Its curvature d + e^lam grows twentyfold towards the
+    optimum (lam = 2.8908): unroll sizes its step at each evaluation."""
+    from scipy.optimize import minimize_scalar
+
+    data, closed = _box_data()
+    mod = ritz.compile(BOX).boxridge
+    for lam in (-2.0, -0.1, 0.0, 2.0):
+        h = mod.hypergrad(lam=lam, method=method, k=500, **data)["lam"]
+        assert h == pytest.approx(closed(lam)[1], rel=1e-7, abs=1e-12), lam
+    best = minimize_scalar(
+        lambda lam: closed(lam)[0], bounds=(-5, 5), method="bounded", options={"xatol": 1e-10}
+    )
+    res = mod.solve(method=method, k=500, **data)
+    assert res.upper["lam"] == pytest.approx(best.x, abs=1e-5)
+    assert res.history[-1] == pytest.approx(best.fun, rel=1e-9)
+
+
+def test_methods_report_steps_they_cannot_take() -> None:
+    """An explicit unroll step too long for the curvature, and a penalty rho beyond what the
+    dtype resolves, are errors, not numbers."""
+    data, _ = _box_data()
+    mod = ritz.compile(BOX.replace(" in [-0.5, 0.5]", "")).boxridge
+    with pytest.raises(RitzError) as err:
+        mod.hypergrad(lam=2.0, method="unroll", k=500, inner_lr=0.36, **data)
+    assert err.value.code == "R542" and "inner_lr" in (err.value.hint or "")
+    with pytest.raises(RitzError) as err:
+        mod.hypergrad(lam=2.0, method="penalty", rho=1e10, **data)
+    assert err.value.code == "R538"
+
+
+def test_dot_products_in_objectives() -> None:
+    """``w @ w``, ``c @ w`` and ``w @ A @ w`` (scalar contractions, whose transposes scale a
+    vector by a scalar)."""
+    mod = ritz.compile(
+        """
+bilevel q {
+    data c: [p], t: [p], A: [p, p]
+    upper lam = 0.3
+    lower w: [p] = 0
+    lower minimize 0.5 * exp(lam) * (w @ w) - c @ w + 0.1 * (w @ A @ w)
+    upper minimize 0.5 * ((w - t) @ (w - t))
+}
+"""
+    ).q
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(3, 3))
+    c, t, A = np.array([1.0, 2.0, 3.0]), rng.normal(size=3), B @ B.T + B
+
+    def upper(lam: float) -> float:
+        w = np.linalg.solve(np.exp(lam) * np.eye(3) + 0.1 * (A + A.T), c)
+        return 0.5 * float((w - t) @ (w - t))
+
+    want = (upper(0.3 + 1e-6) - upper(0.3 - 1e-6)) / 2e-6
+    assert mod.hypergrad(c=c, t=t, A=A)["lam"] == pytest.approx(want, rel=1e-8)
+
+
 def test_methods_that_do_not_apply_say_so() -> None:
     cases = [
         (OLIGOPOLY, "oligopoly", "penalty", {}),  # a game has no single value function
