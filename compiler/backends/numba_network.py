@@ -76,8 +76,9 @@ TANH32 = '''
 
 @numba.njit(cache=True, inline="always")
 def tanh32(x):
-    """tanh of a float32 as a rational function (vectorises; relative error below 4e-7)."""
-    x = min(max(x, np.float32(-7.9053111)), np.float32(7.9053111))
+    """tanh of a float32 as a rational function (vectorises; relative error below 4e-7). The
+    argument is cast first: in float64 the clamped value would not round to exactly 1."""
+    x = min(max(np.float32(x), np.float32(-7.9053111)), np.float32(7.9053111))
     x2 = x * x
     p = np.float32(-2.76076847742355e-16)
     p = p * x2 + np.float32(2.00018790482477e-13)

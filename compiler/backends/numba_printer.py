@@ -20,6 +20,30 @@ class NumbaPrinter(PythonCodePrinter):
         self.dtype = dtype
         self.fast_tanh = fast_tanh  # call the module's ``tanh32`` (see numba_network.TANH32)
 
+    def _print(self, expr: object, **kwargs: object) -> str:
+        """A constant subexpression (``sqrt(2/pi)``, ``log(2)``) is one literal of the dtype:
+        a ``math`` call on it would compute in float64 and promote a float32 kernel's
+        arithmetic (and its tanh) to float64."""
+        if (
+            isinstance(expr, sympy.Expr)
+            and not isinstance(expr, sympy.Integer | sympy.Float | sympy.Rational)
+            and expr.is_number
+            and expr.is_real
+        ):
+            return self._literal(float(expr.evalf(20)))
+        return super()._print(expr, **kwargs)
+
+    def _print_Heaviside(self, expr: sympy.Expr) -> str:
+        z = self._print(expr.args[0])
+        at_zero = float(expr.args[1]) if len(expr.args) > 1 else 0.5
+        one, zero, mid = (self._literal(v) for v in (1.0, 0.0, at_zero))
+        return f"({one} if {z} > 0 else ({mid} if {z} == 0 else {zero}))"
+
+    def _print_sign(self, expr: sympy.Expr) -> str:
+        z = self._print(expr.args[0])
+        one, zero, minus = (self._literal(v) for v in (1.0, 0.0, -1.0))
+        return f"({one} if {z} > 0 else ({minus} if {z} < 0 else {zero}))"
+
     def _print_tanh(self, expr: sympy.Expr) -> str:
         if self.fast_tanh:
             return f"tanh32({self._print(expr.args[0])})"

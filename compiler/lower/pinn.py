@@ -144,6 +144,14 @@ def lower_pinn(
         y = sub.apply_network(
             binding.network, binding.env, [x], binding.options, f"{binding.name}.", binding.span
         )
+        if sub.sample_shape(y) != (nf,):
+            raise DslTypeError(
+                f"the network gives {list(sub.sample_shape(y))} values per point, but the "
+                f"problem has {nf} field(s) ({', '.join(problem.fields)}): one output each",
+                binding.span,
+                "set its output size (n_out) to the number of fields",
+                "R351",
+            )
         for k in range(nf):
             if nf == 1:
                 col = make(sub.b, Reduce, (y.id,), op="sum", axes=(1,))

@@ -17,7 +17,7 @@ from ...dsl import ast as A
 from ...dsl.diagnostics import DslTypeError, RuntimeInputError, did_you_mean
 from ...dsl.resolve import ModuleEnv
 from ...dsl.source import Span
-from ..ir.ops import Shape
+from ..ir.ops import Extent, Shape
 from ..ir.program import Program
 from .network import Option, Scope, TensorLowering, Value, WeightSpec
 
@@ -77,6 +77,13 @@ def bind_net(decl: A.NetDecl, env: ModuleEnv, low: TensorLowering) -> NetBinding
             )
     else:
         name, kwargs = str(value.value), ()
+    if name not in env.networks:  # train blocks are checked; a pinn line's net is not
+        raise DslTypeError(
+            f"'{name}' is not a network",
+            getattr(value, "span", None) or decl.span,
+            did_you_mean(name, env.networks) or "e.g. net = nn.mlp(width = 32)",
+            "R316",
+        )
     network, net_env = env.networks[name], env.network_envs[name]
     scope = Scope(env, "")
     options: dict[str, Option] = {}
@@ -111,6 +118,14 @@ def lower_loss(
         shape = _dims(decl, env, sizes)
         inputs.append((decl.name, shape))
         scope.values[decl.name] = Value(low.input(decl.name, shape), False)
+    for decl in train.data:  # a size name is a number in the loss: the rows it sees, ...
+        for d in _dims(decl, env, sizes):
+            if isinstance(d, str) and d not in scope.values:
+                extent = low.b.add(Extent(dims=(d,), dtype=low.dtype))
+                scope.values[d] = Value(extent, False)
+    for name, size in sizes.items():  # ... or a size the data fixed
+        if name not in scope.values:
+            scope.values[name] = Value(low.const(float(size)), False)
 
     def applier(binding: NetBinding):
         def apply(values: list[Value], span: Span | None) -> Value:

@@ -212,6 +212,75 @@ def test_indexing_forward_and_gradient_match_numpy_and_autograd(rows: int) -> No
         assert np.abs(grad[k] - tp[k].grad.numpy()).max() < 1e-12 * np.abs(grad[k]).max(), k
 
 
+def test_a_size_name_is_a_number_in_the_loss() -> None:
+    """``N`` in a loss is the number of rows it sees (the mini-batch's when batched), so a
+    per-row cross-entropy may divide by it; 900 rows run in chunks, which still divide by
+    all of them."""
+    mod = ritz.compile(
+        """
+network clf(x: [4]) -> [3] {
+    z = dense(tanh(dense(x, 6)), 3)
+    return z - log(sum(exp(z)))
+}
+train by_n {
+    net f = clf
+    data x: [N, 4], y: [N, 3]
+    loss -sum(y * f(x)) / N
+    dtype float64
+}
+train by_mean {
+    net f = clf
+    data x: [N, 4], y: [N, 3]
+    loss -3 * mean(y * f(x))
+    dtype float64
+}
+"""
+    )
+    rng = np.random.default_rng(0)
+    for rows in (10, 900):
+        x, y = rng.normal(size=(rows, 4)), np.eye(3)[rng.integers(0, 3, rows)]
+        p = mod.by_n.init(seed=0)
+        (a, ga), (b, gb) = (
+            mod.by_n.loss_and_grad(p, x=x, y=y),
+            mod.by_mean.loss_and_grad(p, x=x, y=y),
+        )
+        assert a == pytest.approx(b, rel=1e-14)
+        for k in p:
+            np.testing.assert_allclose(ga[k], gb[k], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "softplus", "swish", "gelu", "relu"])
+def test_stdlib_activations_stay_finite_in_float32(act: str) -> None:
+    """Far from 0 (|z| = 300: float32 exp overflows past 88) the stdlib activations and their
+    derivatives are finite and agree with PyTorch's; gelu's constant sqrt(2/pi) is a float32
+    literal, so its tanh saturates to exactly 1 and its derivative does not grow like z^3."""
+    torch = pytest.importorskip("torch")
+    mod = ritz.compile(
+        "import std.nn as nn\n"
+        f"network a(x: [1]) -> [1] {{\n    return nn.{act}(dense(x, 1))\n}}\n"
+        "train t {\n    net f = a\n    data x: [N, 1]\n    loss sum(f(x))\n}\n"
+    )
+    z = np.array([-300, -100, -89.5, -20, -1, 0, 1e-3, 1, 20, 89.5, 100, 300], dtype=np.float32)
+    p = {
+        k: np.ones_like(v) if k.endswith(".W") else np.zeros_like(v)
+        for k, v in mod.t.init(seed=0).items()
+    }
+    loss, grad = mod.t.loss_and_grad(p, x=z[:, None])
+    torch_act = {
+        "sigmoid": torch.sigmoid,
+        "softplus": torch.nn.functional.softplus,
+        "swish": torch.nn.functional.silu,
+        "gelu": lambda t: torch.nn.functional.gelu(t, approximate="tanh"),
+        "relu": torch.relu,
+    }[act]
+    w = torch.ones(1, requires_grad=True)
+    ref = torch_act(torch.tensor(z) * w).sum()
+    ref.backward()
+    assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grad.values())
+    assert loss == pytest.approx(ref.item(), rel=1e-5)
+    assert float(grad["f.out.W"].ravel()[0]) == pytest.approx(w.grad.item(), rel=1e-5, abs=1e-6)
+
+
 def test_fit_sine_as_written_in_the_language() -> None:
     """LANGUAGE.md §5, unchanged: 2000 Adam steps at batch 128 fit sin on [-pi, pi]."""
     fit = ritz.compile(FIT_SINE).fit_sine

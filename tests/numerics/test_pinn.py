@@ -100,6 +100,18 @@ def test_optimizer_from_python_and_as_a_bare_name() -> None:
     assert sol.info["loss_history"][-1] < sol.info["loss_history"][0]
 
 
+def test_a_network_that_does_not_fit_the_fields_is_an_error() -> None:
+    """One output per field: a net with another count, or something that is no network."""
+    for net, words in (
+        ("nn.mlp(width = 4, depth = 1, n_out = 2)", "has 1 field"),
+        ("tanh", "not a network"),
+    ):
+        text = ROD.replace("nn.mlp(width = 8, depth = 2, act = tanh)", net)
+        with pytest.raises(ritz.RitzError) as err:
+            ritz.compile(text, name="rod.dsl").rod.solve(steps=1)
+        assert words in err.value.message and err.value.line == 11, err.value.render()
+
+
 RING = """\
 import std.nn as nn
 pde ring {

@@ -86,7 +86,7 @@ def residual_kernel(f_u, r_u, t, dt, lo0, lo1, h0, h1):
             f_u_p0_p0 = f_u[i0, i1]
             f_u_p0_p1 = f_u[i0, i1 + 1]
             f_u_p1_p0 = f_u[i0 + 1, i1]
-            r_u[i0, i1] = -e0*(f_u_m1_p0 + f_u_p1_p0) - e1*(f_u_p0_m1 + f_u_p0_p1) + 2*f_u_p0_p0*(e0 + e1) - 2*(3.141592653589793*3.141592653589793)*math.sin(3.141592653589793*x0)*math.sin(3.141592653589793*x1)
+            r_u[i0, i1] = -e0*(f_u_m1_p0 + f_u_p1_p0) - e1*(f_u_p0_m1 + f_u_p0_p1) + 2*f_u_p0_p0*(e0 + e1) - 2*9.869604401089358*math.sin(3.141592653589793*x0)*math.sin(3.141592653589793*x1)
 
 
 @numba.njit(cache=True)
