@@ -125,7 +125,7 @@ def lower_loss(
                 scope.values[d] = Value(extent, False)
     for name, size in sizes.items():  # ... or a size the data fixed
         if name not in scope.values:
-            scope.values[name] = Value(low.const(float(size)), False)
+            scope.values[name] = low.const(float(size))
 
     def applier(binding: NetBinding):
         def apply(values: list[Value], span: Span | None) -> Value:
