@@ -157,8 +157,17 @@ class BilevelHandle(_BlockHandle):
         from ..compiler.tensor_driver import compile_bilevel
 
         sizes: dict[str, int] = {}
+        consts = {sympy.Symbol(k): v for k, v in self.env.consts.items()}
         for decl in self.block.data:
             for d, n in zip(decl.shape, np.shape(data[decl.name]), strict=False):
+                fixed = d.value.xreplace(consts)
+                if fixed.is_Integer and int(fixed) != n:
+                    raise RuntimeInputError(
+                        f"data '{decl.name}' needs size {int(fixed)} on an axis, got shape "
+                        f"{list(np.shape(data[decl.name]))}",
+                        decl.span,
+                        code="R536",
+                    )
                 if d.value.is_Symbol and sizes.setdefault(d.value.name, n) != n:
                     raise RuntimeInputError(
                         f"size '{d.value.name}' is {sizes[d.value.name]} in one data array and "
@@ -277,6 +286,8 @@ class _Problem:
         for name, info in self.lowered.variables.items():
             start, stop = self.layout.offsets[name]
             value = self.given.get(name, info.init)
+            if name in self.given and info.bounds is not None:
+                _within(name, value, info.bounds)
             try:
                 w[start:stop] = np.broadcast_to(np.asarray(value, dtype=float), info.shape).ravel()
             except ValueError:
@@ -309,10 +320,14 @@ class _Problem:
         at_hi = (w >= self.hi) & (r < 0)
         return self.lower_mask & ~at_lo & ~at_hi
 
-    def _krylov(self, entry: str, w: np.ndarray, free: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    def _krylov(
+        self, entry: str, w: np.ndarray, free: np.ndarray, rhs: np.ndarray, strict: bool = False
+    ) -> np.ndarray:
         from scipy.sparse.linalg import LinearOperator, cg, gmres
 
         idx = np.flatnonzero(free)
+        if idx.size == 0:  # every lower variable held at a bound
+            return np.zeros_like(w)
 
         def matvec(x: np.ndarray) -> np.ndarray:
             v = np.zeros_like(w)
@@ -322,17 +337,30 @@ class _Problem:
         op = LinearOperator((idx.size, idx.size), matvec=matvec, dtype=w.dtype)
         tol = float(self.options["tol"])
         rtol = min(1e-3, max(tol * 1e-2, 1e-14))
-        if self.lowered.symmetric:
-            x, _ = cg(op, rhs[idx], rtol=rtol, atol=0.0, maxiter=10 * idx.size + 100)
-        else:
-            x, _ = gmres(
-                op,
-                rhs[idx],
-                rtol=rtol,
-                atol=0.0,
-                restart=min(idx.size, 50),
-                maxiter=10 * idx.size + 100,
-            )
+        with np.errstate(divide="ignore", invalid="ignore"):  # a singular J: judged below
+            if self.lowered.symmetric:
+                x, _ = cg(op, rhs[idx], rtol=rtol, atol=0.0, maxiter=10 * idx.size + 100)
+            else:
+                x, _ = gmres(
+                    op,
+                    rhs[idx],
+                    rtol=rtol,
+                    atol=0.0,
+                    restart=min(idx.size, 50),
+                    maxiter=10 * idx.size + 100,
+                )
+        if strict:  # the adjoint system: no answer is better than a wrong one
+            miss = float(np.linalg.norm(op.matvec(x) - rhs[idx]))
+            if not miss <= 1e3 * rtol * float(np.linalg.norm(rhs[idx])):
+                what = "Hessian" if self.lowered.symmetric else "Jacobian"
+                raise RuntimeInputError(
+                    f"the lower level of '{self.handle.name}' is singular at its solution: the "
+                    f"adjoint system with its {what} has no solution (residual {miss:.3g})",
+                    self.handle._method_span,
+                    "make the lower objective strictly convex (e.g. add 1e-6 * sum(w^2)), or use "
+                    "'solve unroll(k = ...)', which needs no inverse",
+                    code="R543",
+                )
         out = np.zeros_like(w)
         out[idx] = x
         return out
@@ -356,6 +384,8 @@ class _Problem:
                 return w
             free = self._free(w, r)
             d = self._krylov("residual_jvp", w, free, -r)
+            if not np.all(np.isfinite(d)):  # no curvature (a linear objective): descend on R
+                d = np.where(free, -r, 0.0)
             t = 1.0
             for _ in range(40):
                 trial = np.clip(w + t * d, self.lo, self.hi)
@@ -394,7 +424,7 @@ class _Problem:
         value, gF = self.call("upper", w)
         _, r = self.call("residual", w)
         free = self._free(w, r)
-        lam = self._krylov("residual_vjp", w, free, np.where(free, gF, 0.0))
+        lam = self._krylov("residual_vjp", w, free, np.where(free, gF, 0.0), strict=True)
         grad = np.where(self.lower_mask, 0.0, gF)
         if hasattr(self.mod, "residual_vjp_upper"):
             _, mixed = self.call("residual_vjp_upper", w, lam)
@@ -548,6 +578,8 @@ class _PdeProblem:
             lo, hi = v.bounds if v.bounds is not None else (None, None)
             self.lo.append(-np.inf if lo is None else float(_const(lo.value, handle.env)))
             self.hi.append(np.inf if hi is None else float(_const(hi.value, handle.env)))
+            if v.name in variables:
+                _within(v.name, variables[v.name], (self.lo[-1], self.hi[-1]))
         self.y0 = np.clip(np.array(y0, dtype=float), self.lo, self.hi)
         self.solve_kwargs, self.time = self._at()
         sol = self._solve(self.y0)
@@ -636,6 +668,21 @@ class _PdeProblem:
             {v.name: float(grad[k]) for k, v in enumerate(self.upper)},
             history,
             {**info, "lower_solves": self.solves},
+        )
+
+
+def _within(name: str, value: Any, bounds: tuple[float, float]) -> None:
+    """A value given from Python lies in its variable's box (it is not moved there)."""
+    lo, hi = bounds
+    try:
+        inside = bool(np.all((np.asarray(value, dtype=float) >= lo) & (np.asarray(value) <= hi)))
+    except (TypeError, ValueError):
+        raise RuntimeInputError(f"'{name}' must be a number, got {value!r}", code="R536") from None
+    if not inside:
+        raise RuntimeInputError(
+            f"'{name}' = {value} is outside its bounds [{lo:g}, {hi:g}]",
+            hint="give a value inside the box the block declares",
+            code="R536",
         )
 
 

@@ -105,7 +105,13 @@ def run_bilevel(
             )
             click.echo(f"  {level} {name} = {shown}")
     for name, value in res.hypergrad.items():
-        click.echo(f"  d upper / d {name} = {np.asarray(value).ravel()[0]:.3g}")
+        flat = np.asarray(value, dtype=float).ravel()
+        shown = (
+            " ".join(f"{v:.3g}" for v in flat)
+            if flat.size <= 8
+            else f"array of shape {list(np.shape(value))}, norm {np.linalg.norm(flat):.3g}"
+        )
+        click.echo(f"  d upper / d {name} = {shown}")
     if out:
         arrays = {f"upper_{k}": np.asarray(v) for k, v in res.upper.items()}
         arrays.update({f"lower_{k}": np.asarray(v) for k, v in res.lower.items()})

@@ -3,9 +3,9 @@ errors (a network that returns the wrong size, a loss that is not a number, a de
 matrix) are reported without data and without compiling anything.
 
 A train block is lowered when every size of its data but the leading (sample) ones is a number,
-a network when every input size is, and every ``solve pinn`` line always (its point sets have the
-problem's dimension). Blocks whose sizes come from data are checked when the data arrive; the
-report names them.
+a network when every input size is, a bilevel block of objectives when every data size is, and
+every ``solve pinn`` line always (its point sets have the problem's dimension). Blocks whose
+sizes come from data are checked when the data arrive; the report names them.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ def _literal(decl: A.TensorDecl, env: Any, leading: bool) -> bool:
 def check_shapes(module: Any) -> list[str]:
     """Lower what the file fixes (raising the first RitzError found); return the names of the
     blocks left for run time."""
+    from ..compiler.lower.bilevel import lower_bilevel
     from ..compiler.lower.pinn import lower_pinn
     from ..compiler.lower.train import lower_loss
     from .api import PdeHandle
+    from .bilevel import BilevelHandle
     from .networks import NetworkHandle, TrainHandle
 
     later = []
@@ -42,6 +44,14 @@ def check_shapes(module: Any) -> list[str]:
         elif isinstance(handle, NetworkHandle):
             if all(_literal(d, handle.env, False) for d in handle.block.inputs):
                 handle.lower()
+            else:
+                later.append(name)
+        elif isinstance(handle, BilevelHandle):
+            literal = all(_literal(d, handle.env, False) for d in handle.block.data)
+            if handle.block.lower_solutions:
+                pass  # its shapes are the pde's solution's: checked when it runs
+            elif literal:
+                lower_bilevel(handle.block, handle.env, handle.dtype, {})
             else:
                 later.append(name)
         elif isinstance(handle, PdeHandle):

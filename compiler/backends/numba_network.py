@@ -144,7 +144,7 @@ def print_entry(
         read = {k: v for k, v in entry.weights.items() if entry.tangent + k in order}
         lines += _unpack(layout, read, ids, "v", entry.tangent)
     results = [f"r{k}" for k in range(len(entry.outputs))]
-    lines.append(f"    {''.join(r + ', ' for r in results)}= {call}")
+    lines.append(f"    {''.join(r + ', ' for r in results)}= {call}" if results else f"    {call}")
     if entry.grads:
         returned = []
         for k, out in enumerate(entry.outputs):

@@ -131,7 +131,22 @@ def lower_bilevel(
                     _number(v.bounds[0], env, "a bound"),
                     _number(v.bounds[1], env, "a bound"),
                 )
+                if not bounds[0] <= bounds[1]:
+                    raise DslTypeError(
+                        f"the bounds of '{v.name}' are reversed: [{bounds[0]:g}, {bounds[1]:g}]",
+                        v.bounds[0].span,
+                        "write the lower bound first",
+                        "R350",
+                    )
             init = _number(v.init, env, f"the initial value of '{v.name}'")
+            if bounds is not None and not bounds[0] <= init <= bounds[1]:
+                raise DslTypeError(
+                    f"the initial value of '{v.name}', {init:g}, is outside its bounds "
+                    f"[{bounds[0]:g}, {bounds[1]:g}]",
+                    v.init.span,
+                    None,
+                    "R350",
+                )
             info = VarInfo(v.name, level, tuple(int(d) for d in var_shape), init, bounds)
             variables[v.name] = info
             scope.values[v.name] = Value(low.input(v.name, info.shape), False)
@@ -210,7 +225,16 @@ def lower_bilevel(
                     "R350",
                 )
             owned[name] = ob
-        grads.append(gradient_program(objective(ob), list(over)))
+        ob_prog = objective(ob)
+        ignored = [n for n in over if n not in _wrt(ob_prog, over)]
+        if ignored:
+            raise DslTypeError(
+                f"this lower objective does not depend on its variable '{ignored[0]}'",
+                ob.span,
+                "a follower chooses its own variable: the objective must contain it",
+                "R350",
+            )
+        grads.append(gradient_program(ob_prog, list(over)))
     orphans = [n for n in lower if n not in owned]
     if orphans:
         raise DslTypeError(f"no lower objective is over '{orphans[0]}'", bl.span, None, "R350")
@@ -221,10 +245,11 @@ def lower_bilevel(
     bare = _only(residual, [f"bar:{n}" for n in lower])
     upper_obj = objective(uppers[0])
     upper_prog = gradient_program(upper_obj, _wrt(upper_obj, lower + upper))
+    own = _wrt(bare, lower)  # a linear objective's gradient does not read its variable
     programs = {
         "residual": residual,
-        "residual_jvp": jvp_program(bare, lower),
-        "residual_vjp": vjp_program(bare, lower),
+        "residual_jvp": jvp_program(bare, own),
+        "residual_vjp": vjp_program(bare, own),
         "upper": upper_prog,
     }
     if len(lowers) == 1:

@@ -347,6 +347,58 @@ bilevel q {
     assert mod.hypergrad(c=c, t=t, A=A)["lam"] == pytest.approx(want, rel=1e-8)
 
 
+def test_a_linear_lower_level_sits_on_its_bounds() -> None:
+    """min over z in [0, 1] of x z: z = 0 for x > 0 and 1 for x < 0 (no curvature: Newton
+    falls back to the gradient); the hypergradient of (x - 0.3)^2 + z is then 2 (x - 0.3)."""
+    mod = ritz.compile(
+        """
+bilevel lin {
+    upper x = 0.5 in [-1, 1]
+    lower z = 0.5 in [0, 1]
+    lower minimize x * z
+    upper minimize (x - 0.3)^2 + z
+}
+"""
+    ).lin
+    for x in (0.5, -0.5):
+        assert mod.hypergrad(x=x)["x"] == pytest.approx(2 * (x - 0.3), abs=1e-12)
+
+
+def test_bilevel_program_errors() -> None:
+    """Mistakes that used to give wrong numbers or tracebacks."""
+    sizes = """
+bilevel q {
+    data c: [3]
+    upper lam = 0.0
+    lower w: [3] = 0
+    lower minimize 0.5 * exp(lam) * sum(w^2) - sum(c * w)
+    upper minimize sum(w)
+}
+"""
+    singular = """
+bilevel s {
+    data X: [n, p], y: [n]
+    upper lam = 1.0
+    lower w: [p] = 0
+    lower minimize 0.5 * sum((X @ w - lam * y)^2)
+    upper minimize 0.5 * sum(w^2) + sum(w)
+}
+"""
+    rng = np.random.default_rng(0)
+    cases = [
+        (sizes, "q", {"c": np.ones(2)}, "R536"),  # a declared size, not met
+        (singular, "s", {"X": rng.normal(size=(5, 10)), "y": rng.normal(size=5)}, "R543"),
+        (COURNOT, "cournot", {"q1": 150.0}, "R536"),  # outside its bounds: not moved inside
+        (COURNOT.replace("q2 * (a - b * (q1 + q2)) - c2 * q2", "c2 * q1"), "cournot", {}, "R350"),
+        (COURNOT.replace("q1 = 10 in [0, 100]", "q1 = 10 in [100, 0]"), "cournot", {}, "R350"),
+        (COURNOT.replace("q1 = 10 in", "q1 = 150 in"), "cournot", {}, "R350"),
+    ]
+    for text, name, kwargs, code in cases:
+        with pytest.raises(RitzError) as err:
+            ritz.compile(text, name="b.dsl")[name].hypergrad(**kwargs)
+        assert err.value.code == code, err.value.render()
+
+
 def test_methods_that_do_not_apply_say_so() -> None:
     cases = [
         (OLIGOPOLY, "oligopoly", "penalty", {}),  # a game has no single value function
