@@ -246,9 +246,14 @@ class PdeHandle:
                 )
             array = np.asarray(value, dtype=float)
             if array.shape != tuple(sim.grid.cells) or not np.all(np.isfinite(array)):
+                got = (
+                    f"shape {array.shape}"
+                    if array.shape != tuple(sim.grid.cells)
+                    else f"{int(np.sum(~np.isfinite(array)))} values that are not finite"
+                )
                 raise RuntimeInputError(
                     f"the initial value of '{name}' must be a finite array of shape "
-                    f"{tuple(sim.grid.cells)}; got shape {array.shape}",
+                    f"{tuple(sim.grid.cells)}; got {got}",
                     code="R514",
                 )
             view = sim.interior(name)
@@ -271,7 +276,9 @@ class PdeHandle:
                 )
         dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
-        check_robin_closures(self.problem, module.PLAN["meta"].get("robin", ()), grid, params, t0)
+        t1 = self._end_time(merged) if self.problem.time else t0
+        robin = module.PLAN["meta"].get("robin", ())
+        check_robin_closures(self.problem, robin, grid, params, (t0, t1))
         backend = get_backend(self.backend_name)
         if module.PLAN["meta"].get("implicit"):
             if dt is None:

@@ -22,6 +22,7 @@ from ..dsl.diagnostics import RuntimeInputError
 #: growing mode appears, and past it the closure changes sign
 MARGIN = 0.5
 _SAMPLES = 9  # face points per axis at which coordinate-dependent alpha and beta are checked
+_TIMES = 65  # times in [t0, t1] at which time-dependent ones are
 
 
 @cache
@@ -38,31 +39,38 @@ def _denominator(degree: int, side: str) -> tuple[sympy.Expr, sympy.Expr]:
     return h_term, b_term
 
 
-def _values(expr: sympy.Expr, subs: dict, axes: list[tuple[sympy.Symbol, np.ndarray]]) -> list:
-    """``expr`` at every combination of the sampled face coordinates (numbers only)."""
-    expr = sympy.sympify(expr).xreplace(subs)
-    used = [(s, pts) for s, pts in axes if expr.has(s)]
+def _values(
+    exprs: tuple[sympy.Expr, ...], subs: dict, axes: list[tuple[sympy.Symbol, np.ndarray]]
+) -> list[tuple[float, ...]]:
+    """``exprs`` together at every combination of the sampled coordinates (and times) that any
+    of them uses; empty where one depends on something not known before the run."""
+    exprs = tuple(sympy.sympify(e).xreplace(subs) for e in exprs)
+    used = [(s, pts) for s, pts in axes if any(e.has(s) for e in exprs)]
     grids = np.meshgrid(*[pts for _, pts in used], indexing="ij") if used else []
     count = grids[0].size if used else 1
     out = []
     for k in range(count):
         point = {s: sympy.Float(g.flat[k]) for (s, _), g in zip(used, grids, strict=True)}
-        value = expr.xreplace(point)
-        if value.free_symbols:
-            return []  # depends on something not known before the run: not checked
-        out.append(float(value))
+        values = [e.xreplace(point) for e in exprs]
+        if any(v.free_symbols for v in values):
+            return []
+        out.append(tuple(float(v) for v in values))
     return out
 
 
-def check_robin_closures(problem: Any, faces: Any, grid: Any, params: dict, t0: float) -> None:
-    """Raise R509 where a derivative condition's closure is near-singular on ``grid``."""
+def check_robin_closures(
+    problem: Any, faces: Any, grid: Any, params: dict, span: tuple[float, float]
+) -> None:
+    """Raise R509 where a derivative condition's closure is near-singular on ``grid`` at some
+    time of the run ``span`` = (t0, t1) (alpha and beta may depend on t)."""
     specs = {(b.field, b.axis, b.side): b for b in problem.boundaries}
     names = [a.name for a in problem.axes]
     subs: dict[sympy.Basic, sympy.Basic] = {
         sympy.Symbol(k): sympy.Float(float(v)) for k, v in params.items()
     }
+    times: list[tuple[sympy.Symbol, np.ndarray]] = []
     if problem.time is not None:
-        subs[sympy.Symbol(problem.time.name)] = sympy.Float(t0)
+        times = [(sympy.Symbol(problem.time.name), np.linspace(span[0], span[1], _TIMES))]
     for field, axis, side, degree in faces:
         spec = specs.get((field, names[axis], side))
         if spec is None:  # a derived field (a velocity): its field's own condition is checked
@@ -77,17 +85,17 @@ def check_robin_closures(problem: Any, faces: Any, grid: Any, params: dict, t0: 
                 centres = grid.centres(b)
                 idx = np.unique(np.linspace(0, len(centres) - 1, _SAMPLES).round().astype(int))
                 sampled.append((sympy.Symbol(name), centres[idx]))
-        alphas = _values(spec.alpha, face_subs, sampled)
-        betas = _values(spec.beta, face_subs, sampled)
-        if not alphas or len(alphas) != len(betas):
-            continue
+        sampled += times
         c_h, c_b = (float(c) for c in _denominator(degree, side))
-        for alpha, beta in zip(alphas, betas, strict=True):
+        worst: tuple[float, float] | None = None  # the nearest pole: (h_pole, beta/alpha)
+        for alpha, beta in _values((spec.alpha, spec.beta), face_subs, sampled):
             if alpha == 0 or beta == 0:
                 continue
             h_pole = -c_b * beta / (c_h * alpha)  # where c_h*alpha*h + c_b*beta vanishes
-            if h_pole > 0 and h > MARGIN * h_pole * (1 + 1e-9):
-                _refuse(spec, names[axis], side, h, h_pole, beta / alpha, hi - lo)
+            if h_pole > 0 and (worst is None or h_pole < worst[0]):
+                worst = (h_pole, beta / alpha)
+        if worst is not None and h > MARGIN * worst[0] * (1 + 1e-9):
+            _refuse(spec, names[axis], side, h, worst[0], worst[1], hi - lo)
 
 
 def _refuse(spec, axis, side, h, h_pole, beta_over_alpha, length) -> None:

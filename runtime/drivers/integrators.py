@@ -195,7 +195,17 @@ def run(
         while done < n:
             take = min(chunk, n - done)
             start = time.perf_counter()
-            sim.advance(take, dt)
+            try:
+                sim.advance(take, dt)
+            except ZeroDivisionError:  # compiled code divides as Python does: it raises
+                raise RuntimeInputError(
+                    f"the solve divided by zero between t = {ta + done * dt:.6g} and "
+                    f"{ta + (done + take) * dt:.6g}",
+                    hint="a coefficient or a boundary condition of the problem is singular "
+                    "there (e.g. a Robin condition whose closure has a pole at this spacing); "
+                    "refine the grid, or check the data",
+                    code="R540",
+                ) from None
             sim.backend.synchronize()
             elapsed = time.perf_counter() - start
             done += take

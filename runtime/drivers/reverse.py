@@ -256,7 +256,9 @@ class ImplicitAdjointRun:
                 solve = solvers.get(h) if constant else None
                 if solve is None:
                     problem.residual(problem.state())  # ghosts of the new state, at t + dt
-                    solve = linear_solver(assemble_jacobian(problem).T.tocsc(), size)
+                    solve = linear_solver(
+                        assemble_jacobian(problem).T.tocsc(), size, len(problem.fields)
+                    )
                     if constant:
                         solvers[h] = solve
                 mu, _ = solve(lam, 1e-13, 10_000)
@@ -329,9 +331,9 @@ def steady_vjp(
     with threadpool_limits(limits=1, user_api="blas"):
         problem.residual(state)  # puts the solution into the buffers
         jac = assemble_jacobian(problem)
-        lam, iterations = linear_solver(jac.T.tocsc(), problem.size * len(problem.fields))(
-            np.concatenate(parts), 1e-13, 10_000
-        )
+        nf = len(problem.fields)
+        solve = linear_solver(jac.T.tocsc(), problem.size * nf, nf)
+        lam, iterations = solve(np.concatenate(parts), 1e-13, 10_000)
     grads = {}
     if hasattr(module, "param_vjp"):  # none when no parameter enters the residual
         problem._put("adj", lam)

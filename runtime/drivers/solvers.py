@@ -137,9 +137,43 @@ def assemble_jacobian(problem: SteadyProblem):
 DIRECT_LIMIT = 400_000  # unknowns up to which the Newton systems are factorised exactly
 
 
-def linear_solver(jac: Any, n: int) -> Any:
+def _block_rows(jac: Any, blocks: int) -> np.ndarray | None:
+    """A permutation of the equations (row blocks, one per field) that puts on the diagonal the
+    block whose diagonal is largest: equations are assigned to fields in the order written, so
+    ``-lap(v) + u = 1`` may sit in u's rows with a diagonal of 1 beside entries of 4/h^2, and
+    partial pivoting then abandons the fill-reducing order (a hundredfold slower LU). None
+    where the order written is already the best."""
+    import itertools
+
+    n = jac.shape[0]
+    if blocks < 2 or blocks > 6 or n % blocks:
+        return None
+    size = n // blocks
+    score = np.zeros((blocks, blocks))
+    for e in range(blocks):
+        for f in range(blocks):
+            k = (f - e) * size
+            start = e * size if k >= 0 else f * size
+            diag = np.abs(jac.diagonal(k)[start : start + size])
+            with np.errstate(divide="ignore"):
+                score[e, f] = float(np.sum(np.log(diag)))  # -inf where one entry is 0
+    best = max(
+        itertools.permutations(range(blocks)),
+        key=lambda p: sum(score[p[f], f] for f in range(blocks)),
+    )
+    if list(best) == list(range(blocks)):
+        return None
+    return np.concatenate([np.arange(e * size, (e + 1) * size) for e in best])
+
+
+def linear_solver(jac: Any, n: int, blocks: int = 1) -> Any:
     """``solve(rhs, rel, budget) -> (x, Krylov iterations)`` for J x = rhs: a sparse LU
-    factorisation up to DIRECT_LIMIT unknowns, else GMRES preconditioned by an incomplete LU."""
+    factorisation up to DIRECT_LIMIT unknowns, else GMRES preconditioned by an incomplete LU.
+    ``blocks``: the number of fields, whose equations may be reordered (``_block_rows``)."""
+    rows = _block_rows(jac, blocks)
+    if rows is not None:
+        inner = linear_solver(jac[rows, :].tocsc(), n)
+        return lambda rhs, rel, budget: inner(rhs[rows], rel, budget)
     from scipy.sparse.linalg import LinearOperator, gmres, spilu, splu
 
     if n <= DIRECT_LIMIT:
@@ -211,7 +245,7 @@ def newton(
         if solve is None:
             jac = assemble_jacobian(problem)
             problem.residual(u)  # the probes moved the buffers; restore the iterate's state
-            solve = linear_solver(jac, n)
+            solve = linear_solver(jac, n, len(problem.fields))
             if factors is not None:
                 factors["solve"] = solve
         budget = max(1, maxiter - report.krylov_iterations)

@@ -132,3 +132,39 @@ def test_periodic_axis_whose_cells_the_colouring_does_not_divide(cells) -> None:
     exact = np.cos(2 * np.pi * x) * np.sin(np.pi * y) / (1 + 5 * np.pi**2)
     n = min(np.atleast_1d(cells))
     assert np.abs(sol["u"] - exact).max() < 0.06 / n**2
+
+
+COUPLED = """
+pde cs {
+    space x in [0, 1]
+    space y in [-1, 1]
+    field u, v
+    -lap(v) + u = 1
+    -lap(u) - 0.1 * v * u = 1
+    boundary u = 0 at all
+    boundary v = 0 at all
+    solve fd(cells = 24)
+}
+"""
+
+
+def test_equation_order_does_not_matter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equations go to fields in the order written, so u's rows may hold -lap(v) + u, whose
+    diagonal (1) is tiny beside its 4/h^2 entries: the solver reorders the equations so each
+    field's rows carry the large diagonal (partial pivoting would otherwise wreck the
+    fill-reducing order of the LU). The solution is the same as with the lines swapped."""
+    from ritz.runtime.drivers import solvers
+
+    chosen = []
+    block_rows = solvers._block_rows
+    monkeypatch.setattr(
+        solvers,
+        "_block_rows",
+        lambda jac, blocks: chosen.append(block_rows(jac, blocks)) or chosen[-1],
+    )
+    written = ritz.compile(COUPLED).cs.solve()
+    assert chosen and chosen[0] is not None and chosen[0][0] == 24 * 24  # v's rows first
+    lines = ("    -lap(v) + u = 1\n", "    -lap(u) - 0.1 * v * u = 1\n")
+    swapped = ritz.compile(COUPLED.replace(lines[0] + lines[1], lines[1] + lines[0])).cs.solve()
+    for f in ("u", "v"):
+        np.testing.assert_allclose(written[f], swapped[f], rtol=0, atol=1e-13)

@@ -68,3 +68,26 @@ def test_a_parameter_value_decides() -> None:
     handle.solve(cells=10, b=-0.0375)  # the same line with b < 0 drains: runs
     with pytest.raises(RuntimeInputError, match="R509"):
         handle.solve(cells=10, b=0.0375)
+
+
+def test_coefficients_that_change_in_time_are_checked_over_the_run() -> None:
+    """alpha = -30 t is 0 at the start: the nearest pole is at the end (h = 8 / 90), so every
+    grid coarser than 23 cells is refused, whatever the start says."""
+    text = """
+pde rt {
+    space x in [0, 1]
+    time t in [0, 1]
+    field u
+    dt(u) = diff(u, x, 2) - 1000 * u + 1000
+    boundary u = 1 at x = 0
+    boundary diff(u, x) - 30 * t * u = 0 at x = 1
+    initial u = 1
+    solve fd(cells = 9, scheme = rk4, dt = 5e-5)
+}
+"""
+    handle = ritz.compile(text).rt
+    for cells in (9, 16):
+        with pytest.raises(RuntimeInputError) as info:
+            handle.solve(cells=cells)
+        assert info.value.code == "R509" and "use at least 23 cells" in str(info.value)
+    assert handle.solve(cells=96)["u"][-1].max() == pytest.approx(15.02, abs=0.05)
