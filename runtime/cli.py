@@ -249,7 +249,7 @@ def show(
     from ..compiler.driver import compile_pde, fd_pipeline
     from ..dsl import load_file
     from .bilevel import BilevelHandle
-    from .cli_nets import show_tensor_block
+    from .cli_nets import show_artifact, show_tensor_block
     from .networks import NetworkHandle, TrainHandle
 
     checked = load_file(Path(file))
@@ -257,6 +257,11 @@ def show(
     overrides = parse_sets(sets)
     if isinstance(handle, NetworkHandle | TrainHandle | BilevelHandle):
         click.echo(show_tensor_block(handle, what, overrides), nl=False)
+        return
+    line = handle._solve_line(overrides.get("method"))
+    if line is not None and line.method == "pinn":  # the network's training module
+        art = _pinn_artifact(handle, line, overrides)
+        click.echo(show_artifact(art, what), nl=False)
         return
     fd = handle.resolve(overrides)[2]
     if adjoint and what is None:
@@ -283,6 +288,15 @@ def show(
     else:
         art = compile_pde(handle.problem, fd, backend, adjoint=adjoint)
         click.echo(art.source, nl=False)
+
+
+def _pinn_artifact(handle: Any, line: Any, overrides: dict[str, Any]) -> Any:
+    """A pinn line's training module, with the --set options that are not parameters."""
+    from .pinn import pinn_artifact
+
+    params = {p.name for p in handle.problem.params}
+    options = {k: v for k, v in overrides.items() if k != "method" and k not in params}
+    return pinn_artifact(handle, line, options)[0]
 
 
 def _handle_module(checked: Any, backend: str) -> Any:
@@ -312,8 +326,16 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
     for name, block in checked.problems.items():
         handle = mod[name]
         if isinstance(block, PdeProblem):
-            art = compile_pde(block, handle.resolve(overrides)[2], backend)
-            outputs.update(art.files)
+            lines = block.solves or (None,)
+            for line in lines:
+                if line is not None and line.method == "pinn":
+                    if backend == "numba":  # no CUDA lowering of networks yet
+                        art = _pinn_artifact(handle, line, overrides)
+                        outputs[f"{name}_pinn.py"] = art.source
+                    continue
+                fd_sets = {**overrides, "method": line.method} if line is not None else overrides
+                art = compile_pde(block, handle.resolve(fd_sets)[2], backend)
+                outputs.update(art.files)
         elif backend != "numba":
             continue  # network and train blocks have no CUDA lowering yet
         elif isinstance(handle, TrainHandle):

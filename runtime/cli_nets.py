@@ -167,6 +167,11 @@ def show_tensor_block(handle: Any, what: str | None, overrides: dict[str, Any]) 
         art, _ = handle.compile()
     else:
         art = _bilevel_artifact(handle, overrides)
+    return show_artifact(art, what)
+
+
+def show_artifact(art: Any, what: str | None) -> str:
+    """A tensor module's source, the IR of its entries (``ir``) or its layout (``plan``)."""
     if what == "ir":
         return "".join(f"# {name}\n{text}\n" for name, text in art.dumps.items())
     if what == "plan":
@@ -184,4 +189,11 @@ def show_tensor_block(handle: Any, what: str | None, overrides: dict[str, Any]) 
     return art.source
 
 
-__all__ = ["read_data", "refuse_network", "run_bilevel", "run_train", "show_tensor_block"]
+__all__ = [
+    "read_data",
+    "refuse_network",
+    "run_bilevel",
+    "run_train",
+    "show_artifact",
+    "show_tensor_block",
+]

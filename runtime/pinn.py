@@ -110,14 +110,11 @@ def pinn_inputs(
     ]
 
 
-def solve_pinn(
-    handle: Any,
-    solve: A.SolveSpec,
-    params: dict[str, float],
-    options: dict[str, Any],
-    progress: bool,
-) -> PinnSolution:
-    """Train the solve line's network on the PDE's residual and conditions (LANGUAGE.md §3)."""
+def pinn_artifact(
+    handle: Any, solve: A.SolveSpec, options: dict[str, Any]
+) -> tuple[Any, dict[str, Any], str]:
+    """The compiled (not loaded) training module of a pinn line with ``options`` given at run
+    time (checked), the line's options with them applied, and the artifact's cache key."""
     from ..compiler.lower.pinn import lower_pinn
     from ..compiler.tensor_driver import compile_train
 
@@ -135,17 +132,30 @@ def solve_pinn(
     dtype = str(merged.get("dtype", "float32"))
     key = repr(("pinn", merged.get("net"), dtype))
     if key not in handle._artifacts:
-        env = handle.env
-        lowered = lower_pinn(problem, merged, env, dtype)
+        lowered = lower_pinn(problem, merged, handle.env, dtype)
         art = compile_train(
             lowered.loss, {"net": lowered.forward}, f"{problem.name}_pinn", handle.source_name, ()
         )
         art.lowered = lowered
         handle._artifacts[key] = art
+    return handle._artifacts[key], merged, key
+
+
+def solve_pinn(
+    handle: Any,
+    solve: A.SolveSpec,
+    params: dict[str, float],
+    options: dict[str, Any],
+    progress: bool,
+) -> PinnSolution:
+    """Train the solve line's network on the PDE's residual and conditions (LANGUAGE.md §3)."""
+    problem = handle.problem
+    art, merged, key = pinn_artifact(handle, solve, options)
+    if key not in handle._modules:
         handle._modules[key] = _load(art, handle.backend_name, handle.cache_dir)
-    art, mod = handle._artifacts[key], handle._modules[key]
-    lowered = art.lowered
+    mod = handle._modules[key]
     seed = int(merged.get("seed", 0))
+    dtype = str(merged.get("dtype", "float32"))
     data = pinn_inputs(art, problem, merged, params, dtype)
     steps = int(merged.get("steps", 2000))
     line = solve.options.get("optimizer")

@@ -244,7 +244,8 @@ def lower_pinn(
             [u, expression(ini.expr, "initial", ini.span)],
             ini.span,
         )
-        terms.append((f"initial {ini.field}", _mean_square(low, r)))
+        what = f"dt({ini.field})" if ini.time_derivative else ini.field
+        terms.append((f"initial {what}", _mean_square(low, r)))
     total = low.map(
         sympy.Add(*(placeholder(i) for i in range(len(terms)))),
         [Value(t, False) for _, t in terms],
