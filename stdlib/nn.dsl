@@ -3,10 +3,11 @@
 #   import std.nn as nn
 #   net f = nn.mlp(width = 32, depth = 2)
 
-# Written so that neither they nor their derivatives overflow for large |z| (float32 exp
-# overflows past 88): sigmoid through tanh, softplus as max(z, 0) + log(1 + exp(-|z|)).
+# Written so that no exp sees a positive argument: neither they nor their derivatives overflow
+# for large |z| (float32 exp overflows past 88), and sigmoid keeps its relative accuracy far
+# into the negative tail (where 1 - tanh would round to 0).
 fn relu(z) = max(z, 0)
-fn sigmoid(z) = 0.5 + 0.5 * tanh(0.5 * z)
+fn sigmoid(z) = exp(min(z, 0)) / (1 + exp(-abs(z)))
 fn softplus(z) = max(z, 0) + log(1 + exp(-abs(z)))
 fn swish(z) = z * sigmoid(z)
 fn gelu(z) = 0.5 * z * (1 + tanh(sqrt(2 / pi) * (z + 0.044715 * z^3)))
