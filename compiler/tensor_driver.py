@@ -259,20 +259,6 @@ def compile_bilevel(lowered: LoweredBilevel, name: str, source_name: str) -> Ten
                 parallel=False,
             )
         )
-    if "residual_vjp_upper" in progs:
-        outs = tuple(progs["residual_vjp_upper"].outputs)
-        entries.append(
-            Entry(
-                "residual_vjp_upper",
-                progs["residual_vjp_upper"],
-                specs,
-                inputs,
-                outs,
-                grads=True,
-                tangent="bar:bar:",
-                parallel=False,
-            )
-        )
     tangents = [f"{p}{n}" for p in ("dot:", "bar:bar:") for n in lower]
     source, layout = _module(
         "bilevel block",

@@ -426,9 +426,8 @@ class _Problem:
         free = self._free(w, r)
         lam = self._krylov("residual_vjp", w, free, np.where(free, gF, 0.0), strict=True)
         grad = np.where(self.lower_mask, 0.0, gF)
-        if hasattr(self.mod, "residual_vjp_upper"):
-            _, mixed = self.call("residual_vjp_upper", w, lam)
-            grad = grad - np.where(self.lower_mask, 0.0, mixed)
+        _, mixed = self.call("residual_vjp", w, lam)  # its upper part: (dR/dy)^T lam
+        grad = grad - np.where(self.lower_mask, 0.0, mixed)
         sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
         return sign * value, sign * grad
 

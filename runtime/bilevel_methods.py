@@ -100,14 +100,11 @@ class UnrollProblem(_Problem):
             self._diverged(eta, "the upper objective is not finite at its end")
         adj = np.where(lower, g, 0.0)  # d F / d x_k
         grad = np.where(lower, 0.0, g)  # d F / d y, accumulated over the steps
-        has_mixed = hasattr(self.mod, "residual_vjp_upper")
         for xt, keep in zip(reversed(iterates), reversed(inside), strict=True):
             a = np.where(keep & lower, adj, 0.0)
-            _, jt = self.call("residual_vjp", xt, a)
-            adj = a - eta * np.where(lower, jt, 0.0)
-            if has_mixed:
-                _, mixed = self.call("residual_vjp_upper", xt, a)
-                grad = grad - eta * np.where(lower, 0.0, mixed)
+            _, both = self.call("residual_vjp", xt, a)  # J^T a below, (dR/dy)^T a above
+            adj = a - eta * np.where(lower, both, 0.0)
+            grad = grad - eta * np.where(lower, 0.0, both)
         self.solves += 1
         sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
         return sign * value, sign * grad, x, sign * value

@@ -31,7 +31,7 @@ def _load(artifact: Any, backend: str, cache_dir: Any) -> Any:
             f"{artifact.kind} blocks are compiled for the numba backend only in this version "
             f"('{artifact.name}')",
             None,
-            "use backend='numba' for networks and training",
+            f"use backend='numba' for {artifact.kind} blocks (the GPU backend compiles pde blocks)",
             code="R415",
         )
     path = cache_path(cache_dir, backend, f"{artifact.kind}_{artifact.name}", artifact.key, ".py")

@@ -6,8 +6,8 @@ objectives' IR the rule table derives everything the runtime solves with, matrix
 
 - ``residual``: R (and the first lower objective's value, for line searches);
 - ``residual_jvp``: J v with J = dR/dx (Newton-Krylov steps of the lower level);
-- ``residual_vjp``: J^T u (the adjoint system of the implicit function theorem);
-- ``residual_vjp_upper``: (dR/dy)^T u (the mixed term of the hypergradient);
+- ``residual_vjp``: J^T u (the adjoint system of the implicit function theorem) in the lower
+  part, and (dR/dy)^T u (the mixed term of the hypergradient) in the upper part;
 - ``upper``: the upper objective F and its gradient in x and y;
 - ``lower_objective`` (one lower objective only): its value and gradient in x and y (the
   first-order penalty method's value gap and its derivative in y).
@@ -249,15 +249,13 @@ def lower_bilevel(
     programs = {
         "residual": residual,
         "residual_jvp": jvp_program(bare, own),
-        "residual_vjp": vjp_program(bare, own),
+        # one sweep gives both J^T u (the lower part) and (dR/dy)^T u (the upper part)
+        "residual_vjp": vjp_program(bare, own + _wrt(bare, upper)),
         "upper": upper_prog,
     }
     if len(lowers) == 1:
         lower_obj = objective(lowers[0])
         programs["lower_objective"] = gradient_program(lower_obj, _wrt(lower_obj, lower + upper))
-    wrt_upper = _wrt(bare, upper)
-    if wrt_upper:
-        programs["residual_vjp_upper"] = vjp_program(bare, wrt_upper)
     specs = {n: WeightSpec(n, v.shape, 1, 1, "bias") for n, v in variables.items()}
     return LoweredBilevel(
         variables,

@@ -96,18 +96,25 @@ def residual_jvp(w, v, g, d_a, d_b, d_c1, d_c2):
 @numba.njit(cache=True)
 def residual_vjp_body(d_b, w_bar_bar_q2):
     v1 = 1.0
+    a0 = v1
+    v2 = np.float64(-a0)
     a0 = d_b
-    a1 = w_bar_bar_q2
-    a2 = v1
-    v3 = np.float64(2*a0*a1*a2)
-    return (v3, )
+    a1 = v2
+    a2 = w_bar_bar_q2
+    v4 = np.float64(-2*a0*a1*a2)
+    a0 = d_b
+    a1 = v2
+    a2 = w_bar_bar_q2
+    v5 = np.float64(-a0*a1*a2)
+    return (v4, v5, )
 
 
 @numba.njit(cache=True)
 def residual_vjp(w, v, g, d_a, d_b, d_c1, d_c2):
     w_bar_bar_q2 = v[0]  # bar:bar:q2
-    r0, = residual_vjp_body(d_b, w_bar_bar_q2)
+    r0, r1, = residual_vjp_body(d_b, w_bar_bar_q2)
     g[0:1] = r0
+    g[1:2] = r1
     return 0.0
 
 
@@ -145,21 +152,3 @@ def lower_objective(w, g, d_a, d_b, d_c1, d_c2):
     g[0:1] = r1
     g[1:2] = r2
     return r0
-
-
-@numba.njit(cache=True)
-def residual_vjp_upper_body(d_b, w_bar_bar_q2):
-    v1 = 1.0
-    a0 = d_b
-    a1 = w_bar_bar_q2
-    a2 = v1
-    v3 = np.float64(a0*a1*a2)
-    return (v3, )
-
-
-@numba.njit(cache=True)
-def residual_vjp_upper(w, v, g, d_a, d_b, d_c1, d_c2):
-    w_bar_bar_q2 = v[0]  # bar:bar:q2
-    r0, = residual_vjp_upper_body(d_b, w_bar_bar_q2)
-    g[1:2] = r0
-    return 0.0

@@ -129,43 +129,33 @@ def residual_vjp_body(d_b, w_bar_bar_q1, w_bar_bar_q2):
     a0 = d_b
     a1 = v2
     a2 = w_bar_bar_q2
-    a3 = w_bar_bar_q1
-    v5 = np.float64(-a0*a1*a2 - 2*a0*a1*a3)
+    v5 = np.float64(-a0*a1*a2)
     a0 = d_b
     a1 = v2
-    a2 = w_bar_bar_q2
+    a2 = w_bar_bar_q1
+    v6 = np.float64(-a0*a1*a2)
+    a0 = v5
+    a1 = d_b
+    a2 = v2
     a3 = w_bar_bar_q1
-    v6 = np.float64(-2*a0*a1*a2 - a0*a1*a3)
-    return (v5, v6, )
+    v7 = np.float64(a0 - 2*a1*a2*a3)
+    a0 = v6
+    a1 = d_b
+    a2 = v2
+    a3 = w_bar_bar_q2
+    v8 = np.float64(a0 - 2*a1*a2*a3)
+    a0 = v5
+    a1 = v6
+    v9 = np.float64(a0 + a1)
+    return (v7, v8, v9, )
 
 
 @numba.njit(cache=True)
 def residual_vjp(w, v, g, d_a, d_b, d_c):
     w_bar_bar_q1 = v[0]  # bar:bar:q1
     w_bar_bar_q2 = v[1]  # bar:bar:q2
-    r0, r1, = residual_vjp_body(d_b, w_bar_bar_q1, w_bar_bar_q2)
+    r0, r1, r2, = residual_vjp_body(d_b, w_bar_bar_q1, w_bar_bar_q2)
     g[0:1] = r0
     g[1:2] = r1
-    return 0.0
-
-
-@numba.njit(cache=True)
-def residual_vjp_upper_body(d_b, w_bar_bar_q1, w_bar_bar_q2):
-    v1 = 1.0
-    a0 = v1
-    v2 = np.float64(-a0)
-    a0 = d_b
-    a1 = v2
-    a2 = w_bar_bar_q2
-    a3 = w_bar_bar_q1
-    v5 = np.float64(-a0*a1*a2 - a0*a1*a3)
-    return (v5, )
-
-
-@numba.njit(cache=True)
-def residual_vjp_upper(w, v, g, d_a, d_b, d_c):
-    w_bar_bar_q1 = v[0]  # bar:bar:q1
-    w_bar_bar_q2 = v[1]  # bar:bar:q2
-    r0, = residual_vjp_upper_body(d_b, w_bar_bar_q1, w_bar_bar_q2)
-    g[2:3] = r0
+    g[2:3] = r2
     return 0.0

@@ -129,35 +129,49 @@ def residual_jvp(w, v, g, d_X, d_y, d_Xv, d_yv):
 
 
 @numba.njit(cache=True)
-def residual_vjp_body(d_X, w_lam, w_bar_bar_w):
-    v2 = 1.0
-    a0 = v2
-    v3 = np.float64(0.5*a0)
-    a0 = v2
-    a1 = w_lam
-    v4 = np.float64(0.5*a0*math.exp(a1))
-    v8 = np.dot(d_X, w_bar_bar_w)
-    v9 = np.empty((50, ), dtype=np.float64)
+def residual_vjp_body(d_X, w_w, w_lam, w_bar_bar_w):
+    v3 = 1.0
+    a0 = v3
+    v4 = np.float64(0.5*a0)
+    a0 = w_lam
+    v5 = np.float64(math.exp(a0))
+    a0 = v3
+    a1 = v5
+    v6 = np.float64(0.5*a0*a1)
+    v10 = np.dot(d_X, w_bar_bar_w)
+    v11 = np.empty((50, ), dtype=np.float64)
     for i0 in range(50):
-        a0 = v3
-        a1 = v8[i0]
-        v9[i0] = 2*a0*a1
-    v10 = np.dot(d_X.T, v9)
-    v11 = np.empty((10, ), dtype=np.float64)
+        a0 = v4
+        a1 = v10[i0]
+        v11[i0] = 2*a0*a1
+    v12 = np.empty((10, ), dtype=np.float64)
     for i0 in range(10):
-        a0 = v10[i0]
-        a1 = v4
+        a0 = w_w[i0]
+        a1 = w_bar_bar_w[i0]
+        v12[i0] = 2*a0*a1
+    v13 = np.float64(np.sum(v12))
+    a0 = v3
+    a1 = v13
+    a2 = v5
+    v14 = np.float64(0.5*a0*a1*a2)
+    v15 = np.dot(d_X.T, v11)
+    v16 = np.empty((10, ), dtype=np.float64)
+    for i0 in range(10):
+        a0 = v15[i0]
+        a1 = v6
         a2 = w_bar_bar_w[i0]
-        v11[i0] = a0 + 2*a1*a2
-    return (v11, )
+        v16[i0] = a0 + 2*a1*a2
+    return (v16, v14, )
 
 
 @numba.njit(cache=True)
 def residual_vjp(w, v, g, d_X, d_y, d_Xv, d_yv):
+    w_w = w[0:10].reshape((10, ))  # w
     w_lam = w[10]  # lam
     w_bar_bar_w = v[0:10].reshape((10, ))  # bar:bar:w
-    r0, = residual_vjp_body(d_X, w_lam, w_bar_bar_w)
+    r0, r1, = residual_vjp_body(d_X, w_w, w_lam, w_bar_bar_w)
     g[0:10] = r0.ravel()
+    g[10:11] = r1
     return 0.0
 
 
@@ -216,29 +230,3 @@ def lower_objective(w, g, d_X, d_y, d_Xv, d_yv):
     g[0:10] = r1.ravel()
     g[10:11] = r2
     return r0
-
-
-@numba.njit(cache=True)
-def residual_vjp_upper_body(w_w, w_lam, w_bar_bar_w):
-    v2 = 1.0
-    v4 = np.empty((10, ), dtype=np.float64)
-    for i0 in range(10):
-        a0 = w_w[i0]
-        a1 = w_bar_bar_w[i0]
-        v4[i0] = 2*a0*a1
-    v5 = np.float64(np.sum(v4))
-    a0 = v2
-    a1 = v5
-    a2 = w_lam
-    v6 = np.float64(0.5*a0*a1*math.exp(a2))
-    return (v6, )
-
-
-@numba.njit(cache=True)
-def residual_vjp_upper(w, v, g, d_X, d_y, d_Xv, d_yv):
-    w_w = w[0:10].reshape((10, ))  # w
-    w_lam = w[10]  # lam
-    w_bar_bar_w = v[0:10].reshape((10, ))  # bar:bar:w
-    r0, = residual_vjp_upper_body(w_w, w_lam, w_bar_bar_w)
-    g[10:11] = r0
-    return 0.0
