@@ -240,7 +240,7 @@ def compile_bilevel(lowered: LoweredBilevel, name: str, source_name: str) -> Ten
                 progs["residual_vjp"],
                 specs,
                 inputs,
-                tuple(o for o in progs["residual_vjp"].outputs),
+                tuple(progs["residual_vjp"].outputs),
                 grads=True,
                 tangent="bar:bar:",
                 parallel=False,

@@ -218,31 +218,20 @@ BILEVEL_OPTIONS = ("tol", "steps", "inner_steps", "lr", "outer", "k", "inner_lr"
 
 
 def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options given from Python, checked as the checker checks a solve line's (R538)."""
+    """Options given from Python, checked by the rules of a solve line's options (R538), and
+    numbers finite besides."""
+    from ..dsl.check.common import BILEVEL_METHODS, OptionRule, check_given
+
+    rules = {k: rule for table in BILEVEL_METHODS.values() for k, rule in table.items()}
+    rules["method"] = OptionRule(
+        lambda v: v if v in BILEVEL_METHODS else None, f"one of {', '.join(BILEVEL_METHODS)}"
+    )
     out: dict[str, Any] = {}
     for k, v in options.items():
-        if k == "outer":
-            ok = bool(v in ("gd", "adam", "lbfgs"))
-        elif k == "method":
-            ok = bool(v in ("implicit", "unroll", "penalty", "adjoint"))
-        elif k in ("steps", "inner_steps", "k"):
-            ok = bool(isinstance(v, int | np.integer) and v >= 1)
-        elif k in ("inner_lr", "rho") and v == "auto":
-            ok = True
-        else:  # tol, lr, inner_lr, rho
-            ok = bool(isinstance(v, int | float | np.floating) and np.isfinite(v) and v > 0)
-        if not ok:
-            want = {
-                "outer": "one of gd, adam, lbfgs",
-                "method": "one of implicit, unroll, penalty, adjoint",
-                "steps": "a positive integer",
-                "inner_steps": "a positive integer",
-                "k": "a positive integer",
-                "inner_lr": "a positive number or auto",
-                "rho": "a positive number or auto",
-            }.get(k, "a positive number")
-            raise RuntimeInputError(f"option '{k}' must be {want}, got {v!r}", code="R538")
-        out[k] = v
+        value = check_given(rules, k, v, "a bilevel solve")
+        if isinstance(value, float) and not np.isfinite(value):
+            raise RuntimeInputError(f"option '{k}' must be finite, got {v!r}", code="R538")
+        out[k] = value
     return out
 
 
@@ -279,6 +268,11 @@ class _Problem:
             self.lower_mask[start:stop] = True
         self.solves = 0
         self.ref_norm: float | None = None
+
+    @property
+    def sign(self) -> float:
+        """-1 where the upper objective is maximised: the Programs minimise its negative."""
+        return -1.0 if self.lowered.upper_sense == "maximize" else 1.0
 
     # -- flat vectors --------------------------------------------------------------------------
     def initial(self) -> np.ndarray:
@@ -428,8 +422,7 @@ class _Problem:
         grad = np.where(self.lower_mask, 0.0, gF)
         _, mixed = self.call("residual_vjp", w, lam)  # its upper part: (dR/dy)^T lam
         grad = grad - np.where(self.lower_mask, 0.0, mixed)
-        sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
-        return sign * value, sign * grad
+        return self.sign * value, self.sign * grad
 
     # -- the upper level -----------------------------------------------------------------------
     def optimise(self) -> BilevelResult:

@@ -22,6 +22,13 @@ from ..dsl.diagnostics import RuntimeInputError
 from .bilevel import _Problem
 
 
+def _projected_step(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """The length of the step from x to clip(x - step) (zero at a box-constrained stationary
+    point for a gradient step; inf where it overflows)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.linalg.norm(x - np.clip(x - step, lo, hi)))
+
+
 class UnrollProblem(_Problem):
     """Reverse mode through ``k`` projected gradient steps of the lower level."""
 
@@ -32,12 +39,6 @@ class UnrollProblem(_Problem):
         dependence on y is not differentiated)."""
         given = self.options.get("inner_lr", "auto")
         return float(given) if given != "auto" else 1.0 / self._norm_of_j(x)
-
-    def _moved(self, x: np.ndarray, z: np.ndarray) -> float:
-        """The length of one projected step from x (zero at a box-constrained stationary
-        point; inf where it overflows)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            return float(np.linalg.norm((np.clip(z, self.lo, self.hi) - x)[self.lower_mask]))
 
     def _diverged(self, eta: float, why: str) -> None:
         raise RuntimeInputError(
@@ -79,20 +80,21 @@ class UnrollProblem(_Problem):
         x = np.where(lower, self.initial(), w)  # every evaluation starts from the initial values
         eta = self.step_size(x)
         k = int(self.options["k"])
+        lo, hi = self.lo[lower], self.hi[lower]
         iterates, inside = [], []
         start = None
         for _ in range(k):
             _, r = self.call("residual", x)
             z = np.where(lower, x - eta * r, x)
             if start is None:
-                start = self._moved(x, z)
+                start = _projected_step(x[lower], eta * r[lower], lo, hi)
             inside.append(~lower | ((z > self.lo) & (z < self.hi)))
             iterates.append(x)
             x = np.clip(z, self.lo, self.hi)
             if not np.all(np.isfinite(x)):
                 self._diverged(eta, "its iterates overflow")
         _, r = self.call("residual", x)
-        end = self._moved(x, np.where(lower, x - eta * r, x))
+        end = _projected_step(x[lower], eta * r[lower], lo, hi)
         if start is not None and not end <= start:  # a step too long oscillates, even in a box
             self._diverged(eta, f"its projected step grew from {start:.3g} to {end:.3g}")
         value, g = self.call("upper", x)
@@ -106,12 +108,12 @@ class UnrollProblem(_Problem):
             adj = a - eta * np.where(lower, both, 0.0)
             grad = grad - eta * np.where(lower, 0.0, both)
         self.solves += 1
-        sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
-        return sign * value, sign * grad, x, sign * value
+        return self.sign * value, self.sign * grad, x, self.sign * value
 
 
 class PenaltyProblem(_Problem):
-    """The value-function penalty method: two first-order lower solves per evaluation."""
+    """The value-function penalty method: three first-order lower solves per evaluation (the
+    lower solution and the minimisers at rho and 2 rho)."""
 
     x_rho: np.ndarray | None = None
 
@@ -122,8 +124,8 @@ class PenaltyProblem(_Problem):
         Returns the minimiser, g there and g's full gradient there."""
         from scipy.optimize import minimize
 
-        lower = self.lower_mask
-        idx = np.flatnonzero(lower)
+        idx = np.flatnonzero(self.lower_mask)
+        lo, hi = self.lo[idx], self.hi[idx]
         full = w.astype(self.art.dtype, copy=True)
         cache: dict[bytes, tuple[float, np.ndarray, float, np.ndarray]] = {}
 
@@ -147,10 +149,10 @@ class PenaltyProblem(_Problem):
         x0 = w[idx].astype(np.float64)
         _, grad0, _, _ = evaluate(x0)
         if self.ref_norm is None:
-            self.ref_norm = max(self._projected(x0, grad0, idx), 1.0)
+            self.ref_norm = max(_projected_step(x0, grad0, lo, hi), 1.0)
         target = float(self.options["tol"]) * self.ref_norm * (1.0 if rho is None else rho)
         steps = int(self.options.get("inner_steps", 1000))
-        bounds = list(zip(self.lo[idx], self.hi[idx], strict=True))
+        bounds = list(zip(lo, hi, strict=True))
         bounds = [(None if np.isinf(a) else a, None if np.isinf(b) else b) for a, b in bounds]
         res = minimize(
             fun,
@@ -167,14 +169,13 @@ class PenaltyProblem(_Problem):
         )
         x = res.x
         _, grad, _, _ = evaluate(x)
-        norm = self._projected(x, grad, idx)
+        norm = _projected_step(x, grad, lo, hi)
         # L-BFGS-B's line search stops where the objective's rounding hides its decrease
         # (a relative gradient of about 1e-9). Projected Barzilai-Borwein steps use gradients
         # alone: they reach tol, and go on towards tol / rho as far as rounding allows, since
         # the hypergradient's difference of g_y amplifies the minimisers' errors by rho.
         goal = target / self.rho()
         best, best_norm, since = x, norm, 0
-        lo, hi = self.lo[idx], self.hi[idx]
         # a first step of 1e-6 relative to x along the projected gradient; BB then sizes the
         # steps by the curvature it sees
         alpha = 1e-6 * max(float(np.linalg.norm(x)), 1.0) / max(norm, 1e-300)
@@ -189,7 +190,7 @@ class PenaltyProblem(_Problem):
             sy = float(s @ y)
             alpha = float(s @ s) / sy if sy > 0 else alpha
             x, grad = trial, t_grad
-            norm = self._projected(x, grad, idx)
+            norm = _projected_step(x, grad, lo, hi)
             if not np.isfinite(norm):
                 break
             if norm < best_norm:
@@ -209,11 +210,6 @@ class PenaltyProblem(_Problem):
             )
         full[idx] = x
         return full, float(g_value), g_grad
-
-    def _projected(self, xl: np.ndarray, grad: np.ndarray, idx: np.ndarray) -> float:
-        """The norm of the projected gradient (zero at a box-constrained minimiser)."""
-        step = np.clip(xl - grad, self.lo[idx], self.hi[idx])
-        return float(np.linalg.norm(xl - step))
 
     def rho(self) -> float:
         """``rho``, or tol^(-2/5) (1e4 at tol 1e-10): the extrapolated estimate's bias falls as
@@ -256,8 +252,7 @@ class PenaltyProblem(_Problem):
         self.solves += 1
         value = 2.0 * values[1] - values[0]
         grad = 2.0 * grads[1] - grads[0]
-        sign = -1.0 if self.lowered.upper_sense == "maximize" else 1.0
-        return sign * value, sign * grad, x_star, sign * f_star
+        return self.sign * value, self.sign * grad, x_star, self.sign * f_star
 
 
 __all__ = ["PenaltyProblem", "UnrollProblem"]

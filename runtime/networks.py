@@ -20,7 +20,7 @@ from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
 from .cache import cache_path, write_atomic
-from .optimizers import OPTIONS, Optimizer, parse_optimizer, run_lbfgs
+from .optimizers import OPTION_NAMES, Optimizer, parse_optimizer, run_lbfgs
 
 Params = dict[str, np.ndarray]
 
@@ -410,10 +410,9 @@ class TrainHandle(_BlockHandle):
         names = {d.name for d in self.block.data}
         data = {k: v for k, v in kwargs.items() if k in names}
         opt_kwargs = {k: v for k, v in kwargs.items() if k not in names}
-        known = {k for keys in OPTIONS.values() for k in keys}
         for k in opt_kwargs:
-            if k not in known:
-                every = [*sorted(names), "steps", "batch", "seed", "optimizer", *sorted(known)]
+            if k not in OPTION_NAMES:
+                every = [*sorted(names), "steps", "batch", "seed", "optimizer", *OPTION_NAMES]
                 raise RuntimeInputError(
                     f"'{k}' is not a data array, setting or optimizer option of '{self.name}'",
                     hint=did_you_mean(k, every) or f"names: {', '.join(every)}",

@@ -36,6 +36,7 @@ OPTIONS = {
     "sgd": ("lr", "momentum"),
     "lbfgs": ("history", "tol"),
 }
+OPTION_NAMES = tuple(sorted({k for keys in OPTIONS.values() for k in keys}))  # of any optimizer
 
 
 def _number(value: Any, name: str, span: Any) -> float:

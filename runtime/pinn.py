@@ -11,7 +11,7 @@ from ..dsl import ast as A
 from ..dsl.check.common import METHOD_OPTIONS, check_given
 from ..dsl.diagnostics import RuntimeInputError
 from .networks import _load, compiled_steps, init_weights, pack, unpack
-from .optimizers import OPTIONS, Optimizer, parse_optimizer, run_lbfgs
+from .optimizers import OPTION_NAMES, parse_optimizer, run_lbfgs
 from .results import Solution
 
 PINN_OPTIONS = (
@@ -25,7 +25,7 @@ PINN_OPTIONS = (
     "optimizer",
     "every",
     "cells",
-    *sorted({k for keys in OPTIONS.values() for k in keys}),  # the optimizer's own options
+    *OPTION_NAMES,  # the optimizer's own options
 )
 
 
@@ -155,7 +155,7 @@ def solve_pinn(
         handle._modules[key] = _load(art, handle.backend_name, handle.cache_dir)
     mod = handle._modules[key]
     seed = int(merged.get("seed", 0))
-    dtype = str(merged.get("dtype", "float32"))
+    dtype = art.dtype
     data = pinn_inputs(art, problem, merged, params, dtype)
     steps = int(merged.get("steps", 2000))
     line = solve.options.get("optimizer")
@@ -163,7 +163,7 @@ def solve_pinn(
     opt = parse_optimizer(
         A.Keyword("optimizer", line, span) if line is not None else None,
         options.get("optimizer"),  # a name given from Python or --set
-        {k: v for k, v in options.items() if k in Optimizer.__dataclass_fields__ and k != "name"},
+        {k: v for k, v in options.items() if k in OPTION_NAMES},
     )
     w = pack(init_weights(art.weights, seed, dtype), art)
     if opt.name == "lbfgs":

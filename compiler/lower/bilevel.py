@@ -226,7 +226,8 @@ def lower_bilevel(
                 )
             owned[name] = ob
         ob_prog = objective(ob)
-        ignored = [n for n in over if n not in _wrt(ob_prog, over)]
+        read = _wrt(ob_prog, over)
+        ignored = [n for n in over if n not in read]
         if ignored:
             raise DslTypeError(
                 f"this lower objective does not depend on its variable '{ignored[0]}'",

@@ -495,7 +495,7 @@ def _index(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Spa
         shape = low.shape(x)
         if len(shape) <= first:
             raise DslTypeError(
-                f"too many indices: the value has {len(shape) - (1 if x.batched else 0)} "
+                f"too many indices: the value has {len(shape) - first} "
                 "axes" + (" per sample" if x.batched else ""),
                 span,
                 "index each axis at most once",

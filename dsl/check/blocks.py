@@ -10,15 +10,16 @@ from sympy.core.function import AppliedUndef
 from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DiagnosticSink, did_you_mean
-from ..resolve import RESERVED, ModuleEnv, ref_span
+from ..resolve import ModuleEnv, ref_span
 from .common import (
     BILEVEL_METHODS,
-    KEYWORDS,
     OPTIMIZERS,
     TRAIN_SETTINGS,
     Names,
     check_options,
     check_solves,
+    shadows_builtin,
+    shadows_top_level,
 )
 
 NET_OPS = ("dense", "bias", "sum", "mean", "index", "matmul")
@@ -113,21 +114,8 @@ def _check_body(
 def _check_target(stmt: A.Assign, env: ModuleEnv, sink: DiagnosticSink) -> None:
     """A value may be reassigned (``h = tanh(dense(h, 8))``), but not named after a built-in
     or a top-level const or fn, whose meaning its uses would silently keep."""
-    name = stmt.target
-    if name in RESERVED or name in KEYWORDS:
-        sink.error(
-            "R204",
-            f"value '{name}' shadows the built-in '{name}'",
-            stmt.span,
-            "choose another name",
-        )
-    elif name in env.consts or name in env.fns:
-        sink.error(
-            "R204",
-            f"value '{name}' shadows the top-level '{name}'",
-            stmt.span,
-            "rename one of them",
-        )
+    if not shadows_builtin(sink, stmt.target, stmt.span, "value"):
+        shadows_top_level(sink, env, stmt.target, stmt.span, "value")
 
 
 def _check_net_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> None:

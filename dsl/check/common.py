@@ -278,13 +278,7 @@ class Names:
         self.kinds: dict[str, str] = {}
 
     def declare(self, name: str, span: Span | None, kind: str) -> bool:
-        if name in RESERVED or name in KEYWORDS:
-            self.sink.error(
-                "R204",
-                f"{kind} '{name}' shadows the built-in '{name}'",
-                span,
-                "choose another name",
-            )
+        if shadows_builtin(self.sink, name, span, kind):
             return False
         if name in self.spans:
             self.sink.error(
@@ -294,14 +288,30 @@ class Names:
                 f"the first declaration is at {self.spans[name]}",
             )
             return False
-        if name in self.env.consts or name in self.env.fns:
-            self.sink.error(
-                "R204",
-                f"{kind} '{name}' shadows the top-level '{name}'",
-                span,
-                "rename one of them",
-            )
+        if shadows_top_level(self.sink, self.env, name, span, kind):
             return False
         self.spans[name] = span
         self.kinds[name] = kind
         return True
+
+
+def shadows_builtin(sink: DiagnosticSink, name: str, span: Span | None, kind: str) -> bool:
+    """R204 where ``name`` is a built-in (a constant, function, operator or keyword)."""
+    if name in RESERVED or name in KEYWORDS:
+        sink.error(
+            "R204", f"{kind} '{name}' shadows the built-in '{name}'", span, "choose another name"
+        )
+        return True
+    return False
+
+
+def shadows_top_level(
+    sink: DiagnosticSink, env: ModuleEnv, name: str, span: Span | None, kind: str
+) -> bool:
+    """R204 where ``name`` is a top-level const or fn of the file."""
+    if name in env.consts or name in env.fns:
+        sink.error(
+            "R204", f"{kind} '{name}' shadows the top-level '{name}'", span, "rename one of them"
+        )
+        return True
+    return False
