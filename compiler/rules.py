@@ -40,6 +40,7 @@ from .ir.ops import (
     placeholder,
 )
 from .ir.program import AxisFaces, BoundaryRule, Builder, FaceRule, Program, copy_op, rebuild
+from .symbolic import partial as symbolic_partial
 
 Tangents = tuple[int | None, ...]
 
@@ -177,7 +178,7 @@ def _unary_tangent(tangents: Tangents) -> int:
 def _map_jvp(b: Builder, op: Map, tangents: Tangents) -> int | None:
     args, body = list(op.args), sympy.Integer(0)
     for i, t in enumerate(tangents):
-        partial = sympy.diff(op.body, placeholder(i))
+        partial = symbolic_partial(op.body, placeholder(i))
         if t is not None and partial != 0:
             body += partial * placeholder(len(args))
             args.append(t)
@@ -187,7 +188,7 @@ def _map_jvp(b: Builder, op: Map, tangents: Tangents) -> int | None:
 def _map_transpose(b: Builder, op: Map, ct: int) -> Tangents:
     out: list[int | None] = []
     for i, a in enumerate(op.args):
-        partial = sympy.diff(op.body, placeholder(i))
+        partial = symbolic_partial(op.body, placeholder(i))
         if partial == 0:
             out.append(None)
             continue

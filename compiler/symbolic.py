@@ -36,6 +36,16 @@ def extrapolation_degree(order: int, deriv: int) -> int:
     return max(1, order + deriv - 2)
 
 
+def partial(expr: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
+    """d expr / d symbol almost everywhere: a step (Heaviside, the derivative of min, max, abs)
+    has a zero derivative off one point, and there, like autograd frameworks, we take it zero
+    (a DiracDelta could not be evaluated anyway)."""
+    d = sympy.diff(expr, symbol)
+    if d.has(sympy.DiracDelta):
+        d = d.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
+    return d
+
+
 GHOST_DATA = sympy.Symbol("g_data")
 GHOST_ALPHA = sympy.Symbol("g_alpha")
 GHOST_BETA = sympy.Symbol("g_beta")
@@ -48,7 +58,9 @@ def interior_symbol(i: int) -> sympy.Symbol:
 
 
 @cache
-def ghost_values(degree: int, layers: int, side: str) -> tuple[sympy.Expr, ...]:
+def ghost_values(
+    degree: int, layers: int, side: str, extrapolate: bool = False
+) -> tuple[sympy.Expr, ...]:
     """Ghost values ``(g_1, ..., g_layers)`` beyond a face, g_1 nearest.
 
     A polynomial P(s) of ``degree`` in s = distance from the face in cells (inward positive)
@@ -56,19 +68,23 @@ def ghost_values(degree: int, layers: int, side: str) -> tuple[sympy.Expr, ...]:
     ``alpha*P(0) + beta*du/dx = data`` at s = 0, where du/dx = +P'(0)/h on the low face and
     -P'(0)/h on the high face. Ghost j is P(-(j - 1/2)). The result is affine in the interior
     values and ``data``, rational in alpha, beta and h.
+
+    ``extrapolate``: the face has no condition (an outflow face of a hyperbolic field), and P,
+    of degree ``degree - 1``, passes through the ``degree`` interior centres alone.
     """
     if side not in ("lo", "hi"):
         raise ValueError(side)
     s = sympy.Symbol("s")
-    coeffs = sympy.symbols(f"c0:{degree + 1}")
+    coeffs = sympy.symbols(f"c0:{degree if extrapolate else degree + 1}")
     poly = sum(c * s**k for k, c in enumerate(coeffs))
     sign = 1 if side == "lo" else -1
     eqs = [
         sympy.Eq(poly.subs(s, sympy.Rational(2 * i + 1, 2)), interior_symbol(i))
         for i in range(degree)
     ]
-    slope = sign * sympy.diff(poly, s).subs(s, 0) / GHOST_H
-    eqs.append(sympy.Eq(GHOST_ALPHA * poly.subs(s, 0) + GHOST_BETA * slope, GHOST_DATA))
+    if not extrapolate:
+        slope = sign * sympy.diff(poly, s).subs(s, 0) / GHOST_H
+        eqs.append(sympy.Eq(GHOST_ALPHA * poly.subs(s, 0) + GHOST_BETA * slope, GHOST_DATA))
     sol = sympy.solve(eqs, coeffs, dict=True)
     if not sol:
         raise ValueError("boundary condition does not determine the ghost values")

@@ -27,7 +27,7 @@ from .backends.numba_network import (
 )
 from .driver import VERSION, compiler_fingerprint
 from .ir.dump import dump_program
-from .ir.ops import Const, Input
+from .ir.ops import Const, Extent, Input, Shape
 from .ir.program import Program, copy_op, rebuild
 from .ir.verify import verify_program
 from .lower.bilevel import LoweredBilevel
@@ -73,6 +73,31 @@ def gradient_program(loss: Program, weights: list[str]) -> Program:
         return copy_op(b, op, args)
 
     return rebuild(grad, seed)
+
+
+def keep_size_inputs(prog: Program, data: tuple[tuple[str, Shape], ...], dtype: str) -> Program:
+    """``prog`` with an (unread) Input for every data array whose shape alone carries a size
+    that its Extents count: a loss ``mean(...) * M`` with ``c: [M]`` used nowhere else reads M
+    from the shape of ``c``, which the passes dropped as dead."""
+    live = prog.live()
+    have = {d for op in prog.ops if isinstance(op, Input) for d in op.shape if isinstance(d, str)}
+    wanted = [
+        d
+        for i in sorted(live)
+        if isinstance(prog.ops[i], Extent)
+        for d in prog.ops[i].dims  # type: ignore[attr-defined]
+        if isinstance(d, str) and d not in have
+    ]
+    extra: list[Input] = []
+    for d in dict.fromkeys(wanted):
+        if d in have:
+            continue
+        for name, shape in data:
+            if d in shape:
+                extra.append(Input(name=name, shape=tuple(shape), dtype=dtype))
+                have |= {s for s in shape if isinstance(s, str)}
+                break
+    return replace(prog, ops=(*prog.ops, *extra)) if extra else prog
 
 
 def _module(
@@ -159,8 +184,9 @@ def compile_train(
     """A train block: ``loss``, ``loss_and_grad``, ``forward_<net>`` and the training loops."""
     weights = list(loss.weights)
     data = tuple(n for n, _ in loss.inputs)
-    value = optimise(loss.program)
+    value = keep_size_inputs(optimise(loss.program), loss.inputs, loss.dtype)
     grad = optimise(gradient_program(loss.program, weights))
+    grad = keep_size_inputs(grad, loss.inputs, loss.dtype)
     entries = [
         Entry("loss", value, loss.weights, data, ("loss",)),
         Entry(

@@ -41,6 +41,18 @@ ELEMENTARY: dict[str, tuple[Any, tuple[int, ...]]] = {
 
 CONSTANTS: dict[str, sympy.Basic] = {"pi": sympy.pi, "e": sympy.E}
 
+# calls in a network body that make no weights: identical ones may merge as SymPy merges them
+_PURE_NET_CALLS = frozenset({"sum", "mean", "matmul", "index"})
+# the attribute of a call's function class that names its call site in a network body
+SITE_ATTR = "ritz_site"
+
+
+def call_site(node: sympy.Basic) -> tuple[int, int, int, int] | None:
+    """The call site of a call written in a network body: (end line, end column, line, column),
+    so that sorting sites gives the order in which the calls finish in the source."""
+    site = getattr(getattr(node, "func", None), SITE_ATTR, None)
+    return site if isinstance(site, tuple) else None
+
 
 @dataclass
 class _CallInfo:
@@ -115,6 +127,21 @@ class ASTBuilder(Transformer):
     def __init__(self, source: SourceFile) -> None:
         super().__init__()
         self.source = source
+        # (start, end) offsets of network bodies: calls there get their own function class
+        self._net_bodies: list[tuple[int, int]] = []
+
+    def transform(self, tree: Any) -> Any:
+        self._net_bodies = [
+            (t.meta.start_pos, t.meta.end_pos)
+            for t in tree.iter_subtrees()
+            if t.data == "net_body" and not getattr(t.meta, "empty", True)
+        ]
+        return super().transform(tree)
+
+    def _in_net_body(self, meta: Any) -> bool:
+        if getattr(meta, "empty", True):
+            return False
+        return any(lo <= meta.start_pos < hi for lo, hi in self._net_bodies)
 
     # ---- positions -----------------------------------------------------------------------
 
@@ -195,7 +222,15 @@ class ASTBuilder(Transformer):
         else:
             call_args = [a.value for a in positional]
             call_args += [A.kwarg(k.name, k.value.value) for k in kwargs]
-            value = _sympy_op(sympy.Function(name), span, *call_args)
+            if name not in _PURE_NET_CALLS and self._in_net_body(meta):
+                # Each call in a network body may make its own weights (dense, bias, a
+                # sub-network): a function class of its own keeps two identical calls apart
+                # (SymPy would merge `dense(x, 4) * dense(x, 4)` into one squared layer).
+                site = (span.end_line, span.end_col, span.line, span.col)
+                fn = sympy.Function(name, **{SITE_ATTR: site})
+            else:
+                fn = sympy.Function(name)
+            value = _sympy_op(fn, span, *call_args)
         return _Ex(value, span, refs, call=info)
 
     def index(self, meta: Any, base: _Ex, *indices: _Ex) -> _Ex:

@@ -7,6 +7,7 @@ wherever it is inlined.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,8 @@ class ModuleEnv:
     local_consts: dict[str, sympy.Basic] = field(default_factory=dict)
     local_fns: dict[str, str] = field(default_factory=dict)
     local_networks: dict[str, A.Network] = field(default_factory=dict)
+    # this file's fns by name, as declared: a const may call one before fns are resolved
+    pending_fns: dict[str, A.FnDef] = field(default_factory=dict, repr=False)
 
 
 def import_alias(imp: A.Import) -> str:
@@ -80,10 +83,16 @@ def rebuild(e: sympy.Basic, leaf: Callable[[sympy.Basic], sympy.Basic | None]) -
 
 
 def fold_number(
-    expr: A.Expression, consts: dict[str, sympy.Basic], sink: DiagnosticSink, what: str
+    expr: A.Expression,
+    consts: dict[str, sympy.Basic],
+    sink: DiagnosticSink,
+    what: str,
+    env: ModuleEnv | None = None,
 ) -> sympy.Basic | None:
-    """Evaluate a constant expression to a SymPy number, or report why it is not constant."""
-    value = expr.value.xreplace({sympy.Symbol(k): v for k, v in consts.items()})
+    """Evaluate a constant expression to a SymPy number, or report why it is not constant;
+    with ``env``, calls of its fns are inlined first."""
+    value = expr.value if env is None else inline_calls(env, expr.value)
+    value = value.xreplace({sympy.Symbol(k): v for k, v in consts.items()})
     for s in sorted(value.free_symbols, key=str):
         sink.error(
             "R317",
@@ -104,10 +113,41 @@ def fold_number(
     if value.is_Integer or isinstance(value, sympy.logic.boolalg.BooleanAtom):
         return value
     try:
-        return sympy.Float(value.evalf())
+        number = sympy.Float(value.evalf())
     except (TypeError, ValueError):
         sink.error("R317", f"{what} does not evaluate to a number", expr.span)
         return None
+    if not math.isfinite(float(number)):
+        sink.error(
+            "R317",
+            f"{what} is {float(number)} in double precision",
+            expr.span,
+            "a value must be a finite number below about 1.8e308 in magnitude",
+        )
+        return None
+    return number
+
+
+def inline_calls(env: ModuleEnv, value: sympy.Basic, depth: int = 0) -> sympy.Basic:
+    """``value`` with every call of a fn of ``env`` replaced by the fn's body. A fn declared
+    later in the file than a const that calls it is not resolved yet: its raw definition is
+    used (a recursive one is left alone, and reported where fns are resolved)."""
+
+    def leaf(node: sympy.Basic) -> sympy.Basic | None:
+        name = call_name(node)
+        if name is None or depth > 64:
+            return None
+        info: FnInfo | A.FnDef | None = env.fn_table.get(name)  # a resolved body's calls
+        if name in env.fns:
+            info = env.fn_table.get(env.fns[name]) or env.pending_fns.get(name)
+        args = [inline_calls(env, a, depth + 1) for a in node.args]
+        if info is None or len(args) != len(info.params):
+            return None
+        body = info.body if isinstance(info, FnInfo) else info.body.value
+        bound = body.xreplace({sympy.Symbol(p): a for p, a in zip(info.params, args, strict=True)})
+        return inline_calls(env, bound, depth + 1)
+
+    return rebuild(value, leaf)
 
 
 def _rename_calls(env: ModuleEnv, e: sympy.Basic, resolving: set[str]) -> sympy.Basic:
@@ -167,12 +207,12 @@ def build_env(
         if isinstance(item, A.ConstDef):
             if not declare(item.name, item.span, "const"):
                 continue
-            value = fold_number(item.value, env.consts, sink, f"const '{item.name}'")
+            value = fold_number(item.value, env.consts, sink, f"const '{item.name}'", env)
             if value is not None:
                 env.consts[item.name] = env.local_consts[item.name] = value
         elif isinstance(item, A.FnDef):
             if declare(item.name, item.span, "fn"):
-                fn_defs[item.name] = item
+                fn_defs[item.name] = env.pending_fns[item.name] = item
                 key = f"@{module.source.name}:{item.name}"
                 env.fns[item.name] = env.local_fns[item.name] = key
         elif isinstance(item, A.Pde | A.Network | A.Train | A.Bilevel) and declare(

@@ -142,8 +142,9 @@ def pde_vjp(
         runner = AdjointRun(module, sim)
         initial, grads, kept = runner.run(steps, ends, cts, fields, checkpoints, drop)
     # a second-order equation's velocity field is the gradient of its `initial dt(u)`
-    second = [eq.field for eq in problem.equations if eq.time_order == 2]
-    keys = dict(zip(fields[len(problem.fields) :], (f"dt({u})" for u in second), strict=True))
+    from .api import velocity_names
+
+    keys = {f: name for name, f in velocity_names(problem, list(fields)).items()}
     return Gradient(
         params={p: grads.get(p, 0.0) for p in wanted},
         initial={keys.get(f, f): v for f, v in initial.items()},

@@ -9,16 +9,26 @@ from typing import Any
 import numpy as np
 
 from ..dsl.ast import CheckedModule, Network, PdeProblem, SolveSpec, Train
-from ..dsl.check.common import METHOD_OPTIONS, check_given
+from ..dsl.check.common import METHOD_OPTIONS, check_given, param_value
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from .backends import get_backend
 from .bilevel import BilevelHandle
-from .closures import check_robin_closures
+from .closures import check_outflow_faces, check_robin_closures
 from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
 from .networks import NetworkHandle, TrainHandle
 from .results import Solution
 
 DEFAULT_CELLS = 64
+
+
+def velocity_names(problem: PdeProblem, plan_fields: list[str]) -> dict[str, str]:
+    """``dt(u)`` -> the state field that holds it, for each equation of second order in time
+    (the reduction to first order appends those fields after the declared ones)."""
+    second = [eq.field for eq in problem.equations if eq.time_order == 2]
+    added = plan_fields[len(problem.fields) :]
+    return {f"dt({u})": f for u, f in zip(second, added, strict=True)}
+
+
 RUN_OPTIONS = ("cells", "dt", "every", "order", "scheme", "dtype", "tol", "maxiter", "method", "t1")
 
 
@@ -125,7 +135,7 @@ class PdeHandle:
         options: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key in params:
-                params[key] = float(value)
+                params[key] = param_value(key, value, f"pde '{self.name}'")
             elif key in RUN_OPTIONS:
                 options[key] = value
             else:
@@ -236,12 +246,14 @@ class PdeHandle:
                 "initial takes a dict of arrays by field name, e.g. initial={'u': u0}",
                 code="R514",
             )
-        fields = sim.plan["fields"]
+        targets = {f: f for f in self.problem.fields} | velocity_names(
+            self.problem, sim.plan["fields"]
+        )
         for name, value in initial.items():
-            if name not in self.problem.fields:
+            if name not in targets:
                 raise RuntimeInputError(
                     f"initial names '{name}', which is not a field of '{self.name}'",
-                    hint=did_you_mean(name, self.problem.fields) or f"fields: {', '.join(fields)}",
+                    hint=did_you_mean(name, targets) or f"fields: {', '.join(targets)}",
                     code="R514",
                 )
             array = np.asarray(value, dtype=float)
@@ -256,7 +268,7 @@ class PdeHandle:
                     f"{tuple(sim.grid.cells)}; got {got}",
                     code="R514",
                 )
-            view = sim.interior(name)
+            view = sim.interior(targets[name])
             view[...] = sim.backend.from_host(array.astype(view.dtype))
 
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[Simulation, dict[str, Any]]:
@@ -279,6 +291,7 @@ class PdeHandle:
         t1 = self._end_time(merged) if self.problem.time else t0
         robin = module.PLAN["meta"].get("robin", ())
         check_robin_closures(self.problem, robin, grid, params, (t0, t1))
+        check_outflow_faces(self.problem, params, (t0, t1))
         backend = get_backend(self.backend_name)
         if module.PLAN["meta"].get("implicit"):
             if dt is None:

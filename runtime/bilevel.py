@@ -18,7 +18,14 @@ import numpy as np
 import sympy
 
 from ..dsl import ast as A
-from ..dsl.diagnostics import RitzError, RuntimeInputError, UnsupportedError, did_you_mean
+from ..dsl.check.common import param_value
+from ..dsl.diagnostics import (
+    DslTypeError,
+    RitzError,
+    RuntimeInputError,
+    UnsupportedError,
+    did_you_mean,
+)
 from ..dsl.resolve import ModuleEnv
 from .networks import _array, _BlockHandle, _load
 
@@ -45,6 +52,7 @@ class BilevelHandle(_BlockHandle):
     ) -> None:
         super().__init__(block, env, source, backend, cache_dir)
         self.options = self._solve_options()
+        self._keywords: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}
         self.siblings: Mapping[str, Any] = {}  # the other blocks of the file (PDE lower levels)
 
     # -- options, data, compilation ------------------------------------------------------------
@@ -63,18 +71,7 @@ class BilevelHandle(_BlockHandle):
             solve = self.block.solves[0]
             opts["method"] = solve.method
             for kw in solve.options:
-                value = kw.value.value if isinstance(kw.value, A.Expression) else kw.value
-                opts[kw.name] = (
-                    str(value)
-                    if isinstance(value, sympy.Symbol)
-                    else (
-                        float(value)
-                        if isinstance(value, sympy.Float)
-                        else int(value)
-                        if isinstance(value, sympy.Integer)
-                        else value
-                    )
-                )
+                opts[kw.name] = _option(kw, self.env)
             self._method_span = solve.span
         else:
             self._method_span = self.block.span
@@ -98,7 +95,7 @@ class BilevelHandle(_BlockHandle):
             elif k in var_names:
                 variables[k] = v
             elif k in param_names:
-                params[k] = float(v)
+                params[k] = param_value(k, v, f"bilevel '{self.name}'")
             elif k in option_names:
                 options[k] = v
             else:
@@ -146,16 +143,9 @@ class BilevelHandle(_BlockHandle):
                 code="R416",
             )
 
-    def compile(
-        self,
-        data: Mapping[str, np.ndarray],
-        solution_shapes: Mapping[str, tuple[int, ...]] | None = None,
-    ) -> tuple[Any, Any, Any]:
-        """The artifact, module and lowering for data of these sizes (and, for a PDE lower
-        level, the shapes of its solutions)."""
-        from ..compiler.lower.bilevel import lower_bilevel
-        from ..compiler.tensor_driver import compile_bilevel
-
+    def _data_sizes(self, data: Mapping[str, np.ndarray]) -> dict[str, int]:
+        """The size names of the data declarations, read from the arrays (R536 where they
+        disagree with the declaration or with each other)."""
         sizes: dict[str, int] = {}
         consts = {sympy.Symbol(k): v for k, v in self.env.consts.items()}
         for decl in self.block.data:
@@ -182,6 +172,25 @@ class BilevelHandle(_BlockHandle):
                     decl.span,
                     code="R536",
                 )
+        return sizes
+
+    def compile(
+        self,
+        data: Mapping[str, np.ndarray],
+        solution_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> tuple[Any, Any, Any]:
+        """The artifact, module and lowering for data of these sizes (and, for a PDE lower
+        level, the shapes of its solutions)."""
+        return self._compile_sizes(self._data_sizes(data), solution_shapes)
+
+    def _compile_sizes(
+        self,
+        sizes: Mapping[str, int],
+        solution_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    ) -> tuple[Any, Any, Any]:
+        from ..compiler.lower.bilevel import lower_bilevel
+        from ..compiler.tensor_driver import compile_bilevel
+
         key = repr((sorted(sizes.items()), sorted((solution_shapes or {}).items())))
         if key not in self._compiled:
             lowered = lower_bilevel(self.block, self.env, self.dtype, sizes, solution_shapes)
@@ -190,6 +199,124 @@ class BilevelHandle(_BlockHandle):
             self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))
         art, mod = self._compiled[key]
         return art, mod, art.lowered
+
+    def compile_keywords(self, data: Mapping[str, np.ndarray]) -> tuple[Any, Any, tuple[str, ...]]:
+        """A PDE lower level's parameters as compiled functions of the upper variables (see
+        ``lower_pde_keywords``): the artifact, its module and the selector inputs' names."""
+        return self._compile_keywords(self._data_sizes(data))
+
+    def _compile_keywords(self, sizes: Mapping[str, int]) -> tuple[Any, Any, tuple[str, ...]]:
+        from ..compiler.lower.bilevel import lower_pde_keywords
+        from ..compiler.tensor_driver import compile_bilevel
+
+        key = repr(("keywords", sorted(sizes.items())))
+        if key not in self._keywords:
+            lowered, selectors = lower_pde_keywords(self.block, self.env, self.dtype, sizes)
+            art = compile_bilevel(lowered, f"{self.name}_params", self.source_name)
+            art.lowered = lowered
+            self._keywords[key] = (art, _load(art, self.backend_name, self.cache_dir), selectors)
+        return self._keywords[key]
+
+    @property
+    def kernels(self) -> Any:
+        """The loaded module compiled last (``upper``, ``residual``, ``residual_jvp``,
+        ``residual_vjp``, ``lower_objective``: functions of the flat vector of variables). A
+        block without data or PDE lower level is compiled here if it has not been yet."""
+        if not self._compiled and not self.block.data and not self.block.lower_solutions:
+            self._compile_sizes({})
+        if not self._compiled:
+            raise RuntimeInputError(
+                f"bilevel block '{self.name}' has not been compiled yet",
+                hint="its kernels are compiled for the sizes of its data: call "
+                "hypergrad(...) or solve(...) first, or compile(data) (or write them with "
+                "'ritz build')",
+                code="R534",
+            )
+        return next(reversed(self._compiled.values()))[1]
+
+    def build_artifacts(self, sizes: Mapping[str, Any]) -> dict[str, Any]:
+        """The modules that ``ritz build`` writes, by file name: ``NAME.py``, the block's
+        compiled entries for the sizes given (``--set p=10``), where data sizes not given stay
+        symbolic (the functions read them from the arrays) while the sizes of the variables
+        must be known (R523 otherwise). A PDE lower level adds ``NAME_params.py``, the PDE's
+        parameters as functions of the upper variables; the lower solution's shape is the
+        pde block's grid (its default solve line)."""
+        fixed = self.given_sizes(sizes)
+        solution_shapes = None
+        out: dict[str, Any] = {}
+        try:
+            if self.block.lower_solutions:
+                solution_shapes = {
+                    ls.name: self._grid_shape(ls) for ls in self.block.lower_solutions
+                }
+            out[f"{self.name}.py"] = self._compile_sizes(fixed, solution_shapes)[0]
+            if self.block.lower_solutions:
+                out[f"{self.name}_params.py"] = self._compile_keywords(fixed)[0]
+        except RitzError as err:
+            if err.code != "R349":
+                raise
+            needed = sorted(
+                {
+                    s.name
+                    for v in self.block.variables
+                    for d in v.shape or ()
+                    for s in d.value.free_symbols
+                    if s.name not in fixed and s.name not in self.env.consts
+                }
+            )
+            raise RuntimeInputError(
+                f"the variables of bilevel '{self.name}' need the size"
+                f"{'s' if len(needed) > 1 else ''} {', '.join(needed)} to be compiled",
+                self.block.span,
+                "give "
+                + ("them" if len(needed) > 1 else "it")
+                + " with --set, e.g. "
+                + " ".join(f"--set {n}=10" for n in needed),
+                code="R523",
+            ) from None
+        return out
+
+    def given_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
+        """Sizes of the data given by name (``--set n=40``): positive whole numbers (R538);
+        other names are left to the caller."""
+        names = {s.name for d in self.block.data for dim in d.shape for s in dim.value.free_symbols}
+        out: dict[str, int] = {}
+        for name, value in sizes.items():
+            if name not in names:
+                continue
+            plain = value.item() if isinstance(value, np.generic) else value
+            whole = (
+                not isinstance(plain, bool)
+                and isinstance(plain, int | float)
+                and np.isfinite(plain)
+                and float(plain).is_integer()
+                and plain >= 1
+            )
+            if not whole:
+                raise RuntimeInputError(
+                    f"size '{name}' of the data of '{self.name}' must be a positive whole "
+                    f"number, got {value!r}",
+                    hint=f"e.g. --set {name}=10",
+                    code="R538",
+                )
+            out[name] = int(plain)
+        return out
+
+    def _grid_shape(self, ls: A.LowerSolution) -> tuple[int, ...]:
+        """The shape of a PDE lower solution: the grid of the pde block's default solve."""
+        pde = self.siblings.get(ls.problem.name)
+        try:
+            if pde is None:
+                raise AttributeError(ls.problem.name)
+            merged = pde.resolve({})[1]
+            return tuple(pde._grid(merged).cells)
+        except (AttributeError, RitzError):
+            raise RuntimeInputError(
+                f"the shape of the lower solution '{ls.name}' is not known without a grid",
+                ls.span,
+                f"give pde '{ls.problem.name}' a 'solve fd(cells = ...)' line",
+                code="R523",
+            ) from None
 
     # -- the contract --------------------------------------------------------------------------
     def hypergrad(self, **kwargs: Any) -> dict[str, Any]:
@@ -233,6 +360,9 @@ def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
             raise RuntimeInputError(f"option '{k}' must be finite, got {v!r}", code="R538")
         out[k] = value
     return out
+
+
+Step = tuple[np.ndarray, float, np.ndarray, float, bool]  # w, g, R, |free R|, accepted
 
 
 class _Problem:
@@ -280,7 +410,7 @@ class _Problem:
         for name, info in self.lowered.variables.items():
             start, stop = self.layout.offsets[name]
             value = self.given.get(name, info.init)
-            if name in self.given and info.bounds is not None:
+            if name in self.given:
                 _within(name, value, info.bounds)
             try:
                 w[start:stop] = np.broadcast_to(np.asarray(value, dtype=float), info.shape).ravel()
@@ -363,32 +493,33 @@ class _Problem:
         """Projected Newton-Krylov with a backtracking line search on 0.5 |R|^2 (a Newton
         direction descends it whenever J is invertible, for a game as for a minimisation);
         stops when the free part of R is below ``tol`` times the first solve's initial norm
-        (at least 1), so warm starts keep one absolute target."""
+        (at least 1), so warm starts keep one absolute target. Where the Newton step is not
+        defined (no curvature: a linear objective) or finds no decrease of |R| (which stays
+        constant along a linear objective until a bound), one lower objective takes a projected
+        gradient step instead, searched on the objective itself (``_gradient_step``)."""
         tol = float(self.options["tol"])
         steps = int(self.options.get("inner_steps", 50))
         w = w.copy()
-        _, r = self.call("residual", w)
+        value, r = self.call("residual", w)
+        norm = self._free_norm(w, r)
         if self.ref_norm is None:
-            self.ref_norm = max(float(np.linalg.norm(r[self._free(w, r)])), 1.0)
+            self.ref_norm = max(norm, 1.0)
         target = tol * self.ref_norm
-        norm = float(np.linalg.norm(r[self._free(w, r)]))
         for _ in range(steps):
             if norm <= target:
                 self.solves += 1
                 return w
             free = self._free(w, r)
-            d = self._krylov("residual_jvp", w, free, -r)
-            if not np.all(np.isfinite(d)):  # no curvature (a linear objective): descend on R
-                d = np.where(free, -r, 0.0)
-            t = 1.0
-            for _ in range(40):
-                trial = np.clip(w + t * d, self.lo, self.hi)
-                _, t_r = self.call("residual", trial)
-                t_norm = float(np.linalg.norm(t_r[self._free(trial, t_r)]))
-                if np.isfinite(t_norm) and t_norm**2 <= (1 - 1e-4 * t) * norm**2:
-                    break
-                t *= 0.5
-            w, r, norm = trial, t_r, t_norm
+            newton = self._krylov("residual_jvp", w, free, -r)
+            d: np.ndarray | None = newton
+            if not np.all(np.isfinite(newton)):  # no curvature: no Newton step
+                d = None if self.lowered.symmetric else np.where(free, -r, 0.0)
+            step = None if d is None else self._residual_search(w, d, norm)
+            if (step is None or not step[4]) and self.lowered.symmetric:
+                step = self._gradient_step(w, value, r, free) or step
+            if step is None:
+                break
+            w, value, r, norm, _ = step  # an unaccepted Newton step: its shortest trial
         if norm <= target:
             self.solves += 1
             return w
@@ -399,6 +530,47 @@ class _Problem:
             "raise inner_steps, or loosen tol",
             code="R542",
         )
+
+    def _free_norm(self, w: np.ndarray, r: np.ndarray) -> float:
+        return float(np.linalg.norm(r[self._free(w, r)]))
+
+    def _residual_search(self, w: np.ndarray, d: np.ndarray, norm: float) -> Step:
+        """Backtracking along clip(w + t d) until 0.5 |R|^2 decreases (Armijo); the last trial
+        (not accepted) where 40 halvings find no decrease."""
+        t = 1.0
+        for _ in range(40):
+            trial = np.clip(w + t * d, self.lo, self.hi)
+            t_value, t_r = self.call("residual", trial)
+            t_norm = self._free_norm(trial, t_r)
+            if np.isfinite(t_norm) and t_norm**2 <= (1 - 1e-4 * t) * norm**2:
+                return trial, t_value, t_r, t_norm, True
+            t *= 0.5
+        return trial, t_value, t_r, t_norm, False
+
+    def _gradient_step(
+        self, w: np.ndarray, value: float, r: np.ndarray, free: np.ndarray
+    ) -> Step | None:
+        """A projected gradient step of one lower objective g (R is its gradient, and the
+        residual entry returns g's value): along the path clip(w - t R) over the free
+        variables, backtracking from the t that carries every one of them to the bound it is
+        heading for (the whole way for a linear objective; a unit step where no bound lies
+        ahead), with an Armijo test on g itself. None where no step decreases g."""
+        d = np.where(free, -r, 0.0)
+        moving = free & (d != 0.0)
+        if not np.any(moving):
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ahead = np.where(d > 0, self.hi - w, self.lo - w)[moving] / d[moving]
+        ahead = ahead[np.isfinite(ahead) & (ahead > 0)]
+        t = float(ahead.max()) if ahead.size else 1.0 / float(np.linalg.norm(d))
+        for _ in range(60):
+            trial = np.clip(w + t * d, self.lo, self.hi)
+            t_value, t_r = self.call("residual", trial)
+            decrease = float(r @ (w - trial))  # the first-order decrease along the path
+            if np.isfinite(t_value) and decrease > 0 and t_value <= value - 1e-4 * decrease:
+                return trial, t_value, t_r, self._free_norm(trial, t_r), True
+            t *= 0.5
+        return None
 
     def hypergrad(self) -> dict[str, Any]:
         _, grad, _, _ = self.value_and_hypergrad(self.initial())
@@ -560,12 +732,15 @@ class _PdeProblem:
             )
         self.ls = bl.lower_solutions[0]
         self.pde = handle.siblings[self.ls.problem.name]
-        self.params = {p.name: float(_const(p.value.value, handle.env)) for p in bl.params}
-        self.params.update(params)
+        from ..compiler.lower.bilevel import param_defaults
+
+        self.params = {**param_defaults(bl, handle.env), **params}
         self.upper = [v for v in bl.variables if v.level == "upper"]
         y0 = []
         self.lo, self.hi = [], []
         for v in self.upper:
+            if v.name in variables:
+                _within(v.name, variables[v.name], None)  # a finite number
             y0.append(float(variables.get(v.name, _const(v.init.value, handle.env))))
             lo, hi = v.bounds if v.bounds is not None else (None, None)
             self.lo.append(-np.inf if lo is None else float(_const(lo.value, handle.env)))
@@ -574,8 +749,15 @@ class _PdeProblem:
                 _within(v.name, variables[v.name], (self.lo[-1], self.hi[-1]))
         self.y0 = np.clip(np.array(y0, dtype=float), self.lo, self.hi)
         self.solve_kwargs, self.time = self._at()
+        # the PDE's parameters as compiled functions of the upper variables
+        self.kw_art, self.kw_mod, self.selectors = handle.compile_keywords(data)
+        self.kw_args = [
+            data[n] if n in data else float(self.params[n])
+            for n in self.kw_art.lowered.inputs
+            if n not in self.selectors
+        ]
         sol = self._solve(self.y0)
-        shape = sol[self.ls.field].shape[1:]
+        shape = self._observed(sol).shape
         self.art, self.mod, _ = handle.compile(data, {self.ls.name: shape})
         self.lowered = self.art.lowered
         self.args = [data[n] if n in data else float(self.params[n]) for n in self.lowered.inputs]
@@ -585,36 +767,54 @@ class _PdeProblem:
         out: dict[str, Any] = {}
         time = self.pde.problem.time
         for kw in self.ls.at:
-            if time is None or kw.name != time.name:
+            if time is None:
+                raise DslTypeError(
+                    f"pde '{self.ls.problem.name}' is steady: its solution has no time to "
+                    f"observe 'at {kw.name} = ...'",
+                    kw.span,
+                    f"remove 'at {kw.name} = ...': the lower solution is the steady field",
+                    code="R350",
+                )
+            if kw.name != time.name:
                 raise UnsupportedError(
                     f"'at {kw.name} = ...' is not compiled yet: a PDE lower level is observed "
                     "at a time",
                     kw.span,
-                    f"use 'at {time.name if time else 't'} = VALUE'",
+                    f"use 'at {time.name} = VALUE'",
                     code="R416",
                 )
             out["t1"] = float(_const(kw.value.value, self.handle.env))
         return out, out.get("t1")
 
     def _pde_params(self, y: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-        """The PDE's parameters at y, and d parameter / d y (SymPy derivatives of the call's
-        keyword expressions)."""
-        names = {v.name: sympy.Symbol(v.name) for v in self.upper}
-        subs: dict[sympy.Basic, sympy.Basic] = {
-            sympy.Symbol(k): sympy.Float(v) for k, v in self.params.items()
-        }
-        subs.update({names[v.name]: sympy.Float(float(y[k])) for k, v in enumerate(self.upper)})
-        subs.update({sympy.Symbol(k): v for k, v in self.handle.env.consts.items()})
+        """The PDE's parameters at y, and d parameter / d y: the compiled keyword module
+        evaluated with each keyword's selector in turn."""
+        layout = self.kw_art.layout
+        w = np.zeros(layout.size, dtype=self.kw_art.dtype)
+        for k, v in enumerate(self.upper):
+            w[layout.offsets[v.name][0]] = y[k]
         values, derivs = {}, {}
-        for kw in self.ls.problem.kwargs:
-            if isinstance(kw.value, A.Call):
-                raise RuntimeInputError(f"'{kw.name}' must be an expression", kw.span, code="R536")
-            expr = kw.value.value
-            values[kw.name] = float(expr.xreplace(subs).evalf())
-            derivs[kw.name] = np.array(
-                [float(sympy.diff(expr, names[v.name]).xreplace(subs).evalf()) for v in self.upper]
-            )
+        for j, kw in enumerate(self.ls.problem.kwargs):
+            select = [1.0 if i == j else 0.0 for i in range(len(self.selectors))]
+            g = np.zeros_like(w)
+            value = float(self.kw_mod.upper(w, g, *self.kw_args, *select))
+            if not np.isfinite(value):
+                raise RuntimeInputError(
+                    f"the value of '{kw.name}' is not finite ({value}) at "
+                    + ", ".join(f"{v.name} = {y[k]:g}" for k, v in enumerate(self.upper)),
+                    kw.span,
+                    "keep the upper variables where the expression is defined (bounds)",
+                    code="R540",
+                )
+            values[kw.name] = value
+            derivs[kw.name] = np.array([float(g[layout.offsets[v.name][0]]) for v in self.upper])
         return values, derivs
+
+    def _observed(self, sol: Any) -> np.ndarray:
+        """The lower solution: the field at the last time of a time-dependent solve, or the
+        field itself for a steady problem (its solution has no time axis)."""
+        u = sol[self.ls.field]
+        return np.asarray(u if sol.t is None else u[-1], dtype=float)
 
     def _solve(self, y: np.ndarray) -> Any:
         values, _ = self._pde_params(y)
@@ -625,7 +825,7 @@ class _PdeProblem:
         values, derivs = self._pde_params(y)
         sol = self.pde.solve(**values, **self.solve_kwargs)
         self.solves += 1
-        u = np.asarray(sol[self.ls.field][-1], dtype=float)
+        u = self._observed(sol)
         w = np.zeros(self.art.layout.size)
         start, stop = self.art.layout.offsets[self.ls.name]
         w[start:stop] = u.ravel()
@@ -663,19 +863,46 @@ class _PdeProblem:
         )
 
 
-def _within(name: str, value: Any, bounds: tuple[float, float]) -> None:
-    """A value given from Python lies in its variable's box (it is not moved there)."""
-    lo, hi = bounds
+def _within(name: str, value: Any, bounds: tuple[float, float] | None) -> None:
+    """A value given from Python is finite and lies in its variable's box (it is not moved
+    there)."""
     try:
-        inside = bool(np.all((np.asarray(value, dtype=float) >= lo) & (np.asarray(value) <= hi)))
+        array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise RuntimeInputError(f"'{name}' must be a number, got {value!r}", code="R536") from None
-    if not inside:
+    if not np.all(np.isfinite(array)):
+        raise RuntimeInputError(
+            f"'{name}' must be finite, got {value!r}",
+            hint="give a finite value (or leave it out for the declared initial value)",
+            code="R536",
+        )
+    if bounds is None:
+        return
+    lo, hi = bounds
+    if not bool(np.all((array >= lo) & (array <= hi))):
         raise RuntimeInputError(
             f"'{name}' = {value} is outside its bounds [{lo:g}, {hi:g}]",
             hint="give a value inside the box the block declares",
             code="R536",
         )
+
+
+def _option(kw: A.Keyword, env: ModuleEnv) -> Any:
+    """A solve line's option as a plain Python value, consts folded the way the checker folds
+    them (``k = K``, ``lr = pi / 10``): int, float or str (an identifier such as ``gd``)."""
+    from ..dsl.check.common import option_value
+    from ..dsl.diagnostics import DiagnosticSink
+
+    sink = DiagnosticSink()
+    value = option_value(kw.value, env, sink)
+    sink.raise_if_any()  # the checker has reported these already
+    if isinstance(value, A.Call) or value is None:
+        raise RuntimeInputError(
+            f"option '{kw.name}' of a bilevel solve line must be a number or a name",
+            kw.span,
+            code="R538",
+        )
+    return value
 
 
 def _const(value: sympy.Basic, env: ModuleEnv) -> float:

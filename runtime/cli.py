@@ -312,17 +312,21 @@ def _handle_module(checked: Any, backend: str) -> Any:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE")
 @reports_errors
 def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
-    """Write the kernels of every pde, train and network block of FILE as standalone modules
-    into a directory (networks whose input sizes are known, from their declaration or --set)."""
+    """Write the kernels of every pde, train, network and bilevel block of FILE as standalone
+    modules into a directory (networks whose input sizes are known, from their declaration or
+    --set; bilevel blocks with the sizes of their variables given by --set where the data
+    declares them by name)."""
     from ..compiler.driver import compile_pde
     from ..dsl import load_file
     from ..dsl.ast import PdeProblem
+    from .bilevel import BilevelHandle
     from .networks import NetworkHandle, TrainHandle
 
     checked = load_file(Path(file))
     overrides = parse_sets(sets)
     mod = _handle_module(checked, backend)
     outputs: dict[str, str] = {}
+    skipped: list[RitzError] = []
     for name, block in checked.problems.items():
         handle = mod[name]
         if isinstance(block, PdeProblem):
@@ -342,9 +346,21 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
             outputs[f"{name}.py"] = handle.compile()[0].source
         elif isinstance(handle, NetworkHandle) and handle.sizes_known(overrides):
             outputs[f"{name}.py"] = handle.compile(None, **overrides)[0].source
+        elif isinstance(handle, BilevelHandle):
+            try:
+                arts = handle.build_artifacts(overrides)
+                outputs.update({fname: art.source for fname, art in arts.items()})
+            except RitzError as err:
+                if err.code != "R523":  # R523: sizes not given, skipped like such networks
+                    raise
+                skipped.append(err)
+    if skipped and not outputs:
+        raise skipped[0]
+    for note in skipped:
+        click.echo(f"skipped: {note.message} ({note.hint})", err=True)
     if not outputs:
         raise RuntimeInputError(
-            "the program has no pde, train or network block to build", code="R524"
+            "the program has no pde, train, network or bilevel block to build", code="R524"
         )
     target = Path(outdir)
     staging = Path(

@@ -132,6 +132,7 @@ def refuse_network(handle: NetworkHandle) -> None:
 
 def _bilevel_artifact(handle: Any, sizes: dict[str, Any]) -> Any:
     """A bilevel block's module for data of the sizes given with --set (e.g. p=10)."""
+    sizes = {**sizes, **handle.given_sizes(sizes)}
     if handle.block.lower_solutions:
         raise RuntimeInputError(
             f"'{handle.name}' has a PDE lower level: its code is the pde block's",

@@ -1,10 +1,13 @@
-"""A check of the boundary closures on the grid a solve asked for.
+"""Checks of the boundary closures on the grid and parameters a solve asked for.
 
 A condition ``alpha*u + beta*du/dx = data`` is imposed through ghost values that are rational in
 the grid spacing h: at degree 2 on the low face they divide by ``3*alpha*h - 8*beta``. With
 beta/alpha of the sign that feeds energy in through the face, one spacing makes the closure
 singular, and spacings near it amplify the ghost values without bound: the run would give large,
 wrong numbers and no error. This check refuses such grids before anything runs.
+
+A face that the program leaves without a condition (an outflow face of a transported field) is
+checked again with the run's parameters: a parameter can turn the flow around.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from ..dsl.check.characteristics import open_faces
 from ..dsl.diagnostics import RuntimeInputError
 
 #: a closure that is singular at h = h_pole > 0 needs h <= MARGIN * h_pole: nearer the pole the
@@ -111,3 +115,22 @@ def _refuse(spec, axis, side, h, h_pole, beta_over_alpha, length) -> None:
         code="R509",
         span=spec.span,
     )
+
+
+def check_outflow_faces(problem: Any, params: dict, span: tuple[float, float]) -> None:
+    """Raise R544 where a face left without a condition (an outflow face at the parameters the
+    program declares) lets a characteristic in at the parameters of this run."""
+    given = {(b.field, b.axis, b.side) for b in problem.boundaries}
+    for face in open_faces(problem.equations, problem.axes, problem.time, params, given, span):
+        if face.reason:
+            at = next(a for a in problem.axes if a.name == face.axis)
+            where = f"{face.axis} = {at.lo if face.side == 'lo' else at.hi:g}"
+            raise RuntimeInputError(
+                f"{', '.join(face.missing)} {'have' if len(face.missing) > 1 else 'has'} no "
+                f"condition at {where}, which the program leaves as an outflow face, but with "
+                f"these parameters {face.reason}",
+                hint=f"add 'boundary {face.missing[0]} = ... at {where}' or keep the parameters "
+                "that make the flow leave there",
+                code="R544",
+                span=problem.span,
+            )

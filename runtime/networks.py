@@ -314,6 +314,13 @@ class TrainHandle(_BlockHandle):
                     decl.span,
                     code="R536",
                 )
+            if a.ndim and a.shape[0] == 0:
+                raise RuntimeInputError(
+                    f"data '{decl.name}' has no rows (shape {list(a.shape)})",
+                    decl.span,
+                    "give at least one sample",
+                    code="R536",
+                )
             for d, n in zip(decl.shape, a.shape, strict=True):
                 value = d.value.xreplace({sympy.Symbol(k): v for k, v in self.env.consts.items()})
                 if value.is_Integer and int(value) != n:

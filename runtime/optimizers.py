@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..dsl import ast as A
+from ..dsl.check.blocks import OPTIMIZER_OPTIONS
 from ..dsl.diagnostics import RuntimeInputError, did_you_mean
 
 
@@ -31,11 +32,7 @@ class Optimizer:
     tol: float = 1e-12
 
 
-OPTIONS = {
-    "adam": ("lr", "beta1", "beta2", "eps"),
-    "sgd": ("lr", "momentum"),
-    "lbfgs": ("history", "tol"),
-}
+OPTIONS = OPTIMIZER_OPTIONS
 OPTION_NAMES = tuple(sorted({k for keys in OPTIONS.values() for k in keys}))  # of any optimizer
 
 
@@ -65,7 +62,15 @@ def parse_optimizer(
     if setting is not None:
         value = setting.value
         if isinstance(value, A.Call):
+            span = value.span or span
             opt = replace(opt, name=value.name)
+            if value.args:
+                raise RuntimeInputError(
+                    f"optimizer '{value.name}' takes its options as keywords",
+                    value.span or span,
+                    f"e.g. {value.name}({OPTIONS.get(value.name, ('lr',))[0]} = ...)",
+                    code="R537",
+                )
             for kw in value.kwargs:
                 if isinstance(kw.value, A.Call):
                     raise RuntimeInputError(
@@ -84,6 +89,13 @@ def parse_optimizer(
         if name != opt.name:  # the block's options belong to its own optimizer
             given = {}
         opt = replace(opt, name=name)
+    if opt.name not in OPTIONS:  # the checker reports train blocks; a solve line's is not
+        raise RuntimeInputError(
+            f"unknown optimizer '{opt.name}'",
+            span,
+            did_you_mean(opt.name, OPTIONS) or f"use one of {', '.join(OPTIONS)}",
+            code="R537",
+        )
     given.update({k: (v, None) for k, v in overrides.items()})
     allowed = OPTIONS[opt.name]
     values: dict[str, Any] = {}

@@ -32,6 +32,7 @@ def check_shapes(module: Any) -> list[str]:
     from .api import PdeHandle
     from .bilevel import BilevelHandle
     from .networks import NetworkHandle, TrainHandle
+    from .optimizers import parse_optimizer
 
     later = []
     for name in module.names:
@@ -57,6 +58,10 @@ def check_shapes(module: Any) -> list[str]:
         elif isinstance(handle, PdeHandle):
             for solve in handle.problem.solves:
                 if solve.method == "pinn":
+                    line = solve.options.get("optimizer")
+                    if line is not None:  # its name and options (R537), as run time checks them
+                        span = solve.option_spans.get("optimizer")
+                        parse_optimizer(A.Keyword("optimizer", line, span), None, {})
                     options = dict(solve.options)
                     lower_pinn(handle.problem, options, handle.env, options.get("dtype", "float32"))
     return later

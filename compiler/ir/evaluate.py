@@ -117,7 +117,7 @@ def _ghost_weights(
     subs = {GHOST_ALPHA: face.alpha, GHOST_BETA: face.beta, GHOST_H: env.h[axis]}
     subs[GHOST_DATA] = 0 if homogeneous else face.data
     weights, consts = [], []
-    for g in ghost_values(face.degree, layers, side):
+    for g in ghost_values(face.degree, layers, side, face.extrapolate):
         g = g.xreplace(subs)
         u = [interior_symbol(k) for k in range(face.degree)]
         weights.append([_face_value(g.diff(s), axis, side, env, ndim) for s in u])

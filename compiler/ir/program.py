@@ -11,18 +11,34 @@ import sympy
 from .ops import LEAVES, Const, Map, Op, placeholder
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FaceRule:
     """Ghost rule on one face: ``alpha*u + beta*du/dn_axis = data`` extrapolated at ``degree``.
 
     ``alpha``, ``beta`` and ``data`` are SymPy expressions of coordinate, time and parameter
-    symbols (the names of the Program's axes, time and params).
+    symbols (the names of the Program's axes, time and params). ``degree`` is also how many
+    interior cells the ghosts read. ``extrapolate``: the face has no condition (an outflow face
+    of a hyperbolic field); the ghosts continue the interior alone, alpha = beta = data = 0.
     """
 
     alpha: sympy.Expr
     beta: sympy.Expr
     data: sympy.Expr
     degree: int
+    extrapolate: bool = False
+
+    def __repr__(self) -> str:
+        if self.extrapolate:
+            return f"FaceRule.outflow({self.degree})"
+        return (
+            f"FaceRule(alpha={self.alpha}, beta={self.beta}, data={self.data}, "
+            f"degree={self.degree})"
+        )
+
+    @staticmethod
+    def outflow(degree: int) -> FaceRule:
+        zero = sympy.Integer(0)
+        return FaceRule(alpha=zero, beta=zero, data=zero, degree=degree, extrapolate=True)
 
 
 # The faces of one axis: "periodic", or the (lo, hi) FaceRules (None: no condition given).

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import sympy
 
 from ...dsl import ast as A
+from ...dsl.check.blocks import keyword_expression
 from ...dsl.diagnostics import DslTypeError
 from ...dsl.resolve import ModuleEnv
 from ..ir.ops import Input, Shape, placeholder
@@ -58,8 +59,14 @@ class LoweredBilevel:
     dtype: str
 
 
-def _number(e: A.Expression, env: ModuleEnv, what: str) -> float:
-    value = e.value.xreplace({sympy.Symbol(k): v for k, v in env.consts.items()})
+def _number(
+    e: A.Expression,
+    env: ModuleEnv,
+    what: str,
+    known: Mapping[sympy.Basic, sympy.Basic] | None = None,
+) -> float:
+    consts = {sympy.Symbol(k): v for k, v in env.consts.items()}
+    value = e.value.xreplace({**consts, **(known or {})})
     if value.free_symbols or not value.is_number:
         raise DslTypeError(f"{what} must be a constant number", e.span, None, "R343")
     return float(value)
@@ -86,18 +93,21 @@ def _wrt(prog: Program, names: tuple[str, ...]) -> list[str]:
     return [n for n in names if n in present]
 
 
-def lower_bilevel(
-    bl: A.Bilevel,
-    env: ModuleEnv,
-    dtype: str,
-    sizes: Mapping[str, int],
-    solution_shapes: Mapping[str, tuple[int, ...]] | None = None,
-) -> LoweredBilevel:
-    """The Programs of a bilevel block whose lower level is an optimisation or a game; or,
-    for a PDE lower level (``lower u = P(...).u``, shapes in ``solution_shapes``), the upper
-    objective's gradient only (the runtime differentiates the solve by its adjoint)."""
-    from ..tensor_driver import gradient_program
+def param_defaults(bl: A.Bilevel, env: ModuleEnv) -> dict[str, float]:
+    """The params' declared values, stored as floats: a default may use consts and earlier
+    params (``param a = 1, b = 2 * a``), the rule of a pde block's params."""
+    values: dict[str, float] = {}
+    for p in bl.params:
+        known = {sympy.Symbol(k): sympy.Float(v) for k, v in values.items()}
+        values[p.name] = _number(p.value, env, f"param '{p.name}'", known)
+    return values
 
+
+def _scope(
+    bl: A.Bilevel, env: ModuleEnv, dtype: str, sizes: Mapping[str, int], levels: tuple[str, ...]
+) -> tuple[TensorLowering, Scope, list[str], dict[str, float], dict[str, VarInfo]]:
+    """The lowering and its scope: data arrays and params as inputs, then the variables of
+    ``levels`` (lower first) with their shapes, initial values and bounds."""
     low = TensorLowering(dtype)
     scope = Scope(env, "")
     inputs = []
@@ -105,13 +115,12 @@ def lower_bilevel(
         shape = _dims(decl, env, sizes)
         scope.values[decl.name] = Value(low.input(decl.name, shape), False)
         inputs.append(decl.name)
-    params = {}
+    params = param_defaults(bl, env)
     for p in bl.params:
-        params[p.name] = _number(p.value, env, f"param '{p.name}'")
         scope.values[p.name] = Value(low.input(p.name, ()), False)
         inputs.append(p.name)
     variables: dict[str, VarInfo] = {}
-    for level in ("lower", "upper"):
+    for level in levels:
         for v in bl.variables:
             if v.level != level:
                 continue
@@ -150,6 +159,85 @@ def lower_bilevel(
             info = VarInfo(v.name, level, tuple(int(d) for d in var_shape), init, bounds)
             variables[v.name] = info
             scope.values[v.name] = Value(low.input(v.name, info.shape), False)
+    return low, scope, inputs, params, variables
+
+
+def lower_pde_keywords(
+    bl: A.Bilevel, env: ModuleEnv, dtype: str, sizes: Mapping[str, int]
+) -> tuple[LoweredBilevel, tuple[str, ...]]:
+    """The parameters a PDE lower level is solved with (``heat(nu = pos(s), amp = sum(c))``)
+    as functions of the upper variables, lowered like objectives (fns, data, params, ``sum``,
+    ``@``: whatever an upper objective may use). One Program, ``loss = sum_k c_k p_k(y)`` with
+    the selectors ``c_k`` as scalar inputs (their names are returned, in keyword order): called
+    with ``c = e_k`` its ``upper`` entry gives p_k and dp_k/dy, so one module serves every
+    keyword."""
+    from ..tensor_driver import gradient_program
+
+    low, scope, inputs, params, variables = _scope(bl, env, dtype, sizes, ("upper",))
+    call = bl.lower_solutions[0].problem
+    taken = set(scope.values) | set(env.consts)
+    selectors: list[str] = []
+    total = None
+    for kw in call.kwargs:
+        k = len(selectors)
+        name = f"sel{k}"
+        while name in taken:
+            name = "_" + name
+        taken.add(name)
+        selectors.append(name)
+        expr = keyword_expression(kw.value)
+        value = low.lower(expr.value, scope, expr)
+        if low.shape(value):
+            raise DslTypeError(
+                f"the value of '{kw.name}' must be a number, but this one has shape "
+                f"{list(low.shape(value))}",
+                kw.span,
+                "reduce it, e.g. sum(...)",
+                "R348",
+            )
+        sel = Value(low.input(name, ()), False)
+        term = low.map(placeholder(0) * placeholder(1), [sel, value], kw.span)
+        total = (
+            term
+            if total is None
+            else low.map(placeholder(0) + placeholder(1), [total, term], kw.span)
+        )
+    if total is None:  # no keywords: the PDE is solved with its own defaults
+        total = low.const(0.0)
+    low.b.output("loss", total.id)
+    prog = low.b.build()
+    upper = tuple(variables)
+    programs = {"upper": gradient_program(prog, _wrt(prog, upper))}
+    return (
+        LoweredBilevel(
+            variables,
+            {n: WeightSpec(n, v.shape, 1, 1, "bias") for n, v in variables.items()},
+            (),
+            upper,
+            (*inputs, *selectors),
+            params,
+            programs,
+            "minimize",
+            True,
+            dtype,
+        ),
+        tuple(selectors),
+    )
+
+
+def lower_bilevel(
+    bl: A.Bilevel,
+    env: ModuleEnv,
+    dtype: str,
+    sizes: Mapping[str, int],
+    solution_shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> LoweredBilevel:
+    """The Programs of a bilevel block whose lower level is an optimisation or a game; or,
+    for a PDE lower level (``lower u = P(...).u``, shapes in ``solution_shapes``), the upper
+    objective's gradient only (the runtime differentiates the solve by its adjoint)."""
+    from ..tensor_driver import gradient_program
+
+    low, scope, inputs, params, variables = _scope(bl, env, dtype, sizes, ("lower", "upper"))
     for ls in bl.lower_solutions:
         sol_shape = tuple(int(d) for d in (solution_shapes or {})[ls.name])
         variables = {ls.name: VarInfo(ls.name, "lower", sol_shape, 0.0, None), **variables}
@@ -272,4 +360,10 @@ def lower_bilevel(
     )
 
 
-__all__ = ["LoweredBilevel", "VarInfo", "lower_bilevel"]
+__all__ = [
+    "LoweredBilevel",
+    "VarInfo",
+    "lower_bilevel",
+    "lower_pde_keywords",
+    "param_defaults",
+]

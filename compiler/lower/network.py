@@ -20,8 +20,8 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from ...dsl import ast as A
-from ...dsl.build import ELEMENTARY
-from ...dsl.diagnostics import DslTypeError, did_you_mean
+from ...dsl.build import ELEMENTARY, call_site
+from ...dsl.diagnostics import DslNameError, DslTypeError, did_you_mean
 from ...dsl.resolve import FnInfo, ModuleEnv, inline
 from ...dsl.source import Span
 from ..ir.adjoint_ops import BroadcastInDim
@@ -77,6 +77,15 @@ class Scope:
     callables: dict[str, Callable[[list[Value], Span | None], Value]] = field(default_factory=dict)
 
 
+def _show(value: sympy.Basic) -> str:
+    """A number as it would be written (``2.5``, not SymPy's ``2.50000000000000``)."""
+    if isinstance(value, sympy.Float):
+        return repr(float(value))
+    if value.is_number and not value.is_Integer and value.is_real:
+        return f"{value!s} (= {float(value):g})"
+    return str(value)
+
+
 def _span(expr: A.Expression | None, fallback: Span | None) -> Span | None:
     return expr.span if expr is not None and expr.span is not None else fallback
 
@@ -89,6 +98,7 @@ class TensorLowering:
         self.dtype = dtype
         self.weights: dict[str, WeightSpec] = {}
         self.fns: dict[str, FnInfo] = {}  # every fn seen, by global key (bodies call by key)
+        self._applying: list[A.Network] = []  # the networks being applied, outermost first
 
     # -- leaves --------------------------------------------------------------------------------
     def input(self, name: str, shape: Shape) -> int:
@@ -126,6 +136,29 @@ class TensorLowering:
         span: Span | None,
     ) -> Value:
         """Lower one application of ``net`` (defined in ``env``) to batched ``inputs``."""
+        if any(n is net for n in self._applying):
+            chain = " -> ".join([*(n.name for n in self._applying), net.name])
+            raise DslNameError(
+                f"recursive network: {chain}",
+                span,
+                "a network's layers are made when it is applied, so it cannot call itself",
+                "R205",
+            )
+        self._applying.append(net)
+        try:
+            return self._apply_network(net, env, inputs, options, prefix, span)
+        finally:
+            self._applying.pop()
+
+    def _apply_network(
+        self,
+        net: A.Network,
+        env: ModuleEnv,
+        inputs: list[Value],
+        options: Mapping[str, Option],
+        prefix: str,
+        span: Span | None,
+    ) -> Value:
         if len(inputs) != len(net.inputs):
             raise DslTypeError(
                 f"network '{net.name}' takes {len(net.inputs)} input(s), got {len(inputs)}",
@@ -202,7 +235,8 @@ class TensorLowering:
                 scope.stem = stmt.target
                 scope.values[stmt.target] = self.lower(stmt.value.value, scope, stmt.value)
             elif isinstance(stmt, A.Repeat):
-                for _ in range(self.integer(stmt.count.value, scope, stmt.count.span)):
+                count = self.integer(stmt.count.value, scope, stmt.count.span, "a repeat count")
+                for _ in range(count):
                     self._body(stmt.body, scope)
             else:
                 scope.stem = "out"
@@ -248,11 +282,18 @@ class TensorLowering:
             )
         return out
 
-    def integer(self, value: sympy.Basic, scope: Scope, span: Span | None) -> int:
+    def integer(
+        self, value: sympy.Basic, scope: Scope, span: Span | None, what: str | None = None
+    ) -> int:
+        """``value`` as a non-negative whole number (a size, a width, a repeat count: ``what``)."""
         number = self._number(value, scope, span)
-        if not (number.is_number and number == int(number) and int(number) >= 0):
+        if not (number.is_real and number == int(number) and int(number) >= 0):
+            subject = what or ("this size" if value.is_number else f"'{_show(value)}'")
             raise DslTypeError(
-                f"'{value}' must be a whole number here, got {number}", span, None, "R343"
+                f"{subject} must be a non-negative whole number, got {_show(number)}",
+                span,
+                None,
+                "R343",
             )
         return int(number)
 
@@ -333,7 +374,10 @@ class TensorLowering:
                 return self._call(node, scope, span, hold, walk)
             if not node.args:
                 return node
-            return node.func(*(walk(a) for a in node.args))
+            # lower the operands in source order, so that the weights of the calls they make
+            # are numbered in the order the calls are written (SymPy sorts `a + b` its own way)
+            walked = {i: walk(node.args[i]) for i in _source_order(node.args)}
+            return node.func(*(walked[i] for i in range(len(node.args))))
 
         return walk(e)
 
@@ -402,6 +446,23 @@ class TensorLowering:
         return scope.stem if n == 1 else f"{scope.stem}.{n}"
 
 
+def _first_site(e: sympy.Basic) -> tuple[int, int, int, int] | None:
+    """The earliest call site (in the order calls finish in the source) within ``e``."""
+    sites = [s for s in map(call_site, e.atoms(AppliedUndef)) if s is not None]
+    return min(sites) if sites else None
+
+
+def _source_order(args: tuple[sympy.Basic, ...]) -> list[int]:
+    """The order in which to lower ``args``: those holding calls of a network body by where the
+    calls are written, the others where they stand."""
+    keys = {i: k for i, a in enumerate(args) if (k := _first_site(a)) is not None}
+    slots = list(keys)
+    order = list(range(len(args)))
+    for slot, i in zip(slots, sorted(slots, key=keys.__getitem__), strict=True):
+        order[slot] = i
+    return order
+
+
 # -- structural calls -------------------------------------------------------------------------
 
 
@@ -413,7 +474,7 @@ def _arity(name: str, args: list[sympy.Basic], n: int, span: Span | None) -> Non
 def _dense(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
     _arity("dense", args, 2, span)
     h = low.lower(args[0], scope, span=span)
-    width = low.integer(args[1], scope, span)
+    width = low.integer(args[1], scope, span, "the width of dense()")
     sample = low.sample_shape(h)
     if len(sample) != 1 or not isinstance(sample[0], int):
         raise DslTypeError(

@@ -239,7 +239,11 @@ def _boundary_rule(
                 ),
                 None,
             )
-            if spec is None:
+            if spec is None and orders.get(i, 0) == 1:
+                import os
+
+                pair.append(FaceRule.outflow(order + int(os.environ.get("OUTDEG", "1"))))
+            elif spec is None:
                 pair.append(None)
             else:
                 pair.append(_face_rule(spec, degree, is_velocity, tsym))

@@ -283,7 +283,10 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
         coords=tuple((coord_symbol(a), a) for a in sorted(coords)),
         axis=axis,
         side=side,
-        comments=(f"boundary of {rule.field} on the {side} face of {info.axes[axis]}",),
+        comments=(
+            f"boundary of {rule.field} on the {side} face of {info.axes[axis]}"
+            + (" (outflow: the interior continued)" if face.extrapolate else ""),
+        ),
     )
 
 
@@ -312,7 +315,7 @@ def face_ghosts(
     }
     return [
         sympy.simplify(g.xreplace(subs)) if face.beta != 0 else g.xreplace(subs)
-        for g in ghost_values(face.degree, layers, side)
+        for g in ghost_values(face.degree, layers, side, face.extrapolate)
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -11,6 +12,7 @@ from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DiagnosticSink, did_you_mean
 from ..resolve import ModuleEnv, ref_span
+from ..source import Span
 from .common import (
     BILEVEL_METHODS,
     OPTIMIZERS,
@@ -24,6 +26,12 @@ from .common import (
 
 NET_OPS = ("dense", "bias", "sum", "mean", "index", "matmul")
 TENSOR_OPS = ("sum", "mean", "index", "matmul")
+# every optimizer's options (their defaults and meaning: runtime/optimizers.py)
+OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "adam": ("lr", "beta1", "beta2", "eps"),
+    "sgd": ("lr", "momentum"),
+    "lbfgs": ("history", "tol"),
+}
 
 
 def check_names(
@@ -75,6 +83,14 @@ def check_network(net: A.Network, env: ModuleEnv, sink: DiagnosticSink) -> None:
     # a function may be passed by name as an option of a sub-network (act = tanh)
     functions = {*env.fns, *ELEMENTARY, *env.networks}
     returned = _check_body(net.body, known, calls, env, sink, functions)
+    cycle = _network_cycle(net, env)
+    if cycle is not None:
+        sink.error(
+            "R205",
+            f"recursive network: {' -> '.join(cycle)}",
+            net.span,
+            "a network's layers are made when it is applied, so it cannot call itself",
+        )
     if not returned:
         sink.error(
             "R330",
@@ -82,6 +98,38 @@ def check_network(net: A.Network, env: ModuleEnv, sink: DiagnosticSink) -> None:
             net.span,
             "end the body with 'return EXPR'",
         )
+
+
+def _called_networks(body: tuple[A.Stmt, ...], env: ModuleEnv) -> list[str]:
+    """The networks (of ``env``) that statements of ``body`` call, in order."""
+    out: list[str] = []
+    for stmt in body:
+        if isinstance(stmt, A.Repeat):
+            out += _called_networks(stmt.body, env)
+            continue
+        calls = sorted(stmt.value.value.atoms(AppliedUndef), key=str)
+        out += [c.func.__name__ for c in calls if c.func.__name__ in env.networks]
+    return list(dict.fromkeys(out))
+
+
+def _network_cycle(net: A.Network, env: ModuleEnv) -> list[str] | None:
+    """A chain of calls from ``net`` back to itself (``a -> b -> a``), or None."""
+    seen: set[int] = set()
+
+    def walk(node: A.Network, node_env: ModuleEnv, chain: list[str]) -> list[str] | None:
+        for callee in _called_networks(node.body, node_env):
+            target = node_env.networks[callee]
+            if target is net:
+                return [*chain, callee]
+            if id(target) in seen:
+                continue
+            seen.add(id(target))
+            found = walk(target, node_env.network_envs[callee], [*chain, callee])
+            if found is not None:
+                return found
+        return None
+
+    return walk(net, env, [net.name])
 
 
 def _check_body(
@@ -156,15 +204,166 @@ def check_train(train: A.Train, env: ModuleEnv, sink: DiagnosticSink) -> None:
     else:
         symbols = {d.name for d in train.data} | sizes
         check_names(train.loss, symbols, {*TENSOR_OPS, *(n.name for n in train.nets)}, env, sink)
-    values, _ = check_options(train.settings, TRAIN_SETTINGS, env, sink, "a train block")
-    opt = values.get("optimizer")
-    if isinstance(opt, A.Call) and opt.name not in OPTIMIZERS:
+    values, spans = check_options(train.settings, TRAIN_SETTINGS, env, sink, "a train block")
+    check_optimizer(values.get("optimizer"), spans.get("optimizer"), env, sink)
+
+
+def check_optimizer(opt: Any, span: Span | None, env: ModuleEnv, sink: DiagnosticSink) -> None:
+    """An optimizer setting (a train block's, or a pinn line's option): a known name (R206),
+    with options it takes (R537)."""
+    if isinstance(opt, A.Call | str) and _name(opt) not in OPTIMIZERS:
         sink.error(
             "R206",
-            f"unknown optimizer '{opt.name}'",
-            opt.span,
-            did_you_mean(opt.name, OPTIMIZERS) or f"use one of {', '.join(OPTIMIZERS)}",
+            f"unknown optimizer '{_name(opt)}'",
+            opt.span if isinstance(opt, A.Call) and opt.span is not None else span,
+            did_you_mean(_name(opt), OPTIMIZERS) or f"use one of {', '.join(OPTIMIZERS)}",
         )
+    elif isinstance(opt, A.Call):
+        check_optimizer_options(opt, env, sink)
+
+
+def _name(opt: A.Call | str) -> str:
+    return opt.name if isinstance(opt, A.Call) else opt
+
+
+def check_optimizer_options(opt: A.Call, env: ModuleEnv, sink: DiagnosticSink) -> None:
+    """The options of a known optimizer ``opt`` (``adam(lr = 1e-3)``): keywords it takes, each
+    a non-negative constant number (R537, as the run-time check of options given from Python)."""
+    allowed = OPTIMIZER_OPTIONS[opt.name]
+    if opt.args:
+        sink.error(
+            "R537",
+            f"optimizer '{opt.name}' takes its options as keywords",
+            opt.span,
+            f"e.g. {opt.name}({allowed[0]} = ...)",
+        )
+    consts = {sympy.Symbol(k): v for k, v in env.consts.items()}
+    for kw in opt.kwargs:
+        if kw.name not in allowed:
+            sink.error(
+                "R537",
+                f"'{kw.name}' is not an option of {opt.name}",
+                kw.span,
+                did_you_mean(kw.name, allowed) or f"{opt.name} takes {', '.join(allowed)}",
+            )
+            continue
+        value = None if isinstance(kw.value, A.Call) else kw.value.value.xreplace(consts)
+        if value is None or not (value.is_number and value.is_real and value >= 0):
+            sink.error(
+                "R537",
+                f"optimizer option '{kw.name}' must be a non-negative number",
+                kw.value.span if kw.value.span is not None else kw.span,
+                None,
+            )
+
+
+def keyword_expression(value: A.OptValue) -> A.Expression:
+    """A keyword's value as one Expression: the parser keeps a value that is a call of a
+    non-elementary function (``nu = pos(s)``, ``amp = sum(c)``) as a Call node; this is the
+    same call as the expression ``pos(s)`` would hold inside a larger expression."""
+    if isinstance(value, A.Expression):
+        return value
+    args = [keyword_expression(a) for a in value.args]
+    kwargs = [keyword_expression(k.value) for k in value.kwargs]
+    call_args = [a.value for a in args]
+    call_args += [A.kwarg(k.name, v.value) for k, v in zip(value.kwargs, kwargs, strict=True)]
+    refs: tuple[A.NameRef, ...] = (A.NameRef(value.name, value.span),)
+    for a in (*args, *kwargs):
+        refs += a.refs
+    return A.Expression(sympy.Function(value.name)(*call_args), value.span, refs)
+
+
+def _check_lower_solution(
+    ls: A.LowerSolution,
+    pde: A.Pde,
+    symbols: set[str],
+    lower: set[str],
+    env: ModuleEnv,
+    sink: DiagnosticSink,
+) -> None:
+    """The call of a PDE lower level: keywords name params of the pde block, their values use
+    upper variables, params, data and consts (not the lower level), and ``at`` names its time."""
+    params = [p.name for p in pde.params]
+    for arg in ls.problem.args:
+        sink.error(
+            "R301",
+            f"the parameters of '{pde.name}' are given by name",
+            arg.span,
+            f"e.g. '{pde.name}({params[0] if params else 'nu'} = ...)'",
+        )
+    for kw in ls.problem.kwargs:
+        if kw.name not in params:
+            sink.error(
+                "R206",
+                f"pde '{pde.name}' has no param '{kw.name}'",
+                kw.span,
+                did_you_mean(kw.name, params)
+                or (f"params: {', '.join(params)}" if params else f"'{pde.name}' has no params"),
+            )
+        expr = keyword_expression(kw.value)
+        below = sorted(s.name for s in expr.value.free_symbols if s.name in lower)
+        if below:
+            sink.error(
+                "R350",
+                f"the value of '{kw.name}' reads the lower level ('{below[0]}'): the PDE's "
+                "parameters are functions of the upper variables, params and data",
+                ref_span(expr, below[0]),
+                None,
+            )
+            continue
+        check_names(expr, symbols, TENSOR_OPS, env, sink)
+    time = pde.times[0].name if pde.times else None
+    for kw in ls.at:
+        if time is None:
+            sink.error(
+                "R350",
+                f"pde '{pde.name}' is steady: its solution has no time to observe "
+                f"'at {kw.name} = ...'",
+                kw.span,
+                f"remove 'at {kw.name} = ...': the lower solution is the steady field",
+            )
+        elif kw.name != time:
+            sink.error(
+                "R416",
+                f"'at {kw.name} = ...' is not compiled yet: a PDE lower level is observed at "
+                "a time",
+                kw.span,
+                f"use 'at {time} = VALUE'",
+            )
+        if isinstance(kw.value, A.Expression):
+            check_names(kw.value, (), (), env, sink)
+
+
+def _check_bilevel_method(bl: A.Bilevel, sink: DiagnosticSink) -> None:
+    """The methods that do not apply to this kind of lower level (R416, as at run time)."""
+    followers = sum(1 for ob in bl.objectives if ob.level == "lower")
+    for solve in bl.solves:
+        if solve.method not in BILEVEL_METHODS:
+            continue
+        if bl.lower_solutions and solve.method != "adjoint":
+            sink.error(
+                "R416",
+                f"bilevel method '{solve.method}' is not compiled for a PDE lower level yet "
+                f"('{bl.name}')",
+                solve.span,
+                "use 'solve adjoint(...)' (the PDE's discrete adjoint)",
+            )
+        elif not bl.lower_solutions and solve.method == "adjoint":
+            sink.error(
+                "R416",
+                f"bilevel method 'adjoint' is for a PDE lower level ('{bl.name}' has lower "
+                "objectives)",
+                solve.span,
+                "use 'solve implicit(...)', 'unroll(k = ...)' or 'penalty(rho = ...)'",
+            )
+        elif solve.method == "penalty" and followers > 1:
+            sink.error(
+                "R416",
+                f"the penalty method needs one lower objective; '{bl.name}' is a game of "
+                f"{followers} followers",
+                solve.span,
+                "use 'solve implicit(...)' or 'unroll(k = ...)' for an equilibrium of followers",
+            )
 
 
 def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
@@ -174,9 +373,11 @@ def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
         names.declare(d.name, d.span, "data")
         for dim in d.shape:
             sizes |= {s.name for s in dim.value.free_symbols}
+    earlier: list[str] = []
     for p in bl.params:
         names.declare(p.name, p.span, "param")
-        check_names(p.value, (), (), env, sink)
+        check_names(p.value, earlier, (), env, sink)  # defaults may use earlier params
+        earlier.append(p.name)
     lower_vars = set()
     for v in bl.variables:
         names.declare(v.name, v.span, f"{v.level} variable")
@@ -203,6 +404,12 @@ def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
                 did_you_mean(ls.field, [f.name for f in pde.fields]),
             )
     symbols = set(names.spans) | sizes
+    # the PDE's parameters are functions of the upper level: not of the lower level
+    below = lower_vars | {ls.name for ls in bl.lower_solutions}
+    for ls in bl.lower_solutions:
+        pde = env.blocks.get(ls.problem.name)
+        if isinstance(pde, A.Pde):
+            _check_lower_solution(ls, pde, symbols - below, below, env, sink)
     for v in bl.variables:
         check_names(v.init, symbols, TENSOR_OPS, env, sink)
     for ob in bl.objectives:
@@ -224,3 +431,4 @@ def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
                 f"add '{level} minimize ...' or '{level} maximize ...'",
             )
     check_solves(bl.solves, BILEVEL_METHODS, env, sink, f"bilevel '{bl.name}'")
+    _check_bilevel_method(bl, sink)

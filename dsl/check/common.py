@@ -161,7 +161,7 @@ def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any
         return [option_value(x, env, sink) for x in items]
     if isinstance(v, sympy.Symbol) and v.name not in env.consts:
         return v.name
-    folded = fold_number(value, env.consts, sink, "an option value")
+    folded = fold_number(value, env.consts, sink, "an option value", env)
     if folded is None:
         return None
     if folded.is_Integer:
@@ -189,6 +189,28 @@ def check_given(rules: dict[str, OptionRule], name: str, value: Any, what: str) 
             f"option '{name}' of {what} must be {rule.describe}, got {value!r}", code="R538"
         )
     return plain
+
+
+def param_value(name: str, value: Any, what: str) -> float:
+    """A parameter value given from Python or ``--set``: a finite real number (a NumPy scalar
+    or 0-d array counts), else R538. Strings are refused: ``--set`` has already parsed its
+    numbers, and a name or an expression is no parameter value."""
+    from ..diagnostics import RuntimeInputError
+
+    plain = (
+        value.item() if isinstance(value, np.generic | np.ndarray) and not np.ndim(value) else value
+    )
+    if isinstance(plain, bool) or not isinstance(plain, int | float):
+        raise RuntimeInputError(
+            f"parameter '{name}' of {what} must be a number, got {value!r}",
+            hint="give a real number, e.g. 0.5",
+            code="R538",
+        )
+    if not np.isfinite(plain):
+        raise RuntimeInputError(
+            f"parameter '{name}' of {what} must be finite, got {plain!r}", code="R538"
+        )
+    return float(plain)
 
 
 def check_options(

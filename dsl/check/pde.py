@@ -14,6 +14,8 @@ from .. import ast as A
 from ..diagnostics import DiagnosticSink, DslNameError, DslTypeError, RitzError, did_you_mean
 from ..resolve import ModuleEnv, call_name, fold_number, ref_span
 from ..source import Span
+from .blocks import check_optimizer
+from .characteristics import open_faces
 from .common import METHOD_OPTIONS, Names, check_solves
 from .pde_expr import PdeExpressions
 
@@ -56,7 +58,7 @@ class PdeChecker(PdeExpressions):
 
     def number(self, expr: A.Expression, what: str, extra: dict[str, Any] | None = None) -> Any:
         consts = {**self.env.consts, **(extra or {})}
-        value = fold_number(expr, consts, self.sink, what)
+        value = fold_number(expr, consts, self.sink, what, self.env)
         return None if value is None else float(value)
 
     # ---- declarations --------------------------------------------------------------------
@@ -400,28 +402,51 @@ class PdeChecker(PdeExpressions):
     def boundaries(self, equations: list[A.FieldEquation]) -> list[A.BoundarySpec]:
         seen: dict[tuple[str, str, str], Span | None] = {}
         out: list[A.BoundarySpec] = []
+        failed = False
         for b in self.pde.boundaries:
-            out.extend(self.attempt(self.boundary, b, seen) or [])
+            specs = self.attempt(self.boundary, b, seen)
+            failed |= specs is None
+            out.extend(specs or [])
+        if failed:  # which faces a refused line meant to set is not known: no R313 guesses
+            return out
         needed: set[tuple[str, str]] = set()
         for eq in equations:
             for d in eq.rhs.atoms(sympy.Derivative):
                 name = call_name(d.expr)
                 if name in self.fields:
                     needed |= {(name, str(v)) for v in d.variables}
+        params = {p.name: p.default for p in self.params.values()}
+        judged = {
+            (f, face.axis, face.side): face
+            for face in open_faces(equations, self.axes, self.time, params, seen)
+            for f in face.missing
+        }
         for a in self.axes:
             for f in self.fields:
                 if a.periodic or (f, a.name) not in needed:
                     continue
                 for side, at in (("lo", a.lo), ("hi", a.hi)):
-                    if (f, a.name, side) not in seen:
-                        self.sink.error(
-                            "R313",
-                            f"field '{f}' is differentiated along "
-                            f"'{a.name}' but has no boundary condition at "
-                            f"{a.name} = {at:g}",
-                            self.fields[f].span,
-                            f"add 'boundary {f} = ... at {a.name} = {at:g}'",
-                        )
+                    if (f, a.name, side) in seen:
+                        continue
+                    face = judged.get((f, a.name, side))
+                    if face is not None and not face.reason:
+                        continue  # an outflow face: its ghosts continue the interior
+                    message = (
+                        f"field '{f}' is differentiated along '{a.name}' but has no "
+                        f"boundary condition at {a.name} = {at:g}"
+                    )
+                    self.sink.error(
+                        "R313",
+                        message + (f": {face.reason}" if face is not None else ""),
+                        self.fields[f].span,
+                        f"add 'boundary {f} = ... at {a.name} = {at:g}'"
+                        + (
+                            " (a transported field may go without one only on a face that "
+                            "every characteristic leaves)"
+                            if face is not None
+                            else ""
+                        ),
+                    )
         return out
 
     def check(self) -> A.PdeProblem | None:
@@ -434,6 +459,20 @@ class PdeChecker(PdeExpressions):
             self.pde.solves, METHOD_OPTIONS, self.env, self.sink, f"pde '{self.pde.name}'"
         )
         for s in solves:
+            if s.method == "pinn" and "optimizer" in s.options:
+                check_optimizer(
+                    s.options["optimizer"], s.option_spans.get("optimizer"), self.env, self.sink
+                )
+            if self.time is None and s.method == "fd":
+                for name in ("scheme", "dt", "every"):
+                    if name in s.options:
+                        self.sink.error(
+                            "R206",
+                            f"option '{name}' is for time-dependent problems, and pde "
+                            f"'{self.pde.name}' is steady (it has no time line)",
+                            s.option_spans.get(name, s.span),
+                            "remove it (a steady solve takes cells, order, tol, maxiter, dtype)",
+                        )
             cells = s.options.get("cells")
             if isinstance(cells, list) and len(cells) != len(self.axes):
                 self.sink.error(

@@ -214,6 +214,38 @@ def linear_solver(jac: Any, n: int, blocks: int = 1) -> Any:
     return solve
 
 
+#: Newton steps at most (each also within the Krylov budget ``maxiter``)
+NEWTON_STEPS = 100
+#: halvings of a Newton step that does not reduce the residual
+_HALVINGS = 12
+
+
+def _damped(
+    problem: SteadyProblem, u: np.ndarray, delta: np.ndarray, norm: float, exact: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The iterate after a Newton step, its residual and the step taken. A full step that does
+    not reduce ||R|| (far from the solution, Newton can overshoot and diverge) is halved until it
+    does (Armijo's sufficient decrease); the smallest residual seen is kept if none does. Only
+    for an exact Jacobian: a stale one's step is no descent direction, and is refreshed instead."""
+    trial = u + delta
+    r = problem.residual(trial)
+    best = (float(np.linalg.norm(r)), trial, delta)
+    if not exact or best[0] <= (1 - 1e-4) * norm:
+        return trial, r, delta
+    scale = 1.0
+    for _ in range(_HALVINGS):
+        scale /= 2
+        step = scale * delta
+        r_try = problem.residual(u + step)
+        value = float(np.linalg.norm(r_try))
+        if np.isfinite(value) and value < best[0]:
+            best = (value, u + step, step)
+        if value <= (1 - 1e-4 * scale) * norm:
+            break
+    _, trial, step = best
+    return trial, problem.residual(trial), step
+
+
 def newton(
     problem: SteadyProblem,
     tol: float,
@@ -238,10 +270,11 @@ def newton(
     norms = [float(np.linalg.norm(r))]
     target = max(tol * norms[0], floor * float(np.linalg.norm(u)), np.finfo(float).tiny)
     report = SteadyReport(norms[0] <= target, 0, 0, norms)
-    for step in range(1, 51):
+    for step in range(1, NEWTON_STEPS + 1):
         if report.converged or report.krylov_iterations >= maxiter:
             break
         solve = factors.get("solve") if factors is not None else None
+        exact = solve is None or refresh is None  # the Jacobian is this iterate's
         if solve is None:
             jac = assemble_jacobian(problem)
             problem.residual(u)  # the probes moved the buffers; restore the iterate's state
@@ -251,8 +284,7 @@ def newton(
         budget = max(1, maxiter - report.krylov_iterations)
         delta, iterations = solve(-r, max(target / norms[-1], 1e-14), budget)
         report.krylov_iterations += iterations
-        u = u + delta
-        r = problem.residual(u)
+        u, r, delta = _damped(problem, u, delta, norms[-1], exact)
         norms.append(float(np.linalg.norm(r)))
         report.newton_steps = step
         if refresh is not None and factors is not None and norms[-1] > refresh * norms[-2]:

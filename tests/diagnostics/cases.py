@@ -220,6 +220,14 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         11,
         "at x = 1",
     ),
+    "steady_with_a_time_scheme": (
+        "pde p {\n    space x in [0, 1]\n    field u\n    -diff(u, x, 2) = 1\n"
+        "    boundary u = 0 at all\n    solve fd(cells = 10, scheme = rk4)\n}\n",
+        "R206",
+        6,
+        26,
+        "is steady",
+    ),
     "empty_interval": (
         "pde p {\n    space x in [1, 0]\n    field u\n    u = 0\n}\n",
         "R314",
@@ -265,5 +273,20 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         2,
         1,
         "no loss",
+    ),
+    "recursive_network": (
+        "network a(x: [2]) -> [2] {\n    return a(x)\n}\n",
+        "R205",
+        1,
+        1,
+        "recursive network: a -> a",
+    ),
+    "unknown_optimizer_option": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp()\n    data x: [N, 1]\n"
+        "    loss mean(f(x))\n    optimizer adam(lr = 1e-3, momentum = 0.9)\n}\n",
+        "R537",
+        6,
+        31,
+        "'momentum' is not an option of adam",
     ),
 }

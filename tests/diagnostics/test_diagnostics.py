@@ -54,3 +54,13 @@ def test_no_lark_objects_escape() -> None:
             assert type(e).__module__.endswith("diagnostics")
             assert e.__cause__ is None or isinstance(e.__cause__, RitzError)
             assert e.__suppress_context__ or e.__context__ is None
+
+
+def test_a_refused_boundary_line_is_not_also_reported_missing() -> None:
+    """The faces a refused line meant to set are unknown: R313 would guess wrongly."""
+    text = cases.pde(
+        "dt(u) = diff(u, x, 2)", tail="    boundary u^2 = 0 at all\n    initial u = 0\n}\n"
+    )
+    with pytest.raises(RitzError) as info:
+        load_text(text)
+    assert [d.code for d in info.value.diagnostics] == ["R312"]

@@ -6,7 +6,7 @@ import pytest
 import sympy
 from sympy import Derivative, Function, Symbol
 
-from ritz.dsl import DslImportError, DslNameError, load_file, load_text
+from ritz.dsl import DslImportError, DslNameError, RitzError, load_file, load_text
 from ritz.dsl.imports import STDLIB_DIR
 
 x = Symbol("x")
@@ -34,6 +34,25 @@ def test_const_folding() -> None:
     assert p.params[0].default == pytest.approx(8.0)
     rhs = p.equations[0].rhs
     assert rhs == sympy.Float(4.0) * Function("u")(x)
+
+
+def test_consts_and_params_may_call_fns() -> None:
+    """Consts may use fns declared before them (whose bodies may name later consts, and call
+    each other); param values and options may use any fn."""
+    prelude = (
+        "fn f(z) = z^2 + k0\nconst k0 = 1\nfn g(z) = 2 * f(z)\nconst L = g(0) / 2\n"
+        "const c = g(3) / 20\n"
+    )
+    p = load_text(prelude + PDE.format(rhs="c * u").replace("2 * c", "f(2)")).problems["p"]
+    assert p.axes[0].hi == pytest.approx(1.0)
+    assert p.params[0].default == pytest.approx(5.0)
+    assert sympy.simplify(p.equations[0].rhs - Function("u")(x)) == 0
+
+
+def test_a_const_that_overflows_is_refused() -> None:
+    with pytest.raises(RitzError) as info:
+        load_text("const big = 1e400\n")
+    assert info.value.code == "R317" and "inf" in str(info.value)
 
 
 def test_integer_const_stays_integer() -> None:

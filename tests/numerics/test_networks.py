@@ -151,7 +151,7 @@ def _torch_loss(torch, p: dict, data: dict):
     trunk = torch.relu(mlp("g.k.", x, torch.relu, 1))
     g = (branch * trunk).sum(dim=1, keepdim=True) + t["g.out.b"]
     r = fx - y
-    huber = torch.minimum(0.5 * r**2, 0.5 * (r.abs() - 0.25))
+    huber = torch.nn.functional.huber_loss(r, torch.zeros_like(r), reduction="none", delta=0.5)
     loss = huber.mean() + 0.1 * g.abs().sum()
     loss.backward()
     return loss.item(), {k: v.grad.numpy() for k, v in t.items()}

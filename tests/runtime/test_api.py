@@ -144,6 +144,54 @@ def test_bad_option_values_from_python(heat: PdeHandle, options: dict) -> None:
     assert heat.solve(cells=np.int64(16), dt=1e-3)["u"].shape == (2, 16)
 
 
+@pytest.mark.parametrize("value", ["abc", float("nan"), float("inf"), np.array([1.0, 2.0]), True])
+def test_bad_parameter_values_from_python(heat: PdeHandle, value: object) -> None:
+    with pytest.raises(RitzError) as info:
+        heat.solve(nu=value)
+    assert info.value.code == "R538" and "parameter 'nu'" in str(info.value)
+
+
+def test_a_numpy_scalar_is_a_parameter_value(heat: PdeHandle) -> None:
+    a = heat.solve(nu=np.float32(0.25), cells=20)["u"][-1]
+    b = heat.solve(nu=0.25, cells=20)["u"][-1]
+    assert np.array_equal(a, b)
+
+
+def test_initial_velocity_of_a_second_order_equation() -> None:
+    """``initial={"dt(u)": v}`` sets what ``initial dt(u) = ...`` declares, under the name the
+    adjoint's ``g.initial`` uses; the map from it is linear, so the adjoint is checked exactly."""
+    wave = ritz.compile(
+        """
+pde wv {
+    space x in [0, 1]
+    time t in [0, 0.3]
+    field u
+    dt(u, 2) = diff(u, x, 2)
+    boundary u = 0 at all
+    initial u = sin(pi * x)
+    initial dt(u) = x * (1 - x)
+    solve fd(cells = 20, scheme = rk4, dt = 2e-3)
+}
+"""
+    ).wv
+    sol = wave.solve()
+    x = sol.coords["x"]
+    weights = np.linspace(0.0, 1.0, 20)
+    grad = sol.vjp({"u": weights}).initial["dt(u)"]
+    direction = np.random.default_rng(1).normal(size=20)
+
+    def objective(v: np.ndarray) -> float:
+        return float(weights @ wave.solve(initial={"dt(u)": v})["u"][-1])
+
+    v0 = x * (1 - x)
+    assert objective(v0) == pytest.approx(float(weights @ sol["u"][-1]), rel=1e-14)
+    fd = (objective(v0 + direction) - objective(v0 - direction)) / 2
+    assert grad @ direction == pytest.approx(fd, rel=1e-10)
+    with pytest.raises(RitzError) as info:
+        wave.solve(initial={"dt_u": v0})
+    assert info.value.code == "R514" and "did you mean 'dt(u)'" in str(info.value)
+
+
 def test_dt_auto(heat: PdeHandle) -> None:
     sol = heat.solve(cells=32, dt="auto")
     # rk4's real stability limit: dt < 2.785 h^2 / (4 nu) at h = 1/32
