@@ -166,7 +166,14 @@ class PdeHandle:
         merged.update(given)
         return solve, merged
 
-    def _grid(self, merged: dict[str, Any]) -> GridSpec:
+    def _option_span(self, name: str, kwargs: dict[str, Any]) -> Any:
+        """Where the solve line sets option ``name`` (None where Python gave it, or no line)."""
+        if name in kwargs:
+            return None
+        line = self._solve_line(kwargs.get("method"))
+        return None if line is None else line.option_spans.get(name, line.span)
+
+    def _grid(self, merged: dict[str, Any], span: Any = None) -> GridSpec:
         cells = merged.get("cells", DEFAULT_CELLS)
         ndim = len(self.problem.axes)
         if isinstance(cells, int | np.integer):
@@ -176,6 +183,7 @@ class PdeHandle:
             raise RuntimeInputError(
                 f"cells must be one integer >= 2 or a list of {ndim} of them; got {cells}",
                 code="R504",
+                span=span,
             )
         return GridSpec(tuple(cells), tuple((a.lo, a.hi) for a in self.problem.axes))
 
@@ -276,7 +284,7 @@ class PdeHandle:
         initial = kwargs.pop("initial", None)
         params, merged, fd = self.resolve(kwargs)
         module = self._compile(fd)[1]
-        grid = self._grid(merged)
+        grid = self._grid(merged, self._option_span("cells", kwargs))
         need = module.PLAN["meta"].get("min_cells", ())
         for axis, n, m in zip(self.problem.axes, grid.cells, need, strict=False):
             if n < m:
@@ -285,6 +293,7 @@ class PdeHandle:
                     f"stencils and boundary closures there read {m} cells",
                     hint=f"use cells >= {m} along {axis.name}",
                     code="R508",
+                    span=self._option_span("cells", kwargs),
                 )
         dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
@@ -300,6 +309,7 @@ class PdeHandle:
                     "stable at any step, so its size is the accuracy you choose",
                     hint="give dt (e.g. dt = 1e-3), or use an explicit scheme with dt = auto",
                     code="R512",
+                    span=self._option_span("dt", kwargs),
                 )
             from .drivers.implicit import ThetaSimulation
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,8 @@ def _nonneg_int(v: Any) -> Any:
 
 
 def _pos_number(v: Any) -> Any:
-    return v if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else None
+    number = isinstance(v, int | float) and not isinstance(v, bool)
+    return v if number and 0 < v < math.inf else None
 
 
 def _one_of(*words: Any) -> Callable[[Any], Any]:
@@ -93,7 +95,7 @@ def _pos_or_auto(v: Any) -> Any:
 
 DTYPE = OptionRule(_one_of("float32", "float64"), "float32 or float64")
 POS_INT = OptionRule(_pos_int, "a positive integer")
-POS_NUMBER = OptionRule(_pos_number, "a positive number")
+POS_NUMBER = OptionRule(_pos_number, "a positive finite number")
 
 METHOD_OPTIONS: dict[str, dict[str, OptionRule]] = {
     "fd": {

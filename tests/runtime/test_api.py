@@ -132,8 +132,16 @@ def test_unknown_keyword(heat: PdeHandle, key: str, suggestion: str) -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"every": -1}, {"tol": 0}, {"maxiter": 1.5}, {"cells": "many"}, {"dt": "soon"}],
-    ids=["every", "tol", "maxiter", "cells", "dt"],
+    [
+        {"every": -1},
+        {"tol": 0},
+        {"maxiter": 1.5},
+        {"cells": "many"},
+        {"dt": "soon"},
+        {"dt": float("inf")},
+        {"every": float("inf")},
+    ],
+    ids=["every", "tol", "maxiter", "cells", "dt", "dt-inf", "every-inf"],
 )
 def test_bad_option_values_from_python(heat: PdeHandle, options: dict) -> None:
     """Options given from Python meet the rules of a solve line's options (R538), and NumPy
@@ -315,3 +323,28 @@ def test_warm_start_in_a_fresh_process(cache_dir: Path) -> None:
     assert list(path.parent.glob("__pycache__/heat1d_*.nbi"))  # Numba's own cache beside it
     # informative only (no timing assertions): see it with pytest -s
     print(f"warm start to the first step in a fresh process: {second['seconds']:.3f} s")
+
+
+def test_run_time_errors_point_at_the_solve_line_option() -> None:
+    """R504 and R512 come from options of the solve line: they carry its location (an option
+    given from Python has none)."""
+    text = (
+        Path(__file__)
+        .parents[2]
+        .joinpath("examples", "heat1d.dsl")
+        .read_text()
+        .replace(
+            "solve fd(cells = 200, scheme = rk4, dt = 2e-5)",
+            "solve fd(cells = 1, scheme = cn, dt = auto)",
+        )
+    )
+    handle = ritz.compile(text, name="h.dsl").heat1d
+    with pytest.raises(RitzError) as info:
+        handle.solve()
+    assert (info.value.code, info.value.line, info.value.column) == ("R504", 11, 14)
+    with pytest.raises(RitzError) as info:
+        handle.solve(cells=8)
+    assert (info.value.code, info.value.line, info.value.column) == ("R512", 11, 38)
+    with pytest.raises(RitzError) as info:
+        handle.solve(cells=8, dt="auto")
+    assert info.value.code == "R512" and info.value.line is None
