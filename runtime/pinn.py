@@ -150,6 +150,13 @@ def solve_pinn(
 ) -> PinnSolution:
     """Train the solve line's network on the PDE's residual and conditions (LANGUAGE.md §3)."""
     problem = handle.problem
+    line = solve.options.get("optimizer")
+    span = solve.option_spans.get("optimizer")
+    opt = parse_optimizer(  # before compiling: a bad optimizer is reported at once
+        A.Keyword("optimizer", line, span) if line is not None else None,
+        options.get("optimizer"),  # a name given from Python or --set
+        {k: v for k, v in options.items() if k in OPTION_NAMES},
+    )
     art, merged, key = pinn_artifact(handle, solve, options)
     if key not in handle._modules:
         handle._modules[key] = _load(art, handle.backend_name, handle.cache_dir)
@@ -158,13 +165,6 @@ def solve_pinn(
     dtype = art.dtype
     data = pinn_inputs(art, problem, merged, params, dtype)
     steps = int(merged.get("steps", 2000))
-    line = solve.options.get("optimizer")
-    span = solve.option_spans.get("optimizer")
-    opt = parse_optimizer(
-        A.Keyword("optimizer", line, span) if line is not None else None,
-        options.get("optimizer"),  # a name given from Python or --set
-        {k: v for k, v in options.items() if k in OPTION_NAMES},
-    )
     w = pack(init_weights(art.weights, seed, dtype), art)
     if opt.name == "lbfgs":
         w, history, info = run_lbfgs(mod, w, data, steps, opt)

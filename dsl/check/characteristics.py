@@ -78,9 +78,18 @@ def _coefficients(
     return sympy.Matrix(rows)
 
 
-def _entering(matrix: np.ndarray, side: str) -> np.ndarray | None:
-    """The right eigenvectors (columns) of the characteristics that enter through ``side``;
-    None where the system is not hyperbolic there (complex speeds, or too few eigenvectors)."""
+@dataclass(frozen=True)
+class _Sample:
+    """The characteristics at one point of a face (and one time)."""
+
+    point: dict[sympy.Symbol, sympy.Float]
+    entering: np.ndarray  # right eigenvectors (columns) of those entering through the face
+    standing: int  # how many have speed zero there
+
+
+def _characteristics(matrix: np.ndarray, side: str) -> tuple[np.ndarray, int] | None:
+    """The entering right eigenvectors and the count of zero speeds; None where the system is
+    not hyperbolic there (complex speeds, or too few eigenvectors)."""
     values, vectors = np.linalg.eig(matrix)
     scale = max(1.0, float(np.abs(values).max(initial=0.0)))
     if np.abs(values.imag).max(initial=0.0) > 1e-9 * scale:
@@ -90,7 +99,58 @@ def _entering(matrix: np.ndarray, side: str) -> np.ndarray | None:
     speeds = -values.real  # dt(w) = lambda dx(w) carries w at speed -lambda
     tol = 1e-12 * scale
     enter = speeds > tol if side == "lo" else speeds < -tol
-    return np.real(vectors[:, enter])
+    return np.real(vectors[:, enter]), int(np.sum(np.abs(speeds) <= tol))
+
+
+def _samples(
+    equations: Sequence[A.FieldEquation],
+    fields: tuple[str, ...],
+    axis: A.AxisSpec,
+    side: str,
+    axes: Sequence[A.AxisSpec],
+    time: A.TimeSpec,
+    params: Mapping[str, float],
+    t0: float,
+    t1: float,
+) -> list[_Sample] | str:
+    """The characteristics along a face (coefficients that vary are sampled along it and over
+    the run's times), or why they cannot be known before the run."""
+    at = axis.lo if side == "lo" else axis.hi
+    listed = ", ".join(fields)
+    matrix = _coefficients(equations, fields, axis.name, [a.name for a in axes])
+    if matrix is None:
+        return (
+            f"the speed at which {listed} {'travel' if len(fields) > 1 else 'travels'} "
+            f"along {axis.name} depends on the solution, so whether a characteristic enters at "
+            f"{axis.name} = {at:g} is not known before the run"
+        )
+    subs: dict[sympy.Basic, sympy.Basic] = {
+        sympy.Symbol(k): sympy.Float(v) for k, v in params.items()
+    }
+    subs[sympy.Symbol(axis.name)] = sympy.Float(at)
+    matrix = matrix.xreplace(subs)
+    sampled = [
+        (sympy.Symbol(a.name), np.linspace(a.lo, a.hi, _SAMPLES)) for a in axes if a is not axis
+    ]
+    sampled.append((sympy.Symbol(time.name), np.linspace(t0, t1, _SAMPLES)))
+    used = [(sym, pts) for sym, pts in sampled if matrix.has(sym)]
+    grids = np.meshgrid(*[p for _, p in used], indexing="ij") if used else []
+    count = grids[0].size if used else 1
+    out = []
+    for k in range(count):
+        point = {sym: sympy.Float(g.flat[k]) for (sym, _), g in zip(used, grids, strict=True)}
+        value = matrix.xreplace(point)
+        if value.free_symbols:
+            unknown = ", ".join(sorted(str(sym) for sym in value.free_symbols))
+            return f"the transport speeds along {axis.name} depend on {unknown}"
+        found = _characteristics(np.array(value.tolist(), dtype=float), side)
+        if found is None:
+            return (
+                f"the first-order system of {listed} along {axis.name} is not hyperbolic (its "
+                "speeds are not real, or it lacks a full set of characteristics)"
+            )
+        out.append(_Sample(point, *found))
+    return out
 
 
 def open_faces(
@@ -116,14 +176,12 @@ def open_faces(
         if axis.periodic:
             continue
         fields = transported_fields(equations, axis.name)
-        for side, at in (("lo", axis.lo), ("hi", axis.hi)):
+        for side in ("lo", "hi"):
             missing = tuple(f for f in fields if (f, axis.name, side) not in given)
             if not missing:
                 continue
             out.append(
-                _judge(
-                    equations, fields, missing, axis, side, at, axes, time, params, given, t0, t1
-                )
+                _judge(equations, fields, missing, axis, side, axes, time, params, given, t0, t1)
             )
     return out
 
@@ -134,7 +192,6 @@ def _judge(
     missing: tuple[str, ...],
     axis: A.AxisSpec,
     side: str,
-    at: float,
     axes: Sequence[A.AxisSpec],
     time: A.TimeSpec,
     params: Mapping[str, float],
@@ -142,69 +199,59 @@ def _judge(
     t0: float,
     t1: float,
 ) -> OpenFace:
-    where = f"{axis.name} = {at:g}"
-    listed = ", ".join(fields)
-    matrix = _coefficients(equations, fields, axis.name, [a.name for a in axes])
-    if matrix is None:
-        return OpenFace(
-            axis.name,
-            side,
-            missing,
-            f"the speed at which {listed} {'travel' if len(fields) > 1 else 'travels'} "
-            f"along {axis.name} depends on the solution, so whether a characteristic enters at "
-            f"{where} is not known before the run",
-        )
-    subs: dict[sympy.Basic, sympy.Basic] = {
-        sympy.Symbol(k): sympy.Float(v) for k, v in params.items()
-    }
-    subs[sympy.Symbol(axis.name)] = sympy.Float(at)
-    matrix = matrix.xreplace(subs)
-    sampled = [
-        (sympy.Symbol(a.name), np.linspace(a.lo, a.hi, _SAMPLES)) for a in axes if a is not axis
-    ]
-    sampled.append((sympy.Symbol(time.name), np.linspace(t0, t1, _SAMPLES)))
-    used = [(s, pts) for s, pts in sampled if matrix.has(s)]
-    grids = np.meshgrid(*[p for _, p in used], indexing="ij") if used else []
-    count = grids[0].size if used else 1
+    samples = _samples(equations, fields, axis, side, axes, time, params, t0, t1)
+    if isinstance(samples, str):
+        return OpenFace(axis.name, side, missing, samples)
     given_rows = [i for i, f in enumerate(fields) if (f, axis.name, side) in given]
-    for k in range(count):
-        point = {s: sympy.Float(g.flat[k]) for (s, _), g in zip(used, grids, strict=True)}
-        value = matrix.xreplace(point)
-        if value.free_symbols:
-            unknown = ", ".join(sorted(str(s) for s in value.free_symbols))
-            return OpenFace(
-                axis.name,
-                side,
-                missing,
-                f"the transport speeds along {axis.name} depend on {unknown}",
-            )
-        entering = _entering(np.array(value.tolist(), dtype=float), side)
-        if entering is None:
-            return OpenFace(
-                axis.name,
-                side,
-                missing,
-                f"the first-order system of {listed} along {axis.name} is not "
-                "hyperbolic (its speeds are not real, or it lacks a full set of characteristics)",
-            )
-        n_in = entering.shape[1]
-        if n_in and np.linalg.matrix_rank(entering[given_rows, :], tol=1e-9) < n_in:
+    for sample in samples:
+        n_in = sample.entering.shape[1]
+        if n_in and np.linalg.matrix_rank(sample.entering[given_rows, :], tol=1e-9) < n_in:
             fixed = [fields[i] for i in given_rows]
             reason = (
-                f"{n_in} characteristic{'s' if n_in > 1 else ''} of {listed} "
+                f"{n_in} characteristic{'s' if n_in > 1 else ''} of {', '.join(fields)} "
                 f"enter{'' if n_in > 1 else 's'} there"
-                + (f" (at {_point(point)})" if point else "")
+                + (f" (at {_point(sample.point)})" if sample.point else "")
             )
             if fixed:
                 reason += f", and the conditions on {', '.join(fixed)} do not fix "
                 reason += "them" if n_in > 1 else "it"
-            return OpenFace(
-                axis.name,
-                side,
-                missing,
-                reason,
-            )
+            return OpenFace(axis.name, side, missing, reason)
     return OpenFace(axis.name, side, missing, "")
+
+
+def over_specified(
+    equations: Sequence[A.FieldEquation],
+    axes: Sequence[A.AxisSpec],
+    time: A.TimeSpec | None,
+    params: Mapping[str, float],
+    given: Iterable[tuple[str, str, str]],
+    span: tuple[float, float] | None = None,
+) -> list[tuple[str, str, tuple[str, ...], int]]:
+    """(axis, side, fields given there, how many conditions the face can take) of every face
+    on which transported fields have more conditions than characteristics enter or stand still,
+    at every point of the face and every time: an outgoing wave cannot meet such a condition,
+    and the scheme reflects it (a flow that enters through part of a face needs its condition
+    there, and is left alone)."""
+    given = set(given)
+    out: list[tuple[str, str, tuple[str, ...], int]] = []
+    if time is None:
+        return out
+    t0, t1 = span if span is not None else (time.t0, time.t1)
+    for axis in axes:
+        if axis.periodic:
+            continue
+        fields = transported_fields(equations, axis.name)
+        for side in ("lo", "hi"):
+            have = tuple(f for f in fields if (f, axis.name, side) in given)
+            if not have:
+                continue
+            samples = _samples(equations, fields, axis, side, axes, time, params, t0, t1)
+            if isinstance(samples, str):
+                continue
+            room = max(x.entering.shape[1] + x.standing for x in samples)
+            if len(have) > room:
+                out.append((axis.name, side, have, room))
+    return out
 
 
 def _point(point: Mapping[sympy.Symbol, sympy.Float]) -> str:

@@ -15,7 +15,7 @@ from ..diagnostics import DiagnosticSink, DslNameError, DslTypeError, RitzError,
 from ..resolve import ModuleEnv, call_name, fold_number, ref_span
 from ..source import Span
 from .blocks import check_optimizer
-from .characteristics import open_faces
+from .characteristics import open_faces, over_specified
 from .common import METHOD_OPTIONS, Names, check_solves
 from .pde_expr import PdeExpressions
 
@@ -447,6 +447,30 @@ class PdeChecker(PdeExpressions):
                             else ""
                         ),
                     )
+        for axis, side, have, room in over_specified(equations, self.axes, self.time, params, seen):
+            at = next(a.lo if side == "lo" else a.hi for a in self.axes if a.name == axis)
+            where = f"{axis} = {at:g}"
+            if room == 0:
+                owned = "have conditions" if len(have) > 1 else "has a condition"
+                message = (
+                    f"{' and '.join(have)} {owned} at {where}, where no characteristic "
+                    "enters: the wave leaving there cannot meet it, and the scheme would "
+                    "reflect it back into the domain"
+                )
+                hint = f"remove the condition{'s' if len(have) > 1 else ''} at {where}"
+            else:
+                message = (
+                    f"{', '.join(have)} have {len(have)} conditions at {where}, where only {room} "
+                    f"characteristic{'s enter' if room > 1 else ' enters'}: the waves leaving "
+                    "there cannot meet the others, and the scheme would reflect them"
+                )
+                hint = f"keep {room} condition{'s' if room > 1 else ''} at {where}"
+            self.sink.error(
+                "R322",
+                message,
+                seen[have[-1], axis, side],
+                hint + " (a face takes one condition per characteristic that enters through it)",
+            )
         return out
 
     def check(self) -> A.PdeProblem | None:

@@ -1,17 +1,20 @@
 """Transported (first-order hyperbolic) fields: conditions only where characteristics enter.
 
 An outflow face goes without a condition; its ghosts continue the interior by a polynomial of
-degree ``order``, and the observed order is the scheme's. A condition on every face (the old
-requirement) over-specifies the problem: the outgoing wave is reflected as a grid-scale mode of
-size O(h), which these tests also pin down, so that the difference stays visible."""
+degree ``order``, and the observed order is the scheme's. A condition on an outflow face (the
+old requirement) over-specifies the problem and is refused (R322)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import ritz
 from ritz.dsl import RitzError, RuntimeInputError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ADVECTION = """
 pde adv {{
@@ -65,11 +68,32 @@ def test_advection_with_an_open_outflow_face_converges_at_the_scheme_order(order
     assert rates.min() > order - 0.15, rates
 
 
-def test_a_condition_on_the_outflow_face_costs_an_order() -> None:
-    """The over-specified program still runs (it is not wrong, only less accurate): at order 2
-    it converges at rate 1, with the reflected mode at the outflow face."""
-    rates = _rates(_advection_errors(2, "x = 0, x = 1"))
-    assert rates.min() > 0.85 and rates.max() < 1.2, rates
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (ADVECTION.format(order=2, faces="x = 0, x = 1"), "u has a condition at x = 1"),
+        (ADVECTION.format(order=2, faces="all"), "u has a condition at x = 1"),
+        (
+            WAVE_SYSTEM.format(scheme="rk4", order=2).replace(
+                "    initial u", "    boundary v = 0 at x = 0\n    initial u", 1
+            ),
+            "u, v have 2 conditions at x = 0, where only 1 characteristic enters",
+        ),
+    ],
+)
+def test_a_condition_on_an_outflow_face_is_refused(text: str, where: str) -> None:
+    """Over-specified: the outgoing wave cannot meet the condition. The scheme reflects it as a
+    grid-scale mode: at order 2 with exact data the error falls at rate 1 instead of 2, and with
+    data the solution does not meet (u = 0 where a pulse leaves) it is wrong by O(1)."""
+    with pytest.raises(RitzError) as info:
+        ritz.compile(text)
+    assert info.value.code == "R322" and where in str(info.value)
+
+
+def test_fields_that_stand_still_at_a_face_may_take_a_condition() -> None:
+    """A coefficient field (dt(kappa) = 0) is differentiated once, at speed zero: a condition on
+    it fixes no characteristic and over-specifies nothing."""
+    ritz.load(str(ROOT / "examples" / "inverse_heat.dsl"))
 
 
 @pytest.mark.parametrize(("scheme", "order"), [("rk4", 2), ("rk4", 4), ("ssprk3", 2), ("cn", 2)])
