@@ -11,7 +11,7 @@ whether the conditions given on each face fix them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,21 +169,30 @@ def open_faces(
     """
     given = set(given)
     out: list[OpenFace] = []
-    if time is None:
-        return out
-    t0, t1 = span if span is not None else (time.t0, time.t1)
-    for axis in axes:
-        if axis.periodic:
-            continue
-        fields = transported_fields(equations, axis.name)
-        for side in ("lo", "hi"):
-            missing = tuple(f for f in fields if (f, axis.name, side) not in given)
-            if not missing:
-                continue
+    for axis, side, fields, clock, t0, t1 in _faces(equations, axes, time, span):
+        missing = tuple(f for f in fields if (f, axis.name, side) not in given)
+        if missing:
             out.append(
-                _judge(equations, fields, missing, axis, side, axes, time, params, given, t0, t1)
+                _judge(equations, fields, missing, axis, side, axes, clock, params, given, t0, t1)
             )
     return out
+
+
+def _faces(
+    equations: Sequence[A.FieldEquation],
+    axes: Sequence[A.AxisSpec],
+    time: A.TimeSpec | None,
+    span: tuple[float, float] | None,
+) -> Iterator[tuple[A.AxisSpec, str, tuple[str, ...], A.TimeSpec, float, float]]:
+    """(axis, side, transported fields, time, t0, t1) of every non-periodic face of a
+    time-dependent problem with fields transported across it."""
+    if time is None:
+        return
+    t0, t1 = span if span is not None else (time.t0, time.t1)
+    for axis in axes:
+        fields = () if axis.periodic else transported_fields(equations, axis.name)
+        for side in ("lo", "hi") if fields else ():
+            yield axis, side, fields, time, t0, t1
 
 
 def _judge(
@@ -234,23 +243,16 @@ def over_specified(
     there, and is left alone)."""
     given = set(given)
     out: list[tuple[str, str, tuple[str, ...], int]] = []
-    if time is None:
-        return out
-    t0, t1 = span if span is not None else (time.t0, time.t1)
-    for axis in axes:
-        if axis.periodic:
+    for axis, side, fields, clock, t0, t1 in _faces(equations, axes, time, span):
+        have = tuple(f for f in fields if (f, axis.name, side) in given)
+        if not have:
             continue
-        fields = transported_fields(equations, axis.name)
-        for side in ("lo", "hi"):
-            have = tuple(f for f in fields if (f, axis.name, side) in given)
-            if not have:
-                continue
-            samples = _samples(equations, fields, axis, side, axes, time, params, t0, t1)
-            if isinstance(samples, str):
-                continue
-            room = max(x.entering.shape[1] + x.standing for x in samples)
-            if len(have) > room:
-                out.append((axis.name, side, have, room))
+        samples = _samples(equations, fields, axis, side, axes, clock, params, t0, t1)
+        if isinstance(samples, str):
+            continue
+        room = max(x.entering.shape[1] + x.standing for x in samples)
+        if len(have) > room:
+            out.append((axis.name, side, have, room))
     return out
 
 
