@@ -202,7 +202,6 @@ def build_env(
         env.networks.update({f"{alias}.{k}": v for k, v in sub.local_networks.items()})
         env.network_envs.update({f"{alias}.{k}": sub for k in sub.local_networks})
 
-    fn_defs: dict[str, A.FnDef] = {}
     for item in module.items:
         if isinstance(item, A.ConstDef):
             if not declare(item.name, item.span, "const"):
@@ -212,7 +211,7 @@ def build_env(
                 env.consts[item.name] = env.local_consts[item.name] = value
         elif isinstance(item, A.FnDef):
             if declare(item.name, item.span, "fn"):
-                fn_defs[item.name] = env.pending_fns[item.name] = item
+                env.pending_fns[item.name] = item
                 key = f"@{module.source.name}:{item.name}"
                 env.fns[item.name] = env.local_fns[item.name] = key
         elif isinstance(item, A.Pde | A.Network | A.Train | A.Bilevel) and declare(
@@ -223,8 +222,8 @@ def build_env(
                 env.networks[item.name] = env.local_networks[item.name] = item
                 env.network_envs[item.name] = env
 
-    for name in fn_defs:
-        _resolve_fn(env, fn_defs, name, [], sink)
+    for name in env.pending_fns:
+        _resolve_fn(env, env.pending_fns, name, [], sink)
     return env
 
 
