@@ -278,7 +278,8 @@ def _net(
     """The solve line's ``net = ...`` as a net named ``net``, with ``n_out`` set to the number
     of fields when the network has that option and the line does not give it."""
     value = options.get("net")
-    span = problem.solves[0].span if problem.solves else problem.span
+    line = next((s for s in problem.solves if s.method == "pinn"), None)
+    span = line.span if line is not None else problem.span
     if value is None:
         raise DslTypeError(
             "solve pinn(...) needs a network: net = nn.mlp(width = 32)", span, None, "R351"

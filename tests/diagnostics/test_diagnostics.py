@@ -64,3 +64,18 @@ def test_a_refused_boundary_line_is_not_also_reported_missing() -> None:
     with pytest.raises(RitzError) as info:
         load_text(text)
     assert [d.code for d in info.value.diagnostics] == ["R312"]
+
+
+def test_pinn_without_net_points_at_the_pinn_line() -> None:
+    """The shape check (``ritz check``) refuses a pinn line without a network at that line,
+    not at the problem's first solve line."""
+    from ritz.runtime.api import compile_text
+    from ritz.runtime.shape_check import check_shapes
+
+    program = cases.pde(
+        "dt(u) = diff(u, x, 2)", "solve fd(cells = 8, dt = 0.01)", "solve pinn(steps = 2)"
+    )
+    with pytest.raises(RitzError) as err:
+        check_shapes(compile_text(program, name="case.dsl"))
+    assert (err.value.code, err.value.line, err.value.column) == ("R351", 7, 5)
+    assert "needs a network" in err.value.message
