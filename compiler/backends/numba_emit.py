@@ -225,7 +225,10 @@ class NumbaEmitter:
             out.append(INDENT * 2 + f"{ident(f)}, {ident(q)} = {ident(q)}, {ident(f)}")
         out += [INDENT + "for n in range(nsteps - 1, -1, -1):", INDENT * 2 + "t = t0 + n * dt"]
         out += [INDENT * 2 + f"{ident(b)}[...] = kept[n, {k}]" for k, b in enumerate(kept)]
-        out += [INDENT * 2 + f"adjoint_step({sig})", INDENT + f"return ({', '.join(bufs)},)"]
+        out.append(INDENT * 2 + f"adjoint_step({sig})")
+        for lam, nxt in g.meta.get("adjoint_swaps", ()):
+            out.append(INDENT * 2 + f"{ident(lam)}, {ident(nxt)} = {ident(nxt)}, {ident(lam)}")
+        out.append(INDENT + f"return ({', '.join(bufs)},)")
         return out
 
     def plan_literal(self) -> list[str]:

@@ -7,8 +7,11 @@ buffers) with a halo twice the stencil radius, plus the entries
 - ``adjoint_step``: the reverse sweep of one step. With lambda the cotangent of the new state,
   the cotangent of stage i's right-hand side is w_i = dt b_i lambda + dt sum_{m>i} a_mi mu_m,
   where mu_m = (df/du)(S_m)^T w_m. Stages run from last to first; stage m's kernel computes
-  mu_m, adds it into lambda and dt a_mi mu_m into every earlier w_i, and adds (df/dp)^T w_m,
-  as a sum over the grid (Write.total) into one buffer per parameter;
+  mu_m, adds it into lambda' (the cotangent of the old state) and dt a_mi mu_m into every
+  earlier w_i, and adds (df/dp)^T w_m, as a sum over the grid (Write.total) into one buffer
+  per parameter. The last stage reads w_s = dt b_s lambda as lambda itself, and writes
+  lambda' = lambda + mu_s and w_i = dt b_i lambda + dt a_si mu_s: no pass over memory only to
+  scale lambda. lambda' and lambda exchange roles after the step (meta ``adjoint_swaps``);
 - ``adjoint_initial``: the cotangent of the parameters through the initial condition.
 
 The transposed stencils are lowered by ``transpose``; ``param_vjp_kernel`` and
@@ -23,9 +26,9 @@ from dataclasses import replace
 import sympy
 
 from ..ir.program import Program
-from ..kernels import GroupMeta, Kernel, KernelGroup, Launch, Read
+from ..kernels import GroupMeta, Kernel, KernelGroup, Launch
 from .adjoint import cotangent
-from .fuse import DT, FuseInput, assemble_kernel, fuse, grid_of, read_symbol
+from .fuse import DT, FuseInput, assemble_kernel, fuse, grid_of
 from .integrate import _row, integrate, stage_input
 from .manager import PassContext
 from .simplify import simplify
@@ -37,6 +40,7 @@ from .transpose import (
     cotangent_buffer,
     history_cotangent,
     initial_gradient_kernel,
+    next_adjoint_buffer,
     offset_reads,
     param_buffer,
     shift_radius,
@@ -56,36 +60,31 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
     s = tableau.stages
 
     kernels: dict[str, Kernel] = {}
-    start_writes = []
-    for f in info.fields:
-        origin = (0,) * group.ndim
-        lam = Read(read_symbol(adjoint_buffer(f), origin), adjoint_buffer(f), origin)
-        for i in range(1, s + 1):
-            start_writes.append((weight_buffer(f, i), DT * sympy.Float(tableau.b[i - 1]), lam))
-    start = assemble_kernel(
-        "adjoint_start",
-        "stencil",
-        [(w, ()) for w, _, _ in start_writes],
-        [coef * lam.symbol for _, coef, lam in start_writes],
-        {(lam.array, lam.offsets): lam for _, _, lam in start_writes},
-        set(),
-        ["adjoint: cotangents of the stage right-hand sides from that of the new state"],
-        scalars,
-        info,
-    )
-    kernels[start.name] = start
-    launches = [Launch(start.name, start.arrays)]
-
+    launches: list[Launch] = []
     for m in range(s, 0, -1):
+        row = _row(tableau, m)
         rename = {f: stage_input(f, tableau, m) for f in info.fields}
-        rename |= {cotangent(f): weight_buffer(f, m) for f in info.fields}
         values = {f: prog.outputs[f"vjp:{f}"] for f in info.fields}
+        scale: dict[str, sympy.Expr] = {}
+        bases: dict[str, tuple[str, sympy.Expr]] = {}
+        if m == s:  # w_s = dt b_s lambda: read lambda itself, and start every earlier w_i
+            rename |= {cotangent(f): adjoint_buffer(f) for f in info.fields}
+            scale = {cotangent(f): DT * sympy.Float(tableau.b[s - 1]) for f in info.fields}
+            for f in info.fields:
+                bases[next_adjoint_buffer(f)] = (adjoint_buffer(f), sympy.Integer(1))
+                for i in range(1, s):
+                    bases[weight_buffer(f, i)] = (
+                        adjoint_buffer(f),
+                        DT * sympy.Float(tableau.b[i - 1]),
+                    )
+        else:
+            rename |= {cotangent(f): weight_buffer(f, m) for f in info.fields}
         destinations = {
-            f: [(adjoint_buffer(f), sympy.Integer(1))]
+            f: [(next_adjoint_buffer(f), sympy.Integer(1))]
             + [
-                (weight_buffer(f, i), DT * sympy.Float(_row(tableau, m)[i - 1]))
+                (weight_buffer(f, i), DT * sympy.Float(row[i - 1]))
                 for i in range(1, m)
-                if _row(tableau, m)[i - 1]
+                if row[i - 1] or m == s
             ]
             for f in info.fields
         }
@@ -109,6 +108,8 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
             ],
             accumulate=True,
             totals=frozenset(param_buffer(p) for p in params),
+            scale=scale,
+            bases=bases,
         )
 
     entries = [("adjoint_step", tuple(launches))]
@@ -118,15 +119,17 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
         entries.append(("adjoint_initial", (Launch(init.name, init.arrays),)))
     buffers = list(group.buffers)
     for f in info.fields:
-        buffers += [adjoint_buffer(f), *(weight_buffer(f, i) for i in range(1, s + 1))]
+        buffers += [adjoint_buffer(f), next_adjoint_buffer(f)]
+        buffers += [weight_buffer(f, i) for i in range(1, s)]
     buffers += [param_buffer(p) for p in params]
+    swaps = tuple((adjoint_buffer(f), next_adjoint_buffer(f)) for f in info.fields)
     existing = {k.name: k for k in group.kernels}
     return replace(
         group,
         kernels=tuple({**existing, **kernels}.values()),
         buffers=tuple(buffers),
         entries=tuple(entries),
-        meta={**group.meta, **adjoint_meta(prog, info)},
+        meta={**group.meta, **adjoint_meta(prog, info), "adjoint_swaps": swaps},
     )
 
 

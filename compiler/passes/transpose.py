@@ -47,6 +47,13 @@ def adjoint_buffer(field: str) -> str:
     return f"{field}@adj"
 
 
+def next_adjoint_buffer(field: str) -> str:
+    """The cotangent of the state one step earlier, written while ``adjoint_buffer`` is read
+    (the first adjoint stage reads lambda with its stencils, so it cannot update it in place);
+    the two exchange roles after each adjoint step."""
+    return f"{field}@adj2"
+
+
 def weight_buffer(field: str, stage: int) -> str:
     """w_i: the cotangent of stage i's right-hand side of ``field``."""
     return f"{field}@w{stage}"
@@ -77,10 +84,12 @@ class Fold:
 @dataclass
 class Lowering:
     """Kernel-level expressions of a vjp Program's values at the kernel's point moved by
-    ``shift`` cells: Inputs become reads of (renamed) buffers, shifts move the point."""
+    ``shift`` cells: Inputs become reads of (renamed) buffers, times their ``scale`` if they
+    have one; shifts move the point."""
 
     prog: Program
     rename: dict[str, str]
+    scale: dict[str, sympy.Expr] = field(default_factory=dict)
     reads: dict = field(default_factory=dict)
     coords: set[int] = field(default_factory=set)
     folds: list[Fold] = field(default_factory=list)
@@ -100,7 +109,7 @@ class Lowering:
             buffer = self.rename.get(op.name, op.name)
             if (buffer, shift) not in self.reads:
                 self.reads[(buffer, shift)] = Read(read_symbol(buffer, shift), buffer, shift)
-            return self.reads[(buffer, shift)].symbol
+            return self.scale.get(op.name, sympy.Integer(1)) * self.reads[(buffer, shift)].symbol
         if isinstance(op, Shift):
             return self.at(op.args[0], shifted_by(shift, op.axis, op.offset), depth)
         if isinstance(op, ShiftTranspose):
@@ -176,12 +185,13 @@ def fold_kernel(
     rename: dict[str, str],
     info: FuseInput,
     scalars: tuple[str, ...],
+    scale: dict[str, sympy.Expr] | None = None,
 ) -> tuple[Kernel, dict[str, int]]:
     """Fold the reads that landed on the ghosts of one face back onto the cells they
     extrapolate: cell m (inward from the face) gets sum_j w_jm x(reader of ghost j)."""
     ndim = grid_of(prog).ndim
     inward = 1 if side == "lo" else -1
-    lowering = Lowering(prog, rename, fold_allowed=False)
+    lowering = Lowering(prog, rename, scale or {}, fold_allowed=False)
     per_cell: dict[tuple[str, int], sympy.Expr] = {}
     for fld, terms in contributions.items():
         for coef, fold in terms:
@@ -205,6 +215,8 @@ def fold_kernel(
     for (fld, m), value in per_cell.items():
         offsets = tuple(inward * m if a == axis else 0 for a in range(ndim))
         for buffer, weight in destinations[fld]:
+            if weight == 0:
+                continue
             at = (buffer, offsets)
             if at not in lowering.reads:
                 lowering.reads[at] = Read(read_symbol(buffer, offsets), buffer, offsets)
@@ -274,6 +286,8 @@ def transposed_entry(
     totals: frozenset[str] = frozenset(),
     ghosts: int | None = None,
     gather: str | None = None,
+    scale: dict[str, sympy.Expr] | None = None,
+    bases: dict[str, tuple[str, sympy.Expr]] | None = None,
 ) -> list[Launch]:
     """The launches that write each value of ``values`` (ids of a transposed Program, by key)
     into its ``destinations`` (buffer, weight): one gather kernel (``gather``, default
@@ -281,10 +295,15 @@ def transposed_entry(
     grid for the buffers in ``totals``), then one fold kernel per face its transposed stencils
     reach (``<name>_fold_<axis>_<side>``, always added). Before them, buffers read aside get
     their periodic halos, and with ``ghosts`` (a halo width) the state fields their ghosts
-    at t + c dt; without it the forward step has filled them already."""
+    at t + c dt; without it the forward step has filled them already. ``scale``: factors of
+    renamed Inputs (a cotangent read from a buffer that holds a multiple of it); ``bases``:
+    a destination written as coefficient * (another buffer) + weight * value, overriding
+    ``accumulate`` (a first stage that initialises what later stages accumulate into)."""
     from .fuse import halo_launches
 
-    lowering = Lowering(prog, rename)
+    scale = scale or {}
+    bases = bases or {}
+    lowering = Lowering(prog, rename, scale)
     origin = (0,) * grid_of(prog).ndim
     writes, exprs = [], []
     folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
@@ -295,11 +314,14 @@ def transposed_entry(
             folds.setdefault((fold.axis, side), {}).setdefault(key, []).append((coef, fold))
         for buffer, weight in destinations[key]:
             term = weight * expr
-            if accumulate and buffer not in totals:
-                at = (buffer, origin)
+            base = bases.get(buffer)
+            if base is None and accumulate and buffer not in totals:
+                base = (buffer, sympy.Integer(1))
+            if base is not None:
+                at = (base[0], origin)
                 if at not in lowering.reads:
-                    lowering.reads[at] = Read(read_symbol(buffer, origin), buffer, origin)
-                term = lowering.reads[at].symbol + term
+                    lowering.reads[at] = Read(read_symbol(base[0], origin), base[0], origin)
+                term = base[1] * lowering.reads[at].symbol + term
             writes.append((buffer, ()))
             exprs.append(term)
     built = [
@@ -331,6 +353,7 @@ def transposed_entry(
                 rename,
                 info,
                 scalars,
+                scale,
             )
         )
     periodic = grid_of(prog).periodic

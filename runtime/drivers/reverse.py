@@ -80,6 +80,10 @@ class AdjointRun:
             for i, b in enumerate(self.plan["buffers"])
             if "@q" in b and b.split("@")[0] in self.plan["fields"]
         ]
+        # (lambda, lambda'): written by each adjoint step into the other, then exchanged
+        self.adjoint_swaps = [
+            (self.index[a], self.index[b]) for a, b in self.plan["meta"].get("adjoint_swaps", ())
+        ]
 
     def _view(self, bufs: list[Any], name: str) -> Any:
         return bufs[self.index[name]][self.inner]
@@ -141,7 +145,12 @@ class AdjointRun:
             for j in range(first + len(kept) - 1, first - 1, -1):
                 if j in ends:
                     inject(ends[j])
-                self.module.adjoint_step(*kept.pop(), *self.sim.scalars(*steps[j]))
+                state = kept.pop()
+                for a, b in self.adjoint_swaps:  # the cotangents as the last step left them
+                    state[a], state[b] = bufs[a], bufs[b]
+                self.module.adjoint_step(*state, *self.sim.scalars(*steps[j]))
+                for a, b in self.adjoint_swaps:
+                    bufs[a], bufs[b] = bufs[b], bufs[a]
 
         if length == 1:  # keep everything: no recomputation
             kept = []

@@ -15,13 +15,13 @@ PLAN = {
     'ndim': 1, 'halo': 4, 'dtype': 'float64',
     'axes': ('x',),
     'fields': ('u',),
-    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@w1', 'u@w2', 'u@w3', 'u@w4', 'c@gp'),
+    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'c@gp'),
     'params': ('c',),
     'scalars': ('p_c', 't', 'dt', 'lo0', 'h0'),
-    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (True,), 'min_cells': (4,), 'robin': (), 'adjoint_params': ('c',), 'boundary_params': ()},
+    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (True,), 'min_cells': (4,), 'robin': (), 'adjoint_params': ('c',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'),)},
 }
 
-KERNELS = ('wrap_0', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_start', 'adjoint_stage4', 'adjoint_stage3', 'adjoint_stage2', 'adjoint_stage1')
+KERNELS = ('wrap_0', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage3', 'adjoint_stage2', 'adjoint_stage1')
 
 
 @numba.njit(cache=True)
@@ -122,59 +122,43 @@ def initial(f_u, p_c, t, dt, lo0, h0):
         f_u[i0] = math.exp(-100*((x0 - 0.5)*(x0 - 0.5)))
 
 
-@numba.njit(cache=True, parallel=True)
-def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_c, t, dt, lo0, h0):
-    # adjoint: cotangents of the stage right-hand sides from that of the new state
-    n0 = adj_u.shape[0] - 8
-    for j0 in numba.prange(n0):
-        i0 = j0 + 4
-        adj_u_p0 = adj_u[i0]
-        e0 = adj_u_p0*dt
-        e1 = 0.16666666666666666*e0
-        e2 = 0.3333333333333333*e0
-        w1_u[i0] = e1
-        w2_u[i0] = e2
-        w3_u[i0] = e2
-        w4_u[i0] = e1
-
-
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 4
     # advection.dsl:7  dt(u) = -c * diff(u, x)
     n0 = adj_u.shape[0] - 8
     e0 = 1.0/h0
-    e1 = e0*p_c
-    e2 = (0.6666666666666666)*e1
-    e3 = (0.08333333333333333)*e1
-    e4 = dt*e1
-    e5 = 0.08333333333333333*e4
-    e6 = 0.6666666666666666*e4
-    total2 = 0.0
+    e1 = dt*e0*p_c
+    e2 = 0.013888888888888888*e1
+    e3 = 0.1111111111111111*e1
+    total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
+        adj_u_m2 = adj_u[i0 - 2]
+        adj_u_m1 = adj_u[i0 - 1]
         adj_u_p0 = adj_u[i0]
+        adj_u_p1 = adj_u[i0 + 1]
+        adj_u_p2 = adj_u[i0 + 2]
         q4_u_m2 = q4_u[i0 - 2]
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p1 = q4_u[i0 + 1]
         q4_u_p2 = q4_u[i0 + 2]
-        w3_u_p0 = w3_u[i0]
-        w4_u_m2 = w4_u[i0 - 2]
-        w4_u_m1 = w4_u[i0 - 1]
-        w4_u_p0 = w4_u[i0]
-        w4_u_p1 = w4_u[i0 + 1]
-        w4_u_p2 = w4_u[i0 + 2]
-        adj_u[i0] = adj_u_p0 - e2*w4_u_m1 + e2*w4_u_p1 + e3*w4_u_m2 - e3*w4_u_p2
-        w3_u[i0] = e5*w4_u_m2 - e5*w4_u_p2 - e6*w4_u_m1 + e6*w4_u_p1 + w3_u_p0
-        total2 += (0.08333333333333333)*e0*w4_u_p0*(8*q4_u_m1 - q4_u_m2 - 8*q4_u_p1 + q4_u_p2)
-    gp_c[4] += total2
+        e4 = -adj_u_m1*e3 + adj_u_m2*e2 + adj_u_p1*e3 - adj_u_p2*e2
+        e5 = adj_u_p0*dt
+        e6 = 0.3333333333333333*adj_u_p0
+        adj2_u[i0] = adj_u_p0 + e4
+        w1_u[i0] = 0.16666666666666666*e5
+        w2_u[i0] = dt*e6
+        w3_u[i0] = dt*(e4 + e6)
+        total4 += e0*e5*(0.1111111111111111*q4_u_m1 - 0.013888888888888888*q4_u_m2 - 0.1111111111111111*q4_u_p1 + 0.013888888888888888*q4_u_p2)
+    gp_c[4] += total4
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
+def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 3
     # advection.dsl:7  dt(u) = -c * diff(u, x)
-    n0 = adj_u.shape[0] - 8
+    n0 = adj2_u.shape[0] - 8
     e0 = 1.0/h0
     e1 = e0*p_c
     e2 = (0.6666666666666666)*e1
@@ -185,7 +169,7 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p1 = q3_u[i0 + 1]
@@ -196,17 +180,17 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
         w3_u_p0 = w3_u[i0]
         w3_u_p1 = w3_u[i0 + 1]
         w3_u_p2 = w3_u[i0 + 2]
-        adj_u[i0] = adj_u_p0 - e2*w3_u_m1 + e2*w3_u_p1 + e3*w3_u_m2 - e3*w3_u_p2
+        adj2_u[i0] = adj2_u_p0 - e2*w3_u_m1 + e2*w3_u_p1 + e3*w3_u_m2 - e3*w3_u_p2
         w2_u[i0] = e5*w3_u_m2 - e5*w3_u_p2 - e6*w3_u_m1 + e6*w3_u_p1 + w2_u_p0
         total2 += (0.08333333333333333)*e0*w3_u_p0*(8*q3_u_m1 - q3_u_m2 - 8*q3_u_p1 + q3_u_p2)
     gp_c[4] += total2
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
+def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 2
     # advection.dsl:7  dt(u) = -c * diff(u, x)
-    n0 = adj_u.shape[0] - 8
+    n0 = adj2_u.shape[0] - 8
     e0 = 1.0/h0
     e1 = e0*p_c
     e2 = (0.6666666666666666)*e1
@@ -217,7 +201,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p1 = q2_u[i0 + 1]
@@ -228,14 +212,14 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
         w2_u_p0 = w2_u[i0]
         w2_u_p1 = w2_u[i0 + 1]
         w2_u_p2 = w2_u[i0 + 2]
-        adj_u[i0] = adj_u_p0 - e2*w2_u_m1 + e2*w2_u_p1 + e3*w2_u_m2 - e3*w2_u_p2
+        adj2_u[i0] = adj2_u_p0 - e2*w2_u_m1 + e2*w2_u_p1 + e3*w2_u_m2 - e3*w2_u_p2
         w1_u[i0] = e5*w2_u_m2 - e5*w2_u_p2 - e6*w2_u_m1 + e6*w2_u_p1 + w1_u_p0
         total2 += (0.08333333333333333)*e0*w2_u_p0*(8*q2_u_m1 - q2_u_m2 - 8*q2_u_p1 + q2_u_p2)
     gp_c[4] += total2
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0):
+def adjoint_stage1(f_u, adj2_u, w1_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 1
     # advection.dsl:7  dt(u) = -c * diff(u, x)
     n0 = f_u.shape[0] - 8
@@ -250,19 +234,19 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0):
         f_u_m1 = f_u[i0 - 1]
         f_u_p1 = f_u[i0 + 1]
         f_u_p2 = f_u[i0 + 2]
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         w1_u_m2 = w1_u[i0 - 2]
         w1_u_m1 = w1_u[i0 - 1]
         w1_u_p0 = w1_u[i0]
         w1_u_p1 = w1_u[i0 + 1]
         w1_u_p2 = w1_u[i0 + 2]
-        adj_u[i0] = adj_u_p0 - e2*w1_u_m1 + e2*w1_u_p1 + e3*w1_u_m2 - e3*w1_u_p2
+        adj2_u[i0] = adj2_u_p0 - e2*w1_u_m1 + e2*w1_u_p1 + e3*w1_u_m2 - e3*w1_u_p2
         total1 += (0.08333333333333333)*e0*w1_u_p0*(8*f_u_m1 - f_u_m2 - 8*f_u_p1 + f_u_p2)
     gp_c[4] += total1
 
 
 @numba.njit(cache=True)
-def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0):
+def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     # one rk4 step
     wrap_0(f_u)
     stage1(f_u, q2_u, q5_u, p_c, t, dt, lo0, h0)
@@ -275,41 +259,40 @@ def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, 
 
 
 @numba.njit(cache=True)
-def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t0, dt, lo0, h0, nsteps):
+def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t0, dt, lo0, h0, nsteps):
     # nsteps time steps from t0, state buffers exchanged after each
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0)
         f_u, q5_u = q5_u, f_u
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c,)
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c,)
 
 
 @numba.njit(cache=True)
-def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0):
-    adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_c, t, dt, lo0, h0)
+def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
+    wrap_0(adj_u)
     wrap_0(q4_u)
-    wrap_0(w4_u)
-    adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, h0)
     wrap_0(q3_u)
     wrap_0(w3_u)
-    adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
     wrap_0(q2_u)
     wrap_0(w2_u)
-    adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
     wrap_0(f_u)
     wrap_0(w1_u)
-    adjoint_stage1(f_u, adj_u, w1_u, gp_c, p_c, t, dt, lo0, h0)
+    adjoint_stage1(f_u, adj2_u, w1_u, gp_c, p_c, t, dt, lo0, h0)
 
 
 REVERSE_KEPT = ('u', 'u@q2', 'u@q3', 'u@q4')
 
 
 @numba.njit(cache=True)
-def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t0, dt, lo0, h0, nsteps, kept):
+def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t0, dt, lo0, h0, nsteps, kept):
     # kept[n, k]: buffer k of ('u', 'u@q2', 'u@q3', 'u@q4') as step n left it
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0)
         kept[n, 0] = f_u
         kept[n, 1] = q2_u
         kept[n, 2] = q3_u
@@ -321,8 +304,9 @@ def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, 
         q2_u[...] = kept[n, 1]
         q3_u[...] = kept[n, 2]
         q4_u[...] = kept[n, 3]
-        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c, p_c, t, dt, lo0, h0)
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_c,)
+        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0)
+        adj_u, adj2_u = adj2_u, adj_u
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c,)
 
 
 def allocate(cells):

@@ -102,51 +102,34 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_nu, 
     }
 }
 
-// adjoint_start: every interior point
-// adjoint: cotangents of the stage right-hand sides from that of the new state
-extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
-{
-    for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
-        const long long idx = (long long)(i0);
-        const double adj_u_p0 = adj_u[idx];
-        const double e0 = adj_u_p0*dt;
-        const double e1 = 0.16666666666666666*e0;
-        w1_u[idx] = e1;
-        w2_u[idx] = e1;
-        w3_u[idx] = 0.6666666666666666*e0;
-    }
-}
-
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w1_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total3 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_u_m1 = adj_u[idx - 1];
         const double adj_u_p0 = adj_u[idx];
+        const double adj_u_p1 = adj_u[idx + 1];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p0 = q3_u[idx];
         const double q3_u_p1 = q3_u[idx + 1];
-        const double w1_u_p0 = w1_u[idx];
-        const double w2_u_p0 = w2_u[idx];
-        const double w3_u_m1 = w3_u[idx - 1];
-        const double w3_u_p0 = w3_u[idx];
-        const double w3_u_p1 = w3_u[idx + 1];
-        const double e0 = 1.0/h0;
-        const double e1 = (0.5)*e0;
-        const double e4 = 1.0/(h0*h0);
-        const double e7 = 0.125*dt*e0;
-        const double e2 = q3_u_m1*(w3_u_m1 - w3_u_p0);
-        const double e3 = q3_u_p1*(w3_u_p0 - w3_u_p1);
-        const double e5 = w3_u_m1 + w3_u_p1;
-        const double e6 = e4*p_nu*w3_u_p0;
-        const double e8 = -0.25*dt*e4*e5*p_nu + 0.5*dt*e6 + e2*e7 + e3*e7;
-        adj_u[idx] = adj_u_p0 - e1*e2 - e1*e3 + e4*e5*p_nu - 2.0*e6;
-        w1_u[idx] = -e8 + w1_u_p0;
-        w2_u[idx] = -e8 + w2_u_p0;
-        total3 += e4*w3_u_p0*(q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1);
+        const double e0 = 1.0/(h0*h0);
+        const double e1 = dt*e0;
+        const double e2 = e1*p_nu;
+        const double e3 = dt/h0;
+        const double e4 = 0.3333333333333333*e3;
+        const double e8 = 0.08333333333333333*e3;
+        const double e5 = q3_u_m1*(adj_u_m1 - adj_u_p0);
+        const double e6 = q3_u_p1*(adj_u_p0 - adj_u_p1);
+        const double e7 = adj_u_m1 + adj_u_p1;
+        const double e9 = dt*(-adj_u_p0*(0.3333333333333333*e2 - 0.16666666666666666) + 0.16666666666666666*dt*e0*e7*p_nu - e5*e8 - e6*e8);
+        adj2_u[idx] = -adj_u_p0*(1.3333333333333333*e2 - 1.0) + 0.6666666666666666*dt*e0*e7*p_nu - e4*e5 - e4*e6;
+        w1_u[idx] = e9;
+        w2_u[idx] = e9;
+        total3 += adj_u_p0*e1*(0.6666666666666666*q3_u_m1 - 1.3333333333333333*q3_u_p0 + 0.6666666666666666*q3_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (f0 < n0 + 2) {
@@ -156,73 +139,81 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
 
 // adjoint_stage3_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w1_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3_fold_0_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w1_u, double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_u_m1 = adj_u[idx - 1];
         const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q3_u_p0 = q3_u[idx];
         const double w1_u_m1 = w1_u[idx - 1];
         const double w1_u_p0 = w1_u[idx];
         const double w2_u_m1 = w2_u[idx - 1];
         const double w2_u_p0 = w2_u[idx];
-        const double w3_u_p0 = w3_u[idx];
-        const double e0 = q3_u_p0*w3_u_p0/h0;
-        const double e1 = p_nu*w3_u_p0/(h0*h0);
-        const double e2 = dt*e0;
-        const double e3 = dt*e1;
-        const double e4 = 0.25*e2 - 0.5*e3;
-        const double e5 = -0.041666666666666664*e2 + 0.08333333333333333*e3;
-        adj_u[idx] = adj_u_p0 + e0 - 2.0*e1;
-        w1_u[idx] = e4 + w1_u_p0;
-        w2_u[idx] = e4 + w2_u_p0;
-        adj_u[idx - 1] = adj_u_m1 - 0.16666666666666666*e0 + (0.3333333333333333)*e1;
-        w1_u[idx - 1] = e5 + w1_u_m1;
-        w2_u[idx - 1] = e5 + w2_u_m1;
+        const double e3 = p_nu/(h0*h0);
+        const double e0 = adj_u_p0*dt;
+        const double e1 = q3_u_p0/h0;
+        const double e2 = e0*e1;
+        const double e4 = e0*e3;
+        const double e5 = adj_u_p0*(dt*dt);
+        const double e6 = e1*e5;
+        const double e7 = e3*e5;
+        const double e8 = 0.16666666666666666*e6 - 0.3333333333333333*e7;
+        const double e9 = -0.027777777777777776*e6 + 0.05555555555555555*e7;
+        adj2_u[idx] = adj2_u_p0 + 0.6666666666666666*e2 - 1.3333333333333333*e4;
+        w1_u[idx] = e8 + w1_u_p0;
+        w2_u[idx] = e8 + w2_u_p0;
+        adj2_u[idx - 1] = adj2_u_m1 - 0.1111111111111111*e2 + 0.2222222222222222*e4;
+        w1_u[idx - 1] = e9 + w1_u_m1;
+        w2_u[idx - 1] = e9 + w2_u_m1;
     }
 }
 
 // adjoint_stage3_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w1_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3_fold_0_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w1_u, double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
         const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double q3_u_p0 = q3_u[idx];
         const double w1_u_p0 = w1_u[idx];
         const double w1_u_p1 = w1_u[idx + 1];
         const double w2_u_p0 = w2_u[idx];
         const double w2_u_p1 = w2_u[idx + 1];
-        const double w3_u_p0 = w3_u[idx];
-        const double e0 = q3_u_p0*w3_u_p0/h0;
-        const double e1 = p_nu*w3_u_p0/(h0*h0);
-        const double e2 = dt*e0;
-        const double e3 = dt*e1;
-        const double e4 = 0.25*e2 + 0.5*e3;
-        const double e5 = 0.041666666666666664*e2 + 0.08333333333333333*e3;
-        adj_u[idx] = adj_u_p0 - e0 - 2.0*e1;
-        w1_u[idx] = -e4 + w1_u_p0;
-        w2_u[idx] = -e4 + w2_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.16666666666666666)*e0 + (0.3333333333333333)*e1;
-        w1_u[idx + 1] = e5 + w1_u_p1;
-        w2_u[idx + 1] = e5 + w2_u_p1;
+        const double e3 = p_nu/(h0*h0);
+        const double e0 = adj_u_p0*dt;
+        const double e1 = q3_u_p0/h0;
+        const double e2 = e0*e1;
+        const double e4 = e0*e3;
+        const double e5 = adj_u_p0*(dt*dt);
+        const double e6 = e1*e5;
+        const double e7 = e3*e5;
+        const double e8 = 0.16666666666666666*e6 + 0.3333333333333333*e7;
+        const double e9 = 0.027777777777777776*e6 + 0.05555555555555555*e7;
+        adj2_u[idx] = adj2_u_p0 - 0.6666666666666666*e2 - 1.3333333333333333*e4;
+        w1_u[idx] = -e8 + w1_u_p0;
+        w2_u[idx] = -e8 + w2_u_p0;
+        adj2_u[idx + 1] = adj2_u_p1 + 0.1111111111111111*e2 + 0.2222222222222222*e4;
+        w1_u[idx + 1] = e9 + w1_u_p1;
+        w2_u[idx + 1] = e9 + w2_u_p1;
     }
 }
 
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p0 = q2_u[idx];
         const double q2_u_p1 = q2_u[idx + 1];
@@ -238,7 +229,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e3 = q2_u_p1*(w2_u_p0 - w2_u_p1);
         const double e5 = w2_u_m1 + w2_u_p1;
         const double e6 = e4*p_nu*w2_u_p0;
-        adj_u[idx] = adj_u_p0 - e1*e2 - e1*e3 + e4*e5*p_nu - 2.0*e6;
+        adj2_u[idx] = adj2_u_p0 - e1*e2 - e1*e3 + e4*e5*p_nu - 2.0*e6;
         w1_u[idx] = 1.0*dt*e4*e5*p_nu - 2.0*dt*e6 - e2*e7 - e3*e7 + w1_u_p0;
         total2 += e4*w2_u_p0*(q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1);
     }
@@ -250,13 +241,13 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
 
 // adjoint_stage2_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_p0 = q2_u[idx];
         const double w1_u_m1 = w1_u[idx - 1];
         const double w1_u_p0 = w1_u[idx];
@@ -265,22 +256,22 @@ extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, 
         const double e1 = p_nu*w2_u_p0/(h0*h0);
         const double e2 = dt*e0;
         const double e3 = dt*e1;
-        adj_u[idx] = adj_u_p0 + e0 - 2.0*e1;
+        adj2_u[idx] = adj2_u_p0 + e0 - 2.0*e1;
         w1_u[idx] = 1.0*e2 - 2.0*e3 + w1_u_p0;
-        adj_u[idx - 1] = adj_u_m1 - 0.16666666666666666*e0 + (0.3333333333333333)*e1;
+        adj2_u[idx - 1] = adj2_u_m1 - 0.16666666666666666*e0 + (0.3333333333333333)*e1;
         w1_u[idx - 1] = -0.16666666666666666*e2 + 0.3333333333333333*e3 + w1_u_m1;
     }
 }
 
 // adjoint_stage2_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double q2_u_p0 = q2_u[idx];
         const double w1_u_p0 = w1_u[idx];
         const double w1_u_p1 = w1_u[idx + 1];
@@ -289,9 +280,9 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
         const double e1 = p_nu*w2_u_p0/(h0*h0);
         const double e2 = dt*e0;
         const double e3 = dt*e1;
-        adj_u[idx] = adj_u_p0 - e0 - 2.0*e1;
+        adj2_u[idx] = adj2_u_p0 - e0 - 2.0*e1;
         w1_u[idx] = -1.0*e2 - 2.0*e3 + w1_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.16666666666666666)*e0 + (0.3333333333333333)*e1;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.16666666666666666)*e0 + (0.3333333333333333)*e1;
         w1_u[idx + 1] = 0.16666666666666666*e2 + 0.3333333333333333*e3 + w1_u_p1;
     }
 }
@@ -299,7 +290,7 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
 // adjoint_stage1: every interior point
 // adjoint of stage 1
 // burgers.dsl:7  dt(u) = -u * diff(u, x) + nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total1 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
@@ -307,13 +298,13 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p0 = f_u[idx];
         const double f_u_p1 = f_u[idx + 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w1_u_m1 = w1_u[idx - 1];
         const double w1_u_p0 = w1_u[idx];
         const double w1_u_p1 = w1_u[idx + 1];
         const double e0 = (0.5)/h0;
         const double e1 = 1.0/(h0*h0);
-        adj_u[idx] = adj_u_p0 - e0*f_u_m1*(w1_u_m1 - w1_u_p0) - e0*f_u_p1*(w1_u_p0 - w1_u_p1) - 2.0*e1*p_nu*w1_u_p0 + e1*p_nu*(w1_u_m1 + w1_u_p1);
+        adj2_u[idx] = adj2_u_p0 - e0*f_u_m1*(w1_u_m1 - w1_u_p0) - e0*f_u_p1*(w1_u_p0 - w1_u_p1) - 2.0*e1*p_nu*w1_u_p0 + e1*p_nu*(w1_u_m1 + w1_u_p1);
         total1 += e1*w1_u_p0*(f_u_m1 - 2.0*f_u_p0 + f_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -324,37 +315,37 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
 
 // adjoint_stage1_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage1_fold_0_hi(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1_fold_0_hi(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
         const double f_u_p0 = f_u[idx];
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w1_u_p0 = w1_u[idx];
         const double e0 = f_u_p0*w1_u_p0/h0;
         const double e1 = p_nu*w1_u_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0 + e0 - 2.0*e1;
-        adj_u[idx - 1] = adj_u_m1 - 0.16666666666666666*e0 + (0.3333333333333333)*e1;
+        adj2_u[idx] = adj2_u_p0 + e0 - 2.0*e1;
+        adj2_u[idx - 1] = adj2_u_m1 - 0.16666666666666666*e0 + (0.3333333333333333)*e1;
     }
 }
 
 // adjoint_stage1_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage1_fold_0_lo(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1_fold_0_lo(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
         const double f_u_p0 = f_u[idx];
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double w1_u_p0 = w1_u[idx];
         const double e0 = f_u_p0*w1_u_p0/h0;
         const double e1 = p_nu*w1_u_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0 - e0 - 2.0*e1;
-        adj_u[idx + 1] = adj_u_p1 + (0.16666666666666666)*e0 + (0.3333333333333333)*e1;
+        adj2_u[idx] = adj2_u_p0 - e0 - 2.0*e1;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.16666666666666666)*e0 + (0.3333333333333333)*e1;
     }
 }
 

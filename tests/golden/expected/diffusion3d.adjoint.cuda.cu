@@ -277,33 +277,10 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_kapp
     }
 }
 
-// adjoint_start: every interior point
-// adjoint: cotangents of the stage right-hand sides from that of the new state
-extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ w4_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
-{
-    const long long s1 = (long long)n2 + 4;
-    const long long s0 = s1 * ((long long)n1 + 4);
-    const int i2 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
-    if (i2 >= n2 + 2) return;
-    const int i1 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
-    if (i1 >= n1 + 2) return;
-    for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
-        const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
-        const double e0 = adj_u_p0_p0_p0*dt;
-        const double e1 = 0.16666666666666666*e0;
-        const double e2 = 0.3333333333333333*e0;
-        w1_u[idx] = e1;
-        w2_u[idx] = e2;
-        w3_u[idx] = e2;
-        w4_u[idx] = e1;
-    }
-}
-
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -311,10 +288,16 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
     if (i2 >= n2 + 2) return;
     const int i1 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (i1 >= n1 + 2) return;
-    double total2 = 0;
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
+        const double adj_u_m1_p0_p0 = adj_u[idx - s0];
+        const double adj_u_p0_m1_p0 = adj_u[idx - s1];
+        const double adj_u_p0_p0_m1 = adj_u[idx - 1];
         const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj_u_p0_p0_p1 = adj_u[idx + 1];
+        const double adj_u_p0_p1_p0 = adj_u[idx + s1];
+        const double adj_u_p1_p0_p0 = adj_u[idx + s0];
         const double q4_u_m1_p0_p0 = q4_u[idx - s0];
         const double q4_u_p0_m1_p0 = q4_u[idx - s1];
         const double q4_u_p0_p0_m1 = q4_u[idx - 1];
@@ -322,36 +305,34 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double q4_u_p0_p0_p1 = q4_u[idx + 1];
         const double q4_u_p0_p1_p0 = q4_u[idx + s1];
         const double q4_u_p1_p0_p0 = q4_u[idx + s0];
-        const double w3_u_p0_p0_p0 = w3_u[idx];
-        const double w4_u_m1_p0_p0 = w4_u[idx - s0];
-        const double w4_u_p0_m1_p0 = w4_u[idx - s1];
-        const double w4_u_p0_p0_m1 = w4_u[idx - 1];
-        const double w4_u_p0_p0_p0 = w4_u[idx];
-        const double w4_u_p0_p0_p1 = w4_u[idx + 1];
-        const double w4_u_p0_p1_p0 = w4_u[idx + s1];
-        const double w4_u_p1_p0_p0 = w4_u[idx + s0];
         const double e0 = 1.0/(h0*h0);
-        const double e2 = 1.0/(h1*h1);
-        const double e4 = 1.0/(h2*h2);
-        const double e7 = 1.0*dt;
-        const double e1 = e0*p_kappa*(w4_u_m1_p0_p0 + w4_u_p1_p0_p0);
-        const double e3 = e2*p_kappa*(w4_u_p0_m1_p0 + w4_u_p0_p1_p0);
-        const double e5 = e4*p_kappa*(w4_u_p0_p0_m1 + w4_u_p0_p0_p1);
-        const double e6 = p_kappa*w4_u_p0_p0_p0*(e0 + e2 + e4);
-        const double e8 = 2.0*q4_u_p0_p0_p0;
-        adj_u[idx] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
-        w3_u[idx] = -2.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w3_u_p0_p0_p0;
-        total2 += w4_u_p0_p0_p0*(-e0*e8 + e0*q4_u_m1_p0_p0 + e0*q4_u_p1_p0_p0 - e2*e8 + e2*q4_u_p0_m1_p0 + e2*q4_u_p0_p1_p0 - e4*e8 + e4*q4_u_p0_p0_m1 + e4*q4_u_p0_p0_p1);
+        const double e1 = dt*p_kappa;
+        const double e2 = e0*e1;
+        const double e3 = 1.0/(h1*h1);
+        const double e4 = e1*e3;
+        const double e5 = 1.0/(h2*h2);
+        const double e6 = e1*e5;
+        const double e9 = 0.16666666666666666*e0;
+        const double e10 = 0.16666666666666666*e3;
+        const double e11 = 0.16666666666666666*e5;
+        const double e7 = 0.16666666666666666*e2*(adj_u_m1_p0_p0 + adj_u_p1_p0_p0) + 0.16666666666666666*e4*(adj_u_p0_m1_p0 + adj_u_p0_p1_p0) + 0.16666666666666666*e6*(adj_u_p0_p0_m1 + adj_u_p0_p0_p1);
+        const double e8 = adj_u_p0_p0_p0*dt;
+        const double e12 = 0.3333333333333333*q4_u_p0_p0_p0;
+        adj2_u[idx] = -adj_u_p0_p0_p0*(0.3333333333333333*e2 + 0.3333333333333333*e4 + 0.3333333333333333*e6 - 1.0) + e7;
+        w1_u[idx] = 0.16666666666666666*e8;
+        w2_u[idx] = 0.3333333333333333*e8;
+        w3_u[idx] = dt*(-0.3333333333333333*adj_u_p0_p0_p0*(e2 + e4 + e6 - 1.0) + e7);
+        total4 += e8*(-e0*e12 + e10*q4_u_p0_m1_p0 + e10*q4_u_p0_p1_p0 + e11*q4_u_p0_p0_m1 + e11*q4_u_p0_p0_p1 - e12*e3 - e12*e5 + e9*q4_u_m1_p0_p0 + e9*q4_u_p1_p0_p0);
     }
     const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
     if (f0 < n0 + 2) {
-        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total2;
+        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total4;
     }
 }
 
 // adjoint_stage4_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage4_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4_fold_0_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -362,23 +343,25 @@ extern "C" __global__ void adjoint_stage4_fold_0_hi(double* __restrict__ adj_u, 
         r /= n2;
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_m1_p0_p0 = adj_u[idx - s0];
         const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_m1_p0_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w3_u_m1_p0_p0 = w3_u[idx - s0];
         const double w3_u_p0_p0_p0 = w3_u[idx];
-        const double w4_u_p0_p0_p0 = w4_u[idx];
-        const double e0 = p_kappa*w4_u_p0_p0_p0/(h0*h0);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0;
-        w3_u[idx - s0] = 0.3333333333333333*e1 + w3_u_m1_p0_p0;
+        const double e2 = (dt*dt);
+        const double e0 = adj_u_p0_p0_p0*p_kappa/(h0*h0);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0_p0_p0;
+        adj2_u[idx - s0] = adj2_u_m1_p0_p0 + dt*e3;
+        w3_u[idx - s0] = e2*e3 + w3_u_m1_p0_p0;
     }
 }
 
 // adjoint_stage4_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4_fold_0_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -390,22 +373,24 @@ extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, 
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1) * s1 + (long long)(i2);
         const double adj_u_p0_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0_p0 = adj_u[idx + s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0_p0 = adj2_u[idx + s0];
         const double w3_u_p0_p0_p0 = w3_u[idx];
         const double w3_u_p1_p0_p0 = w3_u[idx + s0];
-        const double w4_u_p0_p0_p0 = w4_u[idx];
-        const double e0 = p_kappa*w4_u_p0_p0_p0/(h0*h0);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0;
-        w3_u[idx + s0] = 0.3333333333333333*e1 + w3_u_p1_p0_p0;
+        const double e2 = (dt*dt);
+        const double e0 = adj_u_p0_p0_p0*p_kappa/(h0*h0);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0_p0_p0;
+        adj2_u[idx + s0] = adj2_u_p1_p0_p0 + dt*e3;
+        w3_u[idx + s0] = e2*e3 + w3_u_p1_p0_p0;
     }
 }
 
 // adjoint_stage4_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage4_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4_fold_1_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -417,17 +402,17 @@ extern "C" __global__ void adjoint_stage4_fold_1_hi(double* __restrict__ adj_u, 
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1) * s1 + (long long)(i2);
         const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
-        const double w4_u_p0_p0_p0 = w4_u[idx];
-        const double e0 = p_kappa*w4_u_p0_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
-        w3_u[idx] = 1.0*dt*e0 + w3_u_p0_p0_p0;
+        const double e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h1*h1);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + dt*e0;
+        w3_u[idx] = (dt*dt)*e0 + w3_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage4_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4_fold_1_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -439,17 +424,17 @@ extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj_u, 
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2) * s1 + (long long)(i2);
         const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
-        const double w4_u_p0_p0_p0 = w4_u[idx];
-        const double e0 = p_kappa*w4_u_p0_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
-        w3_u[idx] = 1.0*dt*e0 + w3_u_p0_p0_p0;
+        const double e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h1*h1);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + dt*e0;
+        w3_u[idx] = (dt*dt)*e0 + w3_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage4_fold_2_hi: cells folded onto inside the hi face of axis 2
 // adjoint: ghost reads folded back on the hi face of z
-extern "C" __global__ void adjoint_stage4_fold_2_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4_fold_2_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -461,17 +446,17 @@ extern "C" __global__ void adjoint_stage4_fold_2_hi(double* __restrict__ adj_u, 
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(n2 + 1);
         const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
-        const double w4_u_p0_p0_p0 = w4_u[idx];
-        const double e0 = p_kappa*w4_u_p0_p0_p0/(h2*h2);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
-        w3_u[idx] = 1.0*dt*e0 + w3_u_p0_p0_p0;
+        const double e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h2*h2);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + dt*e0;
+        w3_u[idx] = (dt*dt)*e0 + w3_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage4_fold_2_lo: cells folded onto inside the lo face of axis 2
 // adjoint: ghost reads folded back on the lo face of z
-extern "C" __global__ void adjoint_stage4_fold_2_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4_fold_2_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -483,18 +468,18 @@ extern "C" __global__ void adjoint_stage4_fold_2_lo(double* __restrict__ adj_u, 
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(2);
         const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
-        const double w4_u_p0_p0_p0 = w4_u[idx];
-        const double e0 = p_kappa*w4_u_p0_p0_p0/(h2*h2);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
-        w3_u[idx] = 1.0*dt*e0 + w3_u_p0_p0_p0;
+        const double e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h2*h2);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + dt*e0;
+        w3_u[idx] = (dt*dt)*e0 + w3_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -505,7 +490,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
     double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double q3_u_m1_p0_p0 = q3_u[idx - s0];
         const double q3_u_p0_m1_p0 = q3_u[idx - s1];
         const double q3_u_p0_p0_m1 = q3_u[idx - 1];
@@ -530,7 +515,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e5 = e4*p_kappa*(w3_u_p0_p0_m1 + w3_u_p0_p0_p1);
         const double e6 = p_kappa*w3_u_p0_p0_p0*(e0 + e2 + e4);
         const double e8 = 2.0*q3_u_p0_p0_p0;
-        adj_u[idx] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
         w2_u[idx] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w2_u_p0_p0_p0;
         total2 += w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1);
     }
@@ -542,7 +527,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
 
 // adjoint_stage3_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -553,23 +538,23 @@ extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, 
         r /= n2;
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_m1_p0_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_m1_p0_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w2_u_m1_p0_p0 = w2_u[idx - s0];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
         const double e0 = p_kappa*w3_u_p0_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx - s0] = adj2_u_m1_p0_p0 + (0.3333333333333333)*e0;
         w2_u[idx - s0] = 0.16666666666666666*e1 + w2_u_m1_p0_p0;
     }
 }
 
 // adjoint_stage3_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -580,23 +565,23 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
         r /= n2;
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0_p0 = adj_u[idx + s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0_p0 = adj2_u[idx + s0];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double w2_u_p1_p0_p0 = w2_u[idx + s0];
         const double w3_u_p0_p0_p0 = w3_u[idx];
         const double e0 = p_kappa*w3_u_p0_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx + s0] = adj2_u_p1_p0_p0 + (0.3333333333333333)*e0;
         w2_u[idx + s0] = 0.16666666666666666*e1 + w2_u_p1_p0_p0;
     }
 }
 
 // adjoint_stage3_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -607,18 +592,18 @@ extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj_u, 
         r /= n2;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
         const double e0 = p_kappa*w3_u_p0_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w2_u[idx] = 0.5*dt*e0 + w2_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage3_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -629,18 +614,18 @@ extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, 
         r /= n2;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
         const double e0 = p_kappa*w3_u_p0_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w2_u[idx] = 0.5*dt*e0 + w2_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage3_fold_2_hi: cells folded onto inside the hi face of axis 2
 // adjoint: ghost reads folded back on the hi face of z
-extern "C" __global__ void adjoint_stage3_fold_2_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3_fold_2_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -651,18 +636,18 @@ extern "C" __global__ void adjoint_stage3_fold_2_hi(double* __restrict__ adj_u, 
         r /= n1;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(n2 + 1);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
         const double e0 = p_kappa*w3_u_p0_p0_p0/(h2*h2);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w2_u[idx] = 0.5*dt*e0 + w2_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage3_fold_2_lo: cells folded onto inside the lo face of axis 2
 // adjoint: ghost reads folded back on the lo face of z
-extern "C" __global__ void adjoint_stage3_fold_2_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3_fold_2_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -673,11 +658,11 @@ extern "C" __global__ void adjoint_stage3_fold_2_lo(double* __restrict__ adj_u, 
         r /= n1;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double w3_u_p0_p0_p0 = w3_u[idx];
         const double e0 = p_kappa*w3_u_p0_p0_p0/(h2*h2);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w2_u[idx] = 0.5*dt*e0 + w2_u_p0_p0_p0;
     }
 }
@@ -685,7 +670,7 @@ extern "C" __global__ void adjoint_stage3_fold_2_lo(double* __restrict__ adj_u, 
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -696,7 +681,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
     double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double q2_u_m1_p0_p0 = q2_u[idx - s0];
         const double q2_u_p0_m1_p0 = q2_u[idx - s1];
         const double q2_u_p0_p0_m1 = q2_u[idx - 1];
@@ -721,7 +706,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e5 = e4*p_kappa*(w2_u_p0_p0_m1 + w2_u_p0_p0_p1);
         const double e6 = p_kappa*w2_u_p0_p0_p0*(e0 + e2 + e4);
         const double e8 = 2.0*q2_u_p0_p0_p0;
-        adj_u[idx] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
         w1_u[idx] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w1_u_p0_p0_p0;
         total2 += w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1);
     }
@@ -733,7 +718,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
 
 // adjoint_stage2_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -744,23 +729,23 @@ extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, 
         r /= n2;
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_m1_p0_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_m1_p0_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_m1_p0_p0 = w1_u[idx - s0];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double e0 = p_kappa*w2_u_p0_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx - s0] = adj2_u_m1_p0_p0 + (0.3333333333333333)*e0;
         w1_u[idx - s0] = 0.16666666666666666*e1 + w1_u_m1_p0_p0;
     }
 }
 
 // adjoint_stage2_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -771,23 +756,23 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
         r /= n2;
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0_p0 = adj_u[idx + s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0_p0 = adj2_u[idx + s0];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double w1_u_p1_p0_p0 = w1_u[idx + s0];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double e0 = p_kappa*w2_u_p0_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx + s0] = adj2_u_p1_p0_p0 + (0.3333333333333333)*e0;
         w1_u[idx + s0] = 0.16666666666666666*e1 + w1_u_p1_p0_p0;
     }
 }
 
 // adjoint_stage2_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -798,18 +783,18 @@ extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj_u, 
         r /= n2;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double e0 = p_kappa*w2_u_p0_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w1_u[idx] = 0.5*dt*e0 + w1_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage2_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -820,18 +805,18 @@ extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, 
         r /= n2;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double e0 = p_kappa*w2_u_p0_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w1_u[idx] = 0.5*dt*e0 + w1_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage2_fold_2_hi: cells folded onto inside the hi face of axis 2
 // adjoint: ghost reads folded back on the hi face of z
-extern "C" __global__ void adjoint_stage2_fold_2_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2_fold_2_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -842,18 +827,18 @@ extern "C" __global__ void adjoint_stage2_fold_2_hi(double* __restrict__ adj_u, 
         r /= n1;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(n2 + 1);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double e0 = p_kappa*w2_u_p0_p0_p0/(h2*h2);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w1_u[idx] = 0.5*dt*e0 + w1_u_p0_p0_p0;
     }
 }
 
 // adjoint_stage2_fold_2_lo: cells folded onto inside the lo face of axis 2
 // adjoint: ghost reads folded back on the lo face of z
-extern "C" __global__ void adjoint_stage2_fold_2_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2_fold_2_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -864,11 +849,11 @@ extern "C" __global__ void adjoint_stage2_fold_2_lo(double* __restrict__ adj_u, 
         r /= n1;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double w2_u_p0_p0_p0 = w2_u[idx];
         const double e0 = p_kappa*w2_u_p0_p0_p0/(h2*h2);
-        adj_u[idx] = adj_u_p0_p0_p0 + e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0;
         w1_u[idx] = 0.5*dt*e0 + w1_u_p0_p0_p0;
     }
 }
@@ -876,7 +861,7 @@ extern "C" __global__ void adjoint_stage2_fold_2_lo(double* __restrict__ adj_u, 
 // adjoint_stage1: every interior point
 // adjoint of stage 1
 // diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -894,7 +879,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double f_u_p0_p0_p1 = f_u[idx + 1];
         const double f_u_p0_p1_p0 = f_u[idx + s1];
         const double f_u_p1_p0_p0 = f_u[idx + s0];
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_m1_p0_p0 = w1_u[idx - s0];
         const double w1_u_p0_m1_p0 = w1_u[idx - s1];
         const double w1_u_p0_p0_m1 = w1_u[idx - 1];
@@ -906,7 +891,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e1 = 1.0/(h1*h1);
         const double e2 = 1.0/(h2*h2);
         const double e3 = 2.0*f_u_p0_p0_p0;
-        adj_u[idx] = adj_u_p0_p0_p0 + e0*p_kappa*(w1_u_m1_p0_p0 + w1_u_p1_p0_p0) + e1*p_kappa*(w1_u_p0_m1_p0 + w1_u_p0_p1_p0) + e2*p_kappa*(w1_u_p0_p0_m1 + w1_u_p0_p0_p1) - 2.0*p_kappa*w1_u_p0_p0_p0*(e0 + e1 + e2);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + e0*p_kappa*(w1_u_m1_p0_p0 + w1_u_p1_p0_p0) + e1*p_kappa*(w1_u_p0_m1_p0 + w1_u_p0_p1_p0) + e2*p_kappa*(w1_u_p0_p0_m1 + w1_u_p0_p0_p1) - 2.0*p_kappa*w1_u_p0_p0_p0*(e0 + e1 + e2);
         total1 += w1_u_p0_p0_p0*(-e0*e3 + e0*f_u_m1_p0_p0 + e0*f_u_p1_p0_p0 - e1*e3 + e1*f_u_p0_m1_p0 + e1*f_u_p0_p1_p0 - e2*e3 + e2*f_u_p0_p0_m1 + e2*f_u_p0_p0_p1);
     }
     const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
@@ -917,7 +902,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
 
 // adjoint_stage1_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -928,18 +913,18 @@ extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj_u, 
         r /= n2;
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_m1_p0_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_m1_p0_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double e0 = p_kappa*w1_u_p0_p0_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
-        adj_u[idx - s0] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - 2.0*e0;
+        adj2_u[idx - s0] = adj2_u_m1_p0_p0 + (0.3333333333333333)*e0;
     }
 }
 
 // adjoint_stage1_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -950,18 +935,18 @@ extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj_u, 
         r /= n2;
         const int i1 = (int)(r % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0_p0 = adj_u[idx + s0];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0_p0 = adj2_u[idx + s0];
         const double w1_u_p0_p0_p0 = w1_u[idx];
         const double e0 = p_kappa*w1_u_p0_p0_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0_p0_p0 - 2.0*e0;
-        adj_u[idx + s0] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0_p0_p0 - 2.0*e0;
+        adj2_u[idx + s0] = adj2_u_p1_p0_p0 + (0.3333333333333333)*e0;
     }
 }
 
 // adjoint_stage1_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -972,15 +957,15 @@ extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj_u, 
         r /= n2;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
-        adj_u[idx] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1);
     }
 }
 
 // adjoint_stage1_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -991,15 +976,15 @@ extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj_u, 
         r /= n2;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2) * s1 + (long long)(i2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
-        adj_u[idx] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1);
     }
 }
 
 // adjoint_stage1_fold_2_hi: cells folded onto inside the hi face of axis 2
 // adjoint: ghost reads folded back on the hi face of z
-extern "C" __global__ void adjoint_stage1_fold_2_hi(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage1_fold_2_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -1010,15 +995,15 @@ extern "C" __global__ void adjoint_stage1_fold_2_hi(double* __restrict__ adj_u, 
         r /= n1;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(n2 + 1);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
-        adj_u[idx] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2);
     }
 }
 
 // adjoint_stage1_fold_2_lo: cells folded onto inside the lo face of axis 2
 // adjoint: ghost reads folded back on the lo face of z
-extern "C" __global__ void adjoint_stage1_fold_2_lo(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage1_fold_2_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -1029,9 +1014,9 @@ extern "C" __global__ void adjoint_stage1_fold_2_lo(double* __restrict__ adj_u, 
         r /= n1;
         const int i0 = (int)(r % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(2);
-        const double adj_u_p0_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0_p0 = w1_u[idx];
-        adj_u[idx] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2);
+        adj2_u[idx] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2);
     }
 }
 

@@ -15,13 +15,13 @@ PLAN = {
     'ndim': 3, 'halo': 2, 'dtype': 'float64',
     'axes': ('x', 'y', 'z'),
     'fields': ('u',),
-    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@w1', 'u@w2', 'u@w3', 'u@w4', 'kappa@gp'),
+    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'kappa@gp'),
     'params': ('kappa',),
     'scalars': ('p_kappa', 't', 'dt', 'lo0', 'lo1', 'lo2', 'h0', 'h1', 'h2'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False, False), 'min_cells': (2, 2, 2), 'robin': (), 'adjoint_params': ('kappa',), 'boundary_params': ()},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False, False), 'min_cells': (2, 2, 2), 'robin': (), 'adjoint_params': ('kappa',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'),)},
 }
 
-KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'ghost_f_u_2_lo', 'ghost_f_u_2_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_start', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage4_fold_1_hi', 'adjoint_stage4_fold_1_lo', 'adjoint_stage4_fold_2_hi', 'adjoint_stage4_fold_2_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage3_fold_1_hi', 'adjoint_stage3_fold_1_lo', 'adjoint_stage3_fold_2_hi', 'adjoint_stage3_fold_2_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage2_fold_1_hi', 'adjoint_stage2_fold_1_lo', 'adjoint_stage2_fold_2_hi', 'adjoint_stage2_fold_2_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo', 'adjoint_stage1_fold_1_hi', 'adjoint_stage1_fold_1_lo', 'adjoint_stage1_fold_2_hi', 'adjoint_stage1_fold_2_lo')
+KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'ghost_f_u_2_lo', 'ghost_f_u_2_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage4_fold_1_hi', 'adjoint_stage4_fold_1_lo', 'adjoint_stage4_fold_2_hi', 'adjoint_stage4_fold_2_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage3_fold_1_hi', 'adjoint_stage3_fold_1_lo', 'adjoint_stage3_fold_2_hi', 'adjoint_stage3_fold_2_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage2_fold_1_hi', 'adjoint_stage2_fold_1_lo', 'adjoint_stage2_fold_2_hi', 'adjoint_stage2_fold_2_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo', 'adjoint_stage1_fold_1_hi', 'adjoint_stage1_fold_1_lo', 'adjoint_stage1_fold_2_hi', 'adjoint_stage1_fold_2_lo')
 
 
 @numba.njit(cache=True)
@@ -257,47 +257,37 @@ def initial(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
                 f_u[i0, i1, i2] = math.sin(3.141592653589793*x0)*math.cos(2*3.141592653589793*x1)
 
 
-@numba.njit(cache=True, parallel=True)
-def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
-    # adjoint: cotangents of the stage right-hand sides from that of the new state
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
-    for j0 in numba.prange(n0):
-        i0 = j0 + 2
-        for j1 in range(n1):
-            i1 = j1 + 2
-            for j2 in range(n2):
-                i2 = j2 + 2
-                adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
-                e0 = adj_u_p0_p0_p0*dt
-                e1 = 0.16666666666666666*e0
-                e2 = 0.3333333333333333*e0
-                w1_u[i0, i1, i2] = e1
-                w2_u[i0, i1, i2] = e2
-                w3_u[i0, i1, i2] = e2
-                w4_u[i0, i1, i2] = e1
-
-
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 4
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
     n2 = adj_u.shape[2] - 4
     e0 = 1.0/(h0*h0)
-    e2 = 1.0/(h1*h1)
-    e4 = 1.0/(h2*h2)
-    e7 = 1.0*dt
+    e1 = dt*p_kappa
+    e2 = e0*e1
+    e3 = 1.0/(h1*h1)
+    e4 = e1*e3
+    e5 = 1.0/(h2*h2)
+    e6 = e1*e5
+    e9 = 0.16666666666666666*e0
+    e10 = 0.16666666666666666*e3
+    e11 = 0.16666666666666666*e5
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        total2 = 0.0
+        total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
+                adj_u_m1_p0_p0 = adj_u[i0 - 1, i1, i2]
+                adj_u_p0_m1_p0 = adj_u[i0, i1 - 1, i2]
+                adj_u_p0_p0_m1 = adj_u[i0, i1, i2 - 1]
                 adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
+                adj_u_p0_p0_p1 = adj_u[i0, i1, i2 + 1]
+                adj_u_p0_p1_p0 = adj_u[i0, i1 + 1, i2]
+                adj_u_p1_p0_p0 = adj_u[i0 + 1, i1, i2]
                 q4_u_m1_p0_p0 = q4_u[i0 - 1, i1, i2]
                 q4_u_p0_m1_p0 = q4_u[i0, i1 - 1, i2]
                 q4_u_p0_p0_m1 = q4_u[i0, i1, i2 - 1]
@@ -305,48 +295,42 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
                 q4_u_p0_p0_p1 = q4_u[i0, i1, i2 + 1]
                 q4_u_p0_p1_p0 = q4_u[i0, i1 + 1, i2]
                 q4_u_p1_p0_p0 = q4_u[i0 + 1, i1, i2]
-                w3_u_p0_p0_p0 = w3_u[i0, i1, i2]
-                w4_u_m1_p0_p0 = w4_u[i0 - 1, i1, i2]
-                w4_u_p0_m1_p0 = w4_u[i0, i1 - 1, i2]
-                w4_u_p0_p0_m1 = w4_u[i0, i1, i2 - 1]
-                w4_u_p0_p0_p0 = w4_u[i0, i1, i2]
-                w4_u_p0_p0_p1 = w4_u[i0, i1, i2 + 1]
-                w4_u_p0_p1_p0 = w4_u[i0, i1 + 1, i2]
-                w4_u_p1_p0_p0 = w4_u[i0 + 1, i1, i2]
-                e1 = e0*p_kappa*(w4_u_m1_p0_p0 + w4_u_p1_p0_p0)
-                e3 = e2*p_kappa*(w4_u_p0_m1_p0 + w4_u_p0_p1_p0)
-                e5 = e4*p_kappa*(w4_u_p0_p0_m1 + w4_u_p0_p0_p1)
-                e6 = p_kappa*w4_u_p0_p0_p0*(e0 + e2 + e4)
-                e8 = 2*q4_u_p0_p0_p0
-                adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
-                w3_u[i0, i1, i2] = -2.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w3_u_p0_p0_p0
-                total2 += w4_u_p0_p0_p0*(-e0*e8 + e0*q4_u_m1_p0_p0 + e0*q4_u_p1_p0_p0 - e2*e8 + e2*q4_u_p0_m1_p0 + e2*q4_u_p0_p1_p0 - e4*e8 + e4*q4_u_p0_p0_m1 + e4*q4_u_p0_p0_p1)
-        gp_kappa[i0, 2, 2] += total2
+                e7 = 0.16666666666666666*e2*(adj_u_m1_p0_p0 + adj_u_p1_p0_p0) + 0.16666666666666666*e4*(adj_u_p0_m1_p0 + adj_u_p0_p1_p0) + 0.16666666666666666*e6*(adj_u_p0_p0_m1 + adj_u_p0_p0_p1)
+                e8 = adj_u_p0_p0_p0*dt
+                e12 = 0.3333333333333333*q4_u_p0_p0_p0
+                adj2_u[i0, i1, i2] = -adj_u_p0_p0_p0*(0.3333333333333333*e2 + 0.3333333333333333*e4 + 0.3333333333333333*e6 - 1) + e7
+                w1_u[i0, i1, i2] = 0.16666666666666666*e8
+                w2_u[i0, i1, i2] = 0.3333333333333333*e8
+                w3_u[i0, i1, i2] = dt*(-0.3333333333333333*adj_u_p0_p0_p0*(e2 + e4 + e6 - 1) + e7)
+                total4 += e8*(-e0*e12 + e10*q4_u_p0_m1_p0 + e10*q4_u_p0_p1_p0 + e11*q4_u_p0_p0_m1 + e11*q4_u_p0_p0_p1 - e12*e3 - e12*e5 + e9*q4_u_m1_p0_p0 + e9*q4_u_p1_p0_p0)
+        gp_kappa[i0, 2, 2] += total4
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of x
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
     n2 = adj_u.shape[2] - 4
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_m1_p0_p0 = adj_u[n0 + 1 - 1, i1, i2]
             adj_u_p0_p0_p0 = adj_u[n0 + 1, i1, i2]
+            adj2_u_m1_p0_p0 = adj2_u[n0 + 1 - 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[n0 + 1, i1, i2]
             w3_u_m1_p0_p0 = w3_u[n0 + 1 - 1, i1, i2]
             w3_u_p0_p0_p0 = w3_u[n0 + 1, i1, i2]
-            w4_u_p0_p0_p0 = w4_u[n0 + 1, i1, i2]
-            e0 = p_kappa*w4_u_p0_p0_p0/(h0*h0)
-            e1 = dt*e0
-            adj_u[n0 + 1, i1, i2] = adj_u_p0_p0_p0 - 2*e0
-            w3_u[n0 + 1, i1, i2] = -2.0*e1 + w3_u_p0_p0_p0
-            adj_u[n0 + 1 - 1, i1, i2] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0
-            w3_u[n0 + 1 - 1, i1, i2] = 0.3333333333333333*e1 + w3_u_m1_p0_p0
+            e2 = (dt*dt)
+            e0 = adj_u_p0_p0_p0*p_kappa/(h0*h0)
+            e1 = 0.3333333333333333*e0
+            e3 = 0.05555555555555555*e0
+            adj2_u[n0 + 1, i1, i2] = adj2_u_p0_p0_p0 - dt*e1
+            w3_u[n0 + 1, i1, i2] = -e1*e2 + w3_u_p0_p0_p0
+            adj2_u[n0 + 1 - 1, i1, i2] = adj2_u_m1_p0_p0 + dt*e3
+            w3_u[n0 + 1 - 1, i1, i2] = e2*e3 + w3_u_m1_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of x
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
@@ -354,20 +338,22 @@ def adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
             adj_u_p0_p0_p0 = adj_u[2, i1, i2]
-            adj_u_p1_p0_p0 = adj_u[2 + 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[2, i1, i2]
+            adj2_u_p1_p0_p0 = adj2_u[2 + 1, i1, i2]
             w3_u_p0_p0_p0 = w3_u[2, i1, i2]
             w3_u_p1_p0_p0 = w3_u[2 + 1, i1, i2]
-            w4_u_p0_p0_p0 = w4_u[2, i1, i2]
-            e0 = p_kappa*w4_u_p0_p0_p0/(h0*h0)
-            e1 = dt*e0
-            adj_u[2, i1, i2] = adj_u_p0_p0_p0 - 2*e0
-            w3_u[2, i1, i2] = -2.0*e1 + w3_u_p0_p0_p0
-            adj_u[2 + 1, i1, i2] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0
-            w3_u[2 + 1, i1, i2] = 0.3333333333333333*e1 + w3_u_p1_p0_p0
+            e2 = (dt*dt)
+            e0 = adj_u_p0_p0_p0*p_kappa/(h0*h0)
+            e1 = 0.3333333333333333*e0
+            e3 = 0.05555555555555555*e0
+            adj2_u[2, i1, i2] = adj2_u_p0_p0_p0 - dt*e1
+            w3_u[2, i1, i2] = -e1*e2 + w3_u_p0_p0_p0
+            adj2_u[2 + 1, i1, i2] = adj2_u_p1_p0_p0 + dt*e3
+            w3_u[2 + 1, i1, i2] = e2*e3 + w3_u_p1_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_1_hi(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4_fold_1_hi(adj_u, adj2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of y
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
@@ -375,15 +361,15 @@ def adjoint_stage4_fold_1_hi(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
             adj_u_p0_p0_p0 = adj_u[i0, n1 + 1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, n1 + 1, i2]
             w3_u_p0_p0_p0 = w3_u[i0, n1 + 1, i2]
-            w4_u_p0_p0_p0 = w4_u[i0, n1 + 1, i2]
-            e0 = p_kappa*w4_u_p0_p0_p0/(h1*h1)
-            adj_u[i0, n1 + 1, i2] = adj_u_p0_p0_p0 + e0
-            w3_u[i0, n1 + 1, i2] = 1.0*dt*e0 + w3_u_p0_p0_p0
+            e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h1*h1)
+            adj2_u[i0, n1 + 1, i2] = adj2_u_p0_p0_p0 + dt*e0
+            w3_u[i0, n1 + 1, i2] = (dt*dt)*e0 + w3_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4_fold_1_lo(adj_u, adj2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of y
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
@@ -391,15 +377,15 @@ def adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
             adj_u_p0_p0_p0 = adj_u[i0, 2, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, 2, i2]
             w3_u_p0_p0_p0 = w3_u[i0, 2, i2]
-            w4_u_p0_p0_p0 = w4_u[i0, 2, i2]
-            e0 = p_kappa*w4_u_p0_p0_p0/(h1*h1)
-            adj_u[i0, 2, i2] = adj_u_p0_p0_p0 + e0
-            w3_u[i0, 2, i2] = 1.0*dt*e0 + w3_u_p0_p0_p0
+            e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h1*h1)
+            adj2_u[i0, 2, i2] = adj2_u_p0_p0_p0 + dt*e0
+            w3_u[i0, 2, i2] = (dt*dt)*e0 + w3_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_2_hi(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4_fold_2_hi(adj_u, adj2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of z
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
@@ -407,15 +393,15 @@ def adjoint_stage4_fold_2_hi(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
             adj_u_p0_p0_p0 = adj_u[i0, i1, n2 + 1]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, n2 + 1]
             w3_u_p0_p0_p0 = w3_u[i0, i1, n2 + 1]
-            w4_u_p0_p0_p0 = w4_u[i0, i1, n2 + 1]
-            e0 = p_kappa*w4_u_p0_p0_p0/(h2*h2)
-            adj_u[i0, i1, n2 + 1] = adj_u_p0_p0_p0 + e0
-            w3_u[i0, i1, n2 + 1] = 1.0*dt*e0 + w3_u_p0_p0_p0
+            e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h2*h2)
+            adj2_u[i0, i1, n2 + 1] = adj2_u_p0_p0_p0 + dt*e0
+            w3_u[i0, i1, n2 + 1] = (dt*dt)*e0 + w3_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_2_lo(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4_fold_2_lo(adj_u, adj2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of z
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
@@ -423,20 +409,20 @@ def adjoint_stage4_fold_2_lo(adj_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
             adj_u_p0_p0_p0 = adj_u[i0, i1, 2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, 2]
             w3_u_p0_p0_p0 = w3_u[i0, i1, 2]
-            w4_u_p0_p0_p0 = w4_u[i0, i1, 2]
-            e0 = p_kappa*w4_u_p0_p0_p0/(h2*h2)
-            adj_u[i0, i1, 2] = adj_u_p0_p0_p0 + e0
-            w3_u[i0, i1, 2] = 1.0*dt*e0 + w3_u_p0_p0_p0
+            e0 = 0.16666666666666666*adj_u_p0_p0_p0*p_kappa/(h2*h2)
+            adj2_u[i0, i1, 2] = adj2_u_p0_p0_p0 + dt*e0
+            w3_u[i0, i1, 2] = (dt*dt)*e0 + w3_u_p0_p0_p0
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 3
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     e0 = 1.0/(h0*h0)
     e2 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
@@ -448,7 +434,7 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
-                adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
+                adj2_u_p0_p0_p0 = adj2_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
                 q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
                 q3_u_p0_p0_m1 = q3_u[i0, i1, i2 - 1]
@@ -469,125 +455,125 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
                 e5 = e4*p_kappa*(w3_u_p0_p0_m1 + w3_u_p0_p0_p1)
                 e6 = p_kappa*w3_u_p0_p0_p0*(e0 + e2 + e4)
                 e8 = 2*q3_u_p0_p0_p0
-                adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
+                adj2_u[i0, i1, i2] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
                 w2_u[i0, i1, i2] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w2_u_p0_p0_p0
                 total2 += w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1)
         gp_kappa[i0, 2, 2] += total2
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_m1_p0_p0 = adj_u[n0 + 1 - 1, i1, i2]
-            adj_u_p0_p0_p0 = adj_u[n0 + 1, i1, i2]
+            adj2_u_m1_p0_p0 = adj2_u[n0 + 1 - 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[n0 + 1, i1, i2]
             w2_u_m1_p0_p0 = w2_u[n0 + 1 - 1, i1, i2]
             w2_u_p0_p0_p0 = w2_u[n0 + 1, i1, i2]
             w3_u_p0_p0_p0 = w3_u[n0 + 1, i1, i2]
             e0 = p_kappa*w3_u_p0_p0_p0/(h0*h0)
             e1 = dt*e0
-            adj_u[n0 + 1, i1, i2] = adj_u_p0_p0_p0 - 2*e0
+            adj2_u[n0 + 1, i1, i2] = adj2_u_p0_p0_p0 - 2*e0
             w2_u[n0 + 1, i1, i2] = -1.0*e1 + w2_u_p0_p0_p0
-            adj_u[n0 + 1 - 1, i1, i2] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0
+            adj2_u[n0 + 1 - 1, i1, i2] = adj2_u_m1_p0_p0 + (0.3333333333333333)*e0
             w2_u[n0 + 1 - 1, i1, i2] = 0.16666666666666666*e1 + w2_u_m1_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[2, i1, i2]
-            adj_u_p1_p0_p0 = adj_u[2 + 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[2, i1, i2]
+            adj2_u_p1_p0_p0 = adj2_u[2 + 1, i1, i2]
             w2_u_p0_p0_p0 = w2_u[2, i1, i2]
             w2_u_p1_p0_p0 = w2_u[2 + 1, i1, i2]
             w3_u_p0_p0_p0 = w3_u[2, i1, i2]
             e0 = p_kappa*w3_u_p0_p0_p0/(h0*h0)
             e1 = dt*e0
-            adj_u[2, i1, i2] = adj_u_p0_p0_p0 - 2*e0
+            adj2_u[2, i1, i2] = adj2_u_p0_p0_p0 - 2*e0
             w2_u[2, i1, i2] = -1.0*e1 + w2_u_p0_p0_p0
-            adj_u[2 + 1, i1, i2] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0
+            adj2_u[2 + 1, i1, i2] = adj2_u_p1_p0_p0 + (0.3333333333333333)*e0
             w2_u[2 + 1, i1, i2] = 0.16666666666666666*e1 + w2_u_p1_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_1_hi(adj_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, n1 + 1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, n1 + 1, i2]
             w2_u_p0_p0_p0 = w2_u[i0, n1 + 1, i2]
             w3_u_p0_p0_p0 = w3_u[i0, n1 + 1, i2]
             e0 = p_kappa*w3_u_p0_p0_p0/(h1*h1)
-            adj_u[i0, n1 + 1, i2] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, n1 + 1, i2] = adj2_u_p0_p0_p0 + e0
             w2_u[i0, n1 + 1, i2] = 0.5*dt*e0 + w2_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, 2, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, 2, i2]
             w2_u_p0_p0_p0 = w2_u[i0, 2, i2]
             w3_u_p0_p0_p0 = w3_u[i0, 2, i2]
             e0 = p_kappa*w3_u_p0_p0_p0/(h1*h1)
-            adj_u[i0, 2, i2] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, 2, i2] = adj2_u_p0_p0_p0 + e0
             w2_u[i0, 2, i2] = 0.5*dt*e0 + w2_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_2_hi(adj_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3_fold_2_hi(adj2_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of z
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, i1, n2 + 1]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, n2 + 1]
             w2_u_p0_p0_p0 = w2_u[i0, i1, n2 + 1]
             w3_u_p0_p0_p0 = w3_u[i0, i1, n2 + 1]
             e0 = p_kappa*w3_u_p0_p0_p0/(h2*h2)
-            adj_u[i0, i1, n2 + 1] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, i1, n2 + 1] = adj2_u_p0_p0_p0 + e0
             w2_u[i0, i1, n2 + 1] = 0.5*dt*e0 + w2_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_2_lo(adj_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3_fold_2_lo(adj2_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of z
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, i1, 2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, 2]
             w2_u_p0_p0_p0 = w2_u[i0, i1, 2]
             w3_u_p0_p0_p0 = w3_u[i0, i1, 2]
             e0 = p_kappa*w3_u_p0_p0_p0/(h2*h2)
-            adj_u[i0, i1, 2] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, i1, 2] = adj2_u_p0_p0_p0 + e0
             w2_u[i0, i1, 2] = 0.5*dt*e0 + w2_u_p0_p0_p0
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 2
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     e0 = 1.0/(h0*h0)
     e2 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
@@ -599,7 +585,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
-                adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
+                adj2_u_p0_p0_p0 = adj2_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
                 q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
                 q2_u_p0_p0_m1 = q2_u[i0, i1, i2 - 1]
@@ -620,120 +606,120 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, 
                 e5 = e4*p_kappa*(w2_u_p0_p0_m1 + w2_u_p0_p0_p1)
                 e6 = p_kappa*w2_u_p0_p0_p0*(e0 + e2 + e4)
                 e8 = 2*q2_u_p0_p0_p0
-                adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
+                adj2_u[i0, i1, i2] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
                 w1_u[i0, i1, i2] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w1_u_p0_p0_p0
                 total2 += w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1)
         gp_kappa[i0, 2, 2] += total2
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_m1_p0_p0 = adj_u[n0 + 1 - 1, i1, i2]
-            adj_u_p0_p0_p0 = adj_u[n0 + 1, i1, i2]
+            adj2_u_m1_p0_p0 = adj2_u[n0 + 1 - 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[n0 + 1, i1, i2]
             w1_u_m1_p0_p0 = w1_u[n0 + 1 - 1, i1, i2]
             w1_u_p0_p0_p0 = w1_u[n0 + 1, i1, i2]
             w2_u_p0_p0_p0 = w2_u[n0 + 1, i1, i2]
             e0 = p_kappa*w2_u_p0_p0_p0/(h0*h0)
             e1 = dt*e0
-            adj_u[n0 + 1, i1, i2] = adj_u_p0_p0_p0 - 2*e0
+            adj2_u[n0 + 1, i1, i2] = adj2_u_p0_p0_p0 - 2*e0
             w1_u[n0 + 1, i1, i2] = -1.0*e1 + w1_u_p0_p0_p0
-            adj_u[n0 + 1 - 1, i1, i2] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0
+            adj2_u[n0 + 1 - 1, i1, i2] = adj2_u_m1_p0_p0 + (0.3333333333333333)*e0
             w1_u[n0 + 1 - 1, i1, i2] = 0.16666666666666666*e1 + w1_u_m1_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[2, i1, i2]
-            adj_u_p1_p0_p0 = adj_u[2 + 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[2, i1, i2]
+            adj2_u_p1_p0_p0 = adj2_u[2 + 1, i1, i2]
             w1_u_p0_p0_p0 = w1_u[2, i1, i2]
             w1_u_p1_p0_p0 = w1_u[2 + 1, i1, i2]
             w2_u_p0_p0_p0 = w2_u[2, i1, i2]
             e0 = p_kappa*w2_u_p0_p0_p0/(h0*h0)
             e1 = dt*e0
-            adj_u[2, i1, i2] = adj_u_p0_p0_p0 - 2*e0
+            adj2_u[2, i1, i2] = adj2_u_p0_p0_p0 - 2*e0
             w1_u[2, i1, i2] = -1.0*e1 + w1_u_p0_p0_p0
-            adj_u[2 + 1, i1, i2] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0
+            adj2_u[2 + 1, i1, i2] = adj2_u_p1_p0_p0 + (0.3333333333333333)*e0
             w1_u[2 + 1, i1, i2] = 0.16666666666666666*e1 + w1_u_p1_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_1_hi(adj_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, n1 + 1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, n1 + 1, i2]
             w1_u_p0_p0_p0 = w1_u[i0, n1 + 1, i2]
             w2_u_p0_p0_p0 = w2_u[i0, n1 + 1, i2]
             e0 = p_kappa*w2_u_p0_p0_p0/(h1*h1)
-            adj_u[i0, n1 + 1, i2] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, n1 + 1, i2] = adj2_u_p0_p0_p0 + e0
             w1_u[i0, n1 + 1, i2] = 0.5*dt*e0 + w1_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2_fold_1_lo(adj2_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, 2, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, 2, i2]
             w1_u_p0_p0_p0 = w1_u[i0, 2, i2]
             w2_u_p0_p0_p0 = w2_u[i0, 2, i2]
             e0 = p_kappa*w2_u_p0_p0_p0/(h1*h1)
-            adj_u[i0, 2, i2] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, 2, i2] = adj2_u_p0_p0_p0 + e0
             w1_u[i0, 2, i2] = 0.5*dt*e0 + w1_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_2_hi(adj_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2_fold_2_hi(adj2_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of z
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, i1, n2 + 1]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, n2 + 1]
             w1_u_p0_p0_p0 = w1_u[i0, i1, n2 + 1]
             w2_u_p0_p0_p0 = w2_u[i0, i1, n2 + 1]
             e0 = p_kappa*w2_u_p0_p0_p0/(h2*h2)
-            adj_u[i0, i1, n2 + 1] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, i1, n2 + 1] = adj2_u_p0_p0_p0 + e0
             w1_u[i0, i1, n2 + 1] = 0.5*dt*e0 + w1_u_p0_p0_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_2_lo(adj_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2_fold_2_lo(adj2_u, w1_u, w2_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of z
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, i1, 2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, 2]
             w1_u_p0_p0_p0 = w1_u[i0, i1, 2]
             w2_u_p0_p0_p0 = w2_u[i0, i1, 2]
             e0 = p_kappa*w2_u_p0_p0_p0/(h2*h2)
-            adj_u[i0, i1, 2] = adj_u_p0_p0_p0 + e0
+            adj2_u[i0, i1, 2] = adj2_u_p0_p0_p0 + e0
             w1_u[i0, i1, 2] = 0.5*dt*e0 + w1_u_p0_p0_p0
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage1(f_u, adj2_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 1
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
     n0 = f_u.shape[0] - 4
@@ -756,7 +742,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0
                 f_u_p0_p0_p1 = f_u[i0, i1, i2 + 1]
                 f_u_p0_p1_p0 = f_u[i0, i1 + 1, i2]
                 f_u_p1_p0_p0 = f_u[i0 + 1, i1, i2]
-                adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
+                adj2_u_p0_p0_p0 = adj2_u[i0, i1, i2]
                 w1_u_m1_p0_p0 = w1_u[i0 - 1, i1, i2]
                 w1_u_p0_m1_p0 = w1_u[i0, i1 - 1, i2]
                 w1_u_p0_p0_m1 = w1_u[i0, i1, i2 - 1]
@@ -765,97 +751,97 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0
                 w1_u_p0_p1_p0 = w1_u[i0, i1 + 1, i2]
                 w1_u_p1_p0_p0 = w1_u[i0 + 1, i1, i2]
                 e3 = 2*f_u_p0_p0_p0
-                adj_u[i0, i1, i2] = adj_u_p0_p0_p0 + e0*p_kappa*(w1_u_m1_p0_p0 + w1_u_p1_p0_p0) + e1*p_kappa*(w1_u_p0_m1_p0 + w1_u_p0_p1_p0) + e2*p_kappa*(w1_u_p0_p0_m1 + w1_u_p0_p0_p1) - 2*p_kappa*w1_u_p0_p0_p0*(e0 + e1 + e2)
+                adj2_u[i0, i1, i2] = adj2_u_p0_p0_p0 + e0*p_kappa*(w1_u_m1_p0_p0 + w1_u_p1_p0_p0) + e1*p_kappa*(w1_u_p0_m1_p0 + w1_u_p0_p1_p0) + e2*p_kappa*(w1_u_p0_p0_m1 + w1_u_p0_p0_p1) - 2*p_kappa*w1_u_p0_p0_p0*(e0 + e1 + e2)
                 total1 += w1_u_p0_p0_p0*(-e0*e3 + e0*f_u_m1_p0_p0 + e0*f_u_p1_p0_p0 - e1*e3 + e1*f_u_p0_m1_p0 + e1*f_u_p0_p1_p0 - e2*e3 + e2*f_u_p0_p0_m1 + e2*f_u_p0_p0_p1)
         gp_kappa[i0, 2, 2] += total1
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_hi(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage1_fold_0_hi(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_m1_p0_p0 = adj_u[n0 + 1 - 1, i1, i2]
-            adj_u_p0_p0_p0 = adj_u[n0 + 1, i1, i2]
+            adj2_u_m1_p0_p0 = adj2_u[n0 + 1 - 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[n0 + 1, i1, i2]
             w1_u_p0_p0_p0 = w1_u[n0 + 1, i1, i2]
             e0 = p_kappa*w1_u_p0_p0_p0/(h0*h0)
-            adj_u[n0 + 1, i1, i2] = adj_u_p0_p0_p0 - 2*e0
-            adj_u[n0 + 1 - 1, i1, i2] = adj_u_m1_p0_p0 + (0.3333333333333333)*e0
+            adj2_u[n0 + 1, i1, i2] = adj2_u_p0_p0_p0 - 2*e0
+            adj2_u[n0 + 1 - 1, i1, i2] = adj2_u_m1_p0_p0 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_lo(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage1_fold_0_lo(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i1 in range(2, n1 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[2, i1, i2]
-            adj_u_p1_p0_p0 = adj_u[2 + 1, i1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[2, i1, i2]
+            adj2_u_p1_p0_p0 = adj2_u[2 + 1, i1, i2]
             w1_u_p0_p0_p0 = w1_u[2, i1, i2]
             e0 = p_kappa*w1_u_p0_p0_p0/(h0*h0)
-            adj_u[2, i1, i2] = adj_u_p0_p0_p0 - 2*e0
-            adj_u[2 + 1, i1, i2] = adj_u_p1_p0_p0 + (0.3333333333333333)*e0
+            adj2_u[2, i1, i2] = adj2_u_p0_p0_p0 - 2*e0
+            adj2_u[2 + 1, i1, i2] = adj2_u_p1_p0_p0 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_1_hi(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage1_fold_1_hi(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, n1 + 1, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, n1 + 1, i2]
             w1_u_p0_p0_p0 = w1_u[i0, n1 + 1, i2]
-            adj_u[i0, n1 + 1, i2] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1)
+            adj2_u[i0, n1 + 1, i2] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1)
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_1_lo(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage1_fold_1_lo(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i2 in range(2, n2 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, 2, i2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, 2, i2]
             w1_u_p0_p0_p0 = w1_u[i0, 2, i2]
-            adj_u[i0, 2, i2] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1)
+            adj2_u[i0, 2, i2] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h1*h1)
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_2_hi(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage1_fold_2_hi(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the hi face of z
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, i1, n2 + 1]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, n2 + 1]
             w1_u_p0_p0_p0 = w1_u[i0, i1, n2 + 1]
-            adj_u[i0, i1, n2 + 1] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2)
+            adj2_u[i0, i1, n2 + 1] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2)
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_2_lo(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage1_fold_2_lo(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint: ghost reads folded back on the lo face of z
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    n2 = adj_u.shape[2] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
+    n2 = adj2_u.shape[2] - 4
     for i0 in range(2, n0 + 2):
         for i1 in range(2, n1 + 2):
-            adj_u_p0_p0_p0 = adj_u[i0, i1, 2]
+            adj2_u_p0_p0_p0 = adj2_u[i0, i1, 2]
             w1_u_p0_p0_p0 = w1_u[i0, i1, 2]
-            adj_u[i0, i1, 2] = adj_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2)
+            adj2_u[i0, i1, 2] = adj2_u_p0_p0_p0 + p_kappa*w1_u_p0_p0_p0/(h2*h2)
 
 
 @numba.njit(cache=True)
-def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # one rk4 step
     ghost_f_u_0_lo(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
     ghost_f_u_0_hi(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
@@ -888,57 +874,56 @@ def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p
 
 
 @numba.njit(cache=True)
-def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps):
+def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps):
     # nsteps time steps from t0, state buffers exchanged after each
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
         f_u, q5_u = q5_u, f_u
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa,)
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa,)
 
 
 @numba.njit(cache=True)
-def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
-    adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_kappa, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage4_fold_1_hi(adj_u, w3_u, w4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage4_fold_2_hi(adj_u, w3_u, w4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage4_fold_2_lo(adj_u, w3_u, w4_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3_fold_1_hi(adj_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3_fold_2_hi(adj_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3_fold_2_lo(adj_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2_fold_1_hi(adj_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2_fold_2_hi(adj_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2_fold_2_lo(adj_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage1(f_u, adj_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage1_fold_0_hi(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage1_fold_0_lo(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage1_fold_1_hi(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage1_fold_1_lo(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage1_fold_2_hi(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage1_fold_2_lo(adj_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage4_fold_1_hi(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage4_fold_1_lo(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage4_fold_2_hi(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage4_fold_2_lo(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3_fold_2_hi(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3_fold_2_lo(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2_fold_1_lo(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2_fold_2_hi(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2_fold_2_lo(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage1(f_u, adj2_u, w1_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage1_fold_0_hi(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage1_fold_0_lo(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage1_fold_1_hi(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage1_fold_1_lo(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage1_fold_2_hi(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage1_fold_2_lo(adj2_u, w1_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
 
 
 REVERSE_KEPT = ('u', 'u@q2', 'u@q3', 'u@q4')
 
 
 @numba.njit(cache=True)
-def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps, kept):
+def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps, kept):
     # kept[n, k]: buffer k of ('u', 'u@q2', 'u@q3', 'u@q4') as step n left it
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
         kept[n, 0] = f_u
         kept[n, 1] = q2_u
         kept[n, 2] = q3_u
@@ -950,8 +935,9 @@ def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, 
         q2_u[...] = kept[n, 1]
         q3_u[...] = kept[n, 2]
         q4_u[...] = kept[n, 3]
-        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa,)
+        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
+        adj_u, adj2_u = adj2_u, adj_u
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa,)
 
 
 @numba.njit(cache=True)
@@ -1087,7 +1073,7 @@ def stage4_tile(q4_u, q5_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
 
 
 @numba.njit(cache=True)
-def step_tile(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2, at_lo0, at_hi0, at_lo1, at_hi1):
+def step_tile(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2, at_lo0, at_hi0, at_lo1, at_hi1):
     # one step on a tile's local buffers: ghosts only on the domain's faces
     if at_lo0:
         ghost_f_u_0_lo(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2)
@@ -1136,7 +1122,7 @@ def step_tile(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kap
 
 
 @numba.njit(cache=True, parallel=True)
-def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps, tr, tc, kb):
+def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t0, dt, lo0, lo1, lo2, h0, h1, h2, nsteps, tr, tc, kb):
     # nsteps steps in blocks of kb per pass over memory, on tr x tc tiles
     w = kb * 8
     n0 = f_u.shape[0] - 4
@@ -1165,10 +1151,10 @@ def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp
             L_q4_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
             L_q5_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
             L_adj_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
+            L_adj2_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
             L_w1_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
             L_w2_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
             L_w3_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
-            L_w4_u = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
             L_gp_kappa = np.empty((e0 - s0 + 4, e1 - s1 + 4, f_u.shape[2]), dtype=f_u.dtype)
             for i in range(e0 - s0):
                 for j in range(e1 - s1):
@@ -1177,14 +1163,14 @@ def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp
             llo1 = lo1 + s1 * h1
             for s in range(kb):
                 t = tb + s * dt
-                step_tile(L_f_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_adj_u, L_w1_u, L_w2_u, L_w3_u, L_w4_u, L_gp_kappa, p_kappa, t, dt, llo0, llo1, lo2, h0, h1, h2, at_lo0, at_hi0, at_lo1, at_hi1)
+                step_tile(L_f_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_adj_u, L_adj2_u, L_w1_u, L_w2_u, L_w3_u, L_gp_kappa, p_kappa, t, dt, llo0, llo1, lo2, h0, h1, h2, at_lo0, at_hi0, at_lo1, at_hi1)
                 L_f_u, L_q5_u = L_q5_u, L_f_u
             for i in range(a0, b0):
                 for j in range(a1, b1):
                     q5_u[2 + i, 2 + j, :] = L_f_u[2 + i - s0, 2 + j - s1, :]
         f_u, q5_u = q5_u, f_u
     # the steps that do not fill a block run the plain loop
-    return advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_kappa, p_kappa, t0 + nblocks * kb * dt, dt, lo0, lo1, lo2, h0, h1, h2, nsteps - nblocks * kb)
+    return advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t0 + nblocks * kb * dt, dt, lo0, lo1, lo2, h0, h1, h2, nsteps - nblocks * kb)
 
 
 def allocate(cells):

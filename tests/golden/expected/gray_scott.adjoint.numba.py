@@ -15,13 +15,13 @@ PLAN = {
     'ndim': 2, 'halo': 2, 'dtype': 'float64',
     'axes': ('x', 'y'),
     'fields': ('u', 'v'),
-    'buffers': ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'v@q2', 'v@q3', 'v@q4', 'v@q5', 'u@adj', 'u@w1', 'u@w2', 'u@w3', 'u@w4', 'v@adj', 'v@w1', 'v@w2', 'v@w3', 'v@w4', 'Du@gp', 'Dv@gp', 'F@gp', 'k@gp'),
+    'buffers': ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'v@q2', 'v@q3', 'v@q4', 'v@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'v@adj', 'v@adj2', 'v@w1', 'v@w2', 'v@w3', 'Du@gp', 'Dv@gp', 'F@gp', 'k@gp'),
     'params': ('Du', 'Dv', 'F', 'k'),
     'scalars': ('p_Du', 'p_Dv', 'p_F', 'p_k', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (True, True), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('Du', 'Dv', 'F', 'k'), 'boundary_params': ()},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (True, True), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('Du', 'Dv', 'F', 'k'), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('v@adj', 'v@adj2'))},
 }
 
-KERNELS = ('wrap_0', 'wrap_1', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_start', 'adjoint_stage4', 'adjoint_stage3', 'adjoint_stage2', 'adjoint_stage1')
+KERNELS = ('wrap_0', 'wrap_1', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage3', 'adjoint_stage2', 'adjoint_stage1')
 
 
 @numba.njit(cache=True)
@@ -254,112 +254,84 @@ def initial(f_u, f_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
             f_v[i0, i1] = 0.25*math.exp(-100*((x0 - 1.25)*(x0 - 1.25)) - 100*((x1 - 1.25)*(x1 - 1.25)))
 
 
-@numba.njit(cache=True, parallel=True)
-def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
-    # adjoint: cotangents of the stage right-hand sides from that of the new state
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    for j0 in numba.prange(n0):
-        i0 = j0 + 2
-        for j1 in range(n1):
-            i1 = j1 + 2
-            adj_u_p0_p0 = adj_u[i0, i1]
-            adj_v_p0_p0 = adj_v[i0, i1]
-            e0 = adj_u_p0_p0*dt
-            e1 = 0.16666666666666666*e0
-            e2 = 0.3333333333333333*e0
-            e3 = adj_v_p0_p0*dt
-            e4 = 0.16666666666666666*e3
-            e5 = 0.3333333333333333*e3
-            w1_u[i0, i1] = e1
-            w2_u[i0, i1] = e2
-            w3_u[i0, i1] = e2
-            w4_u[i0, i1] = e1
-            w1_v[i0, i1] = e4
-            w2_v[i0, i1] = e5
-            w3_v[i0, i1] = e5
-            w4_v[i0, i1] = e4
-
-
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_v, q4_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_v, adj2_v, q4_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
     # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
     n0 = adj_u.shape[0] - 4
     n1 = adj_u.shape[1] - 4
-    e0 = 1.0/(h0*h0)
-    e1 = 2*p_Du
-    e2 = 1.0/(h1*h1)
-    e5 = e0*p_Du
-    e7 = e2*p_Du
-    e9 = 1.0*p_F
-    e10 = 1.0*dt
-    e11 = 2*p_Dv
-    e12 = e0*p_Dv
-    e14 = e2*p_Dv
+    e0 = 0.16666666666666666*dt
+    e1 = e0*p_F
+    e2 = e1 - 1
+    e3 = 1.0/(h0*h0)
+    e4 = 0.3333333333333333*dt
+    e5 = e4*p_Du
+    e6 = 1.0/(h1*h1)
+    e7 = e3*e5 + e5*e6
+    e10 = e1 - 0.3333333333333333
+    e11 = e4*p_Dv
+    e12 = e0*p_k + e11*e3 + e11*e6
+    e14 = 0.16666666666666666*e3
+    e15 = 0.16666666666666666*e6
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        total4 = 0.0
-        total5 = 0.0
-        total6 = 0.0
-        total7 = 0.0
+        total8 = 0.0
+        total9 = 0.0
+        total10 = 0.0
+        total11 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
+            adj_u_m1_p0 = adj_u[i0 - 1, i1]
+            adj_u_p0_m1 = adj_u[i0, i1 - 1]
             adj_u_p0_p0 = adj_u[i0, i1]
+            adj_u_p0_p1 = adj_u[i0, i1 + 1]
+            adj_u_p1_p0 = adj_u[i0 + 1, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m1 = q4_u[i0, i1 - 1]
             q4_u_p0_p0 = q4_u[i0, i1]
             q4_u_p0_p1 = q4_u[i0, i1 + 1]
             q4_u_p1_p0 = q4_u[i0 + 1, i1]
-            w3_u_p0_p0 = w3_u[i0, i1]
-            w4_u_m1_p0 = w4_u[i0 - 1, i1]
-            w4_u_p0_m1 = w4_u[i0, i1 - 1]
-            w4_u_p0_p0 = w4_u[i0, i1]
-            w4_u_p0_p1 = w4_u[i0, i1 + 1]
-            w4_u_p1_p0 = w4_u[i0 + 1, i1]
+            adj_v_m1_p0 = adj_v[i0 - 1, i1]
+            adj_v_p0_m1 = adj_v[i0, i1 - 1]
             adj_v_p0_p0 = adj_v[i0, i1]
+            adj_v_p0_p1 = adj_v[i0, i1 + 1]
+            adj_v_p1_p0 = adj_v[i0 + 1, i1]
             q4_v_m1_p0 = q4_v[i0 - 1, i1]
             q4_v_p0_m1 = q4_v[i0, i1 - 1]
             q4_v_p0_p0 = q4_v[i0, i1]
             q4_v_p0_p1 = q4_v[i0, i1 + 1]
             q4_v_p1_p0 = q4_v[i0 + 1, i1]
-            w3_v_p0_p0 = w3_v[i0, i1]
-            w4_v_m1_p0 = w4_v[i0 - 1, i1]
-            w4_v_p0_m1 = w4_v[i0, i1 - 1]
-            w4_v_p0_p0 = w4_v[i0, i1]
-            w4_v_p0_p1 = w4_v[i0, i1 + 1]
-            w4_v_p1_p0 = w4_v[i0 + 1, i1]
-            e3 = w4_u_p0_p0 - w4_v_p0_p0
-            e4 = e3*(q4_v_p0_p0*q4_v_p0_p0)
-            e6 = e5*(w4_u_m1_p0 + w4_u_p1_p0)
-            e8 = e7*(w4_u_p0_m1 + w4_u_p0_p1)
-            e13 = e12*(w4_v_m1_p0 + w4_v_p1_p0)
-            e15 = e14*(w4_v_p0_m1 + w4_v_p0_p1)
-            e16 = 2*q4_u_p0_p0
-            e17 = e3*q4_v_p0_p0
-            e18 = q4_v_p0_p0*w4_v_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 - e4 + e6 + e8 - w4_u_p0_p0*(e0*e1 + e1*e2 + p_F)
-            w3_u[i0, i1] = -dt*w4_u_p0_p0*(2.0*e5 + 2.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w3_u_p0_p0
-            adj_v[i0, i1] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w4_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
-            w3_v[i0, i1] = -2.0*dt*e17*q4_u_p0_p0 - dt*w4_v_p0_p0*(2.0*e12 + 2.0*e14 + e9 + 1.0*p_k) + e10*e13 + e10*e15 + w3_v_p0_p0
-            total4 += w4_u_p0_p0*(-e0*e16 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e16*e2 + e2*q4_u_p0_m1 + e2*q4_u_p0_p1)
-            total5 += w4_v_p0_p0*(e0*q4_v_m1_p0 + e0*q4_v_p1_p0 + e2*q4_v_p0_m1 + e2*q4_v_p0_p1 - 2*q4_v_p0_p0*(e0 + e2))
-            total6 += -e18 - w4_u_p0_p0*(q4_u_p0_p0 - 1)
-            total7 += -e18
-        gp_Du[i0, 2] += total4
-        gp_Dv[i0, 2] += total5
-        gp_F[i0, 2] += total6
-        gp_k[i0, 2] += total7
+            e8 = adj_u_p0_p0 - adj_v_p0_p0
+            e9 = -0.16666666666666666*dt*e3*p_Du*(adj_u_m1_p0 + adj_u_p1_p0) - 0.16666666666666666*dt*e6*p_Du*(adj_u_p0_m1 + adj_u_p0_p1) + e0*e8*(q4_v_p0_p0*q4_v_p0_p0)
+            e13 = -0.16666666666666666*dt*e3*p_Dv*(adj_v_m1_p0 + adj_v_p1_p0) - 0.16666666666666666*dt*e6*p_Dv*(adj_v_p0_m1 + adj_v_p0_p1) + e4*e8*q4_u_p0_p0*q4_v_p0_p0
+            e16 = 0.3333333333333333*q4_u_p0_p0
+            e17 = adj_v_p0_p0*q4_v_p0_p0
+            adj2_u[i0, i1] = -adj_u_p0_p0*(e2 + e7) - e9
+            w1_u[i0, i1] = adj_u_p0_p0*e0
+            w2_u[i0, i1] = adj_u_p0_p0*e4
+            w3_u[i0, i1] = dt*(-adj_u_p0_p0*(e10 + e7) - e9)
+            adj2_v[i0, i1] = -adj_v_p0_p0*(e12 + e2) - e13
+            w1_v[i0, i1] = adj_v_p0_p0*e0
+            w2_v[i0, i1] = adj_v_p0_p0*e4
+            w3_v[i0, i1] = dt*(-adj_v_p0_p0*(e10 + e12) - e13)
+            total8 += adj_u_p0_p0*dt*(e14*q4_u_m1_p0 + e14*q4_u_p1_p0 + e15*q4_u_p0_m1 + e15*q4_u_p0_p1 - e16*e3 - e16*e6)
+            total9 += adj_v_p0_p0*dt*(e14*q4_v_m1_p0 + e14*q4_v_p1_p0 + e15*q4_v_p0_m1 + e15*q4_v_p0_p1 - 0.3333333333333333*q4_v_p0_p0*(e3 + e6))
+            total10 += -e0*(adj_u_p0_p0*(q4_u_p0_p0 - 1) + e17)
+            total11 += -e0*e17
+        gp_Du[i0, 2] += total8
+        gp_Dv[i0, 2] += total9
+        gp_F[i0, 2] += total10
+        gp_k[i0, 2] += total11
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
     # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = 2*p_Du
     e2 = 1.0/(h1*h1)
@@ -378,7 +350,7 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_D
         total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
             q3_u_p0_p0 = q3_u[i0, i1]
@@ -390,7 +362,7 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_D
             w3_u_p0_p0 = w3_u[i0, i1]
             w3_u_p0_p1 = w3_u[i0, i1 + 1]
             w3_u_p1_p0 = w3_u[i0 + 1, i1]
-            adj_v_p0_p0 = adj_v[i0, i1]
+            adj2_v_p0_p0 = adj2_v[i0, i1]
             q3_v_m1_p0 = q3_v[i0 - 1, i1]
             q3_v_p0_m1 = q3_v[i0, i1 - 1]
             q3_v_p0_p0 = q3_v[i0, i1]
@@ -411,9 +383,9 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_D
             e16 = 2*q3_u_p0_p0
             e17 = e3*q3_v_p0_p0
             e18 = q3_v_p0_p0*w3_v_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 - e4 + e6 + e8 - w3_u_p0_p0*(e0*e1 + e1*e2 + p_F)
+            adj2_u[i0, i1] = adj2_u_p0_p0 - e4 + e6 + e8 - w3_u_p0_p0*(e0*e1 + e1*e2 + p_F)
             w2_u[i0, i1] = -dt*w3_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w2_u_p0_p0
-            adj_v[i0, i1] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w3_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
+            adj2_v[i0, i1] = adj2_v_p0_p0 + e13 + e15 - e16*e17 - w3_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
             w2_v[i0, i1] = -1.0*dt*e17*q3_u_p0_p0 - dt*w3_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w2_v_p0_p0
             total4 += w3_u_p0_p0*(-e0*e16 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e16*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1)
             total5 += w3_v_p0_p0*(e0*q3_v_m1_p0 + e0*q3_v_p1_p0 + e2*q3_v_p0_m1 + e2*q3_v_p0_p1 - 2*q3_v_p0_p0*(e0 + e2))
@@ -426,12 +398,12 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_D
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
     # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = 2*p_Du
     e2 = 1.0/(h1*h1)
@@ -450,7 +422,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_D
         total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
             q2_u_p0_p0 = q2_u[i0, i1]
@@ -462,7 +434,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_D
             w2_u_p0_p0 = w2_u[i0, i1]
             w2_u_p0_p1 = w2_u[i0, i1 + 1]
             w2_u_p1_p0 = w2_u[i0 + 1, i1]
-            adj_v_p0_p0 = adj_v[i0, i1]
+            adj2_v_p0_p0 = adj2_v[i0, i1]
             q2_v_m1_p0 = q2_v[i0 - 1, i1]
             q2_v_p0_m1 = q2_v[i0, i1 - 1]
             q2_v_p0_p0 = q2_v[i0, i1]
@@ -483,9 +455,9 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_D
             e16 = 2*q2_u_p0_p0
             e17 = e3*q2_v_p0_p0
             e18 = q2_v_p0_p0*w2_v_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 - e4 + e6 + e8 - w2_u_p0_p0*(e0*e1 + e1*e2 + p_F)
+            adj2_u[i0, i1] = adj2_u_p0_p0 - e4 + e6 + e8 - w2_u_p0_p0*(e0*e1 + e1*e2 + p_F)
             w1_u[i0, i1] = -dt*w2_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w1_u_p0_p0
-            adj_v[i0, i1] = adj_v_p0_p0 + e13 + e15 - e16*e17 - w2_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
+            adj2_v[i0, i1] = adj2_v_p0_p0 + e13 + e15 - e16*e17 - w2_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
             w1_v[i0, i1] = -1.0*dt*e17*q2_u_p0_p0 - dt*w2_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w1_v_p0_p0
             total4 += w2_u_p0_p0*(-e0*e16 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e16*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1)
             total5 += w2_v_p0_p0*(e0*q2_v_m1_p0 + e0*q2_v_p1_p0 + e2*q2_v_p0_m1 + e2*q2_v_p0_p1 - 2*q2_v_p0_p0*(e0 + e2))
@@ -498,7 +470,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_D
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1(f_u, adj2_u, w1_u, f_v, adj2_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 1
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
     # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
@@ -521,7 +493,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k,
             f_u_p0_p0 = f_u[i0, i1]
             f_u_p0_p1 = f_u[i0, i1 + 1]
             f_u_p1_p0 = f_u[i0 + 1, i1]
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             w1_u_m1_p0 = w1_u[i0 - 1, i1]
             w1_u_p0_m1 = w1_u[i0, i1 - 1]
             w1_u_p0_p0 = w1_u[i0, i1]
@@ -532,7 +504,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k,
             f_v_p0_p0 = f_v[i0, i1]
             f_v_p0_p1 = f_v[i0, i1 + 1]
             f_v_p1_p0 = f_v[i0 + 1, i1]
-            adj_v_p0_p0 = adj_v[i0, i1]
+            adj2_v_p0_p0 = adj2_v[i0, i1]
             w1_v_m1_p0 = w1_v[i0 - 1, i1]
             w1_v_p0_m1 = w1_v[i0, i1 - 1]
             w1_v_p0_p0 = w1_v[i0, i1]
@@ -541,8 +513,8 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k,
             e3 = w1_u_p0_p0 - w1_v_p0_p0
             e5 = 2*f_u_p0_p0
             e6 = f_v_p0_p0*w1_v_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 + e0*p_Du*(w1_u_m1_p0 + w1_u_p1_p0) + e2*p_Du*(w1_u_p0_m1 + w1_u_p0_p1) - e3*(f_v_p0_p0*f_v_p0_p0) - w1_u_p0_p0*(e0*e1 + e1*e2 + p_F)
-            adj_v[i0, i1] = adj_v_p0_p0 + e0*p_Dv*(w1_v_m1_p0 + w1_v_p1_p0) + e2*p_Dv*(w1_v_p0_m1 + w1_v_p0_p1) - e3*e5*f_v_p0_p0 - w1_v_p0_p0*(e0*e4 + e2*e4 + p_F + p_k)
+            adj2_u[i0, i1] = adj2_u_p0_p0 + e0*p_Du*(w1_u_m1_p0 + w1_u_p1_p0) + e2*p_Du*(w1_u_p0_m1 + w1_u_p0_p1) - e3*(f_v_p0_p0*f_v_p0_p0) - w1_u_p0_p0*(e0*e1 + e1*e2 + p_F)
+            adj2_v[i0, i1] = adj2_v_p0_p0 + e0*p_Dv*(w1_v_m1_p0 + w1_v_p1_p0) + e2*p_Dv*(w1_v_p0_m1 + w1_v_p0_p1) - e3*e5*f_v_p0_p0 - w1_v_p0_p0*(e0*e4 + e2*e4 + p_F + p_k)
             total2 += w1_u_p0_p0*(-e0*e5 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e5 + e2*f_u_p0_m1 + e2*f_u_p0_p1)
             total3 += w1_v_p0_p0*(e0*f_v_m1_p0 + e0*f_v_p1_p0 + e2*f_v_p0_m1 + e2*f_v_p0_p1 - 2*f_v_p0_p0*(e0 + e2))
             total4 += -e6 - w1_u_p0_p0*(f_u_p0_p0 - 1)
@@ -554,7 +526,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k,
 
 
 @numba.njit(cache=True)
-def step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # one rk4 step
     wrap_0(f_u)
     wrap_1(f_u)
@@ -579,28 +551,27 @@ def step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, 
 
 
 @numba.njit(cache=True)
-def advance(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps):
+def advance(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps):
     # nsteps time steps from t0, state buffers exchanged after each
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+        step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
         f_u, q5_u = q5_u, f_u
         f_v, q5_v = q5_v, f_v
-    return (f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k,)
+    return (f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k,)
 
 
 @numba.njit(cache=True)
-def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
-    adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+    wrap_0(adj_u)
+    wrap_1(adj_u)
     wrap_0(q4_u)
     wrap_1(q4_u)
-    wrap_0(w4_u)
-    wrap_1(w4_u)
+    wrap_0(adj_v)
+    wrap_1(adj_v)
     wrap_0(q4_v)
     wrap_1(q4_v)
-    wrap_0(w4_v)
-    wrap_1(w4_v)
-    adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_v, q4_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_v, adj2_v, q4_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     wrap_0(q3_u)
     wrap_1(q3_u)
     wrap_0(w3_u)
@@ -609,7 +580,7 @@ def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u
     wrap_1(q3_v)
     wrap_0(w3_v)
     wrap_1(w3_v)
-    adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     wrap_0(q2_u)
     wrap_1(q2_u)
     wrap_0(w2_u)
@@ -618,7 +589,7 @@ def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u
     wrap_1(q2_v)
     wrap_0(w2_v)
     wrap_1(w2_v)
-    adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     wrap_0(f_u)
     wrap_1(f_u)
     wrap_0(w1_u)
@@ -627,18 +598,18 @@ def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u
     wrap_1(f_v)
     wrap_0(w1_v)
     wrap_1(w1_v)
-    adjoint_stage1(f_u, adj_u, w1_u, f_v, adj_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1(f_u, adj2_u, w1_u, f_v, adj2_v, w1_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
 
 
 REVERSE_KEPT = ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'v@q2', 'v@q3', 'v@q4')
 
 
 @numba.njit(cache=True)
-def reverse_segment(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
+def reverse_segment(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
     # kept[n, k]: buffer k of ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'v@q2', 'v@q3', 'v@q4') as step n left it
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+        step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
         kept[n, 0] = f_u
         kept[n, 1] = f_v
         kept[n, 2] = q2_u
@@ -659,8 +630,10 @@ def reverse_segment(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, ad
         q2_v[...] = kept[n, 5]
         q3_v[...] = kept[n, 6]
         q4_v[...] = kept[n, 7]
-        adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
-    return (f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k,)
+        adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
+        adj_u, adj2_u = adj2_u, adj_u
+        adj_v, adj2_v = adj2_v, adj_v
+    return (f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k,)
 
 
 @numba.njit(cache=True)
@@ -857,7 +830,7 @@ def stage4_tile(q4_u, q5_u, q4_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h
 
 
 @numba.njit(cache=True)
-def step_tile(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
+def step_tile(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
     # one step on a tile's local buffers: ghosts only on the domain's faces
     stage1_tile(f_u, q2_u, q5_u, f_v, q2_v, q5_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1)
     stage2_tile(f_u, q2_u, q3_u, q5_u, f_v, q2_v, q3_v, q5_v, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
@@ -866,7 +839,7 @@ def step_tile(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w
 
 
 @numba.njit(cache=True, parallel=True)
-def advance_tiled(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
+def advance_tiled(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
     # nsteps steps in blocks of kb per pass over memory, on tr x tc tiles
     w = kb * 8
     n0 = f_u.shape[0] - 4
@@ -900,15 +873,15 @@ def advance_tiled(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_
             L_q4_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_q5_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_adj_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
+            L_adj2_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w1_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w2_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w3_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
-            L_w4_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_adj_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
+            L_adj2_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w1_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w2_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w3_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
-            L_w4_v = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_gp_Du = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_gp_Dv = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_gp_F = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
@@ -921,7 +894,7 @@ def advance_tiled(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_
             llo1 = lo1 + s1 * h1
             for s in range(kb):
                 t = tb + s * dt
-                step_tile(L_f_u, L_f_v, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_q2_v, L_q3_v, L_q4_v, L_q5_v, L_adj_u, L_w1_u, L_w2_u, L_w3_u, L_w4_u, L_adj_v, L_w1_v, L_w2_v, L_w3_v, L_w4_v, L_gp_Du, L_gp_Dv, L_gp_F, L_gp_k, p_Du, p_Dv, p_F, p_k, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
+                step_tile(L_f_u, L_f_v, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_q2_v, L_q3_v, L_q4_v, L_q5_v, L_adj_u, L_adj2_u, L_w1_u, L_w2_u, L_w3_u, L_adj_v, L_adj2_v, L_w1_v, L_w2_v, L_w3_v, L_gp_Du, L_gp_Dv, L_gp_F, L_gp_k, p_Du, p_Dv, p_F, p_k, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
                 L_f_u, L_q5_u = L_q5_u, L_f_u
                 L_f_v, L_q5_v = L_q5_v, L_f_v
             for i in range(a0, b0):
@@ -931,7 +904,7 @@ def advance_tiled(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_
         f_u, q5_u = q5_u, f_u
         f_v, q5_v = q5_v, f_v
     # the steps that do not fill a block run the plain loop
-    return advance(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, w1_u, w2_u, w3_u, w4_u, adj_v, w1_v, w2_v, w3_v, w4_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
+    return advance(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_v, adj2_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
 
 
 def allocate(cells):

@@ -111,104 +111,91 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_nu, 
     }
 }
 
-// adjoint_start: every interior point
-// adjoint: cotangents of the stage right-hand sides from that of the new state
-extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ w4_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
-{
-    for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
-        const long long idx = (long long)(i0);
-        const double adj_u_p0 = adj_u[idx];
-        const double e0 = adj_u_p0*dt;
-        const double e1 = 0.16666666666666666*e0;
-        const double e2 = 0.3333333333333333*e0;
-        w1_u[idx] = e1;
-        w2_u[idx] = e2;
-        w3_u[idx] = e2;
-        w4_u[idx] = e1;
-    }
-}
-
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
-    double total2 = 0;
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_u_m1 = adj_u[idx - 1];
         const double adj_u_p0 = adj_u[idx];
+        const double adj_u_p1 = adj_u[idx + 1];
         const double q4_u_m1 = q4_u[idx - 1];
         const double q4_u_p0 = q4_u[idx];
         const double q4_u_p1 = q4_u[idx + 1];
-        const double w3_u_p0 = w3_u[idx];
-        const double w4_u_m1 = w4_u[idx - 1];
-        const double w4_u_p0 = w4_u[idx];
-        const double w4_u_p1 = w4_u[idx + 1];
         const double e0 = 1.0/(h0*h0);
-        const double e1 = e0*p_nu;
-        const double e2 = e1*(w4_u_m1 + w4_u_p1);
-        const double e3 = e1*w4_u_p0;
-        adj_u[idx] = adj_u_p0 + e2 - 2.0*e3;
-        w3_u[idx] = 1.0*dt*e2 - 2.0*dt*e3 + w3_u_p0;
-        total2 += e0*w4_u_p0*(q4_u_m1 - 2.0*q4_u_p0 + q4_u_p1);
+        const double e1 = dt*e0*p_nu;
+        const double e2 = -0.16666666666666666*dt*e0*p_nu*(adj_u_m1 + adj_u_p1);
+        const double e3 = adj_u_p0*dt;
+        adj2_u[idx] = -adj_u_p0*(0.3333333333333333*e1 - 1.0) - e2;
+        w1_u[idx] = 0.16666666666666666*e3;
+        w2_u[idx] = 0.3333333333333333*e3;
+        w3_u[idx] = dt*(-0.3333333333333333*adj_u_p0*(e1 - 1.0) - e2);
+        total4 += e0*e3*(0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (f0 < n0 + 2) {
-        gp_nu[(long long)(f0)] += total2;
+        gp_nu[(long long)(f0)] += total4;
     }
 }
 
 // adjoint_stage4_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage4_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4_fold_0_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_u_m1 = adj_u[idx - 1];
         const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w3_u_m1 = w3_u[idx - 1];
         const double w3_u_p0 = w3_u[idx];
-        const double w4_u_p0 = w4_u[idx];
-        const double e0 = p_nu*w4_u_p0/(h0*h0);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e0;
-        w3_u[idx - 1] = 0.3333333333333333*e1 + w3_u_m1;
+        const double e2 = (dt*dt);
+        const double e0 = adj_u_p0*p_nu/(h0*h0);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0;
+        adj2_u[idx - 1] = adj2_u_m1 + dt*e3;
+        w3_u[idx - 1] = e2*e3 + w3_u_m1;
     }
 }
 
 // adjoint_stage4_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4_fold_0_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
         const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double w3_u_p0 = w3_u[idx];
         const double w3_u_p1 = w3_u[idx + 1];
-        const double w4_u_p0 = w4_u[idx];
-        const double e0 = p_nu*w4_u_p0/(h0*h0);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e0;
-        w3_u[idx + 1] = 0.3333333333333333*e1 + w3_u_p1;
+        const double e2 = (dt*dt);
+        const double e0 = adj_u_p0*p_nu/(h0*h0);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0;
+        adj2_u[idx + 1] = adj2_u_p1 + dt*e3;
+        w3_u[idx + 1] = e2*e3 + w3_u_p1;
     }
 }
 
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p0 = q3_u[idx];
         const double q3_u_p1 = q3_u[idx + 1];
@@ -220,7 +207,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e1 = e0*p_nu;
         const double e2 = e1*(w3_u_m1 + w3_u_p1);
         const double e3 = e1*w3_u_p0;
-        adj_u[idx] = adj_u_p0 + e2 - 2.0*e3;
+        adj2_u[idx] = adj2_u_p0 + e2 - 2.0*e3;
         w2_u[idx] = 0.5*dt*e2 - 1.0*dt*e3 + w2_u_p0;
         total2 += e0*w3_u_p0*(q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1);
     }
@@ -232,42 +219,42 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
 
 // adjoint_stage3_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w2_u_m1 = w2_u[idx - 1];
         const double w2_u_p0 = w2_u[idx];
         const double w3_u_p0 = w3_u[idx];
         const double e0 = p_nu*w3_u_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e0;
+        adj2_u[idx - 1] = adj2_u_m1 + (0.3333333333333333)*e0;
         w2_u[idx - 1] = 0.16666666666666666*e1 + w2_u_m1;
     }
 }
 
 // adjoint_stage3_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double w2_u_p0 = w2_u[idx];
         const double w2_u_p1 = w2_u[idx + 1];
         const double w3_u_p0 = w3_u[idx];
         const double e0 = p_nu*w3_u_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e0;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.3333333333333333)*e0;
         w2_u[idx + 1] = 0.16666666666666666*e1 + w2_u_p1;
     }
 }
@@ -275,12 +262,12 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p0 = q2_u[idx];
         const double q2_u_p1 = q2_u[idx + 1];
@@ -292,7 +279,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e1 = e0*p_nu;
         const double e2 = e1*(w2_u_m1 + w2_u_p1);
         const double e3 = e1*w2_u_p0;
-        adj_u[idx] = adj_u_p0 + e2 - 2.0*e3;
+        adj2_u[idx] = adj2_u_p0 + e2 - 2.0*e3;
         w1_u[idx] = 0.5*dt*e2 - 1.0*dt*e3 + w1_u_p0;
         total2 += e0*w2_u_p0*(q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1);
     }
@@ -304,42 +291,42 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
 
 // adjoint_stage2_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w1_u_m1 = w1_u[idx - 1];
         const double w1_u_p0 = w1_u[idx];
         const double w2_u_p0 = w2_u[idx];
         const double e0 = p_nu*w2_u_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e0;
+        adj2_u[idx - 1] = adj2_u_m1 + (0.3333333333333333)*e0;
         w1_u[idx - 1] = 0.16666666666666666*e1 + w1_u_m1;
     }
 }
 
 // adjoint_stage2_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double w1_u_p0 = w1_u[idx];
         const double w1_u_p1 = w1_u[idx + 1];
         const double w2_u_p0 = w2_u[idx];
         const double e0 = p_nu*w2_u_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e0;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.3333333333333333)*e0;
         w1_u[idx + 1] = 0.16666666666666666*e1 + w1_u_p1;
     }
 }
@@ -347,7 +334,7 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
 // adjoint_stage1: every interior point
 // adjoint of stage 1
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total1 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
@@ -355,13 +342,13 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p0 = f_u[idx];
         const double f_u_p1 = f_u[idx + 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w1_u_m1 = w1_u[idx - 1];
         const double w1_u_p0 = w1_u[idx];
         const double w1_u_p1 = w1_u[idx + 1];
         const double e0 = 1.0/(h0*h0);
         const double e1 = e0*p_nu;
-        adj_u[idx] = adj_u_p0 - 2.0*e1*w1_u_p0 + e1*(w1_u_m1 + w1_u_p1);
+        adj2_u[idx] = adj2_u_p0 - 2.0*e1*w1_u_p0 + e1*(w1_u_m1 + w1_u_p1);
         total1 += e0*w1_u_p0*(f_u_m1 - 2.0*f_u_p0 + f_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -372,33 +359,33 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
 
 // adjoint_stage1_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w1_u_p0 = w1_u[idx];
         const double e0 = p_nu*w1_u_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0 - 2.0*e0;
+        adj2_u[idx - 1] = adj2_u_m1 + (0.3333333333333333)*e0;
     }
 }
 
 // adjoint_stage1_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double w1_u_p0 = w1_u[idx];
         const double e0 = p_nu*w1_u_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0 - 2.0*e0;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0 - 2.0*e0;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.3333333333333333)*e0;
     }
 }
 

@@ -15,13 +15,13 @@ PLAN = {
     'ndim': 1, 'halo': 2, 'dtype': 'float64',
     'axes': ('x',),
     'fields': ('u',),
-    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@w1', 'u@w2', 'u@w3', 'u@w4', 'nu@gp'),
+    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'nu@gp'),
     'params': ('nu',),
     'scalars': ('p_nu', 't', 'dt', 'lo0', 'h0'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,), 'robin': (), 'adjoint_params': ('nu',), 'boundary_params': ()},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,), 'robin': (), 'adjoint_params': ('nu',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'),)},
 }
 
-KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_start', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo')
+KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo')
 
 
 @numba.njit(cache=True)
@@ -119,93 +119,81 @@ def initial(f_u, p_nu, t, dt, lo0, h0):
         f_u[i0] = math.sin(3.141592653589793*x0)
 
 
-@numba.njit(cache=True, parallel=True)
-def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_nu, t, dt, lo0, h0):
-    # adjoint: cotangents of the stage right-hand sides from that of the new state
-    n0 = adj_u.shape[0] - 4
-    for j0 in numba.prange(n0):
-        i0 = j0 + 2
-        adj_u_p0 = adj_u[i0]
-        e0 = adj_u_p0*dt
-        e1 = 0.16666666666666666*e0
-        e2 = 0.3333333333333333*e0
-        w1_u[i0] = e1
-        w2_u[i0] = e2
-        w3_u[i0] = e2
-        w4_u[i0] = e1
-
-
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 4
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
-    e1 = e0*p_nu
-    total2 = 0.0
+    e1 = dt*e0*p_nu
+    total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        adj_u_m1 = adj_u[i0 - 1]
         adj_u_p0 = adj_u[i0]
+        adj_u_p1 = adj_u[i0 + 1]
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p0 = q4_u[i0]
         q4_u_p1 = q4_u[i0 + 1]
-        w3_u_p0 = w3_u[i0]
-        w4_u_m1 = w4_u[i0 - 1]
-        w4_u_p0 = w4_u[i0]
-        w4_u_p1 = w4_u[i0 + 1]
-        e2 = e1*(w4_u_m1 + w4_u_p1)
-        e3 = e1*w4_u_p0
-        adj_u[i0] = adj_u_p0 + e2 - 2*e3
-        w3_u[i0] = 1.0*dt*e2 - 2.0*dt*e3 + w3_u_p0
-        total2 += e0*w4_u_p0*(q4_u_m1 - 2*q4_u_p0 + q4_u_p1)
-    gp_nu[2] += total2
+        e2 = -0.16666666666666666*dt*e0*p_nu*(adj_u_m1 + adj_u_p1)
+        e3 = adj_u_p0*dt
+        adj2_u[i0] = -adj_u_p0*(0.3333333333333333*e1 - 1) - e2
+        w1_u[i0] = 0.16666666666666666*e3
+        w2_u[i0] = 0.3333333333333333*e3
+        w3_u[i0] = dt*(-0.3333333333333333*adj_u_p0*(e1 - 1) - e2)
+        total4 += e0*e3*(0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1)
+    gp_nu[2] += total4
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
     n0 = adj_u.shape[0] - 4
-    adj_u_m1 = adj_u[n0 + 1 - 1]
     adj_u_p0 = adj_u[n0 + 1]
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     w3_u_m1 = w3_u[n0 + 1 - 1]
     w3_u_p0 = w3_u[n0 + 1]
-    w4_u_p0 = w4_u[n0 + 1]
-    e0 = p_nu*w4_u_p0/(h0*h0)
-    e1 = dt*e0
-    adj_u[n0 + 1] = adj_u_p0 - 2*e0
-    w3_u[n0 + 1] = -2.0*e1 + w3_u_p0
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e0
-    w3_u[n0 + 1 - 1] = 0.3333333333333333*e1 + w3_u_m1
+    e2 = (dt*dt)
+    e0 = adj_u_p0*p_nu/(h0*h0)
+    e1 = 0.3333333333333333*e0
+    e3 = 0.05555555555555555*e0
+    adj2_u[n0 + 1] = adj2_u_p0 - dt*e1
+    w3_u[n0 + 1] = -e1*e2 + w3_u_p0
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + dt*e3
+    w3_u[n0 + 1 - 1] = e2*e3 + w3_u_m1
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
     n0 = adj_u.shape[0] - 4
     adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     w3_u_p0 = w3_u[2]
     w3_u_p1 = w3_u[2 + 1]
-    w4_u_p0 = w4_u[2]
-    e0 = p_nu*w4_u_p0/(h0*h0)
-    e1 = dt*e0
-    adj_u[2] = adj_u_p0 - 2*e0
-    w3_u[2] = -2.0*e1 + w3_u_p0
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e0
-    w3_u[2 + 1] = 0.3333333333333333*e1 + w3_u_p1
+    e2 = (dt*dt)
+    e0 = adj_u_p0*p_nu/(h0*h0)
+    e1 = 0.3333333333333333*e0
+    e3 = 0.05555555555555555*e0
+    adj2_u[2] = adj2_u_p0 - dt*e1
+    w3_u[2] = -e1*e2 + w3_u_p0
+    adj2_u[2 + 1] = adj2_u_p1 + dt*e3
+    w3_u[2 + 1] = e2*e3 + w3_u_p1
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 3
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-    n0 = adj_u.shape[0] - 4
+    n0 = adj2_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
         q3_u_p1 = q3_u[i0 + 1]
@@ -215,57 +203,57 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
         w3_u_p1 = w3_u[i0 + 1]
         e2 = e1*(w3_u_m1 + w3_u_p1)
         e3 = e1*w3_u_p0
-        adj_u[i0] = adj_u_p0 + e2 - 2*e3
+        adj2_u[i0] = adj2_u_p0 + e2 - 2*e3
         w2_u[i0] = 0.5*dt*e2 - 1.0*dt*e3 + w2_u_p0
         total2 += e0*w3_u_p0*(q3_u_m1 - 2*q3_u_p0 + q3_u_p1)
     gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    adj_u_m1 = adj_u[n0 + 1 - 1]
-    adj_u_p0 = adj_u[n0 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     w2_u_m1 = w2_u[n0 + 1 - 1]
     w2_u_p0 = w2_u[n0 + 1]
     w3_u_p0 = w3_u[n0 + 1]
     e0 = p_nu*w3_u_p0/(h0*h0)
     e1 = dt*e0
-    adj_u[n0 + 1] = adj_u_p0 - 2*e0
+    adj2_u[n0 + 1] = adj2_u_p0 - 2*e0
     w2_u[n0 + 1] = -1.0*e1 + w2_u_p0
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e0
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + (0.3333333333333333)*e0
     w2_u[n0 + 1 - 1] = 0.16666666666666666*e1 + w2_u_m1
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     w2_u_p0 = w2_u[2]
     w2_u_p1 = w2_u[2 + 1]
     w3_u_p0 = w3_u[2]
     e0 = p_nu*w3_u_p0/(h0*h0)
     e1 = dt*e0
-    adj_u[2] = adj_u_p0 - 2*e0
+    adj2_u[2] = adj2_u_p0 - 2*e0
     w2_u[2] = -1.0*e1 + w2_u_p0
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e0
+    adj2_u[2 + 1] = adj2_u_p1 + (0.3333333333333333)*e0
     w2_u[2 + 1] = 0.16666666666666666*e1 + w2_u_p1
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 2
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-    n0 = adj_u.shape[0] - 4
+    n0 = adj2_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
         q2_u_p1 = q2_u[i0 + 1]
@@ -275,48 +263,48 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
         w2_u_p1 = w2_u[i0 + 1]
         e2 = e1*(w2_u_m1 + w2_u_p1)
         e3 = e1*w2_u_p0
-        adj_u[i0] = adj_u_p0 + e2 - 2*e3
+        adj2_u[i0] = adj2_u_p0 + e2 - 2*e3
         w1_u[i0] = 0.5*dt*e2 - 1.0*dt*e3 + w1_u_p0
         total2 += e0*w2_u_p0*(q2_u_m1 - 2*q2_u_p0 + q2_u_p1)
     gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    adj_u_m1 = adj_u[n0 + 1 - 1]
-    adj_u_p0 = adj_u[n0 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     w1_u_m1 = w1_u[n0 + 1 - 1]
     w1_u_p0 = w1_u[n0 + 1]
     w2_u_p0 = w2_u[n0 + 1]
     e0 = p_nu*w2_u_p0/(h0*h0)
     e1 = dt*e0
-    adj_u[n0 + 1] = adj_u_p0 - 2*e0
+    adj2_u[n0 + 1] = adj2_u_p0 - 2*e0
     w1_u[n0 + 1] = -1.0*e1 + w1_u_p0
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e0
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + (0.3333333333333333)*e0
     w1_u[n0 + 1 - 1] = 0.16666666666666666*e1 + w1_u_m1
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     w1_u_p0 = w1_u[2]
     w1_u_p1 = w1_u[2 + 1]
     w2_u_p0 = w2_u[2]
     e0 = p_nu*w2_u_p0/(h0*h0)
     e1 = dt*e0
-    adj_u[2] = adj_u_p0 - 2*e0
+    adj2_u[2] = adj2_u_p0 - 2*e0
     w1_u[2] = -1.0*e1 + w1_u_p0
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e0
+    adj2_u[2 + 1] = adj2_u_p1 + (0.3333333333333333)*e0
     w1_u[2 + 1] = 0.16666666666666666*e1 + w1_u_p1
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage1(f_u, adj2_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 1
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = f_u.shape[0] - 4
@@ -328,41 +316,41 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0):
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         w1_u_m1 = w1_u[i0 - 1]
         w1_u_p0 = w1_u[i0]
         w1_u_p1 = w1_u[i0 + 1]
-        adj_u[i0] = adj_u_p0 - 2*e1*w1_u_p0 + e1*(w1_u_m1 + w1_u_p1)
+        adj2_u[i0] = adj2_u_p0 - 2*e1*w1_u_p0 + e1*(w1_u_m1 + w1_u_p1)
         total1 += e0*w1_u_p0*(f_u_m1 - 2*f_u_p0 + f_u_p1)
     gp_nu[2] += total1
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_hi(adj_u, w1_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage1_fold_0_hi(adj2_u, w1_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    adj_u_m1 = adj_u[n0 + 1 - 1]
-    adj_u_p0 = adj_u[n0 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     w1_u_p0 = w1_u[n0 + 1]
     e0 = p_nu*w1_u_p0/(h0*h0)
-    adj_u[n0 + 1] = adj_u_p0 - 2*e0
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e0
+    adj2_u[n0 + 1] = adj2_u_p0 - 2*e0
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_lo(adj_u, w1_u, p_nu, t, dt, lo0, h0):
+def adjoint_stage1_fold_0_lo(adj2_u, w1_u, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     w1_u_p0 = w1_u[2]
     e0 = p_nu*w1_u_p0/(h0*h0)
-    adj_u[2] = adj_u_p0 - 2*e0
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e0
+    adj2_u[2] = adj2_u_p0 - 2*e0
+    adj2_u[2 + 1] = adj2_u_p1 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0):
+def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     # one rk4 step
     ghost_f_u_0_lo(f_u, p_nu, t, dt, lo0, h0)
     ghost_f_u_0_hi(f_u, p_nu, t, dt, lo0, h0)
@@ -379,41 +367,40 @@ def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu
 
 
 @numba.njit(cache=True)
-def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu, t0, dt, lo0, h0, nsteps):
+def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t0, dt, lo0, h0, nsteps):
     # nsteps time steps from t0, state buffers exchanged after each
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0)
         f_u, q5_u = q5_u, f_u
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu,)
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu,)
 
 
 @numba.njit(cache=True)
-def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0):
-    adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_nu, t, dt, lo0, h0)
-    adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_u, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage1(f_u, adj_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0)
-    adjoint_stage1_fold_0_hi(adj_u, w1_u, p_nu, t, dt, lo0, h0)
-    adjoint_stage1_fold_0_lo(adj_u, w1_u, p_nu, t, dt, lo0, h0)
+def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
+    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage1(f_u, adj2_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0)
+    adjoint_stage1_fold_0_hi(adj2_u, w1_u, p_nu, t, dt, lo0, h0)
+    adjoint_stage1_fold_0_lo(adj2_u, w1_u, p_nu, t, dt, lo0, h0)
 
 
 REVERSE_KEPT = ('u', 'u@q2', 'u@q3', 'u@q4')
 
 
 @numba.njit(cache=True)
-def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu, t0, dt, lo0, h0, nsteps, kept):
+def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t0, dt, lo0, h0, nsteps, kept):
     # kept[n, k]: buffer k of ('u', 'u@q2', 'u@q3', 'u@q4') as step n left it
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0)
         kept[n, 0] = f_u
         kept[n, 1] = q2_u
         kept[n, 2] = q3_u
@@ -425,8 +412,9 @@ def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, 
         q2_u[...] = kept[n, 1]
         q3_u[...] = kept[n, 2]
         q4_u[...] = kept[n, 3]
-        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu, p_nu, t, dt, lo0, h0)
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_nu,)
+        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0)
+        adj_u, adj2_u = adj2_u, adj_u
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu,)
 
 
 def allocate(cells):

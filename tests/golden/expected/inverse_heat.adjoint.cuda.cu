@@ -180,38 +180,13 @@ extern "C" __global__ void initial(double* __restrict__ f_u, double* __restrict_
     }
 }
 
-// adjoint_start: every interior point
-// adjoint: cotangents of the stage right-hand sides from that of the new state
-extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ w4_u, const double* __restrict__ adj_kappa, double* __restrict__ w1_kappa, double* __restrict__ w2_kappa, double* __restrict__ w3_kappa, double* __restrict__ w4_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
-{
-    for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
-        const long long idx = (long long)(i0);
-        const double adj_kappa_p0 = adj_kappa[idx];
-        const double adj_u_p0 = adj_u[idx];
-        const double e0 = adj_u_p0*dt;
-        const double e1 = 0.16666666666666666*e0;
-        const double e2 = 0.3333333333333333*e0;
-        const double e3 = adj_kappa_p0*dt;
-        const double e4 = 0.16666666666666666*e3;
-        const double e5 = 0.3333333333333333*e3;
-        w1_u[idx] = e1;
-        w2_u[idx] = e2;
-        w3_u[idx] = e2;
-        w4_u[idx] = e1;
-        w1_kappa[idx] = e4;
-        w2_kappa[idx] = e5;
-        w3_kappa[idx] = e5;
-        w4_kappa[idx] = e4;
-    }
-}
-
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
 // inverse_heat.dsl:10  dt(kappa) = 0
-extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ adj_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w3_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, const double* __restrict__ adj_kappa, double* __restrict__ adj2_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w1_kappa, double* __restrict__ w2_kappa, double* __restrict__ w3_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
-    double total4 = 0;
+    double total8 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double adj_kappa_p0 = adj_kappa[idx];
@@ -220,122 +195,121 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double q4_kappa_p0 = q4_kappa[idx];
         const double q4_kappa_p1 = q4_kappa[idx + 1];
         const double q4_kappa_p2 = q4_kappa[idx + 2];
-        const double w3_kappa_p0 = w3_kappa[idx];
+        const double adj_u_m1 = adj_u[idx - 1];
         const double adj_u_p0 = adj_u[idx];
+        const double adj_u_p1 = adj_u[idx + 1];
         const double q4_u_m2 = q4_u[idx - 2];
         const double q4_u_m1 = q4_u[idx - 1];
         const double q4_u_p0 = q4_u[idx];
         const double q4_u_p1 = q4_u[idx + 1];
         const double q4_u_p2 = q4_u[idx + 2];
-        const double w3_u_p0 = w3_u[idx];
-        const double w4_u_m1 = w4_u[idx - 1];
-        const double w4_u_p0 = w4_u[idx];
-        const double w4_u_p1 = w4_u[idx + 1];
-        const double e0 = 1.0/(h0*h0);
-        const double e1 = e0*p_nu;
-        const double e11 = 1.0*dt;
-        const double e12 = dt*e1;
-        const double e2 = e1*w4_u_m1;
-        const double e3 = e2*q4_kappa_m1;
-        const double e4 = e1*w4_u_p1;
-        const double e5 = e4*q4_kappa_p1;
-        const double e6 = (0.25)*e2;
-        const double e7 = (0.25)*e4;
-        const double e8 = e1*q4_kappa_p0;
-        const double e9 = 0.25*w4_u_m1;
-        const double e10 = 0.25*w4_u_p1;
-        const double e13 = e12*e9;
-        const double e14 = e10*e12;
-        const double e15 = q4_u_m1 - 2.0*q4_u_p0 + q4_u_p1;
-        const double e16 = e0*w4_u_p0;
-        const double e17 = e16*p_nu;
-        const double e18 = q4_u_m2 - q4_u_p0;
-        const double e19 = q4_u_p0 - q4_u_p2;
-        const double e20 = (0.25)*q4_kappa_m1;
-        const double e21 = (0.25)*q4_kappa_p1;
-        adj_u[idx] = adj_u_p0 + e3 + e5 - e6*q4_kappa_m2 - e7*q4_kappa_p2 + (0.25)*e8*(w4_u_m1 - 8.0*w4_u_p0 + w4_u_p1);
-        w3_u[idx] = dt*e8*(e10 + e9 - 2.0*w4_u_p0) + e11*e3 + e11*e5 - e13*q4_kappa_m2 - e14*q4_kappa_p2 + w3_u_p0;
-        adj_kappa[idx] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
-        w3_kappa[idx] = dt*e17*(1.0*q4_u_m1 - 2.0*q4_u_p0 + 1.0*q4_u_p1) - e13*e18 + e14*e19 + w3_kappa_p0;
-        total4 += e16*(e15*q4_kappa_p0 + e20*q4_u_m1 - e20*q4_u_p1 - e21*q4_u_m1 + e21*q4_u_p1);
+        const double e3 = 1.0/(h0*h0);
+        const double e4 = dt*e3;
+        const double e5 = e4*p_nu;
+        const double e6 = 0.16666666666666666*dt;
+        const double e7 = e3*e6*p_nu;
+        const double e0 = 0.041666666666666664*adj_u_m1;
+        const double e1 = 0.041666666666666664*adj_u_p1;
+        const double e2 = 0.3333333333333333*adj_u_p0;
+        const double e8 = e0*e5;
+        const double e9 = e1*e5;
+        const double e10 = adj_u_m1*e7*q4_kappa_m1 + adj_u_p1*e7*q4_kappa_p1 + e5*q4_kappa_p0*(e0 + e1 - e2) - e8*q4_kappa_m2 - e9*q4_kappa_p2;
+        const double e11 = 0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1;
+        const double e12 = adj_u_p0*e4;
+        const double e13 = e11*e12*p_nu - e8*(q4_u_m2 - q4_u_p0) + e9*(q4_u_p0 - q4_u_p2);
+        const double e14 = 0.3333333333333333*adj_kappa_p0;
+        const double e15 = 0.041666666666666664*q4_kappa_m1;
+        const double e16 = 0.041666666666666664*q4_kappa_p1;
+        adj2_u[idx] = adj_u_p0 + e10;
+        w1_u[idx] = adj_u_p0*e6;
+        w2_u[idx] = dt*e2;
+        w3_u[idx] = dt*(e10 + e2);
+        adj2_kappa[idx] = adj_kappa_p0 + e13;
+        w1_kappa[idx] = adj_kappa_p0*e6;
+        w2_kappa[idx] = dt*e14;
+        w3_kappa[idx] = dt*(e13 + e14);
+        total8 += e12*(e11*q4_kappa_p0 + e15*q4_u_m1 - e15*q4_u_p1 - e16*q4_u_m1 + e16*q4_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (f0 < n0 + 2) {
-        gp_nu[(long long)(f0)] += total4;
+        gp_nu[(long long)(f0)] += total8;
     }
 }
 
 // adjoint_stage4_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage4_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ adj_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w3_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4_fold_0_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, double* __restrict__ adj2_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w3_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q4_kappa_m1 = q4_kappa[idx - 1];
         const double q4_kappa_p0 = q4_kappa[idx];
         const double q4_kappa_p1 = q4_kappa[idx + 1];
         const double w3_kappa_p0 = w3_kappa[idx];
-        const double adj_u_m1 = adj_u[idx - 1];
         const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q4_u_m1 = q4_u[idx - 1];
         const double q4_u_p1 = q4_u[idx + 1];
         const double w3_u_m1 = w3_u[idx - 1];
         const double w3_u_p0 = w3_u[idx];
-        const double w4_u_p0 = w4_u[idx];
-        const double e0 = p_nu*w4_u_p0/(h0*h0);
-        const double e1 = (0.5)*e0;
-        const double e2 = e0*q4_kappa_p0;
-        const double e3 = dt*e0;
-        const double e4 = 0.5*e3;
-        const double e5 = dt*e2;
-        const double e6 = (0.08333333333333333)*e0;
-        const double e7 = 0.08333333333333333*e3;
-        const double e8 = e0*(q4_u_m1 - q4_u_p1);
-        adj_u[idx] = adj_u_p0 + e1*q4_kappa_m1 - e1*q4_kappa_p1 - 2.0*e2;
-        w3_u[idx] = e4*q4_kappa_m1 - e4*q4_kappa_p1 - 2.0*e5 + w3_u_p0;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e6*q4_kappa_m1 + e6*q4_kappa_p1;
-        w3_u[idx - 1] = 0.3333333333333333*e5 - e7*q4_kappa_m1 + e7*q4_kappa_p1 + w3_u_m1;
-        adj_kappa[idx] = adj_kappa_p0 - 0.25*e8;
-        w3_kappa[idx] = -0.25*dt*e8 + w3_kappa_p0;
+        const double e0 = adj_u_p0*p_nu/(h0*h0);
+        const double e1 = dt*e0;
+        const double e2 = 0.08333333333333333*e1;
+        const double e3 = 0.3333333333333333*q4_kappa_p0;
+        const double e4 = (dt*dt)*e0;
+        const double e5 = 0.08333333333333333*e4;
+        const double e6 = 0.013888888888888888*e1;
+        const double e7 = 0.05555555555555555*q4_kappa_p0;
+        const double e8 = 0.013888888888888888*e4;
+        const double e9 = 0.041666666666666664*q4_u_m1 - 0.041666666666666664*q4_u_p1;
+        adj2_u[idx] = adj2_u_p0 - e1*e3 + e2*q4_kappa_m1 - e2*q4_kappa_p1;
+        w3_u[idx] = -e3*e4 + e5*q4_kappa_m1 - e5*q4_kappa_p1 + w3_u_p0;
+        adj2_u[idx - 1] = adj2_u_m1 + e1*e7 - e6*q4_kappa_m1 + e6*q4_kappa_p1;
+        w3_u[idx - 1] = e4*e7 - e8*q4_kappa_m1 + e8*q4_kappa_p1 + w3_u_m1;
+        adj2_kappa[idx] = adj2_kappa_p0 - e1*e9;
+        w3_kappa[idx] = -e4*e9 + w3_kappa_p0;
     }
 }
 
 // adjoint_stage4_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ adj_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w3_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4_fold_0_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, double* __restrict__ adj2_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w3_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q4_kappa_m1 = q4_kappa[idx - 1];
         const double q4_kappa_p0 = q4_kappa[idx];
         const double q4_kappa_p1 = q4_kappa[idx + 1];
         const double w3_kappa_p0 = w3_kappa[idx];
         const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double q4_u_m1 = q4_u[idx - 1];
         const double q4_u_p1 = q4_u[idx + 1];
         const double w3_u_p0 = w3_u[idx];
         const double w3_u_p1 = w3_u[idx + 1];
-        const double w4_u_p0 = w4_u[idx];
         const double e0 = 1.0/(h0*h0);
-        const double e1 = e0*p_nu*w4_u_p0;
-        const double e2 = (0.5)*e1;
-        const double e3 = e1*q4_kappa_p0;
-        const double e4 = dt*e1;
-        const double e5 = dt*e3;
-        const double e6 = (0.08333333333333333)*e1;
-        const double e7 = 0.08333333333333333*e4;
-        const double e8 = e1*(q4_u_m1 - q4_u_p1);
-        adj_u[idx] = adj_u_p0 - e2*q4_kappa_m1 + e2*q4_kappa_p1 - 2.0*e3;
-        w3_u[idx] = 0.5*dt*e0*p_nu*q4_kappa_p1*w4_u_p0 - 0.5*e4*q4_kappa_m1 - 2.0*e5 + w3_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e3 + e6*q4_kappa_m1 - e6*q4_kappa_p1;
-        w3_u[idx + 1] = 0.3333333333333333*e5 + e7*q4_kappa_m1 - e7*q4_kappa_p1 + w3_u_p1;
-        adj_kappa[idx] = adj_kappa_p0 + (0.25)*e8;
-        w3_kappa[idx] = 0.25*dt*e8 + w3_kappa_p0;
+        const double e5 = (dt*dt);
+        const double e1 = adj_u_p0*e0*p_nu;
+        const double e2 = dt*e1;
+        const double e3 = 0.08333333333333333*e2;
+        const double e4 = 0.3333333333333333*q4_kappa_p0;
+        const double e6 = e1*e5;
+        const double e7 = 0.013888888888888888*e2;
+        const double e8 = 0.05555555555555555*q4_kappa_p0;
+        const double e9 = 0.013888888888888888*e6;
+        const double e10 = 0.041666666666666664*q4_u_m1 - 0.041666666666666664*q4_u_p1;
+        adj2_u[idx] = adj2_u_p0 - e2*e4 - e3*q4_kappa_m1 + e3*q4_kappa_p1;
+        w3_u[idx] = 0.08333333333333333*adj_u_p0*e0*e5*p_nu*q4_kappa_p1 - e4*e6 - 0.08333333333333333*e6*q4_kappa_m1 + w3_u_p0;
+        adj2_u[idx + 1] = adj2_u_p1 + e2*e8 + e7*q4_kappa_m1 - e7*q4_kappa_p1;
+        w3_u[idx + 1] = e6*e8 + e9*q4_kappa_m1 - e9*q4_kappa_p1 + w3_u_p1;
+        adj2_kappa[idx] = adj2_kappa_p0 + e10*e2;
+        w3_kappa[idx] = e10*e6 + w3_kappa_p0;
     }
 }
 
@@ -343,19 +317,19 @@ extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, 
 // adjoint of stage 3
 // inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
 // inverse_heat.dsl:10  dt(kappa) = 0
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj2_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q3_kappa_m2 = q3_kappa[idx - 2];
         const double q3_kappa_m1 = q3_kappa[idx - 1];
         const double q3_kappa_p0 = q3_kappa[idx];
         const double q3_kappa_p1 = q3_kappa[idx + 1];
         const double q3_kappa_p2 = q3_kappa[idx + 2];
         const double w2_kappa_p0 = w2_kappa[idx];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q3_u_m2 = q3_u[idx - 2];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p0 = q3_u[idx];
@@ -387,9 +361,9 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e19 = q3_u_p0 - q3_u_p2;
         const double e20 = (0.25)*q3_kappa_m1;
         const double e21 = (0.25)*q3_kappa_p1;
-        adj_u[idx] = adj_u_p0 + e3 + e5 - e6*q3_kappa_m2 - e7*q3_kappa_p2 + (0.25)*e8*(w3_u_m1 - 8.0*w3_u_p0 + w3_u_p1);
+        adj2_u[idx] = adj2_u_p0 + e3 + e5 - e6*q3_kappa_m2 - e7*q3_kappa_p2 + (0.25)*e8*(w3_u_m1 - 8.0*w3_u_p0 + w3_u_p1);
         w2_u[idx] = dt*e8*(e10 + e9 - 1.0*w3_u_p0) + e11*e3 + e11*e5 - e13*q3_kappa_m2 - e14*q3_kappa_p2 + w2_u_p0;
-        adj_kappa[idx] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
+        adj2_kappa[idx] = adj2_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
         w2_kappa[idx] = dt*e17*(0.5*q3_u_m1 - 1.0*q3_u_p0 + 0.5*q3_u_p1) - e13*e18 + e14*e19 + w2_kappa_p0;
         total4 += e16*(e15*q3_kappa_p0 + e20*q3_u_m1 - e20*q3_u_p1 - e21*q3_u_m1 + e21*q3_u_p1);
     }
@@ -401,18 +375,18 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
 
 // adjoint_stage3_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj2_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q3_kappa_m1 = q3_kappa[idx - 1];
         const double q3_kappa_p0 = q3_kappa[idx];
         const double q3_kappa_p1 = q3_kappa[idx + 1];
         const double w2_kappa_p0 = w2_kappa[idx];
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p1 = q3_u[idx + 1];
         const double w2_u_m1 = w2_u[idx - 1];
@@ -427,29 +401,29 @@ extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, 
         const double e6 = (0.08333333333333333)*e0;
         const double e7 = 0.041666666666666664*e3;
         const double e8 = e0*(q3_u_m1 - q3_u_p1);
-        adj_u[idx] = adj_u_p0 + e1*q3_kappa_m1 - e1*q3_kappa_p1 - 2.0*e2;
+        adj2_u[idx] = adj2_u_p0 + e1*q3_kappa_m1 - e1*q3_kappa_p1 - 2.0*e2;
         w2_u[idx] = e4*q3_kappa_m1 - e4*q3_kappa_p1 - 1.0*e5 + w2_u_p0;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e6*q3_kappa_m1 + e6*q3_kappa_p1;
+        adj2_u[idx - 1] = adj2_u_m1 + (0.3333333333333333)*e2 - e6*q3_kappa_m1 + e6*q3_kappa_p1;
         w2_u[idx - 1] = 0.16666666666666666*e5 - e7*q3_kappa_m1 + e7*q3_kappa_p1 + w2_u_m1;
-        adj_kappa[idx] = adj_kappa_p0 - 0.25*e8;
+        adj2_kappa[idx] = adj2_kappa_p0 - 0.25*e8;
         w2_kappa[idx] = -0.125*dt*e8 + w2_kappa_p0;
     }
 }
 
 // adjoint_stage3_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj2_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q3_kappa_m1 = q3_kappa[idx - 1];
         const double q3_kappa_p0 = q3_kappa[idx];
         const double q3_kappa_p1 = q3_kappa[idx + 1];
         const double w2_kappa_p0 = w2_kappa[idx];
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p1 = q3_u[idx + 1];
         const double w2_u_p0 = w2_u[idx];
@@ -464,11 +438,11 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
         const double e6 = (0.08333333333333333)*e1;
         const double e7 = 0.041666666666666664*e4;
         const double e8 = e1*(q3_u_m1 - q3_u_p1);
-        adj_u[idx] = adj_u_p0 - e2*q3_kappa_m1 + e2*q3_kappa_p1 - 2.0*e3;
+        adj2_u[idx] = adj2_u_p0 - e2*q3_kappa_m1 + e2*q3_kappa_p1 - 2.0*e3;
         w2_u[idx] = 0.25*dt*e0*p_nu*q3_kappa_p1*w3_u_p0 - 0.25*e4*q3_kappa_m1 - 1.0*e5 + w2_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e3 + e6*q3_kappa_m1 - e6*q3_kappa_p1;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.3333333333333333)*e3 + e6*q3_kappa_m1 - e6*q3_kappa_p1;
         w2_u[idx + 1] = 0.16666666666666666*e5 + e7*q3_kappa_m1 - e7*q3_kappa_p1 + w2_u_p1;
-        adj_kappa[idx] = adj_kappa_p0 + (0.25)*e8;
+        adj2_kappa[idx] = adj2_kappa_p0 + (0.25)*e8;
         w2_kappa[idx] = 0.125*dt*e8 + w2_kappa_p0;
     }
 }
@@ -477,19 +451,19 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
 // adjoint of stage 2
 // inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
 // inverse_heat.dsl:10  dt(kappa) = 0
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj2_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q2_kappa_m2 = q2_kappa[idx - 2];
         const double q2_kappa_m1 = q2_kappa[idx - 1];
         const double q2_kappa_p0 = q2_kappa[idx];
         const double q2_kappa_p1 = q2_kappa[idx + 1];
         const double q2_kappa_p2 = q2_kappa[idx + 2];
         const double w1_kappa_p0 = w1_kappa[idx];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_m2 = q2_u[idx - 2];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p0 = q2_u[idx];
@@ -521,9 +495,9 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e19 = q2_u_p0 - q2_u_p2;
         const double e20 = (0.25)*q2_kappa_m1;
         const double e21 = (0.25)*q2_kappa_p1;
-        adj_u[idx] = adj_u_p0 + e3 + e5 - e6*q2_kappa_m2 - e7*q2_kappa_p2 + (0.25)*e8*(w2_u_m1 - 8.0*w2_u_p0 + w2_u_p1);
+        adj2_u[idx] = adj2_u_p0 + e3 + e5 - e6*q2_kappa_m2 - e7*q2_kappa_p2 + (0.25)*e8*(w2_u_m1 - 8.0*w2_u_p0 + w2_u_p1);
         w1_u[idx] = dt*e8*(e10 + e9 - 1.0*w2_u_p0) + e11*e3 + e11*e5 - e13*q2_kappa_m2 - e14*q2_kappa_p2 + w1_u_p0;
-        adj_kappa[idx] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
+        adj2_kappa[idx] = adj2_kappa_p0 + e15*e17 - e18*e6 + e19*e7;
         w1_kappa[idx] = dt*e17*(0.5*q2_u_m1 - 1.0*q2_u_p0 + 0.5*q2_u_p1) - e13*e18 + e14*e19 + w1_kappa_p0;
         total4 += e16*(e15*q2_kappa_p0 + e20*q2_u_m1 - e20*q2_u_p1 - e21*q2_u_m1 + e21*q2_u_p1);
     }
@@ -535,18 +509,18 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
 
 // adjoint_stage2_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj2_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(n0 + 1);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q2_kappa_m1 = q2_kappa[idx - 1];
         const double q2_kappa_p0 = q2_kappa[idx];
         const double q2_kappa_p1 = q2_kappa[idx + 1];
         const double w1_kappa_p0 = w1_kappa[idx];
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p1 = q2_u[idx + 1];
         const double w1_u_m1 = w1_u[idx - 1];
@@ -561,29 +535,29 @@ extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, 
         const double e6 = (0.08333333333333333)*e0;
         const double e7 = 0.041666666666666664*e3;
         const double e8 = e0*(q2_u_m1 - q2_u_p1);
-        adj_u[idx] = adj_u_p0 + e1*q2_kappa_m1 - e1*q2_kappa_p1 - 2.0*e2;
+        adj2_u[idx] = adj2_u_p0 + e1*q2_kappa_m1 - e1*q2_kappa_p1 - 2.0*e2;
         w1_u[idx] = e4*q2_kappa_m1 - e4*q2_kappa_p1 - 1.0*e5 + w1_u_p0;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e6*q2_kappa_m1 + e6*q2_kappa_p1;
+        adj2_u[idx - 1] = adj2_u_m1 + (0.3333333333333333)*e2 - e6*q2_kappa_m1 + e6*q2_kappa_p1;
         w1_u[idx - 1] = 0.16666666666666666*e5 - e7*q2_kappa_m1 + e7*q2_kappa_p1 + w1_u_m1;
-        adj_kappa[idx] = adj_kappa_p0 - 0.25*e8;
+        adj2_kappa[idx] = adj2_kappa_p0 - 0.25*e8;
         w1_kappa[idx] = -0.125*dt*e8 + w1_kappa_p0;
     }
 }
 
 // adjoint_stage2_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj2_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const long long idx = (long long)(2);
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q2_kappa_m1 = q2_kappa[idx - 1];
         const double q2_kappa_p0 = q2_kappa[idx];
         const double q2_kappa_p1 = q2_kappa[idx + 1];
         const double w1_kappa_p0 = w1_kappa[idx];
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p1 = q2_u[idx + 1];
         const double w1_u_p0 = w1_u[idx];
@@ -598,11 +572,11 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
         const double e6 = (0.08333333333333333)*e1;
         const double e7 = 0.041666666666666664*e4;
         const double e8 = e1*(q2_u_m1 - q2_u_p1);
-        adj_u[idx] = adj_u_p0 - e2*q2_kappa_m1 + e2*q2_kappa_p1 - 2.0*e3;
+        adj2_u[idx] = adj2_u_p0 - e2*q2_kappa_m1 + e2*q2_kappa_p1 - 2.0*e3;
         w1_u[idx] = 0.25*dt*e0*p_nu*q2_kappa_p1*w2_u_p0 - 0.25*e4*q2_kappa_m1 - 1.0*e5 + w1_u_p0;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e3 + e6*q2_kappa_m1 - e6*q2_kappa_p1;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.3333333333333333)*e3 + e6*q2_kappa_m1 - e6*q2_kappa_p1;
         w1_u[idx + 1] = 0.16666666666666666*e5 + e7*q2_kappa_m1 - e7*q2_kappa_p1 + w1_u_p1;
-        adj_kappa[idx] = adj_kappa_p0 + (0.25)*e8;
+        adj2_kappa[idx] = adj2_kappa_p0 + (0.25)*e8;
         w1_kappa[idx] = 0.125*dt*e8 + w1_kappa_p0;
     }
 }
@@ -611,7 +585,7 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
 // adjoint of stage 1
 // inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
 // inverse_heat.dsl:10  dt(kappa) = 0
-extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, const double* __restrict__ f_kappa, double* __restrict__ adj_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double* __restrict__ f_kappa, double* __restrict__ adj2_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
@@ -621,13 +595,13 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double f_kappa_p0 = f_kappa[idx];
         const double f_kappa_p1 = f_kappa[idx + 1];
         const double f_kappa_p2 = f_kappa[idx + 2];
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double f_u_m2 = f_u[idx - 2];
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p0 = f_u[idx];
         const double f_u_p1 = f_u[idx + 1];
         const double f_u_p2 = f_u[idx + 2];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w1_u_m1 = w1_u[idx - 1];
         const double w1_u_p0 = w1_u[idx];
         const double w1_u_p1 = w1_u[idx + 1];
@@ -641,8 +615,8 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e7 = e0*w1_u_p0;
         const double e8 = (0.25)*f_kappa_m1;
         const double e9 = (0.25)*f_kappa_p1;
-        adj_u[idx] = adj_u_p0 + (0.25)*e1*f_kappa_p0*(w1_u_m1 - 8.0*w1_u_p0 + w1_u_p1) + e2*f_kappa_m1 + e3*f_kappa_p1 - e4*f_kappa_m2 - e5*f_kappa_p2;
-        adj_kappa[idx] = adj_kappa_p0 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2) + e6*e7*p_nu;
+        adj2_u[idx] = adj2_u_p0 + (0.25)*e1*f_kappa_p0*(w1_u_m1 - 8.0*w1_u_p0 + w1_u_p1) + e2*f_kappa_m1 + e3*f_kappa_p1 - e4*f_kappa_m2 - e5*f_kappa_p2;
+        adj2_kappa[idx] = adj2_kappa_p0 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2) + e6*e7*p_nu;
         total2 += e7*(e6*f_kappa_p0 + e8*f_u_m1 - e8*f_u_p1 - e9*f_u_m1 + e9*f_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -653,7 +627,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
 
 // adjoint_stage1_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage1_fold_0_hi(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, const double* __restrict__ f_kappa, double* __restrict__ adj_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1_fold_0_hi(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double* __restrict__ f_kappa, double* __restrict__ adj2_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
@@ -661,25 +635,25 @@ extern "C" __global__ void adjoint_stage1_fold_0_hi(const double* __restrict__ f
         const double f_kappa_m1 = f_kappa[idx - 1];
         const double f_kappa_p0 = f_kappa[idx];
         const double f_kappa_p1 = f_kappa[idx + 1];
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p1 = f_u[idx + 1];
-        const double adj_u_m1 = adj_u[idx - 1];
-        const double adj_u_p0 = adj_u[idx];
+        const double adj2_u_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0 = adj2_u[idx];
         const double w1_u_p0 = w1_u[idx];
         const double e0 = p_nu*w1_u_p0/(h0*h0);
         const double e1 = (0.5)*e0;
         const double e2 = e0*f_kappa_p0;
         const double e3 = (0.08333333333333333)*e0;
-        adj_u[idx] = adj_u_p0 + e1*f_kappa_m1 - e1*f_kappa_p1 - 2.0*e2;
-        adj_u[idx - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e3*f_kappa_m1 + e3*f_kappa_p1;
-        adj_kappa[idx] = adj_kappa_p0 - 0.25*e0*(f_u_m1 - f_u_p1);
+        adj2_u[idx] = adj2_u_p0 + e1*f_kappa_m1 - e1*f_kappa_p1 - 2.0*e2;
+        adj2_u[idx - 1] = adj2_u_m1 + (0.3333333333333333)*e2 - e3*f_kappa_m1 + e3*f_kappa_p1;
+        adj2_kappa[idx] = adj2_kappa_p0 - 0.25*e0*(f_u_m1 - f_u_p1);
     }
 }
 
 // adjoint_stage1_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage1_fold_0_lo(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, const double* __restrict__ f_kappa, double* __restrict__ adj_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage1_fold_0_lo(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double* __restrict__ f_kappa, double* __restrict__ adj2_kappa, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     const long long count = 1LL;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
@@ -687,19 +661,19 @@ extern "C" __global__ void adjoint_stage1_fold_0_lo(const double* __restrict__ f
         const double f_kappa_m1 = f_kappa[idx - 1];
         const double f_kappa_p0 = f_kappa[idx];
         const double f_kappa_p1 = f_kappa[idx + 1];
-        const double adj_kappa_p0 = adj_kappa[idx];
+        const double adj2_kappa_p0 = adj2_kappa[idx];
         const double f_u_m1 = f_u[idx - 1];
         const double f_u_p1 = f_u[idx + 1];
-        const double adj_u_p0 = adj_u[idx];
-        const double adj_u_p1 = adj_u[idx + 1];
+        const double adj2_u_p0 = adj2_u[idx];
+        const double adj2_u_p1 = adj2_u[idx + 1];
         const double w1_u_p0 = w1_u[idx];
         const double e0 = p_nu*w1_u_p0/(h0*h0);
         const double e1 = (0.5)*e0;
         const double e2 = e0*f_kappa_p0;
         const double e3 = (0.08333333333333333)*e0;
-        adj_u[idx] = adj_u_p0 - e1*f_kappa_m1 + e1*f_kappa_p1 - 2.0*e2;
-        adj_u[idx + 1] = adj_u_p1 + (0.3333333333333333)*e2 + e3*f_kappa_m1 - e3*f_kappa_p1;
-        adj_kappa[idx] = adj_kappa_p0 + (0.25)*e0*(f_u_m1 - f_u_p1);
+        adj2_u[idx] = adj2_u_p0 - e1*f_kappa_m1 + e1*f_kappa_p1 - 2.0*e2;
+        adj2_u[idx + 1] = adj2_u_p1 + (0.3333333333333333)*e2 + e3*f_kappa_m1 - e3*f_kappa_p1;
+        adj2_kappa[idx] = adj2_kappa_p0 + (0.25)*e0*(f_u_m1 - f_u_p1);
     }
 }
 

@@ -15,13 +15,13 @@ PLAN = {
     'ndim': 1, 'halo': 2, 'dtype': 'float64',
     'axes': ('x',),
     'fields': ('u', 'kappa'),
-    'buffers': ('u', 'kappa', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'kappa@q2', 'kappa@q3', 'kappa@q4', 'kappa@q5', 'u@adj', 'u@w1', 'u@w2', 'u@w3', 'u@w4', 'kappa@adj', 'kappa@w1', 'kappa@w2', 'kappa@w3', 'kappa@w4', 'nu@gp'),
+    'buffers': ('u', 'kappa', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'kappa@q2', 'kappa@q3', 'kappa@q4', 'kappa@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'kappa@adj', 'kappa@adj2', 'kappa@w1', 'kappa@w2', 'kappa@w3', 'nu@gp'),
     'params': ('nu',),
     'scalars': ('p_nu', 't', 'dt', 'lo0', 'h0'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,), 'robin': (), 'adjoint_params': ('nu',), 'boundary_params': ()},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,), 'robin': (), 'adjoint_params': ('nu',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('kappa@adj', 'kappa@adj2'))},
 }
 
-KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_kappa_0_lo', 'ghost_f_kappa_0_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_start', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo')
+KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_kappa_0_lo', 'ghost_f_kappa_0_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo')
 
 
 @numba.njit(cache=True)
@@ -184,41 +184,18 @@ def initial(f_u, f_kappa, p_nu, t, dt, lo0, h0):
         f_kappa[i0] = 1
 
 
-@numba.njit(cache=True, parallel=True)
-def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, p_nu, t, dt, lo0, h0):
-    # adjoint: cotangents of the stage right-hand sides from that of the new state
-    n0 = adj_u.shape[0] - 4
-    for j0 in numba.prange(n0):
-        i0 = j0 + 2
-        adj_kappa_p0 = adj_kappa[i0]
-        adj_u_p0 = adj_u[i0]
-        e0 = adj_u_p0*dt
-        e1 = 0.16666666666666666*e0
-        e2 = 0.3333333333333333*e0
-        e3 = adj_kappa_p0*dt
-        e4 = 0.16666666666666666*e3
-        e5 = 0.3333333333333333*e3
-        w1_u[i0] = e1
-        w2_u[i0] = e2
-        w3_u[i0] = e2
-        w4_u[i0] = e1
-        w1_kappa[i0] = e4
-        w2_kappa[i0] = e5
-        w3_kappa[i0] = e5
-        w4_kappa[i0] = e4
-
-
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, q4_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 4
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = adj_u.shape[0] - 4
-    e0 = 1.0/(h0*h0)
-    e1 = e0*p_nu
-    e11 = 1.0*dt
-    e12 = dt*e1
-    total4 = 0.0
+    e3 = 1.0/(h0*h0)
+    e4 = dt*e3
+    e5 = e4*p_nu
+    e6 = 0.16666666666666666*dt
+    e7 = e3*e6*p_nu
+    total8 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
@@ -227,115 +204,113 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu
         q4_kappa_p0 = q4_kappa[i0]
         q4_kappa_p1 = q4_kappa[i0 + 1]
         q4_kappa_p2 = q4_kappa[i0 + 2]
-        w3_kappa_p0 = w3_kappa[i0]
+        adj_u_m1 = adj_u[i0 - 1]
         adj_u_p0 = adj_u[i0]
+        adj_u_p1 = adj_u[i0 + 1]
         q4_u_m2 = q4_u[i0 - 2]
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p0 = q4_u[i0]
         q4_u_p1 = q4_u[i0 + 1]
         q4_u_p2 = q4_u[i0 + 2]
-        w3_u_p0 = w3_u[i0]
-        w4_u_m1 = w4_u[i0 - 1]
-        w4_u_p0 = w4_u[i0]
-        w4_u_p1 = w4_u[i0 + 1]
-        e2 = e1*w4_u_m1
-        e3 = e2*q4_kappa_m1
-        e4 = e1*w4_u_p1
-        e5 = e4*q4_kappa_p1
-        e6 = (0.25)*e2
-        e7 = (0.25)*e4
-        e8 = e1*q4_kappa_p0
-        e9 = 0.25*w4_u_m1
-        e10 = 0.25*w4_u_p1
-        e13 = e12*e9
-        e14 = e10*e12
-        e15 = q4_u_m1 - 2*q4_u_p0 + q4_u_p1
-        e16 = e0*w4_u_p0
-        e17 = e16*p_nu
-        e18 = q4_u_m2 - q4_u_p0
-        e19 = q4_u_p0 - q4_u_p2
-        e20 = (0.25)*q4_kappa_m1
-        e21 = (0.25)*q4_kappa_p1
-        adj_u[i0] = adj_u_p0 + e3 + e5 - e6*q4_kappa_m2 - e7*q4_kappa_p2 + (0.25)*e8*(w4_u_m1 - 8*w4_u_p0 + w4_u_p1)
-        w3_u[i0] = dt*e8*(e10 + e9 - 2.0*w4_u_p0) + e11*e3 + e11*e5 - e13*q4_kappa_m2 - e14*q4_kappa_p2 + w3_u_p0
-        adj_kappa[i0] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7
-        w3_kappa[i0] = dt*e17*(1.0*q4_u_m1 - 2.0*q4_u_p0 + 1.0*q4_u_p1) - e13*e18 + e14*e19 + w3_kappa_p0
-        total4 += e16*(e15*q4_kappa_p0 + e20*q4_u_m1 - e20*q4_u_p1 - e21*q4_u_m1 + e21*q4_u_p1)
-    gp_nu[2] += total4
+        e0 = 0.041666666666666664*adj_u_m1
+        e1 = 0.041666666666666664*adj_u_p1
+        e2 = 0.3333333333333333*adj_u_p0
+        e8 = e0*e5
+        e9 = e1*e5
+        e10 = adj_u_m1*e7*q4_kappa_m1 + adj_u_p1*e7*q4_kappa_p1 + e5*q4_kappa_p0*(e0 + e1 - e2) - e8*q4_kappa_m2 - e9*q4_kappa_p2
+        e11 = 0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1
+        e12 = adj_u_p0*e4
+        e13 = e11*e12*p_nu - e8*(q4_u_m2 - q4_u_p0) + e9*(q4_u_p0 - q4_u_p2)
+        e14 = 0.3333333333333333*adj_kappa_p0
+        e15 = 0.041666666666666664*q4_kappa_m1
+        e16 = 0.041666666666666664*q4_kappa_p1
+        adj2_u[i0] = adj_u_p0 + e10
+        w1_u[i0] = adj_u_p0*e6
+        w2_u[i0] = dt*e2
+        w3_u[i0] = dt*(e10 + e2)
+        adj2_kappa[i0] = adj_kappa_p0 + e13
+        w1_kappa[i0] = adj_kappa_p0*e6
+        w2_kappa[i0] = dt*e14
+        w3_kappa[i0] = dt*(e13 + e14)
+        total8 += e12*(e11*q4_kappa_p0 + e15*q4_u_m1 - e15*q4_u_p1 - e16*q4_u_m1 + e16*q4_u_p1)
+    gp_nu[2] += total8
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_hi(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage4_fold_0_hi(adj_u, adj2_u, q4_u, w3_u, adj2_kappa, q4_kappa, w3_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
     n0 = adj_u.shape[0] - 4
-    adj_kappa_p0 = adj_kappa[n0 + 1]
+    adj2_kappa_p0 = adj2_kappa[n0 + 1]
     q4_kappa_m1 = q4_kappa[n0 + 1 - 1]
     q4_kappa_p0 = q4_kappa[n0 + 1]
     q4_kappa_p1 = q4_kappa[n0 + 1 + 1]
     w3_kappa_p0 = w3_kappa[n0 + 1]
-    adj_u_m1 = adj_u[n0 + 1 - 1]
     adj_u_p0 = adj_u[n0 + 1]
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     q4_u_m1 = q4_u[n0 + 1 - 1]
     q4_u_p1 = q4_u[n0 + 1 + 1]
     w3_u_m1 = w3_u[n0 + 1 - 1]
     w3_u_p0 = w3_u[n0 + 1]
-    w4_u_p0 = w4_u[n0 + 1]
-    e0 = p_nu*w4_u_p0/(h0*h0)
-    e1 = (0.5)*e0
-    e2 = e0*q4_kappa_p0
-    e3 = dt*e0
-    e4 = 0.5*e3
-    e5 = dt*e2
-    e6 = (0.08333333333333333)*e0
-    e7 = 0.08333333333333333*e3
-    e8 = e0*(q4_u_m1 - q4_u_p1)
-    adj_u[n0 + 1] = adj_u_p0 + e1*q4_kappa_m1 - e1*q4_kappa_p1 - 2*e2
-    w3_u[n0 + 1] = e4*q4_kappa_m1 - e4*q4_kappa_p1 - 2.0*e5 + w3_u_p0
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e6*q4_kappa_m1 + e6*q4_kappa_p1
-    w3_u[n0 + 1 - 1] = 0.3333333333333333*e5 - e7*q4_kappa_m1 + e7*q4_kappa_p1 + w3_u_m1
-    adj_kappa[n0 + 1] = adj_kappa_p0 - 0.25*e8
-    w3_kappa[n0 + 1] = -0.25*dt*e8 + w3_kappa_p0
+    e0 = adj_u_p0*p_nu/(h0*h0)
+    e1 = dt*e0
+    e2 = 0.08333333333333333*e1
+    e3 = 0.3333333333333333*q4_kappa_p0
+    e4 = (dt*dt)*e0
+    e5 = 0.08333333333333333*e4
+    e6 = 0.013888888888888888*e1
+    e7 = 0.05555555555555555*q4_kappa_p0
+    e8 = 0.013888888888888888*e4
+    e9 = 0.041666666666666664*q4_u_m1 - 0.041666666666666664*q4_u_p1
+    adj2_u[n0 + 1] = adj2_u_p0 - e1*e3 + e2*q4_kappa_m1 - e2*q4_kappa_p1
+    w3_u[n0 + 1] = -e3*e4 + e5*q4_kappa_m1 - e5*q4_kappa_p1 + w3_u_p0
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + e1*e7 - e6*q4_kappa_m1 + e6*q4_kappa_p1
+    w3_u[n0 + 1 - 1] = e4*e7 - e8*q4_kappa_m1 + e8*q4_kappa_p1 + w3_u_m1
+    adj2_kappa[n0 + 1] = adj2_kappa_p0 - e1*e9
+    w3_kappa[n0 + 1] = -e4*e9 + w3_kappa_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_lo(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage4_fold_0_lo(adj_u, adj2_u, q4_u, w3_u, adj2_kappa, q4_kappa, w3_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
     n0 = adj_u.shape[0] - 4
-    adj_kappa_p0 = adj_kappa[2]
+    adj2_kappa_p0 = adj2_kappa[2]
     q4_kappa_m1 = q4_kappa[2 - 1]
     q4_kappa_p0 = q4_kappa[2]
     q4_kappa_p1 = q4_kappa[2 + 1]
     w3_kappa_p0 = w3_kappa[2]
     adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     q4_u_m1 = q4_u[2 - 1]
     q4_u_p1 = q4_u[2 + 1]
     w3_u_p0 = w3_u[2]
     w3_u_p1 = w3_u[2 + 1]
-    w4_u_p0 = w4_u[2]
     e0 = 1.0/(h0*h0)
-    e1 = e0*p_nu*w4_u_p0
-    e2 = (0.5)*e1
-    e3 = e1*q4_kappa_p0
-    e4 = dt*e1
-    e5 = dt*e3
-    e6 = (0.08333333333333333)*e1
-    e7 = 0.08333333333333333*e4
-    e8 = e1*(q4_u_m1 - q4_u_p1)
-    adj_u[2] = adj_u_p0 - e2*q4_kappa_m1 + e2*q4_kappa_p1 - 2*e3
-    w3_u[2] = 0.5*dt*e0*p_nu*q4_kappa_p1*w4_u_p0 - 0.5*e4*q4_kappa_m1 - 2.0*e5 + w3_u_p0
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e3 + e6*q4_kappa_m1 - e6*q4_kappa_p1
-    w3_u[2 + 1] = 0.3333333333333333*e5 + e7*q4_kappa_m1 - e7*q4_kappa_p1 + w3_u_p1
-    adj_kappa[2] = adj_kappa_p0 + (0.25)*e8
-    w3_kappa[2] = 0.25*dt*e8 + w3_kappa_p0
+    e5 = (dt*dt)
+    e1 = adj_u_p0*e0*p_nu
+    e2 = dt*e1
+    e3 = 0.08333333333333333*e2
+    e4 = 0.3333333333333333*q4_kappa_p0
+    e6 = e1*e5
+    e7 = 0.013888888888888888*e2
+    e8 = 0.05555555555555555*q4_kappa_p0
+    e9 = 0.013888888888888888*e6
+    e10 = 0.041666666666666664*q4_u_m1 - 0.041666666666666664*q4_u_p1
+    adj2_u[2] = adj2_u_p0 - e2*e4 - e3*q4_kappa_m1 + e3*q4_kappa_p1
+    w3_u[2] = 0.08333333333333333*adj_u_p0*e0*e5*p_nu*q4_kappa_p1 - e4*e6 - 0.08333333333333333*e6*q4_kappa_m1 + w3_u_p0
+    adj2_u[2 + 1] = adj2_u_p1 + e2*e8 + e7*q4_kappa_m1 - e7*q4_kappa_p1
+    w3_u[2 + 1] = e6*e8 + e9*q4_kappa_m1 - e9*q4_kappa_p1 + w3_u_p1
+    adj2_kappa[2] = adj2_kappa_p0 + e10*e2
+    w3_kappa[2] = e10*e6 + w3_kappa_p0
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 3
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
     # inverse_heat.dsl:10  dt(kappa) = 0
-    n0 = adj_u.shape[0] - 4
+    n0 = adj2_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
     e11 = 0.5*dt
@@ -343,14 +318,14 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu
     total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        adj_kappa_p0 = adj_kappa[i0]
+        adj2_kappa_p0 = adj2_kappa[i0]
         q3_kappa_m2 = q3_kappa[i0 - 2]
         q3_kappa_m1 = q3_kappa[i0 - 1]
         q3_kappa_p0 = q3_kappa[i0]
         q3_kappa_p1 = q3_kappa[i0 + 1]
         q3_kappa_p2 = q3_kappa[i0 + 2]
         w2_kappa_p0 = w2_kappa[i0]
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
@@ -378,25 +353,25 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu
         e19 = q3_u_p0 - q3_u_p2
         e20 = (0.25)*q3_kappa_m1
         e21 = (0.25)*q3_kappa_p1
-        adj_u[i0] = adj_u_p0 + e3 + e5 - e6*q3_kappa_m2 - e7*q3_kappa_p2 + (0.25)*e8*(w3_u_m1 - 8*w3_u_p0 + w3_u_p1)
+        adj2_u[i0] = adj2_u_p0 + e3 + e5 - e6*q3_kappa_m2 - e7*q3_kappa_p2 + (0.25)*e8*(w3_u_m1 - 8*w3_u_p0 + w3_u_p1)
         w2_u[i0] = dt*e8*(e10 + e9 - 1.0*w3_u_p0) + e11*e3 + e11*e5 - e13*q3_kappa_m2 - e14*q3_kappa_p2 + w2_u_p0
-        adj_kappa[i0] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7
+        adj2_kappa[i0] = adj2_kappa_p0 + e15*e17 - e18*e6 + e19*e7
         w2_kappa[i0] = dt*e17*(0.5*q3_u_m1 - 1.0*q3_u_p0 + 0.5*q3_u_p1) - e13*e18 + e14*e19 + w2_kappa_p0
         total4 += e16*(e15*q3_kappa_p0 + e20*q3_u_m1 - e20*q3_u_p1 - e21*q3_u_m1 + e21*q3_u_p1)
     gp_nu[2] += total4
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_hi(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage3_fold_0_hi(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    adj_kappa_p0 = adj_kappa[n0 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_kappa_p0 = adj2_kappa[n0 + 1]
     q3_kappa_m1 = q3_kappa[n0 + 1 - 1]
     q3_kappa_p0 = q3_kappa[n0 + 1]
     q3_kappa_p1 = q3_kappa[n0 + 1 + 1]
     w2_kappa_p0 = w2_kappa[n0 + 1]
-    adj_u_m1 = adj_u[n0 + 1 - 1]
-    adj_u_p0 = adj_u[n0 + 1]
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     q3_u_m1 = q3_u[n0 + 1 - 1]
     q3_u_p1 = q3_u[n0 + 1 + 1]
     w2_u_m1 = w2_u[n0 + 1 - 1]
@@ -411,25 +386,25 @@ def adjoint_stage3_fold_0_hi(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_ka
     e6 = (0.08333333333333333)*e0
     e7 = 0.041666666666666664*e3
     e8 = e0*(q3_u_m1 - q3_u_p1)
-    adj_u[n0 + 1] = adj_u_p0 + e1*q3_kappa_m1 - e1*q3_kappa_p1 - 2*e2
+    adj2_u[n0 + 1] = adj2_u_p0 + e1*q3_kappa_m1 - e1*q3_kappa_p1 - 2*e2
     w2_u[n0 + 1] = e4*q3_kappa_m1 - e4*q3_kappa_p1 - 1.0*e5 + w2_u_p0
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e6*q3_kappa_m1 + e6*q3_kappa_p1
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + (0.3333333333333333)*e2 - e6*q3_kappa_m1 + e6*q3_kappa_p1
     w2_u[n0 + 1 - 1] = 0.16666666666666666*e5 - e7*q3_kappa_m1 + e7*q3_kappa_p1 + w2_u_m1
-    adj_kappa[n0 + 1] = adj_kappa_p0 - 0.25*e8
+    adj2_kappa[n0 + 1] = adj2_kappa_p0 - 0.25*e8
     w2_kappa[n0 + 1] = -0.125*dt*e8 + w2_kappa_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_lo(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage3_fold_0_lo(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    adj_kappa_p0 = adj_kappa[2]
+    n0 = adj2_u.shape[0] - 4
+    adj2_kappa_p0 = adj2_kappa[2]
     q3_kappa_m1 = q3_kappa[2 - 1]
     q3_kappa_p0 = q3_kappa[2]
     q3_kappa_p1 = q3_kappa[2 + 1]
     w2_kappa_p0 = w2_kappa[2]
-    adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     q3_u_m1 = q3_u[2 - 1]
     q3_u_p1 = q3_u[2 + 1]
     w2_u_p0 = w2_u[2]
@@ -444,20 +419,20 @@ def adjoint_stage3_fold_0_lo(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_ka
     e6 = (0.08333333333333333)*e1
     e7 = 0.041666666666666664*e4
     e8 = e1*(q3_u_m1 - q3_u_p1)
-    adj_u[2] = adj_u_p0 - e2*q3_kappa_m1 + e2*q3_kappa_p1 - 2*e3
+    adj2_u[2] = adj2_u_p0 - e2*q3_kappa_m1 + e2*q3_kappa_p1 - 2*e3
     w2_u[2] = 0.25*dt*e0*p_nu*q3_kappa_p1*w3_u_p0 - 0.25*e4*q3_kappa_m1 - 1.0*e5 + w2_u_p0
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e3 + e6*q3_kappa_m1 - e6*q3_kappa_p1
+    adj2_u[2 + 1] = adj2_u_p1 + (0.3333333333333333)*e3 + e6*q3_kappa_m1 - e6*q3_kappa_p1
     w2_u[2 + 1] = 0.16666666666666666*e5 + e7*q3_kappa_m1 - e7*q3_kappa_p1 + w2_u_p1
-    adj_kappa[2] = adj_kappa_p0 + (0.25)*e8
+    adj2_kappa[2] = adj2_kappa_p0 + (0.25)*e8
     w2_kappa[2] = 0.125*dt*e8 + w2_kappa_p0
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 2
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
     # inverse_heat.dsl:10  dt(kappa) = 0
-    n0 = adj_u.shape[0] - 4
+    n0 = adj2_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
     e11 = 0.5*dt
@@ -465,14 +440,14 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu
     total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        adj_kappa_p0 = adj_kappa[i0]
+        adj2_kappa_p0 = adj2_kappa[i0]
         q2_kappa_m2 = q2_kappa[i0 - 2]
         q2_kappa_m1 = q2_kappa[i0 - 1]
         q2_kappa_p0 = q2_kappa[i0]
         q2_kappa_p1 = q2_kappa[i0 + 1]
         q2_kappa_p2 = q2_kappa[i0 + 2]
         w1_kappa_p0 = w1_kappa[i0]
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
@@ -500,25 +475,25 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu
         e19 = q2_u_p0 - q2_u_p2
         e20 = (0.25)*q2_kappa_m1
         e21 = (0.25)*q2_kappa_p1
-        adj_u[i0] = adj_u_p0 + e3 + e5 - e6*q2_kappa_m2 - e7*q2_kappa_p2 + (0.25)*e8*(w2_u_m1 - 8*w2_u_p0 + w2_u_p1)
+        adj2_u[i0] = adj2_u_p0 + e3 + e5 - e6*q2_kappa_m2 - e7*q2_kappa_p2 + (0.25)*e8*(w2_u_m1 - 8*w2_u_p0 + w2_u_p1)
         w1_u[i0] = dt*e8*(e10 + e9 - 1.0*w2_u_p0) + e11*e3 + e11*e5 - e13*q2_kappa_m2 - e14*q2_kappa_p2 + w1_u_p0
-        adj_kappa[i0] = adj_kappa_p0 + e15*e17 - e18*e6 + e19*e7
+        adj2_kappa[i0] = adj2_kappa_p0 + e15*e17 - e18*e6 + e19*e7
         w1_kappa[i0] = dt*e17*(0.5*q2_u_m1 - 1.0*q2_u_p0 + 0.5*q2_u_p1) - e13*e18 + e14*e19 + w1_kappa_p0
         total4 += e16*(e15*q2_kappa_p0 + e20*q2_u_m1 - e20*q2_u_p1 - e21*q2_u_m1 + e21*q2_u_p1)
     gp_nu[2] += total4
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_hi(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage2_fold_0_hi(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    adj_kappa_p0 = adj_kappa[n0 + 1]
+    n0 = adj2_u.shape[0] - 4
+    adj2_kappa_p0 = adj2_kappa[n0 + 1]
     q2_kappa_m1 = q2_kappa[n0 + 1 - 1]
     q2_kappa_p0 = q2_kappa[n0 + 1]
     q2_kappa_p1 = q2_kappa[n0 + 1 + 1]
     w1_kappa_p0 = w1_kappa[n0 + 1]
-    adj_u_m1 = adj_u[n0 + 1 - 1]
-    adj_u_p0 = adj_u[n0 + 1]
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     q2_u_m1 = q2_u[n0 + 1 - 1]
     q2_u_p1 = q2_u[n0 + 1 + 1]
     w1_u_m1 = w1_u[n0 + 1 - 1]
@@ -533,25 +508,25 @@ def adjoint_stage2_fold_0_hi(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_ka
     e6 = (0.08333333333333333)*e0
     e7 = 0.041666666666666664*e3
     e8 = e0*(q2_u_m1 - q2_u_p1)
-    adj_u[n0 + 1] = adj_u_p0 + e1*q2_kappa_m1 - e1*q2_kappa_p1 - 2*e2
+    adj2_u[n0 + 1] = adj2_u_p0 + e1*q2_kappa_m1 - e1*q2_kappa_p1 - 2*e2
     w1_u[n0 + 1] = e4*q2_kappa_m1 - e4*q2_kappa_p1 - 1.0*e5 + w1_u_p0
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e6*q2_kappa_m1 + e6*q2_kappa_p1
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + (0.3333333333333333)*e2 - e6*q2_kappa_m1 + e6*q2_kappa_p1
     w1_u[n0 + 1 - 1] = 0.16666666666666666*e5 - e7*q2_kappa_m1 + e7*q2_kappa_p1 + w1_u_m1
-    adj_kappa[n0 + 1] = adj_kappa_p0 - 0.25*e8
+    adj2_kappa[n0 + 1] = adj2_kappa_p0 - 0.25*e8
     w1_kappa[n0 + 1] = -0.125*dt*e8 + w1_kappa_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_lo(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage2_fold_0_lo(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    adj_kappa_p0 = adj_kappa[2]
+    n0 = adj2_u.shape[0] - 4
+    adj2_kappa_p0 = adj2_kappa[2]
     q2_kappa_m1 = q2_kappa[2 - 1]
     q2_kappa_p0 = q2_kappa[2]
     q2_kappa_p1 = q2_kappa[2 + 1]
     w1_kappa_p0 = w1_kappa[2]
-    adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     q2_u_m1 = q2_u[2 - 1]
     q2_u_p1 = q2_u[2 + 1]
     w1_u_p0 = w1_u[2]
@@ -566,16 +541,16 @@ def adjoint_stage2_fold_0_lo(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_ka
     e6 = (0.08333333333333333)*e1
     e7 = 0.041666666666666664*e4
     e8 = e1*(q2_u_m1 - q2_u_p1)
-    adj_u[2] = adj_u_p0 - e2*q2_kappa_m1 + e2*q2_kappa_p1 - 2*e3
+    adj2_u[2] = adj2_u_p0 - e2*q2_kappa_m1 + e2*q2_kappa_p1 - 2*e3
     w1_u[2] = 0.25*dt*e0*p_nu*q2_kappa_p1*w2_u_p0 - 0.25*e4*q2_kappa_m1 - 1.0*e5 + w1_u_p0
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e3 + e6*q2_kappa_m1 - e6*q2_kappa_p1
+    adj2_u[2 + 1] = adj2_u_p1 + (0.3333333333333333)*e3 + e6*q2_kappa_m1 - e6*q2_kappa_p1
     w1_u[2 + 1] = 0.16666666666666666*e5 + e7*q2_kappa_m1 - e7*q2_kappa_p1 + w1_u_p1
-    adj_kappa[2] = adj_kappa_p0 + (0.25)*e8
+    adj2_kappa[2] = adj2_kappa_p0 + (0.25)*e8
     w1_kappa[2] = 0.125*dt*e8 + w1_kappa_p0
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage1(f_u, adj2_u, w1_u, f_kappa, adj2_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 1
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
     # inverse_heat.dsl:10  dt(kappa) = 0
@@ -590,13 +565,13 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0
         f_kappa_p0 = f_kappa[i0]
         f_kappa_p1 = f_kappa[i0 + 1]
         f_kappa_p2 = f_kappa[i0 + 2]
-        adj_kappa_p0 = adj_kappa[i0]
+        adj2_kappa_p0 = adj2_kappa[i0]
         f_u_m2 = f_u[i0 - 2]
         f_u_m1 = f_u[i0 - 1]
         f_u_p0 = f_u[i0]
         f_u_p1 = f_u[i0 + 1]
         f_u_p2 = f_u[i0 + 2]
-        adj_u_p0 = adj_u[i0]
+        adj2_u_p0 = adj2_u[i0]
         w1_u_m1 = w1_u[i0 - 1]
         w1_u_p0 = w1_u[i0]
         w1_u_p1 = w1_u[i0 + 1]
@@ -608,58 +583,58 @@ def adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0
         e7 = e0*w1_u_p0
         e8 = (0.25)*f_kappa_m1
         e9 = (0.25)*f_kappa_p1
-        adj_u[i0] = adj_u_p0 + (0.25)*e1*f_kappa_p0*(w1_u_m1 - 8*w1_u_p0 + w1_u_p1) + e2*f_kappa_m1 + e3*f_kappa_p1 - e4*f_kappa_m2 - e5*f_kappa_p2
-        adj_kappa[i0] = adj_kappa_p0 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2) + e6*e7*p_nu
+        adj2_u[i0] = adj2_u_p0 + (0.25)*e1*f_kappa_p0*(w1_u_m1 - 8*w1_u_p0 + w1_u_p1) + e2*f_kappa_m1 + e3*f_kappa_p1 - e4*f_kappa_m2 - e5*f_kappa_p2
+        adj2_kappa[i0] = adj2_kappa_p0 - e4*(f_u_m2 - f_u_p0) + e5*(f_u_p0 - f_u_p2) + e6*e7*p_nu
         total2 += e7*(e6*f_kappa_p0 + e8*f_u_m1 - e8*f_u_p1 - e9*f_u_m1 + e9*f_u_p1)
     gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_hi(f_u, adj_u, w1_u, f_kappa, adj_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage1_fold_0_hi(f_u, adj2_u, w1_u, f_kappa, adj2_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the hi face of x
     n0 = f_u.shape[0] - 4
     f_kappa_m1 = f_kappa[n0 + 1 - 1]
     f_kappa_p0 = f_kappa[n0 + 1]
     f_kappa_p1 = f_kappa[n0 + 1 + 1]
-    adj_kappa_p0 = adj_kappa[n0 + 1]
+    adj2_kappa_p0 = adj2_kappa[n0 + 1]
     f_u_m1 = f_u[n0 + 1 - 1]
     f_u_p1 = f_u[n0 + 1 + 1]
-    adj_u_m1 = adj_u[n0 + 1 - 1]
-    adj_u_p0 = adj_u[n0 + 1]
+    adj2_u_m1 = adj2_u[n0 + 1 - 1]
+    adj2_u_p0 = adj2_u[n0 + 1]
     w1_u_p0 = w1_u[n0 + 1]
     e0 = p_nu*w1_u_p0/(h0*h0)
     e1 = (0.5)*e0
     e2 = e0*f_kappa_p0
     e3 = (0.08333333333333333)*e0
-    adj_u[n0 + 1] = adj_u_p0 + e1*f_kappa_m1 - e1*f_kappa_p1 - 2*e2
-    adj_u[n0 + 1 - 1] = adj_u_m1 + (0.3333333333333333)*e2 - e3*f_kappa_m1 + e3*f_kappa_p1
-    adj_kappa[n0 + 1] = adj_kappa_p0 - 0.25*e0*(f_u_m1 - f_u_p1)
+    adj2_u[n0 + 1] = adj2_u_p0 + e1*f_kappa_m1 - e1*f_kappa_p1 - 2*e2
+    adj2_u[n0 + 1 - 1] = adj2_u_m1 + (0.3333333333333333)*e2 - e3*f_kappa_m1 + e3*f_kappa_p1
+    adj2_kappa[n0 + 1] = adj2_kappa_p0 - 0.25*e0*(f_u_m1 - f_u_p1)
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_lo(f_u, adj_u, w1_u, f_kappa, adj_kappa, p_nu, t, dt, lo0, h0):
+def adjoint_stage1_fold_0_lo(f_u, adj2_u, w1_u, f_kappa, adj2_kappa, p_nu, t, dt, lo0, h0):
     # adjoint: ghost reads folded back on the lo face of x
     n0 = f_u.shape[0] - 4
     f_kappa_m1 = f_kappa[2 - 1]
     f_kappa_p0 = f_kappa[2]
     f_kappa_p1 = f_kappa[2 + 1]
-    adj_kappa_p0 = adj_kappa[2]
+    adj2_kappa_p0 = adj2_kappa[2]
     f_u_m1 = f_u[2 - 1]
     f_u_p1 = f_u[2 + 1]
-    adj_u_p0 = adj_u[2]
-    adj_u_p1 = adj_u[2 + 1]
+    adj2_u_p0 = adj2_u[2]
+    adj2_u_p1 = adj2_u[2 + 1]
     w1_u_p0 = w1_u[2]
     e0 = p_nu*w1_u_p0/(h0*h0)
     e1 = (0.5)*e0
     e2 = e0*f_kappa_p0
     e3 = (0.08333333333333333)*e0
-    adj_u[2] = adj_u_p0 - e1*f_kappa_m1 + e1*f_kappa_p1 - 2*e2
-    adj_u[2 + 1] = adj_u_p1 + (0.3333333333333333)*e2 + e3*f_kappa_m1 - e3*f_kappa_p1
-    adj_kappa[2] = adj_kappa_p0 + (0.25)*e0*(f_u_m1 - f_u_p1)
+    adj2_u[2] = adj2_u_p0 - e1*f_kappa_m1 + e1*f_kappa_p1 - 2*e2
+    adj2_u[2 + 1] = adj2_u_p1 + (0.3333333333333333)*e2 + e3*f_kappa_m1 - e3*f_kappa_p1
+    adj2_kappa[2] = adj2_kappa_p0 + (0.25)*e0*(f_u_m1 - f_u_p1)
 
 
 @numba.njit(cache=True)
-def step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # one rk4 step
     ghost_f_u_0_lo(f_u, p_nu, t, dt, lo0, h0)
     ghost_f_u_0_hi(f_u, p_nu, t, dt, lo0, h0)
@@ -684,42 +659,41 @@ def step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_
 
 
 @numba.njit(cache=True)
-def advance(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t0, dt, lo0, h0, nsteps):
+def advance(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t0, dt, lo0, h0, nsteps):
     # nsteps time steps from t0, state buffers exchanged after each
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t, dt, lo0, h0)
+        step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0)
         f_u, q5_u = q5_u, f_u
         f_kappa, q5_kappa = q5_kappa, f_kappa
-    return (f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu,)
+    return (f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu,)
 
 
 @numba.njit(cache=True)
-def adjoint_step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t, dt, lo0, h0):
-    adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, p_nu, t, dt, lo0, h0)
-    adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage4_fold_0_hi(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage4_fold_0_lo(adj_u, q4_u, w3_u, w4_u, adj_kappa, q4_kappa, w3_kappa, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage3_fold_0_hi(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage3_fold_0_lo(adj_u, q3_u, w2_u, w3_u, adj_kappa, q3_kappa, w2_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2_fold_0_hi(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2_fold_0_lo(adj_u, q2_u, w1_u, w2_u, adj_kappa, q2_kappa, w1_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage1(f_u, adj_u, w1_u, f_kappa, adj_kappa, gp_nu, p_nu, t, dt, lo0, h0)
-    adjoint_stage1_fold_0_hi(f_u, adj_u, w1_u, f_kappa, adj_kappa, p_nu, t, dt, lo0, h0)
-    adjoint_stage1_fold_0_lo(f_u, adj_u, w1_u, f_kappa, adj_kappa, p_nu, t, dt, lo0, h0)
+def adjoint_step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, q4_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4_fold_0_hi(adj_u, adj2_u, q4_u, w3_u, adj2_kappa, q4_kappa, w3_kappa, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4_fold_0_lo(adj_u, adj2_u, q4_u, w3_u, adj2_kappa, q4_kappa, w3_kappa, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3_fold_0_hi(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3_fold_0_lo(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2_fold_0_hi(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2_fold_0_lo(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage1(f_u, adj2_u, w1_u, f_kappa, adj2_kappa, gp_nu, p_nu, t, dt, lo0, h0)
+    adjoint_stage1_fold_0_hi(f_u, adj2_u, w1_u, f_kappa, adj2_kappa, p_nu, t, dt, lo0, h0)
+    adjoint_stage1_fold_0_lo(f_u, adj2_u, w1_u, f_kappa, adj2_kappa, p_nu, t, dt, lo0, h0)
 
 
 REVERSE_KEPT = ('u', 'kappa', 'u@q2', 'u@q3', 'u@q4', 'kappa@q2', 'kappa@q3', 'kappa@q4')
 
 
 @numba.njit(cache=True)
-def reverse_segment(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t0, dt, lo0, h0, nsteps, kept):
+def reverse_segment(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t0, dt, lo0, h0, nsteps, kept):
     # kept[n, k]: buffer k of ('u', 'kappa', 'u@q2', 'u@q3', 'u@q4', 'kappa@q2', 'kappa@q3', 'kappa@q4') as step n left it
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t, dt, lo0, h0)
+        step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0)
         kept[n, 0] = f_u
         kept[n, 1] = f_kappa
         kept[n, 2] = q2_u
@@ -740,8 +714,10 @@ def reverse_segment(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4
         q2_kappa[...] = kept[n, 5]
         q3_kappa[...] = kept[n, 6]
         q4_kappa[...] = kept[n, 7]
-        adjoint_step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu, p_nu, t, dt, lo0, h0)
-    return (f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, w1_u, w2_u, w3_u, w4_u, adj_kappa, w1_kappa, w2_kappa, w3_kappa, w4_kappa, gp_nu,)
+        adjoint_step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0)
+        adj_u, adj2_u = adj2_u, adj_u
+        adj_kappa, adj2_kappa = adj2_kappa, adj_kappa
+    return (f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu,)
 
 
 def allocate(cells):

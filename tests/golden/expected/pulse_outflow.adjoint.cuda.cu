@@ -243,39 +243,27 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_cx, 
     }
 }
 
-// adjoint_start: every interior point
-// adjoint: cotangents of the stage right-hand sides from that of the new state
-extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ w4_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
-{
-    const long long s0 = (long long)n1 + 8;
-    const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
-    if (i1 >= n1 + 4) return;
-    for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4; i0 < n0 + 4; i0 += (int)(gridDim.y * blockDim.y)) {
-        const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double e0 = adj_u_p0_p0*dt;
-        const double e1 = 0.16666666666666666*e0;
-        const double e2 = 0.3333333333333333*e0;
-        w1_u[idx] = e1;
-        w2_u[idx] = e2;
-        w3_u[idx] = e2;
-        w4_u[idx] = e1;
-    }
-}
-
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
     if (i1 >= n1 + 4) return;
-    double total2 = 0;
-    double total3 = 0;
+    double total4 = 0;
+    double total5 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4; i0 < n0 + 4; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_u_m2_p0 = adj_u[idx - 2 * s0];
+        const double adj_u_m1_p0 = adj_u[idx - s0];
+        const double adj_u_p0_m2 = adj_u[idx - 2];
+        const double adj_u_p0_m1 = adj_u[idx - 1];
         const double adj_u_p0_p0 = adj_u[idx];
+        const double adj_u_p0_p1 = adj_u[idx + 1];
+        const double adj_u_p0_p2 = adj_u[idx + 2];
+        const double adj_u_p1_p0 = adj_u[idx + s0];
+        const double adj_u_p2_p0 = adj_u[idx + 2 * s0];
         const double q4_u_m2_p0 = q4_u[idx - 2 * s0];
         const double q4_u_m1_p0 = q4_u[idx - s0];
         const double q4_u_p0_m2 = q4_u[idx - 2];
@@ -284,89 +272,85 @@ extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const doub
         const double q4_u_p0_p2 = q4_u[idx + 2];
         const double q4_u_p1_p0 = q4_u[idx + s0];
         const double q4_u_p2_p0 = q4_u[idx + 2 * s0];
-        const double w3_u_p0_p0 = w3_u[idx];
-        const double w4_u_m2_p0 = w4_u[idx - 2 * s0];
-        const double w4_u_m1_p0 = w4_u[idx - s0];
-        const double w4_u_p0_m2 = w4_u[idx - 2];
-        const double w4_u_p0_m1 = w4_u[idx - 1];
-        const double w4_u_p0_p0 = w4_u[idx];
-        const double w4_u_p0_p1 = w4_u[idx + 1];
-        const double w4_u_p0_p2 = w4_u[idx + 2];
-        const double w4_u_p1_p0 = w4_u[idx + s0];
-        const double w4_u_p2_p0 = w4_u[idx + 2 * s0];
-        const double e0 = 1.0/h0;
-        const double e1 = e0*p_cx;
-        const double e2 = (0.6666666666666666)*e1;
-        const double e3 = 1.0/h1;
-        const double e4 = e3*p_cy;
-        const double e5 = (0.6666666666666666)*e4;
-        const double e6 = (0.08333333333333333)*e1;
-        const double e7 = (0.08333333333333333)*e4;
-        const double e8 = 0.08333333333333333*dt;
-        const double e9 = e1*e8;
-        const double e10 = e4*e8;
-        const double e11 = 0.6666666666666666*dt;
-        const double e12 = e1*e11;
-        const double e13 = e11*e4;
-        const double e14 = (0.08333333333333333)*w4_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 - e2*w4_u_m1_p0 + e2*w4_u_p1_p0 - e5*w4_u_p0_m1 + e5*w4_u_p0_p1 + e6*w4_u_m2_p0 - e6*w4_u_p2_p0 + e7*w4_u_p0_m2 - e7*w4_u_p0_p2;
-        w3_u[idx] = e10*w4_u_p0_m2 - e10*w4_u_p0_p2 - e12*w4_u_m1_p0 + e12*w4_u_p1_p0 - e13*w4_u_p0_m1 + e13*w4_u_p0_p1 + e9*w4_u_m2_p0 - e9*w4_u_p2_p0 + w3_u_p0_p0;
-        total2 += e0*e14*(8.0*q4_u_m1_p0 - q4_u_m2_p0 - 8.0*q4_u_p1_p0 + q4_u_p2_p0);
-        total3 += e14*e3*(8.0*q4_u_p0_m1 - q4_u_p0_m2 - 8.0*q4_u_p0_p1 + q4_u_p0_p2);
+        const double e0 = 0.013888888888888888*dt;
+        const double e1 = 1.0/h0;
+        const double e2 = e1*p_cx;
+        const double e3 = e0*e2;
+        const double e4 = 1.0/h1;
+        const double e5 = e4*p_cy;
+        const double e6 = e0*e5;
+        const double e7 = 0.1111111111111111*dt;
+        const double e8 = e5*e7;
+        const double e9 = e2*e7;
+        const double e10 = -adj_u_m1_p0*e9 + adj_u_m2_p0*e3 - adj_u_p0_m1*e8 + adj_u_p0_m2*e6 + adj_u_p0_p1*e8 - adj_u_p0_p2*e6 + adj_u_p1_p0*e9 - adj_u_p2_p0*e3;
+        const double e11 = adj_u_p0_p0*dt;
+        const double e12 = 0.3333333333333333*adj_u_p0_p0;
+        adj2_u[idx] = adj_u_p0_p0 + e10;
+        w1_u[idx] = 0.16666666666666666*e11;
+        w2_u[idx] = dt*e12;
+        w3_u[idx] = dt*(e10 + e12);
+        total4 += e1*e11*(0.1111111111111111*q4_u_m1_p0 - 0.013888888888888888*q4_u_m2_p0 - 0.1111111111111111*q4_u_p1_p0 + 0.013888888888888888*q4_u_p2_p0);
+        total5 += e11*e4*(0.1111111111111111*q4_u_p0_m1 - 0.013888888888888888*q4_u_p0_m2 - 0.1111111111111111*q4_u_p0_p1 + 0.013888888888888888*q4_u_p0_p2);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4;
     if (f0 < n0 + 4) {
-        gp_cx[(long long)(f0) * s0 + (long long)(i1)] += total2;
-        gp_cy[(long long)(f0) * s0 + (long long)(i1)] += total3;
+        gp_cx[(long long)(f0) * s0 + (long long)(i1)] += total4;
+        gp_cy[(long long)(f0) * s0 + (long long)(i1)] += total5;
     }
 }
 
 // adjoint_stage4_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage4_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_0_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 4;
         const long long idx = (long long)(n0 + 3) * s0 + (long long)(i1);
-        const double adj_u_m4_p0 = adj_u[idx - 4 * s0];
-        const double adj_u_m3_p0 = adj_u[idx - 3 * s0];
-        const double adj_u_m2_p0 = adj_u[idx - 2 * s0];
         const double adj_u_m1_p0 = adj_u[idx - s0];
         const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_m4_p0 = adj2_u[idx - 4 * s0];
+        const double adj2_u_m3_p0 = adj2_u[idx - 3 * s0];
+        const double adj2_u_m2_p0 = adj2_u[idx - 2 * s0];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w3_u_m4_p0 = w3_u[idx - 4 * s0];
         const double w3_u_m3_p0 = w3_u[idx - 3 * s0];
         const double w3_u_m2_p0 = w3_u[idx - 2 * s0];
         const double w3_u_m1_p0 = w3_u[idx - s0];
         const double w3_u_p0_p0 = w3_u[idx];
-        const double w4_u_m1_p0 = w4_u[idx - s0];
-        const double w4_u_p0_p0 = w4_u[idx];
         const double e0 = p_cx/h0;
-        const double e1 = e0*w4_u_p0_p0;
-        const double e2 = e0*w4_u_m1_p0;
-        const double e3 = (0.4166666666666667)*e2;
-        const double e4 = dt*e2;
-        const double e5 = 0.4166666666666667*e4;
-        const double e6 = dt*e1;
-        const double e7 = (0.8333333333333334)*e2;
-        const double e8 = 0.8333333333333334*e4;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
-        w3_u[idx] = e5 - 2.0833333333333335*e6 + w3_u_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e7;
-        w3_u[idx - s0] = 3.3333333333333335*e6 - e8 + w3_u_m1_p0;
-        adj_u[idx - 2 * s0] = adj_u_m2_p0 - 2.9166666666666665*e1 + e7;
-        w3_u[idx - 2 * s0] = -2.9166666666666665*e6 + e8 + w3_u_m2_p0;
-        adj_u[idx - 3 * s0] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3;
-        w3_u[idx - 3 * s0] = -e5 + 1.3333333333333333*e6 + w3_u_m3_p0;
-        adj_u[idx - 4 * s0] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2;
-        w3_u[idx - 4 * s0] = 0.08333333333333333*e4 - 0.25*e6 + w3_u_m4_p0;
+        const double e1 = dt*e0;
+        const double e5 = (dt*dt)*e0;
+        const double e2 = 0.06944444444444445*adj_u_m1_p0;
+        const double e3 = e1*e2;
+        const double e4 = 0.34722222222222227*adj_u_p0_p0;
+        const double e6 = e2*e5;
+        const double e7 = 0.5555555555555556*adj_u_p0_p0;
+        const double e8 = 0.1388888888888889*adj_u_m1_p0;
+        const double e9 = e1*e8;
+        const double e10 = e5*e8;
+        const double e11 = 0.48611111111111116*adj_u_p0_p0;
+        const double e12 = 0.22222222222222227*adj_u_p0_p0;
+        const double e13 = 0.013888888888888888*adj_u_m1_p0;
+        const double e14 = 0.04166666666666666*adj_u_p0_p0;
+        adj2_u[idx] = adj2_u_p0_p0 - e1*e4 + e3;
+        w3_u[idx] = -e4*e5 + e6 + w3_u_p0_p0;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + e1*e7 - e9;
+        w3_u[idx - s0] = -e10 + e5*e7 + w3_u_m1_p0;
+        adj2_u[idx - 2 * s0] = adj2_u_m2_p0 - e1*e11 + e9;
+        w3_u[idx - 2 * s0] = e10 - e11*e5 + w3_u_m2_p0;
+        adj2_u[idx - 3 * s0] = adj2_u_m3_p0 + e1*e12 - e3;
+        w3_u[idx - 3 * s0] = e12*e5 - e6 + w3_u_m3_p0;
+        adj2_u[idx - 4 * s0] = adj2_u_m4_p0 + e1*e13 - e1*e14;
+        w3_u[idx - 4 * s0] = e13*e5 - e14*e5 + w3_u_m4_p0;
     }
 }
 
 // adjoint_stage4_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_0_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
@@ -375,72 +359,81 @@ extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, 
         const long long idx = (long long)(4) * s0 + (long long)(i1);
         const double adj_u_p0_p0 = adj_u[idx];
         const double adj_u_p1_p0 = adj_u[idx + s0];
-        const double adj_u_p2_p0 = adj_u[idx + 2 * s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
+        const double adj2_u_p2_p0 = adj2_u[idx + 2 * s0];
         const double w3_u_p0_p0 = w3_u[idx];
         const double w3_u_p1_p0 = w3_u[idx + s0];
         const double w3_u_p2_p0 = w3_u[idx + 2 * s0];
-        const double w4_u_p0_p0 = w4_u[idx];
-        const double w4_u_p1_p0 = w4_u[idx + s0];
         const double e0 = p_cx/h0;
-        const double e1 = e0*w4_u_p0_p0;
-        const double e2 = e0*w4_u_p1_p0;
-        const double e3 = dt*e2;
-        const double e4 = e0*(w4_u_p0_p0 + w4_u_p1_p0);
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2;
-        w3_u[idx] = -0.5*dt*e1 + 0.25*e3 + w3_u_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0 - 0.08333333333333333*e2;
-        w3_u[idx + s0] = -0.08333333333333333*e3 + w3_u_p1_p0;
-        adj_u[idx + 2 * s0] = adj_u_p2_p0 + (0.016666666666666666)*e4;
-        w3_u[idx + 2 * s0] = 0.016666666666666666*dt*e4 + w3_u_p2_p0;
+        const double e1 = dt*e0;
+        const double e4 = (dt*dt)*e0;
+        const double e2 = 0.041666666666666664*adj_u_p1_p0;
+        const double e3 = 0.08333333333333331*adj_u_p0_p0;
+        const double e5 = 0.013888888888888888*adj_u_p1_p0;
+        const double e6 = 0.002777777777777775*adj_u_p0_p0;
+        const double e7 = 0.002777777777777778*adj_u_p1_p0;
+        adj2_u[idx] = adj2_u_p0_p0 + e1*e2 - e1*e3;
+        w3_u[idx] = e2*e4 - e3*e4 + w3_u_p0_p0;
+        adj2_u[idx + s0] = adj2_u_p1_p0 - e1*e5;
+        w3_u[idx + s0] = -e4*e5 + w3_u_p1_p0;
+        adj2_u[idx + 2 * s0] = adj2_u_p2_p0 + e1*e6 + e1*e7;
+        w3_u[idx + 2 * s0] = e4*e6 + e4*e7 + w3_u_p2_p0;
     }
 }
 
 // adjoint_stage4_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage4_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_1_hi(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 4;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 3);
-        const double adj_u_p0_m4 = adj_u[idx - 4];
-        const double adj_u_p0_m3 = adj_u[idx - 3];
-        const double adj_u_p0_m2 = adj_u[idx - 2];
         const double adj_u_p0_m1 = adj_u[idx - 1];
         const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_m4 = adj2_u[idx - 4];
+        const double adj2_u_p0_m3 = adj2_u[idx - 3];
+        const double adj2_u_p0_m2 = adj2_u[idx - 2];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w3_u_p0_m4 = w3_u[idx - 4];
         const double w3_u_p0_m3 = w3_u[idx - 3];
         const double w3_u_p0_m2 = w3_u[idx - 2];
         const double w3_u_p0_m1 = w3_u[idx - 1];
         const double w3_u_p0_p0 = w3_u[idx];
-        const double w4_u_p0_m1 = w4_u[idx - 1];
-        const double w4_u_p0_p0 = w4_u[idx];
         const double e0 = p_cy/h1;
-        const double e1 = e0*w4_u_p0_p0;
-        const double e2 = e0*w4_u_p0_m1;
-        const double e3 = (0.4166666666666667)*e2;
-        const double e4 = dt*e2;
-        const double e5 = 0.4166666666666667*e4;
-        const double e6 = dt*e1;
-        const double e7 = (0.8333333333333334)*e2;
-        const double e8 = 0.8333333333333334*e4;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
-        w3_u[idx] = e5 - 2.0833333333333335*e6 + w3_u_p0_p0;
-        adj_u[idx - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e7;
-        w3_u[idx - 1] = 3.3333333333333335*e6 - e8 + w3_u_p0_m1;
-        adj_u[idx - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e7;
-        w3_u[idx - 2] = -2.9166666666666665*e6 + e8 + w3_u_p0_m2;
-        adj_u[idx - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3;
-        w3_u[idx - 3] = -e5 + 1.3333333333333333*e6 + w3_u_p0_m3;
-        adj_u[idx - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2;
-        w3_u[idx - 4] = 0.08333333333333333*e4 - 0.25*e6 + w3_u_p0_m4;
+        const double e1 = dt*e0;
+        const double e5 = (dt*dt)*e0;
+        const double e2 = 0.06944444444444445*adj_u_p0_m1;
+        const double e3 = e1*e2;
+        const double e4 = 0.34722222222222227*adj_u_p0_p0;
+        const double e6 = e2*e5;
+        const double e7 = 0.5555555555555556*adj_u_p0_p0;
+        const double e8 = 0.1388888888888889*adj_u_p0_m1;
+        const double e9 = e1*e8;
+        const double e10 = e5*e8;
+        const double e11 = 0.48611111111111116*adj_u_p0_p0;
+        const double e12 = 0.22222222222222227*adj_u_p0_p0;
+        const double e13 = 0.013888888888888888*adj_u_p0_m1;
+        const double e14 = 0.04166666666666666*adj_u_p0_p0;
+        adj2_u[idx] = adj2_u_p0_p0 - e1*e4 + e3;
+        w3_u[idx] = -e4*e5 + e6 + w3_u_p0_p0;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + e1*e7 - e9;
+        w3_u[idx - 1] = -e10 + e5*e7 + w3_u_p0_m1;
+        adj2_u[idx - 2] = adj2_u_p0_m2 - e1*e11 + e9;
+        w3_u[idx - 2] = e10 - e11*e5 + w3_u_p0_m2;
+        adj2_u[idx - 3] = adj2_u_p0_m3 + e1*e12 - e3;
+        w3_u[idx - 3] = e12*e5 - e6 + w3_u_p0_m3;
+        adj2_u[idx - 4] = adj2_u_p0_m4 + e1*e13 - e1*e14;
+        w3_u[idx - 4] = e13*e5 - e14*e5 + w3_u_p0_m4;
     }
 }
 
 // adjoint_stage4_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_1_lo(const double* __restrict__ adj_u, double* __restrict__ adj2_u, double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
@@ -449,30 +442,33 @@ extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj_u, 
         const long long idx = (long long)(i0) * s0 + (long long)(4);
         const double adj_u_p0_p0 = adj_u[idx];
         const double adj_u_p0_p1 = adj_u[idx + 1];
-        const double adj_u_p0_p2 = adj_u[idx + 2];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
+        const double adj2_u_p0_p2 = adj2_u[idx + 2];
         const double w3_u_p0_p0 = w3_u[idx];
         const double w3_u_p0_p1 = w3_u[idx + 1];
         const double w3_u_p0_p2 = w3_u[idx + 2];
-        const double w4_u_p0_p0 = w4_u[idx];
-        const double w4_u_p0_p1 = w4_u[idx + 1];
         const double e0 = p_cy/h1;
-        const double e1 = e0*w4_u_p0_p0;
-        const double e2 = e0*w4_u_p0_p1;
-        const double e3 = dt*e2;
-        const double e4 = e0*(w4_u_p0_p0 + w4_u_p0_p1);
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2;
-        w3_u[idx] = -0.5*dt*e1 + 0.25*e3 + w3_u_p0_p0;
-        adj_u[idx + 1] = adj_u_p0_p1 - 0.08333333333333333*e2;
-        w3_u[idx + 1] = -0.08333333333333333*e3 + w3_u_p0_p1;
-        adj_u[idx + 2] = adj_u_p0_p2 + (0.016666666666666666)*e4;
-        w3_u[idx + 2] = 0.016666666666666666*dt*e4 + w3_u_p0_p2;
+        const double e1 = dt*e0;
+        const double e4 = (dt*dt)*e0;
+        const double e2 = 0.041666666666666664*adj_u_p0_p1;
+        const double e3 = 0.08333333333333331*adj_u_p0_p0;
+        const double e5 = 0.013888888888888888*adj_u_p0_p1;
+        const double e6 = 0.002777777777777775*adj_u_p0_p0;
+        const double e7 = 0.002777777777777778*adj_u_p0_p1;
+        adj2_u[idx] = adj2_u_p0_p0 + e1*e2 - e1*e3;
+        w3_u[idx] = e2*e4 - e3*e4 + w3_u_p0_p0;
+        adj2_u[idx + 1] = adj2_u_p0_p1 - e1*e5;
+        w3_u[idx + 1] = -e4*e5 + w3_u_p0_p1;
+        adj2_u[idx + 2] = adj2_u_p0_p2 + e1*e6 + e1*e7;
+        w3_u[idx + 2] = e4*e6 + e4*e7 + w3_u_p0_p2;
     }
 }
 
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
@@ -481,7 +477,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
     double total3 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4; i0 < n0 + 4; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double q3_u_m2_p0 = q3_u[idx - 2 * s0];
         const double q3_u_m1_p0 = q3_u[idx - s0];
         const double q3_u_p0_m2 = q3_u[idx - 2];
@@ -515,7 +511,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e12 = e1*e11;
         const double e13 = e11*e4;
         const double e14 = (0.08333333333333333)*w3_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 - e2*w3_u_m1_p0 + e2*w3_u_p1_p0 - e5*w3_u_p0_m1 + e5*w3_u_p0_p1 + e6*w3_u_m2_p0 - e6*w3_u_p2_p0 + e7*w3_u_p0_m2 - e7*w3_u_p0_p2;
+        adj2_u[idx] = adj2_u_p0_p0 - e2*w3_u_m1_p0 + e2*w3_u_p1_p0 - e5*w3_u_p0_m1 + e5*w3_u_p0_p1 + e6*w3_u_m2_p0 - e6*w3_u_p2_p0 + e7*w3_u_p0_m2 - e7*w3_u_p0_p2;
         w2_u[idx] = e10*w3_u_p0_m2 - e10*w3_u_p0_p2 - e12*w3_u_m1_p0 + e12*w3_u_p1_p0 - e13*w3_u_p0_m1 + e13*w3_u_p0_p1 + e9*w3_u_m2_p0 - e9*w3_u_p2_p0 + w2_u_p0_p0;
         total2 += e0*e14*(8.0*q3_u_m1_p0 - q3_u_m2_p0 - 8.0*q3_u_p1_p0 + q3_u_p2_p0);
         total3 += e14*e3*(8.0*q3_u_p0_m1 - q3_u_p0_m2 - 8.0*q3_u_p0_p1 + q3_u_p0_p2);
@@ -529,18 +525,18 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
 
 // adjoint_stage3_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 4;
         const long long idx = (long long)(n0 + 3) * s0 + (long long)(i1);
-        const double adj_u_m4_p0 = adj_u[idx - 4 * s0];
-        const double adj_u_m3_p0 = adj_u[idx - 3 * s0];
-        const double adj_u_m2_p0 = adj_u[idx - 2 * s0];
-        const double adj_u_m1_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_m4_p0 = adj2_u[idx - 4 * s0];
+        const double adj2_u_m3_p0 = adj2_u[idx - 3 * s0];
+        const double adj2_u_m2_p0 = adj2_u[idx - 2 * s0];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w2_u_m4_p0 = w2_u[idx - 4 * s0];
         const double w2_u_m3_p0 = w2_u[idx - 3 * s0];
         const double w2_u_m2_p0 = w2_u[idx - 2 * s0];
@@ -557,31 +553,31 @@ extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, 
         const double e6 = dt*e1;
         const double e7 = (0.8333333333333334)*e2;
         const double e8 = 0.4166666666666667*e4;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3;
         w2_u[idx] = e5 - 1.0416666666666667*e6 + w2_u_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e7;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + (3.3333333333333335)*e1 - e7;
         w2_u[idx - s0] = 1.6666666666666667*e6 - e8 + w2_u_m1_p0;
-        adj_u[idx - 2 * s0] = adj_u_m2_p0 - 2.9166666666666665*e1 + e7;
+        adj2_u[idx - 2 * s0] = adj2_u_m2_p0 - 2.9166666666666665*e1 + e7;
         w2_u[idx - 2 * s0] = -1.4583333333333333*e6 + e8 + w2_u_m2_p0;
-        adj_u[idx - 3 * s0] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3;
+        adj2_u[idx - 3 * s0] = adj2_u_m3_p0 + (1.3333333333333333)*e1 - e3;
         w2_u[idx - 3 * s0] = -e5 + 0.6666666666666666*e6 + w2_u_m3_p0;
-        adj_u[idx - 4 * s0] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2;
+        adj2_u[idx - 4 * s0] = adj2_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2;
         w2_u[idx - 4 * s0] = 0.041666666666666664*e4 - 0.125*e6 + w2_u_m4_p0;
     }
 }
 
 // adjoint_stage3_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 4;
         const long long idx = (long long)(4) * s0 + (long long)(i1);
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0 = adj_u[idx + s0];
-        const double adj_u_p2_p0 = adj_u[idx + 2 * s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
+        const double adj2_u_p2_p0 = adj2_u[idx + 2 * s0];
         const double w2_u_p0_p0 = w2_u[idx];
         const double w2_u_p1_p0 = w2_u[idx + s0];
         const double w2_u_p2_p0 = w2_u[idx + 2 * s0];
@@ -592,29 +588,29 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
         const double e2 = e0*w3_u_p1_p0;
         const double e3 = dt*e2;
         const double e4 = e0*(w3_u_p0_p0 + w3_u_p1_p0);
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2;
+        adj2_u[idx] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2;
         w2_u[idx] = -0.25*dt*e1 + 0.125*e3 + w2_u_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0 - 0.08333333333333333*e2;
+        adj2_u[idx + s0] = adj2_u_p1_p0 - 0.08333333333333333*e2;
         w2_u[idx + s0] = -0.041666666666666664*e3 + w2_u_p1_p0;
-        adj_u[idx + 2 * s0] = adj_u_p2_p0 + (0.016666666666666666)*e4;
+        adj2_u[idx + 2 * s0] = adj2_u_p2_p0 + (0.016666666666666666)*e4;
         w2_u[idx + 2 * s0] = 0.008333333333333333*dt*e4 + w2_u_p2_p0;
     }
 }
 
 // adjoint_stage3_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 4;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 3);
-        const double adj_u_p0_m4 = adj_u[idx - 4];
-        const double adj_u_p0_m3 = adj_u[idx - 3];
-        const double adj_u_p0_m2 = adj_u[idx - 2];
-        const double adj_u_p0_m1 = adj_u[idx - 1];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_m4 = adj2_u[idx - 4];
+        const double adj2_u_p0_m3 = adj2_u[idx - 3];
+        const double adj2_u_p0_m2 = adj2_u[idx - 2];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w2_u_p0_m4 = w2_u[idx - 4];
         const double w2_u_p0_m3 = w2_u[idx - 3];
         const double w2_u_p0_m2 = w2_u[idx - 2];
@@ -631,31 +627,31 @@ extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj_u, 
         const double e6 = dt*e1;
         const double e7 = (0.8333333333333334)*e2;
         const double e8 = 0.4166666666666667*e4;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3;
         w2_u[idx] = e5 - 1.0416666666666667*e6 + w2_u_p0_p0;
-        adj_u[idx - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e7;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + (3.3333333333333335)*e1 - e7;
         w2_u[idx - 1] = 1.6666666666666667*e6 - e8 + w2_u_p0_m1;
-        adj_u[idx - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e7;
+        adj2_u[idx - 2] = adj2_u_p0_m2 - 2.9166666666666665*e1 + e7;
         w2_u[idx - 2] = -1.4583333333333333*e6 + e8 + w2_u_p0_m2;
-        adj_u[idx - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3;
+        adj2_u[idx - 3] = adj2_u_p0_m3 + (1.3333333333333333)*e1 - e3;
         w2_u[idx - 3] = -e5 + 0.6666666666666666*e6 + w2_u_p0_m3;
-        adj_u[idx - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2;
+        adj2_u[idx - 4] = adj2_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2;
         w2_u[idx - 4] = 0.041666666666666664*e4 - 0.125*e6 + w2_u_p0_m4;
     }
 }
 
 // adjoint_stage3_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 4;
         const long long idx = (long long)(i0) * s0 + (long long)(4);
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p0_p1 = adj_u[idx + 1];
-        const double adj_u_p0_p2 = adj_u[idx + 2];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
+        const double adj2_u_p0_p2 = adj2_u[idx + 2];
         const double w2_u_p0_p0 = w2_u[idx];
         const double w2_u_p0_p1 = w2_u[idx + 1];
         const double w2_u_p0_p2 = w2_u[idx + 2];
@@ -666,11 +662,11 @@ extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, 
         const double e2 = e0*w3_u_p0_p1;
         const double e3 = dt*e2;
         const double e4 = e0*(w3_u_p0_p0 + w3_u_p0_p1);
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2;
+        adj2_u[idx] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2;
         w2_u[idx] = -0.25*dt*e1 + 0.125*e3 + w2_u_p0_p0;
-        adj_u[idx + 1] = adj_u_p0_p1 - 0.08333333333333333*e2;
+        adj2_u[idx + 1] = adj2_u_p0_p1 - 0.08333333333333333*e2;
         w2_u[idx + 1] = -0.041666666666666664*e3 + w2_u_p0_p1;
-        adj_u[idx + 2] = adj_u_p0_p2 + (0.016666666666666666)*e4;
+        adj2_u[idx + 2] = adj2_u_p0_p2 + (0.016666666666666666)*e4;
         w2_u[idx + 2] = 0.008333333333333333*dt*e4 + w2_u_p0_p2;
     }
 }
@@ -678,7 +674,7 @@ extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, 
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
@@ -687,7 +683,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
     double total3 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4; i0 < n0 + 4; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double q2_u_m2_p0 = q2_u[idx - 2 * s0];
         const double q2_u_m1_p0 = q2_u[idx - s0];
         const double q2_u_p0_m2 = q2_u[idx - 2];
@@ -721,7 +717,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e12 = e1*e11;
         const double e13 = e11*e4;
         const double e14 = (0.08333333333333333)*w2_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 - e2*w2_u_m1_p0 + e2*w2_u_p1_p0 - e5*w2_u_p0_m1 + e5*w2_u_p0_p1 + e6*w2_u_m2_p0 - e6*w2_u_p2_p0 + e7*w2_u_p0_m2 - e7*w2_u_p0_p2;
+        adj2_u[idx] = adj2_u_p0_p0 - e2*w2_u_m1_p0 + e2*w2_u_p1_p0 - e5*w2_u_p0_m1 + e5*w2_u_p0_p1 + e6*w2_u_m2_p0 - e6*w2_u_p2_p0 + e7*w2_u_p0_m2 - e7*w2_u_p0_p2;
         w1_u[idx] = e10*w2_u_p0_m2 - e10*w2_u_p0_p2 - e12*w2_u_m1_p0 + e12*w2_u_p1_p0 - e13*w2_u_p0_m1 + e13*w2_u_p0_p1 + e9*w2_u_m2_p0 - e9*w2_u_p2_p0 + w1_u_p0_p0;
         total2 += e0*e14*(8.0*q2_u_m1_p0 - q2_u_m2_p0 - 8.0*q2_u_p1_p0 + q2_u_p2_p0);
         total3 += e14*e3*(8.0*q2_u_p0_m1 - q2_u_p0_m2 - 8.0*q2_u_p0_p1 + q2_u_p0_p2);
@@ -735,18 +731,18 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
 
 // adjoint_stage2_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 4;
         const long long idx = (long long)(n0 + 3) * s0 + (long long)(i1);
-        const double adj_u_m4_p0 = adj_u[idx - 4 * s0];
-        const double adj_u_m3_p0 = adj_u[idx - 3 * s0];
-        const double adj_u_m2_p0 = adj_u[idx - 2 * s0];
-        const double adj_u_m1_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_m4_p0 = adj2_u[idx - 4 * s0];
+        const double adj2_u_m3_p0 = adj2_u[idx - 3 * s0];
+        const double adj2_u_m2_p0 = adj2_u[idx - 2 * s0];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_m4_p0 = w1_u[idx - 4 * s0];
         const double w1_u_m3_p0 = w1_u[idx - 3 * s0];
         const double w1_u_m2_p0 = w1_u[idx - 2 * s0];
@@ -763,31 +759,31 @@ extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, 
         const double e6 = dt*e1;
         const double e7 = (0.8333333333333334)*e2;
         const double e8 = 0.4166666666666667*e4;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3;
         w1_u[idx] = e5 - 1.0416666666666667*e6 + w1_u_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e7;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + (3.3333333333333335)*e1 - e7;
         w1_u[idx - s0] = 1.6666666666666667*e6 - e8 + w1_u_m1_p0;
-        adj_u[idx - 2 * s0] = adj_u_m2_p0 - 2.9166666666666665*e1 + e7;
+        adj2_u[idx - 2 * s0] = adj2_u_m2_p0 - 2.9166666666666665*e1 + e7;
         w1_u[idx - 2 * s0] = -1.4583333333333333*e6 + e8 + w1_u_m2_p0;
-        adj_u[idx - 3 * s0] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3;
+        adj2_u[idx - 3 * s0] = adj2_u_m3_p0 + (1.3333333333333333)*e1 - e3;
         w1_u[idx - 3 * s0] = -e5 + 0.6666666666666666*e6 + w1_u_m3_p0;
-        adj_u[idx - 4 * s0] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2;
+        adj2_u[idx - 4 * s0] = adj2_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2;
         w1_u[idx - 4 * s0] = 0.041666666666666664*e4 - 0.125*e6 + w1_u_m4_p0;
     }
 }
 
 // adjoint_stage2_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 4;
         const long long idx = (long long)(4) * s0 + (long long)(i1);
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0 = adj_u[idx + s0];
-        const double adj_u_p2_p0 = adj_u[idx + 2 * s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
+        const double adj2_u_p2_p0 = adj2_u[idx + 2 * s0];
         const double w1_u_p0_p0 = w1_u[idx];
         const double w1_u_p1_p0 = w1_u[idx + s0];
         const double w1_u_p2_p0 = w1_u[idx + 2 * s0];
@@ -798,29 +794,29 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
         const double e2 = e0*w2_u_p1_p0;
         const double e3 = dt*e2;
         const double e4 = e0*(w2_u_p0_p0 + w2_u_p1_p0);
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2;
+        adj2_u[idx] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2;
         w1_u[idx] = -0.25*dt*e1 + 0.125*e3 + w1_u_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0 - 0.08333333333333333*e2;
+        adj2_u[idx + s0] = adj2_u_p1_p0 - 0.08333333333333333*e2;
         w1_u[idx + s0] = -0.041666666666666664*e3 + w1_u_p1_p0;
-        adj_u[idx + 2 * s0] = adj_u_p2_p0 + (0.016666666666666666)*e4;
+        adj2_u[idx + 2 * s0] = adj2_u_p2_p0 + (0.016666666666666666)*e4;
         w1_u[idx + 2 * s0] = 0.008333333333333333*dt*e4 + w1_u_p2_p0;
     }
 }
 
 // adjoint_stage2_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 4;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 3);
-        const double adj_u_p0_m4 = adj_u[idx - 4];
-        const double adj_u_p0_m3 = adj_u[idx - 3];
-        const double adj_u_p0_m2 = adj_u[idx - 2];
-        const double adj_u_p0_m1 = adj_u[idx - 1];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_m4 = adj2_u[idx - 4];
+        const double adj2_u_p0_m3 = adj2_u[idx - 3];
+        const double adj2_u_p0_m2 = adj2_u[idx - 2];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_p0_m4 = w1_u[idx - 4];
         const double w1_u_p0_m3 = w1_u[idx - 3];
         const double w1_u_p0_m2 = w1_u[idx - 2];
@@ -837,31 +833,31 @@ extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj_u, 
         const double e6 = dt*e1;
         const double e7 = (0.8333333333333334)*e2;
         const double e8 = 0.4166666666666667*e4;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3;
         w1_u[idx] = e5 - 1.0416666666666667*e6 + w1_u_p0_p0;
-        adj_u[idx - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e7;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + (3.3333333333333335)*e1 - e7;
         w1_u[idx - 1] = 1.6666666666666667*e6 - e8 + w1_u_p0_m1;
-        adj_u[idx - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e7;
+        adj2_u[idx - 2] = adj2_u_p0_m2 - 2.9166666666666665*e1 + e7;
         w1_u[idx - 2] = -1.4583333333333333*e6 + e8 + w1_u_p0_m2;
-        adj_u[idx - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3;
+        adj2_u[idx - 3] = adj2_u_p0_m3 + (1.3333333333333333)*e1 - e3;
         w1_u[idx - 3] = -e5 + 0.6666666666666666*e6 + w1_u_p0_m3;
-        adj_u[idx - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2;
+        adj2_u[idx - 4] = adj2_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2;
         w1_u[idx - 4] = 0.041666666666666664*e4 - 0.125*e6 + w1_u_p0_m4;
     }
 }
 
 // adjoint_stage2_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 4;
         const long long idx = (long long)(i0) * s0 + (long long)(4);
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p0_p1 = adj_u[idx + 1];
-        const double adj_u_p0_p2 = adj_u[idx + 2];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
+        const double adj2_u_p0_p2 = adj2_u[idx + 2];
         const double w1_u_p0_p0 = w1_u[idx];
         const double w1_u_p0_p1 = w1_u[idx + 1];
         const double w1_u_p0_p2 = w1_u[idx + 2];
@@ -872,11 +868,11 @@ extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, 
         const double e2 = e0*w2_u_p0_p1;
         const double e3 = dt*e2;
         const double e4 = e0*(w2_u_p0_p0 + w2_u_p0_p1);
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2;
+        adj2_u[idx] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2;
         w1_u[idx] = -0.25*dt*e1 + 0.125*e3 + w1_u_p0_p0;
-        adj_u[idx + 1] = adj_u_p0_p1 - 0.08333333333333333*e2;
+        adj2_u[idx + 1] = adj2_u_p0_p1 - 0.08333333333333333*e2;
         w1_u[idx + 1] = -0.041666666666666664*e3 + w1_u_p0_p1;
-        adj_u[idx + 2] = adj_u_p0_p2 + (0.016666666666666666)*e4;
+        adj2_u[idx + 2] = adj2_u_p0_p2 + (0.016666666666666666)*e4;
         w1_u[idx + 2] = 0.008333333333333333*dt*e4 + w1_u_p0_p2;
     }
 }
@@ -884,7 +880,7 @@ extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, 
 // adjoint_stage1: every interior point
 // adjoint of stage 1
 // pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
@@ -901,7 +897,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double f_u_p0_p2 = f_u[idx + 2];
         const double f_u_p1_p0 = f_u[idx + s0];
         const double f_u_p2_p0 = f_u[idx + 2 * s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_m2_p0 = w1_u[idx - 2 * s0];
         const double w1_u_m1_p0 = w1_u[idx - s0];
         const double w1_u_p0_m2 = w1_u[idx - 2];
@@ -920,7 +916,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double e6 = (0.08333333333333333)*e1;
         const double e7 = (0.08333333333333333)*e4;
         const double e8 = (0.08333333333333333)*w1_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 - e2*w1_u_m1_p0 + e2*w1_u_p1_p0 - e5*w1_u_p0_m1 + e5*w1_u_p0_p1 + e6*w1_u_m2_p0 - e6*w1_u_p2_p0 + e7*w1_u_p0_m2 - e7*w1_u_p0_p2;
+        adj2_u[idx] = adj2_u_p0_p0 - e2*w1_u_m1_p0 + e2*w1_u_p1_p0 - e5*w1_u_p0_m1 + e5*w1_u_p0_p1 + e6*w1_u_m2_p0 - e6*w1_u_p2_p0 + e7*w1_u_p0_m2 - e7*w1_u_p0_p2;
         total1 += e0*e8*(8.0*f_u_m1_p0 - f_u_m2_p0 - 8.0*f_u_p1_p0 + f_u_p2_p0);
         total2 += e3*e8*(8.0*f_u_p0_m1 - f_u_p0_m2 - 8.0*f_u_p0_p1 + f_u_p0_p2);
     }
@@ -933,18 +929,18 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
 
 // adjoint_stage1_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 4;
         const long long idx = (long long)(n0 + 3) * s0 + (long long)(i1);
-        const double adj_u_m4_p0 = adj_u[idx - 4 * s0];
-        const double adj_u_m3_p0 = adj_u[idx - 3 * s0];
-        const double adj_u_m2_p0 = adj_u[idx - 2 * s0];
-        const double adj_u_m1_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_m4_p0 = adj2_u[idx - 4 * s0];
+        const double adj2_u_m3_p0 = adj2_u[idx - 3 * s0];
+        const double adj2_u_m2_p0 = adj2_u[idx - 2 * s0];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_m1_p0 = w1_u[idx - s0];
         const double w1_u_p0_p0 = w1_u[idx];
         const double e0 = p_cx/h0;
@@ -952,50 +948,50 @@ extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj_u, 
         const double e2 = e0*w1_u_m1_p0;
         const double e3 = (0.4166666666666667)*e2;
         const double e4 = (0.8333333333333334)*e2;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
-        adj_u[idx - s0] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e4;
-        adj_u[idx - 2 * s0] = adj_u_m2_p0 - 2.9166666666666665*e1 + e4;
-        adj_u[idx - 3 * s0] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3;
-        adj_u[idx - 4 * s0] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + (3.3333333333333335)*e1 - e4;
+        adj2_u[idx - 2 * s0] = adj2_u_m2_p0 - 2.9166666666666665*e1 + e4;
+        adj2_u[idx - 3 * s0] = adj2_u_m3_p0 + (1.3333333333333333)*e1 - e3;
+        adj2_u[idx - 4 * s0] = adj2_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2;
     }
 }
 
 // adjoint_stage1_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 4;
         const long long idx = (long long)(4) * s0 + (long long)(i1);
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0 = adj_u[idx + s0];
-        const double adj_u_p2_p0 = adj_u[idx + 2 * s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
+        const double adj2_u_p2_p0 = adj2_u[idx + 2 * s0];
         const double w1_u_p0_p0 = w1_u[idx];
         const double w1_u_p1_p0 = w1_u[idx + s0];
         const double e0 = p_cx/h0;
         const double e1 = e0*w1_u_p1_p0;
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1;
-        adj_u[idx + s0] = adj_u_p1_p0 - 0.08333333333333333*e1;
-        adj_u[idx + 2 * s0] = adj_u_p2_p0 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p1_p0);
+        adj2_u[idx] = adj2_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1;
+        adj2_u[idx + s0] = adj2_u_p1_p0 - 0.08333333333333333*e1;
+        adj2_u[idx + 2 * s0] = adj2_u_p2_p0 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p1_p0);
     }
 }
 
 // adjoint_stage1_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 4;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 3);
-        const double adj_u_p0_m4 = adj_u[idx - 4];
-        const double adj_u_p0_m3 = adj_u[idx - 3];
-        const double adj_u_p0_m2 = adj_u[idx - 2];
-        const double adj_u_p0_m1 = adj_u[idx - 1];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_m4 = adj2_u[idx - 4];
+        const double adj2_u_p0_m3 = adj2_u[idx - 3];
+        const double adj2_u_p0_m2 = adj2_u[idx - 2];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_p0_m1 = w1_u[idx - 1];
         const double w1_u_p0_p0 = w1_u[idx];
         const double e0 = p_cy/h1;
@@ -1003,33 +999,33 @@ extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj_u, 
         const double e2 = e0*w1_u_p0_m1;
         const double e3 = (0.4166666666666667)*e2;
         const double e4 = (0.8333333333333334)*e2;
-        adj_u[idx] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3;
-        adj_u[idx - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e4;
-        adj_u[idx - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e4;
-        adj_u[idx - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3;
-        adj_u[idx - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + (3.3333333333333335)*e1 - e4;
+        adj2_u[idx - 2] = adj2_u_p0_m2 - 2.9166666666666665*e1 + e4;
+        adj2_u[idx - 3] = adj2_u_p0_m3 + (1.3333333333333333)*e1 - e3;
+        adj2_u[idx - 4] = adj2_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2;
     }
 }
 
 // adjoint_stage1_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_u, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 4;
         const long long idx = (long long)(i0) * s0 + (long long)(4);
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p0_p1 = adj_u[idx + 1];
-        const double adj_u_p0_p2 = adj_u[idx + 2];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
+        const double adj2_u_p0_p2 = adj2_u[idx + 2];
         const double w1_u_p0_p0 = w1_u[idx];
         const double w1_u_p0_p1 = w1_u[idx + 1];
         const double e0 = p_cy/h1;
         const double e1 = e0*w1_u_p0_p1;
-        adj_u[idx] = adj_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1;
-        adj_u[idx + 1] = adj_u_p0_p1 - 0.08333333333333333*e1;
-        adj_u[idx + 2] = adj_u_p0_p2 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p0_p1);
+        adj2_u[idx] = adj2_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1;
+        adj2_u[idx + 1] = adj2_u_p0_p1 - 0.08333333333333333*e1;
+        adj2_u[idx + 2] = adj2_u_p0_p2 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p0_p1);
     }
 }
 

@@ -15,13 +15,13 @@ PLAN = {
     'ndim': 2, 'halo': 4, 'dtype': 'float64',
     'axes': ('x', 'y'),
     'fields': ('u',),
-    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@w1', 'u@w2', 'u@w3', 'u@w4', 'cx@gp', 'cy@gp'),
+    'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'cx@gp', 'cy@gp'),
     'params': ('cx', 'cy'),
     'scalars': ('p_cx', 'p_cy', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (False, False), 'min_cells': (5, 5), 'robin': (), 'adjoint_params': ('cx', 'cy'), 'boundary_params': ()},
+    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (False, False), 'min_cells': (5, 5), 'robin': (), 'adjoint_params': ('cx', 'cy'), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'),)},
 }
 
-KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_start', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage4_fold_1_hi', 'adjoint_stage4_fold_1_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage3_fold_1_hi', 'adjoint_stage3_fold_1_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage2_fold_1_hi', 'adjoint_stage2_fold_1_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo', 'adjoint_stage1_fold_1_hi', 'adjoint_stage1_fold_1_lo')
+KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage4_fold_1_hi', 'adjoint_stage4_fold_1_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage3_fold_1_hi', 'adjoint_stage3_fold_1_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage2_fold_1_hi', 'adjoint_stage2_fold_1_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo', 'adjoint_stage1_fold_1_hi', 'adjoint_stage1_fold_1_lo')
 
 
 @numba.njit(cache=True)
@@ -243,52 +243,37 @@ def initial(f_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
             f_u[i0, i1] = math.exp(-100*((x0 - 0.35)*(x0 - 0.35)) - 100*((x1 - 0.35)*(x1 - 0.35)))
 
 
-@numba.njit(cache=True, parallel=True)
-def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
-    # adjoint: cotangents of the stage right-hand sides from that of the new state
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
-    for j0 in numba.prange(n0):
-        i0 = j0 + 4
-        for j1 in range(n1):
-            i1 = j1 + 4
-            adj_u_p0_p0 = adj_u[i0, i1]
-            e0 = adj_u_p0_p0*dt
-            e1 = 0.16666666666666666*e0
-            e2 = 0.3333333333333333*e0
-            w1_u[i0, i1] = e1
-            w2_u[i0, i1] = e2
-            w3_u[i0, i1] = e2
-            w4_u[i0, i1] = e1
-
-
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
     n0 = adj_u.shape[0] - 8
     n1 = adj_u.shape[1] - 8
-    e0 = 1.0/h0
-    e1 = e0*p_cx
-    e2 = (0.6666666666666666)*e1
-    e3 = 1.0/h1
-    e4 = e3*p_cy
-    e5 = (0.6666666666666666)*e4
-    e6 = (0.08333333333333333)*e1
-    e7 = (0.08333333333333333)*e4
-    e8 = 0.08333333333333333*dt
-    e9 = e1*e8
-    e10 = e4*e8
-    e11 = 0.6666666666666666*dt
-    e12 = e1*e11
-    e13 = e11*e4
+    e0 = 0.013888888888888888*dt
+    e1 = 1.0/h0
+    e2 = e1*p_cx
+    e3 = e0*e2
+    e4 = 1.0/h1
+    e5 = e4*p_cy
+    e6 = e0*e5
+    e7 = 0.1111111111111111*dt
+    e8 = e5*e7
+    e9 = e2*e7
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        total2 = 0.0
-        total3 = 0.0
+        total4 = 0.0
+        total5 = 0.0
         for j1 in range(n1):
             i1 = j1 + 4
+            adj_u_m2_p0 = adj_u[i0 - 2, i1]
+            adj_u_m1_p0 = adj_u[i0 - 1, i1]
+            adj_u_p0_m2 = adj_u[i0, i1 - 2]
+            adj_u_p0_m1 = adj_u[i0, i1 - 1]
             adj_u_p0_p0 = adj_u[i0, i1]
+            adj_u_p0_p1 = adj_u[i0, i1 + 1]
+            adj_u_p0_p2 = adj_u[i0, i1 + 2]
+            adj_u_p1_p0 = adj_u[i0 + 1, i1]
+            adj_u_p2_p0 = adj_u[i0 + 2, i1]
             q4_u_m2_p0 = q4_u[i0 - 2, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m2 = q4_u[i0, i1 - 2]
@@ -297,163 +282,175 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0
             q4_u_p0_p2 = q4_u[i0, i1 + 2]
             q4_u_p1_p0 = q4_u[i0 + 1, i1]
             q4_u_p2_p0 = q4_u[i0 + 2, i1]
-            w3_u_p0_p0 = w3_u[i0, i1]
-            w4_u_m2_p0 = w4_u[i0 - 2, i1]
-            w4_u_m1_p0 = w4_u[i0 - 1, i1]
-            w4_u_p0_m2 = w4_u[i0, i1 - 2]
-            w4_u_p0_m1 = w4_u[i0, i1 - 1]
-            w4_u_p0_p0 = w4_u[i0, i1]
-            w4_u_p0_p1 = w4_u[i0, i1 + 1]
-            w4_u_p0_p2 = w4_u[i0, i1 + 2]
-            w4_u_p1_p0 = w4_u[i0 + 1, i1]
-            w4_u_p2_p0 = w4_u[i0 + 2, i1]
-            e14 = (0.08333333333333333)*w4_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 - e2*w4_u_m1_p0 + e2*w4_u_p1_p0 - e5*w4_u_p0_m1 + e5*w4_u_p0_p1 + e6*w4_u_m2_p0 - e6*w4_u_p2_p0 + e7*w4_u_p0_m2 - e7*w4_u_p0_p2
-            w3_u[i0, i1] = e10*w4_u_p0_m2 - e10*w4_u_p0_p2 - e12*w4_u_m1_p0 + e12*w4_u_p1_p0 - e13*w4_u_p0_m1 + e13*w4_u_p0_p1 + e9*w4_u_m2_p0 - e9*w4_u_p2_p0 + w3_u_p0_p0
-            total2 += e0*e14*(8*q4_u_m1_p0 - q4_u_m2_p0 - 8*q4_u_p1_p0 + q4_u_p2_p0)
-            total3 += e14*e3*(8*q4_u_p0_m1 - q4_u_p0_m2 - 8*q4_u_p0_p1 + q4_u_p0_p2)
-        gp_cx[i0, 4] += total2
-        gp_cy[i0, 4] += total3
+            e10 = -adj_u_m1_p0*e9 + adj_u_m2_p0*e3 - adj_u_p0_m1*e8 + adj_u_p0_m2*e6 + adj_u_p0_p1*e8 - adj_u_p0_p2*e6 + adj_u_p1_p0*e9 - adj_u_p2_p0*e3
+            e11 = adj_u_p0_p0*dt
+            e12 = 0.3333333333333333*adj_u_p0_p0
+            adj2_u[i0, i1] = adj_u_p0_p0 + e10
+            w1_u[i0, i1] = 0.16666666666666666*e11
+            w2_u[i0, i1] = dt*e12
+            w3_u[i0, i1] = dt*(e10 + e12)
+            total4 += e1*e11*(0.1111111111111111*q4_u_m1_p0 - 0.013888888888888888*q4_u_m2_p0 - 0.1111111111111111*q4_u_p1_p0 + 0.013888888888888888*q4_u_p2_p0)
+            total5 += e11*e4*(0.1111111111111111*q4_u_p0_m1 - 0.013888888888888888*q4_u_p0_m2 - 0.1111111111111111*q4_u_p0_p1 + 0.013888888888888888*q4_u_p0_p2)
+        gp_cx[i0, 4] += total4
+        gp_cy[i0, 4] += total5
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
     n0 = adj_u.shape[0] - 8
     n1 = adj_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
-        adj_u_m4_p0 = adj_u[n0 + 3 - 4, i1]
-        adj_u_m3_p0 = adj_u[n0 + 3 - 3, i1]
-        adj_u_m2_p0 = adj_u[n0 + 3 - 2, i1]
         adj_u_m1_p0 = adj_u[n0 + 3 - 1, i1]
         adj_u_p0_p0 = adj_u[n0 + 3, i1]
+        adj2_u_m4_p0 = adj2_u[n0 + 3 - 4, i1]
+        adj2_u_m3_p0 = adj2_u[n0 + 3 - 3, i1]
+        adj2_u_m2_p0 = adj2_u[n0 + 3 - 2, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 3 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 3, i1]
         w3_u_m4_p0 = w3_u[n0 + 3 - 4, i1]
         w3_u_m3_p0 = w3_u[n0 + 3 - 3, i1]
         w3_u_m2_p0 = w3_u[n0 + 3 - 2, i1]
         w3_u_m1_p0 = w3_u[n0 + 3 - 1, i1]
         w3_u_p0_p0 = w3_u[n0 + 3, i1]
-        w4_u_m1_p0 = w4_u[n0 + 3 - 1, i1]
-        w4_u_p0_p0 = w4_u[n0 + 3, i1]
         e0 = p_cx/h0
-        e1 = e0*w4_u_p0_p0
-        e2 = e0*w4_u_m1_p0
-        e3 = (0.4166666666666667)*e2
-        e4 = dt*e2
-        e5 = 0.4166666666666667*e4
-        e6 = dt*e1
-        e7 = (0.8333333333333334)*e2
-        e8 = 0.8333333333333334*e4
-        adj_u[n0 + 3, i1] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
-        w3_u[n0 + 3, i1] = e5 - 2.0833333333333335*e6 + w3_u_p0_p0
-        adj_u[n0 + 3 - 1, i1] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e7
-        w3_u[n0 + 3 - 1, i1] = 3.3333333333333335*e6 - e8 + w3_u_m1_p0
-        adj_u[n0 + 3 - 2, i1] = adj_u_m2_p0 - 2.9166666666666665*e1 + e7
-        w3_u[n0 + 3 - 2, i1] = -2.9166666666666665*e6 + e8 + w3_u_m2_p0
-        adj_u[n0 + 3 - 3, i1] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3
-        w3_u[n0 + 3 - 3, i1] = -e5 + 1.3333333333333333*e6 + w3_u_m3_p0
-        adj_u[n0 + 3 - 4, i1] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2
-        w3_u[n0 + 3 - 4, i1] = 0.08333333333333333*e4 - 0.25*e6 + w3_u_m4_p0
+        e1 = dt*e0
+        e5 = (dt*dt)*e0
+        e2 = 0.06944444444444445*adj_u_m1_p0
+        e3 = e1*e2
+        e4 = 0.34722222222222227*adj_u_p0_p0
+        e6 = e2*e5
+        e7 = 0.5555555555555556*adj_u_p0_p0
+        e8 = 0.1388888888888889*adj_u_m1_p0
+        e9 = e1*e8
+        e10 = e5*e8
+        e11 = 0.48611111111111116*adj_u_p0_p0
+        e12 = 0.22222222222222227*adj_u_p0_p0
+        e13 = 0.013888888888888888*adj_u_m1_p0
+        e14 = 0.04166666666666666*adj_u_p0_p0
+        adj2_u[n0 + 3, i1] = adj2_u_p0_p0 - e1*e4 + e3
+        w3_u[n0 + 3, i1] = -e4*e5 + e6 + w3_u_p0_p0
+        adj2_u[n0 + 3 - 1, i1] = adj2_u_m1_p0 + e1*e7 - e9
+        w3_u[n0 + 3 - 1, i1] = -e10 + e5*e7 + w3_u_m1_p0
+        adj2_u[n0 + 3 - 2, i1] = adj2_u_m2_p0 - e1*e11 + e9
+        w3_u[n0 + 3 - 2, i1] = e10 - e11*e5 + w3_u_m2_p0
+        adj2_u[n0 + 3 - 3, i1] = adj2_u_m3_p0 + e1*e12 - e3
+        w3_u[n0 + 3 - 3, i1] = e12*e5 - e6 + w3_u_m3_p0
+        adj2_u[n0 + 3 - 4, i1] = adj2_u_m4_p0 + e1*e13 - e1*e14
+        w3_u[n0 + 3 - 4, i1] = e13*e5 - e14*e5 + w3_u_m4_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
     n0 = adj_u.shape[0] - 8
     n1 = adj_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
         adj_u_p0_p0 = adj_u[4, i1]
         adj_u_p1_p0 = adj_u[4 + 1, i1]
-        adj_u_p2_p0 = adj_u[4 + 2, i1]
+        adj2_u_p0_p0 = adj2_u[4, i1]
+        adj2_u_p1_p0 = adj2_u[4 + 1, i1]
+        adj2_u_p2_p0 = adj2_u[4 + 2, i1]
         w3_u_p0_p0 = w3_u[4, i1]
         w3_u_p1_p0 = w3_u[4 + 1, i1]
         w3_u_p2_p0 = w3_u[4 + 2, i1]
-        w4_u_p0_p0 = w4_u[4, i1]
-        w4_u_p1_p0 = w4_u[4 + 1, i1]
         e0 = p_cx/h0
-        e1 = e0*w4_u_p0_p0
-        e2 = e0*w4_u_p1_p0
-        e3 = dt*e2
-        e4 = e0*(w4_u_p0_p0 + w4_u_p1_p0)
-        adj_u[4, i1] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2
-        w3_u[4, i1] = -0.5*dt*e1 + 0.25*e3 + w3_u_p0_p0
-        adj_u[4 + 1, i1] = adj_u_p1_p0 - 0.08333333333333333*e2
-        w3_u[4 + 1, i1] = -0.08333333333333333*e3 + w3_u_p1_p0
-        adj_u[4 + 2, i1] = adj_u_p2_p0 + (0.016666666666666666)*e4
-        w3_u[4 + 2, i1] = 0.016666666666666666*dt*e4 + w3_u_p2_p0
+        e1 = dt*e0
+        e4 = (dt*dt)*e0
+        e2 = 0.041666666666666664*adj_u_p1_p0
+        e3 = 0.08333333333333331*adj_u_p0_p0
+        e5 = 0.013888888888888888*adj_u_p1_p0
+        e6 = 0.002777777777777775*adj_u_p0_p0
+        e7 = 0.002777777777777778*adj_u_p1_p0
+        adj2_u[4, i1] = adj2_u_p0_p0 + e1*e2 - e1*e3
+        w3_u[4, i1] = e2*e4 - e3*e4 + w3_u_p0_p0
+        adj2_u[4 + 1, i1] = adj2_u_p1_p0 - e1*e5
+        w3_u[4 + 1, i1] = -e4*e5 + w3_u_p1_p0
+        adj2_u[4 + 2, i1] = adj2_u_p2_p0 + e1*e6 + e1*e7
+        w3_u[4 + 2, i1] = e4*e6 + e4*e7 + w3_u_p2_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_1_hi(adj_u, w3_u, w4_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_1_hi(adj_u, adj2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
     n0 = adj_u.shape[0] - 8
     n1 = adj_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
-        adj_u_p0_m4 = adj_u[i0, n1 + 3 - 4]
-        adj_u_p0_m3 = adj_u[i0, n1 + 3 - 3]
-        adj_u_p0_m2 = adj_u[i0, n1 + 3 - 2]
         adj_u_p0_m1 = adj_u[i0, n1 + 3 - 1]
         adj_u_p0_p0 = adj_u[i0, n1 + 3]
+        adj2_u_p0_m4 = adj2_u[i0, n1 + 3 - 4]
+        adj2_u_p0_m3 = adj2_u[i0, n1 + 3 - 3]
+        adj2_u_p0_m2 = adj2_u[i0, n1 + 3 - 2]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 3 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 3]
         w3_u_p0_m4 = w3_u[i0, n1 + 3 - 4]
         w3_u_p0_m3 = w3_u[i0, n1 + 3 - 3]
         w3_u_p0_m2 = w3_u[i0, n1 + 3 - 2]
         w3_u_p0_m1 = w3_u[i0, n1 + 3 - 1]
         w3_u_p0_p0 = w3_u[i0, n1 + 3]
-        w4_u_p0_m1 = w4_u[i0, n1 + 3 - 1]
-        w4_u_p0_p0 = w4_u[i0, n1 + 3]
         e0 = p_cy/h1
-        e1 = e0*w4_u_p0_p0
-        e2 = e0*w4_u_p0_m1
-        e3 = (0.4166666666666667)*e2
-        e4 = dt*e2
-        e5 = 0.4166666666666667*e4
-        e6 = dt*e1
-        e7 = (0.8333333333333334)*e2
-        e8 = 0.8333333333333334*e4
-        adj_u[i0, n1 + 3] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
-        w3_u[i0, n1 + 3] = e5 - 2.0833333333333335*e6 + w3_u_p0_p0
-        adj_u[i0, n1 + 3 - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e7
-        w3_u[i0, n1 + 3 - 1] = 3.3333333333333335*e6 - e8 + w3_u_p0_m1
-        adj_u[i0, n1 + 3 - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e7
-        w3_u[i0, n1 + 3 - 2] = -2.9166666666666665*e6 + e8 + w3_u_p0_m2
-        adj_u[i0, n1 + 3 - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3
-        w3_u[i0, n1 + 3 - 3] = -e5 + 1.3333333333333333*e6 + w3_u_p0_m3
-        adj_u[i0, n1 + 3 - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2
-        w3_u[i0, n1 + 3 - 4] = 0.08333333333333333*e4 - 0.25*e6 + w3_u_p0_m4
+        e1 = dt*e0
+        e5 = (dt*dt)*e0
+        e2 = 0.06944444444444445*adj_u_p0_m1
+        e3 = e1*e2
+        e4 = 0.34722222222222227*adj_u_p0_p0
+        e6 = e2*e5
+        e7 = 0.5555555555555556*adj_u_p0_p0
+        e8 = 0.1388888888888889*adj_u_p0_m1
+        e9 = e1*e8
+        e10 = e5*e8
+        e11 = 0.48611111111111116*adj_u_p0_p0
+        e12 = 0.22222222222222227*adj_u_p0_p0
+        e13 = 0.013888888888888888*adj_u_p0_m1
+        e14 = 0.04166666666666666*adj_u_p0_p0
+        adj2_u[i0, n1 + 3] = adj2_u_p0_p0 - e1*e4 + e3
+        w3_u[i0, n1 + 3] = -e4*e5 + e6 + w3_u_p0_p0
+        adj2_u[i0, n1 + 3 - 1] = adj2_u_p0_m1 + e1*e7 - e9
+        w3_u[i0, n1 + 3 - 1] = -e10 + e5*e7 + w3_u_p0_m1
+        adj2_u[i0, n1 + 3 - 2] = adj2_u_p0_m2 - e1*e11 + e9
+        w3_u[i0, n1 + 3 - 2] = e10 - e11*e5 + w3_u_p0_m2
+        adj2_u[i0, n1 + 3 - 3] = adj2_u_p0_m3 + e1*e12 - e3
+        w3_u[i0, n1 + 3 - 3] = e12*e5 - e6 + w3_u_p0_m3
+        adj2_u[i0, n1 + 3 - 4] = adj2_u_p0_m4 + e1*e13 - e1*e14
+        w3_u[i0, n1 + 3 - 4] = e13*e5 - e14*e5 + w3_u_p0_m4
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_1_lo(adj_u, adj2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
     n0 = adj_u.shape[0] - 8
     n1 = adj_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
         adj_u_p0_p0 = adj_u[i0, 4]
         adj_u_p0_p1 = adj_u[i0, 4 + 1]
-        adj_u_p0_p2 = adj_u[i0, 4 + 2]
+        adj2_u_p0_p0 = adj2_u[i0, 4]
+        adj2_u_p0_p1 = adj2_u[i0, 4 + 1]
+        adj2_u_p0_p2 = adj2_u[i0, 4 + 2]
         w3_u_p0_p0 = w3_u[i0, 4]
         w3_u_p0_p1 = w3_u[i0, 4 + 1]
         w3_u_p0_p2 = w3_u[i0, 4 + 2]
-        w4_u_p0_p0 = w4_u[i0, 4]
-        w4_u_p0_p1 = w4_u[i0, 4 + 1]
         e0 = p_cy/h1
-        e1 = e0*w4_u_p0_p0
-        e2 = e0*w4_u_p0_p1
-        e3 = dt*e2
-        e4 = e0*(w4_u_p0_p0 + w4_u_p0_p1)
-        adj_u[i0, 4] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2
-        w3_u[i0, 4] = -0.5*dt*e1 + 0.25*e3 + w3_u_p0_p0
-        adj_u[i0, 4 + 1] = adj_u_p0_p1 - 0.08333333333333333*e2
-        w3_u[i0, 4 + 1] = -0.08333333333333333*e3 + w3_u_p0_p1
-        adj_u[i0, 4 + 2] = adj_u_p0_p2 + (0.016666666666666666)*e4
-        w3_u[i0, 4 + 2] = 0.016666666666666666*dt*e4 + w3_u_p0_p2
+        e1 = dt*e0
+        e4 = (dt*dt)*e0
+        e2 = 0.041666666666666664*adj_u_p0_p1
+        e3 = 0.08333333333333331*adj_u_p0_p0
+        e5 = 0.013888888888888888*adj_u_p0_p1
+        e6 = 0.002777777777777775*adj_u_p0_p0
+        e7 = 0.002777777777777778*adj_u_p0_p1
+        adj2_u[i0, 4] = adj2_u_p0_p0 + e1*e2 - e1*e3
+        w3_u[i0, 4] = e2*e4 - e3*e4 + w3_u_p0_p0
+        adj2_u[i0, 4 + 1] = adj2_u_p0_p1 - e1*e5
+        w3_u[i0, 4 + 1] = -e4*e5 + w3_u_p0_p1
+        adj2_u[i0, 4 + 2] = adj2_u_p0_p2 + e1*e6 + e1*e7
+        w3_u[i0, 4 + 2] = e4*e6 + e4*e7 + w3_u_p0_p2
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     e0 = 1.0/h0
     e1 = e0*p_cx
     e2 = (0.6666666666666666)*e1
@@ -474,7 +471,7 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0
         total3 = 0.0
         for j1 in range(n1):
             i1 = j1 + 4
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             q3_u_m2_p0 = q3_u[i0 - 2, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m2 = q3_u[i0, i1 - 2]
@@ -494,7 +491,7 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0
             w3_u_p1_p0 = w3_u[i0 + 1, i1]
             w3_u_p2_p0 = w3_u[i0 + 2, i1]
             e14 = (0.08333333333333333)*w3_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 - e2*w3_u_m1_p0 + e2*w3_u_p1_p0 - e5*w3_u_p0_m1 + e5*w3_u_p0_p1 + e6*w3_u_m2_p0 - e6*w3_u_p2_p0 + e7*w3_u_p0_m2 - e7*w3_u_p0_p2
+            adj2_u[i0, i1] = adj2_u_p0_p0 - e2*w3_u_m1_p0 + e2*w3_u_p1_p0 - e5*w3_u_p0_m1 + e5*w3_u_p0_p1 + e6*w3_u_m2_p0 - e6*w3_u_p2_p0 + e7*w3_u_p0_m2 - e7*w3_u_p0_p2
             w2_u[i0, i1] = e10*w3_u_p0_m2 - e10*w3_u_p0_p2 - e12*w3_u_m1_p0 + e12*w3_u_p1_p0 - e13*w3_u_p0_m1 + e13*w3_u_p0_p1 + e9*w3_u_m2_p0 - e9*w3_u_p2_p0 + w2_u_p0_p0
             total2 += e0*e14*(8*q3_u_m1_p0 - q3_u_m2_p0 - 8*q3_u_p1_p0 + q3_u_p2_p0)
             total3 += e14*e3*(8*q3_u_p0_m1 - q3_u_p0_m2 - 8*q3_u_p0_p1 + q3_u_p0_p2)
@@ -503,16 +500,16 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
-        adj_u_m4_p0 = adj_u[n0 + 3 - 4, i1]
-        adj_u_m3_p0 = adj_u[n0 + 3 - 3, i1]
-        adj_u_m2_p0 = adj_u[n0 + 3 - 2, i1]
-        adj_u_m1_p0 = adj_u[n0 + 3 - 1, i1]
-        adj_u_p0_p0 = adj_u[n0 + 3, i1]
+        adj2_u_m4_p0 = adj2_u[n0 + 3 - 4, i1]
+        adj2_u_m3_p0 = adj2_u[n0 + 3 - 3, i1]
+        adj2_u_m2_p0 = adj2_u[n0 + 3 - 2, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 3 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 3, i1]
         w2_u_m4_p0 = w2_u[n0 + 3 - 4, i1]
         w2_u_m3_p0 = w2_u[n0 + 3 - 3, i1]
         w2_u_m2_p0 = w2_u[n0 + 3 - 2, i1]
@@ -529,27 +526,27 @@ def adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e6 = dt*e1
         e7 = (0.8333333333333334)*e2
         e8 = 0.4166666666666667*e4
-        adj_u[n0 + 3, i1] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
+        adj2_u[n0 + 3, i1] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3
         w2_u[n0 + 3, i1] = e5 - 1.0416666666666667*e6 + w2_u_p0_p0
-        adj_u[n0 + 3 - 1, i1] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e7
+        adj2_u[n0 + 3 - 1, i1] = adj2_u_m1_p0 + (3.3333333333333335)*e1 - e7
         w2_u[n0 + 3 - 1, i1] = 1.6666666666666667*e6 - e8 + w2_u_m1_p0
-        adj_u[n0 + 3 - 2, i1] = adj_u_m2_p0 - 2.9166666666666665*e1 + e7
+        adj2_u[n0 + 3 - 2, i1] = adj2_u_m2_p0 - 2.9166666666666665*e1 + e7
         w2_u[n0 + 3 - 2, i1] = -1.4583333333333333*e6 + e8 + w2_u_m2_p0
-        adj_u[n0 + 3 - 3, i1] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3
+        adj2_u[n0 + 3 - 3, i1] = adj2_u_m3_p0 + (1.3333333333333333)*e1 - e3
         w2_u[n0 + 3 - 3, i1] = -e5 + 0.6666666666666666*e6 + w2_u_m3_p0
-        adj_u[n0 + 3 - 4, i1] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2
+        adj2_u[n0 + 3 - 4, i1] = adj2_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2
         w2_u[n0 + 3 - 4, i1] = 0.041666666666666664*e4 - 0.125*e6 + w2_u_m4_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
-        adj_u_p0_p0 = adj_u[4, i1]
-        adj_u_p1_p0 = adj_u[4 + 1, i1]
-        adj_u_p2_p0 = adj_u[4 + 2, i1]
+        adj2_u_p0_p0 = adj2_u[4, i1]
+        adj2_u_p1_p0 = adj2_u[4 + 1, i1]
+        adj2_u_p2_p0 = adj2_u[4 + 2, i1]
         w2_u_p0_p0 = w2_u[4, i1]
         w2_u_p1_p0 = w2_u[4 + 1, i1]
         w2_u_p2_p0 = w2_u[4 + 2, i1]
@@ -560,25 +557,25 @@ def adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e2 = e0*w3_u_p1_p0
         e3 = dt*e2
         e4 = e0*(w3_u_p0_p0 + w3_u_p1_p0)
-        adj_u[4, i1] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2
+        adj2_u[4, i1] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2
         w2_u[4, i1] = -0.25*dt*e1 + 0.125*e3 + w2_u_p0_p0
-        adj_u[4 + 1, i1] = adj_u_p1_p0 - 0.08333333333333333*e2
+        adj2_u[4 + 1, i1] = adj2_u_p1_p0 - 0.08333333333333333*e2
         w2_u[4 + 1, i1] = -0.041666666666666664*e3 + w2_u_p1_p0
-        adj_u[4 + 2, i1] = adj_u_p2_p0 + (0.016666666666666666)*e4
+        adj2_u[4 + 2, i1] = adj2_u_p2_p0 + (0.016666666666666666)*e4
         w2_u[4 + 2, i1] = 0.008333333333333333*dt*e4 + w2_u_p2_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_1_hi(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
-        adj_u_p0_m4 = adj_u[i0, n1 + 3 - 4]
-        adj_u_p0_m3 = adj_u[i0, n1 + 3 - 3]
-        adj_u_p0_m2 = adj_u[i0, n1 + 3 - 2]
-        adj_u_p0_m1 = adj_u[i0, n1 + 3 - 1]
-        adj_u_p0_p0 = adj_u[i0, n1 + 3]
+        adj2_u_p0_m4 = adj2_u[i0, n1 + 3 - 4]
+        adj2_u_p0_m3 = adj2_u[i0, n1 + 3 - 3]
+        adj2_u_p0_m2 = adj2_u[i0, n1 + 3 - 2]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 3 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 3]
         w2_u_p0_m4 = w2_u[i0, n1 + 3 - 4]
         w2_u_p0_m3 = w2_u[i0, n1 + 3 - 3]
         w2_u_p0_m2 = w2_u[i0, n1 + 3 - 2]
@@ -595,27 +592,27 @@ def adjoint_stage3_fold_1_hi(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e6 = dt*e1
         e7 = (0.8333333333333334)*e2
         e8 = 0.4166666666666667*e4
-        adj_u[i0, n1 + 3] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
+        adj2_u[i0, n1 + 3] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3
         w2_u[i0, n1 + 3] = e5 - 1.0416666666666667*e6 + w2_u_p0_p0
-        adj_u[i0, n1 + 3 - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e7
+        adj2_u[i0, n1 + 3 - 1] = adj2_u_p0_m1 + (3.3333333333333335)*e1 - e7
         w2_u[i0, n1 + 3 - 1] = 1.6666666666666667*e6 - e8 + w2_u_p0_m1
-        adj_u[i0, n1 + 3 - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e7
+        adj2_u[i0, n1 + 3 - 2] = adj2_u_p0_m2 - 2.9166666666666665*e1 + e7
         w2_u[i0, n1 + 3 - 2] = -1.4583333333333333*e6 + e8 + w2_u_p0_m2
-        adj_u[i0, n1 + 3 - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3
+        adj2_u[i0, n1 + 3 - 3] = adj2_u_p0_m3 + (1.3333333333333333)*e1 - e3
         w2_u[i0, n1 + 3 - 3] = -e5 + 0.6666666666666666*e6 + w2_u_p0_m3
-        adj_u[i0, n1 + 3 - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2
+        adj2_u[i0, n1 + 3 - 4] = adj2_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2
         w2_u[i0, n1 + 3 - 4] = 0.041666666666666664*e4 - 0.125*e6 + w2_u_p0_m4
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
-        adj_u_p0_p0 = adj_u[i0, 4]
-        adj_u_p0_p1 = adj_u[i0, 4 + 1]
-        adj_u_p0_p2 = adj_u[i0, 4 + 2]
+        adj2_u_p0_p0 = adj2_u[i0, 4]
+        adj2_u_p0_p1 = adj2_u[i0, 4 + 1]
+        adj2_u_p0_p2 = adj2_u[i0, 4 + 2]
         w2_u_p0_p0 = w2_u[i0, 4]
         w2_u_p0_p1 = w2_u[i0, 4 + 1]
         w2_u_p0_p2 = w2_u[i0, 4 + 2]
@@ -626,20 +623,20 @@ def adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e2 = e0*w3_u_p0_p1
         e3 = dt*e2
         e4 = e0*(w3_u_p0_p0 + w3_u_p0_p1)
-        adj_u[i0, 4] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2
+        adj2_u[i0, 4] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2
         w2_u[i0, 4] = -0.25*dt*e1 + 0.125*e3 + w2_u_p0_p0
-        adj_u[i0, 4 + 1] = adj_u_p0_p1 - 0.08333333333333333*e2
+        adj2_u[i0, 4 + 1] = adj2_u_p0_p1 - 0.08333333333333333*e2
         w2_u[i0, 4 + 1] = -0.041666666666666664*e3 + w2_u_p0_p1
-        adj_u[i0, 4 + 2] = adj_u_p0_p2 + (0.016666666666666666)*e4
+        adj2_u[i0, 4 + 2] = adj2_u_p0_p2 + (0.016666666666666666)*e4
         w2_u[i0, 4 + 2] = 0.008333333333333333*dt*e4 + w2_u_p0_p2
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     e0 = 1.0/h0
     e1 = e0*p_cx
     e2 = (0.6666666666666666)*e1
@@ -660,7 +657,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0
         total3 = 0.0
         for j1 in range(n1):
             i1 = j1 + 4
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             q2_u_m2_p0 = q2_u[i0 - 2, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m2 = q2_u[i0, i1 - 2]
@@ -680,7 +677,7 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0
             w2_u_p1_p0 = w2_u[i0 + 1, i1]
             w2_u_p2_p0 = w2_u[i0 + 2, i1]
             e14 = (0.08333333333333333)*w2_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 - e2*w2_u_m1_p0 + e2*w2_u_p1_p0 - e5*w2_u_p0_m1 + e5*w2_u_p0_p1 + e6*w2_u_m2_p0 - e6*w2_u_p2_p0 + e7*w2_u_p0_m2 - e7*w2_u_p0_p2
+            adj2_u[i0, i1] = adj2_u_p0_p0 - e2*w2_u_m1_p0 + e2*w2_u_p1_p0 - e5*w2_u_p0_m1 + e5*w2_u_p0_p1 + e6*w2_u_m2_p0 - e6*w2_u_p2_p0 + e7*w2_u_p0_m2 - e7*w2_u_p0_p2
             w1_u[i0, i1] = e10*w2_u_p0_m2 - e10*w2_u_p0_p2 - e12*w2_u_m1_p0 + e12*w2_u_p1_p0 - e13*w2_u_p0_m1 + e13*w2_u_p0_p1 + e9*w2_u_m2_p0 - e9*w2_u_p2_p0 + w1_u_p0_p0
             total2 += e0*e14*(8*q2_u_m1_p0 - q2_u_m2_p0 - 8*q2_u_p1_p0 + q2_u_p2_p0)
             total3 += e14*e3*(8*q2_u_p0_m1 - q2_u_p0_m2 - 8*q2_u_p0_p1 + q2_u_p0_p2)
@@ -689,16 +686,16 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
-        adj_u_m4_p0 = adj_u[n0 + 3 - 4, i1]
-        adj_u_m3_p0 = adj_u[n0 + 3 - 3, i1]
-        adj_u_m2_p0 = adj_u[n0 + 3 - 2, i1]
-        adj_u_m1_p0 = adj_u[n0 + 3 - 1, i1]
-        adj_u_p0_p0 = adj_u[n0 + 3, i1]
+        adj2_u_m4_p0 = adj2_u[n0 + 3 - 4, i1]
+        adj2_u_m3_p0 = adj2_u[n0 + 3 - 3, i1]
+        adj2_u_m2_p0 = adj2_u[n0 + 3 - 2, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 3 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 3, i1]
         w1_u_m4_p0 = w1_u[n0 + 3 - 4, i1]
         w1_u_m3_p0 = w1_u[n0 + 3 - 3, i1]
         w1_u_m2_p0 = w1_u[n0 + 3 - 2, i1]
@@ -715,27 +712,27 @@ def adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e6 = dt*e1
         e7 = (0.8333333333333334)*e2
         e8 = 0.4166666666666667*e4
-        adj_u[n0 + 3, i1] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
+        adj2_u[n0 + 3, i1] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3
         w1_u[n0 + 3, i1] = e5 - 1.0416666666666667*e6 + w1_u_p0_p0
-        adj_u[n0 + 3 - 1, i1] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e7
+        adj2_u[n0 + 3 - 1, i1] = adj2_u_m1_p0 + (3.3333333333333335)*e1 - e7
         w1_u[n0 + 3 - 1, i1] = 1.6666666666666667*e6 - e8 + w1_u_m1_p0
-        adj_u[n0 + 3 - 2, i1] = adj_u_m2_p0 - 2.9166666666666665*e1 + e7
+        adj2_u[n0 + 3 - 2, i1] = adj2_u_m2_p0 - 2.9166666666666665*e1 + e7
         w1_u[n0 + 3 - 2, i1] = -1.4583333333333333*e6 + e8 + w1_u_m2_p0
-        adj_u[n0 + 3 - 3, i1] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3
+        adj2_u[n0 + 3 - 3, i1] = adj2_u_m3_p0 + (1.3333333333333333)*e1 - e3
         w1_u[n0 + 3 - 3, i1] = -e5 + 0.6666666666666666*e6 + w1_u_m3_p0
-        adj_u[n0 + 3 - 4, i1] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2
+        adj2_u[n0 + 3 - 4, i1] = adj2_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2
         w1_u[n0 + 3 - 4, i1] = 0.041666666666666664*e4 - 0.125*e6 + w1_u_m4_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
-        adj_u_p0_p0 = adj_u[4, i1]
-        adj_u_p1_p0 = adj_u[4 + 1, i1]
-        adj_u_p2_p0 = adj_u[4 + 2, i1]
+        adj2_u_p0_p0 = adj2_u[4, i1]
+        adj2_u_p1_p0 = adj2_u[4 + 1, i1]
+        adj2_u_p2_p0 = adj2_u[4 + 2, i1]
         w1_u_p0_p0 = w1_u[4, i1]
         w1_u_p1_p0 = w1_u[4 + 1, i1]
         w1_u_p2_p0 = w1_u[4 + 2, i1]
@@ -746,25 +743,25 @@ def adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e2 = e0*w2_u_p1_p0
         e3 = dt*e2
         e4 = e0*(w2_u_p0_p0 + w2_u_p1_p0)
-        adj_u[4, i1] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2
+        adj2_u[4, i1] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2
         w1_u[4, i1] = -0.25*dt*e1 + 0.125*e3 + w1_u_p0_p0
-        adj_u[4 + 1, i1] = adj_u_p1_p0 - 0.08333333333333333*e2
+        adj2_u[4 + 1, i1] = adj2_u_p1_p0 - 0.08333333333333333*e2
         w1_u[4 + 1, i1] = -0.041666666666666664*e3 + w1_u_p1_p0
-        adj_u[4 + 2, i1] = adj_u_p2_p0 + (0.016666666666666666)*e4
+        adj2_u[4 + 2, i1] = adj2_u_p2_p0 + (0.016666666666666666)*e4
         w1_u[4 + 2, i1] = 0.008333333333333333*dt*e4 + w1_u_p2_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_1_hi(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
-        adj_u_p0_m4 = adj_u[i0, n1 + 3 - 4]
-        adj_u_p0_m3 = adj_u[i0, n1 + 3 - 3]
-        adj_u_p0_m2 = adj_u[i0, n1 + 3 - 2]
-        adj_u_p0_m1 = adj_u[i0, n1 + 3 - 1]
-        adj_u_p0_p0 = adj_u[i0, n1 + 3]
+        adj2_u_p0_m4 = adj2_u[i0, n1 + 3 - 4]
+        adj2_u_p0_m3 = adj2_u[i0, n1 + 3 - 3]
+        adj2_u_p0_m2 = adj2_u[i0, n1 + 3 - 2]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 3 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 3]
         w1_u_p0_m4 = w1_u[i0, n1 + 3 - 4]
         w1_u_p0_m3 = w1_u[i0, n1 + 3 - 3]
         w1_u_p0_m2 = w1_u[i0, n1 + 3 - 2]
@@ -781,27 +778,27 @@ def adjoint_stage2_fold_1_hi(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e6 = dt*e1
         e7 = (0.8333333333333334)*e2
         e8 = 0.4166666666666667*e4
-        adj_u[i0, n1 + 3] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
+        adj2_u[i0, n1 + 3] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3
         w1_u[i0, n1 + 3] = e5 - 1.0416666666666667*e6 + w1_u_p0_p0
-        adj_u[i0, n1 + 3 - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e7
+        adj2_u[i0, n1 + 3 - 1] = adj2_u_p0_m1 + (3.3333333333333335)*e1 - e7
         w1_u[i0, n1 + 3 - 1] = 1.6666666666666667*e6 - e8 + w1_u_p0_m1
-        adj_u[i0, n1 + 3 - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e7
+        adj2_u[i0, n1 + 3 - 2] = adj2_u_p0_m2 - 2.9166666666666665*e1 + e7
         w1_u[i0, n1 + 3 - 2] = -1.4583333333333333*e6 + e8 + w1_u_p0_m2
-        adj_u[i0, n1 + 3 - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3
+        adj2_u[i0, n1 + 3 - 3] = adj2_u_p0_m3 + (1.3333333333333333)*e1 - e3
         w1_u[i0, n1 + 3 - 3] = -e5 + 0.6666666666666666*e6 + w1_u_p0_m3
-        adj_u[i0, n1 + 3 - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2
+        adj2_u[i0, n1 + 3 - 4] = adj2_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2
         w1_u[i0, n1 + 3 - 4] = 0.041666666666666664*e4 - 0.125*e6 + w1_u_p0_m4
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_1_lo(adj2_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
-        adj_u_p0_p0 = adj_u[i0, 4]
-        adj_u_p0_p1 = adj_u[i0, 4 + 1]
-        adj_u_p0_p2 = adj_u[i0, 4 + 2]
+        adj2_u_p0_p0 = adj2_u[i0, 4]
+        adj2_u_p0_p1 = adj2_u[i0, 4 + 1]
+        adj2_u_p0_p2 = adj2_u[i0, 4 + 2]
         w1_u_p0_p0 = w1_u[i0, 4]
         w1_u_p0_p1 = w1_u[i0, 4 + 1]
         w1_u_p0_p2 = w1_u[i0, 4 + 2]
@@ -812,16 +809,16 @@ def adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_u, p_cx, p_cy, t, dt, lo0, lo1, h0,
         e2 = e0*w2_u_p0_p1
         e3 = dt*e2
         e4 = e0*(w2_u_p0_p0 + w2_u_p0_p1)
-        adj_u[i0, 4] = adj_u_p0_p0 - 0.5*e1 + (0.25)*e2
+        adj2_u[i0, 4] = adj2_u_p0_p0 - 0.5*e1 + (0.25)*e2
         w1_u[i0, 4] = -0.25*dt*e1 + 0.125*e3 + w1_u_p0_p0
-        adj_u[i0, 4 + 1] = adj_u_p0_p1 - 0.08333333333333333*e2
+        adj2_u[i0, 4 + 1] = adj2_u_p0_p1 - 0.08333333333333333*e2
         w1_u[i0, 4 + 1] = -0.041666666666666664*e3 + w1_u_p0_p1
-        adj_u[i0, 4 + 2] = adj_u_p0_p2 + (0.016666666666666666)*e4
+        adj2_u[i0, 4 + 2] = adj2_u_p0_p2 + (0.016666666666666666)*e4
         w1_u[i0, 4 + 2] = 0.008333333333333333*dt*e4 + w1_u_p0_p2
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage1(f_u, adj_u, w1_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1(f_u, adj2_u, w1_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 1
     # pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
     n0 = f_u.shape[0] - 8
@@ -848,7 +845,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, 
             f_u_p0_p2 = f_u[i0, i1 + 2]
             f_u_p1_p0 = f_u[i0 + 1, i1]
             f_u_p2_p0 = f_u[i0 + 2, i1]
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             w1_u_m2_p0 = w1_u[i0 - 2, i1]
             w1_u_m1_p0 = w1_u[i0 - 1, i1]
             w1_u_p0_m2 = w1_u[i0, i1 - 2]
@@ -859,7 +856,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, 
             w1_u_p1_p0 = w1_u[i0 + 1, i1]
             w1_u_p2_p0 = w1_u[i0 + 2, i1]
             e8 = (0.08333333333333333)*w1_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 - e2*w1_u_m1_p0 + e2*w1_u_p1_p0 - e5*w1_u_p0_m1 + e5*w1_u_p0_p1 + e6*w1_u_m2_p0 - e6*w1_u_p2_p0 + e7*w1_u_p0_m2 - e7*w1_u_p0_p2
+            adj2_u[i0, i1] = adj2_u_p0_p0 - e2*w1_u_m1_p0 + e2*w1_u_p1_p0 - e5*w1_u_p0_m1 + e5*w1_u_p0_p1 + e6*w1_u_m2_p0 - e6*w1_u_p2_p0 + e7*w1_u_p0_m2 - e7*w1_u_p0_p2
             total1 += e0*e8*(8*f_u_m1_p0 - f_u_m2_p0 - 8*f_u_p1_p0 + f_u_p2_p0)
             total2 += e3*e8*(8*f_u_p0_m1 - f_u_p0_m2 - 8*f_u_p0_p1 + f_u_p0_p2)
         gp_cx[i0, 4] += total1
@@ -867,16 +864,16 @@ def adjoint_stage1(f_u, adj_u, w1_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, 
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_hi(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_0_hi(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
-        adj_u_m4_p0 = adj_u[n0 + 3 - 4, i1]
-        adj_u_m3_p0 = adj_u[n0 + 3 - 3, i1]
-        adj_u_m2_p0 = adj_u[n0 + 3 - 2, i1]
-        adj_u_m1_p0 = adj_u[n0 + 3 - 1, i1]
-        adj_u_p0_p0 = adj_u[n0 + 3, i1]
+        adj2_u_m4_p0 = adj2_u[n0 + 3 - 4, i1]
+        adj2_u_m3_p0 = adj2_u[n0 + 3 - 3, i1]
+        adj2_u_m2_p0 = adj2_u[n0 + 3 - 2, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 3 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 3, i1]
         w1_u_m1_p0 = w1_u[n0 + 3 - 1, i1]
         w1_u_p0_p0 = w1_u[n0 + 3, i1]
         e0 = p_cx/h0
@@ -884,42 +881,42 @@ def adjoint_stage1_fold_0_hi(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
         e2 = e0*w1_u_m1_p0
         e3 = (0.4166666666666667)*e2
         e4 = (0.8333333333333334)*e2
-        adj_u[n0 + 3, i1] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
-        adj_u[n0 + 3 - 1, i1] = adj_u_m1_p0 + (3.3333333333333335)*e1 - e4
-        adj_u[n0 + 3 - 2, i1] = adj_u_m2_p0 - 2.9166666666666665*e1 + e4
-        adj_u[n0 + 3 - 3, i1] = adj_u_m3_p0 + (1.3333333333333333)*e1 - e3
-        adj_u[n0 + 3 - 4, i1] = adj_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2
+        adj2_u[n0 + 3, i1] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3
+        adj2_u[n0 + 3 - 1, i1] = adj2_u_m1_p0 + (3.3333333333333335)*e1 - e4
+        adj2_u[n0 + 3 - 2, i1] = adj2_u_m2_p0 - 2.9166666666666665*e1 + e4
+        adj2_u[n0 + 3 - 3, i1] = adj2_u_m3_p0 + (1.3333333333333333)*e1 - e3
+        adj2_u[n0 + 3 - 4, i1] = adj2_u_m4_p0 - 0.25*e1 + (0.08333333333333333)*e2
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_lo(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_0_lo(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i1 in range(4, n1 + 4):
-        adj_u_p0_p0 = adj_u[4, i1]
-        adj_u_p1_p0 = adj_u[4 + 1, i1]
-        adj_u_p2_p0 = adj_u[4 + 2, i1]
+        adj2_u_p0_p0 = adj2_u[4, i1]
+        adj2_u_p1_p0 = adj2_u[4 + 1, i1]
+        adj2_u_p2_p0 = adj2_u[4 + 2, i1]
         w1_u_p0_p0 = w1_u[4, i1]
         w1_u_p1_p0 = w1_u[4 + 1, i1]
         e0 = p_cx/h0
         e1 = e0*w1_u_p1_p0
-        adj_u[4, i1] = adj_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1
-        adj_u[4 + 1, i1] = adj_u_p1_p0 - 0.08333333333333333*e1
-        adj_u[4 + 2, i1] = adj_u_p2_p0 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p1_p0)
+        adj2_u[4, i1] = adj2_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1
+        adj2_u[4 + 1, i1] = adj2_u_p1_p0 - 0.08333333333333333*e1
+        adj2_u[4 + 2, i1] = adj2_u_p2_p0 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p1_p0)
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_1_hi(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_1_hi(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
-        adj_u_p0_m4 = adj_u[i0, n1 + 3 - 4]
-        adj_u_p0_m3 = adj_u[i0, n1 + 3 - 3]
-        adj_u_p0_m2 = adj_u[i0, n1 + 3 - 2]
-        adj_u_p0_m1 = adj_u[i0, n1 + 3 - 1]
-        adj_u_p0_p0 = adj_u[i0, n1 + 3]
+        adj2_u_p0_m4 = adj2_u[i0, n1 + 3 - 4]
+        adj2_u_p0_m3 = adj2_u[i0, n1 + 3 - 3]
+        adj2_u_p0_m2 = adj2_u[i0, n1 + 3 - 2]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 3 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 3]
         w1_u_p0_m1 = w1_u[i0, n1 + 3 - 1]
         w1_u_p0_p0 = w1_u[i0, n1 + 3]
         e0 = p_cy/h1
@@ -927,33 +924,33 @@ def adjoint_stage1_fold_1_hi(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
         e2 = e0*w1_u_p0_m1
         e3 = (0.4166666666666667)*e2
         e4 = (0.8333333333333334)*e2
-        adj_u[i0, n1 + 3] = adj_u_p0_p0 - 2.0833333333333335*e1 + e3
-        adj_u[i0, n1 + 3 - 1] = adj_u_p0_m1 + (3.3333333333333335)*e1 - e4
-        adj_u[i0, n1 + 3 - 2] = adj_u_p0_m2 - 2.9166666666666665*e1 + e4
-        adj_u[i0, n1 + 3 - 3] = adj_u_p0_m3 + (1.3333333333333333)*e1 - e3
-        adj_u[i0, n1 + 3 - 4] = adj_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2
+        adj2_u[i0, n1 + 3] = adj2_u_p0_p0 - 2.0833333333333335*e1 + e3
+        adj2_u[i0, n1 + 3 - 1] = adj2_u_p0_m1 + (3.3333333333333335)*e1 - e4
+        adj2_u[i0, n1 + 3 - 2] = adj2_u_p0_m2 - 2.9166666666666665*e1 + e4
+        adj2_u[i0, n1 + 3 - 3] = adj2_u_p0_m3 + (1.3333333333333333)*e1 - e3
+        adj2_u[i0, n1 + 3 - 4] = adj2_u_p0_m4 - 0.25*e1 + (0.08333333333333333)*e2
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_1_lo(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_1_lo(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 8
-    n1 = adj_u.shape[1] - 8
+    n0 = adj2_u.shape[0] - 8
+    n1 = adj2_u.shape[1] - 8
     for i0 in range(4, n0 + 4):
-        adj_u_p0_p0 = adj_u[i0, 4]
-        adj_u_p0_p1 = adj_u[i0, 4 + 1]
-        adj_u_p0_p2 = adj_u[i0, 4 + 2]
+        adj2_u_p0_p0 = adj2_u[i0, 4]
+        adj2_u_p0_p1 = adj2_u[i0, 4 + 1]
+        adj2_u_p0_p2 = adj2_u[i0, 4 + 2]
         w1_u_p0_p0 = w1_u[i0, 4]
         w1_u_p0_p1 = w1_u[i0, 4 + 1]
         e0 = p_cy/h1
         e1 = e0*w1_u_p0_p1
-        adj_u[i0, 4] = adj_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1
-        adj_u[i0, 4 + 1] = adj_u_p0_p1 - 0.08333333333333333*e1
-        adj_u[i0, 4 + 2] = adj_u_p0_p2 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p0_p1)
+        adj2_u[i0, 4] = adj2_u_p0_p0 - 0.5*e0*w1_u_p0_p0 + (0.25)*e1
+        adj2_u[i0, 4 + 1] = adj2_u_p0_p1 - 0.08333333333333333*e1
+        adj2_u[i0, 4 + 2] = adj2_u_p0_p2 + (0.016666666666666666)*e0*(w1_u_p0_p0 + w1_u_p0_p1)
 
 
 @numba.njit(cache=True)
-def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # one rk4 step
     ghost_f_u_0_lo(f_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
     ghost_f_u_0_hi(f_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
@@ -978,49 +975,48 @@ def step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_c
 
 
 @numba.njit(cache=True)
-def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t0, dt, lo0, lo1, h0, h1, nsteps):
+def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t0, dt, lo0, lo1, h0, h1, nsteps):
     # nsteps time steps from t0, state buffers exchanged after each
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
         f_u, q5_u = q5_u, f_u
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy,)
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy,)
 
 
 @numba.njit(cache=True)
-def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
-    adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage4(adj_u, q4_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_1_hi(adj_u, w3_u, w4_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3(adj_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_1_hi(adj_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2(adj_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_1_hi(adj_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage1(f_u, adj_u, w1_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_0_hi(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_0_lo(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_1_hi(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_1_lo(adj_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_1_hi(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_1_lo(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_1_lo(adj2_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage1(f_u, adj2_u, w1_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_0_hi(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_0_lo(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_1_hi(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_1_lo(adj2_u, w1_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
 
 
 REVERSE_KEPT = ('u', 'u@q2', 'u@q3', 'u@q4')
 
 
 @numba.njit(cache=True)
-def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
+def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
     # kept[n, k]: buffer k of ('u', 'u@q2', 'u@q3', 'u@q4') as step n left it
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+        step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
         kept[n, 0] = f_u
         kept[n, 1] = q2_u
         kept[n, 2] = q3_u
@@ -1032,8 +1028,9 @@ def reverse_segment(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, 
         q2_u[...] = kept[n, 1]
         q3_u[...] = kept[n, 2]
         q4_u[...] = kept[n, 3]
-        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
-    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy,)
+        adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
+        adj_u, adj2_u = adj2_u, adj_u
+    return (f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy,)
 
 
 @numba.njit(cache=True)
@@ -1176,7 +1173,7 @@ def stage4_tile(q4_u, q5_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
 
 
 @numba.njit(cache=True)
-def step_tile(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
+def step_tile(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
     # one step on a tile's local buffers: ghosts only on the domain's faces
     if at_lo0:
         ghost_f_u_0_lo(f_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1)
@@ -1217,7 +1214,7 @@ def step_tile(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx,
 
 
 @numba.njit(cache=True, parallel=True)
-def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
+def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
     # nsteps steps in blocks of kb per pass over memory, on tr x tc tiles
     w = kb * 16
     n0 = f_u.shape[0] - 8
@@ -1246,10 +1243,10 @@ def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp
             L_q4_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             L_q5_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             L_adj_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
+            L_adj2_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             L_w1_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             L_w2_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             L_w3_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
-            L_w4_u = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             L_gp_cx = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             L_gp_cy = np.empty((e0 - s0 + 8, e1 - s1 + 8), dtype=f_u.dtype)
             for i in range(e0 - s0):
@@ -1259,14 +1256,14 @@ def advance_tiled(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp
             llo1 = lo1 + s1 * h1
             for s in range(kb):
                 t = tb + s * dt
-                step_tile(L_f_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_adj_u, L_w1_u, L_w2_u, L_w3_u, L_w4_u, L_gp_cx, L_gp_cy, p_cx, p_cy, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
+                step_tile(L_f_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_adj_u, L_adj2_u, L_w1_u, L_w2_u, L_w3_u, L_gp_cx, L_gp_cy, p_cx, p_cy, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
                 L_f_u, L_q5_u = L_q5_u, L_f_u
             for i in range(a0, b0):
                 for j in range(a1, b1):
                     q5_u[4 + i, 4 + j] = L_f_u[4 + i - s0, 4 + j - s1]
         f_u, q5_u = q5_u, f_u
     # the steps that do not fill a block run the plain loop
-    return advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, w1_u, w2_u, w3_u, w4_u, gp_cx, gp_cy, p_cx, p_cy, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
+    return advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
 
 
 def allocate(cells):

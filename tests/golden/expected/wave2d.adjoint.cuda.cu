@@ -211,171 +211,155 @@ extern "C" __global__ void initial(double* __restrict__ f_u, double* __restrict_
     }
 }
 
-// adjoint_start: every interior point
-// adjoint: cotangents of the stage right-hand sides from that of the new state
-extern "C" __global__ void adjoint_start(const double* __restrict__ adj_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ w4_u, const double* __restrict__ adj_dt_u, double* __restrict__ w1_dt_u, double* __restrict__ w2_dt_u, double* __restrict__ w3_dt_u, double* __restrict__ w4_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
-{
-    const long long s0 = (long long)n1 + 4;
-    const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
-    if (i1 >= n1 + 2) return;
-    for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
-        const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double e0 = adj_u_p0_p0*dt;
-        const double e1 = 0.16666666666666666*e0;
-        const double e2 = 0.3333333333333333*e0;
-        const double e3 = adj_dt_u_p0_p0*dt;
-        const double e4 = 0.16666666666666666*e3;
-        const double e5 = 0.3333333333333333*e3;
-        w1_u[idx] = e1;
-        w2_u[idx] = e2;
-        w3_u[idx] = e2;
-        w4_u[idx] = e1;
-        w1_dt_u[idx] = e4;
-        w2_dt_u[idx] = e5;
-        w3_dt_u[idx] = e5;
-        w4_dt_u[idx] = e4;
-    }
-}
-
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-extern "C" __global__ void adjoint_stage4(double* __restrict__ adj_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ w4_u, double* __restrict__ adj_dt_u, double* __restrict__ w3_dt_u, const double* __restrict__ w4_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, double* __restrict__ adj2_dt_u, double* __restrict__ w1_dt_u, double* __restrict__ w2_dt_u, double* __restrict__ w3_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
-    double total4 = 0;
+    double total8 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_dt_u_m1_p0 = adj_dt_u[idx - s0];
+        const double adj_dt_u_p0_m1 = adj_dt_u[idx - 1];
         const double adj_dt_u_p0_p0 = adj_dt_u[idx];
-        const double w3_dt_u_p0_p0 = w3_dt_u[idx];
-        const double w4_dt_u_m1_p0 = w4_dt_u[idx - s0];
-        const double w4_dt_u_p0_m1 = w4_dt_u[idx - 1];
-        const double w4_dt_u_p0_p0 = w4_dt_u[idx];
-        const double w4_dt_u_p0_p1 = w4_dt_u[idx + 1];
-        const double w4_dt_u_p1_p0 = w4_dt_u[idx + s0];
+        const double adj_dt_u_p0_p1 = adj_dt_u[idx + 1];
+        const double adj_dt_u_p1_p0 = adj_dt_u[idx + s0];
         const double adj_u_p0_p0 = adj_u[idx];
         const double q4_u_m1_p0 = q4_u[idx - s0];
         const double q4_u_p0_m1 = q4_u[idx - 1];
         const double q4_u_p0_p0 = q4_u[idx];
         const double q4_u_p0_p1 = q4_u[idx + 1];
         const double q4_u_p1_p0 = q4_u[idx + s0];
-        const double w3_u_p0_p0 = w3_u[idx];
-        const double w4_u_p0_p0 = w4_u[idx];
         const double e0 = 1.0/(h0*h0);
         const double e1 = (p_c*p_c);
-        const double e3 = 1.0/(h1*h1);
-        const double e6 = e1*(e0 + e3);
-        const double e7 = 1.0*dt;
-        const double e2 = e0*e1*(w4_dt_u_m1_p0 + w4_dt_u_p1_p0);
-        const double e4 = e1*e3*(w4_dt_u_p0_m1 + w4_dt_u_p0_p1);
-        const double e5 = 2.0*w4_dt_u_p0_p0;
-        const double e8 = 2.0*q4_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 + e2 + e4 - e5*e6;
-        w3_u[idx] = -2.0*dt*e6*w4_dt_u_p0_p0 + e2*e7 + e4*e7 + w3_u_p0_p0;
-        adj_dt_u[idx] = adj_dt_u_p0_p0 + w4_u_p0_p0;
-        w3_dt_u[idx] = e7*w4_u_p0_p0 + w3_dt_u_p0_p0;
-        total4 += e5*p_c*(-e0*e8 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e3*e8 + e3*q4_u_p0_m1 + e3*q4_u_p0_p1);
+        const double e2 = 0.16666666666666666*dt;
+        const double e3 = e1*e2;
+        const double e4 = 1.0/(h1*h1);
+        const double e10 = 0.3333333333333333*e0;
+        const double e11 = 0.3333333333333333*e4;
+        const double e5 = 0.3333333333333333*adj_dt_u_p0_p0;
+        const double e6 = dt*e5;
+        const double e7 = e0*e3*(adj_dt_u_m1_p0 + adj_dt_u_p1_p0) - e1*e6*(e0 + e4) + e3*e4*(adj_dt_u_p0_m1 + adj_dt_u_p0_p1);
+        const double e8 = adj_u_p0_p0*e2;
+        const double e9 = 0.3333333333333333*adj_u_p0_p0;
+        const double e12 = 0.6666666666666666*q4_u_p0_p0;
+        adj2_u[idx] = adj_u_p0_p0 + e7;
+        w1_u[idx] = e8;
+        w2_u[idx] = dt*e9;
+        w3_u[idx] = dt*(e7 + e9);
+        adj2_dt_u[idx] = adj_dt_u_p0_p0 + e8;
+        w1_dt_u[idx] = adj_dt_u_p0_p0*e2;
+        w2_dt_u[idx] = e6;
+        w3_dt_u[idx] = dt*(e5 + e8);
+        total8 += adj_dt_u_p0_p0*dt*p_c*(-e0*e12 + e10*q4_u_m1_p0 + e10*q4_u_p1_p0 + e11*q4_u_p0_m1 + e11*q4_u_p0_p1 - e12*e4);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (f0 < n0 + 2) {
-        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total4;
+        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total8;
     }
 }
 
 // adjoint_stage4_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage4_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1);
-        const double w4_dt_u_p0_p0 = w4_dt_u[idx];
-        const double adj_u_m1_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w3_u_m1_p0 = w3_u[idx - s0];
         const double w3_u_p0_p0 = w3_u[idx];
-        const double e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h0*h0);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0 + (0.3333333333333333)*e0;
-        w3_u[idx - s0] = 0.3333333333333333*e1 + w3_u_m1_p0;
+        const double e2 = (dt*dt);
+        const double e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h0*h0);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0_p0;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + dt*e3;
+        w3_u[idx - s0] = e2*e3 + w3_u_m1_p0;
     }
 }
 
 // adjoint_stage4_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1);
-        const double w4_dt_u_p0_p0 = w4_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0 = adj_u[idx + s0];
+        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
         const double w3_u_p0_p0 = w3_u[idx];
         const double w3_u_p1_p0 = w3_u[idx + s0];
-        const double e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h0*h0);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0 + (0.3333333333333333)*e0;
-        w3_u[idx + s0] = 0.3333333333333333*e1 + w3_u_p1_p0;
+        const double e2 = (dt*dt);
+        const double e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h0*h0);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0_p0;
+        adj2_u[idx + s0] = adj2_u_p1_p0 + dt*e3;
+        w3_u[idx + s0] = e2*e3 + w3_u_p1_p0;
     }
 }
 
 // adjoint_stage4_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage4_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_1_hi(double* __restrict__ adj2_u, double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1);
-        const double w4_dt_u_p0_p0 = w4_dt_u[idx];
-        const double adj_u_p0_m1 = adj_u[idx - 1];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w3_u_p0_m1 = w3_u[idx - 1];
         const double w3_u_p0_p0 = w3_u[idx];
-        const double e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h1*h1);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0_p0;
-        adj_u[idx - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0;
-        w3_u[idx - 1] = 0.3333333333333333*e1 + w3_u_p0_m1;
+        const double e2 = (dt*dt);
+        const double e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h1*h1);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0_p0;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + dt*e3;
+        w3_u[idx - 1] = e2*e3 + w3_u_p0_m1;
     }
 }
 
 // adjoint_stage4_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w3_u, const double* __restrict__ w4_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj2_u, double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
     for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < count; p += (long long)gridDim.x * blockDim.x) {
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2);
-        const double w4_dt_u_p0_p0 = w4_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p0_p1 = adj_u[idx + 1];
+        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
         const double w3_u_p0_p0 = w3_u[idx];
         const double w3_u_p0_p1 = w3_u[idx + 1];
-        const double e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h1*h1);
-        const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        w3_u[idx] = -2.0*e1 + w3_u_p0_p0;
-        adj_u[idx + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0;
-        w3_u[idx + 1] = 0.3333333333333333*e1 + w3_u_p0_p1;
+        const double e2 = (dt*dt);
+        const double e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h1*h1);
+        const double e1 = 0.3333333333333333*e0;
+        const double e3 = 0.05555555555555555*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - dt*e1;
+        w3_u[idx] = -e1*e2 + w3_u_p0_p0;
+        adj2_u[idx + 1] = adj2_u_p0_p1 + dt*e3;
+        w3_u[idx + 1] = e2*e3 + w3_u_p0_p1;
     }
 }
 
@@ -383,7 +367,7 @@ extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj_u, 
 // adjoint of stage 3
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj_dt_u, double* __restrict__ w2_dt_u, const double* __restrict__ w3_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj2_dt_u, double* __restrict__ w2_dt_u, const double* __restrict__ w3_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -391,14 +375,14 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
     double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
+        const double adj2_dt_u_p0_p0 = adj2_dt_u[idx];
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
         const double w3_dt_u_m1_p0 = w3_dt_u[idx - s0];
         const double w3_dt_u_p0_m1 = w3_dt_u[idx - 1];
         const double w3_dt_u_p0_p0 = w3_dt_u[idx];
         const double w3_dt_u_p0_p1 = w3_dt_u[idx + 1];
         const double w3_dt_u_p1_p0 = w3_dt_u[idx + s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double q3_u_m1_p0 = q3_u[idx - s0];
         const double q3_u_p0_m1 = q3_u[idx - 1];
         const double q3_u_p0_p0 = q3_u[idx];
@@ -415,9 +399,9 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
         const double e4 = e1*e3*(w3_dt_u_p0_m1 + w3_dt_u_p0_p1);
         const double e5 = 2.0*w3_dt_u_p0_p0;
         const double e8 = 2.0*q3_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 + e2 + e4 - e5*e6;
+        adj2_u[idx] = adj2_u_p0_p0 + e2 + e4 - e5*e6;
         w2_u[idx] = -1.0*dt*e6*w3_dt_u_p0_p0 + e2*e7 + e4*e7 + w2_u_p0_p0;
-        adj_dt_u[idx] = adj_dt_u_p0_p0 + w3_u_p0_p0;
+        adj2_dt_u[idx] = adj2_dt_u_p0_p0 + w3_u_p0_p0;
         w2_dt_u[idx] = e7*w3_u_p0_p0 + w2_dt_u_p0_p0;
         total4 += e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1);
     }
@@ -429,7 +413,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj_u, const doub
 
 // adjoint_stage3_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
@@ -437,22 +421,22 @@ extern "C" __global__ void adjoint_stage3_fold_0_hi(double* __restrict__ adj_u, 
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1);
         const double w3_dt_u_p0_p0 = w3_dt_u[idx];
-        const double adj_u_m1_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w2_u_m1_p0 = w2_u[idx - s0];
         const double w2_u_p0_p0 = w2_u[idx];
         const double e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + (0.3333333333333333)*e0;
         w2_u[idx - s0] = 0.16666666666666666*e1 + w2_u_m1_p0;
     }
 }
 
 // adjoint_stage3_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
@@ -460,22 +444,22 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj_u, 
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1);
         const double w3_dt_u_p0_p0 = w3_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0 = adj_u[idx + s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
         const double w2_u_p0_p0 = w2_u[idx];
         const double w2_u_p1_p0 = w2_u[idx + s0];
         const double e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx + s0] = adj2_u_p1_p0 + (0.3333333333333333)*e0;
         w2_u[idx + s0] = 0.16666666666666666*e1 + w2_u_p1_p0;
     }
 }
 
 // adjoint_stage3_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
@@ -483,22 +467,22 @@ extern "C" __global__ void adjoint_stage3_fold_1_hi(double* __restrict__ adj_u, 
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1);
         const double w3_dt_u_p0_p0 = w3_dt_u[idx];
-        const double adj_u_p0_m1 = adj_u[idx - 1];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w2_u_p0_m1 = w2_u[idx - 1];
         const double w2_u_p0_p0 = w2_u[idx];
         const double e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h1*h1);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0_p0;
-        adj_u[idx - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + (0.3333333333333333)*e0;
         w2_u[idx - 1] = 0.16666666666666666*e1 + w2_u_p0_m1;
     }
 }
 
 // adjoint_stage3_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj2_u, double* __restrict__ w2_u, const double* __restrict__ w3_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
@@ -506,15 +490,15 @@ extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, 
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2);
         const double w3_dt_u_p0_p0 = w3_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p0_p1 = adj_u[idx + 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
         const double w2_u_p0_p0 = w2_u[idx];
         const double w2_u_p0_p1 = w2_u[idx + 1];
         const double e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h1*h1);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w2_u[idx] = -1.0*e1 + w2_u_p0_p0;
-        adj_u[idx + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0;
+        adj2_u[idx + 1] = adj2_u_p0_p1 + (0.3333333333333333)*e0;
         w2_u[idx + 1] = 0.16666666666666666*e1 + w2_u_p0_p1;
     }
 }
@@ -523,7 +507,7 @@ extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj_u, 
 // adjoint of stage 2
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj_dt_u, double* __restrict__ w1_dt_u, const double* __restrict__ w2_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj2_dt_u, double* __restrict__ w1_dt_u, const double* __restrict__ w2_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -531,14 +515,14 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
     double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
+        const double adj2_dt_u_p0_p0 = adj2_dt_u[idx];
         const double w1_dt_u_p0_p0 = w1_dt_u[idx];
         const double w2_dt_u_m1_p0 = w2_dt_u[idx - s0];
         const double w2_dt_u_p0_m1 = w2_dt_u[idx - 1];
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
         const double w2_dt_u_p0_p1 = w2_dt_u[idx + 1];
         const double w2_dt_u_p1_p0 = w2_dt_u[idx + s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double q2_u_m1_p0 = q2_u[idx - s0];
         const double q2_u_p0_m1 = q2_u[idx - 1];
         const double q2_u_p0_p0 = q2_u[idx];
@@ -555,9 +539,9 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
         const double e4 = e1*e3*(w2_dt_u_p0_m1 + w2_dt_u_p0_p1);
         const double e5 = 2.0*w2_dt_u_p0_p0;
         const double e8 = 2.0*q2_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 + e2 + e4 - e5*e6;
+        adj2_u[idx] = adj2_u_p0_p0 + e2 + e4 - e5*e6;
         w1_u[idx] = -1.0*dt*e6*w2_dt_u_p0_p0 + e2*e7 + e4*e7 + w1_u_p0_p0;
-        adj_dt_u[idx] = adj_dt_u_p0_p0 + w2_u_p0_p0;
+        adj2_dt_u[idx] = adj2_dt_u_p0_p0 + w2_u_p0_p0;
         w1_dt_u[idx] = e7*w2_u_p0_p0 + w1_dt_u_p0_p0;
         total4 += e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1);
     }
@@ -569,7 +553,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj_u, const doub
 
 // adjoint_stage2_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
@@ -577,22 +561,22 @@ extern "C" __global__ void adjoint_stage2_fold_0_hi(double* __restrict__ adj_u, 
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1);
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
-        const double adj_u_m1_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_m1_p0 = w1_u[idx - s0];
         const double w1_u_p0_p0 = w1_u[idx];
         const double e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0_p0;
-        adj_u[idx - s0] = adj_u_m1_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + (0.3333333333333333)*e0;
         w1_u[idx - s0] = 0.16666666666666666*e1 + w1_u_m1_p0;
     }
 }
 
 // adjoint_stage2_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
@@ -600,22 +584,22 @@ extern "C" __global__ void adjoint_stage2_fold_0_lo(double* __restrict__ adj_u, 
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1);
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0 = adj_u[idx + s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
         const double w1_u_p0_p0 = w1_u[idx];
         const double w1_u_p1_p0 = w1_u[idx + s0];
         const double e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h0*h0);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0_p0;
-        adj_u[idx + s0] = adj_u_p1_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx + s0] = adj2_u_p1_p0 + (0.3333333333333333)*e0;
         w1_u[idx + s0] = 0.16666666666666666*e1 + w1_u_p1_p0;
     }
 }
 
 // adjoint_stage2_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
@@ -623,22 +607,22 @@ extern "C" __global__ void adjoint_stage2_fold_1_hi(double* __restrict__ adj_u, 
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1);
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
-        const double adj_u_p0_m1 = adj_u[idx - 1];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_p0_m1 = w1_u[idx - 1];
         const double w1_u_p0_p0 = w1_u[idx];
         const double e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h1*h1);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0_p0;
-        adj_u[idx - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + (0.3333333333333333)*e0;
         w1_u[idx - 1] = 0.16666666666666666*e1 + w1_u_p0_m1;
     }
 }
 
 // adjoint_stage2_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj2_u, double* __restrict__ w1_u, const double* __restrict__ w2_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
@@ -646,15 +630,15 @@ extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, 
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2);
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p0_p1 = adj_u[idx + 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
         const double w1_u_p0_p0 = w1_u[idx];
         const double w1_u_p0_p1 = w1_u[idx + 1];
         const double e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h1*h1);
         const double e1 = dt*e0;
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
         w1_u[idx] = -1.0*e1 + w1_u_p0_p0;
-        adj_u[idx + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0;
+        adj2_u[idx + 1] = adj2_u_p0_p1 + (0.3333333333333333)*e0;
         w1_u[idx + 1] = 0.16666666666666666*e1 + w1_u_p0_p1;
     }
 }
@@ -663,7 +647,7 @@ extern "C" __global__ void adjoint_stage2_fold_1_lo(double* __restrict__ adj_u, 
 // adjoint of stage 1
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj_u, const double* __restrict__ w1_u, double* __restrict__ adj_dt_u, const double* __restrict__ w1_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double* __restrict__ adj2_u, const double* __restrict__ w1_u, double* __restrict__ adj2_dt_u, const double* __restrict__ w1_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -671,7 +655,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
     double total2 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
-        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
+        const double adj2_dt_u_p0_p0 = adj2_dt_u[idx];
         const double w1_dt_u_m1_p0 = w1_dt_u[idx - s0];
         const double w1_dt_u_p0_m1 = w1_dt_u[idx - 1];
         const double w1_dt_u_p0_p0 = w1_dt_u[idx];
@@ -682,15 +666,15 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
         const double f_u_p0_p0 = f_u[idx];
         const double f_u_p0_p1 = f_u[idx + 1];
         const double f_u_p1_p0 = f_u[idx + s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double w1_u_p0_p0 = w1_u[idx];
         const double e0 = 1.0/(h0*h0);
         const double e1 = (p_c*p_c);
         const double e2 = 1.0/(h1*h1);
         const double e3 = 2.0*w1_dt_u_p0_p0;
         const double e4 = 2.0*f_u_p0_p0;
-        adj_u[idx] = adj_u_p0_p0 + e0*e1*(w1_dt_u_m1_p0 + w1_dt_u_p1_p0) + e1*e2*(w1_dt_u_p0_m1 + w1_dt_u_p0_p1) - e1*e3*(e0 + e2);
-        adj_dt_u[idx] = adj_dt_u_p0_p0 + w1_u_p0_p0;
+        adj2_u[idx] = adj2_u_p0_p0 + e0*e1*(w1_dt_u_m1_p0 + w1_dt_u_p1_p0) + e1*e2*(w1_dt_u_p0_m1 + w1_dt_u_p0_p1) - e1*e3*(e0 + e2);
+        adj2_dt_u[idx] = adj2_dt_u_p0_p0 + w1_u_p0_p0;
         total2 += e3*p_c*(-e0*e4 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e4 + e2*f_u_p0_m1 + e2*f_u_p0_p1);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
@@ -701,7 +685,7 @@ extern "C" __global__ void adjoint_stage1(const double* __restrict__ f_u, double
 
 // adjoint_stage1_fold_0_hi: cells folded onto inside the hi face of axis 0
 // adjoint: ghost reads folded back on the hi face of x
-extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
@@ -709,17 +693,17 @@ extern "C" __global__ void adjoint_stage1_fold_0_hi(double* __restrict__ adj_u, 
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(n0 + 1) * s0 + (long long)(i1);
         const double w1_dt_u_p0_p0 = w1_dt_u[idx];
-        const double adj_u_m1_p0 = adj_u[idx - s0];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_m1_p0 = adj2_u[idx - s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        adj_u[idx - s0] = adj_u_m1_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
+        adj2_u[idx - s0] = adj2_u_m1_p0 + (0.3333333333333333)*e0;
     }
 }
 
 // adjoint_stage1_fold_0_lo: cells folded onto inside the lo face of axis 0
 // adjoint: ghost reads folded back on the lo face of x
-extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n1;
@@ -727,17 +711,17 @@ extern "C" __global__ void adjoint_stage1_fold_0_lo(double* __restrict__ adj_u, 
         const int i1 = (int)(p % n1) + 2;
         const long long idx = (long long)(2) * s0 + (long long)(i1);
         const double w1_dt_u_p0_p0 = w1_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p1_p0 = adj_u[idx + s0];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p1_p0 = adj2_u[idx + s0];
         const double e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h0*h0);
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        adj_u[idx + s0] = adj_u_p1_p0 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
+        adj2_u[idx + s0] = adj2_u_p1_p0 + (0.3333333333333333)*e0;
     }
 }
 
 // adjoint_stage1_fold_1_hi: cells folded onto inside the hi face of axis 1
 // adjoint: ghost reads folded back on the hi face of y
-extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj2_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
@@ -745,17 +729,17 @@ extern "C" __global__ void adjoint_stage1_fold_1_hi(double* __restrict__ adj_u, 
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(n1 + 1);
         const double w1_dt_u_p0_p0 = w1_dt_u[idx];
-        const double adj_u_p0_m1 = adj_u[idx - 1];
-        const double adj_u_p0_p0 = adj_u[idx];
+        const double adj2_u_p0_m1 = adj2_u[idx - 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
         const double e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        adj_u[idx - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
+        adj2_u[idx - 1] = adj2_u_p0_m1 + (0.3333333333333333)*e0;
     }
 }
 
 // adjoint_stage1_fold_1_lo: cells folded onto inside the lo face of axis 1
 // adjoint: ghost reads folded back on the lo face of y
-extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj2_u, const double* __restrict__ w1_dt_u, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const long long count = (long long)n0;
@@ -763,11 +747,11 @@ extern "C" __global__ void adjoint_stage1_fold_1_lo(double* __restrict__ adj_u, 
         const int i0 = (int)(p % n0) + 2;
         const long long idx = (long long)(i0) * s0 + (long long)(2);
         const double w1_dt_u_p0_p0 = w1_dt_u[idx];
-        const double adj_u_p0_p0 = adj_u[idx];
-        const double adj_u_p0_p1 = adj_u[idx + 1];
+        const double adj2_u_p0_p0 = adj2_u[idx];
+        const double adj2_u_p0_p1 = adj2_u[idx + 1];
         const double e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h1*h1);
-        adj_u[idx] = adj_u_p0_p0 - 2.0*e0;
-        adj_u[idx + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0;
+        adj2_u[idx] = adj2_u_p0_p0 - 2.0*e0;
+        adj2_u[idx + 1] = adj2_u_p0_p1 + (0.3333333333333333)*e0;
     }
 }
 

@@ -15,13 +15,13 @@ PLAN = {
     'ndim': 2, 'halo': 2, 'dtype': 'float64',
     'axes': ('x', 'y'),
     'fields': ('u', 'dt_u'),
-    'buffers': ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4', 'dt_u@q5', 'u@adj', 'u@w1', 'u@w2', 'u@w3', 'u@w4', 'dt_u@adj', 'dt_u@w1', 'dt_u@w2', 'dt_u@w3', 'dt_u@w4', 'c@gp'),
+    'buffers': ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4', 'dt_u@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'dt_u@adj', 'dt_u@adj2', 'dt_u@w1', 'dt_u@w2', 'dt_u@w3', 'c@gp'),
     'params': ('c',),
     'scalars': ('p_c', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('c',), 'boundary_params': ()},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('c',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('dt_u@adj', 'dt_u@adj2'))},
 }
 
-KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_start', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage4_fold_1_hi', 'adjoint_stage4_fold_1_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage3_fold_1_hi', 'adjoint_stage3_fold_1_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage2_fold_1_hi', 'adjoint_stage2_fold_1_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo', 'adjoint_stage1_fold_1_hi', 'adjoint_stage1_fold_1_lo')
+KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage4_fold_1_hi', 'adjoint_stage4_fold_1_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage3_fold_1_hi', 'adjoint_stage3_fold_1_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage2_fold_1_hi', 'adjoint_stage2_fold_1_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo', 'adjoint_stage1_fold_1_hi', 'adjoint_stage1_fold_1_lo')
 
 
 @numba.njit(cache=True)
@@ -211,35 +211,8 @@ def initial(f_u, f_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
             f_dt_u[i0, i1] = 0
 
 
-@numba.njit(cache=True, parallel=True)
-def adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
-    # adjoint: cotangents of the stage right-hand sides from that of the new state
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
-    for j0 in numba.prange(n0):
-        i0 = j0 + 2
-        for j1 in range(n1):
-            i1 = j1 + 2
-            adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
-            adj_u_p0_p0 = adj_u[i0, i1]
-            e0 = adj_u_p0_p0*dt
-            e1 = 0.16666666666666666*e0
-            e2 = 0.3333333333333333*e0
-            e3 = adj_dt_u_p0_p0*dt
-            e4 = 0.16666666666666666*e3
-            e5 = 0.3333333333333333*e3
-            w1_u[i0, i1] = e1
-            w2_u[i0, i1] = e2
-            w3_u[i0, i1] = e2
-            w4_u[i0, i1] = e1
-            w1_dt_u[i0, i1] = e4
-            w2_dt_u[i0, i1] = e5
-            w3_dt_u[i0, i1] = e5
-            w4_dt_u[i0, i1] = e4
-
-
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
@@ -247,124 +220,136 @@ def adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_dt_u, w3_dt_u, w4_dt_u, gp_c, p_
     n1 = adj_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = (p_c*p_c)
-    e3 = 1.0/(h1*h1)
-    e6 = e1*(e0 + e3)
-    e7 = 1.0*dt
+    e2 = 0.16666666666666666*dt
+    e3 = e1*e2
+    e4 = 1.0/(h1*h1)
+    e10 = 0.3333333333333333*e0
+    e11 = 0.3333333333333333*e4
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        total4 = 0.0
+        total8 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
+            adj_dt_u_m1_p0 = adj_dt_u[i0 - 1, i1]
+            adj_dt_u_p0_m1 = adj_dt_u[i0, i1 - 1]
             adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
-            w3_dt_u_p0_p0 = w3_dt_u[i0, i1]
-            w4_dt_u_m1_p0 = w4_dt_u[i0 - 1, i1]
-            w4_dt_u_p0_m1 = w4_dt_u[i0, i1 - 1]
-            w4_dt_u_p0_p0 = w4_dt_u[i0, i1]
-            w4_dt_u_p0_p1 = w4_dt_u[i0, i1 + 1]
-            w4_dt_u_p1_p0 = w4_dt_u[i0 + 1, i1]
+            adj_dt_u_p0_p1 = adj_dt_u[i0, i1 + 1]
+            adj_dt_u_p1_p0 = adj_dt_u[i0 + 1, i1]
             adj_u_p0_p0 = adj_u[i0, i1]
             q4_u_m1_p0 = q4_u[i0 - 1, i1]
             q4_u_p0_m1 = q4_u[i0, i1 - 1]
             q4_u_p0_p0 = q4_u[i0, i1]
             q4_u_p0_p1 = q4_u[i0, i1 + 1]
             q4_u_p1_p0 = q4_u[i0 + 1, i1]
-            w3_u_p0_p0 = w3_u[i0, i1]
-            w4_u_p0_p0 = w4_u[i0, i1]
-            e2 = e0*e1*(w4_dt_u_m1_p0 + w4_dt_u_p1_p0)
-            e4 = e1*e3*(w4_dt_u_p0_m1 + w4_dt_u_p0_p1)
-            e5 = 2*w4_dt_u_p0_p0
-            e8 = 2*q4_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 + e2 + e4 - e5*e6
-            w3_u[i0, i1] = -2.0*dt*e6*w4_dt_u_p0_p0 + e2*e7 + e4*e7 + w3_u_p0_p0
-            adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w4_u_p0_p0
-            w3_dt_u[i0, i1] = e7*w4_u_p0_p0 + w3_dt_u_p0_p0
-            total4 += e5*p_c*(-e0*e8 + e0*q4_u_m1_p0 + e0*q4_u_p1_p0 - e3*e8 + e3*q4_u_p0_m1 + e3*q4_u_p0_p1)
-        gp_c[i0, 2] += total4
+            e5 = 0.3333333333333333*adj_dt_u_p0_p0
+            e6 = dt*e5
+            e7 = e0*e3*(adj_dt_u_m1_p0 + adj_dt_u_p1_p0) - e1*e6*(e0 + e4) + e3*e4*(adj_dt_u_p0_m1 + adj_dt_u_p0_p1)
+            e8 = adj_u_p0_p0*e2
+            e9 = 0.3333333333333333*adj_u_p0_p0
+            e12 = 0.6666666666666666*q4_u_p0_p0
+            adj2_u[i0, i1] = adj_u_p0_p0 + e7
+            w1_u[i0, i1] = e8
+            w2_u[i0, i1] = dt*e9
+            w3_u[i0, i1] = dt*(e7 + e9)
+            adj2_dt_u[i0, i1] = adj_dt_u_p0_p0 + e8
+            w1_dt_u[i0, i1] = adj_dt_u_p0_p0*e2
+            w2_dt_u[i0, i1] = e6
+            w3_dt_u[i0, i1] = dt*(e5 + e8)
+            total8 += adj_dt_u_p0_p0*dt*p_c*(-e0*e12 + e10*q4_u_m1_p0 + e10*q4_u_p1_p0 + e11*q4_u_p0_m1 + e11*q4_u_p0_p1 - e12*e4)
+        gp_c[i0, 2] += total8
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_0_hi(adj2_u, w3_u, adj_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
-        w4_dt_u_p0_p0 = w4_dt_u[n0 + 1, i1]
-        adj_u_m1_p0 = adj_u[n0 + 1 - 1, i1]
-        adj_u_p0_p0 = adj_u[n0 + 1, i1]
+        adj_dt_u_p0_p0 = adj_dt_u[n0 + 1, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 1 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 1, i1]
         w3_u_m1_p0 = w3_u[n0 + 1 - 1, i1]
         w3_u_p0_p0 = w3_u[n0 + 1, i1]
-        e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h0*h0)
-        e1 = dt*e0
-        adj_u[n0 + 1, i1] = adj_u_p0_p0 - 2*e0
-        w3_u[n0 + 1, i1] = -2.0*e1 + w3_u_p0_p0
-        adj_u[n0 + 1 - 1, i1] = adj_u_m1_p0 + (0.3333333333333333)*e0
-        w3_u[n0 + 1 - 1, i1] = 0.3333333333333333*e1 + w3_u_m1_p0
+        e2 = (dt*dt)
+        e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h0*h0)
+        e1 = 0.3333333333333333*e0
+        e3 = 0.05555555555555555*e0
+        adj2_u[n0 + 1, i1] = adj2_u_p0_p0 - dt*e1
+        w3_u[n0 + 1, i1] = -e1*e2 + w3_u_p0_p0
+        adj2_u[n0 + 1 - 1, i1] = adj2_u_m1_p0 + dt*e3
+        w3_u[n0 + 1 - 1, i1] = e2*e3 + w3_u_m1_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_0_lo(adj2_u, w3_u, adj_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
-        w4_dt_u_p0_p0 = w4_dt_u[2, i1]
-        adj_u_p0_p0 = adj_u[2, i1]
-        adj_u_p1_p0 = adj_u[2 + 1, i1]
+        adj_dt_u_p0_p0 = adj_dt_u[2, i1]
+        adj2_u_p0_p0 = adj2_u[2, i1]
+        adj2_u_p1_p0 = adj2_u[2 + 1, i1]
         w3_u_p0_p0 = w3_u[2, i1]
         w3_u_p1_p0 = w3_u[2 + 1, i1]
-        e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h0*h0)
-        e1 = dt*e0
-        adj_u[2, i1] = adj_u_p0_p0 - 2*e0
-        w3_u[2, i1] = -2.0*e1 + w3_u_p0_p0
-        adj_u[2 + 1, i1] = adj_u_p1_p0 + (0.3333333333333333)*e0
-        w3_u[2 + 1, i1] = 0.3333333333333333*e1 + w3_u_p1_p0
+        e2 = (dt*dt)
+        e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h0*h0)
+        e1 = 0.3333333333333333*e0
+        e3 = 0.05555555555555555*e0
+        adj2_u[2, i1] = adj2_u_p0_p0 - dt*e1
+        w3_u[2, i1] = -e1*e2 + w3_u_p0_p0
+        adj2_u[2 + 1, i1] = adj2_u_p1_p0 + dt*e3
+        w3_u[2 + 1, i1] = e2*e3 + w3_u_p1_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_1_hi(adj_u, w3_u, w4_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_1_hi(adj2_u, w3_u, adj_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
-        w4_dt_u_p0_p0 = w4_dt_u[i0, n1 + 1]
-        adj_u_p0_m1 = adj_u[i0, n1 + 1 - 1]
-        adj_u_p0_p0 = adj_u[i0, n1 + 1]
+        adj_dt_u_p0_p0 = adj_dt_u[i0, n1 + 1]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 1 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 1]
         w3_u_p0_m1 = w3_u[i0, n1 + 1 - 1]
         w3_u_p0_p0 = w3_u[i0, n1 + 1]
-        e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h1*h1)
-        e1 = dt*e0
-        adj_u[i0, n1 + 1] = adj_u_p0_p0 - 2*e0
-        w3_u[i0, n1 + 1] = -2.0*e1 + w3_u_p0_p0
-        adj_u[i0, n1 + 1 - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0
-        w3_u[i0, n1 + 1 - 1] = 0.3333333333333333*e1 + w3_u_p0_m1
+        e2 = (dt*dt)
+        e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h1*h1)
+        e1 = 0.3333333333333333*e0
+        e3 = 0.05555555555555555*e0
+        adj2_u[i0, n1 + 1] = adj2_u_p0_p0 - dt*e1
+        w3_u[i0, n1 + 1] = -e1*e2 + w3_u_p0_p0
+        adj2_u[i0, n1 + 1 - 1] = adj2_u_p0_m1 + dt*e3
+        w3_u[i0, n1 + 1 - 1] = e2*e3 + w3_u_p0_m1
 
 
 @numba.njit(cache=True)
-def adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4_fold_1_lo(adj2_u, w3_u, adj_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
-        w4_dt_u_p0_p0 = w4_dt_u[i0, 2]
-        adj_u_p0_p0 = adj_u[i0, 2]
-        adj_u_p0_p1 = adj_u[i0, 2 + 1]
+        adj_dt_u_p0_p0 = adj_dt_u[i0, 2]
+        adj2_u_p0_p0 = adj2_u[i0, 2]
+        adj2_u_p0_p1 = adj2_u[i0, 2 + 1]
         w3_u_p0_p0 = w3_u[i0, 2]
         w3_u_p0_p1 = w3_u[i0, 2 + 1]
-        e0 = (p_c*p_c)*w4_dt_u_p0_p0/(h1*h1)
-        e1 = dt*e0
-        adj_u[i0, 2] = adj_u_p0_p0 - 2*e0
-        w3_u[i0, 2] = -2.0*e1 + w3_u_p0_p0
-        adj_u[i0, 2 + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0
-        w3_u[i0, 2 + 1] = 0.3333333333333333*e1 + w3_u_p0_p1
+        e2 = (dt*dt)
+        e0 = adj_dt_u_p0_p0*(p_c*p_c)/(h1*h1)
+        e1 = 0.3333333333333333*e0
+        e3 = 0.05555555555555555*e0
+        adj2_u[i0, 2] = adj2_u_p0_p0 - dt*e1
+        w3_u[i0, 2] = -e1*e2 + w3_u_p0_p0
+        adj2_u[i0, 2 + 1] = adj2_u_p0_p1 + dt*e3
+        w3_u[i0, 2 + 1] = e2*e3 + w3_u_p0_p1
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = (p_c*p_c)
     e3 = 1.0/(h1*h1)
@@ -375,14 +360,14 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_
         total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
+            adj2_dt_u_p0_p0 = adj2_dt_u[i0, i1]
             w2_dt_u_p0_p0 = w2_dt_u[i0, i1]
             w3_dt_u_m1_p0 = w3_dt_u[i0 - 1, i1]
             w3_dt_u_p0_m1 = w3_dt_u[i0, i1 - 1]
             w3_dt_u_p0_p0 = w3_dt_u[i0, i1]
             w3_dt_u_p0_p1 = w3_dt_u[i0, i1 + 1]
             w3_dt_u_p1_p0 = w3_dt_u[i0 + 1, i1]
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
             q3_u_p0_p0 = q3_u[i0, i1]
@@ -394,97 +379,97 @@ def adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_
             e4 = e1*e3*(w3_dt_u_p0_m1 + w3_dt_u_p0_p1)
             e5 = 2*w3_dt_u_p0_p0
             e8 = 2*q3_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 + e2 + e4 - e5*e6
+            adj2_u[i0, i1] = adj2_u_p0_p0 + e2 + e4 - e5*e6
             w2_u[i0, i1] = -1.0*dt*e6*w3_dt_u_p0_p0 + e2*e7 + e4*e7 + w2_u_p0_p0
-            adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w3_u_p0_p0
+            adj2_dt_u[i0, i1] = adj2_dt_u_p0_p0 + w3_u_p0_p0
             w2_dt_u[i0, i1] = e7*w3_u_p0_p0 + w2_dt_u_p0_p0
             total4 += e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1)
         gp_c[i0, 2] += total4
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
         w3_dt_u_p0_p0 = w3_dt_u[n0 + 1, i1]
-        adj_u_m1_p0 = adj_u[n0 + 1 - 1, i1]
-        adj_u_p0_p0 = adj_u[n0 + 1, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 1 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 1, i1]
         w2_u_m1_p0 = w2_u[n0 + 1 - 1, i1]
         w2_u_p0_p0 = w2_u[n0 + 1, i1]
         e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h0*h0)
         e1 = dt*e0
-        adj_u[n0 + 1, i1] = adj_u_p0_p0 - 2*e0
+        adj2_u[n0 + 1, i1] = adj2_u_p0_p0 - 2*e0
         w2_u[n0 + 1, i1] = -1.0*e1 + w2_u_p0_p0
-        adj_u[n0 + 1 - 1, i1] = adj_u_m1_p0 + (0.3333333333333333)*e0
+        adj2_u[n0 + 1 - 1, i1] = adj2_u_m1_p0 + (0.3333333333333333)*e0
         w2_u[n0 + 1 - 1, i1] = 0.16666666666666666*e1 + w2_u_m1_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
         w3_dt_u_p0_p0 = w3_dt_u[2, i1]
-        adj_u_p0_p0 = adj_u[2, i1]
-        adj_u_p1_p0 = adj_u[2 + 1, i1]
+        adj2_u_p0_p0 = adj2_u[2, i1]
+        adj2_u_p1_p0 = adj2_u[2 + 1, i1]
         w2_u_p0_p0 = w2_u[2, i1]
         w2_u_p1_p0 = w2_u[2 + 1, i1]
         e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h0*h0)
         e1 = dt*e0
-        adj_u[2, i1] = adj_u_p0_p0 - 2*e0
+        adj2_u[2, i1] = adj2_u_p0_p0 - 2*e0
         w2_u[2, i1] = -1.0*e1 + w2_u_p0_p0
-        adj_u[2 + 1, i1] = adj_u_p1_p0 + (0.3333333333333333)*e0
+        adj2_u[2 + 1, i1] = adj2_u_p1_p0 + (0.3333333333333333)*e0
         w2_u[2 + 1, i1] = 0.16666666666666666*e1 + w2_u_p1_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_1_hi(adj_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
         w3_dt_u_p0_p0 = w3_dt_u[i0, n1 + 1]
-        adj_u_p0_m1 = adj_u[i0, n1 + 1 - 1]
-        adj_u_p0_p0 = adj_u[i0, n1 + 1]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 1 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 1]
         w2_u_p0_m1 = w2_u[i0, n1 + 1 - 1]
         w2_u_p0_p0 = w2_u[i0, n1 + 1]
         e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h1*h1)
         e1 = dt*e0
-        adj_u[i0, n1 + 1] = adj_u_p0_p0 - 2*e0
+        adj2_u[i0, n1 + 1] = adj2_u_p0_p0 - 2*e0
         w2_u[i0, n1 + 1] = -1.0*e1 + w2_u_p0_p0
-        adj_u[i0, n1 + 1 - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0
+        adj2_u[i0, n1 + 1 - 1] = adj2_u_p0_m1 + (0.3333333333333333)*e0
         w2_u[i0, n1 + 1 - 1] = 0.16666666666666666*e1 + w2_u_p0_m1
 
 
 @numba.njit(cache=True)
-def adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
         w3_dt_u_p0_p0 = w3_dt_u[i0, 2]
-        adj_u_p0_p0 = adj_u[i0, 2]
-        adj_u_p0_p1 = adj_u[i0, 2 + 1]
+        adj2_u_p0_p0 = adj2_u[i0, 2]
+        adj2_u_p0_p1 = adj2_u[i0, 2 + 1]
         w2_u_p0_p0 = w2_u[i0, 2]
         w2_u_p0_p1 = w2_u[i0, 2 + 1]
         e0 = (p_c*p_c)*w3_dt_u_p0_p0/(h1*h1)
         e1 = dt*e0
-        adj_u[i0, 2] = adj_u_p0_p0 - 2*e0
+        adj2_u[i0, 2] = adj2_u_p0_p0 - 2*e0
         w2_u[i0, 2] = -1.0*e1 + w2_u_p0_p0
-        adj_u[i0, 2 + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0
+        adj2_u[i0, 2 + 1] = adj2_u_p0_p1 + (0.3333333333333333)*e0
         w2_u[i0, 2 + 1] = 0.16666666666666666*e1 + w2_u_p0_p1
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = (p_c*p_c)
     e3 = 1.0/(h1*h1)
@@ -495,14 +480,14 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_
         total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
+            adj2_dt_u_p0_p0 = adj2_dt_u[i0, i1]
             w1_dt_u_p0_p0 = w1_dt_u[i0, i1]
             w2_dt_u_m1_p0 = w2_dt_u[i0 - 1, i1]
             w2_dt_u_p0_m1 = w2_dt_u[i0, i1 - 1]
             w2_dt_u_p0_p0 = w2_dt_u[i0, i1]
             w2_dt_u_p0_p1 = w2_dt_u[i0, i1 + 1]
             w2_dt_u_p1_p0 = w2_dt_u[i0 + 1, i1]
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
             q2_u_p0_p0 = q2_u[i0, i1]
@@ -514,92 +499,92 @@ def adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_
             e4 = e1*e3*(w2_dt_u_p0_m1 + w2_dt_u_p0_p1)
             e5 = 2*w2_dt_u_p0_p0
             e8 = 2*q2_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 + e2 + e4 - e5*e6
+            adj2_u[i0, i1] = adj2_u_p0_p0 + e2 + e4 - e5*e6
             w1_u[i0, i1] = -1.0*dt*e6*w2_dt_u_p0_p0 + e2*e7 + e4*e7 + w1_u_p0_p0
-            adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w2_u_p0_p0
+            adj2_dt_u[i0, i1] = adj2_dt_u_p0_p0 + w2_u_p0_p0
             w1_dt_u[i0, i1] = e7*w2_u_p0_p0 + w1_dt_u_p0_p0
             total4 += e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1)
         gp_c[i0, 2] += total4
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
         w2_dt_u_p0_p0 = w2_dt_u[n0 + 1, i1]
-        adj_u_m1_p0 = adj_u[n0 + 1 - 1, i1]
-        adj_u_p0_p0 = adj_u[n0 + 1, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 1 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 1, i1]
         w1_u_m1_p0 = w1_u[n0 + 1 - 1, i1]
         w1_u_p0_p0 = w1_u[n0 + 1, i1]
         e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h0*h0)
         e1 = dt*e0
-        adj_u[n0 + 1, i1] = adj_u_p0_p0 - 2*e0
+        adj2_u[n0 + 1, i1] = adj2_u_p0_p0 - 2*e0
         w1_u[n0 + 1, i1] = -1.0*e1 + w1_u_p0_p0
-        adj_u[n0 + 1 - 1, i1] = adj_u_m1_p0 + (0.3333333333333333)*e0
+        adj2_u[n0 + 1 - 1, i1] = adj2_u_m1_p0 + (0.3333333333333333)*e0
         w1_u[n0 + 1 - 1, i1] = 0.16666666666666666*e1 + w1_u_m1_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
         w2_dt_u_p0_p0 = w2_dt_u[2, i1]
-        adj_u_p0_p0 = adj_u[2, i1]
-        adj_u_p1_p0 = adj_u[2 + 1, i1]
+        adj2_u_p0_p0 = adj2_u[2, i1]
+        adj2_u_p1_p0 = adj2_u[2 + 1, i1]
         w1_u_p0_p0 = w1_u[2, i1]
         w1_u_p1_p0 = w1_u[2 + 1, i1]
         e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h0*h0)
         e1 = dt*e0
-        adj_u[2, i1] = adj_u_p0_p0 - 2*e0
+        adj2_u[2, i1] = adj2_u_p0_p0 - 2*e0
         w1_u[2, i1] = -1.0*e1 + w1_u_p0_p0
-        adj_u[2 + 1, i1] = adj_u_p1_p0 + (0.3333333333333333)*e0
+        adj2_u[2 + 1, i1] = adj2_u_p1_p0 + (0.3333333333333333)*e0
         w1_u[2 + 1, i1] = 0.16666666666666666*e1 + w1_u_p1_p0
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_1_hi(adj_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
         w2_dt_u_p0_p0 = w2_dt_u[i0, n1 + 1]
-        adj_u_p0_m1 = adj_u[i0, n1 + 1 - 1]
-        adj_u_p0_p0 = adj_u[i0, n1 + 1]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 1 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 1]
         w1_u_p0_m1 = w1_u[i0, n1 + 1 - 1]
         w1_u_p0_p0 = w1_u[i0, n1 + 1]
         e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h1*h1)
         e1 = dt*e0
-        adj_u[i0, n1 + 1] = adj_u_p0_p0 - 2*e0
+        adj2_u[i0, n1 + 1] = adj2_u_p0_p0 - 2*e0
         w1_u[i0, n1 + 1] = -1.0*e1 + w1_u_p0_p0
-        adj_u[i0, n1 + 1 - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0
+        adj2_u[i0, n1 + 1 - 1] = adj2_u_p0_m1 + (0.3333333333333333)*e0
         w1_u[i0, n1 + 1 - 1] = 0.16666666666666666*e1 + w1_u_p0_m1
 
 
 @numba.njit(cache=True)
-def adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2_fold_1_lo(adj2_u, w1_u, w2_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
         w2_dt_u_p0_p0 = w2_dt_u[i0, 2]
-        adj_u_p0_p0 = adj_u[i0, 2]
-        adj_u_p0_p1 = adj_u[i0, 2 + 1]
+        adj2_u_p0_p0 = adj2_u[i0, 2]
+        adj2_u_p0_p1 = adj2_u[i0, 2 + 1]
         w1_u_p0_p0 = w1_u[i0, 2]
         w1_u_p0_p1 = w1_u[i0, 2 + 1]
         e0 = (p_c*p_c)*w2_dt_u_p0_p0/(h1*h1)
         e1 = dt*e0
-        adj_u[i0, 2] = adj_u_p0_p0 - 2*e0
+        adj2_u[i0, 2] = adj2_u_p0_p0 - 2*e0
         w1_u[i0, 2] = -1.0*e1 + w1_u_p0_p0
-        adj_u[i0, 2 + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0
+        adj2_u[i0, 2 + 1] = adj2_u_p0_p1 + (0.3333333333333333)*e0
         w1_u[i0, 2 + 1] = 0.16666666666666666*e1 + w1_u_p0_p1
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1(f_u, adj2_u, w1_u, adj2_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 1
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
@@ -613,7 +598,7 @@ def adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, l
         total2 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
-            adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
+            adj2_dt_u_p0_p0 = adj2_dt_u[i0, i1]
             w1_dt_u_m1_p0 = w1_dt_u[i0 - 1, i1]
             w1_dt_u_p0_m1 = w1_dt_u[i0, i1 - 1]
             w1_dt_u_p0_p0 = w1_dt_u[i0, i1]
@@ -624,74 +609,74 @@ def adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, l
             f_u_p0_p0 = f_u[i0, i1]
             f_u_p0_p1 = f_u[i0, i1 + 1]
             f_u_p1_p0 = f_u[i0 + 1, i1]
-            adj_u_p0_p0 = adj_u[i0, i1]
+            adj2_u_p0_p0 = adj2_u[i0, i1]
             w1_u_p0_p0 = w1_u[i0, i1]
             e3 = 2*w1_dt_u_p0_p0
             e4 = 2*f_u_p0_p0
-            adj_u[i0, i1] = adj_u_p0_p0 + e0*e1*(w1_dt_u_m1_p0 + w1_dt_u_p1_p0) + e1*e2*(w1_dt_u_p0_m1 + w1_dt_u_p0_p1) - e1*e3*(e0 + e2)
-            adj_dt_u[i0, i1] = adj_dt_u_p0_p0 + w1_u_p0_p0
+            adj2_u[i0, i1] = adj2_u_p0_p0 + e0*e1*(w1_dt_u_m1_p0 + w1_dt_u_p1_p0) + e1*e2*(w1_dt_u_p0_m1 + w1_dt_u_p0_p1) - e1*e3*(e0 + e2)
+            adj2_dt_u[i0, i1] = adj2_dt_u_p0_p0 + w1_u_p0_p0
             total2 += e3*p_c*(-e0*e4 + e0*f_u_m1_p0 + e0*f_u_p1_p0 - e2*e4 + e2*f_u_p0_m1 + e2*f_u_p0_p1)
         gp_c[i0, 2] += total2
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_hi(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_0_hi(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
         w1_dt_u_p0_p0 = w1_dt_u[n0 + 1, i1]
-        adj_u_m1_p0 = adj_u[n0 + 1 - 1, i1]
-        adj_u_p0_p0 = adj_u[n0 + 1, i1]
+        adj2_u_m1_p0 = adj2_u[n0 + 1 - 1, i1]
+        adj2_u_p0_p0 = adj2_u[n0 + 1, i1]
         e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h0*h0)
-        adj_u[n0 + 1, i1] = adj_u_p0_p0 - 2*e0
-        adj_u[n0 + 1 - 1, i1] = adj_u_m1_p0 + (0.3333333333333333)*e0
+        adj2_u[n0 + 1, i1] = adj2_u_p0_p0 - 2*e0
+        adj2_u[n0 + 1 - 1, i1] = adj2_u_m1_p0 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_0_lo(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_0_lo(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of x
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i1 in range(2, n1 + 2):
         w1_dt_u_p0_p0 = w1_dt_u[2, i1]
-        adj_u_p0_p0 = adj_u[2, i1]
-        adj_u_p1_p0 = adj_u[2 + 1, i1]
+        adj2_u_p0_p0 = adj2_u[2, i1]
+        adj2_u_p1_p0 = adj2_u[2 + 1, i1]
         e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h0*h0)
-        adj_u[2, i1] = adj_u_p0_p0 - 2*e0
-        adj_u[2 + 1, i1] = adj_u_p1_p0 + (0.3333333333333333)*e0
+        adj2_u[2, i1] = adj2_u_p0_p0 - 2*e0
+        adj2_u[2 + 1, i1] = adj2_u_p1_p0 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_1_hi(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_1_hi(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the hi face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
         w1_dt_u_p0_p0 = w1_dt_u[i0, n1 + 1]
-        adj_u_p0_m1 = adj_u[i0, n1 + 1 - 1]
-        adj_u_p0_p0 = adj_u[i0, n1 + 1]
+        adj2_u_p0_m1 = adj2_u[i0, n1 + 1 - 1]
+        adj2_u_p0_p0 = adj2_u[i0, n1 + 1]
         e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h1*h1)
-        adj_u[i0, n1 + 1] = adj_u_p0_p0 - 2*e0
-        adj_u[i0, n1 + 1 - 1] = adj_u_p0_m1 + (0.3333333333333333)*e0
+        adj2_u[i0, n1 + 1] = adj2_u_p0_p0 - 2*e0
+        adj2_u[i0, n1 + 1 - 1] = adj2_u_p0_m1 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def adjoint_stage1_fold_1_lo(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage1_fold_1_lo(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint: ghost reads folded back on the lo face of y
-    n0 = adj_u.shape[0] - 4
-    n1 = adj_u.shape[1] - 4
+    n0 = adj2_u.shape[0] - 4
+    n1 = adj2_u.shape[1] - 4
     for i0 in range(2, n0 + 2):
         w1_dt_u_p0_p0 = w1_dt_u[i0, 2]
-        adj_u_p0_p0 = adj_u[i0, 2]
-        adj_u_p0_p1 = adj_u[i0, 2 + 1]
+        adj2_u_p0_p0 = adj2_u[i0, 2]
+        adj2_u_p0_p1 = adj2_u[i0, 2 + 1]
         e0 = (p_c*p_c)*w1_dt_u_p0_p0/(h1*h1)
-        adj_u[i0, 2] = adj_u_p0_p0 - 2*e0
-        adj_u[i0, 2 + 1] = adj_u_p0_p1 + (0.3333333333333333)*e0
+        adj2_u[i0, 2] = adj2_u_p0_p0 - 2*e0
+        adj2_u[i0, 2 + 1] = adj2_u_p0_p1 + (0.3333333333333333)*e0
 
 
 @numba.njit(cache=True)
-def step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # one rk4 step
     ghost_f_u_0_lo(f_u, p_c, t, dt, lo0, lo1, h0, h1)
     ghost_f_u_0_hi(f_u, p_c, t, dt, lo0, lo1, h0, h1)
@@ -716,50 +701,49 @@ def step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u
 
 
 @numba.njit(cache=True)
-def advance(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t0, dt, lo0, lo1, h0, h1, nsteps):
+def advance(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t0, dt, lo0, lo1, h0, h1, nsteps):
     # nsteps time steps from t0, state buffers exchanged after each
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
+        step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
         f_u, q5_u = q5_u, f_u
         f_dt_u, q5_dt_u = q5_dt_u, f_dt_u
-    return (f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c,)
+    return (f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c,)
 
 
 @numba.njit(cache=True)
-def adjoint_step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
-    adjoint_start(adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage4(adj_u, q4_u, w3_u, w4_u, adj_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_0_hi(adj_u, w3_u, w4_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_0_lo(adj_u, w3_u, w4_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_1_hi(adj_u, w3_u, w4_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage4_fold_1_lo(adj_u, w3_u, w4_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3(adj_u, q3_u, w2_u, w3_u, adj_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_0_hi(adj_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_0_lo(adj_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_1_hi(adj_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3_fold_1_lo(adj_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2(adj_u, q2_u, w1_u, w2_u, adj_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_0_hi(adj_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_0_lo(adj_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_1_hi(adj_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2_fold_1_lo(adj_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage1(f_u, adj_u, w1_u, adj_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_0_hi(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_0_lo(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_1_hi(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
-    adjoint_stage1_fold_1_lo(adj_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
+def adjoint_step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_0_hi(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_0_lo(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_1_hi(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4_fold_1_lo(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2_fold_1_lo(adj2_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage1(f_u, adj2_u, w1_u, adj2_dt_u, w1_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_0_hi(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_0_lo(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_1_hi(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
+    adjoint_stage1_fold_1_lo(adj2_u, w1_dt_u, p_c, t, dt, lo0, lo1, h0, h1)
 
 
 REVERSE_KEPT = ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4')
 
 
 @numba.njit(cache=True)
-def reverse_segment(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
+def reverse_segment(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t0, dt, lo0, lo1, h0, h1, nsteps, kept):
     # kept[n, k]: buffer k of ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4') as step n left it
     for n in range(nsteps):
         t = t0 + n * dt
-        step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
+        step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
         kept[n, 0] = f_u
         kept[n, 1] = f_dt_u
         kept[n, 2] = q2_u
@@ -780,8 +764,10 @@ def reverse_segment(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt
         q2_dt_u[...] = kept[n, 5]
         q3_dt_u[...] = kept[n, 6]
         q4_dt_u[...] = kept[n, 7]
-        adjoint_step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
-    return (f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c,)
+        adjoint_step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1)
+        adj_u, adj2_u = adj2_u, adj_u
+        adj_dt_u, adj2_dt_u = adj2_dt_u, adj_dt_u
+    return (f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c,)
 
 
 @numba.njit(cache=True)
@@ -909,7 +895,7 @@ def stage4_tile(q4_u, q5_u, q4_dt_u, q5_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
 
 
 @numba.njit(cache=True)
-def step_tile(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
+def step_tile(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1):
     # one step on a tile's local buffers: ghosts only on the domain's faces
     if at_lo0:
         ghost_f_u_0_lo(f_u, p_c, t, dt, lo0, lo1, h0, h1)
@@ -950,7 +936,7 @@ def step_tile(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5
 
 
 @numba.njit(cache=True, parallel=True)
-def advance_tiled(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
+def advance_tiled(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t0, dt, lo0, lo1, h0, h1, nsteps, tr, tc, kb):
     # nsteps steps in blocks of kb per pass over memory, on tr x tc tiles
     w = kb * 8
     n0 = f_u.shape[0] - 4
@@ -984,15 +970,15 @@ def advance_tiled(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u
             L_q4_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_q5_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_adj_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
+            L_adj2_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w1_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w2_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w3_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
-            L_w4_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_adj_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
+            L_adj2_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w1_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w2_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_w3_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
-            L_w4_dt_u = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             L_gp_c = np.empty((e0 - s0 + 4, e1 - s1 + 4), dtype=f_u.dtype)
             for i in range(e0 - s0):
                 for j in range(e1 - s1):
@@ -1002,7 +988,7 @@ def advance_tiled(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u
             llo1 = lo1 + s1 * h1
             for s in range(kb):
                 t = tb + s * dt
-                step_tile(L_f_u, L_f_dt_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_q2_dt_u, L_q3_dt_u, L_q4_dt_u, L_q5_dt_u, L_adj_u, L_w1_u, L_w2_u, L_w3_u, L_w4_u, L_adj_dt_u, L_w1_dt_u, L_w2_dt_u, L_w3_dt_u, L_w4_dt_u, L_gp_c, p_c, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
+                step_tile(L_f_u, L_f_dt_u, L_q2_u, L_q3_u, L_q4_u, L_q5_u, L_q2_dt_u, L_q3_dt_u, L_q4_dt_u, L_q5_dt_u, L_adj_u, L_adj2_u, L_w1_u, L_w2_u, L_w3_u, L_adj_dt_u, L_adj2_dt_u, L_w1_dt_u, L_w2_dt_u, L_w3_dt_u, L_gp_c, p_c, t, dt, llo0, llo1, h0, h1, at_lo0, at_hi0, at_lo1, at_hi1)
                 L_f_u, L_q5_u = L_q5_u, L_f_u
                 L_f_dt_u, L_q5_dt_u = L_q5_dt_u, L_f_dt_u
             for i in range(a0, b0):
@@ -1012,7 +998,7 @@ def advance_tiled(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u
         f_u, q5_u = q5_u, f_u
         f_dt_u, q5_dt_u = q5_dt_u, f_dt_u
     # the steps that do not fill a block run the plain loop
-    return advance(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, w1_u, w2_u, w3_u, w4_u, adj_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, w4_dt_u, gp_c, p_c, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
+    return advance(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t0 + nblocks * kb * dt, dt, lo0, lo1, h0, h1, nsteps - nblocks * kb)
 
 
 def allocate(cells):
