@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import PurePath
 from typing import Any
 
-from .backends.base import NameRegistry
+from .backends.base import NameRegistry, safe_name
 from .backends.numba_dense import identifiers
 from .backends.numba_network import (
     HEADER,
@@ -117,7 +116,7 @@ def _module(
     described = ", ".join(
         f"{w} {list(s.shape)} at {layout.offsets[w][0]}" for w, s in weights.items()
     )
-    source_name = PurePath(source_name).name  # never a path of the machine that compiled it
+    source_name = safe_name(source_name)  # a base name, inert in the header's docstring
     parts = [
         (HEADER + (TANH32 if dtype == "float32" else "")).format(
             version=VERSION,
@@ -207,7 +206,9 @@ def compile_train(
     layout_ids = identifiers(NameRegistry(), weights, names)
 
     def loops(compiled: dict[str, bool]) -> str:  # compiled loops call a compiled loss_and_grad
-        return OPTIMIZERS + print_train_loops(batched, whole, layout_ids, compiled["loss_and_grad"])
+        return OPTIMIZERS + print_train_loops(
+            batched, whole, layout_ids, compiled["loss_and_grad"], order=data
+        )
 
     source, layout = _module(
         "train block", name, source_name, entries, loss.weights, names, loss.dtype, loops

@@ -3,11 +3,13 @@
 #   import std.nn as nn
 #   net f = nn.mlp(width = 32, depth = 2)
 
-# Written so that no exp sees a positive argument: neither they nor their derivatives overflow
-# for large |z| (float32 exp overflows past 88), and sigmoid keeps its relative accuracy far
-# into the negative tail (where 1 - tanh would round to 0).
+# Written so that nothing overflows for large |z| (float32 exp overflows past 88): softplus
+# lets no exp see a positive argument, and sigmoid is the identity 1/2 + tanh(z/2)/2, smooth,
+# so its derivatives of any order stay short polynomials in tanh (a PINN differentiates the
+# activation four times for lap(lap(u))). In its negative tail sigmoid is accurate to rounding
+# in absolute terms, not relative ones: write log(sigmoid(z)) as -softplus(-z).
 fn relu(z) = max(z, 0)
-fn sigmoid(z) = exp(min(z, 0)) / (1 + exp(-abs(z)))
+fn sigmoid(z) = 0.5 + 0.5 * tanh(0.5 * z)
 fn softplus(z) = max(z, 0) + log(1 + exp(-abs(z)))
 fn swish(z) = z * sigmoid(z)
 fn gelu(z) = 0.5 * z * (1 + tanh(sqrt(2 / pi) * (z + 0.044715 * z^3)))

@@ -195,16 +195,23 @@ def sgd_update(w, g, vel, lr, momentum):
 
 
 def print_train_loops(
-    batched: Sequence[str], whole: Sequence[str], ids: dict[str, str], compiled: bool = True
+    batched: Sequence[str],
+    whole: Sequence[str],
+    ids: dict[str, str],
+    compiled: bool = True,
+    order: Sequence[str] = (),
 ) -> str:
     """``train_adam`` and ``train_sgd``: many steps per call; ``rows[s]`` picks step s's batch
     from the arrays in ``batched`` (the others are used whole). ``compiled`` False: Python
-    loops, for a ``loss_and_grad`` that is a Python driver of row chunks."""
+    loops, for a ``loss_and_grad`` that is a Python driver of row chunks. The loops take the
+    batched arrays first; ``order`` is the order ``loss_and_grad`` takes them in (the data
+    declarations'), default batched then whole."""
     b_ids = [ids[n] for n in batched]
     w_ids = [ids[n] for n in whole]
     data = ", ".join([*b_ids, *w_ids])
     gather = [f"        {b}_s = {b}[rows[s]]" for b in b_ids]
-    call_args = ", ".join([*(f"{b}_s" for b in b_ids), *w_ids])
+    order = list(order) or [*batched, *whole]
+    call_args = ", ".join(f"{ids[n]}_s" if n in batched else ids[n] for n in order)
     out = []
     for opt, state, update in (
         (

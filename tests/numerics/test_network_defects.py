@@ -327,3 +327,42 @@ def test_whole_number_messages(body: str, text: str) -> None:
     assert err.value.code == "R343"
     assert text in err.value.message, err.value.message
     assert "2.50000" not in err.value.message
+
+
+# A data array used whole (`a`, its own size M) declared between two batched ones: the
+# training loops take the batched arrays first, and must still hand them to loss_and_grad
+# in declaration order (they were passed as (x, y, a) to a loss taking (x, a, y)).
+ANCHORED = """\
+import std.nn as nn
+train anchored {
+    net f = nn.mlp(width = 4, depth = 1)
+    data x: [N, 1], a: [M, 1], y: [N, 1]
+    loss mean((f(x) - y)^2) + 0.1 * mean(f(a)^2)
+    optimizer sgd(lr = 0.1)
+    steps 3, batch 4
+    dtype float64
+}
+"""
+
+
+def test_training_passes_data_in_declaration_order() -> None:
+    block = ritz.compile(ANCHORED).anchored
+    rng = np.random.default_rng(0)
+    x, y, a = rng.normal(size=(8, 1)), rng.normal(size=(8, 1)), rng.normal(size=(4, 1))
+    p0 = block.init(x=x, a=a, y=y)
+    result = block.train(x=x, a=a, y=y, params=p0)
+    # the same three SGD steps by hand, on the rows the trainer draws (permutations, seed + 1)
+    w = {k: v.copy() for k, v in p0.items()}
+    history = []
+    draws = np.random.default_rng(1)
+    queue = np.empty(0, dtype=np.int64)
+    for _ in range(3):
+        while queue.size < 4:
+            queue = np.concatenate([queue, draws.permutation(8)])
+        rows, queue = queue[:4], queue[4:]
+        loss, grad = block.loss_and_grad(w, x=x[rows], a=a, y=y[rows])
+        history.append(loss)
+        w = {k: w[k] - 0.1 * grad[k] for k in w}
+    np.testing.assert_allclose(result.loss_history, history, rtol=1e-12)
+    for k in w:
+        np.testing.assert_allclose(result.params[k], w[k], rtol=1e-12, atol=1e-14)
