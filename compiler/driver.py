@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..dsl.ast import PdeProblem, SolveSpec
 from ..dsl.diagnostics import UnsupportedError
+from .backends.base import safe_name
 from .ir.dump import dump_program
 from .ir.verify import verify_program
 from .kernels import KernelGroup
@@ -111,8 +112,8 @@ def _source_lines(problem: PdeProblem, lowered: LoweredPde) -> dict[str, str]:
     lines = {}
     for f, span in lowered.equation_spans.items():
         if span is not None and span.source is not None:
-            name = span.file.replace("\\", "/").rsplit("/", 1)[-1]
-            lines[f] = f"{name}:{span.line}  {span.source.line_text(span.line).strip()}"
+            text = span.source.line_text(span.line).strip()
+            lines[f] = f"{safe_name(span.file)}:{span.line}  {text}"
     return lines
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import ast as A
-from .diagnostics import DiagnosticSink, DslImportError, RitzError
+from .diagnostics import DiagnosticSink, DslImportError, DslSyntaxError, RitzError
 from .parser import parse_source
 from .resolve import ModuleEnv, build_env
-from .source import SourceFile
+from .source import SourceFile, Span
 
 STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 
@@ -20,6 +20,39 @@ STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 def stdlib_modules() -> list[str]:
     """Names of the std modules (``std.nn`` ...)."""
     return sorted(f"std.{p.stem}" for p in STDLIB_DIR.glob("*.dsl"))
+
+
+def read_program(p: Path) -> str:
+    """The text of a program file, read as text mode reads it (CRLF and CR become LF). It
+    must be UTF-8 (R126 at the first byte that is not, shown in its line); a leading
+    byte-order mark is dropped: some editors write one, and it is no program text."""
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise DslImportError(
+            f"cannot read '{p}': {exc.strerror}", None, "check the path", "R250"
+        ) from None
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        start = data.rfind(b"\n", 0, exc.start) + 1  # where the bad byte's line starts
+        end = data.find(b"\n", exc.start)
+        col = len(data[start : exc.start].decode("utf-8", errors="replace")) + 1
+        # the line is shown (bad bytes as U+FFFD) unless it is a binary file's endless one
+        shown = None
+        if (end if end >= 0 else len(data)) - start <= 200:
+            shown = SourceFile(str(p), data.decode("utf-8", errors="replace"))
+        span = Span(str(p), line, col, line, col + 1, shown)
+        raise DslSyntaxError(
+            f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            span,
+            "a program is a text file; save it with the UTF-8 encoding",
+            "R126",
+        ) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
+    return text
 
 
 def import_path(imp: A.Import, base_dir: Path) -> Path:
@@ -87,7 +120,7 @@ class Loader:
             raise DslImportError(
                 f"cannot find module '{imp.module}' ({path})", imp.span, hint, "R250"
             )
-        source = SourceFile(str(path), path.read_text())
+        source = SourceFile(str(path), read_program(path))
         env = self.env_of(parse_source(source), path.parent, path)
         self.done[path] = env
         return env

@@ -3,13 +3,14 @@ exits; every RitzError becomes ``FILE:LINE:COL: message``, the source line and a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,28 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def escaped(text: str) -> str:
+    """``text`` with every non-printable character written as its escape (``\\x00``), so a
+    NUL or a terminal escape of a program shows in a message instead of acting."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def render(err: RitzError) -> str:
+    """``err.render()`` with control characters made visible: escaped in messages, hints and
+    notes; one '?' each in the quoted source lines, so that carets stay under their column."""
+    diags = [
+        dataclasses.replace(
+            d,
+            message=escaped(d.message),
+            hint=escaped(d.hint) if d.hint else d.hint,
+            notes=tuple((escaped(text), span) for text, span in d.notes),
+        )
+        for d in err.diagnostics
+    ]
+    lines = "\n".join(d.render() for d in diags).split("\n")
+    return "\n".join("".join(c if c.isprintable() or c == "\t" else "?" for c in x) for x in lines)
+
+
 def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn RitzError into a rendered diagnostic on stderr and exit status 1."""
 
@@ -61,7 +84,7 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except RitzError as err:
-            click.echo(err.render(), err=True)
+            click.echo(render(err), err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -70,7 +93,7 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("RITZ_DEBUG"):
                 raise
             click.echo(
-                f"error[R900]: internal error: {type(exc).__name__}: {exc}\n"
+                f"error[R900]: internal error: {type(exc).__name__}: {escaped(str(exc))}\n"
                 "  hint: this is a bug in ritz; please report it with the program "
                 "(set RITZ_DEBUG=1 for the traceback)",
                 err=True,
@@ -78,6 +101,56 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
+
+
+def output_file(path: str, option: str, suffix: str, inputs: Iterable[str]) -> Path:
+    """Where ``--out`` or ``--plot`` will write, checked before anything runs, so that a long
+    solve never ends in a file it cannot write. The name must end in ``suffix`` (R528; the file
+    is written under exactly that name, never with a suffix added) and must not be one of the
+    run's inputs, the program above all (R528); its directory must exist and be writable (R527,
+    probed by creating a file there: permission bits do not tell for /proc or a read-only
+    mount)."""
+    target = Path(path)
+    if target.suffix.lower() != suffix:
+        raise RuntimeInputError(
+            f"{option} '{path}' is not a {suffix} file name",
+            hint=f"give a name ending in {suffix}, e.g. {option} result{suffix}",
+            code="R528",
+        )
+    for source in inputs:
+        if target.exists() and Path(source).exists() and os.path.samefile(target, source):
+            raise RuntimeInputError(
+                f"{option} '{path}' is the input file '{source}': it would be overwritten",
+                hint="write the output to another file",
+                code="R528",
+            )
+    if target.is_dir():
+        raise RuntimeInputError(
+            f"{option} '{path}' is a directory", hint="give a file name", code="R527"
+        )
+    writable_dir(target.parent, option)
+    return target
+
+
+def writable_dir(directory: Path, option: str) -> None:
+    """R527 unless ``directory`` is an existing directory in which a file can be created."""
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise RuntimeInputError(
+            f"{option}: cannot create a file in '{directory}': it {what}",
+            hint="give a path in an existing directory",
+            code="R527",
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".ritz_probe_")
+    except OSError as exc:
+        raise RuntimeInputError(
+            f"{option}: cannot create a file in '{directory}' ({exc.strerror or exc})",
+            hint="give a path in a directory you can write to",
+            code="R527",
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _pick(mod: Any, problem: str | None, train: bool = False) -> Any:
@@ -169,6 +242,11 @@ def run(
     from .cli_nets import read_data, refuse_network, run_bilevel, run_train
     from .networks import NetworkHandle, TrainHandle
 
+    inputs = [file, *(item.partition("=")[2].strip() for item in data)]
+    if out:
+        output_file(out, "--out", ".npz", inputs)
+    if plot:
+        output_file(plot, "--plot", ".png", inputs)
     overrides = parse_sets(sets)
     if method:
         overrides["method"] = method
@@ -206,7 +284,8 @@ def run(
         )
     for name in sol.fields:
         final = sol[name] if sol.t is None else sol[name][-1]
-        click.echo(f"  {name}: min {final.min():.6g}  max {final.max():.6g}")
+        # + 0.0: a zero prints as 0, never -0
+        click.echo(f"  {name}: min {final.min() + 0.0:.6g}  max {final.max() + 0.0:.6g}")
     if out:
         from .cache import atomic_target
 
@@ -322,6 +401,11 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
     from .bilevel import BilevelHandle
     from .networks import NetworkHandle, TrainHandle
 
+    target = Path(outdir)
+    existing = target  # the deepest part of the path that exists: the staging area goes there
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    writable_dir(existing, "-o")
     checked = load_file(Path(file))
     overrides = parse_sets(sets)
     mod = _handle_module(checked, backend)
@@ -362,18 +446,21 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
         raise RuntimeInputError(
             "the program has no pde, train, network or bilevel block to build", code="R524"
         )
-    target = Path(outdir)
-    staging = Path(
-        tempfile.mkdtemp(
-            prefix=".ritz_build_", dir=target.parent if target.parent.exists() else None
-        )
-    )
+    # all files are written beside the target first (on its file system, so that os.replace
+    # moves them), then moved: a failed build leaves no partial set of modules
+    staging = Path(tempfile.mkdtemp(prefix=".ritz_build_", dir=existing))
     try:
         for fname, text in outputs.items():
-            (staging / fname).write_text(text)
+            (staging / fname).write_text(text, encoding="utf-8")
         target.mkdir(parents=True, exist_ok=True)
         for fname in outputs:
             os.replace(staging / fname, target / fname)
+    except OSError as exc:
+        raise RuntimeInputError(
+            f"cannot write the modules into '{target}': {exc.strerror or exc}",
+            hint="give -o a directory you can write to",
+            code="R527",
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for fname in outputs:

@@ -94,20 +94,23 @@ def run_bilevel(
     """Optimise the upper level; print both levels and the hypergradient; ``--out`` an .npz."""
     res = handle.solve(**data, **overrides)
     click.echo(
-        f"{handle.name}: upper objective {res.history[0]:.6g} -> {res.history[-1]:.6g} "
+        f"{handle.name}: upper objective {res.history[0] + 0.0:.6g} -> "
+        f"{res.history[-1] + 0.0:.6g} "
         f"({res.info.get('iterations', '?')} {res.info['outer']} iterations, "
         f"{res.info['lower_solves']} lower solves)"
     )
     for level, values in (("upper", res.upper), ("lower", res.lower)):
         for name, value in values.items():
             shown = (
-                f"{value:.8g}" if np.ndim(value) == 0 else f"array of shape {list(np.shape(value))}"
+                f"{value + 0.0:.8g}"  # + 0.0: a zero prints as 0, never -0
+                if np.ndim(value) == 0
+                else f"array of shape {list(np.shape(value))}"
             )
             click.echo(f"  {level} {name} = {shown}")
     for name, value in res.hypergrad.items():
         flat = np.asarray(value, dtype=float).ravel()
         shown = (
-            " ".join(f"{v:.3g}" for v in flat)
+            " ".join(f"{v + 0.0:.3g}" for v in flat)
             if flat.size <= 8
             else f"array of shape {list(np.shape(value))}, norm {np.linalg.norm(flat):.3g}"
         )

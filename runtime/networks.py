@@ -85,6 +85,14 @@ def unpack(w: np.ndarray, artifact: Any) -> Params:
 
 
 def _array(name: str, value: Any, dtype: str) -> np.ndarray:
+    """``value`` as a contiguous real array of ``dtype``, finite (R533). Complex values are
+    refused, not cast: NumPy would drop their imaginary parts with only a warning."""
+    if np.iscomplexobj(value):
+        raise RuntimeInputError(
+            f"'{name}' holds complex numbers",
+            hint=f"give real data (e.g. {name}.real, if the imaginary part is not needed)",
+            code="R533",
+        )
     try:
         out = np.ascontiguousarray(value, dtype=dtype)
     except (TypeError, ValueError):

@@ -10,7 +10,6 @@ contractions and ``Reduce`` ops are loop nests. Symbolic sizes are read off the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import PurePath
 
 import sympy
 
@@ -31,7 +30,7 @@ from ..ir.ops import (
 )
 from ..ir.program import Program
 from ..rules import contract_terms
-from .base import NameRegistry, comment_safe
+from .base import NameRegistry, comment_safe, safe_name
 from .numba_printer import NumbaPrinter
 
 
@@ -267,7 +266,7 @@ class DenseFunction:
             self.var[i] = f"v{i}"
             origin = getattr(op, "origin", None)
             if isinstance(origin, Span) and origin != last_origin:
-                where = comment_safe(PurePath(str(origin.file)).name)
+                where = safe_name(str(origin.file))
                 self.lines.append(f"    # {where}:{origin.line}: {comment_safe(origin.text())}")
                 last_origin = origin
             if isinstance(op, Const):
