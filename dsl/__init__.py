@@ -23,8 +23,9 @@ from .diagnostics import (
     RuntimeInputError,
     UnsupportedError,
 )
-from .imports import Loader
+from .imports import Loader, read_program
 from .parser import parse_source
+from .resolve import ModuleEnv, too_deep
 from .source import SourceFile, Span
 
 __all__ = [
@@ -64,21 +65,32 @@ def check_module(module: Module, base_dir: Path | None = None) -> CheckedModule:
     sink = DiagnosticSink()
     problems: dict[str, ast.PdeProblem | ast.Network | ast.Train | ast.Bilevel] = {}
     for item in module.items:
-        if isinstance(item, ast.Pde):
-            problem = check_pde(item, env, sink)
-            if problem is not None:
-                problems[item.name] = problem
-        elif isinstance(item, ast.Network):
-            _blocks.check_network(item, env, sink)
-            problems[item.name] = item
-        elif isinstance(item, ast.Train):
-            _blocks.check_train(item, env, sink)
-            problems[item.name] = item
-        elif isinstance(item, ast.Bilevel):
-            _blocks.check_bilevel(item, env, sink)
-            problems[item.name] = item
+        if not isinstance(item, ast.Pde | ast.Network | ast.Train | ast.Bilevel):
+            continue
+        try:
+            checked = _check_block(item, env, sink)
+        except RecursionError:
+            too_deep(sink, item.span)
+            continue
+        if checked is not None:
+            problems[item.name] = checked
     sink.raise_if_any()
     return CheckedModule(module.source, problems, env)
+
+
+def _check_block(
+    item: ast.Pde | ast.Network | ast.Train | ast.Bilevel, env: ModuleEnv, sink: DiagnosticSink
+) -> ast.PdeProblem | ast.Network | ast.Train | ast.Bilevel | None:
+    """Check one block; its checked form (None for a pde block with errors)."""
+    if isinstance(item, ast.Pde):
+        return check_pde(item, env, sink)
+    if isinstance(item, ast.Network):
+        _blocks.check_network(item, env, sink)
+    elif isinstance(item, ast.Train):
+        _blocks.check_train(item, env, sink)
+    else:
+        _blocks.check_bilevel(item, env, sink)
+    return item
 
 
 def load_text(text: str, name: str = "<string>", base_dir: Path | None = None) -> CheckedModule:
@@ -87,12 +99,12 @@ def load_text(text: str, name: str = "<string>", base_dir: Path | None = None) -
 
 
 def load_file(path: str | Path) -> CheckedModule:
-    """Parse and check a .dsl file; relative imports are resolved beside it."""
+    """Parse and check a .dsl file; relative imports are resolved beside it.
+
+    The file must be UTF-8 text (R126 at the first byte that is not, shown in its line). A
+    leading byte-order mark is dropped: some editors write one, and it is no program text.
+    Line ends are read as text mode reads them (CRLF and CR become LF).
+    """
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise DslImportError(
-            f"cannot read '{p}': {exc.strerror}", None, "check the path", "R250"
-        ) from None
+    text = read_program(p)
     return check_module(parse_source(SourceFile(str(p), text)), p.resolve().parent)

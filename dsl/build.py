@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sympy
-from lark import Token, Transformer, v_args
+from lark import Token, v_args
+from lark.visitors import Transformer_NonRecursive
 
 from . import ast as A
 from .diagnostics import DslSyntaxError, DslTypeError
+from .numeric import RANGE_HINT, NumberRangeError, check_power, check_result
+from .numeric import integer_literal as _integer_literal
 from .source import SourceFile, Span
 
 # name -> (SymPy function, allowed argument counts)
@@ -40,6 +43,10 @@ ELEMENTARY: dict[str, tuple[Any, tuple[int, ...]]] = {
 }
 
 CONSTANTS: dict[str, sympy.Basic] = {"pi": sympy.pi, "e": sympy.E}
+
+# How deeply an expression may nest (calls in calls, powers of powers, brackets around sums):
+# SymPy and the compiler walk expressions recursively, and Python's stack ends near 1000 frames.
+MAX_NESTING = 100
 
 # calls in a network body that make no weights: identical ones may merge as SymPy merges them
 _PURE_NET_CALLS = frozenset({"sum", "mean", "matmul", "index"})
@@ -72,6 +79,7 @@ class _Ex:
     call: _CallInfo | None = None
     items: list[_Ex] | None = None  # a list value [a, b] in option position
     attr: tuple[str, Span] | None = None  # `.field` after a call (lower solutions only)
+    depth: int = 0  # how deeply the SymPy value nests (see _nested)
 
     def expression(self) -> A.Expression:
         return A.Expression(self.value, self.span, self.refs)
@@ -99,30 +107,119 @@ def _refs(*parts: _Ex) -> tuple[A.NameRef, ...]:
 
 
 def _sympy_op(fn: Any, span: Span, *args: Any) -> Any:
-    """Apply a SymPy constructor, turning its TypeErrors into diagnostics at ``span``."""
+    """Apply a SymPy constructor, turning its TypeErrors into diagnostics at ``span``, and
+    refusing numbers that are no finite double (R317) before or after they are computed."""
     try:
-        return fn(*args)
+        if fn is sympy.Pow:
+            check_power(*args)
+        return check_result(fn(*args))
+    except (NumberRangeError, ZeroDivisionError) as exc:
+        message = str(exc) if isinstance(exc, NumberRangeError) else "this divides by zero"
+        raise DslTypeError(message, span, RANGE_HINT, "R317") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise DslTypeError(
             f"invalid operands for this operation ({exc})",
             span,
-            "check the operand types (booleans, vectors and numbers do not mix)",
+            "check the operand types (vectors and numbers do not mix)",
             "R320",
         ) from None
 
 
-def _binary(name: str, op: Any) -> Any:
+def _nested(value: Any, span: Span, *depths: int) -> int:
+    """The nesting depth of a new node (0 for a number or a name), refused beyond MAX_NESTING
+    (R324) before anything walks the expression recursively. ``depths`` bound it from the
+    parts' depths; where SymPy merged the parts (``u * u`` is ``u^2``) the bound may be too
+    high, so it is measured before refusing."""
+    if getattr(value, "is_Atom", False):
+        return 0
+    depth = max(depths, default=0)
+    if depth > MAX_NESTING:
+        depth = _measure_depth(value)
+    if depth > MAX_NESTING:
+        raise DslTypeError(
+            f"expression nested too deeply (more than {MAX_NESTING} levels)",
+            span,
+            "split it into fns or consts, or write a long chain as a flat sum or product",
+            "R324",
+        )
+    return depth
+
+
+def _measure_depth(value: Any) -> int:
+    """The depth of a SymPy tree, walked without recursion and stopped past MAX_NESTING."""
+    deepest, stack = 0, [(value, 0)]
+    while stack and deepest <= MAX_NESTING:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((a, depth + 1) for a in getattr(node, "args", ()))
+    return deepest
+
+
+def _binary(name: str, op: Any, flat: Any = None, wrap: int = 0, call: bool = False) -> Any:
+    """An arithmetic operator. ``flat``: the SymPy class that absorbs a left operand of the same
+    class (``a + b + c`` is one Add), so long chains stay shallow; ``wrap``: levels SymPy adds
+    around the right operand (``a - b`` is ``a + (-1)*b``); ``call``: the operator is written
+    as a call (``a @ b`` is ``matmul(a, b)``), whose position is kept (``_op_refs``)."""
+
     def method(self: ASTBuilder, meta: Any, a: _Ex, b: _Ex) -> _Ex:
         span = self.span(meta)
-        return _Ex(_sympy_op(op, span, a.value, b.value), span, _refs(a, b))
+        if op in (sympy.Mod, _div) and getattr(b.value, "is_zero", None):
+            raise DslTypeError(
+                "division by zero" if op is _div else "the remainder of a division by zero",
+                span,
+                "the right operand is 0",
+                "R317",
+            )
+        value = _sympy_op(op, span, a.value, b.value)
+        merged = flat is not None and isinstance(a.value, flat) and isinstance(value, flat)
+        depth = _nested(value, span, a.depth if merged else a.depth + 1, b.depth + 1 + wrap)
+        refs = (*_refs(a, b), *(_op_refs(value, span) if call else ()))
+        return _Ex(value, span, refs, depth=depth)
+
+    method.__name__ = name
+    return v_args(inline=True, meta=True)(method)
+
+
+def _op_refs(value: Any, span: Span) -> tuple[A.NameRef, ...]:
+    """Positions of an operator written as a call (``x[3]`` is ``index(x, 3)``, ``a @ b`` is
+    ``matmul(a, b)``): under the call's name (``ref_span`` finds the first) and under the call
+    itself, so that an error about one such node points at it."""
+    if not getattr(value, "args", ()):
+        return ()
+    return (A.NameRef(value.func.__name__, span), A.NameRef(str(value), span))
+
+
+def _div(a: Any, b: Any) -> Any:
+    return a / b
+
+
+BOOLEAN_HINT = (
+    "ritz has no boolean values; write a switch with sign, min, max or abs, e.g. "
+    "(1 + sign(x - 0.5)) / 2 is 1 where x > 0.5 and 0 where x < 0.5"
+)
+
+
+def _no_boolean(name: str, word: str) -> Any:
+    """Comparisons and ``and``/``or``/``not`` parse (LANGUAGE.md lists them) but no construct
+    gives them a value: SymPy would read them as logic (``u and 1`` is ``u``), so they are
+    refused where they are written (R323)."""
+
+    def method(self: ASTBuilder, meta: Any, *parts: Any) -> _Ex:
+        raise DslTypeError(
+            f"{word} has no numeric value: ritz expressions are numbers",
+            self.span(meta),
+            BOOLEAN_HINT,
+            "R323",
+        )
 
     method.__name__ = name
     return v_args(inline=True, meta=True)(method)
 
 
 @v_args(inline=True, meta=True)
-class ASTBuilder(Transformer):
-    """Builds ``ast.Module`` from the Lark tree of one source file."""
+class ASTBuilder(Transformer_NonRecursive):
+    """Builds ``ast.Module`` from the Lark tree of one source file (without recursion, so a
+    sum of thousands of terms, a left-nested tree as deep as it is long, builds)."""
 
     def __init__(self, source: SourceFile) -> None:
         super().__init__()
@@ -173,7 +270,13 @@ class ASTBuilder(Transformer):
 
     def number(self, meta: Any, tok: Token) -> _Ex:
         text = str(tok)
-        value = sympy.Integer(int(text)) if text.isdigit() else sympy.Float(float(text))
+        try:
+            if text.isdigit():
+                value = _integer_literal(text)
+            else:
+                value = check_result(sympy.Float(float(text)))
+        except NumberRangeError as exc:
+            raise DslTypeError(str(exc), self.tspan(tok), RANGE_HINT, "R317") from None
         return _Ex(value, self.tspan(tok))
 
     def name(self, meta: Any, tok: Token) -> _Ex:
@@ -231,40 +334,41 @@ class ASTBuilder(Transformer):
             else:
                 fn = sympy.Function(name)
             value = _sympy_op(fn, span, *call_args)
-        return _Ex(value, span, refs, call=info)
+        parts = [a.depth + 1 for a in positional] + [k.value.depth + 2 for k in kwargs]
+        return _Ex(value, span, refs, call=info, depth=_nested(value, span, *parts))
 
     def index(self, meta: Any, base: _Ex, *indices: _Ex) -> _Ex:
         span = self.span(meta)
         fn = sympy.Function("index")
         value = _sympy_op(fn, span, base.value, *(i.value for i in indices))
-        return _Ex(value, span, _refs(base, *indices))
+        depth = _nested(value, span, *(p.depth + 1 for p in (base, *indices)))
+        return _Ex(value, span, (*_refs(base, *indices), *_op_refs(value, span)), depth=depth)
 
-    add = _binary("add", lambda a, b: a + b)
-    sub = _binary("sub", lambda a, b: a - b)
-    mul = _binary("mul", lambda a, b: a * b)
-    div = _binary("div", lambda a, b: a / b)
+    add = _binary("add", lambda a, b: a + b, sympy.Add)
+    sub = _binary("sub", lambda a, b: a - b, sympy.Add, 1)
+    mul = _binary("mul", lambda a, b: a * b, sympy.Mul)
+    div = _binary("div", _div, sympy.Mul, 1)
     mod = _binary("mod", sympy.Mod)
-    matmul = _binary("matmul", lambda a, b: sympy.Function("matmul")(a, b))
+    matmul = _binary("matmul", lambda a, b: sympy.Function("matmul")(a, b), call=True)
     pow = _binary("pow", sympy.Pow)
-    lt = _binary("lt", sympy.Lt)
-    le = _binary("le", sympy.Le)
-    gt = _binary("gt", sympy.Gt)
-    ge = _binary("ge", sympy.Ge)
-    eq = _binary("eq", sympy.Eq)
-    ne = _binary("ne", sympy.Ne)
-    and_op = _binary("and_op", sympy.And)
-    or_op = _binary("or_op", sympy.Or)
+    lt = _no_boolean("lt", "a comparison ('<')")
+    le = _no_boolean("le", "a comparison ('<=')")
+    gt = _no_boolean("gt", "a comparison ('>')")
+    ge = _no_boolean("ge", "a comparison ('>=')")
+    eq = _no_boolean("eq", "a comparison ('==')")
+    ne = _no_boolean("ne", "a comparison ('!=')")
+    and_op = _no_boolean("and_op", "'and'")
+    or_op = _no_boolean("or_op", "'or'")
+    not_op = _no_boolean("not_op", "'not'")
 
     def neg(self, meta: Any, a: _Ex) -> _Ex:
         span = self.span(meta)
-        return _Ex(_sympy_op(lambda v: -v, span, a.value), span, a.refs)
+        value = _sympy_op(lambda v: -v, span, a.value)
+        merged = isinstance(a.value, sympy.Mul) and isinstance(value, sympy.Mul)
+        return _Ex(value, span, a.refs, depth=_nested(value, span, a.depth + (not merged)))
 
     def pos(self, meta: Any, a: _Ex) -> _Ex:
-        return _Ex(a.value, self.span(meta), a.refs, a.call)
-
-    def not_op(self, meta: Any, a: _Ex) -> _Ex:
-        span = self.span(meta)
-        return _Ex(_sympy_op(sympy.Not, span, a.value), span, a.refs)
+        return _Ex(a.value, self.span(meta), a.refs, a.call, depth=a.depth)
 
     def list_value(self, meta: Any, *items: _Ex) -> _Ex:
         span = self.span(meta)

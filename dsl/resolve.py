@@ -17,6 +17,7 @@ from sympy.core.function import AppliedUndef
 from . import ast as A
 from .build import CONSTANTS, ELEMENTARY
 from .diagnostics import DiagnosticSink, DslTypeError, did_you_mean
+from .numeric import DBL_MAX, RANGE_HINT, NumberRangeError, substitute
 from .source import Span
 
 # Calls that block checkers give a meaning to; a fn body may use them freely.
@@ -67,6 +68,12 @@ def ref_span(expr: A.Expression, name: str) -> Span | None:
     return expr.span
 
 
+def written(name: str | None) -> str:
+    """How the user wrote a call the parser made of an operator: ``a @ b`` is ``matmul(a, b)``
+    and ``x[i]`` is ``index(x, i)`` inside; messages name what was written."""
+    return {"matmul": "'@'", "index": "indexing '[...]'"}.get(name or "", f"'{name}(...)'")
+
+
 def call_name(e: sympy.Basic) -> str | None:
     """The name of an applied undefined function (a call the checker interprets), else None."""
     return e.func.__name__ if isinstance(e, AppliedUndef) else None
@@ -92,7 +99,11 @@ def fold_number(
     """Evaluate a constant expression to a SymPy number, or report why it is not constant;
     with ``env``, calls of its fns are inlined first."""
     value = expr.value if env is None else inline_calls(env, expr.value)
-    value = value.xreplace({sympy.Symbol(k): v for k, v in consts.items()})
+    try:
+        value = substitute(value, {sympy.Symbol(k): v for k, v in consts.items()})
+    except NumberRangeError as exc:
+        sink.error("R317", f"{what}: {exc}", expr.span, RANGE_HINT)
+        return None
     for s in sorted(value.free_symbols, key=str):
         sink.error(
             "R317",
@@ -106,24 +117,19 @@ def fold_number(
         name = call_name(next(iter(calls)))
         sink.error(
             "R317",
-            f"{what} must be a constant expression; '{name}(...)' is not allowed here",
+            f"{what} must be a constant expression; {written(name)} is not allowed here",
             ref_span(expr, name or ""),
         )
         return None
-    if value.is_Integer or isinstance(value, sympy.logic.boolalg.BooleanAtom):
+    if value.is_Integer and abs(value) <= DBL_MAX:
         return value
     try:
         number = sympy.Float(value.evalf())
     except (TypeError, ValueError):
-        sink.error("R317", f"{what} does not evaluate to a number", expr.span)
+        sink.error("R317", f"{what} is not a finite real number ({value})", expr.span, RANGE_HINT)
         return None
     if not math.isfinite(float(number)):
-        sink.error(
-            "R317",
-            f"{what} is {float(number)} in double precision",
-            expr.span,
-            "a value must be a finite number below about 1.8e308 in magnitude",
-        )
+        sink.error("R317", f"{what} is {float(number)} in double precision", expr.span, RANGE_HINT)
         return None
     return number
 
@@ -206,7 +212,11 @@ def build_env(
         if isinstance(item, A.ConstDef):
             if not declare(item.name, item.span, "const"):
                 continue
-            value = fold_number(item.value, env.consts, sink, f"const '{item.name}'", env)
+            try:
+                value = fold_number(item.value, env.consts, sink, f"const '{item.name}'", env)
+            except RecursionError:
+                too_deep(sink, item.span)
+                continue
             if value is not None:
                 env.consts[item.name] = env.local_consts[item.name] = value
         elif isinstance(item, A.FnDef):
@@ -222,9 +232,23 @@ def build_env(
                 env.networks[item.name] = env.local_networks[item.name] = item
                 env.network_envs[item.name] = env
 
-    for name in env.pending_fns:
-        _resolve_fn(env, env.pending_fns, name, [], sink)
+    for name, fn in env.pending_fns.items():
+        try:
+            _resolve_fn(env, env.pending_fns, name, [], sink)
+        except RecursionError:
+            too_deep(sink, fn.span)
     return env
+
+
+def too_deep(sink: DiagnosticSink, span: Span | None) -> None:
+    """R324 for a statement whose expression, once fns are inlined, nests deeper than Python's
+    stack lets SymPy walk (the parser refuses deep nesting as written; see build.MAX_NESTING)."""
+    sink.error(
+        "R324",
+        "expression nested too deeply (once its fns are inlined)",
+        span,
+        "split it into fewer nested fn calls",
+    )
 
 
 def _resolve_fn(

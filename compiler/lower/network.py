@@ -21,6 +21,7 @@ from sympy.core.function import AppliedUndef
 
 from ...dsl import ast as A
 from ...dsl.build import ELEMENTARY, call_site
+from ...dsl.check.common import repeat_limit
 from ...dsl.diagnostics import DslNameError, DslTypeError, did_you_mean
 from ...dsl.resolve import FnInfo, ModuleEnv, inline
 from ...dsl.source import Span
@@ -99,6 +100,7 @@ class TensorLowering:
         self.weights: dict[str, WeightSpec] = {}
         self.fns: dict[str, FnInfo] = {}  # every fn seen, by global key (bodies call by key)
         self._applying: list[A.Network] = []  # the networks being applied, outermost first
+        self.sites: dict[str, Span] = {}  # name -> position, of the expression being lowered
 
     # -- leaves --------------------------------------------------------------------------------
     def input(self, name: str, shape: Shape) -> int:
@@ -236,6 +238,9 @@ class TensorLowering:
                 scope.values[stmt.target] = self.lower(stmt.value.value, scope, stmt.value)
             elif isinstance(stmt, A.Repeat):
                 count = self.integer(stmt.count.value, scope, stmt.count.span, "a repeat count")
+                too_many = repeat_limit(count, stmt.count.span)
+                if too_many is not None:
+                    raise DslTypeError(diagnostics=[too_many])
                 for _ in range(count):
                     self._body(stmt.body, scope)
             else:
@@ -308,8 +313,14 @@ class TensorLowering:
         """Lower a tensor expression: one Map for its elementwise part, structural ops for the
         calls it makes. ``where`` (or ``span``) is the source it came from."""
         span = span or _span(where, scope.span)
-        args: list[Value] = []
-        body = self._symbolic(e, scope, args, span)
+        outer = self.sites
+        if where is not None:  # the positions of the operators written in this expression
+            self.sites = {r.name: r.span for r in where.refs if r.span is not None}
+        try:
+            args: list[Value] = []
+            body = self._symbolic(e, scope, args, span)
+        finally:
+            self.sites = outer
         if not args:
             return self.const(float(self._number(body, scope, span)))
         if body == placeholder(0) and len(args) == 1:
@@ -393,7 +404,14 @@ class TensorLowering:
         if name in STRUCTURAL:
             if kwargs:
                 raise DslTypeError(f"{name}() takes no keyword arguments", span, None, "R301")
-            return hold(STRUCTURAL[name](self, [p for p in pos], scope, span))
+            try:
+                return hold(STRUCTURAL[name](self, [p for p in pos], scope, span))
+            except DslTypeError as exc:
+                # an error of x[3] or a @ b itself points at it (see dsl/build.py _op_refs)
+                site = self.sites.get(str(node))
+                if site is None or exc.span is not span:
+                    raise
+                raise DslTypeError(exc.message, site, exc.hint, exc.code) from None
         if name in scope.callables:
             values = [self.lower(p, scope, span=span) for p in pos]
             if kwargs:

@@ -11,7 +11,7 @@ from sympy.core.function import AppliedUndef
 from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DiagnosticSink, did_you_mean
-from ..resolve import ModuleEnv, ref_span
+from ..resolve import ModuleEnv, fold_number, ref_span
 from ..source import Span
 from .common import (
     BILEVEL_METHODS,
@@ -20,6 +20,7 @@ from .common import (
     Names,
     check_options,
     check_solves,
+    repeat_limit,
     shadows_builtin,
     shadows_top_level,
 )
@@ -151,6 +152,10 @@ def _check_body(
             known.add(stmt.target)
         elif isinstance(stmt, A.Repeat):
             check_names(stmt.count, known, (), env, sink)
+            consts = {sympy.Symbol(k): v for k, v in env.consts.items()}
+            too_many = repeat_limit(stmt.count.value.xreplace(consts), stmt.count.span)
+            if too_many is not None:
+                sink.add(too_many)
             if _check_body(stmt.body, known, calls, env, sink, functions):
                 sink.error("R330", "return inside repeat", stmt.span, "return after the loop")
         else:
@@ -332,6 +337,24 @@ def _check_lower_solution(
             )
         if isinstance(kw.value, A.Expression):
             check_names(kw.value, (), (), env, sink)
+            if time is not None and kw.name == time:
+                _check_observed_time(kw, pde, env, sink)
+
+
+def _check_observed_time(kw: A.Keyword, pde: A.Pde, env: ModuleEnv, sink: DiagnosticSink) -> None:
+    """``at t = T`` must be a number after the pde's start time (the solve runs up to T)."""
+    assert isinstance(kw.value, A.Expression)
+    quiet = DiagnosticSink()  # names are reported by check_names; the start time by the pde
+    at = fold_number(kw.value, env.consts, quiet, "the time", env)
+    t0 = fold_number(pde.times[0].t0, env.consts, quiet, "the start time", env)
+    if at is not None and t0 is not None and not at > t0:
+        sink.error(
+            "R350",
+            f"'at {kw.name} = {float(at):g}' is not after the start time {float(t0):g} of pde "
+            f"'{pde.name}'",
+            kw.value.span,
+            "observe the solution at a time after the start of its time interval",
+        )
 
 
 def _check_bilevel_method(bl: A.Bilevel, sink: DiagnosticSink) -> None:
@@ -366,6 +389,41 @@ def _check_bilevel_method(bl: A.Bilevel, sink: DiagnosticSink) -> None:
             )
 
 
+def _check_params(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink, names: Names) -> None:
+    """Params: their defaults may use consts and earlier params, and must be finite numbers
+    (R317) -- the value a run would use unless it is given one."""
+    values: dict[str, sympy.Basic] = {}
+    for p in bl.params:
+        names.declare(p.name, p.span, "param")
+        before = len(sink.items)
+        check_names(p.value, values, (), env, sink)
+        if len(sink.items) == before:
+            folded = fold_number(p.value, {**env.consts, **values}, sink, f"param '{p.name}'", env)
+            values[p.name] = sympy.Float(folded) if folded is not None else sympy.Integer(1)
+        else:
+            values[p.name] = sympy.Integer(1)  # reported; a stand-in keeps later params quiet
+
+
+def _check_size(
+    dim: A.Expression, var: str, sizes: set[str], env: ModuleEnv, sink: DiagnosticSink
+) -> None:
+    """A size of a variable's shape: a size name of the data (R349) or a whole number >= 0."""
+    value = dim.value.xreplace({sympy.Symbol(k): v for k, v in env.consts.items()})
+    if isinstance(value, sympy.Symbol):
+        if value.name not in sizes:
+            sink.error(
+                "R349",
+                f"the size '{value.name}' of '{var}' is not a size of the data",
+                dim.span,
+                did_you_mean(value.name, sizes)
+                or "name a size of a data array, e.g. 'lower w: [p]' with 'data X: [n, p]'",
+            )
+    elif not (value.is_Integer and value >= 0):
+        sink.error(
+            "R343", f"size '{dim.value}' of '{var}' must be a whole number or a name", dim.span
+        )
+
+
 def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
     names = Names(sink, env)
     sizes: set[str] = set()
@@ -373,19 +431,30 @@ def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
         names.declare(d.name, d.span, "data")
         for dim in d.shape:
             sizes |= {s.name for s in dim.value.free_symbols}
-    earlier: list[str] = []
-    for p in bl.params:
-        names.declare(p.name, p.span, "param")
-        check_names(p.value, earlier, (), env, sink)  # defaults may use earlier params
-        earlier.append(p.name)
+    _check_params(bl, env, sink, names)
     lower_vars = set()
     for v in bl.variables:
         names.declare(v.name, v.span, f"{v.level} variable")
         if v.level == "lower":
             lower_vars.add(v.name)
         for dim in v.shape or ():
-            sizes |= {s.name for s in dim.value.free_symbols}
-    for ls in bl.lower_solutions:
+            _check_size(dim, v.name, sizes, env, sink)
+        if v.shape and v.level == "upper" and bl.lower_solutions:
+            sink.error(
+                "R416",
+                f"upper variable '{v.name}' has a shape: with a PDE lower level only scalar "
+                "upper variables are compiled yet",
+                v.span,
+                "declare one scalar upper variable per PDE parameter",
+            )
+    for k, ls in enumerate(bl.lower_solutions):
+        if k == 1:
+            sink.error(
+                "R416",
+                "a bilevel block with several PDE lower solutions is not compiled yet",
+                ls.span,
+                "use one 'lower NAME = P(...).field' line",
+            )
         names.declare(ls.name, ls.span, "lower solution")
         pde = env.blocks.get(ls.problem.name)
         if not isinstance(pde, A.Pde):

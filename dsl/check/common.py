@@ -11,7 +11,7 @@ import numpy as np
 import sympy
 
 from .. import ast as A
-from ..diagnostics import DiagnosticSink, did_you_mean
+from ..diagnostics import Diagnostic, DiagnosticSink, did_you_mean
 from ..resolve import RESERVED, ModuleEnv, fold_number
 from ..source import Span
 
@@ -83,10 +83,35 @@ def _call_or_name(v: Any) -> Any:
     return v if isinstance(v, A.Call | str) else None
 
 
+# The most times `repeat N { ... }` may repeat its statements: every repetition is unrolled into
+# layers of its own, so a count in the millions would only be a check that never ends.
+MAX_REPEAT = 1000
+
+
+def repeat_limit(count: Any, span: Span | None) -> Diagnostic | None:
+    """R326 for a repeat count above MAX_REPEAT (a number; anything else is checked where the
+    count is known)."""
+    if isinstance(count, int | sympy.Integer) and count > MAX_REPEAT:
+        shown = count if len(str(count)) <= 20 else f"{float(count):.3g}"
+        return Diagnostic(
+            "R326",
+            f"repeat count {shown}: at most {MAX_REPEAT} repetitions are supported",
+            span,
+            "each repetition makes its own layers; use a smaller count",
+        )
+    return None
+
+
+# The most grid cells a solve may have in all: an array of them is 16 GiB in float64, and a
+# larger number (cells = 10^20) would fail in allocation or overflow an index.
+MAX_CELLS = 2**31 - 1
+
+
 def _cells(v: Any) -> Any:
-    if isinstance(v, list):
-        return v if v and all(_pos_int(x) for x in v) else None
-    return _pos_int(v)
+    sizes = v if isinstance(v, list) else [v]
+    if not (sizes and all(_pos_int(x) for x in sizes)):
+        return None
+    return v if math.prod(sizes) <= MAX_CELLS else None
 
 
 def _pos_or_auto(v: Any) -> Any:
@@ -99,7 +124,10 @@ POS_NUMBER = OptionRule(_pos_number, "a positive finite number")
 
 METHOD_OPTIONS: dict[str, dict[str, OptionRule]] = {
     "fd": {
-        "cells": OptionRule(_cells, "a positive integer or a list with one per axis"),
+        "cells": OptionRule(
+            _cells,
+            f"a positive integer or a list with one per axis (at most {MAX_CELLS} cells)",
+        ),
         "order": OptionRule(_one_of(2, 4), "2 or 4"),
         "scheme": OptionRule(
             _one_of("euler", "rk2", "rk4", "ssprk3", "cn", "imex"),
@@ -166,11 +194,7 @@ def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any
     folded = fold_number(value, env.consts, sink, "an option value", env)
     if folded is None:
         return None
-    if folded.is_Integer:
-        return int(folded)
-    if isinstance(folded, sympy.logic.boolalg.BooleanAtom):
-        return bool(folded)
-    return float(folded)
+    return int(folded) if folded.is_Integer else float(folded)
 
 
 def check_given(rules: dict[str, OptionRule], name: str, value: Any, what: str) -> Any:

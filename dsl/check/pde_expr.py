@@ -16,21 +16,30 @@ from sympy.core.function import AppliedUndef
 from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DslNameError, DslTypeError, did_you_mean
+from ..numeric import RANGE_HINT, NumberRangeError, check_power, check_result
+from ..numeric import apply as numeric_apply
 from ..resolve import ModuleEnv, inline_fn, ref_span
 from ..source import Span
 
 _MAX_INLINE_DEPTH = 64
+# The highest derivative along one axis. Stencils widen with the order (radius
+# (n + 1) // 2 + order // 2 - 1) and SymPy's product rule expands a derivative of a product into
+# n + 1 terms per factor, so orders far beyond any equation of physics only cost compile time.
+MAX_DIFF_ORDER = 8
 _PDE_CALLS = ("diff", "lap", "grad", "div", "dt")
 
 
 def _apply(func: Any, args: list[Any]) -> Any:
+    """``func(*args)`` where args may be vectors (from grad); a const substituted into a power
+    is guarded like a number written there (numeric.py)."""
     if func is sympy.Add:
-        return functools.reduce(operator.add, args)
+        return check_result(functools.reduce(operator.add, args))
     if func is sympy.Mul:
-        return functools.reduce(operator.mul, args)
+        return check_result(functools.reduce(operator.mul, args))
     if func is sympy.Pow:
-        return args[0] ** args[1]
-    return func(*args)
+        check_power(args[0], args[1])
+        return check_result(args[0] ** args[1])
+    return numeric_apply(func, args)
 
 
 class PdeExpressions:
@@ -68,6 +77,8 @@ class PdeExpressions:
         args = [self.canon(a, src) for a in e.args]
         try:
             return _apply(e.func, args)
+        except NumberRangeError as exc:
+            raise DslTypeError(str(exc), src.span, RANGE_HINT, "R317") from None
         except (TypeError, ValueError, AttributeError, sympy.ShapeError):
             raise DslTypeError(
                 "a vector (from grad) cannot be used here",
@@ -102,7 +113,8 @@ class PdeExpressions:
             self.depth += 1
             try:
                 if self.depth > _MAX_INLINE_DEPTH:
-                    raise DslTypeError(f"fn '{name}' is nested too deeply", span, None, "R205")
+                    shown = self.env.fn_table[key].name
+                    raise DslTypeError(f"fn '{shown}' is nested too deeply", span, None, "R205")
                 return self.canon(inline_fn(self.env, key, list(args), span), src)
             finally:
                 self.depth -= 1
@@ -116,6 +128,14 @@ class PdeExpressions:
                 span,
                 f"write '{name}' alone: fields depend on the axes implicitly",
                 "R202",
+            )
+        if name == "matmul":
+            raise DslTypeError(
+                "'@' multiplies vectors and matrices (in networks, losses and objectives); a "
+                "pde expression has one number at each point",
+                span,
+                "use '*' for the product of two scalars",
+                "R320",
             )
         if name == "index":
             raise DslTypeError(
@@ -171,18 +191,43 @@ class PdeExpressions:
                     "R302",
                 )
         inner = self.scalar(self.canon(args[0], src), src)
+        self.check_order(inner, axis, int(order), span)
         return sympy.diff(inner, axis, int(order))
+
+    def check_order(self, inner: Any, axis: sympy.Symbol, order: int, span: Span | None) -> None:
+        """Refuse (R325) a derivative along ``axis`` whose order, with the derivatives already in
+        ``inner`` (``diff(diff(u, x, 5), x, 5)``, ``lap(lap(u))``), exceeds MAX_DIFF_ORDER,
+        before SymPy expands it."""
+        have = [
+            count
+            for d in (inner.atoms(sympy.Derivative) if order <= MAX_DIFF_ORDER else ())
+            for var, count in d.variable_count
+            if var == axis
+        ]
+        total = order + max(have, default=0)
+        if total > MAX_DIFF_ORDER:
+            raise DslTypeError(
+                f"a derivative of order {total} along '{axis}': at most {MAX_DIFF_ORDER} is "
+                "supported",
+                span,
+                "write the problem as a system of lower-order equations",
+                "R325",
+            )
 
     def op_lap(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
             raise DslTypeError(f"lap() takes 1 argument, got {len(args)}", span, None, "R301")
         inner = self.scalar(self.canon(args[0], src), src)
+        for a in self.axis_names:
+            self.check_order(inner, sympy.Symbol(a), 2, span)
         return sympy.Add(*(sympy.diff(inner, sympy.Symbol(a), 2) for a in self.axis_names))
 
     def op_grad(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
             raise DslTypeError(f"grad() takes 1 argument, got {len(args)}", span, None, "R301")
         inner = self.scalar(self.canon(args[0], src), src)
+        for a in self.axis_names:
+            self.check_order(inner, sympy.Symbol(a), 1, span)
         return sympy.ImmutableMatrix([sympy.diff(inner, sympy.Symbol(a)) for a in self.axis_names])
 
     def op_div(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
@@ -196,6 +241,8 @@ class PdeExpressions:
                 "e.g. div(k * grad(u))",
                 "R321",
             )
+        for c, a in zip(vec, self.axis_names, strict=True):
+            self.check_order(c, sympy.Symbol(a), 1, span)
         return sympy.Add(
             *(sympy.diff(c, sympy.Symbol(a)) for c, a in zip(vec, self.axis_names, strict=True))
         )

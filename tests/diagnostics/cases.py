@@ -11,6 +11,17 @@ def pde(*lines: str, tail: str = OK_TAIL) -> str:
     return HEAD + "".join(f"    {ln}\n" for ln in lines) + tail
 
 
+HEAT = (
+    "pde heat {\n    space x in [0, 1]\n    time t in [0, 0.1]\n    field u\n    param nu = 0.1\n"
+    "    dt(u) = nu * diff(u, x, 2)\n    boundary u = 0 at all\n    initial u = sin(pi * x)\n}\n"
+)
+
+
+def pde_bilevel(*lines: str) -> str:
+    """A bilevel block over the pde ``heat`` (lines 1-9); its own lines start at line 11."""
+    return HEAT + "bilevel b {\n" + "".join(f"    {ln}\n" for ln in lines) + "}\n"
+
+
 # name: (program, code, line, col, message substring)
 CASES: dict[str, tuple[str, str, int, int, str]] = {
     # ---- syntax ------------------------------------------------------------------------
@@ -265,7 +276,110 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
     ),
     "no_axis": ("pde p {\n    field u\n    u = 0\n}\n", "R319", 1, 1, "no space axis"),
     "grad_as_scalar": (pde("dt(u) = grad(u)"), "R321", 5, 13, "where a scalar is expected"),
-    "boolean_arithmetic": ("const c = (1 < 2) + 1\n", "R320", 1, 11, "invalid operands"),
+    # ---- booleans have no value (R323), at the operator --------------------------------
+    "boolean_arithmetic": ("const c = (1 < 2) + 1\n", "R323", 1, 12, "comparison ('<')"),
+    "boolean_and": (pde("dt(u) = u and 1"), "R323", 5, 13, "'and' has no numeric value"),
+    "boolean_or": (pde("dt(u) = u or 1"), "R323", 5, 13, "'or' has no numeric value"),
+    "boolean_not": (pde("dt(u) = not u"), "R323", 5, 13, "'not' has no numeric value"),
+    "comparison_scaled": (pde("dt(u) = (x < 0.5) * 1.0"), "R323", 5, 14, "('<')"),
+    # ---- nesting (R324), numbers out of a double's range (R317) --------------------------
+    "nested_powers": ("const c = " + "^".join(["c"] * 200) + "\n", "R324", 1, 207, "too deeply"),
+    "nested_calls": (
+        "fn f(z) = z\nconst c = " + "f(" * 1500 + "1" + ")" * 1500 + "\n",
+        "R324",
+        2,
+        2809,
+        "more than 100 levels",
+    ),
+    "power_overflow": (pde("param nu = 10^400", "dt(u) = nu * u"), "R317", 5, 16, "1e400"),
+    "power_tower": (pde("param nu = 2^(2^(2^(2^5)))", "dt(u) = u"), "R317", 5, 19, "2^4294967296"),
+    "long_integer": ("const c = " + "9" * 5000 + "\n", "R317", 1, 11, "beyond a double's range"),
+    "float_overflow": (pde("dt(u) = 1e200 * 1e200 * u"), "R317", 5, 13, "beyond a double"),
+    "remainder_by_zero": ("const c = 5 % 0\n", "R317", 1, 11, "division by zero"),
+    "division_by_zero_const": ("const z = 0\nconst c = 1 / z\n", "R317", 2, 11, "divides by zero"),
+    "log_of_zero": (pde("dt(u) = u * log(0)"), "R317", 5, 17, "infinite"),
+    "const_power_overflow": ("const k = 2^30\nconst c = 2^(2^k)\n", "R317", 2, 11, "1e323228497"),
+    "huge_cells": (pde("dt(u) = 0", "solve fd(cells = 10^20)"), "R316", 6, 22, "2147483647"),
+    "huge_dt": (pde("dt(u) = 0", "solve fd(dt = 10^400)"), "R317", 6, 19, "1e400"),
+    # ---- limits on derivative order (R325) and repeat counts (R326) ----------------------
+    "diff_order_50": (pde("dt(u) = diff(u, x, 50)"), "R325", 5, 13, "at most 8"),
+    "nested_laplacians": (pde("dt(u) = lap(lap(lap(lap(lap(u)))))"), "R325", 5, 13, "order 10"),
+    "repeat_count": (
+        "network n(x: [2]) -> [2] {\n    h = x\n    repeat 1000000000 { h = tanh(h) }\n"
+        "    return h\n}\n",
+        "R326",
+        3,
+        12,
+        "at most 1000",
+    ),
+    # ---- operators named as written ------------------------------------------------------
+    "matmul_in_pde": (pde("dt(u) = 0.5 * (u @ u)"), "R320", 5, 20, "'@' multiplies vectors"),
+    "matmul_in_const": ("const c = 1 + 2 @ 3\n", "R317", 1, 15, "'@' is not allowed"),
+    # ---- bilevel checks that need no data ------------------------------------------------
+    "bilevel_unknown_size": (
+        "bilevel b {\n    data X: [n, p]\n    upper y = 1\n    lower w: [q] = 0\n"
+        "    lower minimize sum((X @ w)^2) + y * sum(w^2)\n    upper minimize sum(w^2)\n}\n",
+        "R349",
+        4,
+        15,
+        "'q' of 'w' is not a size of the data",
+    ),
+    "bilevel_negative_size": (
+        "bilevel b {\n    upper y: [-2] = 1\n    lower w = 0\n"
+        "    lower minimize (w - y)^2\n    upper minimize w^2\n}\n",
+        "R343",
+        2,
+        15,
+        "whole number",
+    ),
+    "bilevel_observed_before_start": (
+        pde_bilevel(
+            "upper nu = 0.1", "lower v = heat(nu = nu).u at t = -1", "upper minimize sum(v^2)"
+        ),
+        "R350",
+        12,
+        38,
+        "not after the start time 0",
+    ),
+    "bilevel_two_pde_solutions": (
+        pde_bilevel(
+            "upper nu = 0.1",
+            "lower v = heat(nu = nu).u at t = 0.1",
+            "lower w = heat(nu = nu).u at t = 0.05",
+            "upper minimize sum(v^2) + sum(w^2)",
+        ),
+        "R416",
+        13,
+        5,
+        "several PDE lower solutions",
+    ),
+    "bilevel_vector_pde_parameter": (
+        pde_bilevel(
+            "upper c: [2] = 0.1",
+            "lower v = heat(nu = sum(c)).u at t = 0.1",
+            "upper minimize sum(v^2)",
+        ),
+        "R416",
+        11,
+        5,
+        "only scalar upper variables",
+    ),
+    "bilevel_nan_param": (
+        "bilevel b {\n    param a = 0/0\n    upper y = 1\n    lower w = 0\n"
+        "    lower minimize (w - a * y)^2\n    upper minimize w^2\n}\n",
+        "R317",
+        2,
+        15,
+        "division by zero",
+    ),
+    "bilevel_const_nan_param": (
+        "const z = 0\nbilevel b {\n    param a = log(z)\n    upper y = 1\n    lower w = 0\n"
+        "    lower minimize (w - a * y)^2\n    upper minimize w^2\n}\n",
+        "R317",
+        3,
+        15,
+        "param 'a'",
+    ),
     "network_no_return": ("network n(x: [1]) -> [1] {\n    h = x\n}\n", "R330", 1, 1, "no return"),
     "train_no_loss": (
         "import std.nn as nn\ntrain t {\n    net f = nn.mlp()\n}\n",

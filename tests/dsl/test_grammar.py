@@ -2,7 +2,7 @@
 
 import pytest
 
-from ritz.dsl import DslSyntaxError, parse_source
+from ritz.dsl import DslSyntaxError, DslTypeError, parse_source
 from ritz.dsl import ast as A
 from ritz.dsl.parser import build_parser
 from ritz.dsl.source import SourceFile
@@ -44,16 +44,27 @@ def test_numbers_and_operators() -> None:
     v = m.items[0].value.value
     x = sympy.Float(0.001) + sympy.Mod(sympy.Integer(2) ** 9 / sympy.Float(0.5), 3) - 4
     assert v == x
-    e = parse("const c = not a < 1 and b or c\n").items[0].value.value
-    s = sympy.symbols("a b c")
-    assert e == sympy.Or(sympy.And(sympy.Not(s[0] < 1), s[1]), s[2])
+    # booleans parse with their precedence (the comparison binds tightest) but have no value
+    with pytest.raises(DslTypeError) as err:
+        parse("const c = not a < 1 and b or c\n")
+    assert (err.value.code, err.value.column, err.value.span.end_col) == ("R323", 15, 20)
 
 
 def test_calls_keep_names_and_kwargs() -> None:
     m = parse("const c = nn.mlp(u, width = 3) @ w[1, 2] + sin(x)\n")
     expr = m.items[0].value
     names = [r.name for r in expr.refs]
-    assert names == ["nn.mlp", "u", "w", "sin", "x"]
+    # x[i] and a @ b are calls inside; their positions are kept under their names
+    assert [n for n in names if n not in ("index", "matmul") and "(" not in n] == [
+        "nn.mlp",
+        "u",
+        "w",
+        "sin",
+        "x",
+    ]
+    spans = {r.name: r.span for r in expr.refs}
+    assert (spans["index"].col, spans["index"].end_col) == (34, 41)
+    assert (spans["matmul"].col, spans["matmul"].end_col) == (11, 41)
     call = next(a for a in expr.value.atoms(sympy_applied()) if a.func.__name__ == "nn.mlp")
     name, args, kwargs = A.call_parts(call)
     assert (name, [str(a) for a in args], {k: int(v) for k, v in kwargs.items()}) == (
