@@ -206,9 +206,7 @@ def compile_train(
     layout_ids = identifiers(NameRegistry(), weights, names)
 
     def loops(compiled: dict[str, bool]) -> str:  # compiled loops call a compiled loss_and_grad
-        return OPTIMIZERS + print_train_loops(
-            batched, whole, layout_ids, compiled["loss_and_grad"], order=data
-        )
+        return OPTIMIZERS + print_train_loops(data, batched, layout_ids, compiled["loss_and_grad"])
 
     source, layout = _module(
         "train block", name, source_name, entries, loss.weights, names, loss.dtype, loops

@@ -14,7 +14,8 @@ from lark.visitors import Transformer_NonRecursive
 
 from . import ast as A
 from .diagnostics import DslSyntaxError, DslTypeError
-from .numeric import RANGE_HINT, NumberRangeError, check_power, check_result
+from .numeric import RANGE_HINT, NumberRangeError, check_result
+from .numeric import apply as numeric_apply
 from .numeric import integer_literal as _integer_literal
 from .source import SourceFile, Span
 
@@ -110,12 +111,9 @@ def _sympy_op(fn: Any, span: Span, *args: Any) -> Any:
     """Apply a SymPy constructor, turning its TypeErrors into diagnostics at ``span``, and
     refusing numbers that are no finite double (R317) before or after they are computed."""
     try:
-        if fn is sympy.Pow:
-            check_power(*args)
-        return check_result(fn(*args))
-    except (NumberRangeError, ZeroDivisionError) as exc:
-        message = str(exc) if isinstance(exc, NumberRangeError) else "this divides by zero"
-        raise DslTypeError(message, span, RANGE_HINT, "R317") from None
+        return numeric_apply(fn, list(args))
+    except NumberRangeError as exc:
+        raise DslTypeError(str(exc), span, RANGE_HINT, "R317") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise DslTypeError(
             f"invalid operands for this operation ({exc})",

@@ -195,23 +195,18 @@ def sgd_update(w, g, vel, lr, momentum):
 
 
 def print_train_loops(
-    batched: Sequence[str],
-    whole: Sequence[str],
-    ids: dict[str, str],
-    compiled: bool = True,
-    order: Sequence[str] = (),
+    data: Sequence[str], batched: Sequence[str], ids: dict[str, str], compiled: bool = True
 ) -> str:
     """``train_adam`` and ``train_sgd``: many steps per call; ``rows[s]`` picks step s's batch
-    from the arrays in ``batched`` (the others are used whole). ``compiled`` False: Python
-    loops, for a ``loss_and_grad`` that is a Python driver of row chunks. The loops take the
-    batched arrays first; ``order`` is the order ``loss_and_grad`` takes them in (the data
-    declarations'), default batched then whole."""
+    from the arrays in ``batched`` (the others are used whole). The loops take the batched
+    arrays first and hand all of them to ``loss_and_grad`` in its order, ``data`` (the data
+    declarations'). ``compiled`` False: Python loops, for a ``loss_and_grad`` that is a Python
+    driver of row chunks."""
     b_ids = [ids[n] for n in batched]
-    w_ids = [ids[n] for n in whole]
-    data = ", ".join([*b_ids, *w_ids])
+    w_ids = [ids[n] for n in data if n not in batched]
+    loop_args = ", ".join([*b_ids, *w_ids])
     gather = [f"        {b}_s = {b}[rows[s]]" for b in b_ids]
-    order = list(order) or [*batched, *whole]
-    call_args = ", ".join(f"{ids[n]}_s" if n in batched else ids[n] for n in order)
+    call_args = ", ".join(f"{ids[n]}_s" if n in batched else ids[n] for n in data)
     out = []
     for opt, state, update in (
         (
@@ -225,7 +220,7 @@ def print_train_loops(
             "",
             "",
             *(["@numba.njit(cache=True)"] if compiled else []),
-            f"def train_{opt}(w, g, {state}, rows, losses, {data}):",
+            f"def train_{opt}(w, g, {state}, rows, losses, {loop_args}):",
             "    for s in range(rows.shape[0]):",
             *gather,
             f"        losses[s] = loss_and_grad(w, g, {call_args})",
