@@ -24,18 +24,33 @@ class Diagnostic:
     notes: tuple[tuple[str, Span | None], ...] = field(default=())
 
     def render(self) -> str:
-        """``FILE:LINE:COL: error[CODE]: message``, the source line, a caret and the hint."""
-        where = f"{self.span}: " if self.span is not None else ""
-        out = [f"{where}error[{self.code}]: {self.message}"]
+        """``FILE:LINE:COL: error[CODE]: message``, the source line, a caret and the hint.
+        Control characters of a program are made visible, never sent to the terminal:
+        escaped in the message, hint and notes; one '?' each in a quoted source line, so that
+        the caret stays under its column."""
+        where = _printable(f"{self.span}: ") if self.span is not None else ""
+        out = [f"{where}error[{self.code}]: {escaped(self.message)}"]
         if self.span is not None and self.span.source is not None:
-            out.append(self.span.caret())
+            out.append(_printable(self.span.caret()))
         if self.hint:
-            out.append(f"  hint: {self.hint}")
+            out.append(f"  hint: {escaped(self.hint)}")
         for text, span in self.notes:
-            out.append(f"  note: {text}" + (f" (at {span})" if span else ""))
+            out.append(f"  note: {escaped(text)}" + (_printable(f" (at {span})") if span else ""))
             if span is not None and span.source is not None:
-                out.append(span.caret())
+                out.append(_printable(span.caret()))
         return "\n".join(out)
+
+
+def escaped(text: str) -> str:
+    """``text`` with every non-printable character written as its escape (``\\x00``), so a
+    NUL or a terminal escape of a program shows in a message instead of acting."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def _printable(lines: str) -> str:
+    """Source lines and file names with each non-printable character (but tabs and line ends)
+    as '?'."""
+    return "".join(c if c.isprintable() or c in "\t\n" else "?" for c in lines)
 
 
 class RitzError(Exception):

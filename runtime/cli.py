@@ -3,7 +3,6 @@ exits; every RitzError becomes ``FILE:LINE:COL: message``, the source line and a
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import re
@@ -16,7 +15,7 @@ from typing import Any
 
 import click
 
-from ..dsl.diagnostics import RitzError, RuntimeInputError
+from ..dsl.diagnostics import RitzError, RuntimeInputError, escaped
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,28 +53,6 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def escaped(text: str) -> str:
-    """``text`` with every non-printable character written as its escape (``\\x00``), so a
-    NUL or a terminal escape of a program shows in a message instead of acting."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
-
-
-def render(err: RitzError) -> str:
-    """``err.render()`` with control characters made visible: escaped in messages, hints and
-    notes; one '?' each in the quoted source lines, so that carets stay under their column."""
-    diags = [
-        dataclasses.replace(
-            d,
-            message=escaped(d.message),
-            hint=escaped(d.hint) if d.hint else d.hint,
-            notes=tuple((escaped(text), span) for text, span in d.notes),
-        )
-        for d in err.diagnostics
-    ]
-    lines = "\n".join(d.render() for d in diags).split("\n")
-    return "\n".join("".join(c if c.isprintable() or c == "\t" else "?" for c in x) for x in lines)
-
-
 def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn RitzError into a rendered diagnostic on stderr and exit status 1."""
 
@@ -84,7 +61,7 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except RitzError as err:
-            click.echo(render(err), err=True)
+            click.echo(err.render(), err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

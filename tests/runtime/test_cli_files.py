@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from ritz.dsl import RuntimeInputError, load_file
+from ritz.dsl import RitzError, RuntimeInputError, load_file
 from ritz.runtime.cli import main
 from ritz.runtime.cli_nets import run_bilevel
 from ritz.runtime.networks import _array
@@ -74,6 +74,10 @@ def test_control_characters_are_shown_escaped(tmp_path: Path) -> None:
     assert "\x00" not in result.stderr and "\x1b" not in result.stderr
     source, caret = result.stderr.splitlines()[1:3]
     assert source.endswith("1]??[31m") and caret.index("^") == source.index("?")
+    # the Python API renders the same text: str(err) is what the command line prints
+    with pytest.raises(RitzError) as err:
+        load_file(path)
+    assert str(err.value) == result.stderr.rstrip("\n")
 
 
 # -- output paths ----------------------------------------------------------------------------------
