@@ -6,6 +6,7 @@ Nothing from Lark (Tree, Token, Meta) leaves this module: every node gets a Span
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import sympy
@@ -13,6 +14,7 @@ from lark import Token, v_args
 from lark.visitors import Transformer_NonRecursive
 
 from . import ast as A
+from . import indicator
 from .diagnostics import DslSyntaxError, DslTypeError
 from .numeric import RANGE_HINT, NumberRangeError, check_result
 from .numeric import apply as numeric_apply
@@ -191,24 +193,14 @@ def _div(a: Any, b: Any) -> Any:
     return a / b
 
 
-BOOLEAN_HINT = (
-    "ritz has no boolean values; write a switch with sign, min, max or abs, e.g. "
-    "(1 + sign(x - 0.5)) / 2 is 1 where x > 0.5 and 0 where x < 0.5"
-)
+def _logic(name: str, fn: Any) -> Any:
+    """A comparison or ``and``/``or``/``not``: a 0/1 indicator (``indicator.py``)."""
 
-
-def _no_boolean(name: str, word: str) -> Any:
-    """Comparisons and ``and``/``or``/``not`` parse (LANGUAGE.md lists them) but no construct
-    gives them a value: SymPy would read them as logic (``u and 1`` is ``u``), so they are
-    refused where they are written (R323)."""
-
-    def method(self: ASTBuilder, meta: Any, *parts: Any) -> _Ex:
-        raise DslTypeError(
-            f"{word} has no numeric value: ritz expressions are numbers",
-            self.span(meta),
-            BOOLEAN_HINT,
-            "R323",
-        )
+    def method(self: ASTBuilder, meta: Any, *parts: _Ex) -> _Ex:
+        span = self.span(meta)
+        value = _sympy_op(fn, span, *(p.value for p in parts))
+        depth = _nested(value, span, *(p.depth + 2 for p in parts))
+        return _Ex(value, span, _refs(*parts), depth=depth)
 
     method.__name__ = name
     return v_args(inline=True, meta=True)(method)
@@ -293,6 +285,14 @@ class ASTBuilder(Transformer_NonRecursive):
     def call(self, meta: Any, tok: Token, args: list[Any] | None) -> _Ex:
         span = self.span(meta)
         name, name_span = str(tok), self.tspan(tok)
+        if name == "not":  # the lexer reads a misplaced operator as a name
+            raise DslSyntaxError(
+                "'not' binds more loosely than arithmetic and comparisons, so it cannot follow "
+                "an operator",
+                name_span,
+                "put it in brackets: 1 + (not (x > 0.5))",
+                "R327",
+            )
         args = args or []
         positional = [a for a in args if isinstance(a, _Ex)]
         kwargs = [a for a in args if isinstance(a, _KwArg)]
@@ -349,15 +349,15 @@ class ASTBuilder(Transformer_NonRecursive):
     mod = _binary("mod", sympy.Mod)
     matmul = _binary("matmul", lambda a, b: sympy.Function("matmul")(a, b), call=True)
     pow = _binary("pow", sympy.Pow)
-    lt = _no_boolean("lt", "a comparison ('<')")
-    le = _no_boolean("le", "a comparison ('<=')")
-    gt = _no_boolean("gt", "a comparison ('>')")
-    ge = _no_boolean("ge", "a comparison ('>=')")
-    eq = _no_boolean("eq", "a comparison ('==')")
-    ne = _no_boolean("ne", "a comparison ('!=')")
-    and_op = _no_boolean("and_op", "'and'")
-    or_op = _no_boolean("or_op", "'or'")
-    not_op = _no_boolean("not_op", "'not'")
+    lt = _logic("lt", partial(indicator.compare, "lt"))
+    le = _logic("le", partial(indicator.compare, "le"))
+    gt = _logic("gt", partial(indicator.compare, "gt"))
+    ge = _logic("ge", partial(indicator.compare, "ge"))
+    eq = _logic("eq", partial(indicator.compare, "eq"))
+    ne = _logic("ne", partial(indicator.compare, "ne"))
+    and_op = _logic("and_op", indicator.logical_and)
+    or_op = _logic("or_op", indicator.logical_or)
+    not_op = _logic("not_op", indicator.logical_not)
 
     def neg(self, meta: Any, a: _Ex) -> _Ex:
         span = self.span(meta)

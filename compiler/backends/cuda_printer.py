@@ -17,6 +17,7 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.precedence import PRECEDENCE
 
+from ...dsl.indicator import INDICATORS
 from .base import IDENTIFIER, RESERVED
 
 _MAX_EXPANDED_POWER = 8
@@ -95,6 +96,10 @@ _STRUCTURE_TYPES = (
 )
 
 
+#: functions printed as ``?:`` selects rather than calls
+_SELECTS = (sympy.Piecewise, sympy.sign, sympy.Heaviside, *INDICATORS)
+
+
 class CudaPrinter(C99CodePrinter):
     """Prints scalar kernel bodies as CUDA C; anything it does not know raises."""
 
@@ -142,7 +147,7 @@ class CudaPrinter(C99CodePrinter):
     def _supported(self, expr: sympy.Basic) -> bool:
         if isinstance(expr, sympy.Function) or type(expr).__name__ in ("Min", "Max"):
             known = type(expr).__name__ in FUNCTIONS
-            return known or isinstance(expr, sympy.Piecewise | sympy.sign)
+            return known or isinstance(expr, _SELECTS)
         if isinstance(expr, sympy.Number):
             return isinstance(expr, _NUMBER_TYPES) and expr.is_finite is not False
         return isinstance(expr, _NUMBER_TYPES + _STRUCTURE_TYPES + (ExprCondPair,))
@@ -209,6 +214,21 @@ class CudaPrinter(C99CodePrinter):
         a = self._print(expr.args[0])
         one, zero = self.literal(1.0), self.literal(0.0)
         return f"(({a}) > {zero} ? {one} : (({a}) < {zero} ? -{one} : {zero}))"
+
+    def _indicator(self, expr: sympy.Expr) -> str:
+        """``[z > 0]`` and its kin (dsl/indicator.py): 1 or 0 of the kernel's type."""
+        z = self._print(expr.args[0])
+        one, zero = self.literal(1.0), self.literal(0.0)
+        return f"(({z}) {expr.symbol} {zero} ? {one} : {zero})"
+
+    _print_IsPositive = _print_IsNonNegative = _print_IsZero = _indicator
+
+    def _print_Heaviside(self, expr: sympy.Expr) -> str:
+        # the derivative of max, min and abs; SymPy's value at 0 is 1/2 unless given
+        z = self._print(expr.args[0])
+        at_zero = float(expr.args[1]) if len(expr.args) > 1 else 0.5
+        one, zero, mid = self.literal(1.0), self.literal(0.0), self.literal(at_zero)
+        return f"(({z}) > {zero} ? {one} : (({z}) == {zero} ? {mid} : {zero}))"
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         *branches, (last_value, last_cond) = expr.args

@@ -39,6 +39,14 @@ class NumbaPrinter(PythonCodePrinter):
         one, zero, mid = (self._literal(v) for v in (1.0, 0.0, at_zero))
         return f"({one} if {z} > 0 else ({mid} if {z} == 0 else {zero}))"
 
+    def _indicator(self, expr: sympy.Expr) -> str:
+        """``[z > 0]`` and its kin (dsl/indicator.py): 1 or 0 of the kernel's dtype."""
+        z = self._print(expr.args[0])
+        one, zero = self._literal(1.0), self._literal(0.0)
+        return f"({one} if {z} {expr.symbol} 0 else {zero})"
+
+    _print_IsPositive = _print_IsNonNegative = _print_IsZero = _indicator
+
     def _print_sign(self, expr: sympy.Expr) -> str:
         z = self._print(expr.args[0])
         one, zero, minus = (self._literal(v) for v in (1.0, 0.0, -1.0))

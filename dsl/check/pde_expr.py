@@ -20,6 +20,7 @@ from ..numeric import RANGE_HINT, NumberRangeError, check_power, check_result
 from ..numeric import apply as numeric_apply
 from ..resolve import ModuleEnv, inline_fn, ref_span
 from ..source import Span
+from .space_diff import space_diff
 
 _MAX_INLINE_DEPTH = 64
 # The highest derivative along one axis. Stencils widen with the order (radius
@@ -192,7 +193,7 @@ class PdeExpressions:
                 )
         inner = self.scalar(self.canon(args[0], src), src)
         self.check_order(inner, axis, int(order), span)
-        return sympy.diff(inner, axis, int(order))
+        return space_diff(inner, axis, int(order), span)
 
     def check_order(self, inner: Any, axis: sympy.Symbol, order: int, span: Span | None) -> None:
         """Refuse (R325) a derivative along ``axis`` whose order, with the derivatives already in
@@ -220,7 +221,7 @@ class PdeExpressions:
         inner = self.scalar(self.canon(args[0], src), src)
         for a in self.axis_names:
             self.check_order(inner, sympy.Symbol(a), 2, span)
-        return sympy.Add(*(sympy.diff(inner, sympy.Symbol(a), 2) for a in self.axis_names))
+        return sympy.Add(*(space_diff(inner, sympy.Symbol(a), 2, span) for a in self.axis_names))
 
     def op_grad(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
@@ -228,7 +229,9 @@ class PdeExpressions:
         inner = self.scalar(self.canon(args[0], src), src)
         for a in self.axis_names:
             self.check_order(inner, sympy.Symbol(a), 1, span)
-        return sympy.ImmutableMatrix([sympy.diff(inner, sympy.Symbol(a)) for a in self.axis_names])
+        return sympy.ImmutableMatrix(
+            [space_diff(inner, sympy.Symbol(a), 1, span) for a in self.axis_names]
+        )
 
     def op_div(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
@@ -244,7 +247,10 @@ class PdeExpressions:
         for c, a in zip(vec, self.axis_names, strict=True):
             self.check_order(c, sympy.Symbol(a), 1, span)
         return sympy.Add(
-            *(sympy.diff(c, sympy.Symbol(a)) for c, a in zip(vec, self.axis_names, strict=True))
+            *(
+                space_diff(c, sympy.Symbol(a), 1, span)
+                for c, a in zip(vec, self.axis_names, strict=True)
+            )
         )
 
     def op_dt(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:

@@ -276,12 +276,19 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
     ),
     "no_axis": ("pde p {\n    field u\n    u = 0\n}\n", "R319", 1, 1, "no space axis"),
     "grad_as_scalar": (pde("dt(u) = grad(u)"), "R321", 5, 13, "where a scalar is expected"),
-    # ---- booleans have no value (R323), at the operator --------------------------------
-    "boolean_arithmetic": ("const c = (1 < 2) + 1\n", "R323", 1, 12, "comparison ('<')"),
-    "boolean_and": (pde("dt(u) = u and 1"), "R323", 5, 13, "'and' has no numeric value"),
-    "boolean_or": (pde("dt(u) = u or 1"), "R323", 5, 13, "'or' has no numeric value"),
-    "boolean_not": (pde("dt(u) = not u"), "R323", 5, 13, "'not' has no numeric value"),
-    "comparison_scaled": (pde("dt(u) = (x < 0.5) * 1.0"), "R323", 5, 14, "('<')"),
+    # ---- comparisons are 0/1 indicators; misplaced 'not' (R327), jumps differentiated (R328)
+    "not_after_operator": ("const c = 1 + not (2 > 1)\n", "R327", 1, 15, "'not' binds"),
+    "comparison_of_vectors": (pde("dt(u) = grad(u) < 1"), "R321", 5, 13, "a vector"),
+    "comparison_of_complex": ("const c = sqrt(-1) < 1\n", "R320", 1, 11, "no order"),
+    "jump_differentiated": (
+        pde("dt(u) = div((x < 0.5) * grad(u))"),
+        "R328",
+        5,
+        13,
+        "jumps along 'x'",
+    ),
+    "sign_differentiated": (pde("dt(u) = diff(sign(u), x)"), "R328", 5, 13, "sign()"),
+    "kink_twice": (pde("dt(u) = diff(max(u, 0), x, 2)"), "R328", 5, 13, "delta function"),
     # ---- nesting (R324), numbers out of a double's range (R317) --------------------------
     "nested_powers": ("const c = " + "^".join(["c"] * 200) + "\n", "R324", 1, 207, "too deeply"),
     "nested_calls": (

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ritz.dsl import DslSyntaxError, DslTypeError, parse_source
+from ritz.dsl import DslSyntaxError, parse_source
 from ritz.dsl import ast as A
 from ritz.dsl.parser import build_parser
 from ritz.dsl.source import SourceFile
@@ -44,10 +44,13 @@ def test_numbers_and_operators() -> None:
     v = m.items[0].value.value
     x = sympy.Float(0.001) + sympy.Mod(sympy.Integer(2) ** 9 / sympy.Float(0.5), 3) - 4
     assert v == x
-    # booleans parse with their precedence (the comparison binds tightest) but have no value
-    with pytest.raises(DslTypeError) as err:
-        parse("const c = not a < 1 and b or c\n")
-    assert (err.value.code, err.value.column, err.value.span.end_col) == ("R323", 15, 20)
+    # booleans parse with their precedence: the comparison binds tightest, then not, and, or
+    m = parse("const c = not a < 1 and b or c\n")
+    v = m.items[0].value.value
+    a, b, c = sympy.symbols("a b c")
+    for va, vb, vc in [(0, 0, 0), (0, 1, 0), (2, 1, 0), (2, 0, 5), (0, 0, -1), (0.5, 3, 0)]:
+        want = int(bool(((not va < 1) and vb) or vc))
+        assert v.xreplace({a: va, b: vb, c: vc}) == want, (va, vb, vc)
 
 
 def test_calls_keep_names_and_kwargs() -> None:

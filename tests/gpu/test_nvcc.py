@@ -11,7 +11,7 @@ import pytest
 
 from ritz.compiler.backends.cupy_emit import cuda_source
 from ritz.compiler.driver import VERSION, FdOptions, compile_pde
-from ritz.dsl import load_file
+from ritz.dsl import load_file, load_text
 from ritz.dsl.ast import PdeProblem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +82,31 @@ def test_float32_source_has_no_double_arithmetic(dtype: str) -> None:
     assert any(f"const {real} " in line for line in body)
     if dtype == "float32":
         assert "expf(" in source and " exp(" not in source
+
+
+SWITCHES = """
+pde switched {
+    space x in [0, 1]
+    time t in [0, 0.01]
+    field u
+    param k = 1.0
+    dt(u) = k * (x < 0.4 or u >= 1) * diff(u, x, 2) + (not (u == 0)) * diff(abs(u) * u, x, 2)
+    boundary u = (t > 0.001) at x = 0
+    boundary diff(u, x) = 0 at x = 1
+    initial u = x != 0.5
+}
+"""
+
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_comparisons_and_steps_compile(dtype: str, tmp_path: Path) -> None:
+    """Comparisons are ``?:`` selects of the program's type, steps of abs/max derivatives too."""
+    problem = next(iter(load_text(SWITCHES).problems.values()))
+    assert isinstance(problem, PdeProblem)
+    for adjoint in (False, True):
+        art = compile_pde(problem, FdOptions(dtype=dtype), "cupy", adjoint=adjoint)
+        source = cuda_source(art.group, VERSION)
+        one = "1.0f" if dtype == "float32" else "1.0"
+        assert f"? {one} : " in source
+        _nvcc(source, tmp_path, f"switched_{dtype}_{adjoint}")

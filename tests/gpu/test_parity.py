@@ -163,3 +163,35 @@ def test_implicit_cupy_matches_numba(scheme: str, device) -> None:
     ref, got = (handle[b].solve(**opts) for b in handle)
     np.testing.assert_array_equal(got.t, ref.t)
     assert _rel(got["u"], ref["u"]) <= 1e-12
+
+
+SWITCHES = """
+pde switched {
+    space x in [0, 1]
+    space y in [0, 1]
+    time t in [0, 0.01]
+    field u
+    param k1 = 1.0, k2 = 0.2
+    dt(u) = (k1 * (x < 0.4) + k2 * (x >= 0.4)) * lap(u) + (u > 0.3 and not (u >= 0.9)) * u
+    boundary u = (t >= 0.001 or y > 0.5) at x = 0
+    boundary diff(u, x) = max(y - 0.5, 0) at x = 1
+    boundary u = 0 at y = 0, y = 1
+    initial u = ((x - 0.5)^2 + (y - 0.5)^2 < 0.1) * (x != 0.3) + diff(abs(x - 0.2) * x, x)
+    solve fd(cells = 20, scheme = rk4, dt = 1e-5)
+}
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_comparisons_and_steps_match_numba(dtype: str, device) -> None:
+    """Comparisons, and/or/not and the steps of max/abs derivatives, printed as CUDA selects.
+    No cell centre lies on a threshold (an ulp of float32 coordinates would flip it)."""
+    sims = [
+        ritz.compile(SWITCHES, backend=b).switched.prepare(cells=[19, 18], dtype=dtype)
+        for b in ("numba", "cupy")
+    ]
+    for sim in sims:
+        sim.advance(40)
+    ref, got = (sim.snapshot(("u",))["u"] for sim in sims)
+    assert _rel(got, ref) <= TOLERANCE[dtype]
+    assert 0.1 < float(np.abs(ref).max()) < 10

@@ -1,0 +1,89 @@
+"""Spatial derivatives of canonical pde expressions, taken by the chain rule.
+
+The compiler discretises ``diff(f(u), x)`` as the chain rule expands it (``f'(u) * diff(u, x)``),
+so the expansion must mean what the user wrote. Two things stand in the way:
+
+- SymPy treats names as complex unless told: ``d|u|/dx`` comes out in ``re`` and ``im``. Every
+  name (axis, time, parameter) and every field is made real for the differentiation and put
+  back after, so ``abs``, ``max`` and ``min`` differentiate to signs and steps.
+- A function that jumps along the axis (a comparison, ``sign``, ``floor``, ``ceiling``) or a kink
+  differentiated twice (``diff(max(u, 0), x, 2)``) has a delta function in its derivative: no
+  pointwise value, no stencil. Such a derivative is refused where it is written (R328) instead
+  of dropping the delta, which would silently lose, for example, the flux condition at the
+  interface of ``div(k * grad(u))`` with a piecewise k.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+from ..diagnostics import DslTypeError
+from ..indicator import INDICATORS
+from ..source import Span
+
+JUMPS = (*INDICATORS, sympy.sign, sympy.floor, sympy.ceiling, sympy.Heaviside)
+
+JUMP_HINT = (
+    "the derivative of a function that jumps has a delta function, which has no value at a "
+    "point; take the derivative of the smooth part only (write (x < 0.5) * diff(u, x, 2), not "
+    "diff((x < 0.5) * diff(u, x), x)), or smooth the jump, e.g. 0.5 * (1 + tanh((x - 0.5) / w))"
+)
+
+
+def space_diff(expr: Any, axis: sympy.Symbol, order: int, span: Span | None) -> Any:
+    """``d^order expr / d axis^order`` with every name real; R328 where a delta would appear."""
+    for jump in expr.atoms(*JUMPS):
+        if axis in jump.args[0].free_symbols:
+            raise DslTypeError(
+                f"the derivative along '{axis}' of {_show(jump)}, which jumps along '{axis}'",
+                span,
+                JUMP_HINT,
+                "R328",
+            )
+    to_real, back = _real_names(expr)
+    d = sympy.diff(expr.xreplace(to_real), to_real.get(axis, axis), order).xreplace(back)
+    if d.has(sympy.DiracDelta):
+        d = _drop_null_deltas(d)
+    if d.has(sympy.DiracDelta):
+        raise DslTypeError(
+            f"this derivative along '{axis}' has a delta function (a kink such as max, min or "
+            "abs differentiated twice)",
+            span,
+            JUMP_HINT,
+            "R328",
+        )
+    return d
+
+
+def _drop_null_deltas(d: Any) -> Any:
+    """Drop the terms ``z * delta(z) * ...``, which are zero (``diff(abs(u) * u, x, 2)`` has
+    ``2 * u * delta(u) * diff(u, x)^2``)."""
+    terms = []
+    for term in sympy.Add.make_args(sympy.expand(d)):
+        factors = sympy.Mul.make_args(term)
+        bases = {f.base if isinstance(f, sympy.Pow) and f.exp.is_positive else f for f in factors}
+        if not all(delta.args[0] in bases for delta in term.atoms(sympy.DiracDelta)):
+            terms.append(term)
+    return sympy.Add(*terms)
+
+
+def _real_names(expr: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Real stand-ins for the names and fields of ``expr``, and the way back."""
+    symbols = {s: sympy.Dummy(s.name, real=True) for s in expr.free_symbols}
+    fields: dict[Any, Any] = {}
+    for f in expr.atoms(AppliedUndef):
+        real_fn = sympy.Function(f.func.__name__, real=True)
+        fields[f] = real_fn(*(a.xreplace(symbols) for a in f.args))
+    to_real = {**symbols, **fields}
+    back = {v: k for k, v in to_real.items()}
+    return to_real, back
+
+
+def _show(jump: Any) -> str:
+    name = type(jump).__name__
+    if isinstance(jump, INDICATORS):
+        return "a comparison"
+    return {"Heaviside": "a step"}.get(name, f"{name}()")
