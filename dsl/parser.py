@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -193,6 +194,25 @@ def _match(lark: Lark, exc: UnexpectedInput) -> SyntaxErrorEntry | None:
     return example_keys().get(key) if key is not None else None
 
 
+def _misplaced_not(source: SourceFile, tok: Token) -> DslSyntaxError | None:
+    """``1 + not x``: after an operator the lexer reads ``not`` as a name, so the error comes at
+    the next token; say what is wrong with the ``not`` instead (R327, as for ``1 + not (x)``)."""
+    if tok.type == "$END" or tok.start_pos is None:
+        return None
+    before = source.text[: tok.start_pos]
+    match = re.search(r"(?:[-+*/^%@<>]|[=!<>]=)[ \t]*(not)[ \t]*$", before)
+    if match is None or tok.line is None:
+        return None
+    line_start = before.rfind("\n") + 1
+    col = match.start(1) - line_start + 1
+    return DslSyntaxError(
+        "'not' binds more loosely than arithmetic and comparisons, so it cannot follow an operator",
+        Span(source.name, tok.line, col, tok.line, col + 3, source),
+        "put it in brackets: 1 + (not (x > 0.5))",
+        "R327",
+    )
+
+
 def _syntax_error(source: SourceFile, exc: UnexpectedInput, opened: list[Token]) -> DslSyntaxError:
     lark, _ = _parser()
     if isinstance(exc, UnexpectedCharacters):
@@ -223,6 +243,9 @@ def _syntax_error(source: SourceFile, exc: UnexpectedInput, opened: list[Token])
             source, tok if not at_end else Token("$END", "end of file"), opened[-1]
         )
     span = _end_span(source) if at_end else _tok_span(source, tok)
+    misplaced_not = _misplaced_not(source, tok)
+    if misplaced_not is not None:
+        return misplaced_not
     entry = _match(lark, exc)
     found = _describe(tok)
     if entry is not None:

@@ -55,13 +55,23 @@ def init_weights(weights: Mapping[str, Any], seed: int, dtype: str) -> Params:
 
 
 def pack(params: Mapping[str, Any], artifact: Any, what: str = "params") -> np.ndarray:
-    """The flat weight vector of ``params`` (checked: every weight, right shapes)."""
+    """The flat weight vector of ``params`` (checked: every weight and no other, right shapes:
+    a misspelt or foreign name would otherwise be ignored while its weight stays untrained)."""
     w = np.empty(artifact.layout.size, dtype=artifact.dtype)
     missing = [n for n in artifact.layout.offsets if n not in params]
     if missing:
         raise RuntimeInputError(
             f"{what} lack {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}",
             hint="start from init(seed=...), which returns every weight",
+            code="R532",
+        )
+    extra = [n for n in params if n not in artifact.layout.offsets]
+    if extra:
+        raise RuntimeInputError(
+            f"{what} hold '{extra[0]}', which is no weight of this network"
+            + (f" ({len(extra) - 1} more)" if len(extra) > 1 else ""),
+            hint=did_you_mean(extra[0], list(artifact.layout.offsets))
+            or f"its weights: {', '.join(list(artifact.layout.offsets)[:6])}",
             code="R532",
         )
     for name, (start, stop) in artifact.layout.offsets.items():

@@ -79,7 +79,8 @@ def check_network(net: A.Network, env: ModuleEnv, sink: DiagnosticSink) -> None:
         names.declare(kw.name, kw.span, "option")
     for d in net.output_shape:
         check_names(d, sizes | options, (), env, sink)
-    known = {t.name for t in net.inputs} | options
+    # input sizes are numbers in the body too (dense(h, n) maps back to an input's size)
+    known = {t.name for t in net.inputs} | options | sizes
     calls = {*NET_OPS, *env.networks, *options}
     # a function may be passed by name as an option of a sub-network (act = tanh)
     functions = {*env.fns, *ELEMENTARY, *env.networks}

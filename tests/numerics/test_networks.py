@@ -115,6 +115,21 @@ def test_network_with_unknown_input_size_needs_it() -> None:
     assert p["out.h.W"].shape == (4, 5) and p["out.out.W"].shape == (5, 1)
 
 
+def test_input_sizes_are_numbers_in_the_body() -> None:
+    """An autoencoder maps back to its input's size; the size also counts and scales."""
+    mod = ritz.compile(
+        "network ae(x: [n], k = 4) -> [n] {\n    h = tanh(dense(x, k))\n"
+        "    repeat n - 4 { h = h + dense(h, k) }\n    return dense(h, n) + 0 * x / n\n}\n"
+    )
+    x = np.random.default_rng(0).standard_normal((7, 6))
+    p = mod.ae.init(seed=0, n=6)
+    assert sorted(k for k in p if k.endswith(".W")) == ["h.2.W", "h.3.W", "h.W", "out.W"]
+    h = np.tanh(x @ p["h.W"] + p["h.b"])
+    for k in ("h.2", "h.3"):
+        h = h + h @ p[f"{k}.W"] + p[f"{k}.b"]
+    np.testing.assert_allclose(mod.ae(p, x), h @ p["out.W"] + p["out.b"], rtol=1e-5, atol=1e-6)
+
+
 def test_gradient_matches_central_differences() -> None:
     fit = ritz.compile(SMOOTH).smooth
     rng = np.random.default_rng(0)
@@ -324,6 +339,7 @@ def test_train_input_errors() -> None:
         (lambda: fit.train(x=x, y=x, momentum=0.5), "R537"),  # an option of sgd, not adam
         (lambda: fit.train(x=x, y=np.full((10, 1), np.nan)), "R533"),
         (lambda: fit.loss_and_grad({"f.h.W": np.zeros((1, 32))}, x=x, y=x), "R532"),
+        (lambda: fit.loss_and_grad({**fit.init(), "f.h.w": 0}, x=x, y=x), "R532"),  # a typo
         (lambda: fit.train(x=x + 1, y=x + 1, optimizer="sgd", lr=1e6, steps=200), "R540"),
         (lambda: fit.train(x=x, y=x, steps=-3), "R538"),
         (lambda: fit.train(x=x, y=x, steps=2.5), "R538"),

@@ -156,3 +156,24 @@ def test_bilevel_summary_prints_no_negative_zero(capsys: pytest.CaptureFixture[s
     printed = capsys.readouterr().out
     assert "-0" not in printed and "objective 1 -> 0 (" in printed
     assert "upper a = 0\n" in printed and "lower b = 0\n" in printed and "d a = 0\n" in printed
+
+
+def test_written_files_have_the_usual_mode(tmp_path: Path) -> None:
+    """Written through a temporary file, outputs still get 0666 less the umask (a new file) or
+    the mode of the file they replace, not the temporary file's private 0600."""
+    import os
+
+    from ritz.runtime.cache import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.txt"
+        write_atomic(new, "a")
+        assert new.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.txt"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        write_atomic(kept, "b")
+        assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "b"
+    finally:
+        os.umask(old)
