@@ -7,8 +7,10 @@
 # lets no exp see a positive argument, and sigmoid is the identity 1/2 + tanh(z/2)/2, smooth,
 # so its derivatives of any order stay short polynomials in tanh (a PINN differentiates the
 # activation four times for lap(lap(u))). In its negative tail sigmoid is accurate to rounding
-# in absolute terms, not relative ones: write log(sigmoid(z)) as -softplus(-z).
-fn relu(z) = max(z, 0)
+# in absolute terms, not relative ones: write log(sigmoid(z)) as -softplus(-z). relu is written
+# with a comparison, whose derivative is 0, so that relu'(0) is 0 as in PyTorch and JAX (max(z, 0)
+# would give SymPy's 1/2 there).
+fn relu(z) = z * (z > 0)
 fn sigmoid(z) = 0.5 + 0.5 * tanh(0.5 * z)
 fn softplus(z) = max(z, 0) + log(1 + exp(-abs(z)))
 fn swish(z) = z * sigmoid(z)

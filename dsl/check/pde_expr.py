@@ -131,9 +131,13 @@ class PdeExpressions:
                 "R202",
             )
         if name == "matmul":
+            vectors = [self.canon(a, src) for a in args]
+            if all(isinstance(v, sympy.MatrixBase) for v in vectors):
+                # the dot product of two vectors from grad: grad(u) @ grad(u) is |grad u|^2
+                return sympy.Add(*(a * b for a, b in zip(*vectors, strict=True)))
             raise DslTypeError(
-                "'@' multiplies vectors and matrices (in networks, losses and objectives); a "
-                "pde expression has one number at each point",
+                "'@' multiplies vectors and matrices (in networks, losses and objectives); in a "
+                "pde expression it is only the dot product of two vectors from grad",
                 span,
                 "use '*' for the product of two scalars",
                 "R320",

@@ -133,3 +133,17 @@ def test_stdlib_ops_in_a_pde() -> None:
     u = Function("u")(x)
     rhs = load_text(text).problems["p"].equations[0].rhs
     assert rhs == Symbol("a") * Derivative(u, (x, 2)) - 2 * Derivative(u, x)
+
+
+def test_at_is_the_dot_product_of_two_gradients() -> None:
+    text = (
+        "pde p {\n    space x in [0, 1]\n    space y in [0, 1]\n    time t in [0, 1]\n"
+        "    field u, v\n    dt(u) = grad(u) @ grad(v)\n    dt(v) = (2 * grad(u)) @ grad(u)\n"
+        "    boundary u = 0 at all\n    boundary v = 0 at all\n    initial u = 0\n"
+        "    initial v = 0\n}\n"
+    )
+    eqs = load_text(text).problems["p"].equations
+    u, v = (Function(n)(x, Symbol("y")) for n in "uv")
+    ux, uy, vx, vy = (Derivative(f, s) for f in (u, v) for s in (x, Symbol("y")))
+    assert eqs[0].rhs == ux * vx + uy * vy
+    assert eqs[1].rhs == 2 * ux**2 + 2 * uy**2

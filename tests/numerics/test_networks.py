@@ -289,11 +289,14 @@ def test_stdlib_activations_stay_finite_in_float32(act: str) -> None:
         "relu": torch.relu,
     }[act]
     w = torch.ones(1, requires_grad=True)
-    ref = torch_act(torch.tensor(z) * w).sum()
+    b = torch.zeros(1, requires_grad=True)
+    ref = torch_act(torch.tensor(z) * w + b).sum()
     ref.backward()
     assert np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grad.values())
     assert loss == pytest.approx(ref.item(), rel=1e-5)
     assert float(grad["f.out.W"].ravel()[0]) == pytest.approx(w.grad.item(), rel=1e-5, abs=1e-6)
+    # the bias sees the derivative at z = 0 itself: relu'(0) is 0, as in PyTorch and JAX
+    assert float(grad["f.out.b"].ravel()[0]) == pytest.approx(b.grad.item(), rel=1e-5, abs=1e-6)
 
 
 def test_fit_sine_as_written_in_the_language() -> None:

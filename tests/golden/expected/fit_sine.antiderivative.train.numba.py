@@ -37,7 +37,7 @@ def tanh32(x):
 def loss_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_N, N_N):
     n_N = d_u.shape[0]
     v5 = np.dot(d_u, w_G_b_h_W)
-    # nn.dsl:20: act(dense(h, width))
+    # nn.dsl:22: act(dense(h, width))
     v6 = np.empty((n_N, 40, ), dtype=np.float32)
     for i0 in range(n_N):
         for i1 in range(40):
@@ -67,7 +67,7 @@ def loss_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_
             a1 = w_G_k_h_2_b[i1]
             v21[i0, i1] = tanh32(a0 + a1)
     v24 = np.dot(v21, w_G_k_out_W)
-    # nn.dsl:29: sum(b * k) + bias()
+    # nn.dsl:31: sum(b * k) + bias()
     v26 = np.empty((n_N, 32, ), dtype=np.float32)
     for i0 in range(n_N):
         for i1 in range(32):
@@ -139,7 +139,7 @@ def loss(w, d_u, d_y, d_s):
 def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_N_1, N_N_1):
     n_N_1 = d_u.shape[0]
     v5 = np.dot(d_u, w_G_b_h_W)
-    # nn.dsl:20: act(dense(h, width))
+    # nn.dsl:22: act(dense(h, width))
     v6 = np.empty((n_N_1, 40, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(40):
@@ -154,7 +154,7 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a1 = w_G_b_h_2_b[i1]
             v10[i0, i1] = tanh32(a0 + a1)
     v13 = np.dot(v10, w_G_b_out_W)
-    # nn.dsl:21: dense(h, n_out)
+    # nn.dsl:23: dense(h, n_out)
     v14 = np.empty((n_N_1, 32, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(32):
@@ -162,7 +162,7 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a1 = w_G_b_out_b[i1]
             v14[i0, i1] = a0 + a1
     v17 = np.dot(d_y, w_G_k_h_W)
-    # nn.dsl:20: act(dense(h, width))
+    # nn.dsl:22: act(dense(h, width))
     v18 = np.empty((n_N_1, 40, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(40):
@@ -177,14 +177,14 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a1 = w_G_k_h_2_b[i1]
             v22[i0, i1] = tanh32(a0 + a1)
     v25 = np.dot(v22, w_G_k_out_W)
-    # nn.dsl:28: act(mlp(y, width = width, depth = depth, n_out = p, act = act))
+    # nn.dsl:30: act(mlp(y, width = width, depth = depth, n_out = p, act = act))
     v26 = np.empty((n_N_1, 32, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(32):
             a0 = v25[i0, i1]
             a1 = w_G_k_out_b[i1]
             v26[i0, i1] = tanh32(a0 + a1)
-    # nn.dsl:29: sum(b * k) + bias()
+    # nn.dsl:31: sum(b * k) + bias()
     v28 = np.empty((n_N_1, 32, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(32):
@@ -395,7 +395,7 @@ def loss_and_grad(w, g, d_u, d_y, d_s):
 def forward_G_body_chunk(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_n_batch, N_n_batch):
     n_n_batch = d_u.shape[0]
     v4 = np.dot(d_u, w_G_b_h_W)
-    # nn.dsl:20: act(dense(h, width))
+    # nn.dsl:22: act(dense(h, width))
     v5 = np.empty((n_n_batch, 40, ), dtype=np.float32)
     for i0 in range(n_n_batch):
         for i1 in range(40):
@@ -425,7 +425,7 @@ def forward_G_body_chunk(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_
             a1 = w_G_k_h_2_b[i1]
             v20[i0, i1] = tanh32(a0 + a1)
     v23 = np.dot(v20, w_G_k_out_W)
-    # nn.dsl:29: sum(b * k) + bias()
+    # nn.dsl:31: sum(b * k) + bias()
     v25 = np.empty((n_n_batch, 32, ), dtype=np.float32)
     for i0 in range(n_n_batch):
         for i1 in range(32):

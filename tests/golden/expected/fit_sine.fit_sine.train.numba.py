@@ -35,7 +35,7 @@ def tanh32(x):
 def loss_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_N, N_N):
     n_N = d_x.shape[0]
     v4 = np.dot(d_x, w_f_h_W)
-    # nn.dsl:20: act(dense(h, width))
+    # nn.dsl:22: act(dense(h, width))
     v5 = np.empty((n_N, 32, ), dtype=np.float32)
     for i0 in range(n_N):
         for i1 in range(32):
@@ -96,7 +96,7 @@ def loss(w, d_x, d_y):
 def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_N_1, N_N_1):
     n_N_1 = d_x.shape[0]
     v4 = np.dot(d_x, w_f_h_W)
-    # nn.dsl:20: act(dense(h, width))
+    # nn.dsl:22: act(dense(h, width))
     v5 = np.empty((n_N_1, 32, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(32):
@@ -111,7 +111,7 @@ def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w
             a1 = w_f_h_2_b[i1]
             v9[i0, i1] = tanh32(a0 + a1)
     v12 = np.dot(v9, w_f_out_W)
-    # nn.dsl:21: dense(h, n_out)
+    # nn.dsl:23: dense(h, n_out)
     v13 = np.empty((n_N_1, 1, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(1):
@@ -227,7 +227,7 @@ def loss_and_grad(w, g, d_x, d_y):
 def forward_f_body_chunk(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_n_batch, N_n_batch):
     n_n_batch = d_x.shape[0]
     v3 = np.dot(d_x, w_f_h_W)
-    # nn.dsl:20: act(dense(h, width))
+    # nn.dsl:22: act(dense(h, width))
     v4 = np.empty((n_n_batch, 32, ), dtype=np.float32)
     for i0 in range(n_n_batch):
         for i1 in range(32):
@@ -242,7 +242,7 @@ def forward_f_body_chunk(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W,
             a1 = w_f_h_2_b[i1]
             v8[i0, i1] = tanh32(a0 + a1)
     v11 = np.dot(v8, w_f_out_W)
-    # nn.dsl:21: dense(h, n_out)
+    # nn.dsl:23: dense(h, n_out)
     v12 = np.empty((n_n_batch, 1, ), dtype=np.float32)
     for i0 in range(n_n_batch):
         for i1 in range(1):
