@@ -19,6 +19,7 @@ from .diagnostics import DslSyntaxError, DslTypeError
 from .numeric import RANGE_HINT, NumberRangeError, check_result
 from .numeric import apply as numeric_apply
 from .numeric import integer_literal as _integer_literal
+from .remainder import Remainder
 from .source import SourceFile, Span
 
 # name -> (SymPy function, allowed argument counts)
@@ -163,7 +164,7 @@ def _binary(name: str, op: Any, flat: Any = None, wrap: int = 0, call: bool = Fa
 
     def method(self: ASTBuilder, meta: Any, a: _Ex, b: _Ex) -> _Ex:
         span = self.span(meta)
-        if op in (sympy.Mod, _div) and getattr(b.value, "is_zero", None):
+        if op in (Remainder, _div) and getattr(b.value, "is_zero", None):
             raise DslTypeError(
                 "division by zero" if op is _div else "the remainder of a division by zero",
                 span,
@@ -346,7 +347,7 @@ class ASTBuilder(Transformer_NonRecursive):
     sub = _binary("sub", lambda a, b: a - b, sympy.Add, 1)
     mul = _binary("mul", lambda a, b: a * b, sympy.Mul)
     div = _binary("div", _div, sympy.Mul, 1)
-    mod = _binary("mod", sympy.Mod)
+    mod = _binary("mod", Remainder)
     matmul = _binary("matmul", lambda a, b: sympy.Function("matmul")(a, b), call=True)
     pow = _binary("pow", sympy.Pow)
     lt = _logic("lt", partial(indicator.compare, "lt"))

@@ -1,37 +1,49 @@
 """Comparisons and ``and``/``or``/``not`` as numbers: 1 where the condition holds, else 0.
 
-ritz has no boolean type. A condition is a 0/1 indicator of one real argument, as
-``(x > 0.5) * u0`` reads in NumPy or JAX: ``a > b`` is ``[a - b > 0]``, ``a >= b`` is
-``[a - b >= 0]``, ``a == b`` is ``[a - b == 0]`` (for finite doubles ``a > b`` holds exactly when
-``a - b > 0`` does). The indicators are SymPy functions whose derivative is zero (what autograd
-frameworks take at the jump too), so every derivative the compiler forms, in space, in time, by
-the adjoint or through a network, stays finite without a special case; they are not SymPy's
-relational logic, which would read ``u and 1`` as ``u``. ``and``/``or``/``not`` read any
-number as a condition (non-zero holds) and give an indicator, never an operand.
+ritz has no boolean type. A condition is a 0/1 indicator of two real arguments, as
+``(x > 0.5) * u0`` reads in NumPy or JAX: ``a > b`` is ``[a > b]``, ``a < b`` is ``[b > a]``,
+``a <= b`` is ``[b >= a]``, ``a != b`` is ``1 - [a == b]``. The indicators are SymPy functions
+whose derivative is zero (what autograd frameworks take at the jump too), so every derivative
+the compiler forms, in space, in time, by the adjoint or through a network, stays finite without
+a special case; they are not SymPy's relational logic, which would read ``u and 1`` as ``u``.
+``and``/``or``/``not`` read any number as a condition (non-zero holds) and give an indicator,
+never an operand.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import sympy
 
 
 class _Indicator(sympy.Function):
-    """1 where ``holds(z)``, else 0; constant on each side of the jump."""
+    """1 where ``holds(a, b)``, else 0; constant on each side of the jump. The two sides stay
+    separate arguments, so the comparison runs on them as written: ``v + 0.3 > 1.1`` is not
+    rearranged into ``v - 0.8 > 0``, which rounds differently."""
 
-    nargs = 1
+    nargs = 2
     symbol = ""
 
-    @classmethod
-    def holds(cls, z: float) -> bool:  # pragma: no cover - every subclass defines it
+    @staticmethod
+    def holds(a: Any, b: Any) -> Any:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
     @classmethod
-    def eval(cls, z: Any) -> Any:
-        if z.is_number and z.is_real and z.is_finite:
-            return sympy.Integer(int(cls.holds(float(z))))
+    def eval(cls, a: Any, b: Any) -> Any:
+        if not all(isinstance(v, sympy.Expr) for v in (a, b)) or any(
+            isinstance(v, sympy.MatrixBase) for v in (a, b)
+        ):
+            raise TypeError("a comparison or a remainder takes scalars, not vectors")
+        if all(v.is_number and v.is_real and v.is_finite for v in (a, b)):
+            return sympy.Integer(int(bool(cls.holds(float(a), float(b)))))
         return None
+
+    @classmethod
+    def numpy(cls, a: Any, b: Any) -> Any:
+        """The indicator on arrays (for NumPy evaluation of compiler expressions)."""
+        return np.where(cls.holds(np.asarray(a), np.asarray(b)), 1.0, 0.0)
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return sympy.Integer(0)
@@ -40,40 +52,41 @@ class _Indicator(sympy.Function):
         return True
 
     def _sympystr(self, printer: Any) -> str:
-        return f"[{printer._print(self.args[0])} {self.symbol} 0]"
+        a, b = (printer._print(v) for v in self.args)
+        return f"[{a} {self.symbol} {b}]"
 
 
-class IsPositive(_Indicator):
-    """``[z > 0]``"""
+class Greater(_Indicator):
+    """``[a > b]``"""
 
     symbol = ">"
 
-    @classmethod
-    def holds(cls, z: float) -> bool:
-        return z > 0
+    @staticmethod
+    def holds(a: Any, b: Any) -> Any:
+        return a > b
 
 
-class IsNonNegative(_Indicator):
-    """``[z >= 0]``"""
+class GreaterEqual(_Indicator):
+    """``[a >= b]``"""
 
     symbol = ">="
 
-    @classmethod
-    def holds(cls, z: float) -> bool:
-        return z >= 0
+    @staticmethod
+    def holds(a: Any, b: Any) -> Any:
+        return a >= b
 
 
-class IsZero(_Indicator):
-    """``[z == 0]``"""
+class Equal(_Indicator):
+    """``[a == b]``"""
 
     symbol = "=="
 
-    @classmethod
-    def holds(cls, z: float) -> bool:
-        return z == 0
+    @staticmethod
+    def holds(a: Any, b: Any) -> Any:
+        return a == b
 
 
-INDICATORS: tuple[type[_Indicator], ...] = (IsPositive, IsNonNegative, IsZero)
+INDICATORS: tuple[type[_Indicator], ...] = (Greater, GreaterEqual, Equal)
 
 
 def compare(relation: str, a: Any, b: Any) -> sympy.Expr:
@@ -81,17 +94,17 @@ def compare(relation: str, a: Any, b: Any) -> sympy.Expr:
     _real_scalar(a)
     _real_scalar(b)
     if relation == "gt":
-        return IsPositive(a - b)
+        return Greater(a, b)
     if relation == "lt":
-        return IsPositive(b - a)
+        return Greater(b, a)
     if relation == "ge":
-        return IsNonNegative(a - b)
+        return GreaterEqual(a, b)
     if relation == "le":
-        return IsNonNegative(b - a)
+        return GreaterEqual(b, a)
     if relation == "eq":
-        return IsZero(a - b)
+        return Equal(a, b)
     if relation == "ne":
-        return 1 - IsZero(a - b)
+        return 1 - Equal(a, b)
     raise ValueError(f"unknown relation {relation!r}")
 
 
@@ -99,7 +112,7 @@ def logical_not(a: Any) -> sympy.Expr:
     _real_scalar(a)
     if isinstance(a, _Indicator):
         return 1 - a
-    return IsZero(a)
+    return Equal(a, 0)
 
 
 def logical_and(a: Any, b: Any) -> sympy.Expr:

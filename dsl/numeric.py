@@ -15,6 +15,8 @@ from typing import Any
 
 import sympy
 
+from .remainder import Remainder
+
 DBL_MAX = sys.float_info.max
 _LOG_MAX = math.log(DBL_MAX)
 # below the smallest subnormal double (4.9e-324): the value would be 0
@@ -94,7 +96,7 @@ def apply(func: Any, args: list[Any]) -> Any:
     the range of a number checked after."""
     if func is sympy.Pow:
         check_power(args[0], args[1])
-    elif func is sympy.Mod and getattr(args[1], "is_zero", None):
+    elif func in (sympy.Mod, Remainder) and getattr(args[1], "is_zero", None):
         raise NumberRangeError("the remainder of a division by zero (% 0)")
     try:
         return check_result(func(*args))

@@ -26,6 +26,49 @@ OPERATORS = frozenset(
 )
 RESERVED = frozenset(CONSTANTS) | frozenset(ELEMENTARY) | OPERATORS
 
+# Operators spelt as words: a const, fn or fn parameter of that name could never be used (the
+# operator wins), so declaring one is R204 everywhere. Other keywords stay usable as top-level
+# names (``network net``, ``fn loss``): the contextual lexer reads them as names there.
+OPERATOR_WORDS = frozenset({"and", "or", "not"})
+
+# Words that start statements somewhere; declaring them as names would make lines ambiguous.
+KEYWORDS = frozenset(
+    {
+        "import",
+        "as",
+        "const",
+        "fn",
+        "pde",
+        "network",
+        "train",
+        "bilevel",
+        "space",
+        "in",
+        "periodic",
+        "time",
+        "field",
+        "param",
+        "boundary",
+        "at",
+        "all",
+        "initial",
+        "solve",
+        "repeat",
+        "return",
+        "net",
+        "data",
+        "loss",
+        "upper",
+        "lower",
+        "minimize",
+        "maximize",
+        "over",
+        "and",
+        "or",
+        "not",
+    }
+)
+
 
 @dataclass(frozen=True)
 class FnInfo:
@@ -175,7 +218,7 @@ def build_env(
     top: dict[str, Span | None] = {}
 
     def declare(name: str, span: Span | None, kind: str) -> bool:
-        if name in RESERVED:
+        if name in RESERVED or name in OPERATOR_WORDS:
             sink.error(
                 "R204",
                 f"{kind} '{name}' shadows the built-in '{name}'",
@@ -269,7 +312,7 @@ def _resolve_fn(
         env.fn_table[key] = FnInfo(key, name, fn.params, sympy.Integer(0), fn.span)
         return
     for p in fn.params:
-        if p in RESERVED:
+        if p in RESERVED or p in OPERATOR_WORDS:
             sink.error(
                 "R204", f"parameter '{p}' of fn '{name}' shadows the built-in '{p}'", fn.span
             )

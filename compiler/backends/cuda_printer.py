@@ -18,6 +18,7 @@ from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.precedence import PRECEDENCE
 
 from ...dsl.indicator import INDICATORS
+from ...dsl.remainder import Remainder
 from .base import IDENTIFIER, RESERVED
 
 _MAX_EXPANDED_POWER = 8
@@ -97,7 +98,7 @@ _STRUCTURE_TYPES = (
 
 
 #: functions printed as ``?:`` selects rather than calls
-_SELECTS = (sympy.Piecewise, sympy.sign, sympy.Heaviside, *INDICATORS)
+_SELECTS = (sympy.Piecewise, sympy.sign, sympy.Heaviside, sympy.Mod, Remainder, *INDICATORS)
 
 
 class CudaPrinter(C99CodePrinter):
@@ -216,12 +217,24 @@ class CudaPrinter(C99CodePrinter):
         return f"(({a}) > {zero} ? {one} : (({a}) < {zero} ? -{one} : {zero}))"
 
     def _indicator(self, expr: sympy.Expr) -> str:
-        """``[z > 0]`` and its kin (dsl/indicator.py): 1 or 0 of the kernel's type."""
-        z = self._print(expr.args[0])
+        """``[a > b]`` and its kin (dsl/indicator.py): 1 or 0 of the kernel's type."""
+        a, b = (self._print(v) for v in expr.args)
         one, zero = self.literal(1.0), self.literal(0.0)
-        return f"(({z}) {expr.symbol} {zero} ? {one} : {zero})"
+        return f"(({a}) {expr.symbol} ({b}) ? {one} : {zero})"
 
-    _print_IsPositive = _print_IsNonNegative = _print_IsZero = _indicator
+    _print_Greater = _print_GreaterEqual = _print_Equal = _indicator
+
+    def _print_Remainder(self, expr: sympy.Expr) -> str:
+        """Python's (and NumPy's, and Numba's) remainder, with the sign of the divisor: C's
+        fmod has the dividend's, so a non-zero remainder of the other sign gets b added."""
+        a, b = (self._print(v) for v in expr.args)
+        r, zero = f"{self.function_fmod()}({a}, {b})", self.literal(0.0)
+        return f"(({r} != {zero} && (({r} < {zero}) != (({b}) < {zero}))) ? {r} + ({b}) : {r})"
+
+    _print_Mod = _print_Remainder
+
+    def function_fmod(self) -> str:
+        return "fmod" + self.suffix
 
     def _print_Heaviside(self, expr: sympy.Expr) -> str:
         # the derivative of max, min and abs; SymPy's value at 0 is 1/2 unless given

@@ -40,12 +40,20 @@ class NumbaPrinter(PythonCodePrinter):
         return f"({one} if {z} > 0 else ({mid} if {z} == 0 else {zero}))"
 
     def _indicator(self, expr: sympy.Expr) -> str:
-        """``[z > 0]`` and its kin (dsl/indicator.py): 1 or 0 of the kernel's dtype."""
-        z = self._print(expr.args[0])
+        """``[a > b]`` and its kin (dsl/indicator.py): 1 or 0 of the kernel's dtype."""
+        a, b = (self.parenthesize(v, PRECEDENCE["Relational"]) for v in expr.args)
         one, zero = self._literal(1.0), self._literal(0.0)
-        return f"({one} if {z} {expr.symbol} 0 else {zero})"
+        return f"({one} if {a} {expr.symbol} {b} else {zero})"
 
-    _print_IsPositive = _print_IsNonNegative = _print_IsZero = _indicator
+    _print_Greater = _print_GreaterEqual = _print_Equal = _indicator
+
+    def _print_Remainder(self, expr: sympy.Expr) -> str:
+        # always bracketed: SymPy ranks Mod with Mul, so ``-a*(b % c)`` would print as
+        # ``-a*b % c``, which Python reads as ``(-a*b) % c``
+        a, b = (self.parenthesize(v, PRECEDENCE["Mul"] + 1) for v in expr.args)
+        return f"({a} % {b})"
+
+    _print_Mod = _print_Remainder
 
     def _print_sign(self, expr: sympy.Expr) -> str:
         z = self._print(expr.args[0])

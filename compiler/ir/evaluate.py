@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import sympy
 
+from ...dsl.indicator import INDICATORS
+from ...dsl.remainder import Remainder
 from ..symbolic import GHOST_ALPHA, GHOST_BETA, GHOST_DATA, GHOST_H, ghost_values, interior_symbol
 from .adjoint_ops import BroadcastInDim, Embed, ShiftTranspose
 from .ops import (
@@ -68,7 +70,8 @@ class _Env:
 
 @cache
 def _lambdified(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> Callable:
-    return sympy.lambdify(symbols, expr, modules="numpy")
+    indicators = {cls.__name__: cls.numpy for cls in (*INDICATORS, Remainder)}
+    return sympy.lambdify(symbols, expr, modules=[indicators, "numpy"])
 
 
 def _face_value(expr: sympy.Expr, axis: int, side: str, env: _Env, ndim: int) -> np.ndarray:

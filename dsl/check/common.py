@@ -12,46 +12,8 @@ import sympy
 
 from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticSink, did_you_mean
-from ..resolve import RESERVED, ModuleEnv, fold_number
+from ..resolve import KEYWORDS, RESERVED, ModuleEnv, fold_number
 from ..source import Span
-
-# Words that start statements somewhere; declaring them as names would make lines ambiguous.
-KEYWORDS = frozenset(
-    {
-        "import",
-        "as",
-        "const",
-        "fn",
-        "pde",
-        "network",
-        "train",
-        "bilevel",
-        "space",
-        "in",
-        "periodic",
-        "time",
-        "field",
-        "param",
-        "boundary",
-        "at",
-        "all",
-        "initial",
-        "solve",
-        "repeat",
-        "return",
-        "net",
-        "data",
-        "loss",
-        "upper",
-        "lower",
-        "minimize",
-        "maximize",
-        "over",
-        "and",
-        "or",
-        "not",
-    }
-)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ so the expansion must mean what the user wrote. Two things stand in the way:
 - SymPy treats names as complex unless told: ``d|u|/dx`` comes out in ``re`` and ``im``. Every
   name (axis, time, parameter) and every field is made real for the differentiation and put
   back after, so ``abs``, ``max`` and ``min`` differentiate to signs and steps.
-- A function that jumps along the axis (a comparison, ``sign``, ``floor``, ``ceiling``) or a kink
-  differentiated twice (``diff(max(u, 0), x, 2)``) has a delta function in its derivative: no
+- A function that jumps along the axis (a comparison, ``sign``, ``floor``, ``ceiling``, ``%``) or
+  a kink differentiated twice (``diff(max(u, 0), x, 2)``) has a delta function in its derivative: no
   pointwise value, no stencil. Such a derivative is refused where it is written (R328) instead
   of dropping the delta, which would silently lose, for example, the flux condition at the
   interface of ``div(k * grad(u))`` with a piecewise k.
@@ -22,9 +22,10 @@ from sympy.core.function import AppliedUndef
 
 from ..diagnostics import DslTypeError
 from ..indicator import INDICATORS
+from ..remainder import Remainder
 from ..source import Span
 
-JUMPS = (*INDICATORS, sympy.sign, sympy.floor, sympy.ceiling, sympy.Heaviside)
+JUMPS = (*INDICATORS, sympy.sign, sympy.floor, sympy.ceiling, sympy.Heaviside, sympy.Mod, Remainder)
 
 JUMP_HINT = (
     "the derivative of a function that jumps has a delta function, which has no value at a "
@@ -36,7 +37,7 @@ JUMP_HINT = (
 def space_diff(expr: Any, axis: sympy.Symbol, order: int, span: Span | None) -> Any:
     """``d^order expr / d axis^order`` with every name real; R328 where a delta would appear."""
     for jump in expr.atoms(*JUMPS):
-        if axis in jump.args[0].free_symbols:
+        if axis in jump.free_symbols:
             raise DslTypeError(
                 f"the derivative along '{axis}' of {_show(jump)}, which jumps along '{axis}'",
                 span,
@@ -59,15 +60,34 @@ def space_diff(expr: Any, axis: sympy.Symbol, order: int, span: Span | None) -> 
 
 
 def _drop_null_deltas(d: Any) -> Any:
-    """Drop the terms ``z * delta(z) * ...``, which are zero (``diff(abs(u) * u, x, 2)`` has
-    ``2 * u * delta(u) * diff(u, x)^2``)."""
-    terms = []
-    for term in sympy.Add.make_args(sympy.expand(d)):
-        factors = sympy.Mul.make_args(term)
-        bases = {f.base if isinstance(f, sympy.Pow) and f.exp.is_positive else f for f in factors}
-        if not all(delta.args[0] in bases for delta in term.atoms(sympy.DiracDelta)):
-            terms.append(term)
-    return sympy.Add(*terms)
+    """Drop each ``delta(z)`` whose coefficient vanishes where z does: ``z * delta(z)`` is zero
+    (``diff(abs(u - 1) * (u - 1), x, 2)`` has ``2 (u - 1) delta(u - 1) diff(u, x)^2``, and
+    ``diff(max(u, 0)^2, x, 2)`` has ``2 max(u, 0) delta(u) diff(u, x)^2``). The coefficient is
+    evaluated on z = 0 by solving z for one of its fields or names, in which it must be linear;
+    anything not shown to vanish keeps its delta (and is refused)."""
+    for delta in sorted(d.atoms(sympy.DiracDelta), key=sympy.default_sort_key):
+        if len(delta.args) != 1:
+            continue  # a derivative of delta: never a pointwise value
+        slot = sympy.Dummy("delta")
+        coeff = sympy.diff(d.xreplace({delta: slot}), slot)
+        if coeff.has(slot) or not _vanishes_where_zero(coeff, delta.args[0]):
+            continue
+        d = d.xreplace({delta: sympy.Integer(0)})
+    return d
+
+
+def _vanishes_where_zero(coeff: Any, z: Any) -> bool:
+    derivs = {g: sympy.Dummy("deriv") for g in coeff.atoms(sympy.Derivative)}
+    frozen = coeff.xreplace(derivs)
+    for name in [*sorted(z.atoms(AppliedUndef), key=str), *sorted(z.free_symbols, key=str)]:
+        slope = sympy.diff(z, name)
+        if slope == 0 or slope.has(name):
+            continue
+        root = sympy.simplify(name - z / slope)
+        if root.has(name):
+            continue
+        return sympy.simplify(frozen.subs(name, root)) == 0
+    return False
 
 
 def _real_names(expr: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
@@ -86,4 +106,5 @@ def _show(jump: Any) -> str:
     name = type(jump).__name__
     if isinstance(jump, INDICATORS):
         return "a comparison"
-    return {"Heaviside": "a step"}.get(name, f"{name}()")
+    names = {"Heaviside": "a step", "Mod": "a remainder (%)", "Remainder": "a remainder (%)"}
+    return names.get(name, f"{name}()")

@@ -98,7 +98,7 @@ def test_sign_is_a_ternary() -> None:
         sympy.I * x,
         sympy.oo * x,
         sympy.Derivative(sympy.Function("f")(x), x),
-        sympy.Mod(x, 2),
+        sympy.DiracDelta(x),
     ],
 )
 def test_strict_unknown_nodes_raise(expr: sympy.Expr) -> None:

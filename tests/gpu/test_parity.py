@@ -174,7 +174,7 @@ pde switched {
     param k1 = 1.0, k2 = 0.2
     dt(u) = (k1 * (x < 0.4) + k2 * (x >= 0.4)) * lap(u) + (u > 0.3 and not (u >= 0.9)) * u
     boundary u = (t >= 0.001 or y > 0.5) at x = 0
-    boundary diff(u, x) = max(y - 0.5, 0) at x = 1
+    boundary diff(u, x) = max(y - 0.5, 0) + (t + y) % 0.3 at x = 1
     boundary u = 0 at y = 0, y = 1
     initial u = ((x - 0.5)^2 + (y - 0.5)^2 < 0.1) * (x != 0.3) + diff(abs(x - 0.2) * x, x)
     solve fd(cells = 20, scheme = rk4, dt = 1e-5)
@@ -184,7 +184,8 @@ pde switched {
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_comparisons_and_steps_match_numba(dtype: str, device) -> None:
-    """Comparisons, and/or/not and the steps of max/abs derivatives, printed as CUDA selects.
+    """Comparisons, and/or/not, remainders and the steps of max/abs derivatives, printed as
+    CUDA selects.
     No cell centre lies on a threshold (an ulp of float32 coordinates would flip it)."""
     sims = [
         ritz.compile(SWITCHES, backend=b).switched.prepare(cells=[19, 18], dtype=dtype)
