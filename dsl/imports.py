@@ -91,6 +91,8 @@ class Loader:
                     except RitzError as exc:
                         for d in exc.diagnostics:
                             sink.add(d)
+            # an import that failed leaves its names unknown: stop before reporting each use
+            sink.raise_if_any()
             env = build_env(module, imports, sink)
         finally:
             if path is not None:

@@ -157,7 +157,18 @@ def fold_number(
         return None
     calls = value.atoms(AppliedUndef)
     if calls:
-        name = call_name(next(iter(calls)))
+        call = next(iter(calls))
+        name = call_name(call)
+        info = _fn_info(env, name) if env is not None and name is not None else None
+        if info is not None and len(call.args) != len(info.params):
+            shown = name.rsplit(".", 1)[-1] if name else ""
+            sink.error(
+                "R301",
+                f"fn '{shown}' takes {len(info.params)} argument(s), got {len(call.args)}",
+                ref_span(expr, name or ""),
+                f"it is defined as {shown}({', '.join(info.params)})",
+            )
+            return None
         sink.error(
             "R317",
             f"{what} must be a constant expression; {written(name)} is not allowed here",
@@ -177,6 +188,14 @@ def fold_number(
     return number
 
 
+def _fn_info(env: ModuleEnv, name: str) -> FnInfo | A.FnDef | None:
+    """The definition a call of ``name`` resolves to (resolved, or declared later), or None."""
+    info: FnInfo | A.FnDef | None = env.fn_table.get(name)
+    if name in env.fns:
+        info = env.fn_table.get(env.fns[name]) or env.pending_fns.get(name)
+    return info
+
+
 def inline_calls(env: ModuleEnv, value: sympy.Basic, depth: int = 0) -> sympy.Basic:
     """``value`` with every call of a fn of ``env`` replaced by the fn's body. A fn declared
     later in the file than a const that calls it is not resolved yet: its raw definition is
@@ -186,9 +205,7 @@ def inline_calls(env: ModuleEnv, value: sympy.Basic, depth: int = 0) -> sympy.Ba
         name = call_name(node)
         if name is None or depth > 64:
             return None
-        info: FnInfo | A.FnDef | None = env.fn_table.get(name)  # a resolved body's calls
-        if name in env.fns:
-            info = env.fn_table.get(env.fns[name]) or env.pending_fns.get(name)
+        info = _fn_info(env, name)  # also a resolved body's calls
         args = [inline_calls(env, a, depth + 1) for a in node.args]
         if info is None or len(args) != len(info.params):
             return None

@@ -144,7 +144,10 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 
 
 def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any:
-    """A plain Python value of an option: int, float, str (identifier), list or Call."""
+    """A plain Python value of an option: int, float, str (identifier), list or Call. A call of
+    a fn (``cells = f(8)``) is a number like any constant expression."""
+    if isinstance(value, A.Call) and not value.kwargs and _is_fn(value.name, env):
+        value = _as_expression(value)
     if isinstance(value, A.Call):
         return value
     v = value.value
@@ -157,6 +160,17 @@ def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any
     if folded is None:
         return None
     return int(folded) if folded.is_Integer else float(folded)
+
+
+def _is_fn(name: str, env: ModuleEnv) -> bool:
+    return name in env.fns or name in env.fn_table or name in env.pending_fns
+
+
+def _as_expression(call: A.Call) -> A.Expression:
+    """The expression a call in option position spells (its arguments too)."""
+    args = [a if isinstance(a, A.Expression) else _as_expression(a) for a in call.args]
+    refs = (A.NameRef(call.name, call.span), *(r for a in args for r in a.refs))
+    return A.Expression(sympy.Function(call.name)(*(a.value for a in args)), call.span, refs)
 
 
 def check_given(rules: dict[str, OptionRule], name: str, value: Any, what: str) -> Any:

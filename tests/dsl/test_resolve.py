@@ -112,6 +112,16 @@ def test_import_cycle(tmp_path: Path) -> None:
     assert err.value.line == 3 and err.value.file.endswith("b.dsl")
 
 
+def test_import_cycle_is_the_only_error(tmp_path: Path) -> None:
+    """Names used from the import that failed are not reported one by one (they exist)."""
+    (tmp_path / "a.dsl").write_text('import "b.dsl" as b\nfn fa(z) = b.fb(z) + 1\n')
+    (tmp_path / "b.dsl").write_text('import "a.dsl" as a\nfn fb(z) = 2 * z\n')
+    (tmp_path / "m.dsl").write_text('import "a.dsl" as a\nconst c = a.fa(1)\n')
+    with pytest.raises(DslImportError) as err:
+        load_file(tmp_path / "m.dsl")
+    assert [d.code for d in err.value.diagnostics] == ["R251"]
+
+
 def test_missing_import(tmp_path: Path) -> None:
     with pytest.raises(DslImportError) as err:
         load_text('import "nope.dsl" as n\n', base_dir=tmp_path)
@@ -147,3 +157,18 @@ def test_at_is_the_dot_product_of_two_gradients() -> None:
     ux, uy, vx, vy = (Derivative(f, s) for f in (u, v) for s in (x, Symbol("y")))
     assert eqs[0].rhs == ux * vx + uy * vy
     assert eqs[1].rhs == 2 * ux**2 + 2 * uy**2
+
+
+def test_fns_in_options_and_their_arity() -> None:
+    """``cells = f(8)`` is a number (it once read as a call of a method named f); a fn called
+    with the wrong number of arguments in a const, param or option is R301, as in equations."""
+    base = (
+        "fn f(z) = 2 * z\npde p {\n    space x in [0, 1]\n    field u\n    param a = ARG\n"
+        "    -diff(u, x, 2) = a\n    boundary u = 0 at all\n    solve fd(cells = CELLS)\n}\n"
+    )
+    ok = load_text(base.replace("ARG", "f(1)").replace("CELLS", "f(f(2))")).problems["p"]
+    assert ok.solves[0].options == {"cells": 8} and ok.params[0].default == 2
+    for arg, cells in (("f(1, 2)", "8"), ("1", "f(8, 1)")):
+        with pytest.raises(RitzError) as err:
+            load_text(base.replace("ARG", arg).replace("CELLS", cells))
+        assert err.value.code == "R301" and "takes 1 argument(s), got 2" in err.value.message
