@@ -6,11 +6,13 @@ so the expansion must mean what the user wrote. Two things stand in the way:
 - SymPy treats names as complex unless told: ``d|u|/dx`` comes out in ``re`` and ``im``. Every
   name (axis, time, parameter) and every field is made real for the differentiation and put
   back after, so ``abs``, ``max`` and ``min`` differentiate to signs and steps.
-- A function that jumps along the axis (a comparison, ``sign``, ``floor``, ``ceiling``, ``%``) or
-  a kink differentiated twice (``diff(max(u, 0), x, 2)``) has a delta function in its derivative: no
-  pointwise value, no stencil. Such a derivative is refused where it is written (R328) instead
-  of dropping the delta, which would silently lose, for example, the flux condition at the
-  interface of ``div(k * grad(u))`` with a piecewise k.
+- A function that jumps along the axis (a comparison, ``sign``) has a delta function in its
+  derivative, and so has a kink differentiated twice (``diff(max(u, 0), x, 2)``): no pointwise
+  value, no stencil. Comparisons become steps for the differentiation, and every delta must
+  vanish where it sits (``u * (u > 0)`` is relu: ``u * delta(u)`` is zero); one that does not is
+  refused where the derivative is written (R328) instead of being dropped, which would silently
+  lose, for example, the flux condition at the interface of ``div(k * grad(u))`` with a
+  piecewise k. ``floor``, ``ceiling``, ``%`` and ``==`` along the axis are refused at once.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from ..diagnostics import DslTypeError
-from ..indicator import INDICATORS
+from ..indicator import Equal, Greater, GreaterEqual
 from ..remainder import Remainder
 from ..source import Span
 
-JUMPS = (*INDICATORS, sympy.sign, sympy.floor, sympy.ceiling, sympy.Heaviside, sympy.Mod, Remainder)
+# jumps whose derivative is refused outright where they vary along the axis
+JUMPS = (sympy.floor, sympy.ceiling, sympy.Mod, Remainder, Equal)
 
 JUMP_HINT = (
-    "the derivative of a function that jumps has a delta function, which has no value at a "
-    "point; take the derivative of the smooth part only (write (x < 0.5) * diff(u, x, 2), not "
-    "diff((x < 0.5) * diff(u, x), x)), or smooth the jump, e.g. 0.5 * (1 + tanh((x - 0.5) / w))"
+    "a delta function has no value at a point. If a coefficient jumps (div(k * grad(u)) with a "
+    "piecewise k), the chain rule cannot impose the flux condition at the interface: smooth "
+    "the jump, e.g. 0.5 * (1 + tanh((x - 0.5) / w)) for (x > 0.5); k * lap(u) instead would be "
+    "a different problem, without that condition"
 )
 
 
@@ -44,19 +48,28 @@ def space_diff(expr: Any, axis: sympy.Symbol, order: int, span: Span | None) -> 
                 JUMP_HINT,
                 "R328",
             )
-    to_real, back = _real_names(expr)
-    d = sympy.diff(expr.xreplace(to_real), to_real.get(axis, axis), order).xreplace(back)
+    steps = {
+        c: sympy.Heaviside(c.args[0] - c.args[1], 0 if isinstance(c, Greater) else 1)
+        for c in expr.atoms(Greater, GreaterEqual)
+        if axis in c.free_symbols
+    }
+    stepped = expr.xreplace(steps)
+    to_real, back = _real_names(stepped)
+    d = sympy.diff(stepped.xreplace(to_real), to_real.get(axis, axis), order).xreplace(back)
     if d.has(sympy.DiracDelta):
         d = _drop_null_deltas(d)
-    if d.has(sympy.DiracDelta):
+    deltas = d.atoms(sympy.DiracDelta)
+    if deltas:
+        where = min((_plain(delta.args[0]) for delta in deltas), key=len)
         raise DslTypeError(
-            f"this derivative along '{axis}' has a delta function (a kink such as max, min or "
-            "abs differentiated twice)",
+            f"this derivative along '{axis}' has a delta function where {where} = 0: the "
+            "expression jumps there (a comparison, sign), or has a kink (max, min, abs) "
+            "differentiated twice",
             span,
             JUMP_HINT,
             "R328",
         )
-    return d
+    return d.xreplace({v: k for k, v in steps.items()})
 
 
 def _drop_null_deltas(d: Any) -> Any:
@@ -102,9 +115,14 @@ def _real_names(expr: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
     return to_real, back
 
 
+def _plain(e: Any) -> str:
+    """``e`` as the user writes it: fields without their arguments (``u - 0.5``)."""
+    return str(e.xreplace({f: sympy.Symbol(f.func.__name__) for f in e.atoms(AppliedUndef)}))
+
+
 def _show(jump: Any) -> str:
     name = type(jump).__name__
-    if isinstance(jump, INDICATORS):
-        return "a comparison"
+    if isinstance(jump, Equal):
+        return "a comparison (== or !=)"
     names = {"Heaviside": "a step", "Mod": "a remainder (%)", "Remainder": "a remainder (%)"}
     return names.get(name, f"{name}()")

@@ -220,6 +220,15 @@ NEWTON_STEPS = 100
 _HALVINGS = 12
 
 
+def norm2(v: np.ndarray) -> float:
+    """The 2-norm, scaled by the largest entry first so that squaring cannot overflow (a
+    residual of 1e200 has a norm of 1e200, not inf); inf or NaN entries give inf or NaN."""
+    big = float(np.max(np.abs(v))) if v.size else 0.0
+    if big == 0.0 or not np.isfinite(big):
+        return big
+    return big * float(np.linalg.norm(v / big))
+
+
 def _damped(
     problem: SteadyProblem, u: np.ndarray, delta: np.ndarray, norm: float, exact: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -229,7 +238,7 @@ def _damped(
     for an exact Jacobian: a stale one's step is no descent direction, and is refreshed instead."""
     trial = u + delta
     r = problem.residual(trial)
-    best = (float(np.linalg.norm(r)), trial, delta)
+    best = (norm2(r), trial, delta)
     if not exact or best[0] <= (1 - 1e-4) * norm:
         return trial, r, delta
     scale = 1.0
@@ -237,7 +246,7 @@ def _damped(
         scale /= 2
         step = scale * delta
         r_try = problem.residual(u + step)
-        value = float(np.linalg.norm(r_try))
+        value = norm2(r_try)
         if np.isfinite(value) and value < best[0]:
             best = (value, u + step, step)
         if value <= (1 - 1e-4 * scale) * norm:
@@ -267,8 +276,15 @@ def newton(
     eps = float(np.finfo(problem.sim.plan["dtype"]).eps)
     u = problem.state()
     r = problem.residual(u)
-    norms = [float(np.linalg.norm(r))]
-    target = max(tol * norms[0], floor * float(np.linalg.norm(u)), np.finfo(float).tiny)
+    norms = [norm2(r)]
+    if not np.isfinite(norms[0]):  # an infinite target would count anything as converged
+        raise RuntimeInputError(
+            f"{what} cannot start: the residual of its initial state is not finite ({norms[0]})",
+            hint="the state is too large for the equations (a power or exp overflows) or holds "
+            "NaN; start from smaller values, or, in a time step, take a smaller dt",
+            code="R542",
+        )
+    target = max(tol * norms[0], floor * norm2(u), np.finfo(float).tiny)
     report = SteadyReport(norms[0] <= target, 0, 0, norms)
     for step in range(1, NEWTON_STEPS + 1):
         if report.converged or report.krylov_iterations >= maxiter:
@@ -285,12 +301,12 @@ def newton(
         delta, iterations = solve(-r, max(target / norms[-1], 1e-14), budget)
         report.krylov_iterations += iterations
         u, r, delta = _damped(problem, u, delta, norms[-1], exact)
-        norms.append(float(np.linalg.norm(r)))
+        norms.append(norm2(r))
         report.newton_steps = step
         if refresh is not None and factors is not None and norms[-1] > refresh * norms[-2]:
             factors.pop("solve", None)  # a stale Jacobian no longer contracts fast enough
         # or stalled at rounding: a second update below what the dtype resolves in u
-        stalled = step > 1 and float(np.linalg.norm(delta)) <= 64 * eps * float(np.linalg.norm(u))
+        stalled = step > 1 and norm2(delta) <= 64 * eps * norm2(u)
         report.converged = norms[-1] <= target or stalled
         if not np.isfinite(norms[-1]):
             break

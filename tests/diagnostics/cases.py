@@ -290,9 +290,9 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         "R328",
         5,
         13,
-        "jumps along 'x'",
+        "delta function where 0.5 - x = 0",
     ),
-    "sign_differentiated": (pde("dt(u) = diff(sign(u), x)"), "R328", 5, 13, "sign()"),
+    "sign_differentiated": (pde("dt(u) = diff(sign(u), x)"), "R328", 5, 13, "where u = 0"),
     "kink_twice": (pde("dt(u) = diff(max(u, 0), x, 2)"), "R328", 5, 13, "delta function"),
     # ---- nesting (R324), numbers out of a double's range (R317) --------------------------
     "nested_powers": ("const c = " + "^".join(["c"] * 200) + "\n", "R324", 1, 207, "too deeply"),

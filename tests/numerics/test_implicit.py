@@ -138,6 +138,39 @@ def test_stiff_step_explicit_blows_up_implicit_does_not() -> None:
     assert float(np.abs(sol["u"][-1] - exact).max()) < 1e-5
 
 
+OVERFLOWING = """
+pde c {
+    space x in [0, 1]
+    time t in [0, 1]
+    field u
+    dt(u) = diff(u, x, 2) - u^3
+    boundary u = 0 at all
+    initial u = 1e120 * sin(pi * x)
+    solve fd(cells = 8, scheme = cn, dt = 0.1)
+}
+pde nd {
+    space x in [0, 1]
+    time t in [0, 2]
+    field u
+    dt(u) = diff((1 + u^2) * diff(u, x), x)
+    boundary u = 0 at x = 0
+    boundary u = 1 at x = 1
+    initial u = x
+    solve fd(cells = 16, scheme = imex, dt = 0.01)
+}
+"""
+
+
+@pytest.mark.parametrize("name", ["c", "nd"])
+def test_a_residual_that_overflows_never_counts_as_converged(name: str) -> None:
+    """An infinite residual norm made an infinite target: the step "converged" at once and the
+    state froze (cn from 1e120, u^3 overflowing; imex past its explicit part's stability, which
+    grew to 2.6e59 and then stayed there to the end). Now the step fails where it happens."""
+    with pytest.raises(RuntimeInputError) as err:
+        ritz.compile(OVERFLOWING)[name].solve()
+    assert err.value.code == "R542" and "not finite" in err.value.message
+
+
 def test_dt_auto_is_refused_for_implicit_schemes() -> None:
     with pytest.raises(RuntimeInputError) as err:
         ritz.compile(HEAT).heat.solve(dt="auto")

@@ -184,6 +184,8 @@ def test_derivatives_across_jumps_are_refused(rhs: str) -> None:
         "diff(abs(u - 0.5) * (u - 0.5), x, 2)",  # z delta(z) = 0 for any z linear in a name
         "diff(abs(u + x) * (u + x), x, 2)",
         "diff(max(u, 0)^2, x, 2)",
+        "diff(u * (u > 0), x)",  # relu: u delta(u) is zero
+        "diff(sign(u - 0.2) * (u - 0.2), x)",
         "diff(max(u, 0), x)",
         "diff(abs(x - 0.5) * u, x) + diff(u, x, 2)",
         "(x < 0.5) * diff(u, x, 2)",
