@@ -229,6 +229,64 @@ def norm2(v: np.ndarray) -> float:
     return big * float(np.linalg.norm(v / big))
 
 
+class PseudoTime:
+    """Pseudo-transient continuation (Kelley and Keyes 1998) for a steady Newton solve that
+    starts far from its solution. Newton from a guess that breaks the boundary conditions (the
+    default u = 0 against u = 1 on a face) can converge to a spurious root of the discrete
+    equations: for ``-diff((1 + u^2) * diff(u, x), x) = 0`` the chain rule's
+    ``-2 u diff(u, x)^2`` term balances the second difference at O(1/h^2) with an O(1) jump
+    at the face, at every resolution. The early steps here are implicit Euler steps of the
+    pseudo-time flow du/dtau = -s R(u) instead, (J + s D / sigma) d = -R, which follow the
+    physical relaxation towards the stable solution; sigma grows as the residual falls
+    (switched evolution relaxation, sigma_k = sigma_(k-1) ||R_(k-1)|| / ||R_k||, and at least
+    tenfold) until the shift is negligible and the iteration is Newton's: easy problems take
+    two or three more steps than Newton alone. D is each field's typical diagonal of J,
+    s its sign (``lap(u) = f`` and ``-lap(u) = f`` flow the same way)."""
+
+    #: the shift is dropped once sigma passes this (pure Newton from there)
+    NEWTON_AT = 1e6
+    #: the least growth of sigma after a step that reduced the residual
+    GROWTH = 10.0
+
+    def __init__(self, scale: np.ndarray, rows: np.ndarray | None) -> None:
+        self.scale = scale
+        self.rows = rows
+        self.sigma = 1.0
+
+    @classmethod
+    def start(cls, jac: Any, blocks: int) -> PseudoTime | None:
+        """From the first Jacobian. The rows of one field's equation may hold another field's
+        leading term (``-lap(v) + u = 1`` written first): the shift goes where the linear
+        solver's row order (``_block_rows``) puts the large diagonal. None where every typical
+        diagonal is zero (no flow to follow)."""
+        rows = _block_rows(jac, blocks)
+        diag = (jac[rows, :] if rows is not None else jac).diagonal()
+        size = len(diag) // blocks
+        scale = np.concatenate(
+            [
+                np.full(size, float(np.median(diag[f * size : (f + 1) * size])))
+                for f in range(blocks)
+            ]
+        )
+        return cls(scale, rows) if np.any(scale != 0) else None
+
+    def shifted(self, jac: Any, norms: list[float]) -> Any:
+        from scipy import sparse
+
+        if len(norms) >= 2 and norms[-1] > 0:
+            ratio = norms[-2] / norms[-1]
+            # ten times larger at least after a step that reduced the residual, so that an
+            # easy problem is Newton's after a few steps, and one near a fold (Bratu close to
+            # its turning point, whose flow is slow) is not held back by its slow residual
+            self.sigma *= max(self.GROWTH, ratio) if ratio > 1 else ratio
+        if self.sigma >= self.NEWTON_AT:
+            return jac
+        n = len(self.scale)
+        rows = self.rows if self.rows is not None else np.arange(n)
+        shift = sparse.csc_matrix((self.scale / self.sigma, (rows, np.arange(n))), shape=(n, n))
+        return (jac + shift).tocsc()
+
+
 def _damped(
     problem: SteadyProblem, u: np.ndarray, delta: np.ndarray, norm: float, exact: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,6 +321,7 @@ def newton(
     factors: dict | None = None,
     refresh: float | None = None,
     what: str = "the steady solve",
+    pseudo_time: bool = False,
 ) -> tuple[np.ndarray, SteadyReport]:
     """Solve R(u) = 0 to ||R(u)|| <= max(tol * ||R(u0)||, floor * ||u0||), or until a Newton
     update after the first is below the rounding of u in its dtype. Each Newton system J d = -R
@@ -271,8 +330,9 @@ def newton(
     between solves) the factorisation is made once and reused: for good where the Jacobian
     depends on neither the state nor the time; with ``refresh``, where it does (chord Newton),
     until a step reduces the residual by less than that factor, when it is assembled again at the
-    current iterate."""
+    current iterate. ``pseudo_time``: start with pseudo-transient continuation (``PseudoTime``)."""
     n = problem.size * len(problem.fields)
+    continuation: PseudoTime | None = None
     eps = float(np.finfo(problem.sim.plan["dtype"]).eps)
     u = problem.state()
     r = problem.residual(u)
@@ -294,6 +354,10 @@ def newton(
         if solve is None:
             jac = assemble_jacobian(problem)
             problem.residual(u)  # the probes moved the buffers; restore the iterate's state
+            if pseudo_time and continuation is None:
+                continuation = PseudoTime.start(jac, len(problem.fields))
+            if continuation is not None:
+                jac = continuation.shifted(jac, norms)
             solve = linear_solver(jac, n, len(problem.fields))
             if factors is not None:
                 factors["solve"] = solve
@@ -332,5 +396,6 @@ def solve_steady(sim: Simulation, tol: float, maxiter: int) -> tuple[dict[str, A
     problem = SteadyProblem(sim)
     # one thread pool at a time: BLAS threads spinning next to Numba's slow both down many times
     with threadpool_limits(limits=1, user_api="blas"):
-        _, report = newton(problem, tol, maxiter)
+        constant = bool(sim.plan["meta"].get("constant_jacobian", False))
+        _, report = newton(problem, tol, maxiter, pseudo_time=not constant)
     return {f: np.array(sim.backend.to_host(sim.interior(f))) for f in problem.fields}, report
