@@ -322,6 +322,7 @@ def newton(
     refresh: float | None = None,
     what: str = "the steady solve",
     pseudo_time: bool = False,
+    steady: bool = False,
 ) -> tuple[np.ndarray, SteadyReport]:
     """Solve R(u) = 0 to ||R(u)|| <= max(tol * ||R(u0)||, floor * ||u0||), or until a Newton
     update after the first is below the rounding of u in its dtype. Each Newton system J d = -R
@@ -330,9 +331,12 @@ def newton(
     between solves) the factorisation is made once and reused: for good where the Jacobian
     depends on neither the state nor the time; with ``refresh``, where it does (chord Newton),
     until a step reduces the residual by less than that factor, when it is assembled again at the
-    current iterate. ``pseudo_time``: start with pseudo-transient continuation (``PseudoTime``)."""
+    current iterate. ``pseudo_time``: start with pseudo-transient continuation (``PseudoTime``).
+    ``steady``: a Jacobian with constants in its null space is R543 (``_constant_null_space``),
+    checked at once where it is constant (``pseudo_time`` off), else where Newton fails."""
     n = problem.size * len(problem.fields)
     continuation: PseudoTime | None = None
+    last_jac = None
     eps = float(np.finfo(problem.sim.plan["dtype"]).eps)
     u = problem.state()
     r = problem.residual(u)
@@ -352,8 +356,10 @@ def newton(
         solve = factors.get("solve") if factors is not None else None
         exact = solve is None or refresh is None  # the Jacobian is this iterate's
         if solve is None:
-            jac = assemble_jacobian(problem)
+            jac = last_jac = assemble_jacobian(problem)
             problem.residual(u)  # the probes moved the buffers; restore the iterate's state
+            if steady and not pseudo_time:
+                _constant_null_space(jac, problem.fields)
             if pseudo_time and continuation is None:
                 continuation = PseudoTime.start(jac, len(problem.fields))
             if continuation is not None:
@@ -375,6 +381,8 @@ def newton(
         if not np.isfinite(norms[-1]):
             break
     # the last residual evaluation (or the first, if u0 already solved it) left u in the buffers
+    if not report.converged and steady and last_jac is not None:
+        _constant_null_space(last_jac, problem.fields)
     if not report.converged:
         raise RuntimeInputError(
             f"{what} did not converge: residual {norms[-1]:.3g} after "
@@ -389,6 +397,28 @@ def newton(
     return u, report
 
 
+def _constant_null_space(jac: Any, fields: tuple[str, ...]) -> None:
+    """R543 where adding a constant to one field changes no equation (only Neumann or periodic
+    conditions, and no term in the field itself): the solution is then fixed only up to that
+    constant, or does not exist. SuperLU notices in 1-D; in 2-D and 3-D rounding hides the
+    zero pivot and it factorises the matrix anyway, returning an arbitrary constant."""
+    n = jac.shape[0]
+    size = n // len(fields)
+    reference = float(abs(jac).sum(axis=1).max()) or 1.0
+    for k, f in enumerate(fields):
+        ones = np.zeros(n)
+        ones[k * size : (k + 1) * size] = 1.0
+        if float(np.abs(jac @ ones).max()) <= 1e-10 * reference:
+            raise RuntimeInputError(
+                f"the Jacobian of the problem is singular: adding a constant to '{f}' changes "
+                "no equation, so the conditions fix it only up to a constant",
+                hint="add a Dirichlet or Robin condition on some face, or a term in the field "
+                "itself; with only Neumann or periodic conditions the data must also integrate "
+                "to zero",
+                code="R543",
+            )
+
+
 def solve_steady(sim: Simulation, tol: float, maxiter: int) -> tuple[dict[str, Any], SteadyReport]:
     """Fields (interior arrays) of the steady solution, and how the solve went."""
     from threadpoolctl import threadpool_limits
@@ -397,5 +427,5 @@ def solve_steady(sim: Simulation, tol: float, maxiter: int) -> tuple[dict[str, A
     # one thread pool at a time: BLAS threads spinning next to Numba's slow both down many times
     with threadpool_limits(limits=1, user_api="blas"):
         constant = bool(sim.plan["meta"].get("constant_jacobian", False))
-        _, report = newton(problem, tol, maxiter, pseudo_time=not constant)
+        _, report = newton(problem, tol, maxiter, pseudo_time=not constant, steady=True)
     return {f: np.array(sim.backend.to_host(sim.interior(f))) for f in problem.fields}, report

@@ -89,12 +89,52 @@ pde floating {
 """
 
 
+SINGULAR_2D = """
+pde per {
+    space x in [0, 1] periodic
+    space y in [0, 1] periodic
+    field u
+    -lap(u) = sin(2 * pi * x)
+}
+pde neu {
+    space x in [0, 1]
+    space y in [0, 1]
+    field u
+    -lap(u) = 1
+    boundary diff(u, x) = 0 at x = 0, x = 1
+    boundary diff(u, y) = 0 at y = 0, y = 1
+}
+pde cubic {
+    space x in [0, 1]
+    space y in [0, 1]
+    field u
+    -lap(u) + u^3 = cos(pi * x)
+    boundary diff(u, x) = 0 at x = 0, x = 1
+    boundary diff(u, y) = 0 at y = 0, y = 1
+}
+"""
+
+
 def test_singular_problem_is_reported_not_solved() -> None:
     # u is fixed only up to a constant: the Jacobian is singular, and ritz must say so
     with pytest.raises(ritz.RitzError) as err:
         ritz.compile(PURE_NEUMANN).floating.solve(cells=32)
     assert err.value.code == "R543"
     assert "Dirichlet" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize("name", ["per", "neu"])
+def test_singular_problem_in_2d_is_reported(name: str) -> None:
+    """In 2-D rounding hid the zero pivot: SuperLU factorised the singular matrix and returned
+    an arbitrary constant (compatible data) or Newton ran 100 steps to R542 (incompatible)."""
+    with pytest.raises(ritz.RitzError) as err:
+        ritz.compile(SINGULAR_2D)[name].solve(cells=12)
+    assert err.value.code == "R543" and "constant to 'u'" in err.value.message
+
+
+def test_neumann_problem_with_a_term_in_u_is_solved() -> None:
+    sol = ritz.compile(SINGULAR_2D).cubic.solve(cells=12)
+    assert sol.info["steps"] < 20 and 0.05 < float(np.abs(sol["u"]).max()) < 0.2
 
 
 def test_large_grids_use_ilu_preconditioned_gmres(monkeypatch: pytest.MonkeyPatch) -> None:
