@@ -38,6 +38,12 @@ def transported_fields(equations: Sequence[A.FieldEquation], axis: str) -> tuple
     """Fields differentiated along ``axis`` in some equation, only ever once and never mixed
     with another axis, each with an equation of first order in time."""
     first_order = {eq.field for eq in equations if eq.time_order == 1}
+    return tuple(sorted(set(differentiated_once(equations, axis)) & first_order))
+
+
+def differentiated_once(equations: Sequence[A.FieldEquation], axis: str) -> tuple[str, ...]:
+    """Fields differentiated along ``axis`` in some equation, only ever once and never mixed
+    with another axis."""
     once: set[str] = set()
     other: set[str] = set()
     x = sympy.Symbol(axis)
@@ -51,7 +57,7 @@ def transported_fields(equations: Sequence[A.FieldEquation], axis: str) -> tuple
                 once.add(name)
             else:
                 other.add(name)
-    return tuple(sorted((once - other) & first_order))
+    return tuple(sorted(once - other))
 
 
 def _coefficients(

@@ -15,7 +15,7 @@ from ..diagnostics import DiagnosticSink, DslNameError, DslTypeError, RitzError,
 from ..resolve import ModuleEnv, call_name, fold_number, ref_span
 from ..source import Span
 from .blocks import check_optimizer
-from .characteristics import open_faces, over_specified
+from .characteristics import differentiated_once, open_faces, over_specified
 from .common import METHOD_OPTIONS, Names, check_solves
 from .pde_expr import PdeExpressions
 
@@ -399,6 +399,36 @@ class PdeChecker(PdeExpressions):
             )
         return alpha, beta, -ex.xreplace({p: 0, q: 0})
 
+    def steady_first_order(self, equations: list[A.FieldEquation]) -> set[tuple[str, str]]:
+        """R329 for each field that a steady problem differentiates only once along a bounded
+        axis: central differences couple a cell to its neighbours but not to itself, so odd and
+        even cells split apart (one condition leaves the system singular, two over-determine
+        the ODE); upwinding, which would fix it, is done only in time-dependent problems. The
+        pairs returned (also for a pinn, which is fine with one condition) need no condition on
+        both faces."""
+        if self.time is not None:
+            return set()
+        methods = {getattr(s, "method", None) for s in self.pde.solves} or {"fd"}
+        out: set[tuple[str, str]] = set()
+        for a in self.axes:
+            if a.periodic:
+                continue
+            for f in differentiated_once(equations, a.name):
+                out.add((f, a.name))
+                if "fd" not in methods:  # a pinn has no grid to split; one condition will do
+                    continue
+                self.sink.error(
+                    "R329",
+                    f"a steady problem that differentiates '{f}' only once along '{a.name}' "
+                    "(a first-order equation in space) cannot be solved by fd: central "
+                    "differences split its odd and even cells apart",
+                    self.fields[f].span,
+                    f"make it time dependent (dt({f}) = ...) and run it to its steady state, "
+                    f"where a transported field takes one condition at its inflow face, or add "
+                    f"diffusion (+ eps * diff({f}, {a.name}, 2))",
+                )
+        return out
+
     def boundaries(self, equations: list[A.FieldEquation]) -> list[A.BoundarySpec]:
         seen: dict[tuple[str, str, str], Span | None] = {}
         out: list[A.BoundarySpec] = []
@@ -421,9 +451,10 @@ class PdeChecker(PdeExpressions):
             for face in open_faces(equations, self.axes, self.time, params, seen)
             for f in face.missing
         }
+        first_order = self.steady_first_order(equations)
         for a in self.axes:
             for f in self.fields:
-                if a.periodic or (f, a.name) not in needed:
+                if a.periodic or (f, a.name) not in needed or (f, a.name) in first_order:
                     continue
                 for side, at in (("lo", a.lo), ("hi", a.hi)):
                     if (f, a.name, side) in seen:

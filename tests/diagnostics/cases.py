@@ -282,6 +282,14 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
     "const_named_or": ("const or = 3\n", "R204", 1, 1, "shadows the built-in 'or'"),
     "fn_parameter_named_and": ("fn f(and) = 1\n", "R204", 1, 1, "'and'"),
     "fn_arity_in_const": ("fn f(z) = z\nconst c = f(1, 2)\n", "R301", 2, 11, "takes 1 argument"),
+    "steady_first_order": (
+        "pde fo {\n    space x in [0, 1]\n    field u\n    diff(u, x) = cos(x)\n"
+        "    boundary u = 0 at x = 0\n}\n",
+        "R329",
+        3,
+        11,
+        "only once along 'x'",
+    ),
     "not_before_a_name": ("const c = 2 == not x\n", "R327", 1, 16, "'not' binds"),
     "comparison_of_vectors": (pde("dt(u) = grad(u) < 1"), "R321", 5, 13, "a vector"),
     "comparison_of_complex": ("const c = sqrt(-1) < 1\n", "R320", 1, 11, "no order"),
