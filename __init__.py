@@ -19,9 +19,10 @@ def load(path: str, backend: str = "numba", **kwargs: Any) -> CompiledModule:
 
 
 def compile(
-    source: str, backend: str = "numba", name: str = "<string>", **kwargs: Any
+    source: str | bytes, backend: str = "numba", name: str = "<string>", **kwargs: Any
 ) -> CompiledModule:
-    """Compile program text for ``backend``; imports resolve relative to the working directory."""
+    """Compile program text (a str, or UTF-8 bytes) for ``backend``; imports resolve relative
+    to the working directory."""
     from .runtime.api import compile_text
 
     return compile_text(source, backend=backend, name=name, **kwargs)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..dsl.diagnostics import RuntimeInputError, UnsupportedError
+from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from .drivers.reverse import AdjointRun, ImplicitAdjointRun, steady_vjp
+from .inputs import real_array
 
 if TYPE_CHECKING:
     from .api import PdeHandle
@@ -63,7 +65,7 @@ def _cotangents(
                 hint=f"fields: {', '.join(sol.fields)}",
                 code="R513",
             )
-        array = np.asarray(value, dtype=float)
+        array = real_array(value, f"the cotangent of '{name}'", "R513")
         frames = sol.fields[name].shape
         if array.shape == frames[1:]:
             full = np.zeros(frames)
@@ -76,10 +78,36 @@ def _cotangents(
                 hint="give d loss / d u at the final time, or one frame per output time",
                 code="R513",
             )
-        if not np.all(np.isfinite(array)):
-            raise RuntimeInputError(f"the cotangent of '{name}' is not finite", code="R513")
         out[name] = array
     return out
+
+
+def _param_names(params: Any) -> list[str]:
+    """``params=`` of vjp: a list (any iterable) of parameter names, or one name."""
+    if isinstance(params, str):
+        return [params]
+    try:
+        return list(params)
+    except TypeError:
+        raise RuntimeInputError(
+            f"params takes a list of parameter names, got {params!r}",
+            hint="e.g. params=['nu'] (or one name, params='nu')",
+            code="R513",
+        ) from None
+
+
+def _checkpoints(value: Any) -> int | None:
+    """``checkpoints=`` of vjp: None (the default) or a whole number >= 1 (NumPy integers
+    count; 2.0 does not, as for every whole-number option)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise RuntimeInputError(
+            f"checkpoints must be a whole number >= 1, got {value!r}",
+            hint="the number of states the forward sweep keeps, e.g. checkpoints=10",
+            code="R513",
+        )
+    return int(value)
 
 
 def pde_vjp(
@@ -97,19 +125,25 @@ def pde_vjp(
     kwargs = dict(kwargs)
     overridden = kwargs.pop("initial", None) or {}
     values, merged, fd = handle.resolve(kwargs)
-    if not isinstance(cotangents, dict):
+    if not isinstance(cotangents, Mapping):
         raise RuntimeInputError(
-            "vjp takes a dict of cotangents by field name, e.g. {'u': dloss_du}", code="R513"
+            f"vjp takes a dict field -> cotangent, got {type(cotangents).__name__}",
+            hint="e.g. sol.vjp({'u': dloss_du})",
+            code="R513",
         )
     names = [p.name for p in problem.params]
-    wanted = names if params is None else list(params)
+    wanted = names if params is None else _param_names(params)
     unknown = [p for p in wanted if p not in names]
     if unknown:
         raise RuntimeInputError(
             f"'{unknown[0]}' is not a parameter of '{problem.name}'",
-            hint=f"parameters: {', '.join(names) or 'none'}",
+            hint=did_you_mean(str(unknown[0]), names)
+            or f"parameters: {', '.join(names) or 'none'}",
             code="R513",
         )
+    checkpoints = _checkpoints(checkpoints)
+    # checked before anything is compiled (a steady problem's, by its Jacobian's fields)
+    cts = _cotangents(sol, cotangents, tuple(sol.fields)) if problem.time is not None else {}
     module = handle.adjoint_module(fd)
     meta = module.PLAN["meta"]
     refused = [p for p in wanted if p in meta.get("boundary_params", ())]
@@ -127,13 +161,10 @@ def pde_vjp(
         return Gradient({p: grads.get(p, 0.0) for p in wanted}, {}, info)
     # a field whose initial value was given as an array does not depend on the parameters
     drop = tuple(f for f in overridden if f in fields)
-    cts = _cotangents(sol, cotangents, tuple(sol.fields))
     sim = handle.simulation(module, merged, values, float(sol.info["dt"]))
     handle.apply_initial(sim, overridden)
     assert sol.t is not None
     steps, ends = step_schedule(sol.t, float(sol.info["dt"]))
-    if checkpoints is not None and int(checkpoints) < 1:
-        raise RuntimeInputError("checkpoints must be at least 1", code="R513")
     if fd.scheme in IMPLICIT_SCHEMES:
         tol, maxiter = handle._newton_options(merged)
         implicit = ImplicitAdjointRun(module, sim, tol, maxiter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from .backends import get_backend
 from .bilevel import BilevelHandle
 from .closures import check_outflow_faces, check_robin_closures
 from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
+from .inputs import check_backend, dtype_name, program_path, program_text, real_array, source_name
 from .networks import NetworkHandle, TrainHandle
 from .results import Solution
 
@@ -33,19 +35,29 @@ RUN_OPTIONS = ("cells", "dt", "every", "order", "scheme", "dtype", "tol", "maxit
 
 
 def load(path: str | Path, backend: str = "numba", cache_dir: str | Path | None = None):
-    """Parse, check and prepare every problem of the .dsl file at ``path``."""
+    """Parse, check and prepare every problem of the .dsl file at ``path`` (R516 for a path that
+    is neither a str nor a Path, R506 for an unknown backend, both before the file is read)."""
     from ..dsl import load_file
 
+    program_path(path)
+    check_backend(backend)
     checked = load_file(Path(path))
     return CompiledModule(checked, backend, cache_dir)
 
 
 def compile_text(
-    text: str, backend: str = "numba", name: str = "<string>", cache_dir: str | Path | None = None
+    text: str | bytes,
+    backend: str = "numba",
+    name: str = "<string>",
+    cache_dir: str | Path | None = None,
 ):
-    """Like ``load`` for program text."""
+    """Like ``load`` for program text: a str, or bytes read as a file is (UTF-8; R516 for
+    anything else)."""
     from ..dsl import load_text
 
+    text = program_text(text)
+    name = source_name(name)
+    check_backend(backend)
     checked = load_text(text, name)
     return CompiledModule(checked, backend, cache_dir)
 
@@ -55,7 +67,7 @@ class CompiledModule:
 
     def __init__(self, checked: CheckedModule, backend: str, cache_dir: str | Path | None) -> None:
         self.checked = checked
-        self.backend = backend
+        self.backend = check_backend(backend)
         self.cache_dir = cache_dir
         self._problems: dict[str, Any] = {}
         for name, block in checked.problems.items():
@@ -151,7 +163,7 @@ class PdeHandle:
             if key in params:
                 params[key] = param_value(key, value, f"pde '{self.name}'")
             elif key in RUN_OPTIONS:
-                options[key] = value
+                options[key] = dtype_name(value) if key == "dtype" else value
             else:
                 raise RuntimeInputError(
                     f"'{key}' is neither a parameter of '{self.name}' nor a solve option",
@@ -261,11 +273,12 @@ class PdeHandle:
     def apply_initial(self, sim: Simulation, initial: dict[str, Any] | None) -> None:
         """Replace the initial values (the initial guess, for a steady problem) of the named
         fields by arrays of the grid's shape."""
-        if not initial:
+        if initial is None:
             return
-        if not isinstance(initial, dict):
+        if not isinstance(initial, Mapping):
             raise RuntimeInputError(
-                "initial takes a dict of arrays by field name, e.g. initial={'u': u0}",
+                f"initial takes a dict field -> array, got {type(initial).__name__}",
+                hint="give the arrays by field name, e.g. initial={'u': u0}",
                 code="R514",
             )
         targets = {f: f for f in self.problem.fields} | velocity_names(
@@ -278,20 +291,17 @@ class PdeHandle:
                     hint=did_you_mean(name, targets) or f"fields: {', '.join(targets)}",
                     code="R514",
                 )
-            array = np.asarray(value, dtype=float)
-            if array.shape != tuple(sim.grid.cells) or not np.all(np.isfinite(array)):
-                got = (
-                    f"shape {array.shape}"
-                    if array.shape != tuple(sim.grid.cells)
-                    else f"{int(np.sum(~np.isfinite(array)))} values that are not finite"
-                )
+            view = sim.interior(targets[name])
+            label = f"the initial value of '{name}'"
+            array = real_array(value, label, "R514", np.dtype(view.dtype).name)
+            if array.shape != tuple(sim.grid.cells):
                 raise RuntimeInputError(
-                    f"the initial value of '{name}' must be a finite array of shape "
-                    f"{tuple(sim.grid.cells)}; got {got}",
+                    f"{label} must be an array of shape {tuple(sim.grid.cells)} (the grid's "
+                    f"cells); got shape {array.shape}",
+                    hint="give one value per cell, e.g. a function of sol.coords",
                     code="R514",
                 )
-            view = sim.interior(targets[name])
-            view[...] = sim.backend.from_host(array.astype(view.dtype))
+            view[...] = sim.backend.from_host(array)
 
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[Simulation, dict[str, Any]]:
         kwargs = dict(kwargs)
@@ -383,7 +393,12 @@ class PdeHandle:
 
             params = {p.name: p.default for p in self.problem.params}
             options = {k: v for k, v in kwargs.items() if k != "method"}
-            params.update({k: float(options.pop(k)) for k in list(options) if k in params})
+            what = f"pde '{self.name}'"
+            params.update(
+                {k: param_value(k, options.pop(k), what) for k in list(options) if k in params}
+            )
+            if "dtype" in options:
+                options["dtype"] = dtype_name(options["dtype"])
             return solve_pinn(self, line, params, options, progress)
         sim, merged = self._prepare(kwargs)
         if self.problem.time is None:
@@ -488,4 +503,5 @@ class PdeHandle:
             "params": dict(sim.params),
             "backend": self.backend_name,
         }
-        return Solution(self.name, t, coords, fields, periodic, info)
+        bounds = {a.name: b for a, b in zip(self.problem.axes, sim.grid.bounds, strict=True)}
+        return Solution(self.name, t, coords, fields, periodic, info, bounds)

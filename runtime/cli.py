@@ -236,6 +236,15 @@ def run(
     if isinstance(handle, BilevelHandle):
         run_bilevel(handle, overrides, read_data(data), out)
         return
+    if data:
+        name = data[0].partition("=")[0].strip()
+        raise RuntimeInputError(
+            f"pde block '{handle.name}' takes no data arrays, got --data {data[0]}",
+            hint="--data gives the arrays of train and bilevel blocks; set a pde block's "
+            f"parameters with --set NAME=VALUE (an initial value such as '{name}' is given "
+            "from Python: solve(initial={...}))",
+            code="R503",
+        )
     sol = handle.solve(progress=progress, **overrides)
     info = sol.info
     if info.get("method") == "pinn":

@@ -20,6 +20,7 @@ from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
 from .cache import cache_path, write_atomic
+from .inputs import check_dtype, real_array
 from .optimizers import OPTION_NAMES, Optimizer, parse_optimizer, run_lbfgs
 
 Params = dict[str, np.ndarray]
@@ -95,21 +96,22 @@ def unpack(w: np.ndarray, artifact: Any) -> Params:
 
 
 def _array(name: str, value: Any, dtype: str) -> np.ndarray:
-    """``value`` as a contiguous real array of ``dtype``, finite (R533). Complex values are
-    refused, not cast: NumPy would drop their imaginary parts with only a warning."""
-    if np.iscomplexobj(value):
-        raise RuntimeInputError(
-            f"'{name}' holds complex numbers",
-            hint=f"give real data (e.g. {name}.real, if the imaginary part is not needed)",
-            code="R533",
-        )
-    try:
-        out = np.ascontiguousarray(value, dtype=dtype)
-    except (TypeError, ValueError):
-        raise RuntimeInputError(f"'{name}' must be an array of numbers", code="R533") from None
-    if not np.all(np.isfinite(out)):
-        raise RuntimeInputError(f"'{name}' holds NaN or infinite values", code="R533")
-    return out
+    """``value`` as a contiguous real array of ``dtype`` with its own shape, finite (R533).
+    Complex values are refused, not cast: NumPy would drop their imaginary parts with only a
+    warning; None and text are refused too (see ``inputs.real_array``)."""
+    return real_array(value, f"'{name}'", "R533", dtype)
+
+
+def _check_inputs(what: str, inputs: Any, arrays: list[np.ndarray]) -> None:
+    """R533 unless each array has one batch axis before the per-sample axes of its input."""
+    for t, a in zip(inputs, arrays, strict=True):
+        if a.ndim != len(t.shape) + 1:
+            raise RuntimeInputError(
+                f"input '{t.name}' of {what} needs {len(t.shape) + 1} axes (batch first), got "
+                f"shape {list(a.shape)}",
+                hint="one row per sample: a single sample x is x[None]",
+                code="R533",
+            )
 
 
 class _BlockHandle:
@@ -212,7 +214,9 @@ class NetworkHandle(_BlockHandle):
 
     def init(self, seed: int = 0, dtype: str = "float32", **kwargs: Any) -> Params:
         """Initial weights by name (``h.W``, ``h.b``, ... ``out.W``); options and unknown input
-        sizes as keywords (``init(seed=0, n_in=2, width=32)``)."""
+        sizes as keywords (``init(seed=0, n_in=2, width=32)``). ``dtype`` is float32 or float64
+        (NumPy's types count; R538 otherwise)."""
+        dtype = check_dtype(dtype, f"network '{self.name}'")
         art, _ = self.compile(None, dtype, **kwargs)
         return init_weights(art.weights, seed, dtype)
 
@@ -222,17 +226,13 @@ class NetworkHandle(_BlockHandle):
             raise RuntimeInputError(
                 f"network '{self.name}' takes {len(self.block.inputs)} input array(s), got "
                 f"{len(inputs)}",
+                hint=f"pass them after the weights, in order: {self.name}(params, "
+                f"{', '.join(t.name for t in self.block.inputs)})",
                 code="R533",
             )
         dtype = _params_dtype(params)
         arrays = [_array(t.name, x, dtype) for t, x in zip(self.block.inputs, inputs, strict=True)]
-        for t, a in zip(self.block.inputs, arrays, strict=True):
-            if a.ndim != len(t.shape) + 1:
-                raise RuntimeInputError(
-                    f"input '{t.name}' needs {len(t.shape) + 1} axes (batch first), got shape "
-                    f"{list(a.shape)}",
-                    code="R533",
-                )
+        _check_inputs(f"network '{self.name}'", self.block.inputs, arrays)
         samples = {t.name: a.shape[1:] for t, a in zip(self.block.inputs, arrays, strict=True)}
         art, mod = self.compile(samples, dtype, **kwargs)
         return _with_rows(mod.forward(pack(params, art), *arrays), art.entries["forward"], arrays)
@@ -406,13 +406,29 @@ class TrainHandle(_BlockHandle):
     def _given(self, name: str, value: Any) -> Any:
         return check_given(TRAIN_SETTINGS, name, value, f"train block '{self.name}'")
 
-    def loss(self, params: Mapping[str, Any], **data: Any) -> float:
+    def _keywords_only(self, entry: str, args: tuple[Any, ...]) -> None:
+        """R535 for data arrays passed by position: which one is which is the name's."""
+        if args:
+            names = [d.name for d in self.block.data]
+            raise RuntimeInputError(
+                f"{entry} takes the data arrays as keywords; got {len(args)} array(s) by position",
+                hint=f"name them: {entry}(params, {', '.join(f'{n}=...' for n in names)})",
+                code="R535",
+            )
+
+    def loss(self, params: Mapping[str, Any], *args: Any, **data: Any) -> float:
+        """The loss on all of the data (given as keywords)."""
+        self._keywords_only("loss", args)
         arrays = self._data(data)
         art, mod = self.compile(arrays)
         return float(mod.loss(pack(params, art), *(arrays[n] for n in art.entries["loss"].inputs)))
 
-    def loss_and_grad(self, params: Mapping[str, Any], **data: Any) -> tuple[float, Params]:
-        """The loss on all of the data and its gradient with respect to every weight."""
+    def loss_and_grad(
+        self, params: Mapping[str, Any], *args: Any, **data: Any
+    ) -> tuple[float, Params]:
+        """The loss on all of the data (given as keywords) and its gradient with respect to
+        every weight."""
+        self._keywords_only("loss_and_grad", args)
         arrays = self._data(data)
         art, mod = self.compile(arrays)
         w = pack(params, art)
@@ -462,7 +478,9 @@ class TrainHandle(_BlockHandle):
             )
         params_out = unpack(w, art)
         nets = {
-            e.removeprefix("forward_"): BoundNet(self, e.removeprefix("forward_"), params_out)
+            e.removeprefix("forward_"): BoundNet(
+                self, e.removeprefix("forward_"), params_out, art, mod
+            )
             for e in art.entries
             if e.startswith("forward_")
         }
@@ -470,16 +488,56 @@ class TrainHandle(_BlockHandle):
 
 
 class BoundNet:
-    """A trained net of a block: ``res.net(x)`` evaluates it with the trained weights."""
+    """A trained net of a block: ``res.net(x)`` evaluates it with the trained weights, in the
+    module the block was trained with (whose per-sample input shapes the data fixed)."""
 
-    def __init__(self, handle: TrainHandle, name: str, params: Params) -> None:
+    def __init__(
+        self, handle: TrainHandle, name: str, params: Params, art: Any = None, mod: Any = None
+    ) -> None:
         self.handle, self.name, self.params = handle, name, params
+        self._compiled = (art, mod) if art is not None else None
 
-    def __call__(self, *inputs: Any) -> np.ndarray:
-        art, mod = self.handle.compile()
-        fn = getattr(mod, f"forward_{self.name}")
-        arrays = [_array("input", x, art.dtype) for x in inputs]
+    def __call__(self, *inputs: Any, **kwargs: Any) -> np.ndarray:
+        from ..compiler.ir.ops import Input
+
+        art, mod = self._compiled or self.handle.compile()
         entry = art.entries[f"forward_{self.name}"]
+        what = f"net '{self.name}'"
+        if kwargs:
+            raise RuntimeInputError(
+                f"{what} takes its input arrays by position; got the keyword "
+                f"'{next(iter(kwargs))}'",
+                hint=f"call it as res.nets['{self.name}']({', '.join(entry.inputs)})",
+                code="R503",
+            )
+        if len(inputs) != len(entry.inputs):
+            raise RuntimeInputError(
+                f"{what} takes {len(entry.inputs)} input array(s), got {len(inputs)}",
+                hint=f"pass them in order: ({', '.join(entry.inputs)})",
+                code="R533",
+            )
+        arrays = [_array(n, x, art.dtype) for n, x in zip(entry.inputs, inputs, strict=True)]
+        shapes = {op.name: op.shape for op in entry.program.ops if isinstance(op, Input)}
+        for n, a in zip(entry.inputs, arrays, strict=True):
+            want = shapes[n]
+            lead = next((i for i, d in enumerate(want) if not isinstance(d, str)), len(want))
+            sample = list(want[lead:])  # the batch axes are the leading symbolic ones
+            if a.ndim != len(want):
+                raise RuntimeInputError(
+                    f"input '{n}' of {what} needs {len(want)} axes (batch first), got shape "
+                    f"{list(a.shape)}",
+                    hint="one row per sample: a single sample x is x[None]",
+                    code="R533",
+                )
+            got = a.shape[lead:]
+            if any(not isinstance(d, str) and d != m for d, m in zip(sample, got, strict=True)):
+                raise RuntimeInputError(
+                    f"input '{n}' of {what} needs per-sample shape {sample}, got shape "
+                    f"{list(a.shape)}",
+                    hint="the data it was trained on fixed that shape",
+                    code="R533",
+                )
+        fn = getattr(mod, f"forward_{self.name}")
         return _with_rows(fn(pack(self.params, art), *arrays), entry, arrays)
 
 

@@ -38,11 +38,11 @@ class PinnSolution(Solution):
         self.network = network
 
     def at(self, t: Any = None, **points: Any) -> dict[str, np.ndarray]:
-        arrays = self._point_arrays(points)
-        if self.t is not None:
-            arrays.append(np.asarray(self.t[-1] if t is None else t, dtype=float))
-        grids = np.broadcast_arrays(*arrays)
-        return self.network(np.stack([g.ravel() for g in grids], axis=1), grids[0].shape)
+        """The network at points of the domain and times of the solved span, checked as
+        ``Solution.at`` checks them (R511): the network was trained there only, and a periodic
+        coordinate is wrapped into its period."""
+        coords, shape = self._query(t, points)
+        return self.network(np.stack(coords, axis=1), shape)
 
 
 def _sample(
@@ -229,6 +229,7 @@ def _solution(
         fields,
         {a.name: a.periodic for a in problem.axes},
         info,
+        {a.name: (a.lo, a.hi) for a in problem.axes},
         network=network,
     )
 

@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from ..dsl.diagnostics import RuntimeInputError
+from ..dsl.diagnostics import RuntimeInputError, did_you_mean
+from .inputs import real_array
+
+# How far outside its domain (relative to the axis's or the time span's size, or to the size of
+# its end points where larger) a coordinate given to ``at`` may lie: rounding of a coordinate
+# computed to lie on a face, not extrapolation.
+AT_TOLERANCE = 1e-9
 
 
 class Solution(Mapping):
@@ -25,6 +31,7 @@ class Solution(Mapping):
         fields: dict[str, np.ndarray],
         periodic: dict[str, bool],
         info: dict[str, Any] | None = None,
+        bounds: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         self.problem = problem
         self.t = t
@@ -32,19 +39,36 @@ class Solution(Mapping):
         self.fields = fields
         self.periodic = periodic
         self.info = info or {}
+        # the domain [a, b] of each axis (default: the cells of a uniform grid of centres)
+        self.bounds = bounds or {a: _cell_bounds(c) for a, c in coords.items()}
         self.adjoint: Any = None  # set by the solve that made this solution
 
     def vjp(
         self,
-        cotangents: dict[str, Any],
-        params: list[str] | None = None,
+        cotangents: dict[str, Any] | None = None,
+        params: list[str] | str | None = None,
         checkpoints: int | None = None,
+        **unknown: Any,
     ) -> Any:
         """The discrete adjoint of the solve: for ``cotangents`` = {field: d loss / d field}
         (at the final time, or one frame per output time), a Gradient with ``params[name]``
         and ``initial[field]`` (d loss / d initial state). ``params`` limits the parameters
         differentiated (default: all); ``checkpoints`` is how many states the forward sweep
         keeps (default ceil(sqrt(steps)); as many as the steps: no recomputation)."""
+        if unknown:
+            name = next(iter(unknown))
+            raise RuntimeInputError(
+                f"vjp has no option '{name}'",
+                hint=did_you_mean(name, ["params", "checkpoints"])
+                or "vjp takes the cotangents, params=[...] and checkpoints=K",
+                code="R503",
+            )
+        if cotangents is None:
+            raise RuntimeInputError(
+                "vjp needs the cotangents: a dict field -> d loss / d field",
+                hint="e.g. sol.vjp({'u': dloss_du}) with dloss_du of the final field's shape",
+                code="R513",
+            )
         if self.adjoint is None:
             raise RuntimeInputError(
                 "this solution was not made by a solve that ritz can differentiate",
@@ -77,22 +101,23 @@ class Solution(Mapping):
         return f"Solution({self.problem}: fields {list(self.fields)}, shape {shape})"
 
     def at(self, t: Any = None, **points: Any) -> dict[str, np.ndarray]:
-        """Field values at arbitrary points: multilinear in space between cell centres (linear
-        extrapolation up to the faces, wrap-around on periodic axes), linear in time."""
-        arrays = self._point_arrays(points)
+        """Field values at arbitrary points of the domain: multilinear in space between cell
+        centres (linear extrapolation from the outermost centres up to the faces, wrap-around
+        on periodic axes), linear in time between the output times. A point outside the domain
+        or a time outside ``[t[0], t[-1]]`` is R511: the solution is not known there."""
+        coords, shape = self._query(t, points)
         times = np.zeros(1) if self.t is None else self.t
-        tt = np.asarray(times[-1] if t is None else t, dtype=float)
-        grids = np.broadcast_arrays(*arrays, tt)
-        shape = grids[0].shape
-        flat = [a.ravel() for a in grids]
+        ts = coords.pop() if self.t is not None else np.zeros(coords[0].shape)
         out = {}
         for name, data in self.fields.items():
             frames = data[None] if self.t is None else data
-            out[name] = self._interp(frames, flat[:-1], flat[-1], times).reshape(shape)
+            out[name] = self._interp(frames, coords, ts, times).reshape(shape)
         return out
 
-    def _point_arrays(self, points: dict[str, Any]) -> list[np.ndarray]:
-        """One float array per axis, in axis order (R511 for a missing or unknown axis)."""
+    def _query(self, t: Any, points: dict[str, Any]) -> tuple[list[np.ndarray], tuple[int, ...]]:
+        """The points of ``at``, checked (R511): one flat float array per axis in axis order
+        (periodic coordinates wrapped into [a, b)), then the times unless the solution is
+        steady, all broadcast to one shape, which is returned with them."""
         missing = [a for a in self.coords if a not in points]
         unknown = [a for a in points if a not in self.coords]
         if missing or unknown:
@@ -101,7 +126,44 @@ class Solution(Mapping):
                 hint=f"missing: {missing}, unknown: {unknown}",
                 code="R511",
             )
-        return [np.asarray(points[a], dtype=float) for a in self.coords]
+        names = list(self.coords)
+        arrays = [self._coordinate(a, points[a]) for a in names]
+        if self.t is None:
+            if t is not None:
+                raise RuntimeInputError(
+                    f"at() got a time, but '{self.problem}' is steady: its solution has none",
+                    hint=f"give the coordinates only ({', '.join(names)})",
+                    code="R511",
+                )
+        else:
+            arrays.append(self._time(self.t[-1] if t is None else t))
+            names.append("t")
+        try:
+            grids = np.broadcast_arrays(*arrays)
+        except ValueError:
+            shapes = ", ".join(f"{n} {list(a.shape)}" for n, a in zip(names, arrays, strict=True))
+            raise RuntimeInputError(
+                f"the coordinates given to at() must have the same shape (or shapes that "
+                f"broadcast); got {shapes}",
+                hint="give arrays of one shape, or a scalar for a coordinate held fixed; "
+                "np.meshgrid(..., indexing='ij') makes a grid of points",
+                code="R511",
+            ) from None
+        return [g.ravel() for g in grids], grids[0].shape if grids else ()
+
+    def _coordinate(self, axis: str, value: Any) -> np.ndarray:
+        """The ``axis`` coordinates given to ``at``: real and finite, inside [a, b] (up to a
+        rounding), or wrapped into [a, b) on a periodic axis (R511)."""
+        x = real_array(value, f"coordinate {axis} of at()", "R511")
+        lo, hi = (float(b) for b in self.bounds[axis])
+        if self.periodic.get(axis):
+            return lo + np.mod(x - lo, hi - lo)
+        return _inside(x, lo, hi, axis, f"the domain of axis {axis}")
+
+    def _time(self, value: Any) -> np.ndarray:
+        assert self.t is not None
+        t = real_array(value, "the time t of at()", "R511")
+        return _inside(t, float(self.t[0]), float(self.t[-1]), "t", "the solved time span")
 
     def _interp(
         self, data: np.ndarray, xs: list[np.ndarray], ts: np.ndarray, times: np.ndarray
@@ -143,3 +205,27 @@ class Solution(Mapping):
         arrays.update({f"field_{f}": v for f, v in self.fields.items()})
         np.savez_compressed(path, **arrays)
         return path
+
+
+def _cell_bounds(centres: np.ndarray) -> tuple[float, float]:
+    """The faces of a uniform grid with these cell centres."""
+    h = float(centres[1] - centres[0]) if len(centres) > 1 else 1.0
+    return float(centres[0]) - h / 2, float(centres[-1]) + h / 2
+
+
+def _inside(x: np.ndarray, lo: float, hi: float, var: str, where: str) -> np.ndarray:
+    """``x`` (the values of ``var``) if it lies in [lo, hi] up to AT_TOLERANCE (values within
+    it are moved onto the end points), else R511 naming the first value outside ``where``."""
+    tol = AT_TOLERANCE * max(hi - lo, abs(lo), abs(hi))
+    outside = (x < lo - tol) | (x > hi + tol)
+    if np.any(outside):
+        first = float(x[outside].flat[0])
+        count = int(np.sum(outside))
+        more = f" ({count} of {x.size} values)" if x.size > 1 else ""
+        raise RuntimeInputError(
+            f"at() got {var} = {first:g}, outside {where} [{lo:g}, {hi:g}]{more}: the solution is "
+            "not known there",
+            hint=f"give {lo:g} <= {var} <= {hi:g}",
+            code="R511",
+        )
+    return np.clip(x, lo, hi)

@@ -70,8 +70,9 @@ class _Env:
 
 @cache
 def _lambdified(expr: sympy.Expr, symbols: tuple[sympy.Symbol, ...]) -> Callable:
-    indicators = {cls.__name__: cls.numpy for cls in (*INDICATORS, Remainder)}
-    return sympy.lambdify(symbols, expr, modules=[indicators, "numpy"])
+    numpy_forms: dict[str, Callable] = {cls.__name__: cls.numpy for cls in INDICATORS}
+    numpy_forms["Remainder"] = Remainder.numpy
+    return sympy.lambdify(symbols, expr, modules=[numpy_forms, "numpy"])
 
 
 def _face_value(expr: sympy.Expr, axis: int, side: str, env: _Env, ndim: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...dsl.diagnostics import RuntimeInputError
+from ..inputs import real_array
 from .integrators import Simulation
 
 if TYPE_CHECKING:
@@ -329,10 +330,10 @@ def steady_vjp(
                 code="R513",
             )
     for f in problem.fields:
-        w = np.asarray(cotangents.get(f, np.zeros(shape)), dtype=float)
-        if w.shape != shape or not np.all(np.isfinite(w)):
+        w = real_array(cotangents.get(f, np.zeros(shape)), f"the cotangent of '{f}'", "R513")
+        if w.shape != shape:
             raise RuntimeInputError(
-                f"the cotangent of '{f}' must be a finite array of shape {shape}; got {w.shape}",
+                f"the cotangent of '{f}' must be an array of shape {shape}; got {w.shape}",
                 code="R513",
             )
         parts.append(w.ravel())
