@@ -188,6 +188,14 @@ class PdeHandle:
             k: r for k, r in METHOD_OPTIONS["fd"].items() if k not in ("scheme", "order", "dtype")
         }
         given = {k: check_given(rules, k, v, "solve fd") for k, v in options.items()}
+        timed = [k for k in ("scheme", "dt", "every", "t1") if k in given]
+        if timed and self.problem.time is None:  # R206 on a solve line; silently dropped here
+            raise RuntimeInputError(
+                f"'{timed[0]}' is an option of time-dependent problems, and pde "
+                f"'{self.problem.name}' is steady (it has no time line)",
+                hint="a steady solve takes cells, order, dtype, tol and maxiter",
+                code="R503",
+            )
         merged = dict(solve.options) if solve else {}
         merged.update(given)
         return solve, merged

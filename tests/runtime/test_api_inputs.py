@@ -361,3 +361,24 @@ def test_cli_data_for_a_pde_block(tmp_path) -> None:
     assert result.exit_code == 1, result.output
     assert "error[R503]" in result.output and "takes no data" in result.output
     assert "Traceback" not in result.output
+
+
+STEADY = """
+pde lap2 {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) = 1
+    boundary u = 0 at all
+}
+"""
+
+
+@pytest.mark.parametrize("option", [{"scheme": "rk4"}, {"dt": 0.5}, {"every": 0.1}, {"t1": 3.0}])
+def test_time_options_of_a_steady_problem_are_refused(option: dict) -> None:
+    """On a solve line they are R206; given at run time they were dropped without a word (a
+    user passing t1 believes the problem is time dependent)."""
+    handle = ritz.compile(STEADY).lap2
+    with pytest.raises(ritz.RitzError) as err:
+        handle.solve(**option)
+    assert err.value.code == "R503" and "steady" in err.value.message
+    assert handle.solve(cells=16)["u"].shape == (16,)
