@@ -23,15 +23,20 @@ def stdlib_modules() -> list[str]:
 
 
 def read_program(p: Path) -> str:
-    """The text of a program file, read as text mode reads it (CRLF and CR become LF). It
-    must be UTF-8 (R126 at the first byte that is not, shown in its line); a leading
-    byte-order mark is dropped: some editors write one, and it is no program text."""
+    """The text of a program file (``decode_program``)."""
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise DslImportError(
             f"cannot read '{p}': {exc.strerror}", None, "check the path", "R250"
         ) from None
+    return decode_program(data, str(p))
+
+
+def decode_program(data: bytes, name: str) -> str:
+    """Program bytes read as text mode reads them (CRLF and CR become LF). They must be UTF-8
+    (R126 at the first byte that is not, shown in its line); a leading byte-order mark is
+    dropped: some editors write one, and it is no program text."""
     data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         text = data.decode("utf-8")
@@ -43,16 +48,15 @@ def read_program(p: Path) -> str:
         # the line is shown (bad bytes as U+FFFD) unless it is a binary file's endless one
         shown = None
         if (end if end >= 0 else len(data)) - start <= 200:
-            shown = SourceFile(str(p), data.decode("utf-8", errors="replace"))
-        span = Span(str(p), line, col, line, col + 1, shown)
+            shown = SourceFile(name, data.decode("utf-8", errors="replace"))
+        span = Span(name, line, col, line, col + 1, shown)
         raise DslSyntaxError(
-            f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            f"the program is not UTF-8 text (byte 0x{data[exc.start]:02x})",
             span,
             "a program is a text file; save it with the UTF-8 encoding",
             "R126",
         ) from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
-    return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
 def import_path(imp: A.Import, base_dir: Path) -> Path:

@@ -51,12 +51,12 @@ def compile_text(
     name: str = "<string>",
     cache_dir: str | Path | None = None,
 ):
-    """Like ``load`` for program text: a str, or bytes read as a file is (UTF-8; R516 for
-    anything else)."""
+    """Like ``load`` for program text: a str, or bytes read as a file is (UTF-8, else R126;
+    R516 for anything else)."""
     from ..dsl import load_text
 
-    text = program_text(text)
     name = source_name(name)
+    text = program_text(text, name)
     check_backend(backend)
     checked = load_text(text, name)
     return CompiledModule(checked, backend, cache_dir)

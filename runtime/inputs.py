@@ -134,21 +134,14 @@ def check_backend(backend: Any) -> str:
     return backend
 
 
-def program_text(source: Any) -> str:
-    """The text given to ``ritz.compile``: a str, or bytes read as a file is (UTF-8, a leading
-    byte-order mark dropped, CRLF and CR as LF); anything else is R516."""
+def program_text(source: Any, name: str = "<string>") -> str:
+    """The text given to ``ritz.compile``: a str, or bytes read as a file is (UTF-8, R126 at
+    the first byte that is not; a leading byte-order mark dropped, CRLF and CR as LF); anything
+    else is R516."""
     if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source).removeprefix(b"\xef\xbb\xbf")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise RuntimeInputError(
-                f"the program text is not UTF-8 (byte 0x{data[exc.start]:02x} on line {line})",
-                hint="give the text as a str, or as bytes in the UTF-8 encoding",
-                code="R516",
-            ) from None
-        return text.replace("\r\n", "\n").replace("\r", "\n")
+        from ..dsl.imports import decode_program
+
+        return decode_program(bytes(source), name)
     if not isinstance(source, str):
         raise RuntimeInputError(
             f"ritz.compile takes the program text as a str, got {_describe(source)}",

@@ -249,9 +249,14 @@ def test_backend_is_checked_at_load(backend) -> None:
     assert code_of(ritz.compile, HEAT.read_text(), backend=backend).code == "R506"
 
 
-@pytest.mark.parametrize("source", [3, None, ["pde"], b"const c = \xff"])
+@pytest.mark.parametrize("source", [3, None, ["pde"]])
 def test_program_text_must_be_text(source) -> None:
     assert code_of(ritz.compile, source).code == "R516"
+
+
+def test_program_bytes_that_are_not_utf8_are_located() -> None:
+    err = code_of(ritz.compile, b"const a = 1\nconst c = \xff\n", name="p.dsl")
+    assert (err.code, err.line, err.column) == ("R126", 2, 11)
 
 
 def test_program_bytes_are_read_as_utf8() -> None:
