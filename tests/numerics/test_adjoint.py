@@ -307,6 +307,7 @@ def test_parameter_subset_and_boundary_parameters() -> None:
     with pytest.raises(RitzError) as err:
         sol.vjp(w)
     assert err.value.code == "R414" and "a" in err.value.message
+    assert "boundary" in text.splitlines()[err.value.line - 1]  # at the line a enters, not pde
     grad = sol.vjp(w, params=["k"])
     assert list(grad.params) == ["k"] and np.isfinite(grad.params["k"])
 
