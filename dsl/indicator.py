@@ -32,10 +32,7 @@ class _Indicator(sympy.Function):
 
     @classmethod
     def eval(cls, a: Any, b: Any) -> Any:
-        if not all(isinstance(v, sympy.Expr) for v in (a, b)) or any(
-            isinstance(v, sympy.MatrixBase) for v in (a, b)
-        ):
-            raise TypeError("a comparison or a remainder takes scalars, not vectors")
+        real_scalars(a, b)
         if all(v.is_number and v.is_real and v.is_finite for v in (a, b)):
             return sympy.Integer(int(bool(cls.holds(float(a), float(b)))))
         return None
@@ -91,8 +88,6 @@ INDICATORS: tuple[type[_Indicator], ...] = (Greater, GreaterEqual, Equal)
 
 def compare(relation: str, a: Any, b: Any) -> sympy.Expr:
     """``a REL b`` (REL one of lt, le, gt, ge, eq, ne) as an indicator of real scalars."""
-    _real_scalar(a)
-    _real_scalar(b)
     if relation == "gt":
         return Greater(a, b)
     if relation == "lt":
@@ -109,7 +104,6 @@ def compare(relation: str, a: Any, b: Any) -> sympy.Expr:
 
 
 def logical_not(a: Any) -> sympy.Expr:
-    _real_scalar(a)
     if isinstance(a, _Indicator):
         return 1 - a
     return Equal(a, 0)
@@ -123,9 +117,11 @@ def logical_or(a: Any, b: Any) -> sympy.Expr:
     return 1 - logical_not(a) * logical_not(b)
 
 
-def _real_scalar(value: Any) -> None:
-    """Vectors and complex numbers have no order: the TypeError becomes a diagnostic."""
-    if not isinstance(value, sympy.Expr) or isinstance(value, sympy.MatrixBase):
-        raise TypeError("a comparison needs scalar operands, not a vector")
-    if value.is_number and value.is_real is False:
-        raise TypeError(f"a complex number has no order: {value}")
+def real_scalars(*values: Any) -> None:
+    """Operands of a comparison or a remainder: vectors and complex numbers have no order (the
+    TypeError becomes a diagnostic where the operator is written)."""
+    for value in values:
+        if not isinstance(value, sympy.Expr) or isinstance(value, sympy.MatrixBase):
+            raise TypeError("a comparison or a remainder needs scalar operands, not a vector")
+        if value.is_number and value.is_real is False:
+            raise TypeError(f"a complex number has no order: {value}")

@@ -96,7 +96,7 @@ def apply(func: Any, args: list[Any]) -> Any:
     the range of a number checked after."""
     if func is sympy.Pow:
         check_power(args[0], args[1])
-    elif func in (sympy.Mod, Remainder) and getattr(args[1], "is_zero", None):
+    elif func is Remainder and getattr(args[1], "is_zero", None):
         raise NumberRangeError("the remainder of a division by zero (% 0)")
     try:
         return check_result(func(*args))

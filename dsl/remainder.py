@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import sympy
 
+from .indicator import real_scalars
+
 
 class Remainder(sympy.Function):
     """``a % b`` with Python's (and NumPy's) sign convention."""
@@ -22,10 +24,7 @@ class Remainder(sympy.Function):
 
     @classmethod
     def eval(cls, a: Any, b: Any) -> Any:
-        if not all(isinstance(v, sympy.Expr) for v in (a, b)) or any(
-            isinstance(v, sympy.MatrixBase) for v in (a, b)
-        ):
-            raise TypeError("a comparison or a remainder takes scalars, not vectors")
+        real_scalars(a, b)
         if not all(v.is_number and v.is_real and v.is_finite for v in (a, b)) or b.is_zero:
             return None
         if a.is_Rational and b.is_Rational:

@@ -159,7 +159,7 @@ def fold_number(
     if calls:
         call = next(iter(calls))
         name = call_name(call)
-        info = _fn_info(env, name) if env is not None and name is not None else None
+        info = fn_info(env, name) if env is not None and name is not None else None
         if info is not None and len(call.args) != len(info.params):
             shown = name.rsplit(".", 1)[-1] if name else ""
             sink.error(
@@ -188,7 +188,7 @@ def fold_number(
     return number
 
 
-def _fn_info(env: ModuleEnv, name: str) -> FnInfo | A.FnDef | None:
+def fn_info(env: ModuleEnv, name: str) -> FnInfo | A.FnDef | None:
     """The definition a call of ``name`` resolves to (resolved, or declared later), or None."""
     info: FnInfo | A.FnDef | None = env.fn_table.get(name)
     if name in env.fns:
@@ -205,7 +205,7 @@ def inline_calls(env: ModuleEnv, value: sympy.Basic, depth: int = 0) -> sympy.Ba
         name = call_name(node)
         if name is None or depth > 64:
             return None
-        info = _fn_info(env, name)  # also a resolved body's calls
+        info = fn_info(env, name)  # also a resolved body's calls
         args = [inline_calls(env, a, depth + 1) for a in node.args]
         if info is None or len(args) != len(info.params):
             return None

@@ -512,4 +512,4 @@ class PdeHandle:
             "backend": self.backend_name,
         }
         bounds = {a.name: b for a, b in zip(self.problem.axes, sim.grid.bounds, strict=True)}
-        return Solution(self.name, t, coords, fields, periodic, info, bounds)
+        return Solution(self.name, t, coords, fields, periodic, bounds, info)

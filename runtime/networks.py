@@ -102,13 +102,14 @@ def _array(name: str, value: Any, dtype: str) -> np.ndarray:
     return real_array(value, f"'{name}'", "R533", dtype)
 
 
-def _check_inputs(what: str, inputs: Any, arrays: list[np.ndarray]) -> None:
-    """R533 unless each array has one batch axis before the per-sample axes of its input."""
-    for t, a in zip(inputs, arrays, strict=True):
-        if a.ndim != len(t.shape) + 1:
+def _check_axes(what: str, axes: Mapping[str, int], arrays: list[np.ndarray]) -> None:
+    """R533 unless each array has the axes its input needs (``axes``: input name -> count, the
+    batch axes before the per-sample ones)."""
+    for (name, ndim), a in zip(axes.items(), arrays, strict=True):
+        if a.ndim != ndim:
             raise RuntimeInputError(
-                f"input '{t.name}' of {what} needs {len(t.shape) + 1} axes (batch first), got "
-                f"shape {list(a.shape)}",
+                f"input '{name}' of {what} needs {ndim} axes (batch first), got shape "
+                f"{list(a.shape)}",
                 hint="one row per sample: a single sample x is x[None]",
                 code="R533",
             )
@@ -232,7 +233,8 @@ class NetworkHandle(_BlockHandle):
             )
         dtype = _params_dtype(params)
         arrays = [_array(t.name, x, dtype) for t, x in zip(self.block.inputs, inputs, strict=True)]
-        _check_inputs(f"network '{self.name}'", self.block.inputs, arrays)
+        axes = {t.name: len(t.shape) + 1 for t in self.block.inputs}
+        _check_axes(f"network '{self.name}'", axes, arrays)
         samples = {t.name: a.shape[1:] for t, a in zip(self.block.inputs, arrays, strict=True)}
         art, mod = self.compile(samples, dtype, **kwargs)
         return _with_rows(mod.forward(pack(params, art), *arrays), art.entries["forward"], arrays)
@@ -478,9 +480,7 @@ class TrainHandle(_BlockHandle):
             )
         params_out = unpack(w, art)
         nets = {
-            e.removeprefix("forward_"): BoundNet(
-                self, e.removeprefix("forward_"), params_out, art, mod
-            )
+            e.removeprefix("forward_"): BoundNet(e.removeprefix("forward_"), params_out, art, mod)
             for e in art.entries
             if e.startswith("forward_")
         }
@@ -491,16 +491,13 @@ class BoundNet:
     """A trained net of a block: ``res.net(x)`` evaluates it with the trained weights, in the
     module the block was trained with (whose per-sample input shapes the data fixed)."""
 
-    def __init__(
-        self, handle: TrainHandle, name: str, params: Params, art: Any = None, mod: Any = None
-    ) -> None:
-        self.handle, self.name, self.params = handle, name, params
-        self._compiled = (art, mod) if art is not None else None
+    def __init__(self, name: str, params: Params, art: Any, mod: Any) -> None:
+        self.name, self.params, self.art, self.mod = name, params, art, mod
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> np.ndarray:
         from ..compiler.ir.ops import Input
 
-        art, mod = self._compiled or self.handle.compile()
+        art, mod = self.art, self.mod
         entry = art.entries[f"forward_{self.name}"]
         what = f"net '{self.name}'"
         if kwargs:
@@ -518,17 +515,11 @@ class BoundNet:
             )
         arrays = [_array(n, x, art.dtype) for n, x in zip(entry.inputs, inputs, strict=True)]
         shapes = {op.name: op.shape for op in entry.program.ops if isinstance(op, Input)}
+        _check_axes(what, {n: len(shapes[n]) for n in entry.inputs}, arrays)
         for n, a in zip(entry.inputs, arrays, strict=True):
             want = shapes[n]
             lead = next((i for i, d in enumerate(want) if not isinstance(d, str)), len(want))
             sample = list(want[lead:])  # the batch axes are the leading symbolic ones
-            if a.ndim != len(want):
-                raise RuntimeInputError(
-                    f"input '{n}' of {what} needs {len(want)} axes (batch first), got shape "
-                    f"{list(a.shape)}",
-                    hint="one row per sample: a single sample x is x[None]",
-                    code="R533",
-                )
             got = a.shape[lead:]
             if any(not isinstance(d, str) and d != m for d, m in zip(sample, got, strict=True)):
                 raise RuntimeInputError(

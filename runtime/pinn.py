@@ -228,8 +228,8 @@ def _solution(
         coords,
         fields,
         {a.name: a.periodic for a in problem.axes},
-        info,
         {a.name: (a.lo, a.hi) for a in problem.axes},
+        info,
         network=network,
     )
 

@@ -30,8 +30,8 @@ class Solution(Mapping):
         coords: dict[str, np.ndarray],
         fields: dict[str, np.ndarray],
         periodic: dict[str, bool],
+        bounds: dict[str, tuple[float, float]],
         info: dict[str, Any] | None = None,
-        bounds: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         self.problem = problem
         self.t = t
@@ -39,8 +39,7 @@ class Solution(Mapping):
         self.fields = fields
         self.periodic = periodic
         self.info = info or {}
-        # the domain [a, b] of each axis (default: the cells of a uniform grid of centres)
-        self.bounds = bounds or {a: _cell_bounds(c) for a, c in coords.items()}
+        self.bounds = bounds  # the domain [a, b] of each axis
         self.adjoint: Any = None  # set by the solve that made this solution
 
     def vjp(
@@ -205,12 +204,6 @@ class Solution(Mapping):
         arrays.update({f"field_{f}": v for f, v in self.fields.items()})
         np.savez_compressed(path, **arrays)
         return path
-
-
-def _cell_bounds(centres: np.ndarray) -> tuple[float, float]:
-    """The faces of a uniform grid with these cell centres."""
-    h = float(centres[1] - centres[0]) if len(centres) > 1 else 1.0
-    return float(centres[0]) - h / 2, float(centres[-1]) + h / 2
 
 
 def _inside(x: np.ndarray, lo: float, hi: float, var: str, where: str) -> np.ndarray:

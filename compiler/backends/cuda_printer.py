@@ -98,7 +98,7 @@ _STRUCTURE_TYPES = (
 
 
 #: functions printed as ``?:`` selects rather than calls
-_SELECTS = (sympy.Piecewise, sympy.sign, sympy.Heaviside, sympy.Mod, Remainder, *INDICATORS)
+_SELECTS = (sympy.Piecewise, sympy.sign, sympy.Heaviside, Remainder, *INDICATORS)
 
 
 class CudaPrinter(C99CodePrinter):
@@ -230,8 +230,6 @@ class CudaPrinter(C99CodePrinter):
         a, b = (self._print(v) for v in expr.args)
         r, zero = f"{self.function_fmod()}({a}, {b})", self.literal(0.0)
         return f"(({r} != {zero} && (({r} < {zero}) != (({b}) < {zero}))) ? {r} + ({b}) : {r})"
-
-    _print_Mod = _print_Remainder
 
     def function_fmod(self) -> str:
         return "fmod" + self.suffix

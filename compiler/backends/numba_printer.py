@@ -48,12 +48,10 @@ class NumbaPrinter(PythonCodePrinter):
     _print_Greater = _print_GreaterEqual = _print_Equal = _indicator
 
     def _print_Remainder(self, expr: sympy.Expr) -> str:
-        # always bracketed: SymPy ranks Mod with Mul, so ``-a*(b % c)`` would print as
-        # ``-a*b % c``, which Python reads as ``(-a*b) % c``
+        # always bracketed: printed as SymPy prints Mod (ranked with Mul), ``-a*(b % c)`` would
+        # be ``-a*b % c``, which Python reads as ``(-a*b) % c``
         a, b = (self.parenthesize(v, PRECEDENCE["Mul"] + 1) for v in expr.args)
         return f"({a} % {b})"
-
-    _print_Mod = _print_Remainder
 
     def _print_sign(self, expr: sympy.Expr) -> str:
         z = self._print(expr.args[0])

@@ -12,7 +12,7 @@ import sympy
 
 from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticSink, did_you_mean
-from ..resolve import KEYWORDS, RESERVED, ModuleEnv, fold_number
+from ..resolve import KEYWORDS, RESERVED, ModuleEnv, fn_info, fold_number
 from ..source import Span
 
 
@@ -146,7 +146,7 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any:
     """A plain Python value of an option: int, float, str (identifier), list or Call. A call of
     a fn (``cells = f(8)``) is a number like any constant expression."""
-    if isinstance(value, A.Call) and not value.kwargs and _is_fn(value.name, env):
+    if isinstance(value, A.Call) and not value.kwargs and fn_info(env, value.name) is not None:
         value = _as_expression(value)
     if isinstance(value, A.Call):
         return value
@@ -160,10 +160,6 @@ def option_value(value: A.OptValue, env: ModuleEnv, sink: DiagnosticSink) -> Any
     if folded is None:
         return None
     return int(folded) if folded.is_Integer else float(folded)
-
-
-def _is_fn(name: str, env: ModuleEnv) -> bool:
-    return name in env.fns or name in env.fn_table or name in env.pending_fns
 
 
 def _as_expression(call: A.Call) -> A.Expression:

@@ -408,7 +408,7 @@ class PdeChecker(PdeExpressions):
         both faces."""
         if self.time is not None:
             return set()
-        methods = {getattr(s, "method", None) for s in self.pde.solves} or {"fd"}
+        methods = {s.method for s in self.pde.solves} or {"fd"}
         out: set[tuple[str, str]] = set()
         for a in self.axes:
             if a.periodic:

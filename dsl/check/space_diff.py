@@ -28,7 +28,7 @@ from ..remainder import Remainder
 from ..source import Span
 
 # jumps whose derivative is refused outright where they vary along the axis
-JUMPS = (sympy.floor, sympy.ceiling, sympy.Mod, Remainder, Equal)
+JUMPS = (sympy.floor, sympy.ceiling, Remainder, Equal)
 
 JUMP_HINT = (
     "a delta function has no value at a point. If a coefficient jumps (div(k * grad(u)) with a "
@@ -124,5 +124,4 @@ def _show(jump: Any) -> str:
     name = type(jump).__name__
     if isinstance(jump, Equal):
         return "a comparison (== or !=)"
-    names = {"Heaviside": "a step", "Mod": "a remainder (%)", "Remainder": "a remainder (%)"}
-    return names.get(name, f"{name}()")
+    return "a remainder (%)" if name == "Remainder" else f"{name}()"
