@@ -221,10 +221,16 @@ _HALVINGS = 12
 
 
 def norm2(v: np.ndarray) -> float:
-    """The 2-norm, scaled by the largest entry first so that squaring cannot overflow (a
-    residual of 1e200 has a norm of 1e200, not inf); inf or NaN entries give inf or NaN."""
-    big = float(np.max(np.abs(v))) if v.size else 0.0
-    if big == 0.0 or not np.isfinite(big):
+    """The 2-norm, which cannot overflow: where the plain one does (squares past 1e308), it is
+    taken again scaled by the largest entry (a residual of 1e200 has a norm of 1e200, not inf);
+    inf or NaN entries give inf or NaN. One pass over v in the usual case (every Newton step of
+    an implicit time step takes a few)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        plain = float(np.linalg.norm(v))
+    if np.isfinite(plain):
+        return plain
+    big = float(np.max(np.abs(v)))
+    if not np.isfinite(big):
         return big
     return big * float(np.linalg.norm(v / big))
 
