@@ -13,6 +13,7 @@ from typing import Any
 
 import sympy
 
+from .flux import expand_fluxes
 from .source import SourceFile, Span
 
 # A keyword argument inside an expression call, e.g. mlp(u, width = w), is encoded as the
@@ -311,8 +312,10 @@ class Module:
 # Canonical expressions: coordinates are Symbol(axis name), time is Symbol(time name),
 # parameters are Symbol(param name), a field is the applied function Function(f)(*axis
 # symbols) (time implicit), spatial derivatives are sympy.Derivative of fields only
-# (lap/grad/div expanded, chain and product rules applied). Constants are folded to numbers
-# and fns inlined; no other free symbols or undefined functions remain.
+# (lap/grad/div expanded, chain and product rules applied) in FieldEquation.rhs; its ``form``
+# keeps derivatives to be discretised in flux form whole (flux.FluxDiff, dsl/flux.py).
+# Constants are folded to numbers and fns inlined; no other free symbols or undefined
+# functions remain.
 
 
 @dataclass(frozen=True)
@@ -341,12 +344,27 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class FieldEquation:
-    """``dt(field, time_order) = rhs``; for a steady problem (time_order 0) ``rhs = 0``."""
+    """``dt(field, time_order) = rhs``; for a steady problem (time_order 0) ``rhs = 0``.
+
+    ``rhs`` has every derivative expanded by the chain rule (what the checks analyse); ``form``
+    keeps the derivatives to be discretised in flux form whole (dsl/flux.py)."""
 
     field: str
     time_order: int
     rhs: sympy.Expr
     span: Span | None = dataclasses.field(default=None, compare=False, repr=False)
+    form: sympy.Expr | None = None
+
+    @staticmethod
+    def of(field: str, time_order: int, form: sympy.Expr, span: Span | None) -> FieldEquation:
+        """The equation with right-hand side ``form`` as the checker canonicalised it."""
+        rhs = expand_fluxes(form, span, strict=False)
+        return FieldEquation(field, time_order, rhs, span, form if rhs != form else None)
+
+    @property
+    def discretised(self) -> sympy.Expr:
+        """The right-hand side the compiler discretises."""
+        return self.rhs if self.form is None else self.form
 
 
 @dataclass(frozen=True)

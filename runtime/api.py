@@ -12,11 +12,19 @@ import numpy as np
 from ..dsl.ast import CheckedModule, Network, PdeProblem, SolveSpec, Train
 from ..dsl.check.common import METHOD_OPTIONS, check_given, param_value
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
-from .backends import get_backend
+from .backends import get_backend, threads_for
 from .bilevel import BilevelHandle
 from .closures import check_outflow_faces, check_robin_closures
 from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
-from .inputs import check_backend, dtype_name, program_path, program_text, real_array, source_name
+from .inputs import (
+    check_backend,
+    dtype_name,
+    keywords_only,
+    program_path,
+    program_text,
+    real_array,
+    source_name,
+)
 from .networks import NetworkHandle, TrainHandle
 from .results import Solution
 
@@ -392,9 +400,10 @@ class PdeHandle:
             raise RuntimeInputError(f"dt must be positive, got {value}", code="R505")
         return value
 
-    def solve(self, progress: bool = False, **kwargs: Any) -> Solution:
+    def solve(self, *args: Any, progress: bool = False, **kwargs: Any) -> Solution:
         """Solve with parameters and method options given as keywords (see LANGUAGE.md §7);
         ``initial={field: array}`` replaces initial values given in the program."""
+        keywords_only("solve", args, "solve(cells=128, nu=0.1)")
         line = self._solve_line(kwargs.get("method"))
         if line is not None and line.method == "pinn":
             from .pinn import solve_pinn
@@ -409,8 +418,15 @@ class PdeHandle:
                 options["dtype"] = dtype_name(options["dtype"])
             return solve_pinn(self, line, params, options, progress)
         sim, merged = self._prepare(kwargs)
+        with threads_for(self.backend_name, int(np.prod(sim.grid.cells))):
+            return self._solve_fd(sim, merged, kwargs, progress)
+
+    def _solve_fd(
+        self, sim: Simulation, merged: dict[str, Any], kwargs: dict[str, Any], progress: bool
+    ) -> Solution:
         if self.problem.time is None:
-            sol = self._solve_steady(sim, merged)
+            near = self._start_at_low_order(sim, kwargs)
+            sol = self._solve_steady(sim, merged, continuation=not near)
             sol.adjoint = self._adjoint_of(kwargs, sol)
             return sol
         t0, t1 = self.problem.time.t0, self._end_time(merged)
@@ -488,11 +504,34 @@ class PdeHandle:
             raise RuntimeInputError("tol must be positive and maxiter at least 1", code="R507")
         return tol, maxiter
 
-    def _solve_steady(self, sim: Simulation, merged: dict[str, Any]) -> Solution:
+    def _start_at_low_order(self, sim: Simulation, kwargs: dict[str, Any]) -> bool:
+        """A nonlinear steady problem above order 2 starts from its order-2 solution. Its wider
+        boundary closures extrapolate the default guess, which breaks a condition like u = 1 on
+        a face by O(1), into ghost values far off, and Newton can settle on a spurious root
+        there (``-diff((1 + u^2) * diff(u, x), x) = 0`` at order 4: an error of 0.5 at every
+        resolution); the order-2 solution is within O(h^2) of the answer, close enough for
+        Newton without continuation. Where it does not converge, the default guess is kept.
+        True where the solve starts from it."""
+        from .drivers.solvers import solve_steady
+
+        meta = sim.plan["meta"]
+        if "initial" in kwargs or meta["order"] <= 2 or meta.get("constant_jacobian"):
+            return False
+        low, merged = self._prepare({**kwargs, "order": 2})
+        try:
+            fields, _ = solve_steady(low, *self._newton_options(merged))
+        except RuntimeInputError:
+            return False
+        self.apply_initial(sim, fields)
+        return True
+
+    def _solve_steady(
+        self, sim: Simulation, merged: dict[str, Any], continuation: bool = True
+    ) -> Solution:
         from .drivers.solvers import solve_steady
 
         tol, maxiter = self._newton_options(merged)
-        fields, report = solve_steady(sim, tol, maxiter)
+        fields, report = solve_steady(sim, tol, maxiter, continuation)
         info = {
             "steps": report.newton_steps,
             "krylov_iterations": report.krylov_iterations,

@@ -27,6 +27,7 @@ from ..dsl.diagnostics import (
     did_you_mean,
 )
 from ..dsl.resolve import ModuleEnv
+from .inputs import keywords_only
 from .networks import _array, _BlockHandle, _load
 
 
@@ -319,13 +320,19 @@ class BilevelHandle(_BlockHandle):
             ) from None
 
     # -- the contract --------------------------------------------------------------------------
-    def hypergrad(self, **kwargs: Any) -> dict[str, Any]:
+    def hypergrad(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """d upper objective / d upper variables, with the lower level solved to ``tol``."""
+        keywords_only("hypergrad", args, self._example())
         return self._problem(kwargs).hypergrad()
 
-    def solve(self, progress: bool = False, **kwargs: Any) -> BilevelResult:
+    def solve(self, *args: Any, progress: bool = False, **kwargs: Any) -> BilevelResult:
         """Optimise the upper level (lower level re-solved, warm-started, at every iterate)."""
+        keywords_only("solve", args, self._example())
         return self._problem(kwargs).optimise()
+
+    def _example(self) -> str:
+        names = [v.name for v in self.block.variables if v.level == "upper"][:2] or ["tol"]
+        return ", ".join(f"{n}=..." for n in names)
 
     def _problem(self, kwargs: Mapping[str, Any]) -> _Problem | _PdeProblem:
         data, variables, params, options = self._split(kwargs)
@@ -478,8 +485,9 @@ class _Problem:
             if not miss <= 1e3 * rtol * float(np.linalg.norm(rhs[idx])):
                 what = "Hessian" if self.lowered.symmetric else "Jacobian"
                 raise RuntimeInputError(
-                    f"the lower level of '{self.handle.name}' is singular at its solution: the "
-                    f"adjoint system with its {what} has no solution (residual {miss:.3g})",
+                    f"the lower level of '{self.handle.name}' is singular (or too "
+                    f"ill-conditioned to solve with) at its solution: the adjoint system with "
+                    f"its {what} has no solution (residual {miss:.3g})",
                     self.handle._method_span,
                     "make the lower objective strictly convex (e.g. add 1e-6 * sum(w^2)), or use "
                     "'solve unroll(k = ...)', which needs no inverse",
@@ -653,9 +661,10 @@ def optimise_upper(
             out = evaluate(np.asarray(y, dtype=np.float64))
         except RitzError as err:
             # a trial point where the lower level fails (a PDE solve that blows up at a
-            # parameter its time step cannot take): a bad point the line search backs away
-            # from. The first point must succeed.
-            if not history or err.code not in ("R540", "R542"):
+            # parameter its time step cannot take, a Hessian too ill-conditioned to solve with
+            # at an extreme step): a bad point the line search backs away from. The first
+            # point must succeed.
+            if not history or err.code not in ("R540", "R542", "R543"):
                 raise
             failed.append(err)
             return abs(sign * history[0]) * 1e6 + 1e6, np.zeros_like(y)

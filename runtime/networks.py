@@ -58,6 +58,7 @@ def init_weights(weights: Mapping[str, Any], seed: int, dtype: str) -> Params:
 def pack(params: Mapping[str, Any], artifact: Any, what: str = "params") -> np.ndarray:
     """The flat weight vector of ``params`` (checked: every weight and no other, right shapes:
     a misspelt or foreign name would otherwise be ignored while its weight stays untrained)."""
+    check_weights(params, what)
     w = np.empty(artifact.layout.size, dtype=artifact.dtype)
     missing = [n for n in artifact.layout.offsets if n not in params]
     if missing:
@@ -76,7 +77,7 @@ def pack(params: Mapping[str, Any], artifact: Any, what: str = "params") -> np.n
             code="R532",
         )
     for name, (start, stop) in artifact.layout.offsets.items():
-        value = np.asarray(params[name], dtype=artifact.dtype)
+        value = real_array(params[name], f"weight '{name}'", "R532", artifact.dtype)
         want = artifact.weights[name].shape
         if value.shape != want:
             raise RuntimeInputError(
@@ -86,6 +87,16 @@ def pack(params: Mapping[str, Any], artifact: Any, what: str = "params") -> np.n
             )
         w[start:stop] = value.ravel()
     return w
+
+
+def check_weights(params: Any, what: str = "params") -> None:
+    """R532 unless ``params`` is a dict of weights by name (what ``init`` returns)."""
+    if not isinstance(params, Mapping):
+        raise RuntimeInputError(
+            f"{what} must be a dict of weights by name, got {type(params).__name__}",
+            hint="start from init(seed=...), which returns every weight by name",
+            code="R532",
+        )
 
 
 def unpack(w: np.ndarray, artifact: Any) -> Params:
@@ -218,8 +229,9 @@ class NetworkHandle(_BlockHandle):
         sizes as keywords (``init(seed=0, n_in=2, width=32)``). ``dtype`` is float32 or float64
         (NumPy's types count; R538 otherwise)."""
         dtype = check_dtype(dtype, f"network '{self.name}'")
+        seed = check_given(TRAIN_SETTINGS, "seed", seed, f"network '{self.name}'")
         art, _ = self.compile(None, dtype, **kwargs)
-        return init_weights(art.weights, seed, dtype)
+        return init_weights(art.weights, int(seed), dtype)
 
     def __call__(self, params: Mapping[str, Any], *inputs: Any, **kwargs: Any) -> np.ndarray:
         """The network on a batch: each input has a leading batch axis."""
@@ -253,9 +265,22 @@ def _with_rows(out: np.ndarray, entry: Any, arrays: list[np.ndarray]) -> np.ndar
 
 
 def _params_dtype(params: Mapping[str, Any]) -> str:
-    first = next(iter(params.values()), None)
-    dtype = np.asarray(first).dtype if first is not None else np.dtype("float32")
-    return "float64" if dtype == np.float64 else "float32"
+    """The dtype a network runs in: its weights' (float64 arrays -> float64, anything else
+    float32); weights of both kinds are R532, as neither reading is what all of them say."""
+    check_weights(params)
+    kinds = {
+        "float64" if np.asarray(v).dtype == np.float64 else "float32"
+        for v in params.values()
+        if isinstance(v, np.ndarray | np.generic)
+    }
+    if len(kinds) > 1:
+        raise RuntimeInputError(
+            "params mix float32 and float64 weights",
+            hint="give every weight one dtype, e.g. {k: v.astype(np.float64) for k, v in "
+            "params.items()}",
+            code="R532",
+        )
+    return kinds.pop() if kinds else "float32"
 
 
 @dataclass
@@ -391,8 +416,8 @@ class TrainHandle(_BlockHandle):
             for name, b in nets.items()
             if name in applied
         }
-        lead = [s[0] for _, s in loss.inputs if s]
-        first = lead[0] if lead and isinstance(lead[0], str) else None
+        # the sample axis: the first symbolic leading size, whatever the order of the data
+        first = next((s[0] for _, s in loss.inputs if s and isinstance(s[0], str)), None)
         batched = tuple(n for n, s in loss.inputs if s and first is not None and s[0] == first)
         art = compile_train(loss, forwards, self.name, self.source_name, batched)
         self._compiled[key] = (art, _load(art, self.backend_name, self.cache_dir))

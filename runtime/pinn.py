@@ -211,7 +211,9 @@ def _solution(
     t = None
     if problem.time is not None:
         every = merged.get("every")
-        t = output_times(problem.time.t0, problem.time.t1, float(every) if every else None)
+        t = np.array(
+            output_times(problem.time.t0, problem.time.t1, float(every) if every else None)
+        )
         frames: dict[str, list[np.ndarray]] = {f: [] for f in problem.fields}
         for tk in t:
             pts = np.stack([*(m.ravel() for m in mesh), np.full(mesh[0].size, tk)], axis=1)

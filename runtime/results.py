@@ -74,7 +74,11 @@ class Solution(Mapping):
                 hint="call vjp on the result of problem.solve(...)",
                 code="R513",
             )
-        return self.adjoint(cotangents, params, checkpoints)
+        from .backends import threads_for
+
+        cells = int(np.prod(self.info.get("cells", (0,))))
+        with threads_for(self.info.get("backend", ""), cells):
+            return self.adjoint(cotangents, params, checkpoints)
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:

@@ -1,7 +1,8 @@
 """Front end for PDE problems: a checked PdeProblem -> a Program of right-hand sides.
 
 Output invariants: one output ``rhs:<field>`` per state field holding d(field)/dt as a Map over
-Input (state fields), Diff of Inputs, Coord, Time and Param leaves. Second-order equations
+Input (state fields), Diff of Inputs, Coord, Time and Param leaves, and Diffs of such Maps (a
+derivative in flux form, dsl/flux.py: discretised conservatively). Second-order equations
 ``dt(u, 2) = f`` are reduced to ``dt(u) = dt_u, dt(dt_u) = f`` here.
 """
 
@@ -13,6 +14,7 @@ import sympy
 
 from ...dsl.ast import BoundarySpec, PdeProblem
 from ...dsl.diagnostics import UnsupportedError
+from ...dsl.flux import FluxDiff
 from ...dsl.source import Span
 from ..ir.ops import Coord, Diff, Input, Param, Time, placeholder
 from ..ir.program import AxisFaces, BoundaryRule, Builder, FaceRule, Grid, Program
@@ -63,14 +65,14 @@ def lower_pde(problem: PdeProblem, order: int = 2, dtype: str = "float64") -> Lo
     for eq in problem.equations:
         spans[eq.field] = eq.span
         if eq.time_order == 1:
-            rhs[eq.field] = eq.rhs
+            rhs[eq.field] = eq.discretised
         elif eq.time_order == 2:
             v = _velocity_name(eq.field, taken)
             taken.add(v)
             velocity[eq.field] = v
             fields.append(v)
             rhs[eq.field] = sympy.Function(v)(*axes)
-            rhs[v] = eq.rhs
+            rhs[v] = eq.discretised
             spans[v] = eq.span
         else:
             raise UnsupportedError(
@@ -118,7 +120,7 @@ def _lower_steady(problem: PdeProblem, order: int, dtype: str) -> LoweredPde:
     spans = {}
     for eq in problem.equations:
         spans[eq.field] = eq.span
-        b.output(f"res:{eq.field}", converter.convert(eq.rhs, eq.span))
+        b.output(f"res:{eq.field}", converter.convert(eq.discretised, eq.span))
     for f in problem.fields:
         b.boundaries[f] = _boundary_rule(
             problem, f, {}, converter.derivative_orders.get(f, {}), order
@@ -156,6 +158,8 @@ class _ExprToIR:
 
     def _leaf(self, node: sympy.Basic) -> int | None:
         """The IR value standing for ``node`` if it is a leaf, else None."""
+        if isinstance(node, FluxDiff):
+            return self._flux_diff(node)
         if isinstance(node, sympy.Derivative):
             fname = node.expr.func.__name__
             value = self._field_input(fname)
@@ -187,6 +191,31 @@ class _ExprToIR:
                 return self.b.add(Param(name=node.name, dtype=self.dtype))
             raise UnsupportedError(f"unexpected name '{node.name}' in an equation")
         return None
+
+    def _flux_diff(self, node: FluxDiff) -> int:
+        """A Diff of the Map of the flux; its fields count as differentiated ``node.order``
+        more times along the axis (for the degree of their ghost extrapolation)."""
+        axis = self.axis_index[node.axis]
+        flux = self.convert(node.flux, None)
+        for name in node.flux.atoms(sympy.core.function.AppliedUndef):
+            fname = name.func.__name__
+            if fname not in self.fields:
+                continue
+            orders = self.derivative_orders.setdefault(fname, {})
+            inner = max(
+                (
+                    int(c)
+                    for d in node.flux.atoms(sympy.Derivative)
+                    if d.expr.func.__name__ == fname
+                    for v, c in d.variable_count
+                    if v == node.axis
+                ),
+                default=0,
+            )
+            orders[axis] = max(orders.get(axis, 0), inner + node.order)
+        return self.b.add(
+            Diff(args=(flux,), shape=self.shape, dtype=self.dtype, axis=axis, order=node.order)
+        )
 
     def convert(self, expr: sympy.Expr, origin: Span | None) -> int:
         args: list[int] = []
@@ -240,9 +269,7 @@ def _boundary_rule(
                 None,
             )
             if spec is None and orders.get(i, 0) == 1:
-                import os
-
-                pair.append(FaceRule.outflow(order + int(os.environ.get("OUTDEG", "1"))))
+                pair.append(FaceRule.outflow(order + 1))
             elif spec is None:
                 pair.append(None)
             else:

@@ -61,6 +61,8 @@ def adjoint(prog: Program, ctx: PassContext) -> Program:
     prefix = "res:" if steady else "rhs:"
     fields = [name.split(":", 1)[1] for name in prog.outputs if name.startswith(prefix)]
     rhs = {k: v for k, v in prog.outputs.items() if k.startswith(prefix)}
+    if not steady:
+        prog = _with_inputs(prog, fields)
     params = differentiable_params(replace(prog, outputs=rhs))
     back = vjp_program(replace(prog, outputs=rhs), [*([] if steady else fields), *params])
     merged = _merge(prog, back)
@@ -81,6 +83,7 @@ def _adjoint_theta(prog: Program) -> Program:
     from .theta import history_buffer
 
     fields = [name.split(":", 1)[1] for name in prog.outputs if name.startswith("res:")]
+    prog = _with_inputs(prog, fields)
     explicit = {k: v for k, v in prog.outputs.items() if k.startswith("explicit:")}
     read = replace(prog, outputs=explicit).live()
     histories = [  # imex reads N of the previous step; cn has no history
@@ -101,6 +104,16 @@ def _adjoint_theta(prog: Program) -> Program:
         back = replace(back, outputs={f"vjp_{kind}:{k[4:]}": v for k, v in back.outputs.items()})
         merged = _merge(merged, back)
     return merged
+
+
+def _with_inputs(prog: Program, fields: list[str]) -> Program:
+    """``prog`` with an Input for every field, also one that no right-hand side reads
+    (``dt(v) = u``, a time integral): its vjp is then zero instead of a missing name."""
+    have = {op.name for op in prog.ops if isinstance(op, Input)}
+    out = next(iter(prog.outputs.values()))
+    shape, dtype = prog.ops[out].shape, prog.ops[out].dtype
+    extra = tuple(Input(name=f, shape=shape, dtype=dtype) for f in fields if f not in have)
+    return replace(prog, ops=prog.ops + extra) if extra else prog
 
 
 def _own_homogeneous_rules(prog: Program) -> Program:

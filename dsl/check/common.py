@@ -112,6 +112,8 @@ METHOD_OPTIONS: dict[str, dict[str, OptionRule]] = {
         "dtype": DTYPE,
     },
 }
+# the grid a pinn solution is sampled on
+METHOD_OPTIONS["pinn"].update(cells=METHOD_OPTIONS["fd"]["cells"], every=POS_NUMBER)
 
 _BILEVEL_COMMON = {
     "tol": POS_NUMBER,

@@ -12,6 +12,7 @@ from sympy.core.function import AppliedUndef
 
 from .. import ast as A
 from ..diagnostics import DiagnosticSink, DslNameError, DslTypeError, RitzError, did_you_mean
+from ..flux import expand_fluxes
 from ..resolve import ModuleEnv, call_name, fold_number, ref_span
 from ..source import Span
 from .blocks import check_optimizer
@@ -184,7 +185,7 @@ class PdeChecker(PdeExpressions):
                         f"the first is at {timed[f].span}",
                     )
                 elif rhs is not None:
-                    timed[f] = A.FieldEquation(f, order, rhs, eq.span)
+                    timed[f] = A.FieldEquation.of(f, order, rhs, eq.span)
                 continue
             if self.time is not None:
                 self.sink.error(
@@ -217,7 +218,7 @@ class PdeChecker(PdeExpressions):
             )
             return []
         return [
-            A.FieldEquation(f, 0, rhs, eq.span)
+            A.FieldEquation.of(f, 0, rhs, eq.span)
             for f, (eq, rhs) in zip(self.fields, steady, strict=False)
         ]
 
@@ -333,7 +334,7 @@ class PdeChecker(PdeExpressions):
             if not hit:
                 self.sink.error(
                     "R311",
-                    f"{axis.name} = {v:g} is not a face of axis '{axis.name}'",
+                    f"{axis.name} = {_shown(v)} is not a face of axis '{axis.name}'",
                     side.span,
                     f"the faces are {axis.name} = {axis.lo:g} and {axis.name} = {axis.hi:g}",
                 )
@@ -342,8 +343,8 @@ class PdeChecker(PdeExpressions):
         return out
 
     def boundary(self, b: A.Boundary, seen: dict[tuple[str, str, str], Span | None]) -> list[Any]:
-        lhs = self.scalar(self.canon(b.lhs.value, b.lhs), b.lhs)
-        rhs = self.scalar(self.canon(b.rhs.value, b.rhs), b.rhs)
+        lhs = expand_fluxes(self.scalar(self.canon(b.lhs.value, b.lhs), b.lhs), b.lhs.span)
+        rhs = expand_fluxes(self.scalar(self.canon(b.rhs.value, b.rhs), b.rhs), b.rhs.span)
         found = sorted(set(self.fields) & {call_name(a) for a in lhs.atoms(AppliedUndef)})
         if len(found) != 1:
             raise DslTypeError(
@@ -557,3 +558,9 @@ class PdeChecker(PdeExpressions):
 def check_pde(pde: A.Pde, env: ModuleEnv, sink: DiagnosticSink) -> A.PdeProblem | None:
     """The checked form of a pde block, or None if errors were reported to ``sink``."""
     return PdeChecker(pde, env, sink).check()
+
+
+def _shown(v: float) -> str:
+    """``v`` as briefly as it reads back exactly (``:g`` showed 1.0000000001 as 1)."""
+    short = f"{v:g}"
+    return short if float(short) == v else repr(v)

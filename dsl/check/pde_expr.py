@@ -16,6 +16,7 @@ from sympy.core.function import AppliedUndef
 from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DslNameError, DslTypeError, did_you_mean
+from ..flux import FluxDiff, expand_fluxes, flux_form
 from ..numeric import RANGE_HINT, NumberRangeError, check_power, check_result
 from ..numeric import apply as numeric_apply
 from ..resolve import ModuleEnv, inline_fn, ref_span
@@ -196,8 +197,16 @@ class PdeExpressions:
                     "R302",
                 )
         inner = self.scalar(self.canon(args[0], src), src)
-        self.check_order(inner, axis, int(order), span)
-        return space_diff(inner, axis, int(order), span)
+        return self.derivative(inner, axis, int(order), span)
+
+    def derivative(self, inner: Any, axis: sympy.Symbol, order: int, span: Span | None) -> Any:
+        """``d^order inner / d axis^order``: kept whole where flux.py says so, else expanded by
+        the chain rule (a flux form inside is expanded first: only the outermost is kept)."""
+        inner = expand_fluxes(inner, span)
+        self.check_order(inner, axis, order, span)
+        if flux_form(inner, axis, order):
+            return FluxDiff(inner, axis, sympy.Integer(order))
+        return space_diff(inner, axis, order, span)
 
     def check_order(self, inner: Any, axis: sympy.Symbol, order: int, span: Span | None) -> None:
         """Refuse (R325) a derivative along ``axis`` whose order, with the derivatives already in
@@ -223,18 +232,16 @@ class PdeExpressions:
         if len(args) != 1:
             raise DslTypeError(f"lap() takes 1 argument, got {len(args)}", span, None, "R301")
         inner = self.scalar(self.canon(args[0], src), src)
-        for a in self.axis_names:
-            self.check_order(inner, sympy.Symbol(a), 2, span)
-        return sympy.Add(*(space_diff(inner, sympy.Symbol(a), 2, span) for a in self.axis_names))
+        return sympy.Add(
+            *(self.derivative(inner, sympy.Symbol(a), 2, span) for a in self.axis_names)
+        )
 
     def op_grad(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
         if len(args) != 1:
             raise DslTypeError(f"grad() takes 1 argument, got {len(args)}", span, None, "R301")
         inner = self.scalar(self.canon(args[0], src), src)
-        for a in self.axis_names:
-            self.check_order(inner, sympy.Symbol(a), 1, span)
         return sympy.ImmutableMatrix(
-            [space_diff(inner, sympy.Symbol(a), 1, span) for a in self.axis_names]
+            [self.derivative(inner, sympy.Symbol(a), 1, span) for a in self.axis_names]
         )
 
     def op_div(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
@@ -248,11 +255,9 @@ class PdeExpressions:
                 "e.g. div(k * grad(u))",
                 "R321",
             )
-        for c, a in zip(vec, self.axis_names, strict=True):
-            self.check_order(c, sympy.Symbol(a), 1, span)
         return sympy.Add(
             *(
-                space_diff(c, sympy.Symbol(a), 1, span)
+                self.derivative(c, sympy.Symbol(a), 1, span)
                 for c, a in zip(vec, self.axis_names, strict=True)
             )
         )

@@ -7,12 +7,14 @@ so the expansion must mean what the user wrote. Two things stand in the way:
   name (axis, time, parameter) and every field is made real for the differentiation and put
   back after, so ``abs``, ``max`` and ``min`` differentiate to signs and steps.
 - A function that jumps along the axis (a comparison, ``sign``) has a delta function in its
-  derivative, and so has a kink differentiated twice (``diff(max(u, 0), x, 2)``): no pointwise
-  value, no stencil. Comparisons become steps for the differentiation, and every delta must
-  vanish where it sits (``u * (u > 0)`` is relu: ``u * delta(u)`` is zero); one that does not is
-  refused where the derivative is written (R328) instead of being dropped, which would silently
-  lose, for example, the flux condition at the interface of ``div(k * grad(u))`` with a
-  piecewise k. ``floor``, ``ceiling``, ``%`` and ``==`` along the axis are refused at once.
+  derivative, and so has a kink differentiated twice: no pointwise value, no stencil.
+  Comparisons become steps for the differentiation, and every delta must vanish where it sits
+  (``u * (u > 0)`` is relu: ``u * delta(u)`` is zero); one that does not is refused where the
+  derivative is written (R328) instead of being dropped, which would silently lose what the
+  jump means. ``floor``, ``ceiling``, ``%`` and ``==`` along the axis are refused at once.
+
+Derivatives kept in flux form (dsl/flux.py: ``div(k * grad(u))`` with a piecewise k) are not
+expanded here, except for the checker's analyses (``strict=False``).
 """
 
 from __future__ import annotations
@@ -31,17 +33,21 @@ from ..source import Span
 JUMPS = (sympy.floor, sympy.ceiling, Remainder, Equal)
 
 JUMP_HINT = (
-    "a delta function has no value at a point. If a coefficient jumps (div(k * grad(u)) with a "
-    "piecewise k), the chain rule cannot impose the flux condition at the interface: smooth "
-    "the jump, e.g. 0.5 * (1 + tanh((x - 0.5) / w)) for (x > 0.5); k * lap(u) instead would be "
-    "a different problem, without that condition"
+    "a delta function has no value at a point: smooth the jump, e.g. "
+    "0.5 * (1 + tanh((x - 0.5) / w)) for (x > 0.5). A jumping coefficient of a flux "
+    "(div(k * grad(u)), diff(k * diff(u, x), x)) is fine: fluxes are taken on the cell faces"
 )
 
 
-def space_diff(expr: Any, axis: sympy.Symbol, order: int, span: Span | None) -> Any:
-    """``d^order expr / d axis^order`` with every name real; R328 where a delta would appear."""
+def space_diff(
+    expr: Any, axis: sympy.Symbol, order: int, span: Span | None, strict: bool = True
+) -> Any:
+    """``d^order expr / d axis^order`` with every name real; R328 where a delta would appear.
+
+    ``strict=False`` (for analyses that only ask which derivatives of fields occur, of a
+    derivative discretised in flux form): deltas and derivatives of jumps are dropped instead."""
     for jump in expr.atoms(*JUMPS):
-        if axis in jump.free_symbols:
+        if strict and axis in jump.free_symbols:
             raise DslTypeError(
                 f"the derivative along '{axis}' of {_show(jump)}, which jumps along '{axis}'",
                 span,
@@ -56,6 +62,14 @@ def space_diff(expr: Any, axis: sympy.Symbol, order: int, span: Span | None) -> 
     stepped = expr.xreplace(steps)
     to_real, back = _real_names(stepped)
     d = sympy.diff(stepped.xreplace(to_real), to_real.get(axis, axis), order).xreplace(back)
+    if not strict:
+        d = d.replace(
+            lambda e: (
+                isinstance(e, sympy.DiracDelta)
+                or (isinstance(e, sympy.Derivative) and not isinstance(e.expr, AppliedUndef))
+            ),
+            lambda e: sympy.Integer(0),
+        )
     if d.has(sympy.DiracDelta):
         d = _drop_null_deltas(d)
     deltas = d.atoms(sympy.DiracDelta)

@@ -293,6 +293,12 @@ class PseudoTime:
         return (jac + shift).tocsc()
 
 
+def _rounding_floor(jac: Any, u: np.ndarray, eps: float) -> float:
+    """What rounding alone leaves in ||R(u)||: each row of R sums terms as large as
+    |J| |u| (its stencil times the state), each rounded at eps; 4 of that is converged."""
+    return 4 * eps * norm2(abs(jac) @ np.abs(u))
+
+
 def _damped(
     problem: SteadyProblem, u: np.ndarray, delta: np.ndarray, norm: float, exact: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -381,9 +387,12 @@ def newton(
         report.newton_steps = step
         if refresh is not None and factors is not None and norms[-1] > refresh * norms[-2]:
             factors.pop("solve", None)  # a stale Jacobian no longer contracts fast enough
-        # or stalled at rounding: a second update below what the dtype resolves in u
+        # or stalled at rounding: a second update below what the dtype resolves in u, or a
+        # residual as small as the rounding of its own evaluation (past it, the updates are
+        # that rounding amplified by J^-1, and Newton would wander at the floor)
         stalled = step > 1 and norm2(delta) <= 64 * eps * norm2(u)
-        report.converged = norms[-1] <= target or stalled
+        floor_reached = last_jac is not None and norms[-1] <= _rounding_floor(last_jac, u, eps)
+        report.converged = norms[-1] <= target or stalled or floor_reached
         if not np.isfinite(norms[-1]):
             break
     # the last residual evaluation (or the first, if u0 already solved it) left u in the buffers
@@ -425,13 +434,19 @@ def _constant_null_space(jac: Any, fields: tuple[str, ...]) -> None:
             )
 
 
-def solve_steady(sim: Simulation, tol: float, maxiter: int) -> tuple[dict[str, Any], SteadyReport]:
-    """Fields (interior arrays) of the steady solution, and how the solve went."""
+def solve_steady(
+    sim: Simulation, tol: float, maxiter: int, continuation: bool = True
+) -> tuple[dict[str, Any], SteadyReport]:
+    """Fields (interior arrays) of the steady solution, and how the solve went.
+    ``continuation``: pseudo-transient continuation first where the problem is nonlinear (off
+    for a guess known to be close, where it only costs steps)."""
     from threadpoolctl import threadpool_limits
 
     problem = SteadyProblem(sim)
     # one thread pool at a time: BLAS threads spinning next to Numba's slow both down many times
     with threadpool_limits(limits=1, user_api="blas"):
         constant = bool(sim.plan["meta"].get("constant_jacobian", False))
-        _, report = newton(problem, tol, maxiter, pseudo_time=not constant, steady=True)
+        _, report = newton(
+            problem, tol, maxiter, pseudo_time=continuation and not constant, steady=True
+        )
     return {f: np.array(sim.backend.to_host(sim.interior(f))) for f in problem.fields}, report

@@ -485,3 +485,35 @@ def test_implicit_parameter_of_the_initial_condition_only() -> None:
     it, adjoint_initial has."""
     errors = gradient_errors(IMEX_INITIAL_PARAMETER, "q")
     assert max(errors.values()) < 1e-7, errors
+
+
+ACCUMULATED = """
+pde accum {
+    space x in [0, 1]
+    time t in [0, 0.1]
+    field u, v
+    param nu = 0.5
+    dt(u) = nu * diff(u, x, 2)
+    dt(v) = u
+    boundary u = 0 at all
+    initial u = sin(pi * x)
+    initial v = 0
+    solve fd(cells = 8, scheme = rk4, dt = 1e-3)
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["rk4", "cn"])
+def test_a_field_no_right_hand_side_reads(scheme: str) -> None:
+    """v, the time integral of u, is read by no right-hand side: the adjoint was an internal
+    error (no Input named v); its own vjp is zero, and its cotangent flows into u."""
+    handle = ritz.compile(ACCUMULATED).accum
+    sol = handle.solve(scheme=scheme)
+    grad = sol.vjp({"v": np.ones(8)})
+
+    def total(nu: float) -> float:
+        return float(handle.solve(scheme=scheme, nu=nu)["v"][-1].sum())
+
+    fd = (total(0.5 + 1e-5) - total(0.5 - 1e-5)) / 2e-5
+    assert grad.params["nu"] == pytest.approx(fd, rel=1e-8)
+    assert np.all(grad.initial["v"] == 1.0)  # v(T) = v(0) + the integral of u

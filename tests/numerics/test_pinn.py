@@ -191,3 +191,14 @@ def test_activations_built_on_min_max_and_abs(act: str) -> None:
     assert np.isfinite(history).all()
     if act != "nn.relu":  # relu's u_xx is zero: its loss need not fall
         assert history[-1] < history[0]
+
+
+def test_output_grid_on_the_solve_line() -> None:
+    """cells and every may stand on the pinn line as docs/language.md says (they were R206),
+    and sol.t is an array as for fd."""
+    text = ROD.replace(
+        "steps = 5, dtype = float64)", "steps = 2, dtype = float64, cells = 7, every = 0.25)"
+    )
+    sol = ritz.compile(text).rod.solve()
+    assert isinstance(sol.t, np.ndarray) and sol.t.tolist() == [0, 0.25, 0.5, 0.75, 1]
+    assert sol["u"].shape == (5, 7)

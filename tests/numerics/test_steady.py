@@ -62,9 +62,13 @@ def test_nonlinear_newton_converges_at_the_order(order: int) -> None:
     errs = []
     for n in cells:
         sol = mod.bratu.solve(cells=n, order=order)
-        assert sol.info["steps"] >= 2  # a nonlinear residual needs real Newton iterations
+        # a nonlinear residual needs real Newton iterations (order 4 starts within O(h^2))
+        assert sol.info["steps"] >= (2 if order == 2 else 1)
         norms = sol.info["residual_norms"]
-        assert norms[-1] <= 1e-12 * norms[0]
+        # order 4 starts from the order-2 solution: its first residual is O(h^2) already, and
+        # Newton stops at the rounding floor (||R|| ~ eps / h^2 per cell) before 1e-12 of that
+        assert norms[-1] <= max(1e-12 * norms[0], 2e-9), norms
+        assert sol.info["steps"] <= (8 if order == 2 else 3)
         x = sol.coords["x"]
         errs.append(float(np.abs(sol["u"] - (np.cos(np.pi * x) + x**2)).max()))
     assert abs(_slope(errs, cells) - order) < 0.25, errs
@@ -224,17 +228,20 @@ pde kirch {
 def test_nonlinear_diffusion_from_the_default_guess() -> None:
     """From u = 0, which breaks the condition u = 1 by a jump of O(1) at the face, Newton alone
     converged to a spurious root of the chain-rule discretisation (the last cell at -0.66, at
-    every resolution, residual 1e-12). Pseudo-transient continuation follows the relaxation to
-    the solution, u + u^3 / 3 = 4 x / 3, at second order."""
+    every resolution, residual 1e-12). The flux form has no such root, and pseudo-transient
+    continuation follows the relaxation to the solution, u + u^3 / 3 = 4 x / 3, at second order
+    (at 16 cells the error is 5.7e-5; it was 2.2e-4 with the chain rule)."""
     from scipy.optimize import brentq
 
     handle = ritz.compile(KIRCHHOFF).kirch
     errors = []
-    for cells in (16, 32, 64):
+    for cells in (16, 32, 64, 128):
         sol = handle.solve(cells=cells)
         x = sol.coords["x"]
-        exact = np.array([brentq(lambda u, s=s: u + u**3 / 3 - 4 * s / 3, 0, 1) for s in x])
+        exact = np.array(
+            [brentq(lambda u, s=s: u + u**3 / 3 - 4 * s / 3, 0, 1, xtol=1e-15) for s in x]
+        )
         errors.append(float(np.abs(sol["u"] - exact).max()))
         assert sol.info["steps"] <= 12
     rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
-    assert errors[0] < 1e-3 and np.all(np.abs(rates - 2) < 0.2), (errors, rates)
+    assert errors[0] < 1e-4 and np.all(rates > 1.7) and abs(rates[-1] - 2) < 0.15, (errors, rates)

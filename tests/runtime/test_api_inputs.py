@@ -387,3 +387,70 @@ def test_time_options_of_a_steady_problem_are_refused(option: dict) -> None:
         handle.solve(**option)
     assert err.value.code == "R503" and "steady" in err.value.message
     assert handle.solve(cells=16)["u"].shape == (16,)
+
+
+# -- values by position, weights that are no dict of one dtype, a network's seed ----------------
+
+BOX = """
+bilevel box {
+    upper a = 0.5
+    lower w = 0.0
+    lower minimize (w - a)^2
+    upper minimize (w - 0.8)^2
+}
+"""
+
+
+def test_values_by_position_are_refused(heat) -> None:
+    """solve(0.3) once set `progress`, and hypergrad(0.3) was a raw TypeError."""
+    box = ritz.compile(BOX).box
+    for call in (box.solve, box.hypergrad, heat.solve):
+        err = code_of(call, 0.3)
+        assert err.code == "R535" and "keywords" in err.message, err.render()
+    assert "a=..." in code_of(box.hypergrad, 0.3).render()
+
+
+def test_weights_are_a_dict_of_one_dtype() -> None:
+    mod = ritz.compile("network m2(x: [2]) -> [1] { return dense(x, 1) }")
+    weights = mod.m2.init(seed=0, dtype="float64")
+    x = np.ones((3, 2))
+    assert code_of(mod.m2, list(weights.values()), x).code == "R532"
+    mixed = {**weights, "out.W": weights["out.W"].astype(np.float32)}
+    err = code_of(mod.m2, mixed, x)
+    assert err.code == "R532" and "mix float32 and float64" in err.message
+    bad = {**weights, "out.b": np.array([np.nan])}
+    err = code_of(mod.m2, bad, x)
+    assert err.code == "R532" and "'out.b'" in err.message and "NaN" in err.message
+    for seed in ("a", -1, 1.5):
+        assert code_of(mod.m2.init, seed=seed).code == "R538"
+
+
+def test_loss_with_params_that_are_no_dict(fit, sine_data) -> None:
+    x, y = sine_data
+    assert code_of(fit.loss, None, x=x, y=y).code == "R532"
+
+
+MIXED_LEADS = """
+import std.nn as nn
+train share {
+    net f = nn.mlp(width = 3, depth = 1)
+    data z: [2], x: [N, 1], y: [N, 1]
+    loss mean((f(x) * z[0] - y)^2) + z[1]
+    optimizer sgd(lr = 0.1)
+    steps 2, batch 4
+    dtype float64
+}
+"""
+
+
+def test_batches_follow_the_first_size_name_whatever_the_order() -> None:
+    """`z: [2]` declared first once made the block train on all rows at every step."""
+    block = ritz.compile(MIXED_LEADS).share
+    rng = np.random.default_rng(0)
+    x, y, z = rng.normal(size=(10, 1)), rng.normal(size=(10, 1)), np.array([0.7, 0.2])
+    p0 = block.init(x=x, y=y, z=z)
+    result = block.train(x=x, y=y, z=z, params=p0)
+    rows = np.random.default_rng(1).permutation(10)[:4]  # the first mini-batch (seed + 1)
+    first = block.loss(p0, x=x[rows], y=y[rows], z=z)
+    assert result.loss_history[0] == pytest.approx(first, rel=1e-12)
+    assert result.info["batch"] == 4
