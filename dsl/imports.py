@@ -74,6 +74,23 @@ def import_path(imp: A.Import, base_dir: Path) -> Path:
     return STDLIB_DIR.joinpath(*parts[1:]).with_suffix(".dsl").resolve()
 
 
+PRELUDE = STDLIB_DIR / "nn.dsl"
+_prelude_cache: dict[tuple[Path, int], ModuleEnv] = {}
+
+
+def prelude() -> ModuleEnv:
+    """std.nn, whose fns (the activations: relu, sigmoid, ...) every module outside the
+    standard library sees by their bare names unless it defines the name itself, as
+    LANGUAGE.md writes them (``act = relu``, ``fn swish(z) = z * sigmoid(z)``). Loaded once
+    per process (and again if the file changes)."""
+    key = (PRELUDE, PRELUDE.stat().st_mtime_ns)
+    if key not in _prelude_cache:
+        source = SourceFile(str(PRELUDE), read_program(PRELUDE))
+        _prelude_cache.clear()
+        _prelude_cache[key] = Loader().env_of(parse_source(source), STDLIB_DIR, PRELUDE)
+    return _prelude_cache[key]
+
+
 class Loader:
     """Loads modules and their imports once each, detecting import cycles."""
 
@@ -97,7 +114,8 @@ class Loader:
                             sink.add(d)
             # an import that failed leaves its names unknown: stop before reporting each use
             sink.raise_if_any()
-            env = build_env(module, imports, sink)
+            in_stdlib = path is not None and path.resolve().parent == STDLIB_DIR
+            env = build_env(module, imports, sink, None if in_stdlib else prelude())
         finally:
             if path is not None:
                 self.loading.pop()

@@ -228,9 +228,13 @@ def _rename_calls(env: ModuleEnv, e: sympy.Basic, resolving: set[str]) -> sympy.
 
 
 def build_env(
-    module: A.Module, imports: list[tuple[A.Import, ModuleEnv]], sink: DiagnosticSink
+    module: A.Module,
+    imports: list[tuple[A.Import, ModuleEnv]],
+    sink: DiagnosticSink,
+    prelude: ModuleEnv | None = None,
 ) -> ModuleEnv:
-    """Bind a module's top-level names: imports, consts (folded), fns (resolved), blocks."""
+    """Bind a module's top-level names: imports, consts (folded), fns (resolved), blocks;
+    then the ``prelude``'s fns under their bare names, where the module declares none."""
     env = ModuleEnv(module.source.name)
     top: dict[str, Span | None] = {}
 
@@ -254,6 +258,11 @@ def build_env(
         top[name] = span
         return True
 
+    if prelude is not None:  # before the consts, which may call them
+        declared = {import_alias(imp) for imp, _ in imports}
+        declared |= {item.name for item in module.items if hasattr(item, "name")}
+        env.fns.update({k: v for k, v in prelude.local_fns.items() if k not in declared})
+        env.fn_table.update(prelude.fn_table)
     imported: dict[str, str] = {}
     for imp, sub in imports:
         alias = import_alias(imp)

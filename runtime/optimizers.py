@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..dsl import ast as A
-from ..dsl.check.blocks import OPTIMIZER_OPTIONS
+from ..dsl.check.blocks import OPTIMIZER_OPTIONS, optimizer_option_problem
 from ..dsl.diagnostics import RuntimeInputError, did_you_mean
 
 
@@ -109,6 +109,9 @@ def parse_optimizer(
             )
         kind = {f.name: f.type for f in fields(Optimizer)}[key]
         number = _number(value, key, where or span)
+        problem = optimizer_option_problem(key, number)
+        if problem is not None:
+            raise RuntimeInputError(f"{problem}, got {value}", where or span, code="R537")
         values[key] = int(number) if kind == "int" else number
     return replace(opt, **values)
 

@@ -44,6 +44,16 @@ class PinnSolution(Solution):
         coords, shape = self._query(t, points)
         return self.network(np.stack(coords, axis=1), shape)
 
+    def vjp(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused (R513): a trained network has no discrete adjoint of a solve."""
+        raise RuntimeInputError(
+            "a pinn solution has no vjp: it is a trained network, not a discrete solve that "
+            "ritz can transpose",
+            hint="solve with method='fd' for gradients of the solution with respect to the "
+            "parameters and the initial state",
+            code="R513",
+        )
+
 
 def _sample(
     rng: np.random.Generator,

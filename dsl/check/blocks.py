@@ -34,6 +34,20 @@ OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
     "lbfgs": ("history", "tol"),
 }
 
+# Ranges beyond "a non-negative number", as PyTorch checks them: Adam's bias correction
+# 1 - beta^t changes sign past beta = 1, and L-BFGS keeps at least one correction pair.
+OPTIMIZER_RANGES: dict[str, tuple[Any, str]] = {
+    "beta1": (lambda v: v < 1, "a number in [0, 1)"),
+    "beta2": (lambda v: v < 1, "a number in [0, 1)"),
+    "history": (lambda v: v >= 1 and v == int(v), "a whole number of at least 1"),
+}
+
+
+def optimizer_option_problem(name: str, value: float) -> str | None:
+    """What is wrong with a non-negative ``value`` of optimizer option ``name``, or None."""
+    in_range, describe = OPTIMIZER_RANGES.get(name, (lambda v: True, ""))
+    return None if in_range(value) else f"optimizer option '{name}' must be {describe}"
+
 
 def check_names(
     expr: A.Expression,
@@ -254,13 +268,13 @@ def check_optimizer_options(opt: A.Call, env: ModuleEnv, sink: DiagnosticSink) -
             )
             continue
         value = None if isinstance(kw.value, A.Call) else kw.value.value.xreplace(consts)
+        where = kw.value.span if kw.value.span is not None else kw.span
         if value is None or not (value.is_number and value.is_real and value >= 0):
             sink.error(
-                "R537",
-                f"optimizer option '{kw.name}' must be a non-negative number",
-                kw.value.span if kw.value.span is not None else kw.span,
-                None,
+                "R537", f"optimizer option '{kw.name}' must be a non-negative number", where, None
             )
+        elif (problem := optimizer_option_problem(kw.name, float(value))) is not None:
+            sink.error("R537", f"{problem}, got {float(value):g}", where, None)
 
 
 def keyword_expression(value: A.OptValue) -> A.Expression:

@@ -366,3 +366,27 @@ def test_training_passes_data_in_declaration_order() -> None:
     np.testing.assert_allclose(result.loss_history, history, rtol=1e-12)
     for k in w:
         np.testing.assert_allclose(result.params[k], w[k], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ("adam(beta1 = 1.5)", "'beta1' must be a number in [0, 1)"),
+        ("adam(beta2 = 1)", "'beta2' must be a number in [0, 1)"),
+        ("lbfgs(history = 0)", "'history' must be a whole number of at least 1"),
+        ("lbfgs(history = 2.5)", "'history' must be a whole number"),
+    ],
+)
+def test_optimizer_option_ranges(setting: str, words: str) -> None:
+    """Adam with beta1 > 1 ran (its bias correction changes sign) and lbfgs with history 0
+    stopped after one evaluation; both are R537 on the line and from Python, as PyTorch
+    refuses them."""
+    with pytest.raises(RitzError) as err:
+        load_text(EMPTY.replace("    steps 2\n", f"    optimizer {setting}\n"), "t.dsl")
+    assert err.value.code == "R537" and words in err.value.message, err.value.render()
+    from ritz.runtime.optimizers import parse_optimizer
+
+    name, option = setting.split("(")[0], setting.split("(")[1].split(" = ")
+    with pytest.raises(RitzError) as err:
+        parse_optimizer(None, name, {option[0]: float(option[1].rstrip(")"))})
+    assert err.value.code == "R537" and words in err.value.message

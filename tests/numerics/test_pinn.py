@@ -202,3 +202,6 @@ def test_output_grid_on_the_solve_line() -> None:
     sol = ritz.compile(text).rod.solve()
     assert isinstance(sol.t, np.ndarray) and sol.t.tolist() == [0, 0.25, 0.5, 0.75, 1]
     assert sol["u"].shape == (5, 7)
+    with pytest.raises(ritz.RitzError) as err:
+        sol.vjp({"u": np.ones(7)})
+    assert err.value.code == "R513" and "pinn solution has no vjp" in err.value.message
