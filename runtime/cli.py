@@ -288,10 +288,10 @@ def run(
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--problem", "-p")
-@click.option("--ir", "what", flag_value="ir", help="The IR (after --after PASS, default last).")
-@click.option("--code", "what", flag_value="code", help="The generated source (the default).")
-@click.option("--plan", "what", flag_value="plan", help="The kernel plan.")
-@click.option("--after", "after", default=None, help="Pass after which to show the IR.")
+@click.option("--ir", is_flag=True, help="The IR (after --after PASS, default last).")
+@click.option("--code", is_flag=True, help="The generated source (the default).")
+@click.option("--plan", is_flag=True, help="The kernel plan.")
+@click.option("--after", "after", default=None, help="Pass after which to show the IR (--ir).")
 @click.option(
     "--adjoint",
     is_flag=True,
@@ -304,13 +304,21 @@ def run(
 def show(
     file: str,
     problem: str | None,
-    what: str | None,
+    ir: bool,
+    code: bool,
+    plan: bool,
     after: str | None,
     adjoint: bool,
     backend: str,
     sets: tuple[str, ...],
 ) -> None:
     """Show the IR or generated code of a problem of FILE."""
+    chosen = [name for name, on in (("ir", ir), ("code", code), ("plan", plan)) if on]
+    if len(chosen) > 1:
+        raise click.UsageError(f"--{' and --'.join(chosen)} exclude each other: choose one")
+    if after is not None and not ir:
+        raise click.UsageError("--after names a pass of the IR: give it with --ir")
+    what = chosen[0] if chosen else None
     from ..compiler.driver import compile_pde, fd_pipeline
     from ..dsl import load_file
     from .bilevel import BilevelHandle
@@ -325,6 +333,14 @@ def show(
         return
     line = handle._solve_line(overrides.get("method"))
     if line is not None and line.method == "pinn":  # the network's training module
+        if adjoint or backend != "numba":
+            raise RuntimeInputError(
+                "a pinn solve has "
+                + ("no discrete adjoint to show" if adjoint else "no CUDA lowering yet")
+                + f" (pde '{handle.name}')",
+                hint="drop --adjoint and --backend cupy, or --set method=fd for the fd solve",
+                code="R415",
+            )
         art = _pinn_artifact(handle, line, overrides)
         click.echo(show_artifact(art, what), nl=False)
         return
@@ -397,21 +413,32 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
     mod = _handle_module(checked, backend)
     outputs: dict[str, str] = {}
     skipped: list[RitzError] = []
+    no_cuda: list[str] = []  # networks have no CUDA lowering yet: what was left out
+    # a parameter of one pde is no error for the others (build has no --problem)
+    pde_params = {
+        name: {p.name for p in block.params}
+        for name, block in checked.problems.items()
+        if isinstance(block, PdeProblem)
+    }
     for name, block in checked.problems.items():
         handle = mod[name]
         if isinstance(block, PdeProblem):
+            others = set().union(*(v for k, v in pde_params.items() if k != name))
+            mine = {k: v for k, v in overrides.items() if k in pde_params[name] or k not in others}
             lines = block.solves or (None,)
             for line in lines:
                 if line is not None and line.method == "pinn":
-                    if backend == "numba":  # no CUDA lowering of networks yet
-                        art = _pinn_artifact(handle, line, overrides)
+                    if backend == "numba":
+                        art = _pinn_artifact(handle, line, mine)
                         outputs[f"{name}_pinn.py"] = art.source
+                    else:
+                        no_cuda.append(f"the pinn solve of pde '{name}'")
                     continue
-                fd_sets = {**overrides, "method": line.method} if line is not None else overrides
+                fd_sets = {**mine, "method": line.method} if line is not None else mine
                 art = compile_pde(block, handle.resolve(fd_sets)[2], backend)
                 outputs.update(art.files)
         elif backend != "numba":
-            continue  # network and train blocks have no CUDA lowering yet
+            no_cuda.append(f"{type(block).__name__.lower()} block '{name}'")
         elif isinstance(handle, TrainHandle):
             outputs[f"{name}.py"] = handle.compile()[0].source
         elif isinstance(handle, NetworkHandle) and handle.sizes_known(overrides):
@@ -424,10 +451,19 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
                 if err.code != "R523":  # R523: sizes not given, skipped like such networks
                     raise
                 skipped.append(err)
+    if no_cuda and not outputs:
+        raise RuntimeInputError(
+            f"nothing to build for the cupy backend: {', '.join(no_cuda)} compile for numba "
+            "only (networks have no CUDA lowering yet)",
+            hint="build with --backend numba",
+            code="R415",
+        )
     if skipped and not outputs:
         raise skipped[0]
     for note in skipped:
         click.echo(f"skipped: {note.message} ({note.hint})", err=True)
+    for left in no_cuda:
+        click.echo(f"skipped: {left} (numba only: networks have no CUDA lowering yet)", err=True)
     if not outputs:
         raise RuntimeInputError(
             "the program has no pde, train, network or bilevel block to build", code="R524"

@@ -430,6 +430,28 @@ class PdeChecker(PdeExpressions):
                 )
         return out
 
+    def bounded_high_order(self, equations: list[A.FieldEquation]) -> None:
+        """R333 for a derivative of order 3 or more along a bounded axis: a face takes one
+        condition per field, which determines a problem of order at most 2 along the axis
+        (lap(lap(u)) needs two per face; with one, the ghost extrapolation would stand in for
+        the missing condition, and the scheme is unstable or wrong, with nothing said)."""
+        bounded = {sympy.Symbol(a.name) for a in self.axes if not a.periodic}
+        for eq in equations:
+            for d in sorted(eq.rhs.atoms(sympy.Derivative), key=sympy.default_sort_key):
+                for var, count in d.variable_count:
+                    if var in bounded and count >= 3:
+                        self.sink.error(
+                            "R333",
+                            f"a derivative of order {count} along '{var}', which is not "
+                            "periodic: its faces take one condition each, which determine at "
+                            "most a second-order problem along it",
+                            eq.span,
+                            "make the axis periodic; a steady problem may be written as a "
+                            "system of second-order equations, each field with its own "
+                            "conditions (-lap(u) = w, -lap(w) = f for the biharmonic)",
+                        )
+                        return
+
     def boundaries(self, equations: list[A.FieldEquation]) -> list[A.BoundarySpec]:
         seen: dict[tuple[str, str, str], Span | None] = {}
         out: list[A.BoundarySpec] = []
@@ -453,6 +475,7 @@ class PdeChecker(PdeExpressions):
             for f in face.missing
         }
         first_order = self.steady_first_order(equations)
+        self.bounded_high_order(equations)
         for a in self.axes:
             for f in self.fields:
                 if a.periodic or (f, a.name) not in needed or (f, a.name) in first_order:

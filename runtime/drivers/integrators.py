@@ -220,9 +220,11 @@ def run(
             if not _sane(snap[f]):
                 raise RuntimeInputError(
                     f"field '{f}' blew up (non-finite or beyond 1e150) at t = {tb:.6g}",
-                    hint="reduce dt (dt = auto picks a stable step for the initial state), or "
-                    "refine the grid where transport dominates diffusion: centred differences "
-                    "need a cell Peclet number |velocity| * h / diffusivity below about 2",
+                    hint="reduce dt (dt = auto picks a stable step for the initial state); "
+                    "if the problem has transport and diffusion, refine the grid where "
+                    "transport dominates: centred differences need a cell Peclet number "
+                    "|velocity| * h / diffusivity below about 2; if the solution itself grows "
+                    "without bound (a blow-up of the equation), end the run earlier",
                     code="R540",
                 )
             snaps[f].append(snap[f])

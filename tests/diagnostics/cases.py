@@ -302,6 +302,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
     ),
     "sign_differentiated": (pde("dt(u) = diff(sign(u), x)"), "R328", 5, 13, "where u = 0"),
     "kink_thrice": (pde("dt(u) = diff(max(u, 0), x, 3)"), "R328", 5, 13, "delta function"),
+    "bounded_fifth_order": (pde("dt(u) = diff(u, x, 5)"), "R333", 5, 5, "order 5 along 'x'"),
     # ---- nesting (R324), numbers out of a double's range (R317) --------------------------
     "nested_powers": ("const c = " + "^".join(["c"] * 200) + "\n", "R324", 1, 207, "too deeply"),
     "nested_calls": (

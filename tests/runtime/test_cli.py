@@ -384,3 +384,54 @@ def test_python_m_ritz_error_has_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"{bad}:6:13:" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--ir", "--code"], "--ir and --code exclude each other"),
+        (["--plan", "--code"], "--code and --plan exclude each other"),
+        (["--after", "discretise"], "give it with --ir"),
+    ],
+)
+def test_show_refuses_flags_that_conflict(flags: list[str], words: str) -> None:
+    """The last of --ir/--code/--plan used to win silently, and --after alone was ignored."""
+    result = invoke("show", HEAT, *flags)
+    assert result.exit_code == 2 and words in result.output, result.output
+
+
+PINN_ONLY = """\
+import std.nn as nn
+pde rod {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) = 1
+    boundary u = 0 at all
+    solve pinn(net = nn.mlp(width = 4, depth = 1), points = 10, steps = 1)
+}
+"""
+
+
+def test_pinn_on_cupy_and_its_adjoint_are_refused(tmp_path: Path) -> None:
+    """build --backend cupy dropped pinn solves silently (and then said the file had no pde
+    block); show printed the numba module for --backend cupy and for --adjoint."""
+    path = tmp_path / "rod.dsl"
+    path.write_text(PINN_ONLY)
+    result = invoke("build", path, "-o", tmp_path / "out", "--backend", "cupy")
+    assert result.exit_code == 1 and "R415" in result.output and "pinn solve" in result.output
+    assert not (tmp_path / "out").exists()
+    for flags in (["--backend", "cupy"], ["--adjoint"]):
+        result = invoke("show", path, *flags)
+        assert result.exit_code == 1 and "R415" in result.output, result.output
+
+
+def test_build_takes_a_parameter_of_one_of_its_pde_blocks(tmp_path: Path) -> None:
+    """build has no --problem: --set nu=... for the second pde was R503 at the first."""
+    second = HEAT.read_text().replace("pde heat1d", "pde other").replace("nu", "kappa")
+    path = tmp_path / "two.dsl"
+    path.write_text(HEAT.read_text() + second)
+    result = invoke("build", path, "-o", tmp_path / "out", "--set", "kappa=0.3")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"heat1d.py", "other.py"}
+    result = invoke("build", path, "-o", tmp_path / "out2", "--set", "kapa=0.3")
+    assert result.exit_code == 1 and "R503" in result.output
