@@ -23,6 +23,7 @@ from sympy.core.function import AppliedUndef
 
 from ...dsl import ast as A
 from ...dsl.diagnostics import DslTypeError
+from ...dsl.flux import expand_fluxes
 from ...dsl.resolve import ModuleEnv
 from ..ir.ops import Contract, Extent, Input, Reduce, placeholder
 from ..ir.program import Builder, Program, copy_op, rebuild
@@ -210,7 +211,9 @@ def lower_pinn(
     terms: list[tuple[str, int]] = []
     for eq in problem.equations:
         k = field_index[eq.field]
-        rhs = expression(eq.rhs, "interior", eq.span)
+        # the network's own derivatives: the chain rule, whose delta functions at a jumping
+        # coefficient (kept by the flux form of fd) have no pointwise value (R328)
+        rhs = expression(expand_fluxes(eq.discretised, eq.span), "interior", eq.span)
         if eq.time_order == 0:
             residual = rhs
         else:

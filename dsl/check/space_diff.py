@@ -35,7 +35,8 @@ JUMPS = (sympy.floor, sympy.ceiling, Remainder, Equal)
 JUMP_HINT = (
     "a delta function has no value at a point: smooth the jump, e.g. "
     "0.5 * (1 + tanh((x - 0.5) / w)) for (x > 0.5). A jumping coefficient of a flux "
-    "(div(k * grad(u)), diff(k * diff(u, x), x)) is fine: fluxes are taken on the cell faces"
+    "(div(k * grad(u)), diff(k * diff(u, x), x)) is fine with method fd, which takes fluxes on "
+    "the cell faces"
 )
 
 

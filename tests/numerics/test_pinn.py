@@ -205,3 +205,16 @@ def test_output_grid_on_the_solve_line() -> None:
     with pytest.raises(ritz.RitzError) as err:
         sol.vjp({"u": np.ones(7)})
     assert err.value.code == "R513" and "pinn solution has no vjp" in err.value.message
+
+
+def test_a_jumping_flux_coefficient_is_refused_for_a_pinn() -> None:
+    """fd takes div(k grad u) with a piecewise k on the cell faces; a network differentiates
+    by the chain rule, where the jump is a delta function with no value: R328, not a loss
+    that silently drops the interface condition."""
+    text = ROD.replace(
+        "dt(u) = k * diff(u, x, 2) - u * diff(u, x) + sin(x) * t",
+        "dt(u) = div((1 + (x > 0.4)) * grad(u))",
+    )
+    with pytest.raises(ritz.RitzError) as err:
+        ritz.compile(text).rod.solve(steps=1)
+    assert err.value.code == "R328" and "method fd" in (err.value.hint or "")
