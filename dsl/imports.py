@@ -135,6 +135,9 @@ class Loader:
             )
         if path in self.done:
             return self.done[path]
+        if path == PRELUDE:  # std.nn is built once per process, as the prelude
+            self.done[path] = prelude()
+            return self.done[path]
         if not path.is_file():
             hint = (
                 f"available std modules: {', '.join(stdlib_modules())}"

@@ -175,12 +175,14 @@ def source_name(name: Any) -> str:
     return name
 
 
-def keywords_only(entry: str, args: tuple[Any, ...], example: str) -> None:
+def keywords_only(
+    entry: str, args: tuple[Any, ...], example: str, what: str = "its values"
+) -> None:
     """R535 for values passed by position to an entry that takes them by name (a value by
     position would otherwise land in the first keyword, e.g. ``progress``, or be a TypeError)."""
     if args:
         raise RuntimeInputError(
-            f"{entry} takes its values as keywords; got {len(args)} by position",
+            f"{entry} takes {what} as keywords; got {len(args)} by position",
             hint=f"name them, e.g. {example}",
             code="R535",
         )

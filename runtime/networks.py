@@ -20,7 +20,7 @@ from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
 from .cache import cache_path, write_atomic
-from .inputs import check_dtype, real_array
+from .inputs import check_dtype, keywords_only, real_array
 from .optimizers import OPTION_NAMES, Optimizer, parse_optimizer, run_lbfgs
 
 Params = dict[str, np.ndarray]
@@ -435,13 +435,8 @@ class TrainHandle(_BlockHandle):
 
     def _keywords_only(self, entry: str, args: tuple[Any, ...]) -> None:
         """R535 for data arrays passed by position: which one is which is the name's."""
-        if args:
-            names = [d.name for d in self.block.data]
-            raise RuntimeInputError(
-                f"{entry} takes the data arrays as keywords; got {len(args)} array(s) by position",
-                hint=f"name them: {entry}(params, {', '.join(f'{n}=...' for n in names)})",
-                code="R535",
-            )
+        names = ", ".join(f"{d.name}=..." for d in self.block.data)
+        keywords_only(entry, args, f"{entry}(params, {names})", "the data arrays")
 
     def loss(self, params: Mapping[str, Any], *args: Any, **data: Any) -> float:
         """The loss on all of the data (given as keywords)."""

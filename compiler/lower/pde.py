@@ -197,22 +197,15 @@ class _ExprToIR:
         more times along the axis (for the degree of their ghost extrapolation)."""
         axis = self.axis_index[node.axis]
         flux = self.convert(node.flux, None)
-        for name in node.flux.atoms(sympy.core.function.AppliedUndef):
-            fname = name.func.__name__
-            if fname not in self.fields:
-                continue
-            orders = self.derivative_orders.setdefault(fname, {})
-            inner = max(
-                (
-                    int(c)
-                    for d in node.flux.atoms(sympy.Derivative)
-                    if d.expr.func.__name__ == fname
-                    for v, c in d.variable_count
-                    if v == node.axis
-                ),
-                default=0,
-            )
-            orders[axis] = max(orders.get(axis, 0), inner + node.order)
+        inner: dict[str, int] = {}  # each field's highest derivative along the axis in the flux
+        for d in node.flux.atoms(sympy.Derivative):
+            count = int(dict(d.variable_count).get(node.axis, 0))
+            inner[d.expr.func.__name__] = max(inner.get(d.expr.func.__name__, 0), count)
+        for f in node.flux.atoms(sympy.core.function.AppliedUndef):
+            name = f.func.__name__
+            if name in self.fields:
+                orders = self.derivative_orders.setdefault(name, {})
+                orders[axis] = max(orders.get(axis, 0), inner.get(name, 0) + node.order)
         return self.b.add(
             Diff(args=(flux,), shape=self.shape, dtype=self.dtype, axis=axis, order=node.order)
         )

@@ -391,8 +391,11 @@ def newton(
         # residual as small as the rounding of its own evaluation (past it, the updates are
         # that rounding amplified by J^-1, and Newton would wander at the floor)
         stalled = step > 1 and norm2(delta) <= 64 * eps * norm2(u)
-        floor_reached = last_jac is not None and norms[-1] <= _rounding_floor(last_jac, u, eps)
-        report.converged = norms[-1] <= target or stalled or floor_reached
+        report.converged = (
+            norms[-1] <= target
+            or stalled
+            or (last_jac is not None and norms[-1] <= _rounding_floor(last_jac, u, eps))
+        )
         if not np.isfinite(norms[-1]):
             break
     # the last residual evaluation (or the first, if u0 already solved it) left u in the buffers
