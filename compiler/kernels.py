@@ -90,7 +90,6 @@ class GroupMeta(TypedDict, total=False):
     constant_jacobian: bool  # Newton solves: J v depends on neither the state nor the time
     robin: tuple[tuple[str, int, str, int], ...]  # (field, axis, side, degree) checked at run time
     adjoint_params: tuple[str, ...]  # adjoint groups: the parameters with cotangent buffers
-    boundary_params: tuple[str, ...]  # adjoint groups: parameters of boundary conditions
     # explicit adjoint groups: after adjoint_step, (lambda, lambda') exchange roles
     adjoint_swaps: tuple[tuple[str, str], ...]
 

@@ -373,14 +373,17 @@ RULES: dict[type[Op], OpRule[Any]] = {
 # -- the sweeps -------------------------------------------------------------------------------
 
 
-def _primal(prog: Program, wrt: Sequence[str]) -> tuple[Builder, dict[int, int], dict[str, int]]:
+def _primal(
+    prog: Program, wrt: Sequence[str], fixed_ghosts: bool = False
+) -> tuple[Builder, dict[int, int], dict[str, int]]:
     """A builder holding a copy of ``prog``'s ops, the id map old -> new, and the leaf ids by
-    name; refuses names it cannot differentiate by."""
+    name; refuses names it cannot differentiate by (see ``vjp_program`` for ``fixed_ghosts``)."""
     seeds = {op.name: i for i, op in enumerate(prog.ops) if isinstance(op, Input | Param)}
+    b = Builder(prog.grid)
     unknown = [w for w in wrt if w not in seeds]
     if unknown:
         raise ValueError(f"no Input or Param named {', '.join(unknown)}")
-    for name, rule in prog.boundaries.items():
+    for name, rule in prog.boundaries.items() if not fixed_ghosts else ():
         faces = [f for pair in rule.faces if pair != "periodic" for f in pair if f is not None]
         symbols = {
             s.name
@@ -393,7 +396,6 @@ def _primal(prog: Program, wrt: Sequence[str]) -> tuple[Builder, dict[int, int],
                 f"differentiating through the boundary rule of '{name}' (it uses "
                 f"{', '.join(sorted(symbols & set(wrt)))}) is not supported yet"
             )
-    b = Builder(prog.grid)
     b.boundaries = dict(prog.boundaries)
     new: dict[int, int] = {}
     for i, op in enumerate(prog.ops):
@@ -407,6 +409,25 @@ def _zeros(b: Builder, v: int) -> int:
 
 def _finish(b: Builder) -> Program:
     return rebuild(b.build(), copy_op)  # drops the primal ops nothing reads
+
+
+def _with_params(prog: Program, names: Sequence[str]) -> Program:
+    """``prog`` with a Param leaf for each name it lacks that a boundary rule uses (a parameter
+    only a boundary condition reads: its cotangent is the ghosts' part alone)."""
+    have = {op.name for op in prog.ops if isinstance(op, Input | Param)}
+    used = {
+        s.name
+        for rule in prog.boundaries.values()
+        for pair in rule.faces
+        if pair != "periodic"
+        for f in pair
+        if f is not None
+        for e in (f.alpha, f.beta, f.data)
+        for s in sympy.sympify(e).free_symbols
+    }
+    dtype = prog.ops[0].dtype if prog.ops else "float64"
+    extra = tuple(Param(name=n, dtype=dtype) for n in names if n not in have and n in used)
+    return replace(prog, ops=prog.ops + extra) if extra else prog
 
 
 def jvp_program(prog: Program, wrt: Sequence[str]) -> Program:
@@ -434,11 +455,18 @@ def jvp_program(prog: Program, wrt: Sequence[str]) -> Program:
     return _finish(b)
 
 
-def vjp_program(prog: Program, wrt: Sequence[str], keep_outputs: bool = False) -> Program:
+def vjp_program(
+    prog: Program, wrt: Sequence[str], keep_outputs: bool = False, fixed_ghosts: bool = False
+) -> Program:
     """One reverse sweep: output ``bar:<name>`` for each name in ``wrt``, as a function of the
     primal inputs and a cotangent input ``bar:<out>`` per output that depends on ``wrt``;
-    ``keep_outputs`` also keeps the primal outputs (value and gradient in one Program)."""
-    b, new, seeds = _primal(prog, wrt)
+    ``keep_outputs`` also keeps the primal outputs (value and gradient in one Program).
+    ``fixed_ghosts``: differentiate by parameters that boundary rules use, holding the ghost
+    values fixed; the lowering of the transposed stencils adds the ghosts' own part
+    (``passes.transpose.fold_kernel``), which the rule table cannot see."""
+    if fixed_ghosts:
+        prog = _with_params(prog, wrt)
+    b, new, seeds = _primal(prog, wrt, fixed_ghosts)
     if keep_outputs:
         for name, v in prog.outputs.items():
             b.output(name, new[v])

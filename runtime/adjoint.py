@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy
 
-from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
+from ..dsl.diagnostics import RuntimeInputError, did_you_mean
 from .drivers.reverse import AdjointRun, ImplicitAdjointRun, steady_vjp
 from .inputs import real_array
 
@@ -146,24 +145,6 @@ def pde_vjp(
     # checked before anything is compiled (a steady problem's, by its Jacobian's fields)
     cts = _cotangents(sol, cotangents, tuple(sol.fields)) if problem.time is not None else {}
     module = handle.adjoint_module(fd)
-    meta = module.PLAN["meta"]
-    refused = [p for p in wanted if p in meta.get("boundary_params", ())]
-    if refused:
-        where = next(
-            (
-                b.span
-                for b in problem.boundaries
-                if any(sympy.Symbol(p) in e.free_symbols for p in refused for e in _sides(b))
-            ),
-            problem.span,
-        )
-        raise UnsupportedError(
-            f"the adjoint does not differentiate boundary conditions yet, and "
-            f"{', '.join(refused)} enters one",
-            where,
-            "pass params=[...] naming the parameters you need, without " + ", ".join(refused),
-            code="R414",
-        )
     fields = tuple(module.PLAN["fields"])
     if problem.time is None:
         grads, info = steady_vjp(handle, module, merged, values, sol, cotangents)
@@ -190,8 +171,3 @@ def pde_vjp(
         initial={keys.get(f, f): v for f, v in initial.items()},
         info={"steps": len(steps), "checkpoints": kept, "backend": handle.backend_name},
     )
-
-
-def _sides(b: Any) -> tuple[Any, ...]:
-    """The coefficients and data of a boundary condition (``alpha u + beta u' = data``)."""
-    return (b.alpha, b.beta, b.data)

@@ -4,9 +4,11 @@ Input: a discretised, simplified Program with outputs ``rhs:<field>``. Output: t
 plus, from one reverse sweep of the rule table, ``vjp:<field>`` = (df/du)^T w and
 ``vjp:<param>`` = (df/dp)^T w for the cotangent inputs ``bar:rhs:<field>`` (w). The transposed
 stencils are ShiftTranspose ops (the ghost rule folded back onto the cells it reads) and the
-parameter cotangents are sums over the grid (Reduce). Parameters that enter a boundary
-condition are not differentiated (the rule table does not transpose ghost data); the group
-records which parameters are, and the runtime refuses a gradient for the others.
+parameter cotangents are sums over the grid (Reduce). A parameter that enters a boundary
+condition is differentiated with the ghosts held fixed here; the lowering of the folds adds
+the ghosts' part, (dG/dp)^T of the cotangent each ghost read received (``transpose``). For
+that, steady residuals and implicit residuals are transposed for the fields too when a
+boundary condition uses a parameter: their folds carry the ghosts' cotangents.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def cotangent(field: str, steady: bool = False) -> str:
 def boundary_params(prog: Program) -> set[str]:
     """Names of the parameters any boundary rule of ``prog`` uses."""
     names: set[str] = set()
+    grid = prog.grid
+    not_params = {*grid.axes, grid.time} if grid is not None else set()
     for rule in prog.boundaries.values():
         for faces in rule.faces:
             if faces == "periodic":
@@ -39,15 +43,14 @@ def boundary_params(prog: Program) -> set[str]:
                 if face is not None:
                     for e in (face.alpha, face.beta, face.data):
                         names |= {s.name for s in sympy.sympify(e).free_symbols}
-    return names
+    return names - not_params
 
 
 def differentiable_params(prog: Program) -> list[str]:
-    """The parameters the right-hand sides use, less those a boundary condition uses."""
-    skip = boundary_params(prog)
+    """The parameters the right-hand sides or the boundary conditions use."""
     live = prog.live()
     used = {op.name for i, op in enumerate(prog.ops) if isinstance(op, Param) and i in live}
-    return sorted(used - skip)
+    return sorted(used | boundary_params(prog))
 
 
 def adjoint(prog: Program, ctx: PassContext) -> Program:
@@ -64,7 +67,11 @@ def adjoint(prog: Program, ctx: PassContext) -> Program:
     if not steady:
         prog = _with_inputs(prog, fields)
     params = differentiable_params(replace(prog, outputs=rhs))
-    back = vjp_program(replace(prog, outputs=rhs), [*([] if steady else fields), *params])
+    # a steady residual's fields are transposed only for the folds of boundary parameters
+    wrt = fields if not steady or boundary_params(prog) else []
+    back = vjp_program(replace(prog, outputs=rhs), [*wrt, *params], fixed_ghosts=True)
+    if steady:  # linearize, which runs next, claims ``:lin`` for the Newton direction
+        back = _own_homogeneous_rules(back)
     merged = _merge(prog, back)
     outputs = {}
     for name, v in merged.outputs.items():
@@ -96,11 +103,14 @@ def _adjoint_theta(prog: Program) -> Program:
     ]
     params = differentiable_params(prog)
     merged = prog
-    for kind, wrt in (("explicit", [*fields, *histories]), ("start", fields), ("res", [])):
+    # the residual's fields are transposed only for the folds of boundary parameters
+    res = fields if boundary_params(prog) else []
+    for kind, wrt in (("explicit", [*fields, *histories]), ("start", fields), ("res", res)):
         outs = {k: v for k, v in prog.outputs.items() if k.startswith(kind + ":")}
         if not outs or not (wrt or params):
             continue
-        back = _own_homogeneous_rules(vjp_program(replace(prog, outputs=outs), [*wrt, *params]))
+        back = vjp_program(replace(prog, outputs=outs), [*wrt, *params], fixed_ghosts=True)
+        back = _own_homogeneous_rules(back)
         back = replace(back, outputs={f"vjp_{kind}:{k[4:]}": v for k, v in back.outputs.items()})
         merged = _merge(merged, back)
     return merged

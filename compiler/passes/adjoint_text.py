@@ -5,10 +5,19 @@ from __future__ import annotations
 import sympy
 
 from ..ir.program import Program
+from ..kernels import Read
 from ..symbolic import interior_symbol
 from .adjoint import cotangent
-from .fuse import FuseInput, coord_symbol, face_ghosts, grid_of, param_symbol
-from .transpose import Lowering, adjoint_params, face_of, shifted_by, split_folds
+from .fuse import FuseInput, coord_symbol, face_ghosts, grid_of, param_symbol, read_symbol
+from .transpose import (
+    Lowering,
+    adjoint_params,
+    face_of,
+    ghost_parameter_derivatives,
+    primal_rule,
+    shifted_by,
+    split_folds,
+)
 
 
 def adjoint_equations(prog: Program, info: FuseInput, title: str) -> str:
@@ -34,27 +43,41 @@ def adjoint_equations(prog: Program, info: FuseInput, title: str) -> str:
 
     origin = (0,) * ndim
 
-    def describe(label: str, value: int, rename: dict[str, str], folds: bool = True) -> None:
+    def describe(
+        label: str, value: int, rename: dict[str, str], gather: bool = True, sign: str = "+"
+    ) -> None:
+        """The value's gather and folds; without ``gather`` (a residual transposed only for
+        its boundary parameters), the parameters' ghost terms alone, added with ``sign``."""
         lowering = Lowering(prog, rename)
-        gather, terms = split_folds(lowering.at(value, origin), lowering)
-        lines.append(f"  {label} {readable(gather, lowering, origin)}")
-        for coef, fold in terms if folds else ():
+        expr, terms = split_folds(lowering.at(value, origin), lowering)
+        if gather and not (expr == 0 and label.startswith("dL/d")):  # not a boundary's alone
+            lines.append(f"  {label} {readable(expr, lowering, origin)}")
+        for coef, fold in terms:
             side = "hi" if fold.offset > 0 else "lo"
             face = face_of(prog.boundaries[fold.boundary].faces[fold.axis], side)
             ghosts = face_ghosts(face, fold.axis, side, abs(fold.offset), info, False)
+            derivs = ghost_parameter_derivatives(prog, fold, side, info, params)
             inward = 1 if side == "lo" else -1
             inner = Lowering(prog, rename, fold_allowed=False)
+            where = f"on the {side} face of {info.axes[fold.axis]}"
+            field = primal_rule(prog, fold.boundary).field
+            cells = {}
+            for m in range(face.degree):
+                offsets = tuple(inward * m if a == fold.axis else 0 for a in range(ndim))
+                key = (rename.get(field, field), offsets)
+                inner.reads.setdefault(key, Read(read_symbol(*key), *key))
+                cells[interior_symbol(m)] = inner.reads[key].symbol
             for j in range(1, abs(fold.offset) + 1):
                 reader = shifted_by(fold.shift, fold.axis, inward * (abs(fold.offset) - j))
                 x = inner.at(fold.arg, reader)
-                for m in range(face.degree):
+                for m in range(face.degree) if gather else ():
                     w = sympy.diff(ghosts[j - 1], interior_symbol(m))
                     if w != 0:
                         cell = "the cell next to it" if m == 0 else f"cell {m + 1} from it"
-                        lines.append(
-                            f"    + on the {side} face of {info.axes[fold.axis]}, {cell}: "
-                            f"{readable(coef * w * x, inner, ())}"
-                        )
+                        lines.append(f"    + {where}, {cell}: {readable(coef * w * x, inner, ())}")
+                for p, d in derivs[j - 1].items():
+                    term = readable(coef * d.xreplace(cells) * x, inner, ())
+                    lines.append(f"    dL/d{p} {sign}= {where}, summed along it: {term}")
 
     cells = ",".join(index)
     params = adjoint_params(prog, info)
@@ -83,14 +106,18 @@ def adjoint_equations(prog: Program, info: FuseInput, title: str) -> str:
         for p in params:
             if f"vjp_res:{p}" in prog.outputs:
                 describe(f"dL/d{p} -= sum over cells of", prog.outputs[f"vjp_res:{p}"], rename)
+        for f in info.fields:  # the residual's own boundary parameters (subtracted too)
+            if f"vjp_res:{f}" in prog.outputs:
+                describe("", prog.outputs[f"vjp_res:{f}"], rename, gather=False, sign="-")
         return "\n".join(lines) + "\n"
     steady = any(name.startswith("res:") for name in prog.outputs)
     rename = {cotangent(f, steady): f"w_{f}" for f in info.fields}
     if steady and not params:
         lines.append("  (no parameters: the gradient is lambda itself)")
     for f in info.fields:
-        if f"vjp:{f}" in prog.outputs:
-            describe(f"mu_{f}[{cells}] =", prog.outputs[f"vjp:{f}"], rename)
+        if f"vjp:{f}" in prog.outputs:  # steady: transposed only for boundary parameters
+            sign = "-" if steady else "+"
+            describe(f"mu_{f}[{cells}] =", prog.outputs[f"vjp:{f}"], rename, not steady, sign)
     for p in params:
         if f"vjp:{p}" in prog.outputs:
             label = f"dL/d{p} = -sum over cells of" if steady else f"dL/d{p} += sum over cells of"

@@ -37,7 +37,9 @@ from .transpose import (
     adjoint_buffer,
     adjoint_meta,
     adjoint_params,
+    boundary_folds,
     cotangent_buffer,
+    fold_kernel,
     history_cotangent,
     initial_gradient_kernel,
     next_adjoint_buffer,
@@ -92,6 +94,7 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
             if f"vjp:{p}" in prog.outputs:
                 values[p] = prog.outputs[f"vjp:{p}"]
                 destinations[p] = [(param_buffer(p), sympy.Integer(1))]
+        ghost_params = {p: destinations[p] for p in params if p in destinations}
         launches += transposed_entry(
             prog,
             f"adjoint_stage{m}",
@@ -110,6 +113,7 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
             totals=frozenset(param_buffer(p) for p in params),
             scale=scale,
             bases=bases,
+            params=ghost_params,
         )
 
     entries = [("adjoint_step", tuple(launches))]
@@ -135,9 +139,10 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
 
 def param_vjp_kernel(
     prog: Program, info: FuseInput, scalars: tuple[str, ...]
-) -> tuple[Kernel, dict[str, int], tuple[str, ...]]:
+) -> tuple[Kernel, dict[str, int], tuple[str, ...], list[Kernel]]:
     """Steady problems: gp_p = (dR/dp)^T lambda cell by cell (lambda in ``<f>@adj``), from the
-    outputs ``vjp:<p>`` of ``adjoint``; also the offset reads (halo) and the parameters."""
+    outputs ``vjp:<p>`` of ``adjoint``; also the offset reads (halo), the parameters, and the
+    fold kernels that add the part of the parameters of boundary conditions (run after it)."""
     params = adjoint_params(prog, info)
     rename = {cotangent(f, steady=True): adjoint_buffer(f) for f in info.fields}
     lowering = Lowering(prog, rename, fold_allowed=False)
@@ -160,7 +165,24 @@ def param_vjp_kernel(
     )
     reach = offset_reads(lowering)
     assert not any(b.endswith("@adj") for b in reach), "cotangents are read in place"
-    return kernel, reach, params
+    residuals = {f: prog.outputs[f"vjp:{f}"] for f in info.fields if f"vjp:{f}" in prog.outputs}
+    ghost_params = {p: [(param_buffer(p), sympy.Integer(1))] for p in params}
+    folds = [
+        fold_kernel(
+            prog,
+            f"param_vjp_fold_{axis}_{side}",
+            axis,
+            side,
+            terms,
+            {f: [] for f in residuals},
+            rename,
+            info,
+            scalars,
+            params=ghost_params,
+        )[0]
+        for (axis, side), terms in sorted(boundary_folds(prog, residuals, rename).items())
+    ]
+    return kernel, reach, params, [k for k in folds if k.writes]
 
 
 def theta_adjoint(
@@ -207,7 +229,12 @@ def theta_adjoint(
     }
     if sums:
         rename = {f"bar:res:{f}": cotangent_buffer(f) for f in fields}
-        launches = _overwrite(prog, "adjoint_residual", {}, sums, -1, rename, 1.0, common)
+        residuals = {
+            f: prog.outputs[f"vjp_res:{f}"] for f in fields if f"vjp_res:{f}" in prog.outputs
+        }
+        launches = _overwrite(
+            prog, "adjoint_residual", {}, sums, -1, rename, 1.0, common, residuals
+        )
         entries.append(("adjoint_residual", tuple(launches)))
     init = initial_gradient_kernel(info, params, grid_of(prog).ndim, scalars)
     if init is not None:
@@ -229,10 +256,15 @@ def _overwrite(
     rename: dict[str, str],
     c: float,
     common: dict,
+    fold_only: dict[str, int] | None = None,
 ) -> list[Launch]:
     """An implicit step's entry: each buffer of ``values`` becomes sign * its value, each of
-    ``sums`` gets sign * its value summed over the grid; the state's ghosts are filled first."""
+    ``sums`` gets sign * its value summed over the grid (with the ghosts' part of the
+    parameters of boundary conditions, from the folds of ``values`` and of ``fold_only``); the
+    state's ghosts are filled first."""
     weight = sympy.Integer(sign)
+    info = common["info"]
+    params = {p: [(param_buffer(p), weight)] for p in info.params if param_buffer(p) in sums}
     return transposed_entry(
         prog,
         name,
@@ -244,5 +276,7 @@ def _overwrite(
         accumulate=False,
         totals=frozenset(sums),
         gather=f"{name}_kernel",
+        params=params,
+        fold_only=fold_only,
         **common,
     )

@@ -87,11 +87,12 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         for entry, (writes, _) in parts.items()
     }
     adjoint: tuple[str, ...] | None = None  # an adjoint group: the parameters it differentiates
+    param_folds: list[Kernel] = []
     if any(name.startswith("vjp:") for name in prog.outputs):
         from .fuse_adjoint import param_vjp_kernel
         from .transpose import adjoint_buffer, adjoint_meta, param_buffer
 
-        kernel, reach, adjoint = param_vjp_kernel(prog, info, scalars)
+        kernel, reach, adjoint, param_folds = param_vjp_kernel(prog, info, scalars)
         built["param_vjp"] = (kernel, reach)
         parts["param_vjp"] = ([], c)
     halo = max([1] + [r for _, st in built.values() for r in st.values()])
@@ -107,6 +108,10 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         launches = halo_launches(prog, st, halo, info, scalars, kernels, stage_c)
         launches.append(Launch(k.name, k.arrays, stage_c))
         kernels[k.name] = k
+        if entry == "param_vjp":  # the ghosts' part of the parameters of boundary conditions
+            for fold in param_folds:
+                kernels[fold.name] = fold
+                launches.append(Launch(fold.name, fold.arrays, stage_c))
         entries.append((entry, tuple(launches)))
     init = initial_kernel(info, ndim, scalars)
     kernels[init.name] = init

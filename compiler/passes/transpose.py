@@ -4,7 +4,9 @@ A transposed stencil ``ShiftTranspose`` splits into a gather, lowered inline (th
 halo is zero on a non-periodic axis, so reads that left the grid contribute nothing), and a
 fold: the reads that landed on ghost cells, folded back onto the cells those ghosts
 extrapolate, by one ``fold`` kernel per face (the transposed ghost weights). Parameter
-cotangents (sums over the grid) become ``Write.total``s. Shared by the adjoints of explicit
+cotangents (sums over the grid) become ``Write.total``s; a parameter of a boundary condition
+also gets (dG/dp)^T of the cotangent each ghost read received, from the same fold kernels (the
+rule table holds the ghosts fixed). Shared by the adjoints of explicit
 steps (``fuse_adjoint``), of implicit steps and of steady problems.
 """
 
@@ -26,7 +28,7 @@ from ..ir.ops import (
     Shift,
     placeholder,
 )
-from ..ir.program import FaceRule, Program
+from ..ir.program import BoundaryRule, FaceRule, Program
 from ..kernels import GroupMeta, Kernel, Launch, Read
 from ..symbolic import interior_symbol
 from .adjoint import boundary_params
@@ -37,9 +39,13 @@ from .fuse import (
     coord_symbol,
     face_ghosts,
     grid_of,
+    param_symbol,
     read_symbol,
     scalar_leaf,
 )
+
+# param name -> the (buffer, weight) pairs its cotangent is written into
+ParamDestinations = dict[str, list[tuple[str, sympy.Expr]]]
 
 
 def adjoint_buffer(field: str) -> str:
@@ -175,6 +181,46 @@ def split_folds(expr: sympy.Expr, lowering: Lowering) -> tuple[sympy.Expr, list[
     return expr.xreplace(lowering.gathers), terms
 
 
+def primal_rule(prog: Program, key: str) -> BoundaryRule:
+    """The rule the forward step's ghosts were filled with: a transposed stencil names its
+    homogeneous copy (``u:lin``, or ``u:adj`` in an implicit step's adjoint)."""
+    for suffix in (":lin", ":adj"):
+        if key.endswith(suffix) and key[: -len(suffix)] in prog.boundaries:
+            return prog.boundaries[key[: -len(suffix)]]
+    return prog.boundaries[key]
+
+
+def ghost_parameter_derivatives(
+    prog: Program,
+    fold: Fold,
+    side: str,
+    info: FuseInput,
+    params: tuple[str, ...],
+) -> list[dict[str, sympy.Expr]]:
+    """dG_j/dp for each ghost j = 1..layers that ``fold`` reads and each parameter of its
+    face's condition, in kernel symbols and ``interior_symbol(m)``, the primal cell m inward
+    from the face (a Robin coefficient's derivative multiplies the state)."""
+    face = face_of(primal_rule(prog, fold.boundary).faces[fold.axis], side)
+    used = {
+        s.name for e in (face.alpha, face.beta, face.data) for s in sympy.sympify(e).free_symbols
+    }
+    wanted = [p for p in params if p in used]
+    if not wanted:
+        return [{} for _ in range(abs(fold.offset))]
+    along = {
+        coord_symbol(b): coord_symbol(b) + s * sympy.Symbol(f"h{b}", real=True)
+        for b, s in enumerate(fold.shift)
+        if s and b != fold.axis
+    }
+    ghosts = face_ghosts(face, fold.axis, side, abs(fold.offset), info)
+    out = []
+    for g in ghosts:
+        g = g.xreplace(along)
+        derivs = {p: sympy.diff(g, param_symbol(p)) for p in wanted}
+        out.append({p: d for p, d in derivs.items() if d != 0})
+    return out
+
+
 def fold_kernel(
     prog: Program,
     name: str,
@@ -186,13 +232,28 @@ def fold_kernel(
     info: FuseInput,
     scalars: tuple[str, ...],
     scale: dict[str, sympy.Expr] | None = None,
+    params: ParamDestinations | None = None,
 ) -> tuple[Kernel, dict[str, int]]:
     """Fold the reads that landed on the ghosts of one face back onto the cells they
-    extrapolate: cell m (inward from the face) gets sum_j w_jm x(reader of ghost j)."""
+    extrapolate: cell m (inward from the face) gets sum_j w_jm x(reader of ghost j); each
+    parameter of ``params`` that the face's condition uses gets sum_j (dG_j/dp) x(reader of
+    ghost j) at the boundary cell (only its sum over the grid is read)."""
     ndim = grid_of(prog).ndim
     inward = 1 if side == "lo" else -1
     lowering = Lowering(prog, rename, scale or {}, fold_allowed=False)
+    params = params or {}
+    origin = (0,) * ndim
     per_cell: dict[tuple[str, int], sympy.Expr] = {}
+    per_param: dict[str, sympy.Expr] = {}
+
+    def primal(fold: Fold, m: int) -> sympy.Symbol:
+        field = primal_rule(prog, fold.boundary).field
+        buffer = rename.get(field, field)
+        offsets = tuple(inward * m if a == axis else s for a, s in enumerate(fold.shift))
+        if (buffer, offsets) not in lowering.reads:
+            lowering.reads[(buffer, offsets)] = Read(read_symbol(buffer, offsets), buffer, offsets)
+        return lowering.reads[(buffer, offsets)].symbol
+
     for fld, terms in contributions.items():
         for coef, fold in terms:
             layers = abs(fold.offset)
@@ -203,6 +264,7 @@ def fold_kernel(
                 if s and b != axis
             }
             ghosts = [g.xreplace(along) for g in face_ghosts(face, axis, side, layers, info, False)]
+            derivs = ghost_parameter_derivatives(prog, fold, side, info, tuple(params))
             for j in range(1, layers + 1):
                 reader = shifted_by(fold.shift, axis, inward * (layers - j))
                 x = lowering.at(fold.arg, reader)
@@ -211,17 +273,34 @@ def fold_kernel(
                     if w != 0:
                         key = (fld, m)
                         per_cell[key] = per_cell.get(key, sympy.Integer(0)) + coef * w * x
+                for p, d in derivs[j - 1].items():
+                    cells = {
+                        interior_symbol(m): primal(fold, m)
+                        for m in range(face.degree)
+                        if d.has(interior_symbol(m))
+                    }
+                    term = coef * d.xreplace(cells) * x
+                    per_param[p] = per_param.get(p, sympy.Integer(0)) + term
     targets, exprs = [], []
+
+    def write(buffer: str, offsets: tuple[int, ...], value: sympy.Expr) -> None:
+        at = (buffer, offsets)
+        if at not in lowering.reads:
+            lowering.reads[at] = Read(read_symbol(buffer, offsets), buffer, offsets)
+        targets.append(at)
+        exprs.append(lowering.reads[at].symbol + value)
+
     for (fld, m), value in per_cell.items():
         offsets = tuple(inward * m if a == axis else 0 for a in range(ndim))
         for buffer, weight in destinations[fld]:
-            if weight == 0:
-                continue
-            at = (buffer, offsets)
-            if at not in lowering.reads:
-                lowering.reads[at] = Read(read_symbol(buffer, offsets), buffer, offsets)
-            targets.append(at)
-            exprs.append(lowering.reads[at].symbol + weight * value)
+            if weight != 0:
+                write(buffer, offsets, weight * value)
+    for p, value in per_param.items():
+        for buffer, weight in params[p]:
+            if weight != 0:
+                write(buffer, origin, weight * value)
+    # ghost weights and data may vary along the face (a coefficient or data of y on x = 0)
+    lowering.coords |= {a for a in range(ndim) if any(e.has(coord_symbol(a)) for e in exprs)}
     kernel = assemble_kernel(
         name,
         "fold",
@@ -251,13 +330,12 @@ def shift_radius(prog: Program) -> int:
 
 
 def adjoint_params(prog: Program, info: FuseInput) -> tuple[str, ...]:
-    """The parameters whose cotangents the adjoint computes: those the right-hand sides or the
-    initial condition use, unless a boundary condition uses them."""
-    used = {op.name for op in prog.ops if isinstance(op, Param)}
+    """The parameters whose cotangents the adjoint computes: those the right-hand sides, the
+    boundary conditions or the initial condition use."""
+    used = {op.name for op in prog.ops if isinstance(op, Param)} | boundary_params(prog)
     for e in info.initial.values():
         used |= {s.name for s in sympy.sympify(e).free_symbols if s.name in info.params}
-    skip = boundary_params(prog)
-    return tuple(p for p in info.params if p in used and p not in skip)
+    return tuple(p for p in info.params if p in used)
 
 
 def cotangent_buffer(field: str) -> str:
@@ -268,6 +346,26 @@ def cotangent_buffer(field: str) -> str:
 def history_cotangent(field: str, fresh: bool = False) -> str:
     """imex: the cotangent of the history N(u_prev) (``fresh``: the one being computed)."""
     return f"{field}@lh2" if fresh else f"{field}@lh"
+
+
+def boundary_folds(
+    prog: Program,
+    values: dict[str, int],
+    rename: dict[str, str],
+    scale: dict[str, sympy.Expr] | None = None,
+) -> dict[tuple[int, str], dict[str, list[tuple]]]:
+    """The folds of ``values`` by face (axis, side) and value key, found by lowering them at
+    the origin (the gathers are dropped: a residual's field cotangents are wanted only for
+    the cotangents their ghost reads received)."""
+    lowering = Lowering(prog, rename, scale or {})
+    origin = (0,) * grid_of(prog).ndim
+    out: dict[tuple[int, str], dict[str, list[tuple]]] = {}
+    for key, value in values.items():
+        _, terms = split_folds(lowering.at(value, origin), lowering)
+        for coef, fold in terms:
+            side = "hi" if fold.offset > 0 else "lo"
+            out.setdefault((fold.axis, side), {}).setdefault(key, []).append((coef, fold))
+    return out
 
 
 def transposed_entry(
@@ -288,6 +386,8 @@ def transposed_entry(
     gather: str | None = None,
     scale: dict[str, sympy.Expr] | None = None,
     bases: dict[str, tuple[str, sympy.Expr]] | None = None,
+    params: ParamDestinations | None = None,
+    fold_only: dict[str, int] | None = None,
 ) -> list[Launch]:
     """The launches that write each value of ``values`` (ids of a transposed Program, by key)
     into its ``destinations`` (buffer, weight): one gather kernel (``gather``, default
@@ -298,7 +398,10 @@ def transposed_entry(
     at t + c dt; without it the forward step has filled them already. ``scale``: factors of
     renamed Inputs (a cotangent read from a buffer that holds a multiple of it); ``bases``:
     a destination written as coefficient * (another buffer) + weight * value, overriding
-    ``accumulate`` (a first stage that initialises what later stages accumulate into)."""
+    ``accumulate`` (a first stage that initialises what later stages accumulate into).
+    ``params``: where the boundary conditions' parameters write their ghosts' part (see
+    ``fold_kernel``); ``fold_only``: values (a residual's field cotangents) transposed only
+    for those folds, their gathers dropped."""
     from .fuse import halo_launches
 
     scale = scale or {}
@@ -315,6 +418,9 @@ def transposed_entry(
         for buffer, weight in destinations[key]:
             term = weight * expr
             base = bases.get(buffer)
+            adds = buffer in totals or (accumulate and base is None)
+            if term == 0 and adds:  # a parameter only a boundary condition reads
+                continue
             if base is None and accumulate and buffer not in totals:
                 base = (buffer, sympy.Integer(1))
             if base is not None:
@@ -324,38 +430,42 @@ def transposed_entry(
                 term = base[1] * lowering.reads[at].symbol + term
             writes.append((buffer, ()))
             exprs.append(term)
-    built = [
-        (
-            assemble_kernel(
-                gather or name,
-                "stencil",
-                writes,
-                exprs,
-                lowering.reads,
-                lowering.coords,
-                comments,
-                scalars,
-                info,
-                totals=totals,
-            ),
-            offset_reads(lowering),
+    if params and fold_only:
+        for (axis, side), terms in boundary_folds(prog, fold_only, rename, scale).items():
+            for key, found in terms.items():
+                folds.setdefault((axis, side), {}).setdefault(key, []).extend(found)
+            destinations = {**{key: [] for key in fold_only}, **destinations}
+    built = []
+    if writes:  # none: only folds write (the residual of parameters only a boundary reads)
+        gathered = assemble_kernel(
+            gather or name,
+            "stencil",
+            writes,
+            exprs,
+            lowering.reads,
+            lowering.coords,
+            comments,
+            scalars,
+            info,
+            totals=totals,
         )
-    ]
+        built.append((gathered, offset_reads(lowering)))
     for (axis, side), contributions in sorted(folds.items()):
-        built.append(
-            fold_kernel(
-                prog,
-                f"{name}_fold_{axis}_{side}",
-                axis,
-                side,
-                contributions,
-                destinations,
-                rename,
-                info,
-                scalars,
-                scale,
-            )
+        folded = fold_kernel(
+            prog,
+            f"{name}_fold_{axis}_{side}",
+            axis,
+            side,
+            contributions,
+            destinations,
+            rename,
+            info,
+            scalars,
+            scale,
+            params,
         )
+        if folded[0].writes:  # none: a face whose condition no parameter enters, fold only
+            built.append(folded)
     periodic = grid_of(prog).periodic
     reach: dict[str, int] = {}
     for _, r in built:
@@ -376,12 +486,8 @@ def transposed_entry(
 
 
 def adjoint_meta(prog: Program, info: FuseInput) -> GroupMeta:
-    """What an adjoint group tells the runtime: the parameters it differentiates, and those it
-    refuses because a boundary condition uses them."""
-    return GroupMeta(
-        adjoint_params=adjoint_params(prog, info),
-        boundary_params=tuple(sorted(boundary_params(prog) & set(info.params))),
-    )
+    """What an adjoint group tells the runtime: the parameters it differentiates."""
+    return GroupMeta(adjoint_params=adjoint_params(prog, info))
 
 
 def initial_gradient_kernel(

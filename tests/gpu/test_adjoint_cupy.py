@@ -1,5 +1,6 @@
 """The discrete adjoint on the CuPy backend: the same adjoint kernels (gathers and folds) as
-CUDA, driven by the same reverse sweep, agree with the Numba backend's gradient. Runs on the CPU
+CUDA, driven by the same reverse sweep, agree with the Numba backend's gradient (parameters of
+boundary conditions included: their fold kernels write the parameters' cotangents). Runs on the CPU
 emulator of the CUDA kernels and, where CuPy sees one, on a real GPU (see conftest.py)."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ pde rob {
     param k = 0.7, a = 2.0
     dt(u) = k * lap(u) + a * u * (1 - v)
     dt(v) = 0.2 * lap(v) - u * diff(v, x)
-    boundary diff(u, x) + 3 * u = sin(5 * t) at x = 0
+    boundary diff(u, x) + 3 * k * u = a * sin(5 * t) at x = 0
     boundary u = 1 at x = 1
     boundary v = 0 at all
     initial u = a * cos(x) * sin(pi * y) / 4
@@ -50,7 +51,7 @@ pde p {
     param k = 2, s = 1
     -diff(u, x, 2) + k * u^3 = s * sin(pi * x)
     boundary u = 0 at x = 0
-    boundary diff(u, x) + u = 0.5 at x = 1
+    boundary diff(u, x) + k * u = 0.5 * s at x = 1
     solve fd(cells = 37, tol = 1e-13)
 }
 """

@@ -110,3 +110,41 @@ def test_comparisons_and_steps_compile(dtype: str, tmp_path: Path) -> None:
         one = "1.0f" if dtype == "float32" else "1.0"
         assert f"? {one} : " in source and "fmod" in source
         _nvcc(source, tmp_path, f"switched_{dtype}_{adjoint}")
+
+
+BOUNDARY_PARAMS = """
+pde bp {
+    space x in [0, 1]
+    space y in [0, 1]
+    time t in [0, 0.01]
+    field u
+    param g = 0.3, a = 2.0
+    dt(u) = lap(u)
+    boundary u = g * y + t at x = 0
+    boundary diff(u, x) + a * (1 + y) * u = g at x = 1
+    boundary diff(u, y) = 0 at y = 0, y = 1
+    initial u = x * y
+}
+"""
+
+
+@needs_nvcc
+@pytest.mark.parametrize("scheme", ["rk4", "cn", ""])
+def test_boundary_parameter_folds_compile(scheme: str, tmp_path: Path) -> None:
+    """The fold kernels that write the cotangents of boundary conditions' parameters (with
+    data and a Robin coefficient varying along the face) compile, explicit, implicit, steady."""
+    text = BOUNDARY_PARAMS
+    if not scheme:
+        for old, new in (
+            ("time t in [0, 0.01]", ""),
+            ("dt(u)", "0"),
+            (" + t at", " at"),
+            ("initial u = x * y", ""),
+        ):
+            text = text.replace(old, new)
+    problem = next(iter(load_text(text).problems.values()))
+    assert isinstance(problem, PdeProblem)
+    art = compile_pde(problem, FdOptions(scheme=scheme or "rk4"), "cupy", adjoint=True)
+    source = cuda_source(art.group, VERSION)
+    assert "gp_g" in source and "fold" in source
+    _nvcc(source, tmp_path, f"boundary_params_{scheme or 'steady'}")

@@ -198,6 +198,37 @@ def test_show_adjoint_of_an_implicit_scheme() -> None:
     assert "lambda_u[i] = dt*mu_u[i+1]*nu/(2*h_x**2)" in result.stdout
 
 
+BOUNDARY_PARAMS = """
+pde h {
+    space x in [0, 1]
+    time t in [0, 0.02]
+    field u
+    param nu = 0.5, g = 0.3
+    dt(u) = nu * diff(u, x, 2)
+    boundary u = g * (1 + 5 * t) at x = 0
+    boundary diff(u, x) = 0 at x = 1
+    initial u = sin(pi * x)
+    solve fd(cells = 16, scheme = rk2, dt = 1e-3)
+}
+"""
+
+
+@pytest.mark.parametrize(("scheme", "sign"), [("rk2", "+"), ("cn", "-")])
+def test_show_adjoint_of_a_boundary_parameter(scheme: str, sign: str, tmp_path: Path) -> None:
+    """A Dirichlet parameter's term: the ghost's derivative 8/3 (1 + 5t) times the cotangent
+    of the ghost's reader, nu w/h^2 (and, for cn, the residual's part, subtracted)."""
+    path = tmp_path / "bp.dsl"
+    path.write_text(BOUNDARY_PARAMS.replace("rk2", scheme))
+    result = invoke("show", path, "--adjoint")
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    where = "on the lo face of x, summed along it:"
+    expected = "8*nu*w_u[i]*(5*t + 1)/(3*h_x**2)" if scheme == "rk2" else ""
+    found = [line for line in lines if line.startswith(f"dL/dg {sign}= {where}")]
+    assert found and (not expected or found[0].endswith(expected)), result.stdout
+    assert not any(line.endswith("sum over cells of 0") for line in lines)
+
+
 def test_show_unknown_problem() -> None:
     assert_diagnostic(invoke("show", HEAT, "--problem", "heat2d"), "R501", "heat1d")
 

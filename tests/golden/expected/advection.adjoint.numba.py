@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'c@gp'),
     'params': ('c',),
     'scalars': ('p_c', 't', 'dt', 'lo0', 'h0'),
-    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (True,), 'min_cells': (4,), 'robin': (), 'adjoint_params': ('c',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'),)},
+    'meta': {'scheme': 'rk4', 'order': 4, 'stages': 4, 'periodic': (True,), 'min_cells': (4,), 'robin': (), 'adjoint_params': ('c',), 'adjoint_swaps': (('u@adj', 'u@adj2'),)},
 }
 
 KERNELS = ('wrap_0', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage3', 'adjoint_stage2', 'adjoint_stage1')

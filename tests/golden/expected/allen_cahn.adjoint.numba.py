@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'u@b', 'u@n', 'u@r', 'u@v', 'u@jv', 'u@adj', 'u@mu', 'u@lh', 'u@lh2', 'D@gp'),
     'params': ('D',),
     'scalars': ('p_D', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'imex', 'order': 2, 'implicit': True, 'constant_jacobian': True, 'stages': 0, 'periodic': (True, True), 'coupling': 2, 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('D',), 'boundary_params': ()},
+    'meta': {'scheme': 'imex', 'order': 2, 'implicit': True, 'constant_jacobian': True, 'stages': 0, 'periodic': (True, True), 'coupling': 2, 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('D',)},
 }
 
 KERNELS = ('wrap_0', 'wrap_1', 'explicit_kernel', 'start_kernel', 'residual_kernel', 'jvp_kernel', 'initial', 'adjoint_explicit_kernel', 'adjoint_start_kernel', 'adjoint_residual_kernel')

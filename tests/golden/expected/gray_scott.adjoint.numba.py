@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'v', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'v@q2', 'v@q3', 'v@q4', 'v@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'v@adj', 'v@adj2', 'v@w1', 'v@w2', 'v@w3', 'Du@gp', 'Dv@gp', 'F@gp', 'k@gp'),
     'params': ('Du', 'Dv', 'F', 'k'),
     'scalars': ('p_Du', 'p_Dv', 'p_F', 'p_k', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (True, True), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('Du', 'Dv', 'F', 'k'), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('v@adj', 'v@adj2'))},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (True, True), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('Du', 'Dv', 'F', 'k'), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('v@adj', 'v@adj2'))},
 }
 
 KERNELS = ('wrap_0', 'wrap_1', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage3', 'adjoint_stage2', 'adjoint_stage1')

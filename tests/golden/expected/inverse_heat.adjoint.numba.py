@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'kappa', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'kappa@q2', 'kappa@q3', 'kappa@q4', 'kappa@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'kappa@adj', 'kappa@adj2', 'kappa@w1', 'kappa@w2', 'kappa@w3', 'nu@gp'),
     'params': ('nu',),
     'scalars': ('p_nu', 't', 'dt', 'lo0', 'h0'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,), 'robin': (), 'adjoint_params': ('nu',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('kappa@adj', 'kappa@adj2'))},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False,), 'min_cells': (2,), 'robin': (), 'adjoint_params': ('nu',), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('kappa@adj', 'kappa@adj2'))},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_kappa_0_lo', 'ghost_f_kappa_0_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo')

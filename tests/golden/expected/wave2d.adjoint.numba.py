@@ -18,7 +18,7 @@ PLAN = {
     'buffers': ('u', 'dt_u', 'u@q2', 'u@q3', 'u@q4', 'u@q5', 'dt_u@q2', 'dt_u@q3', 'dt_u@q4', 'dt_u@q5', 'u@adj', 'u@adj2', 'u@w1', 'u@w2', 'u@w3', 'dt_u@adj', 'dt_u@adj2', 'dt_u@w1', 'dt_u@w2', 'dt_u@w3', 'c@gp'),
     'params': ('c',),
     'scalars': ('p_c', 't', 'dt', 'lo0', 'lo1', 'h0', 'h1'),
-    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('c',), 'boundary_params': (), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('dt_u@adj', 'dt_u@adj2'))},
+    'meta': {'scheme': 'rk4', 'order': 2, 'stages': 4, 'periodic': (False, False), 'min_cells': (2, 2), 'robin': (), 'adjoint_params': ('c',), 'adjoint_swaps': (('u@adj', 'u@adj2'), ('dt_u@adj', 'dt_u@adj2'))},
 }
 
 KERNELS = ('ghost_f_u_0_lo', 'ghost_f_u_0_hi', 'ghost_f_u_1_lo', 'ghost_f_u_1_hi', 'stage1', 'stage2', 'stage3', 'stage4', 'initial', 'adjoint_stage4', 'adjoint_stage4_fold_0_hi', 'adjoint_stage4_fold_0_lo', 'adjoint_stage4_fold_1_hi', 'adjoint_stage4_fold_1_lo', 'adjoint_stage3', 'adjoint_stage3_fold_0_hi', 'adjoint_stage3_fold_0_lo', 'adjoint_stage3_fold_1_hi', 'adjoint_stage3_fold_1_lo', 'adjoint_stage2', 'adjoint_stage2_fold_0_hi', 'adjoint_stage2_fold_0_lo', 'adjoint_stage2_fold_1_hi', 'adjoint_stage2_fold_1_lo', 'adjoint_stage1', 'adjoint_stage1_fold_0_hi', 'adjoint_stage1_fold_0_lo', 'adjoint_stage1_fold_1_hi', 'adjoint_stage1_fold_1_lo')
