@@ -106,6 +106,20 @@ def _mean_square(low: TensorLowering, v: Value) -> int:
     ).id
 
 
+def _periodic_matches(problem: A.PdeProblem, axis: str) -> int:
+    """How many derivatives (from the 0th) the loss matches across a periodic axis's faces:
+    every one below the highest order along it, at least u and u'. With fewer, an equation of
+    order n has exact minimisers that differ by solutions of its homogeneous equation which
+    are not periodic (diff(u, x, 4) + u = f matched in u and u' only has a two-parameter
+    family of them)."""
+    var = sympy.Symbol(axis)
+    highest = 2
+    for eq in problem.equations:
+        for d in eq.rhs.atoms(sympy.Derivative):
+            highest = max([highest, *(int(c) for v, c in d.variable_count if v == var)])
+    return highest
+
+
 def lower_pinn(
     problem: A.PdeProblem, options: dict[str, Any], env: ModuleEnv, dtype: str
 ) -> LoweredPinn:
@@ -231,11 +245,11 @@ def lower_pinn(
     for j, a in enumerate(problem.axes):
         if a.periodic:
             for k in range(nf):
-                for path in ((), (j,)):
-                    lo = fields[f"{a.name}.lo"].value(k, path)
-                    hi = fields[f"{a.name}.hi"].value(k, path)
+                for m in range(_periodic_matches(problem, a.name)):
+                    lo = fields[f"{a.name}.lo"].value(k, (j,) * m)
+                    hi = fields[f"{a.name}.hi"].value(k, (j,) * m)
                     r = low.map(placeholder(0) - placeholder(1), [lo, hi], a.span)
-                    what = "periodic " + problem.fields[k] + ("'" if path else "")
+                    what = "periodic " + problem.fields[k] + "'" * m
                     terms.append((f"{what} along {a.name}", _mean_square(low, r)))
     for ini in problem.initials:
         if problem.time is None:
