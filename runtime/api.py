@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,9 @@ from .inputs import (
 )
 from .networks import NetworkHandle, TrainHandle
 from .results import Solution
+
+# a field grown past GROWTH times its initial scale has its explicit step checked for stability
+GROWTH = 1e4
 
 DEFAULT_CELLS = 64
 
@@ -447,15 +452,65 @@ class PdeHandle:
             )
         try:
             t, snaps, steps = run(sim, times, self.problem.fields, bar.update if bar else None)
+        except RuntimeInputError as err:
+            if err.code != "R540" or "blew up" not in err.message:
+                raise
+            unstable = self._unstable_step(sim, merged, kwargs, "the solution blew up")
+            raise (unstable or err) from None
         finally:
             if bar is not None:
                 bar.close()
-        info: dict[str, Any] = {"steps": steps, "dt": sim.dt}
+        self._check_unstable_step(sim, merged, kwargs, snaps)
+        taken = [(b - a) / max(1, math.ceil((b - a) / sim.dt - 1e-9)) for a, b in pairwise(t)]
+        # dt: the largest step asked for; step: the largest taken (an interval's equal share)
+        info: dict[str, Any] = {"steps": steps, "dt": sim.dt, "step": max(taken, default=sim.dt)}
         if hasattr(sim, "newton_steps"):  # implicit schemes: Newton iterations over all steps
             info["newton_steps"] = sim.newton_steps
         sol = self._solution(sim, t, snaps, info)
         sol.adjoint = self._adjoint_of(kwargs, sol)
         return sol
+
+    def _check_unstable_step(
+        self,
+        sim: Simulation,
+        merged: dict[str, Any],
+        kwargs: dict[str, Any],
+        snaps: dict[str, np.ndarray],
+    ) -> None:
+        """R540 for a given explicit step beyond the stable one. Far beyond it a few steps give
+        garbage that stays below the blow-up test (1e150): so where a field grew by more than
+        GROWTH over the run, the step is compared with the stable step of the initial state; a
+        growth the equation itself makes, at a stable step, passes."""
+        scale = max([1.0, *(float(np.max(np.abs(v[0]))) for v in snaps.values())])
+        grown = {f: float(np.max(np.abs(v))) for f, v in snaps.items()}
+        worst = max(grown, key=lambda f: grown[f])
+        if grown[worst] > GROWTH * scale:
+            what = f"field '{worst}' grew from {scale:.3g} to {grown[worst]:.3g}"
+            error = self._unstable_step(sim, merged, kwargs, what)
+            if error is not None:
+                raise error
+
+    def _unstable_step(
+        self, sim: Simulation, merged: dict[str, Any], kwargs: dict[str, Any], what: str
+    ) -> RuntimeInputError | None:
+        """The R540 to raise if the given explicit step is beyond the stable step of the
+        initial state (dt = auto's, without its safety factor), else None."""
+        from .drivers.stability import SAFETY
+
+        if sim.module.PLAN["meta"].get("implicit") or self._dt(merged) is None:
+            return None
+        probe, _ = self._prepare({**kwargs, "dt": "auto"})
+        limit = probe.dt / SAFETY
+        if not sim.dt > limit:
+            return None
+        return RuntimeInputError(
+            f"dt = {sim.dt:.4g} is beyond the stable step of {merged.get('scheme', 'rk4')} "
+            f"for this problem (about {limit:.3g} at t0), and {what}: that is the scheme's "
+            "instability, not the solution's growth",
+            hint=f"use dt = auto, or dt <= {probe.dt:.3g}",
+            code="R540",
+            span=self._option_span("dt", kwargs),
+        )
 
     def _end_time(self, merged: dict[str, Any]) -> float:
         """``t1`` of the time line, or an earlier or later end given as the option ``t1``."""

@@ -348,3 +348,39 @@ def test_run_time_errors_point_at_the_solve_line_option() -> None:
     with pytest.raises(RitzError) as info:
         handle.solve(cells=8, dt="auto")
     assert info.value.code == "R512" and info.value.line is None
+
+
+UNSTABLE = """
+pde p {
+    space x in [0, 1]
+    time t in [0, 0.1]
+    field u
+    param r = 0
+    dt(u) = diff(u, x, 2) + r * u
+    boundary u = 0 at all
+    initial u = sin(pi * x)
+    solve fd(cells = 20, scheme = rk4, dt = 2.5e-3)
+}
+"""
+
+
+def test_a_step_beyond_the_stability_limit_is_refused_before_it_overflows() -> None:
+    """dt = 2.5e-3 on 20 cells is 1.4 times rk4's limit for the heat equation (1.74e-3): each
+    step multiplies the highest mode by 5, and 40 steps make rounding garbage of size 1e12,
+    below the blow-up test (1e150), which passed with exit 0."""
+    handle = ritz.compile(UNSTABLE)["p"]
+    with pytest.raises(RitzError) as err:
+        handle.solve()
+    assert err.value.code == "R540" and "beyond the stable step of rk4" in err.value.message
+    assert "dt = 2.5e-3" in UNSTABLE.splitlines()[err.value.line - 1]  # at the dt option
+    sol = handle.solve(dt=1e-3)  # stable: no probe of the step, no error
+    assert sol.info["steps"] == 100 and float(np.abs(sol["u"][-1]).max()) < 1
+
+
+def test_growth_of_the_equation_at_a_stable_step_passes() -> None:
+    """u' = lap(u) + 120 u grows by e^((120 - pi^2) 0.1), about 6e4, past the growth that
+    makes the runtime check the step; the step is stable, so the solve stands."""
+    sol = ritz.compile(UNSTABLE)["p"].solve(r=120.0, dt=1e-3)
+    growth = float(np.abs(sol["u"][-1]).max())
+    assert growth == pytest.approx(np.exp((120 - np.pi**2) * 0.1), rel=1e-2)
+    assert sol.info["step"] == pytest.approx(1e-3)
