@@ -22,7 +22,7 @@ from sympy.core.function import AppliedUndef
 from ...dsl import ast as A
 from ...dsl.build import ELEMENTARY, call_site
 from ...dsl.check.common import repeat_limit
-from ...dsl.diagnostics import DslNameError, DslTypeError, did_you_mean
+from ...dsl.diagnostics import Diagnostic, DslNameError, DslTypeError, RitzError, did_you_mean
 from ...dsl.resolve import FnInfo, ModuleEnv, inline
 from ...dsl.source import Span
 from ..ir.adjoint_ops import BroadcastInDim
@@ -146,9 +146,16 @@ class TensorLowering:
                 "a network's layers are made when it is applied, so it cannot call itself",
                 "R205",
             )
+        outermost = not self._applying
         self._applying.append(net)
         try:
             return self._apply_network(net, env, inputs, options, prefix, span)
+        except RitzError as err:
+            inside = err.span is not None and span is not None and err.span.file != span.file
+            if outermost and inside:  # inside another file's network (std.nn's mlp)
+                assert span is not None
+                raise _at_call(err, span, net.name) from None
+            raise
         finally:
             self._applying.pop()
 
@@ -629,3 +636,12 @@ def network_options(
 
 
 __all__ = ["FunctionRef", "Scope", "TensorLowering", "Value", "WeightSpec", "network_options"]
+
+
+def _at_call(err: RitzError, call: Span, network: str) -> RitzError:
+    """``err``, raised inside a network defined in another file, moved to the user's call:
+    the line the user can change, with a note pointing at where it arose inside."""
+    first = err.first
+    notes = ((f"inside network '{network}', here", first.span), *first.notes)
+    moved = Diagnostic(first.code, first.message, call, first.hint, notes)
+    return type(err)(diagnostics=[moved, *err.diagnostics[1:]])
