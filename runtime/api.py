@@ -518,12 +518,13 @@ class PdeHandle:
         t0, t1 = self.problem.time.t0, self.problem.time.t1
         if merged.get("t1") is None:
             return t1
+        given = merged["t1"]
         try:
-            end = float(merged["t1"])
+            if isinstance(given, str | bytes | bool):  # as every other option: no text
+                raise TypeError
+            end = float(given)
         except (TypeError, ValueError):
-            raise RuntimeInputError(
-                f"t1 must be a number, got {merged['t1']!r}", code="R515"
-            ) from None
+            raise RuntimeInputError(f"t1 must be a number, got {given!r}", code="R515") from None
         if not end > t0:
             raise RuntimeInputError(f"t1 = {end} must be after the start time {t0}", code="R515")
         return end

@@ -384,3 +384,12 @@ def test_growth_of_the_equation_at_a_stable_step_passes() -> None:
     growth = float(np.abs(sol["u"][-1]).max())
     assert growth == pytest.approx(np.exp((120 - np.pi**2) * 0.1), rel=1e-2)
     assert sol.info["step"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("t1", ["0.05", True, 0.0, "soon"])
+def test_end_time_is_a_number_after_the_start(t1: object) -> None:
+    """t1 takes numbers only, as every other option (a string "0.05" was accepted)."""
+    handle = ritz.compile(UNSTABLE)["p"]
+    with pytest.raises(RitzError) as err:
+        handle.solve(t1=t1, dt=1e-3)
+    assert err.value.code == "R515"
