@@ -187,6 +187,7 @@ def compile_pde(
         axes=tuple(a.name for a in problem.axes),
         time=problem.time.name if problem.time else "t",
         source_lines=_source_lines(problem, lowered),
+        periods=tuple((a.lo, a.hi - a.lo) if a.periodic else None for a in problem.axes),
     )
 
     def fuse_any(p, c):

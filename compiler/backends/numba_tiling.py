@@ -4,7 +4,9 @@ The grid is cut into tiles along its first two axes. Each thread copies a tile p
 of ``kb * stages * halo`` cells into small local buffers that stay in cache, runs ``kb`` whole
 steps on them with serial twins of the stage kernels (``<stage>_tile``), and writes the tile's
 interior back. The overlap is exactly what the stencils eat into per stage, so the written cells
-are the same numbers, bit for bit, as those of the plain loop: same kernels, same operation order.
+are the same numbers, bit for bit, as those of the plain loop: same kernels, same operation order
+(face data of a periodic coordinate agree to rounding: past the seam a tile wraps the coordinate
+by a remainder, where the plain loop has the cell's own).
 Ghost kernels run on a tile only where it touches a face of the domain; periodic tiled axes are
 loaded modulo the grid instead of wrapped. The runtime times both loops on the first long
 ``advance`` and keeps the faster (blocking pays for memory-bound stencils, not for heavy ones).

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from ...dsl.remainder import Remainder
 from ..ir.ops import (
     Const,
     Coord,
@@ -76,6 +77,9 @@ class FuseInput:
     axes: tuple[str, ...]
     time: str
     source_lines: dict[str, str]  # field -> "file:line  text" of its equation
+    # per axis, (lower bound, length) of a periodic one: face data read there wrap (a ghost
+    # row's periodic halo cells, and a tile's cells across the seam, lie outside the period)
+    periods: tuple[tuple[float, float] | None, ...] = ()
 
 
 def scalar_leaf(op: Op) -> sympy.Expr | None:
@@ -306,6 +310,10 @@ def face_ghosts(
     n, lo, h = (sympy.Symbol(f"{s}{axis}", real=True) for s in ("n", "lo", "h"))
     face_coord = lo if side == "lo" else lo + n * h
     to_kernel = {coord_symbol(axis): face_coord}
+    for b, period in enumerate(info.periods):
+        if period is not None and b != axis:  # the data at the cell's periodic image
+            start, length = (sympy.Float(v) for v in period)
+            to_kernel[coord_symbol(b)] = start + Remainder(coord_symbol(b) - start, length)
     subs = {
         GHOST_ALPHA: _canonical_to_kernel(face.alpha, info).xreplace(to_kernel),
         GHOST_BETA: _canonical_to_kernel(face.beta, info).xreplace(to_kernel),

@@ -148,3 +148,17 @@ def test_boundary_parameter_folds_compile(scheme: str, tmp_path: Path) -> None:
     source = cuda_source(art.group, VERSION)
     assert "gp_g" in source and "fold" in source
     _nvcc(source, tmp_path, f"boundary_params_{scheme or 'steady'}")
+
+
+@needs_nvcc
+def test_periodic_image_of_face_data_compiles(tmp_path: Path) -> None:
+    """Face data of a periodic coordinate wrap by Python's remainder (a select around fmod)."""
+    text = BOUNDARY_PARAMS.replace("space y in [0, 1]", "space y in [0, 1] periodic")
+    text = text.replace("boundary diff(u, y) = 0 at y = 0, y = 1\n", "")
+    problem = next(iter(load_text(text).problems.values()))
+    assert isinstance(problem, PdeProblem)
+    for adjoint in (False, True):
+        art = compile_pde(problem, FdOptions(), "cupy", adjoint=adjoint)
+        source = cuda_source(art.group, VERSION)
+        assert "fmod(" in source
+        _nvcc(source, tmp_path, f"periodic_image_{adjoint}")
