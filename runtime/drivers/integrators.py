@@ -218,9 +218,12 @@ def run(
         snap = sim.snapshot(fields)
         for f in fields:
             if not _sane(snap[f]):
+                finite = bool(np.all(np.isfinite(snap[f])))
                 raise RuntimeInputError(
-                    f"field '{f}' blew up (non-finite or beyond 1e150) at t = {tb:.6g}",
-                    hint="reduce dt (dt = auto picks a stable step for the initial state); "
+                    f"field '{f}' blew up (non-finite or beyond 1e150) between t = {ta:.6g} "
+                    f"and {tb:.6g}",
+                    hint=(_FIRST_INTERVAL if not finite and ta == times[0] else "")
+                    + "reduce dt (dt = auto picks a stable step for the initial state); "
                     "if the problem has transport and diffusion, refine the grid where "
                     "transport dominates: centred differences need a cell Peclet number "
                     "|velocity| * h / diffusivity below about 2; if the solution itself grows "
@@ -229,6 +232,13 @@ def run(
                 )
             snaps[f].append(snap[f])
     return np.array(times), {f: np.stack(v) for f, v in snaps.items()}, total
+
+
+_FIRST_INTERVAL = (
+    "a right-hand side that is not finite at the initial state (a division by zero or a log "
+    "of a negative number at a grid point) makes it so from the first step: check the "
+    "equation there; otherwise "
+)
 
 
 def _sane(values: np.ndarray) -> bool:
