@@ -211,6 +211,18 @@ class PdeHandle:
             )
         merged = dict(solve.options) if solve else {}
         merged.update(given)
+        from ..compiler.driver import IMPLICIT_SCHEMES
+
+        newton = [k for k in ("tol", "maxiter") if k in given]
+        scheme = str(merged.get("scheme", "rk4"))
+        if newton and self.problem.time is not None and scheme not in IMPLICIT_SCHEMES:
+            raise RuntimeInputError(
+                f"'{newton[0]}' is an option of Newton's method (steady problems and the "
+                f"implicit schemes cn and imex), and scheme {scheme} is explicit: it would do "
+                "nothing",
+                hint="leave it out, or choose scheme = cn or imex",
+                code="R503",
+            )
         return solve, merged
 
     def _option_span(self, name: str, kwargs: dict[str, Any]) -> Any:

@@ -393,3 +393,13 @@ def test_end_time_is_a_number_after_the_start(t1: object) -> None:
     with pytest.raises(RitzError) as err:
         handle.solve(t1=t1, dt=1e-3)
     assert err.value.code == "R515"
+
+
+def test_newton_options_on_an_explicit_scheme_are_refused() -> None:
+    """tol and maxiter steer Newton's method; on rk4 they were accepted and did nothing."""
+    handle = ritz.compile(UNSTABLE)["p"]
+    with pytest.raises(RitzError) as err:
+        handle.solve(tol=1e-3)
+    assert err.value.code == "R503" and "explicit" in err.value.message
+    sol = handle.solve(scheme="cn", dt=1e-2, maxiter=5)  # an implicit step takes them
+    assert sol.info["steps"] == 10
