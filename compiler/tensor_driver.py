@@ -60,9 +60,14 @@ def optimise(prog: Program) -> Program:
     return prog
 
 
-def gradient_program(loss: Program, weights: list[str]) -> Program:
-    """Loss and ``bar:<w>`` for every weight, the loss's cotangent seeded with 1."""
+def gradient_program(
+    loss: Program, weights: list[str], specs: dict[str, WeightSpec] | None = None
+) -> Program:
+    """Loss and ``bar:<w>`` for every weight, the loss's cotangent seeded with 1; with
+    ``specs``, a weight the loss does not read gets gradient zero (see ``with_weights``)."""
     only = rebuild(replace(loss, outputs={"loss": loss.outputs["loss"]}), copy_op)
+    if specs is not None:
+        only = with_weights(only, specs, only.ops[only.outputs["loss"]].dtype)
     grad = vjp_program(only, weights, keep_outputs=True)
     dtype = grad.ops[grad.outputs["loss"]].dtype
 
@@ -72,6 +77,18 @@ def gradient_program(loss: Program, weights: list[str]) -> Program:
         return copy_op(b, op, args)
 
     return rebuild(grad, seed)
+
+
+def with_weights(prog: Program, weights: dict[str, WeightSpec], dtype: str) -> Program:
+    """``prog`` with an (unread) Input for every weight it lacks: a layer whose value nothing
+    uses is dropped with the dead ops, yet its weights are trained, with gradient zero."""
+    have = {op.name for op in prog.ops if isinstance(op, Input)}
+    extra = tuple(
+        Input(name=w, shape=tuple(s.shape), dtype=dtype)
+        for w, s in weights.items()
+        if w not in have
+    )
+    return replace(prog, ops=(*prog.ops, *extra)) if extra else prog
 
 
 def keep_size_inputs(prog: Program, data: tuple[tuple[str, Shape], ...], dtype: str) -> Program:
@@ -184,7 +201,7 @@ def compile_train(
     weights = list(loss.weights)
     data = tuple(n for n, _ in loss.inputs)
     value = keep_size_inputs(optimise(loss.program), loss.inputs, loss.dtype)
-    grad = optimise(gradient_program(loss.program, weights))
+    grad = optimise(gradient_program(loss.program, weights, loss.weights))
     grad = keep_size_inputs(grad, loss.inputs, loss.dtype)
     entries = [
         Entry("loss", value, loss.weights, data, ("loss",)),

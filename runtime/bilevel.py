@@ -513,13 +513,13 @@ class _Problem:
         if self.ref_norm is None:
             self.ref_norm = max(norm, 1.0)
         target = tol * self.ref_norm
+        d: np.ndarray | None = None
         for _ in range(steps):
             if norm <= target:
-                self.solves += 1
-                return w
+                return self._solved(w, r, d)
             free = self._free(w, r)
             newton = self._krylov("residual_jvp", w, free, -r)
-            d: np.ndarray | None = newton
+            d = newton
             if not np.all(np.isfinite(newton)):  # no curvature: no Newton step
                 d = None if self.lowered.symmetric else np.where(free, -r, 0.0)
             step = None if d is None else self._residual_search(w, d, norm)
@@ -529,13 +529,50 @@ class _Problem:
                 break
             w, value, r, norm, _ = step  # an unaccepted Newton step: its shortest trial
         if norm <= target:
-            self.solves += 1
-            return w
+            return self._solved(w, r, d)
         raise RuntimeInputError(
             f"the lower level of '{self.handle.name}' did not converge in {steps} Newton "
             f"steps (residual {norm:.3g}, target {target:.3g})",
             self.handle._method_span,
             "raise inner_steps, or loosen tol",
+            code="R542",
+        )
+
+    def _solved(self, w: np.ndarray, r: np.ndarray, d: np.ndarray | None) -> np.ndarray:
+        """The lower solution ``w``, once one lower objective's curvature there is checked."""
+        if self.lowered.symmetric:
+            self._check_curvature(w, r, d)
+        self.solves += 1
+        return w
+
+    def _check_curvature(self, w: np.ndarray, r: np.ndarray, d: np.ndarray | None) -> None:
+        """R542 where the one lower objective curves downwards at its stationary point along
+        its free variables: Newton-Krylov finds maxima and saddles as readily as minima, and a
+        minimisation must not return one (a Nash game's stationary point is its answer, and
+        is not checked). Probes: the last Newton direction and one fixed random direction,
+        one Hessian-vector product each; a negative v^T H v proves H is not positive
+        semidefinite (its absence proves nothing: a cheap check, not a certificate)."""
+        free = self._free(w, r)
+        if not free.any():
+            return
+        probe = np.random.default_rng(0).standard_normal(w.size)
+        tiny = float(np.sqrt(np.finfo(w.dtype).eps))
+        for v in (probe,) if d is None else (d, probe):
+            v = np.where(free, v, 0.0).astype(w.dtype)
+            hv = np.where(free, self.call("residual_jvp", w, v)[1], 0.0)
+            curvature = float(v @ hv)
+            if curvature < -tiny * float(np.linalg.norm(v) * np.linalg.norm(hv)):
+                self._not_a_minimum(curvature / float(v @ v))
+
+    def _not_a_minimum(self, curvature: float) -> None:
+        lower = next((o for o in self.handle.block.objectives if o.level == "lower"), None)
+        raise RuntimeInputError(
+            f"the lower level of '{self.handle.name}' is stationary at a maximum or a saddle "
+            f"of its objective, not a minimum (curvature {curvature:.3g} along a direction "
+            "of its free variables)",
+            lower.span if lower is not None else self.handle._method_span,
+            "the lower objective is not convex there: check its sign, or write 'lower "
+            "maximize' if the point wanted is a maximum",
             code="R542",
         )
 

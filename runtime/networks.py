@@ -564,17 +564,22 @@ def run_first_order(
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Adam or SGD on a train block; mini-batches are the rows of a fresh random permutation
-    per epoch (NumPy PCG64 seeded with ``seed + 1``)."""
+    per epoch (NumPy PCG64 seeded with ``seed + 1``), each row at most once per batch: the rows
+    left at an epoch's end form a smaller last batch (padded with -1, which the compiled loops
+    skip), as PyTorch's DataLoader without ``drop_last``."""
     n = arrays[art.batched[0]].shape[0] if art.batched else 1
     rng = np.random.default_rng(seed + 1)
-    queue = np.empty(0, dtype=np.int64)
+    epoch, at = np.empty(0, dtype=np.int64), 0
 
     def rows(count: int) -> np.ndarray:
-        nonlocal queue
-        while queue.size < count * batch:
-            queue = np.concatenate([queue, rng.permutation(n)])
-        out = queue[: count * batch].reshape(count, batch)
-        queue = queue[count * batch :]
+        nonlocal epoch, at
+        out = np.full((count, batch), -1, dtype=np.int64)
+        for s in range(count):
+            if at >= epoch.size:
+                epoch, at = rng.permutation(n), 0
+            taken = epoch[at : at + batch]
+            out[s, : taken.size] = taken
+            at += taken.size
         return out
 
     data = [arrays[k] for k in art.batched] + [arrays[k] for k in art.whole]

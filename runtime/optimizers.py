@@ -119,18 +119,26 @@ def parse_optimizer(
 def run_lbfgs(
     mod: Any, w: np.ndarray, data: list[np.ndarray], steps: int, opt: Optimizer
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Full-batch L-BFGS-B: at most ``steps`` iterations; the loss is recorded per evaluation."""
+    """Full-batch L-BFGS-B: at most ``steps`` iterations; the loss is recorded per evaluation.
+    A non-finite loss is a very bad point (see ``_bad_value``) that the line search backs away
+    from; a non-finite loss at the start or at the end is R540, as for Adam and SGD."""
     from scipy.optimize import minimize
 
     dtype = w.dtype
     g = np.zeros_like(w)
     history: list[float] = []
+    finite: dict[bytes, bool] = {}  # by point: was the loss there finite
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         wx = np.ascontiguousarray(x, dtype=dtype)
         value = float(mod.loss_and_grad(wx, g, *data))
         history.append(value)
-        return value, g.astype(np.float64)
+        finite[x.tobytes()] = ok = bool(np.isfinite(value) and np.isfinite(g).all())
+        if ok:
+            return value, g.astype(np.float64)
+        if len(history) == 1:
+            raise _non_finite("at the initial weights")
+        return _bad_value(history), np.zeros_like(x)
 
     res = minimize(
         fun,
@@ -139,8 +147,29 @@ def run_lbfgs(
         method="L-BFGS-B",
         options={"maxiter": steps, "maxcor": opt.history, "ftol": opt.tol, "gtol": 0.0},
     )
+    if not finite.get(np.asarray(res.x, dtype=np.float64).tobytes(), True):
+        raise _non_finite(f"at the weights L-BFGS stopped at ({res.message})")
     info = {"steps": int(res.nit), "evaluations": int(res.nfev), "message": str(res.message)}
+    if not all(finite.values()):
+        info["non_finite_evaluations"] = sum(not f for f in finite.values())
     return np.ascontiguousarray(res.x, dtype=dtype), np.asarray(history), info
+
+
+def _bad_value(history: list[float]) -> float:
+    """What L-BFGS-B sees at a point where the loss (or its gradient) is not finite: well above
+    every finite loss so far, with gradient zero, so that its line search shortens the step (a
+    NaN would end the search; an infinity breaks its interpolation)."""
+    worst = max(abs(v) for v in history if np.isfinite(v))
+    return 2.0 * worst + 1.0
+
+
+def _non_finite(where: str) -> RuntimeInputError:
+    return RuntimeInputError(
+        f"the loss is non-finite {where}",
+        hint="check the loss's domain (a log or sqrt of a negative value, a division by zero) "
+        "and the data",
+        code="R540",
+    )
 
 
 __all__ = ["Optimizer", "parse_optimizer", "run_lbfgs"]

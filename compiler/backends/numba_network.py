@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..ir.ops import Contract, Map, Reduce
+from ..ir.ops import Contract, Map, Reduce, Shape
 from ..ir.program import Program
 from ..lower.network import WeightSpec
 from ..passes.batch_split import split_batch
@@ -153,7 +153,7 @@ def print_entry(
                 continue
             name = out.removeprefix(entry.out_prefix)
             start, stop = layout.offsets[name]
-            value = f"r{k}.ravel()" if entry.weights[name].shape else f"r{k}"
+            value = _slot_value(f"r{k}", _output_shape(entry.program, out), entry.weights[name])
             lines.append(f"    g[{start}:{stop}] = {value}")
         lines.append(f"    return {returned[0] if returned else '0.0'}")
     else:
@@ -163,6 +163,22 @@ def print_entry(
             else f"    return ({''.join(r + ', ' for r in results)})"
         )
     return lines, split is None
+
+
+def _output_shape(prog: Program, out: str) -> Shape:
+    return prog.ops[prog.outputs[out]].shape
+
+
+def _slot_value(result: str, shape: Shape, spec: WeightSpec) -> str:
+    """A result written into its weight's slot of ``g``. Simplification may leave a gradient
+    without the weight's shape (an identically zero one is a bare scalar 0), so a result of
+    another shape is broadcast to the weight's: zeros of the right shape, not a crash."""
+    if not spec.shape:
+        return result
+    if tuple(shape) == tuple(spec.shape):
+        return f"{result}.ravel()"
+    target = "(" + "".join(f"{d}, " for d in spec.shape) + ")"
+    return f"np.broadcast_to({result}, {target}).ravel()"
 
 
 def _input_order(prog: Program) -> list[str]:
@@ -198,14 +214,17 @@ def print_train_loops(
     data: Sequence[str], batched: Sequence[str], ids: dict[str, str], compiled: bool = True
 ) -> str:
     """``train_adam`` and ``train_sgd``: many steps per call; ``rows[s]`` picks step s's batch
-    from the arrays in ``batched`` (the others are used whole). The loops take the batched
+    from the arrays in ``batched`` (the others are used whole), its -1 entries padding an
+    epoch's smaller last batch to the row length. The loops take the batched
     arrays first and hand all of them to ``loss_and_grad`` in its order, ``data`` (the data
     declarations'). ``compiled`` False: Python loops, for a ``loss_and_grad`` that is a Python
     driver of row chunks."""
     b_ids = [ids[n] for n in batched]
     w_ids = [ids[n] for n in data if n not in batched]
     loop_args = ", ".join([*b_ids, *w_ids])
-    gather = [f"        {b}_s = {b}[rows[s]]" for b in b_ids]
+    gather = [f"        {b}_s = {b}[picked]" for b in b_ids]
+    if gather:
+        gather.insert(0, "        picked = rows[s][rows[s] >= 0]")
     call_args = ", ".join(f"{ids[n]}_s" if n in batched else ids[n] for n in data)
     out = []
     for opt, state, update in (

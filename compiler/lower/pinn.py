@@ -75,7 +75,13 @@ class _Fields:
 
 def _tangent(prog: Program, pts: str, j: int) -> Program:
     """The derivative of the output ``f`` along coordinate j: a jvp whose tangent input is the
-    direction ``dir:<set>:<j>``."""
+    direction ``dir:<set>:<j>``. An output that no longer reads the point (a derivative of a
+    net affine in it) has derivative zero, of the output's shape."""
+    if not any(isinstance(op, Input) and op.name == pts for op in prog.ops):
+        b = Builder(prog.grid)
+        f = _splice(b, prog)["f"]
+        b.output("f", b.map(sympy.Integer(0), (f,)))
+        return b.build()
     jvp = jvp_program(prog, [pts])
     direction = f"dir:{pts.removeprefix('pts:')}:{j}"
 

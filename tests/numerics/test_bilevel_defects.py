@@ -348,3 +348,36 @@ def test_params_use_earlier_params() -> None:
     assert mod.cournot.solve().upper["q1"] == pytest.approx(45, abs=1e-8)
     err = _error(COURNOT.replace("c1 = 10, c2 = c1", "c1 = c2, c2 = 10"))
     assert err.code == "R201" and "'c2'" in err.message
+
+
+# -- 9. a lower minimisation whose stationary point is a maximum or a saddle ------------------
+
+CONCAVE = """\
+bilevel unb {
+    upper y = 0.5
+    lower x = 0
+    lower minimize -x^2 + y * x
+    upper minimize x^2
+}
+bilevel saddle {
+    upper y = 0.5
+    lower a = 0.1
+    lower b = 0
+    lower minimize a^2 - b^2 + y * (a + b)
+    upper minimize a^2 + b^2
+}
+"""
+
+
+def test_implicit_refuses_a_lower_minimize_at_a_maximum_or_saddle() -> None:
+    """Newton-Krylov found x = y / 2, the maximum of -x^2 + y x, and implicit returned a
+    hypergradient through it (unroll and penalty refused the problem); the curvature at the
+    lower solution is now checked, and maximising the same objective is fine."""
+    mod = ritz.compile(CONCAVE)
+    for block in (mod.unb, mod.saddle):
+        with pytest.raises(RitzError) as err:
+            block.hypergrad()
+        assert err.value.code == "R542" and "maximum or a saddle" in err.value.message
+        assert "not convex" in err.value.hint and "maximize" in err.value.hint
+    flipped = ritz.compile(CONCAVE.replace("lower minimize -x^2", "lower maximize -x^2")).unb
+    assert flipped.hypergrad(y=0.5)["y"] == pytest.approx(0.25, abs=1e-10)  # x = y/2, F = y^2/4

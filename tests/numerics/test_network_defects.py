@@ -316,13 +316,13 @@ def test_recursive_networks_are_located_errors() -> None:
         ),
         (
             "return dense(x, 2.5)",
-            "the width of dense() must be a non-negative whole number, got 2.5",
+            "the width of dense() must be a positive whole number, got 2.5",
         ),
     ],
 )
 def test_whole_number_messages(body: str, text: str) -> None:
-    m = ritz.compile(f"network n(x: [2]) -> [2] {{\n    {body}\n}}\n", name="n.dsl")
-    with pytest.raises(RitzError) as err:
+    with pytest.raises(RitzError) as err:  # literal ones are found by the check
+        m = ritz.compile(f"network n(x: [2]) -> [2] {{\n    {body}\n}}\n", name="n.dsl")
         m.n.init(seed=0)
     assert err.value.code == "R343"
     assert text in err.value.message, err.value.message
@@ -390,3 +390,146 @@ def test_optimizer_option_ranges(setting: str, words: str) -> None:
     with pytest.raises(RitzError) as err:
         parse_optimizer(None, name, {option[0]: float(option[1].rstrip(")"))})
     assert err.value.code == "R537" and words in err.value.message
+
+
+# A weight whose gradient is identically zero: a loss term switched off by a zero factor, and
+# a layer that reaches the output only through a comparison (whose derivative is 0). The
+# generated loss_and_grad wrote the simplified scalar 0 with `.ravel()` (AttributeError).
+ZERO_GRADIENTS = """\
+import std.nn as nn
+const lam = 0
+train off {
+    net f = nn.mlp(width = 3, depth = 1)
+    net g = nn.mlp(width = 3, depth = 1)
+    data x: [N, 1], y: [N, 1]
+    loss mean((f(x) - y)^2) + lam * mean((g(x) - y)^2)
+    dtype float64
+}
+network gate(x: [1]) -> [1] {
+    h = dense(x, 1)
+    return x * (h > 0)
+}
+train gated {
+    net f = gate
+    data x: [N, 1], y: [N, 1]
+    loss mean((f(x) - 2 * y)^2)
+    dtype float64
+}
+"""
+
+
+def test_identically_zero_gradients_are_zeros_of_the_weights_shape() -> None:
+    m = ritz.compile(ZERO_GRADIENTS)
+    x = np.linspace(-1, 1, 6)[:, None]
+    for name, zero in (("off", "g."), ("gated", "f.")):
+        block = m[name]
+        p = block.init(seed=0)
+        loss, grads = block.loss_and_grad(p, x=x, y=x)
+        assert np.isfinite(loss) and loss > 0
+        for k, v in p.items():
+            assert grads[k].shape == v.shape, k
+            if k.startswith(zero):
+                assert not grads[k].any(), k
+        for options in ({"optimizer": "adam", "batch": 4}, {"optimizer": "lbfgs"}):
+            res = block.train(x=x, y=x, steps=2, **options)
+            assert np.isfinite(res.loss_history).all()
+    assert np.abs(grads["f.h.W"]).max() == 0.0  # `gated`: only through the comparison
+
+
+# A layer whose value nothing uses: its weights are still the net's (init returns them) and
+# get gradient zero, as in PyTorch; they were a raw ValueError "no Input or Param named ...".
+# Its pinn (an affine net: second derivatives that no longer read the point) raised one too.
+UNUSED = """\
+network un(x: [n_in]) -> [1] {
+    h = tanh(dense(x, 3))
+    return dense(x, 1)
+}
+train t {
+    net f = un
+    data x: [N, 1], y: [N, 1]
+    loss mean((f(x) - y)^2)
+    dtype float64
+}
+pde p {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) = pi^2 * sin(pi * x)
+    boundary u = 0 at all
+    solve pinn(net = un, points = 16, steps = 2, dtype = float64)
+}
+"""
+
+
+def test_an_unused_layer_gets_zero_gradients_and_trains() -> None:
+    m = ritz.compile(UNUSED)
+    x = np.linspace(-1, 1, 6)[:, None]
+    p = m.t.init(seed=0)
+    assert {"f.h.W", "f.h.b", "f.out.W", "f.out.b"} <= set(p)
+    loss, grads = m.t.loss_and_grad(p, x=x, y=2 * x)
+    assert grads["f.h.W"].shape == (1, 3) and not grads["f.h.W"].any()
+    assert not grads["f.h.b"].any() and grads["f.out.W"].any()
+    res = m.t.train(x=x, y=2 * x, params=p, steps=3, optimizer="sgd", lr=0.1)
+    np.testing.assert_array_equal(res.params["f.h.W"], p["f.h.W"])
+    assert res.loss_history[-1] < loss
+    history = m.p.solve().info["loss_history"]
+    assert len(history) == 2 and np.isfinite(history).all()
+
+
+# A log barrier that L-BFGS's line search steps across: the loss is NaN beyond f(x) = 3.
+BARRIER = """\
+network lin(x: [1]) -> [1] { return dense(x, 1) }
+train barrier {
+    net f = lin
+    data x: [N, 1], y: [N, 1]
+    loss mean((f(x) - y)^2) - mean(log(3 - f(x)))
+    optimizer lbfgs
+    steps 30
+    dtype float64
+}
+"""
+
+
+def test_lbfgs_backs_off_non_finite_losses_and_refuses_a_non_finite_start() -> None:
+    """lbfgs took NaN losses for values and returned weights where the loss is NaN; a
+    non-finite point is now a bad one its line search backs away from, and a non-finite loss
+    at the start (or end) is R540, as for adam and sgd."""
+    block = ritz.compile(BARRIER).barrier
+    x, y = np.ones((4, 1)), np.full((4, 1), 10.0)
+    res = block.train(x=x, y=y)
+    assert not np.isfinite(res.loss_history).all()  # the line search did step across
+    assert np.isfinite(block.loss(res.params, x=x, y=y))
+    assert res.net(x)[0, 0] == pytest.approx(2.929, abs=2e-3)  # 2 (f - 10) = -1 / (3 - f)
+    with pytest.raises(RitzError) as err:
+        block.train(x=x, y=y, params={"f.out.W": np.full((1, 1), 5.0), "f.out.b": np.zeros(1)})
+    assert err.value.code == "R540" and "initial weights" in err.value.message
+
+
+# Probe rows: y = 4^i, so the loss sum(y) + 1e8 N names the rows of each batch and counts them.
+BATCH_PROBE = """\
+network cst(x: [1]) -> [1] { return dense(x, 1) }
+train probe {
+    net f = cst
+    data x: [N, 1], y: [N, 1]
+    loss sum(y) + 0 * sum(f(x)) + 100000000 * N
+    optimizer sgd(lr = 0)
+    dtype float64
+}
+"""
+
+
+def test_a_batch_never_holds_a_row_twice() -> None:
+    """Batches ran across epoch boundaries (a row could be in one batch twice); now each
+    epoch is one permutation whose rest forms a smaller last batch (10 rows, batch 4: 4 4 2)."""
+    block = ritz.compile(BATCH_PROBE).probe
+    n = 10
+    x, y = np.zeros((n, 1)), (4.0 ** np.arange(n))[:, None]
+    res = block.train(x=x, y=y, steps=9, batch=4)
+    batches = []
+    for loss in res.loss_history:
+        count, code = divmod(round(float(loss)), 100_000_000)
+        digits = [(code >> (2 * i)) & 3 for i in range(n)]
+        assert max(digits) == 1 and sum(digits) == count, (loss, digits)
+        batches.append({i for i in range(n) if digits[i]})
+    assert [len(b) for b in batches] == [4, 4, 2] * 3
+    for epoch in range(3):
+        assert set().union(*batches[3 * epoch : 3 * epoch + 3]) == set(range(n))

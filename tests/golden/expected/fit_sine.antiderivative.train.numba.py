@@ -545,17 +545,19 @@ def sgd_update(w, g, vel, lr, momentum):
 
 def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, rows, losses, d_u, d_y, d_s):
     for s in range(rows.shape[0]):
-        d_u_s = d_u[rows[s]]
-        d_y_s = d_y[rows[s]]
-        d_s_s = d_s[rows[s]]
+        picked = rows[s][rows[s] >= 0]
+        d_u_s = d_u[picked]
+        d_y_s = d_y[picked]
+        d_s_s = d_s[picked]
         losses[s] = loss_and_grad(w, g, d_u_s, d_y_s, d_s_s)
         adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps)
 
 
 def train_sgd(w, g, vel, lr, momentum, rows, losses, d_u, d_y, d_s):
     for s in range(rows.shape[0]):
-        d_u_s = d_u[rows[s]]
-        d_y_s = d_y[rows[s]]
-        d_s_s = d_s[rows[s]]
+        picked = rows[s][rows[s] >= 0]
+        d_u_s = d_u[picked]
+        d_y_s = d_y[picked]
+        d_s_s = d_s[picked]
         losses[s] = loss_and_grad(w, g, d_u_s, d_y_s, d_s_s)
         sgd_update(w, g, vel, lr, momentum)

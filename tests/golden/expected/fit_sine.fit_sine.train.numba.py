@@ -337,15 +337,17 @@ def sgd_update(w, g, vel, lr, momentum):
 
 def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, rows, losses, d_x, d_y):
     for s in range(rows.shape[0]):
-        d_x_s = d_x[rows[s]]
-        d_y_s = d_y[rows[s]]
+        picked = rows[s][rows[s] >= 0]
+        d_x_s = d_x[picked]
+        d_y_s = d_y[picked]
         losses[s] = loss_and_grad(w, g, d_x_s, d_y_s)
         adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps)
 
 
 def train_sgd(w, g, vel, lr, momentum, rows, losses, d_x, d_y):
     for s in range(rows.shape[0]):
-        d_x_s = d_x[rows[s]]
-        d_y_s = d_y[rows[s]]
+        picked = rows[s][rows[s] >= 0]
+        d_x_s = d_x[picked]
+        d_y_s = d_y[picked]
         losses[s] = loss_and_grad(w, g, d_x_s, d_y_s)
         sgd_update(w, g, vel, lr, momentum)
