@@ -189,3 +189,10 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelt name, or None if nothing is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+def names_hint(kind: str, names: Iterable[str], plural: str | None = None) -> str:
+    """``'fields are: u, v'``, or, where there are none, that none is declared: a hint never
+    ends in an empty list."""
+    listed = ", ".join(names)
+    return f"{plural or kind + 's'} are: {listed}" if listed else f"no {kind} is declared"

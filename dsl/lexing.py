@@ -25,15 +25,23 @@ class BracketMismatch(Exception):
 
 
 class StatementLexer(PostLex):
-    """Drops newlines inside brackets, merges runs of newlines, and tracks open brackets."""
+    """Drops newlines inside brackets, merges runs of newlines, and tracks open brackets.
+
+    For syntax messages it also keeps the kinds of the open blocks (the word that starts each
+    block's header: ``pde``, ``train``, ``repeat``, ...) and the tokens of the statement being
+    read, so a misspelt statement keyword can be told from a malformed expression."""
 
     always_accept = ("_NL", "SEMI")
 
     def __init__(self) -> None:
         self.open_brackets: list[Token] = []
+        self.blocks: list[str] = []
+        self.statement: list[Token] = []
+        self.ended = False
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        self.open_brackets = []
+        self.open_brackets, self.blocks, self.statement = [], [], []
+        self.ended = False
         last_was_nl = False
         for tok in stream:
             kind = tok.type
@@ -42,12 +50,14 @@ class StatementLexer(PostLex):
                     if kind == "SEMI":
                         yield tok  # the parser rejects it with its position
                     continue
+                self.ended = True  # the statement stays readable for an error at its end
                 if last_was_nl:
                     continue
                 last_was_nl = True
                 yield Token.new_borrow_pos("_NL", tok.value, tok)
                 continue
             last_was_nl = False
+            self._track_statement(tok)
             if kind in _OPENERS:
                 self.open_brackets.append(tok)
             elif kind in _CLOSERS:
@@ -58,3 +68,17 @@ class StatementLexer(PostLex):
             elif kind in ("LBRACE", "RBRACE") and self.open_brackets:
                 raise BracketMismatch(tok, self.open_brackets[-1])
             yield tok
+
+    def _track_statement(self, tok: Token) -> None:
+        """Open and close blocks at braces outside brackets; collect the statement's tokens."""
+        if self.ended:
+            self.statement, self.ended = [], False
+        if tok.type == "LBRACE" and not self.open_brackets:
+            self.blocks.append(str(self.statement[0]) if self.statement else "")
+            self.statement = []
+        elif tok.type == "RBRACE" and not self.open_brackets:
+            if self.blocks:
+                self.blocks.pop()
+            self.statement = []
+        else:
+            self.statement.append(tok)

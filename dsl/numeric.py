@@ -69,6 +69,14 @@ def check_power(base: Any, exp: Any) -> None:
         raise NumberRangeError(f"{about}, below the smallest double (it would be 0)")
 
 
+def shown(value: Any) -> str:
+    """A number as a program would write it (``2.5``, ``2.0``), not SymPy's ``2.50000000000000``;
+    anything else as SymPy prints it."""
+    if isinstance(value, sympy.Float):
+        return repr(float(value))
+    return str(value)
+
+
 def _show(x: sympy.Number) -> str:
     text = str(x)
     return text if len(text) <= 20 else f"{float(x):.6g}"

@@ -18,10 +18,10 @@ from lark.lexer import PatternStr
 
 from .ast import Module
 from .build import ASTBuilder
-from .diagnostics import Diagnostic, DslSyntaxError, RitzError
+from .diagnostics import Diagnostic, DslSyntaxError, RitzError, did_you_mean
 from .lexing import BracketMismatch, StatementLexer
 from .source import SourceFile, Span, point_span
-from .syntax_errors import SYNTAX_ERRORS, TERMINAL_WORDS, SyntaxErrorEntry
+from .syntax_errors import STATEMENT_WORDS, SYNTAX_ERRORS, TERMINAL_WORDS, SyntaxErrorEntry
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
 
@@ -61,7 +61,7 @@ def parse_source(source: SourceFile) -> Module:
         raise _bracket_error(source, exc.token, exc.opener) from None
     except UnexpectedInput as exc:
         opened = list(postlex.open_brackets)
-        raise _syntax_error(source, exc, opened) from None
+        raise _special_error(source, exc, postlex) or _syntax_error(source, exc, opened) from None
     try:
         return ASTBuilder(source).transform(tree)
     except VisitError as exc:
@@ -71,6 +71,19 @@ def parse_source(source: SourceFile) -> Module:
 
 
 # ---- diagnostics -------------------------------------------------------------------------
+
+
+def _special_error(
+    source: SourceFile, exc: UnexpectedInput, postlex: StatementLexer
+) -> DslSyntaxError | None:
+    """A message for a common slip that Lark reports elsewhere: a misspelt statement keyword,
+    '==' for '='. The statement the error is in is the post-lexer's, unless that one ended
+    and the error is on the next line (an _NL that ended it has passed the post-lexer)."""
+    at_its_end = isinstance(exc, UnexpectedToken) and exc.token.type == "_NL"
+    statement = postlex.statement if not postlex.ended or at_its_end else []
+    return _unknown_statement(source, exc, postlex.blocks, statement) or _double_equals(
+        source, exc, statement
+    )
 
 
 def _tok_span(source: SourceFile, tok: Token) -> Span:
@@ -211,6 +224,93 @@ def _misplaced_not(source: SourceFile, tok: Token) -> DslSyntaxError | None:
         "put it in brackets: 1 + (not (x > 0.5))",
         "R327",
     )
+
+
+def _unknown_statement(
+    source: SourceFile, exc: UnexpectedInput, blocks: list[str], statement: list[Token]
+) -> DslSyntaxError | None:
+    """R128 for a statement of a block that starts with a word no statement starts with
+    (``intial u = 1``, which the parser rejects only at ``u``): the misspelt first word is the
+    mistake, so the caret goes there, with the statement words of this kind of block."""
+    kind = blocks[-1] if blocks else None
+    if not isinstance(exc, UnexpectedToken) or kind not in STATEMENT_WORDS:
+        return None
+    first = _first_word(exc, kind, statement)
+    if first is None:
+        return None
+    words = _statement_words(kind)
+    block = "network body" if kind in ("network", "repeat") else f"{kind} block"
+    hint = did_you_mean(first.value, words) or f"a statement of a {block} starts with " + (
+        ", ".join(words) + (", or is an equation 'LHS = RHS'" if kind == "pde" else "")
+    )
+    if kind in ("network", "repeat") and hint.startswith("a statement"):
+        hint = "a network body holds assignments 'NAME = expression', repeat and return"
+    return DslSyntaxError(
+        f"unknown statement '{first.value}' in a {block}", _tok_span(source, first), hint, "R128"
+    )
+
+
+def _double_equals(
+    source: SourceFile, exc: UnexpectedInput, statement: list[Token]
+) -> DslSyntaxError | None:
+    """R129 at the ``==`` of ``dt(u) == -u`` (or ``const c == 1``), where the parser wants the
+    '=' of an equation or a declaration: the comparison was meant as that '='."""
+    if not isinstance(exc, UnexpectedToken):
+        return None
+    tok, span = exc.token, None
+    before = statement[:-1] if statement and statement[-1] is tok else statement
+    if (
+        tok.value == "="
+        and before
+        and before[-1].value == "="
+        and before[-1].end_pos == tok.start_pos
+    ):
+        span = _tok_span(source, before[-1])  # after a name the lexer reads '==' as '=' '='
+        span = Span(source.name, span.line, span.col, span.end_line, span.end_col + 1, source)
+    elif "EQUAL" in set(exc.accepts or exc.expected):
+        depth = 0
+        for t in [*before, tok]:
+            depth += (t.type in ("LPAR", "LSQB")) - (t.type in ("RPAR", "RSQB"))
+            if t.value == "==" and depth == 0:
+                span = _tok_span(source, t)
+    if span is None:
+        return None
+    return DslSyntaxError(
+        "'==' is a comparison: an equation or a declaration uses '='",
+        span,
+        "write a single '=', e.g. dt(u) = -u",
+        "R129",
+    )
+
+
+def _statement_words(kind: str) -> tuple[str, ...]:
+    """The words statements of a block start with; in a train block, its settings too."""
+    from .check.common import TRAIN_SETTINGS
+
+    words = STATEMENT_WORDS[kind]
+    return (*words, *TRAIN_SETTINGS) if kind == "train" else words
+
+
+def _first_word(exc: UnexpectedToken, kind: str, statement: list[Token]) -> Token | None:
+    """The misspelt first word of the statement ``exc`` failed in, or None if it is not one:
+    a name that no statement of the block starts with, where the parser wants no name (a
+    bilevel block), followed by a name or number (where it would start an equation or an
+    assignment), or, in a train block, by anything a setting cannot hold."""
+    tok = exc.token
+    # the contextual lexer raises before the post-lexer sees a token no terminal here matches
+    before = statement[:-1] if statement and statement[-1] is tok else statement
+    if tok.type in ("_NL", "$END"):
+        return None
+    if not before:
+        expected = set(exc.accepts or exc.expected)
+        wanted = tok.type == "NAME" and "NAME" not in expected
+        return tok if wanted and tok.value not in STATEMENT_WORDS[kind] else None
+    first = before[0]
+    if first.type != "NAME" or first.value in _statement_words(kind):
+        return None
+    if kind == "train" or (len(before) == 1 and tok.type in ("NAME", "NUMBER")):
+        return first
+    return None
 
 
 def _syntax_error(source: SourceFile, exc: UnexpectedInput, opened: list[Token]) -> DslSyntaxError:

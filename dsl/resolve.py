@@ -141,6 +141,16 @@ def fold_number(
 ) -> sympy.Basic | None:
     """Evaluate a constant expression to a SymPy number, or report why it is not constant;
     with ``env``, calls of its fns are inlined first."""
+    keyword_call = _keyword_call(expr)
+    if keyword_call is not None:
+        sink.error(
+            "R301",
+            f"keyword arguments are only allowed in calls of networks ('{keyword_call}' is "
+            "called with one)",
+            ref_span(expr, keyword_call),
+            f"pass the arguments of '{keyword_call}' by position",
+        )
+        return None
     value = expr.value if env is None else inline_calls(env, expr.value)
     try:
         value = substitute(value, {sympy.Symbol(k): v for k, v in consts.items()})
@@ -157,23 +167,7 @@ def fold_number(
         return None
     calls = value.atoms(AppliedUndef)
     if calls:
-        call = next(iter(calls))
-        name = call_name(call)
-        info = fn_info(env, name) if env is not None and name is not None else None
-        if info is not None and len(call.args) != len(info.params):
-            shown = name.rsplit(".", 1)[-1] if name else ""
-            sink.error(
-                "R301",
-                f"fn '{shown}' takes {len(info.params)} argument(s), got {len(call.args)}",
-                ref_span(expr, name or ""),
-                f"it is defined as {shown}({', '.join(info.params)})",
-            )
-            return None
-        sink.error(
-            "R317",
-            f"{what} must be a constant expression; {written(name)} is not allowed here",
-            ref_span(expr, name or ""),
-        )
+        _report_call(sorted(calls, key=str)[0], expr, what, sink, env)
         return None
     if value.is_Integer and abs(value) <= DBL_MAX:
         return value
@@ -186,6 +180,47 @@ def fold_number(
         sink.error("R317", f"{what} is {float(number)} in double precision", expr.span, RANGE_HINT)
         return None
     return number
+
+
+def _keyword_call(expr: A.Expression) -> str | None:
+    """The name of a call in ``expr`` given keyword arguments (only networks take them)."""
+    for call in sorted(expr.value.atoms(AppliedUndef), key=str):
+        if A.call_parts(call)[2]:
+            return call.func.__name__
+    return None
+
+
+def _report_call(
+    call: sympy.Basic, expr: A.Expression, what: str, sink: DiagnosticSink, env: ModuleEnv | None
+) -> None:
+    """Why a call left in a constant expression is not allowed: a fn with the wrong number of
+    arguments (R301), a name that is no function at all (R202, as in equations), or an
+    operator that has no constant value (R317)."""
+    name = call_name(call) or ""
+    info = fn_info(env, name) if env is not None else None
+    shown = name.rsplit(".", 1)[-1]
+    if info is not None and len(call.args) != len(info.params):
+        sink.error(
+            "R301",
+            f"fn '{shown}' takes {len(info.params)} argument(s), got {len(call.args)}",
+            ref_span(expr, name),
+            f"it is defined as {shown}({', '.join(info.params)})",
+        )
+    elif info is None and name not in OPERATORS and (env is None or name not in env.networks):
+        known = [*(env.fns if env is not None else ()), *ELEMENTARY]
+        sink.error(
+            "R202",
+            f"unknown function '{name}'",
+            ref_span(expr, name),
+            did_you_mean(name, known)
+            or "constant expressions may call elementary functions (sin, exp, ...) and fns",
+        )
+    else:
+        sink.error(
+            "R317",
+            f"{what} must be a constant expression; {written(name)} is not allowed here",
+            ref_span(expr, name),
+        )
 
 
 def fn_info(env: ModuleEnv, name: str) -> FnInfo | A.FnDef | None:
@@ -277,16 +312,24 @@ def build_env(
         env.networks.update({f"{alias}.{k}": v for k, v in sub.local_networks.items()})
         env.network_envs.update({f"{alias}.{k}": sub for k in sub.local_networks})
 
+    const_spans = {i.name: i.span for i in module.items if isinstance(i, A.ConstDef)}
+    refused: set[str] = set()  # consts whose value was refused: their uses say nothing more
     for item in module.items:
         if isinstance(item, A.ConstDef):
             if not declare(item.name, item.span, "const"):
+                continue
+            uses = {str(s) for s in item.value.value.free_symbols} - set(env.consts)
+            if uses & refused or _uses_later_const(item, uses, const_spans, sink):
+                refused.add(item.name)
                 continue
             try:
                 value = fold_number(item.value, env.consts, sink, f"const '{item.name}'", env)
             except RecursionError:
                 too_deep(sink, item.span)
                 continue
-            if value is not None:
+            if value is None:
+                refused.add(item.name)
+            else:
                 env.consts[item.name] = env.local_consts[item.name] = value
         elif isinstance(item, A.FnDef):
             if declare(item.name, item.span, "fn"):
@@ -307,6 +350,28 @@ def build_env(
         except RecursionError:
             too_deep(sink, fn.span)
     return env
+
+
+def _uses_later_const(
+    item: A.ConstDef, uses: set[str], const_spans: dict[str, Span | None], sink: DiagnosticSink
+) -> bool:
+    """R317 for a const that uses itself or a const defined further down: consts are folded
+    in order, so each must come before its uses (which also rules out cycles)."""
+    for name in sorted(uses & set(const_spans)):
+        span = const_spans[name]
+        where = f" (line {span.line})" if span is not None else ""
+        sink.error(
+            "R317",
+            f"const '{item.name}' uses itself"
+            if name == item.name
+            else f"const '{item.name}' uses '{name}', which is defined later{where}",
+            ref_span(item.value, name),
+            f"a const must be defined before it is used: move 'const {name}' above this line"
+            if name != item.name
+            else "a const cannot be defined in terms of itself",
+        )
+        return True
+    return False
 
 
 def too_deep(sink: DiagnosticSink, span: Span | None) -> None:

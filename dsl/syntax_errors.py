@@ -229,3 +229,15 @@ TERMINAL_WORDS: dict[str, str] = {
     "MINIMIZE": "'minimize'",
     "MAXIMIZE": "'maximize'",
 }
+
+# The words that start a statement in each kind of block (named by the word of its header; a
+# repeat body holds what a network body does). A line of a block that starts with another word
+# followed by more words is a misspelt statement keyword (``intial u = 1``); train settings
+# (``steps 100``) are statements of their own and are named in TRAIN_SETTING_WORDS.
+STATEMENT_WORDS: dict[str, tuple[str, ...]] = {
+    "pde": ("space", "time", "field", "param", "boundary", "initial", "solve"),
+    "network": ("repeat", "return"),
+    "repeat": ("repeat", "return"),
+    "train": ("net", "data", "loss"),
+    "bilevel": ("data", "param", "upper", "lower", "solve"),
+}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,22 @@ from .inputs import (
 )
 from .networks import NetworkHandle, TrainHandle
 from .results import Solution
+
+
+def too_few_cells(
+    problem: PdeProblem, cells: Sequence[int], need: Sequence[int], order: int
+) -> tuple[str, str] | None:
+    """The message and hint of R508 where an axis has fewer cells than the stencils and
+    boundary closures of ``order`` read (``need``: the kernel plan's ``min_cells``)."""
+    for axis, n, m in zip(problem.axes, cells, need, strict=False):
+        if n < m:
+            return (
+                f"{n} cells along {axis.name} are too few for order {order}: the stencils and "
+                f"boundary closures there read {m} cells",
+                f"use cells >= {m} along {axis.name}",
+            )
+    return None
+
 
 # a field grown past GROWTH times its initial scale has its explicit step checked for stability
 GROWTH = 1e4
@@ -343,15 +359,11 @@ class PdeHandle:
         module = self._compile(fd)[1]
         grid = self._grid(merged, self._option_span("cells", kwargs))
         need = module.PLAN["meta"].get("min_cells", ())
-        for axis, n, m in zip(self.problem.axes, grid.cells, need, strict=False):
-            if n < m:
-                raise RuntimeInputError(
-                    f"{n} cells along {axis.name} are too few for order {fd.order}: the "
-                    f"stencils and boundary closures there read {m} cells",
-                    hint=f"use cells >= {m} along {axis.name}",
-                    code="R508",
-                    span=self._option_span("cells", kwargs),
-                )
+        short = too_few_cells(self.problem, grid.cells, need, fd.order)
+        if short is not None:
+            message, hint = short
+            span = self._option_span("cells", kwargs)
+            raise RuntimeInputError(message, hint=hint, code="R508", span=span)
         dt = self._dt(merged)
         t0 = self.problem.time.t0 if self.problem.time else 0.0
         t1 = self._end_time(merged) if self.problem.time else t0

@@ -66,6 +66,8 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except click.ClickException:  # a usage error: click prints it, never an internal error
+            raise
         except Exception as exc:  # a bug of ours: one clear line, the traceback only on request
             if os.environ.get("RITZ_DEBUG"):
                 raise
@@ -172,11 +174,47 @@ def check(file: str) -> None:
     from .shape_check import check_shapes
 
     module = load(Path(file))
+    _check_grids(module)
     later = check_shapes(module)
     names = ", ".join(module.names) or "no blocks"
     click.echo(f"{file}: ok ({names})")
     if later:
         click.echo(f"  shapes of {', '.join(later)} depend on data sizes: checked when run")
+
+
+# Beyond this many cells along each axis no stencil or boundary closure runs short (a ghost
+# extrapolation reads at most order + 8 - 2 = 10 cells: order 4, derivative order 8; stencil
+# halos are narrower), so `check` compiles only fd lines with fewer cells to learn their minimum.
+_FEW_CELLS = 16
+
+
+def _check_grids(module: Any) -> None:
+    """R508, as the run reports it (runtime/api.py), for an fd line whose cells are too few for
+    the stencils and boundary closures of its order: decidable from the file, so `check` says
+    so instead of `ok`. Only small grids are compiled (no kernels are built)."""
+    from ..compiler.driver import compile_pde
+    from ..dsl.diagnostics import DiagnosticSink
+    from .api import PdeHandle, too_few_cells
+
+    sink = DiagnosticSink()
+    for name in module.names:
+        handle = module[name]
+        lines = handle.problem.solves if isinstance(handle, PdeHandle) else ()
+        for line in (s for s in lines if s.method == "fd"):
+            cells = line.options.get("cells")
+            if cells is None:
+                continue
+            each = cells if isinstance(cells, list) else [cells] * len(handle.problem.axes)
+            sizes = [int(n) for n in each]
+            if min(sizes) >= _FEW_CELLS:
+                continue
+            fd = handle.resolve({"method": "fd"})[2]
+            need = compile_pde(handle.problem, fd).group.meta.get("min_cells", ())
+            short = too_few_cells(handle.problem, sizes, need, fd.order)
+            if short is not None:
+                message, hint = short
+                sink.error("R508", message, line.option_spans.get("cells", line.span), hint)
+    sink.raise_if_any()
 
 
 @main.command()
@@ -265,7 +303,8 @@ def run(
     else:
         grid = "x".join(str(c) for c in info["cells"])
         click.echo(
-            f"{handle.name}: {info['steps']} steps of dt = {info['dt']:.4g} on {grid} cells, "
+            f"{handle.name}: {info['steps']} steps of dt = {info.get('step', info['dt']):.4g} "
+            f"on {grid} cells, "
             f"t = {sol.t[-1]:.4g}"
         )
     for name in sol.fields:
@@ -315,9 +354,15 @@ def show(
     """Show the IR or generated code of a problem of FILE."""
     chosen = [name for name, on in (("ir", ir), ("code", code), ("plan", plan)) if on]
     if len(chosen) > 1:
-        raise click.UsageError(f"--{' and --'.join(chosen)} exclude each other: choose one")
+        raise RuntimeInputError(
+            f"--{' and --'.join(chosen)} exclude each other",
+            hint="choose one of them",
+            code="R529",
+        )
     if after is not None and not ir:
-        raise click.UsageError("--after names a pass of the IR: give it with --ir")
+        raise RuntimeInputError(
+            "--after names a pass of the IR", hint="give it with --ir", code="R529"
+        )
     what = chosen[0] if chosen else None
     from ..compiler.driver import compile_pde, fd_pipeline
     from ..dsl import load_file

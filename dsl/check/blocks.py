@@ -11,6 +11,7 @@ from sympy.core.function import AppliedUndef
 from .. import ast as A
 from ..build import ELEMENTARY
 from ..diagnostics import DiagnosticSink, did_you_mean
+from ..numeric import shown
 from ..resolve import ModuleEnv, fold_number, ref_span
 from ..source import Span
 from .common import (
@@ -24,6 +25,7 @@ from .common import (
     shadows_builtin,
     shadows_top_level,
 )
+from .widths import check_instance, check_network_widths
 
 NET_OPS = ("dense", "bias", "sum", "mean", "index", "matmul")
 TENSOR_OPS = ("sum", "mean", "index", "matmul")
@@ -99,6 +101,7 @@ def check_network(net: A.Network, env: ModuleEnv, sink: DiagnosticSink) -> None:
     # a function may be passed by name as an option of a sub-network (act = tanh)
     functions = {*env.fns, *ELEMENTARY, *env.networks}
     returned = _check_body(net.body, known, calls, env, sink, functions)
+    check_network_widths(net, env, sink)
     cycle = _network_cycle(net, env)
     if cycle is not None:
         sink.error(
@@ -163,6 +166,7 @@ def _check_body(
             break
         if isinstance(stmt, A.Assign):
             check_names(stmt.value, known | functions, calls, env, sink)
+            check_indices(stmt.value, env, sink)
             _check_target(stmt, env, sink)
             known.add(stmt.target)
         elif isinstance(stmt, A.Repeat):
@@ -175,8 +179,28 @@ def _check_body(
                 sink.error("R330", "return inside repeat", stmt.span, "return after the loop")
         else:
             check_names(stmt.value, known | functions, calls, env, sink)
+            check_indices(stmt.value, env, sink)
             returned = True
     return returned
+
+
+def check_indices(expr: A.Expression, env: ModuleEnv, sink: DiagnosticSink) -> None:
+    """R352 for an index written as a number that is not a whole one (``x[0.5]``): no axis
+    has such a position, whatever its size (the range is checked where sizes are known)."""
+    consts = {sympy.Symbol(k): v for k, v in env.consts.items()}
+    for call in sorted(expr.value.atoms(AppliedUndef), key=str):
+        if call.func.__name__ != "index":
+            continue
+        for arg in call.args[1:]:
+            number = arg.xreplace(consts)
+            if number.is_number and not (number.is_real and number == int(number)):
+                sink.error(
+                    "R352",
+                    f"index {shown(number)} is not a whole number",
+                    ref_span(expr, str(call)),
+                    "indices are constant whole numbers from 0 to size - 1 (negative ones "
+                    "count from the end)",
+                )
 
 
 def _check_target(stmt: A.Assign, env: ModuleEnv, sink: DiagnosticSink) -> None:
@@ -209,6 +233,8 @@ def check_train(train: A.Train, env: ModuleEnv, sink: DiagnosticSink) -> None:
     for n in train.nets:
         names.declare(n.name, n.span, "net")
         _check_net_value(n.value, env, sink)
+        if isinstance(n.value, A.Call):
+            check_instance(n.value, env, sink)
     sizes: set[str] = set()
     for d in train.data:
         names.declare(d.name, d.span, "data")
@@ -224,6 +250,7 @@ def check_train(train: A.Train, env: ModuleEnv, sink: DiagnosticSink) -> None:
     else:
         symbols = {d.name for d in train.data} | sizes
         check_names(train.loss, symbols, {*TENSOR_OPS, *(n.name for n in train.nets)}, env, sink)
+        check_indices(train.loss, env, sink)
     values, spans = check_options(train.settings, TRAIN_SETTINGS, env, sink, "a train block")
     check_optimizer(values.get("optimizer"), spans.get("optimizer"), env, sink)
 

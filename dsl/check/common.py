@@ -88,7 +88,7 @@ METHOD_OPTIONS: dict[str, dict[str, OptionRule]] = {
     "fd": {
         "cells": OptionRule(
             _cells,
-            f"a positive integer or a list with one per axis (at most {MAX_CELLS} cells)",
+            f"an integer >= 2 or a list with one per axis (at most {MAX_CELLS} cells)",
         ),
         "order": OptionRule(_one_of(2, 4), "2 or 4"),
         "scheme": OptionRule(
@@ -300,8 +300,9 @@ class Names:
         self.kinds: dict[str, str] = {}
 
     def declare(self, name: str, span: Span | None, kind: str) -> bool:
-        if shadows_builtin(self.sink, name, span, kind):
-            return False
+        """Record a declaration; False for a second one of the same name (R203). A name that
+        shadows a built-in or a top-level name is reported (R204) but kept, so that its uses
+        (``dt(u)`` for a field u, a time axis t) raise no false follow-on errors."""
         if name in self.spans:
             self.sink.error(
                 "R203",
@@ -310,8 +311,8 @@ class Names:
                 f"the first declaration is at {self.spans[name]}",
             )
             return False
-        if shadows_top_level(self.sink, self.env, name, span, kind):
-            return False
+        if not shadows_builtin(self.sink, name, span, kind):
+            shadows_top_level(self.sink, self.env, name, span, kind)
         self.spans[name] = span
         self.kinds[name] = kind
         return True

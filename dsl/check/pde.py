@@ -11,14 +11,23 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from .. import ast as A
-from ..diagnostics import DiagnosticSink, DslNameError, DslTypeError, RitzError, did_you_mean
+from ..diagnostics import (
+    DiagnosticSink,
+    DslNameError,
+    DslTypeError,
+    RitzError,
+    did_you_mean,
+    names_hint,
+)
 from ..flux import expand_fluxes
+from ..numeric import shown
 from ..resolve import ModuleEnv, call_name, fold_number, ref_span
 from ..source import Span
 from .blocks import check_optimizer
 from .characteristics import differentiated_once, open_faces, over_specified
 from .common import METHOD_OPTIONS, Names, check_solves
 from .pde_expr import PdeExpressions
+from .widths import check_instance
 
 MAX_AXES = 3
 
@@ -33,6 +42,8 @@ class PdeChecker(PdeExpressions):
         self.time: A.TimeSpec | None = None
         self.fields: dict[str, A.FieldDecl] = {}
         self.params: dict[str, A.ParamSpec] = {}
+        # params whose value was refused: still declared, so their uses report nothing more
+        self.rejected: set[str] = set()
         self.depth = 0
 
     # ---- helpers -------------------------------------------------------------------------
@@ -120,10 +131,18 @@ class PdeChecker(PdeExpressions):
             )
         earlier: dict[str, Any] = {}
         for p in pde.params:
-            value = self.number(p.value, f"the value of param '{p.name}'", earlier)
-            if self.names.declare(p.name, p.span, "param") and value is not None:
-                self.params[p.name] = A.ParamSpec(p.name, value, p.span)
-                earlier[p.name] = sympy.Float(value)
+            uses = {s.name for s in p.value.value.free_symbols}
+            if uses & self.rejected:  # follows from an error reported there
+                value = None
+            else:
+                value = self.number(p.value, f"the value of param '{p.name}'", earlier)
+            if not self.names.declare(p.name, p.span, "param"):
+                continue
+            if value is None:
+                self.rejected.add(p.name)
+                continue
+            self.params[p.name] = A.ParamSpec(p.name, value, p.span)
+            earlier[p.name] = sympy.Float(value)
 
     # ---- expressions ---------------------------------------------------------------------
 
@@ -153,12 +172,14 @@ class PdeChecker(PdeExpressions):
             raise DslTypeError(
                 f"dt() must be applied to a field, not '{f}'",
                 expr.span,
-                f"fields are: {', '.join(self.fields)}",
+                names_hint("field", self.fields),
                 "R305",
             )
         order = args[1] if len(args) == 2 else sympy.Integer(1)
         if order not in (1, 2):
-            raise DslTypeError(f"time order must be 1 or 2, got {order}", expr.span, None, "R302")
+            raise DslTypeError(
+                f"time order must be 1 or 2, got {shown(order)}", expr.span, None, "R302"
+            )
         return f.name, int(order)
 
     # ---- statements ----------------------------------------------------------------------
@@ -166,6 +187,7 @@ class PdeChecker(PdeExpressions):
     def equations(self) -> list[A.FieldEquation]:
         timed: dict[str, A.FieldEquation] = {}
         steady: list[tuple[A.Equation, Any]] = []
+        fieldless = False
         attempted: set[str] = set()
         for eq in self.pde.equations:
             head = eq.lhs.value
@@ -199,7 +221,10 @@ class PdeChecker(PdeExpressions):
                 lambda eq=eq: self.scalar(self.canon(eq.lhs.value, eq.lhs), eq.lhs)
             )
             if lhs_v is not None and rhs is not None:
-                steady.append((eq, lhs_v - rhs))
+                if self.involves_a_field(lhs_v - rhs, eq, len(steady)):
+                    steady.append((eq, lhs_v - rhs))
+                else:
+                    fieldless = True
         if self.time is not None:
             for f, decl in self.fields.items():
                 if f not in timed and f not in attempted:
@@ -217,10 +242,28 @@ class PdeChecker(PdeExpressions):
                 "equations are matched to fields in declaration order",
             )
             return []
+        if fieldless:  # reported; the remaining equations no longer match fields in order
+            return []
         return [
             A.FieldEquation.of(f, 0, rhs, eq.span)
             for f, (eq, rhs) in zip(self.fields, steady, strict=False)
         ]
+
+    def involves_a_field(self, residual: Any, eq: A.Equation, index: int) -> bool:
+        """R306 for a steady equation without any field (``0 = 0``, ``sin(x) = 1``): it
+        determines nothing, and the field it is matched to would be left undetermined."""
+        if any(f.func.__name__ in self.fields for f in residual.atoms(AppliedUndef)):
+            return True
+        names = list(self.fields)
+        which = f"the equation of field '{names[index]}'" if index < len(names) else "it"
+        self.sink.error(
+            "R306",
+            f"this steady equation involves no field, so {which} determines no field",
+            eq.span,
+            "each steady equation must involve the field it is matched to "
+            "(equations are matched to fields in declaration order)",
+        )
+        return False
 
     def initial(
         self, ini: A.Initial, seen: dict[tuple[str, int], Span | None]
@@ -247,7 +290,7 @@ class PdeChecker(PdeExpressions):
             raise DslNameError(
                 f"initial value for '{name}', which is not a field",
                 ini.lhs.span,
-                did_you_mean(name, self.fields) or f"fields are: {', '.join(self.fields)}",
+                did_you_mean(name, self.fields) or names_hint("field", self.fields),
                 "R208",
             )
         if (f, order) in seen:
@@ -460,7 +503,7 @@ class PdeChecker(PdeExpressions):
             specs = self.attempt(self.boundary, b, seen)
             failed |= specs is None
             out.extend(specs or [])
-        if failed:  # which faces a refused line meant to set is not known: no R313 guesses
+        if failed or self.rejected:  # unknown faces or param values: no R313 guesses
             return out
         needed: set[tuple[str, str]] = set()
         for eq in equations:
@@ -538,6 +581,8 @@ class PdeChecker(PdeExpressions):
             self.pde.solves, METHOD_OPTIONS, self.env, self.sink, f"pde '{self.pde.name}'"
         )
         for s in solves:
+            if s.method == "pinn" and isinstance(s.options.get("net"), A.Call):
+                check_instance(s.options["net"], self.env, self.sink)
             if s.method == "pinn" and "optimizer" in s.options:
                 check_optimizer(
                     s.options["optimizer"], s.option_spans.get("optimizer"), self.env, self.sink
@@ -560,6 +605,8 @@ class PdeChecker(PdeExpressions):
                     s.option_spans["cells"],
                     "give one number, or one per axis",
                 )
+            elif cells is not None:
+                self.too_few_cells(cells, s.option_spans["cells"])
         if not self.pde.solves:
             solves = [A.SolveSpec("fd", {}, self.pde.span)]
         if len(self.sink.items) > before:
@@ -576,6 +623,18 @@ class PdeChecker(PdeExpressions):
             tuple(solves),
             self.pde.span,
         )
+
+    def too_few_cells(self, cells: int | list[int], span: Span | None) -> None:
+        """R504, as the run reports it (runtime/api.py), for a grid with one cell along an
+        axis: a centred difference needs a neighbour on each side."""
+        sizes = cells if isinstance(cells, list) else [cells] * len(self.axes)
+        if any(n < 2 for n in sizes):
+            self.sink.error(
+                "R504",
+                f"cells must be one integer >= 2 or a list of {len(self.axes)} of them; "
+                f"got {sizes}",
+                span,
+            )
 
 
 def check_pde(pde: A.Pde, env: ModuleEnv, sink: DiagnosticSink) -> A.PdeProblem | None:

@@ -15,9 +15,9 @@ from sympy.core.function import AppliedUndef
 
 from .. import ast as A
 from ..build import ELEMENTARY
-from ..diagnostics import DslNameError, DslTypeError, did_you_mean
+from ..diagnostics import DslNameError, DslTypeError, did_you_mean, names_hint
 from ..flux import FluxDiff, expand_fluxes, flux_form
-from ..numeric import RANGE_HINT, NumberRangeError, check_power, check_result
+from ..numeric import RANGE_HINT, NumberRangeError, check_power, check_result, shown
 from ..numeric import apply as numeric_apply
 from ..resolve import ModuleEnv, inline_fn, ref_span
 from ..source import Span
@@ -53,6 +53,7 @@ class PdeExpressions:
     time: A.TimeSpec | None
     fields: dict[str, A.FieldDecl]
     params: dict[str, A.ParamSpec]
+    rejected: set[str]
     depth: int
 
     if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class PdeExpressions:
             return self.field_fn(name)
         if name in self.axis_names or (self.time and name == self.time.name):
             return sympy.Symbol(name)
-        if name in self.params:
+        if name in self.params or name in self.rejected:
             return sympy.Symbol(name)
         if name in self.env.consts:
             return self.env.consts[name]
@@ -173,7 +174,7 @@ class PdeExpressions:
         raise DslTypeError(
             f"cannot differentiate with respect to '{a}': not a space axis",
             ref_span(src, str(a)) if isinstance(a, sympy.Symbol) else span,
-            f"axes are: {', '.join(self.axis_names)}",
+            names_hint("space axis", self.axis_names, "axes"),
             "R303",
         )
 
@@ -191,7 +192,7 @@ class PdeExpressions:
             order = self.canon(args[2], src)
             if not (isinstance(order, sympy.Integer) and order > 0):
                 raise DslTypeError(
-                    f"the order of diff() must be a positive integer constant, got {order}",
+                    f"the order of diff() must be a positive integer constant, got {shown(order)}",
                     span,
                     "e.g. diff(u, x, 2)",
                     "R302",

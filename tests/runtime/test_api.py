@@ -338,12 +338,15 @@ def test_run_time_errors_point_at_the_solve_line_option() -> None:
             "solve fd(cells = 1, scheme = cn, dt = auto)",
         )
     )
-    handle = ritz.compile(text, name="h.dsl").heat1d
+    with pytest.raises(RitzError) as info:  # a literal cell count: found by the check
+        ritz.compile(text, name="h.dsl")
+    assert (info.value.code, info.value.line, info.value.column) == ("R504", 11, 14)
+    handle = ritz.compile(text.replace("cells = 1,", "cells = 8,"), name="h.dsl").heat1d
+    with pytest.raises(RitzError) as info:
+        handle.solve(cells=1)
+    assert info.value.code == "R504" and info.value.line is None  # given from Python
     with pytest.raises(RitzError) as info:
         handle.solve()
-    assert (info.value.code, info.value.line, info.value.column) == ("R504", 11, 14)
-    with pytest.raises(RitzError) as info:
-        handle.solve(cells=8)
     assert (info.value.code, info.value.line, info.value.column) == ("R512", 11, 38)
     with pytest.raises(RitzError) as info:
         handle.solve(cells=8, dt="auto")

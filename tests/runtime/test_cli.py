@@ -57,6 +57,21 @@ def test_check_ok() -> None:
     assert result.stdout == f"{HEAT}: ok (heat1d)\n"
 
 
+def test_check_reports_too_few_cells_for_the_order(tmp_path: Path) -> None:
+    """R508 is decidable from the file: check reports it as the run would, at the cells."""
+    program = tmp_path / "few.dsl"
+    program.write_text(
+        "pde p {\n    space x in [0, 1]\n    time t in [0, 0.01]\n    field u\n"
+        "    dt(u) = diff(u, x, 2)\n    boundary u = 0 at all\n    initial u = sin(pi * x)\n"
+        "    solve fd(cells = 3, order = 4, dt = 1e-3)\n}\n"
+    )
+    result = invoke("check", program)
+    assert_diagnostic(result, "R508", f"{program}:8:14")
+    assert "3 cells along x are too few for order 4" in result.stderr
+    program.write_text(program.read_text().replace("cells = 3", "cells = 4"))
+    assert invoke("check", program).exit_code == 0
+
+
 def test_check_error_shows_position_line_and_caret(tmp_path: Path) -> None:
     bad = tmp_path / "bad.dsl"
     bad.write_text(BAD)
@@ -426,9 +441,11 @@ def test_python_m_ritz_error_has_no_traceback(tmp_path: Path) -> None:
     ],
 )
 def test_show_refuses_flags_that_conflict(flags: list[str], words: str) -> None:
-    """The last of --ir/--code/--plan used to win silently, and --after alone was ignored."""
+    """The last of --ir/--code/--plan used to win silently, and --after alone was ignored.
+    A usage diagnostic (R529), not an internal error with a 'bug' hint."""
     result = invoke("show", HEAT, *flags)
-    assert result.exit_code == 2 and words in result.output, result.output
+    assert_diagnostic(result, "R529", words)
+    assert "R900" not in result.stderr and "bug" not in result.stderr
 
 
 PINN_ONLY = """\
