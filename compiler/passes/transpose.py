@@ -431,10 +431,10 @@ def transposed_entry(
             writes.append((buffer, ()))
             exprs.append(term)
     if params and fold_only:
-        for (axis, side), terms in boundary_folds(prog, fold_only, rename, scale).items():
-            for key, found in terms.items():
-                folds.setdefault((axis, side), {}).setdefault(key, []).extend(found)
-            destinations = {**{key: [] for key in fold_only}, **destinations}
+        for face, by_key in boundary_folds(prog, fold_only, rename, scale).items():
+            for key, found in by_key.items():
+                folds.setdefault(face, {}).setdefault(key, []).extend(found)
+        destinations = {**{key: [] for key in fold_only}, **destinations}
     built = []
     if writes:  # none: only folds write (the residual of parameters only a boundary reads)
         gathered = assemble_kernel(
