@@ -342,6 +342,13 @@ class ParamSpec:
     span: Span | None = field(default=None, compare=False, repr=False)
 
 
+def velocity(field: str) -> Any:
+    """The function that stands for ``dt(u)`` in the right-hand side of a second-order
+    equation (a damped wave's ``- g * dt(u)``): named so that no identifier can be it; the
+    lowering maps it to the velocity field that the reduction to first order makes."""
+    return sympy.Function(f"dt({field})")
+
+
 @dataclass(frozen=True)
 class FieldEquation:
     """``dt(field, time_order) = rhs``; for a steady problem (time_order 0) ``rhs = 0``.

@@ -474,8 +474,10 @@ class PdeHandle:
                 disable=None,  # only on a terminal: logs and pipes get no bar
                 mininterval=0.5,
             )
+        speeds = velocity_names(self.problem, list(sim.module.PLAN["fields"]))
+        kept = (*self.problem.fields, *speeds.values())
         try:
-            t, snaps, steps = run(sim, times, self.problem.fields, bar.update if bar else None)
+            t, snaps, steps = run(sim, times, kept, bar.update if bar else None)
         except RuntimeInputError as err:
             if err.code != "R540" or "blew up" not in err.message:
                 raise
@@ -484,6 +486,7 @@ class PdeHandle:
         finally:
             if bar is not None:
                 bar.close()
+        velocities = {name: snaps.pop(f) for name, f in speeds.items()}
         self._check_unstable_step(sim, merged, kwargs, snaps)
         taken = [(b - a) / max(1, math.ceil((b - a) / sim.dt - 1e-9)) for a, b in pairwise(t)]
         # dt: the largest step asked for; step: the largest taken (an interval's equal share)
@@ -491,6 +494,7 @@ class PdeHandle:
         if hasattr(sim, "newton_steps"):  # implicit schemes: Newton iterations over all steps
             info["newton_steps"] = sim.newton_steps
         sol = self._solution(sim, t, snaps, info)
+        sol.velocities = velocities
         sol.adjoint = self._adjoint_of(kwargs, sol)
         return sol
 

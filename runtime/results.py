@@ -41,6 +41,9 @@ class Solution(Mapping):
         self.info = info or {}
         self.bounds = bounds  # the domain [a, b] of each axis
         self.adjoint: Any = None  # set by the solve that made this solution
+        # "dt(u)" -> snapshots of the velocity of a second-order equation: read by sol["dt(u)"]
+        # (the state the reduction to first order adds), not one of the fields
+        self.velocities: dict[str, np.ndarray] = {}
 
     def vjp(
         self,
@@ -81,17 +84,19 @@ class Solution(Mapping):
             return self.adjoint(cotangents, params, checkpoints)
 
     def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.velocities:
+            return self.velocities[name]
         try:
             return self.fields[name]
         except KeyError:
             raise RuntimeInputError(
                 f"the solution has no field '{name}'",
-                hint=f"fields: {', '.join(self.fields)}",
+                hint=f"fields: {', '.join([*self.fields, *self.velocities])}",
                 code="R510",
             ) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self.fields
+        return name in self.fields or name in self.velocities
 
     def __iter__(self):
         return iter(self.fields)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ...dsl.ast import BoundarySpec, PdeProblem
+from ...dsl.ast import velocity as velocity_of
 from ...dsl.diagnostics import UnsupportedError
 from ...dsl.flux import FluxDiff
 from ...dsl.source import Span
@@ -92,6 +93,12 @@ def lower_pde(problem: PdeProblem, order: int = 2, dtype: str = "float64") -> Lo
     for f in fields:
         initial.setdefault(f, sympy.Integer(0))
 
+    # dt(u) in a right-hand side (a damping term) is the velocity field of the reduction
+    speeds = {velocity_of(u): sympy.Function(v) for u, v in velocity.items()}
+    rhs = {
+        f: e.replace(lambda a: a.func in speeds, lambda a: speeds[a.func](*a.args))
+        for f, e in rhs.items()
+    }
     converter = _ExprToIR(b, problem, fields, shape, dtype)
     for f in fields:
         b.output(f"rhs:{f}", converter.convert(rhs[f], spans.get(f)))

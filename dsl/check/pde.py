@@ -55,6 +55,18 @@ class PdeChecker(PdeExpressions):
     def field_fn(self, name: str) -> sympy.Expr:
         return sympy.Function(name)(*(sympy.Symbol(a) for a in self.axis_names))
 
+    def second_order_fields(self) -> set[str]:
+        """The fields whose equation is dt(u, 2) = ... (read off the left-hand sides, so that
+        an equation may use a velocity whose equation comes later)."""
+        out = set()
+        for eq in self.pde.equations:
+            head = eq.lhs.value
+            if call_name(head) != "dt" or len(head.args) != 2 or head.args[1] != 2:
+                continue
+            if isinstance(head.args[0], sympy.Symbol) and head.args[0].name in self.fields:
+                out.add(head.args[0].name)
+        return out
+
     def known_names(self) -> list[str]:
         t = [self.time.name] if self.time else []
         return [*self.fields, *self.axis_names, *t, *self.params, *self.env.consts]

@@ -65,6 +65,8 @@ class PdeExpressions:
 
         def known_names(self) -> list[str]: ...
 
+        def second_order_fields(self) -> set[str]: ...
+
     def canon(self, e: sympy.Basic, src: A.Expression) -> Any:
         """The canonical form of a raw expression (fields applied, derivatives taken)."""
         if isinstance(e, sympy.Symbol):
@@ -264,10 +266,18 @@ class PdeExpressions:
         )
 
     def op_dt(self, args: list[Any], src: A.Expression, span: Span | None) -> Any:
+        """``dt(u)`` of a field whose equation is second order in time is its velocity, a
+        state of the reduced system; any other dt() stands only on a left-hand side."""
+        f = args[0] if len(args) == 1 else None
+        if isinstance(f, sympy.Symbol) and f.name in self.second_order_fields():
+            return A.velocity(f.name)(*(sympy.Symbol(a) for a in self.axis_names))
+        second = sorted(self.second_order_fields())
         raise DslTypeError(
-            "dt() may only stand alone on the left-hand side of an equation or an initial line",
+            "dt() may only stand alone on the left-hand side of an equation or an initial "
+            "line, or be the velocity dt(u) of a field u whose equation is dt(u, 2) = ...",
             span,
-            "write e.g. 'dt(u) = ...'",
+            (f"dt({second[0]}) is the velocity of {second[0]}; " if second else "")
+            + "write a first-order system for others: dt(u) = v, dt(v) = ...",
             "R305",
         )
 
