@@ -745,11 +745,36 @@ def optimise_upper(
         f_and_g(y)  # the lower level and the hypergradient at the final point
     if not np.array_equal(y, last["y"]):
         raise failed[-1]
+    _check_bounded(y0, y, lo, hi, history)
     return (
         y,
         last["grad"],
         np.asarray(history),
         {**info, "outer": outer, "failed_evaluations": len(failed)},
+    )
+
+
+# an upper variable without bounds that moves this many times its start (or 1) has diverged
+DIVERGED = 1e8
+
+
+def _check_bounded(
+    y0: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, history: list[float]
+) -> None:
+    """R545 where an upper variable without bounds ran off (an upper objective unbounded in
+    it: L-BFGS stops at its iteration limit with the variable at 1e12, which is no answer)."""
+    free = np.isinf(lo) | np.isinf(hi)
+    far = free & (np.abs(y) > DIVERGED * np.maximum(1.0, np.abs(np.asarray(y0, float))))
+    if not far.any():
+        return
+    k = int(np.argmax(np.where(far, np.abs(y), 0.0)))
+    raise RuntimeInputError(
+        f"the upper level diverged: an upper variable without bounds went from "
+        f"{float(np.asarray(y0, float)[k]):.3g} to {float(y[k]):.3g} (upper objective "
+        f"{history[0]:.3g} -> {history[-1]:.3g}); the upper objective is unbounded along it",
+        hint="give the upper variable bounds (upper q = 1 in [lo, hi]), or check the sign of "
+        "the upper objective (minimize or maximize)",
+        code="R545",
     )
 
 

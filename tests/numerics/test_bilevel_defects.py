@@ -381,3 +381,22 @@ def test_implicit_refuses_a_lower_minimize_at_a_maximum_or_saddle() -> None:
         assert "not convex" in err.value.hint and "maximize" in err.value.hint
     flipped = ritz.compile(CONCAVE.replace("lower minimize -x^2", "lower maximize -x^2")).unb
     assert flipped.hypergrad(y=0.5)["y"] == pytest.approx(0.25, abs=1e-10)  # x = y/2, F = y^2/4
+
+
+def test_an_unbounded_upper_level_is_refused_not_reported_solved() -> None:
+    """maximize w with w = q1 at the lower level grows without bound in q1: L-BFGS stopped at
+    its iteration limit with q1 = 1e12 and the run reported it as the answer (exit 0)."""
+    text = """
+bilevel c {
+    upper q1 = 1
+    lower w = 0
+    lower minimize (w - q1)^2
+    upper maximize w
+}
+"""
+    with pytest.raises(RitzError) as err:
+        ritz.compile(text).c.solve()
+    assert err.value.code == "R545" and "diverged" in err.value.message
+    bounded = text.replace("upper q1 = 1", "upper q1 = 1 in [0, 5]")
+    res = ritz.compile(bounded).c.solve()
+    assert res.upper["q1"] == pytest.approx(5.0)
