@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..dsl.ast import PdeProblem, SolveSpec
 from ..dsl.diagnostics import UnsupportedError
@@ -82,28 +84,46 @@ def fd_pipeline(steady: bool, scheme: str, adjoint: bool = False) -> tuple:
     return PDE_FD_IMPLICIT if scheme in IMPLICIT_SCHEMES else PDE_FD_EXPLICIT
 
 
-def fd_options(solve: SolveSpec | None, overrides: dict[str, object]) -> FdOptions:
-    """The code-shaping options of an fd solve line, with run-time overrides applied."""
+def fd_options(
+    solve: SolveSpec | None, overrides: dict[str, object], given: Collection[str] = ()
+) -> FdOptions:
+    """The code-shaping options of an fd solve line, with run-time overrides applied; an
+    option named in ``given`` came from the run (a keyword, ``--set``), so a bad value of it
+    is reported without the line's location, which holds another (valid) value."""
     opts = dict(solve.options) if solve else {}
     opts.update({k: v for k, v in overrides.items() if v is not None})
-    span = solve.span if solve else None
+
+    def where(name: str) -> Any:
+        if solve is None or name in given:
+            return None
+        return solve.option_spans.get(name) or solve.span
+
+    def origin(name: str) -> str:
+        return " (given at run time)" if name in given else ""
+
     scheme = str(opts.get("scheme", "rk4"))
     if scheme not in TABLEAUS and scheme not in IMPLICIT_SCHEMES:
         raise UnsupportedError(
-            f"unknown scheme '{scheme}'",
-            (solve.option_spans.get("scheme") if solve else None) or span,
+            f"unknown scheme '{scheme}'{origin('scheme')}",
+            where("scheme"),
             "use euler, rk2, rk4, ssprk3 (explicit), cn or imex (implicit)",
             code="R404",
         )
     order = int(opts.get("order", 2))
     if order not in (2, 4):
         raise UnsupportedError(
-            f"order {order} is not available", span, "use order = 2 or 4", code="R405"
+            f"order {order}{origin('order')} is not available",
+            where("order"),
+            "use order = 2 or 4",
+            code="R405",
         )
     dtype = str(opts.get("dtype", "float64"))
     if dtype not in ("float64", "float32"):
         raise UnsupportedError(
-            f"dtype {dtype} is not available", span, "use float64 or float32", code="R406"
+            f"dtype {dtype}{origin('dtype')} is not available",
+            where("dtype"),
+            "use float64 or float32",
+            code="R406",
         )
     return FdOptions(order=order, scheme=scheme, dtype=dtype)
 

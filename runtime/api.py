@@ -269,7 +269,7 @@ class PdeHandle:
 
         params, options = self._split(kwargs)
         solve, merged = self._method_options(options)
-        return params, merged, fd_options(solve, merged)
+        return params, merged, fd_options(solve, merged, tuple(options))
 
     # -- compilation ---------------------------------------------------------------------------
     def artifact(self, **kwargs: Any):
