@@ -185,6 +185,11 @@ class DiagnosticSink:
         raise error_class(items[0].code)(diagnostics=items)
 
 
+def shape_text(shape: Iterable[object]) -> str:
+    """A shape as a program writes it, ``[N, 1]`` (not Python's ``['N', 1]``)."""
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelt name, or None if nothing is close."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

@@ -25,6 +25,7 @@ from ..dsl.diagnostics import (
     RuntimeInputError,
     UnsupportedError,
     did_you_mean,
+    shape_text,
 )
 from ..dsl.resolve import ModuleEnv
 from .inputs import keywords_only
@@ -155,7 +156,7 @@ class BilevelHandle(_BlockHandle):
                 if fixed.is_Integer and int(fixed) != n:
                     raise RuntimeInputError(
                         f"data '{decl.name}' needs size {int(fixed)} on an axis, got shape "
-                        f"{list(np.shape(data[decl.name]))}",
+                        f"{shape_text(np.shape(data[decl.name]))}",
                         decl.span,
                         code="R536",
                     )
@@ -169,7 +170,7 @@ class BilevelHandle(_BlockHandle):
             if np.ndim(data[decl.name]) != len(decl.shape):
                 raise RuntimeInputError(
                     f"data '{decl.name}' is declared with {len(decl.shape)} axes, got shape "
-                    f"{list(np.shape(data[decl.name]))}",
+                    f"{shape_text(np.shape(data[decl.name]))}",
                     decl.span,
                     code="R536",
                 )
@@ -423,7 +424,8 @@ class _Problem:
                 w[start:stop] = np.broadcast_to(np.asarray(value, dtype=float), info.shape).ravel()
             except ValueError:
                 raise RuntimeInputError(
-                    f"'{name}' needs shape {list(info.shape)}, got {list(np.shape(value))}",
+                    f"'{name}' needs shape {shape_text(info.shape)}, got "
+                    f"{shape_text(np.shape(value))}",
                     code="R536",
                 ) from None
         return np.clip(w, self.lo, self.hi)

@@ -25,7 +25,7 @@ import sympy
 
 from ...dsl import ast as A
 from ...dsl.check.blocks import keyword_expression
-from ...dsl.diagnostics import DslTypeError
+from ...dsl.diagnostics import DslTypeError, shape_text
 from ...dsl.resolve import ModuleEnv
 from ..ir.ops import Input, Shape, placeholder
 from ..ir.program import Builder, Program, copy_op, rebuild
@@ -190,7 +190,7 @@ def lower_pde_keywords(
         if low.shape(value):
             raise DslTypeError(
                 f"the value of '{kw.name}' must be a number, but this one has shape "
-                f"{list(low.shape(value))}",
+                f"{shape_text(low.shape(value))}",
                 kw.span,
                 "reduce it, e.g. sum(...)",
                 "R348",
@@ -248,7 +248,8 @@ def lower_bilevel(
         value = low.lower(ob.expr.value, scope, ob.expr)
         if low.shape(value):
             raise DslTypeError(
-                f"an objective must be a number, but this one has shape {list(low.shape(value))}",
+                "an objective must be a number, but this one has shape "
+                f"{shape_text(low.shape(value))}",
                 ob.expr.span,
                 "reduce it, e.g. sum(...)",
                 "R348",

@@ -22,7 +22,14 @@ from sympy.core.function import AppliedUndef
 from ...dsl import ast as A
 from ...dsl.build import ELEMENTARY, call_site
 from ...dsl.check.common import repeat_limit
-from ...dsl.diagnostics import Diagnostic, DslNameError, DslTypeError, RitzError, did_you_mean
+from ...dsl.diagnostics import (
+    Diagnostic,
+    DslNameError,
+    DslTypeError,
+    RitzError,
+    did_you_mean,
+    shape_text,
+)
 from ...dsl.resolve import FnInfo, ModuleEnv, inline
 from ...dsl.source import Span
 from ..ir.adjoint_ops import BroadcastInDim
@@ -110,8 +117,8 @@ class TensorLowering:
         old = self.weights.setdefault(spec.name, spec)
         if old.shape != spec.shape:
             raise DslTypeError(
-                f"weight '{spec.name}' is used with shape {list(spec.shape)} here and "
-                f"{list(old.shape)} elsewhere",
+                f"weight '{spec.name}' is used with shape {shape_text(spec.shape)} here and "
+                f"{shape_text(old.shape)} elsewhere",
                 span,
                 "apply a network to inputs of one per-sample shape",
                 "R340",
@@ -192,7 +199,15 @@ class TensorLowering:
                 assert isinstance(kw.value, A.Expression)  # network options are expressions
                 scope.options[kw.name] = self._option_value(kw.value, scope, kw.span)
         for decl, value in zip(net.inputs, inputs, strict=True):
-            self._bind_shape(decl, self.sample_shape(value), scope)
+            try:
+                self._bind_shape(decl, self.sample_shape(value), scope)
+            except RitzError as err:  # the call is what to change; the declaration says why
+                if span is None or err.span is None:
+                    raise
+                first = err.first
+                notes = ((f"'{decl.name}' is declared here", first.span), *first.notes)
+                moved = Diagnostic(first.code, first.message, span, first.hint, notes)
+                raise type(err)(diagnostics=[moved, *err.diagnostics[1:]]) from None
             scope.values[decl.name] = value
         result = self._body(net.body, scope)
         if result is None:  # the checker guarantees a return; keep the type checker honest
@@ -207,8 +222,8 @@ class TensorLowering:
             )
         elif got != want:
             raise DslTypeError(
-                f"network '{net.name}' returns per-sample shape {list(got)}, but declares "
-                f"{list(want)}",
+                f"network '{net.name}' returns per-sample shape {shape_text(got)}, but declares "
+                f"{shape_text(want)}",
                 net.span,
                 "change the declared output shape or the return expression",
                 "R341",
@@ -219,7 +234,7 @@ class TensorLowering:
         if len(decl.shape) != len(got):
             raise DslTypeError(
                 f"input '{decl.name}' is declared with {len(decl.shape)} axes per sample, but "
-                f"gets shape {list(got)}",
+                f"gets shape {shape_text(got)}",
                 decl.span,
                 "give one array row per sample",
                 "R342",
@@ -341,7 +356,7 @@ class TensorLowering:
         try:
             sample = broadcast_shapes(*(self.sample_shape(a) for a in args))
         except ValueError:
-            shapes = ", ".join(str(list(self.sample_shape(a))) for a in args)
+            shapes = ", ".join(shape_text(self.sample_shape(a)) for a in args)
             raise DslTypeError(
                 f"shapes {shapes} do not broadcast",
                 span,
@@ -503,7 +518,7 @@ def _dense(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Spa
     sample = low.sample_shape(h)
     if len(sample) != 1 or not isinstance(sample[0], int):
         raise DslTypeError(
-            f"dense() needs a vector per sample, got shape {list(sample)}",
+            f"dense() needs a vector per sample, got shape {shape_text(sample)}",
             span,
             "flatten the input first, or use matmul",
             "R346",
@@ -549,7 +564,7 @@ def _matmul(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Sp
     sa, sb = low.sample_shape(a), low.sample_shape(b)
     if not (1 <= len(sa) <= 2 and 1 <= len(sb) <= 2):
         raise DslTypeError(
-            f"@ needs vectors or matrices, got shapes {list(sa)} and {list(sb)}",
+            f"@ needs vectors or matrices, got shapes {shape_text(sa)} and {shape_text(sb)}",
             span,
             None,
             "R344",

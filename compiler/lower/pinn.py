@@ -22,7 +22,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from ...dsl import ast as A
-from ...dsl.diagnostics import DslTypeError
+from ...dsl.diagnostics import DslTypeError, shape_text
 from ...dsl.flux import expand_fluxes
 from ...dsl.resolve import ModuleEnv
 from ..ir.ops import Contract, Extent, Input, Reduce, placeholder
@@ -167,7 +167,7 @@ def lower_pinn(
         )
         if sub.sample_shape(y) != (nf,):
             raise DslTypeError(
-                f"the network gives {list(sub.sample_shape(y))} values per point, but the "
+                f"the network gives {shape_text(sub.sample_shape(y))} values per point, but the "
                 f"problem has {nf} field(s) ({', '.join(problem.fields)}): one output each",
                 binding.span,
                 "set its output size (n_out) to the number of fields",

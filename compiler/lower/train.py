@@ -14,7 +14,7 @@ from typing import Any
 import sympy
 
 from ...dsl import ast as A
-from ...dsl.diagnostics import DslTypeError, RuntimeInputError, did_you_mean
+from ...dsl.diagnostics import DslTypeError, RuntimeInputError, did_you_mean, shape_text
 from ...dsl.resolve import ModuleEnv
 from ...dsl.source import Span
 from ..ir.ops import Extent, Shape
@@ -158,7 +158,7 @@ def lower_loss(
     loss = low.lower(train.loss.value, scope, train.loss)
     if low.shape(loss):
         raise DslTypeError(
-            f"the loss must be a number, but has shape {list(low.shape(loss))}",
+            f"the loss must be a number, but has shape {shape_text(low.shape(loss))}",
             train.loss.span,
             "reduce it, e.g. mean((f(x) - y)^2)",
             "R348",
