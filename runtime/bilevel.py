@@ -536,7 +536,11 @@ class _Problem:
             f"the lower level of '{self.handle.name}' did not converge in {steps} Newton "
             f"steps (residual {norm:.3g}, target {target:.3g})",
             self.handle._method_span,
-            "raise inner_steps, or loosen tol",
+            "raise inner_steps, or loosen tol"
+            if np.isfinite(norm)
+            else "the lower objective is not finite there (a log or sqrt of a negative "
+            "number, a division by zero): bound the variables it takes (upper q = 1 in "
+            "[lo, hi], lower w = 0 in [lo, hi]) so that they stay in its domain",
             code="R542",
         )
 

@@ -435,8 +435,21 @@ def _check_params(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink, names: Na
     """Params: their defaults may use consts and earlier params, and must be finite numbers
     (R317) -- the value a run would use unless it is given one."""
     values: dict[str, sympy.Basic] = {}
+    variables = {v.name for v in bl.variables} | {d.name for d in bl.data}
     for p in bl.params:
         names.declare(p.name, p.span, "param")
+        used = sorted(s.name for s in p.value.value.free_symbols if s.name in variables)
+        if used:
+            sink.error(
+                "R317",
+                f"the value of param '{p.name}' must be a constant; '{used[0]}' is a variable "
+                "or data of the block, which a param cannot follow",
+                ref_span(p.value, used[0]),
+                f"write {used[0]} where '{p.name}' is used, or make '{p.name}' an upper "
+                "variable",
+            )
+            values[p.name] = sympy.Integer(1)  # reported; a stand-in keeps later params quiet
+            continue
         before = len(sink.items)
         check_names(p.value, values, (), env, sink)
         if len(sink.items) == before:

@@ -24,6 +24,14 @@ def pde_bilevel(*lines: str) -> str:
 
 # name: (program, code, line, col, message substring)
 CASES: dict[str, tuple[str, str, int, int, str]] = {
+    "bilevel_param_follows_a_variable": (
+        "bilevel c {\n    upper q1 = 1\n    param a = q1\n    lower w = 0\n"
+        "    lower minimize (w - a)^2\n    upper minimize w^2\n}\n",
+        "R317",
+        3,
+        15,
+        "'q1' is a variable or data of the block",
+    ),
     # ---- syntax ------------------------------------------------------------------------
     "dangling_operator": ("const c = 1 +\n", "R111", 1, 14, "ends with an operator"),
     "two_expressions": ("const c = 2 x\n", "R112", 1, 13, "two expressions in a row"),
