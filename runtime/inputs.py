@@ -68,6 +68,8 @@ def real_array(
     if raw is not None and raw.dtype.kind in "biufO":
         try:
             if raw.dtype.kind == "O":  # objects that are numbers (Fraction, a SymPy Float)
+                if any(v is None for v in raw.flat):  # NumPy would read None as NaN
+                    raise TypeError
                 raw = raw.astype(np.float64)
             with np.errstate(over="ignore", invalid="ignore"):
                 out = raw.astype(dtype, copy=False)

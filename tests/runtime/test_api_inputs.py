@@ -282,6 +282,7 @@ def test_load_path_and_name_kinds() -> None:
         (["a"] * 20, "real numbers"),
         (np.full(20, np.nan), "NaN"),
         (None, "None"),
+        (np.array([None] * 20), "real numbers"),  # NumPy would read the Nones as NaN
     ],
 )
 def test_initial_values_are_real(heat, value, words) -> None:
