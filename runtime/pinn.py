@@ -136,6 +136,13 @@ def pinn_artifact(
             hint=f"options: {', '.join(PINN_OPTIONS)}",
             code="R503",
         )
+    if problem.time is None and "initial_points" in options:  # no t0 to put them at
+        raise RuntimeInputError(
+            f"'initial_points' is an option of time-dependent problems, and pde "
+            f"'{problem.name}' is steady (it has no time line)",
+            hint="leave it out: a steady pinn has interior and boundary points only",
+            code="R503",
+        )
     rules = {**METHOD_OPTIONS["fd"], **METHOD_OPTIONS["pinn"]}  # cells and every: the grid
     options = {k: check_given(rules, k, v, "solve pinn") for k, v in options.items()}
     merged = {**solve.options, **options}

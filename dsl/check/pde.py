@@ -609,6 +609,14 @@ class PdeChecker(PdeExpressions):
                             s.option_spans.get(name, s.span),
                             "remove it (a steady solve takes cells, order, tol, maxiter, dtype)",
                         )
+            if self.time is None and s.method == "pinn" and "initial_points" in s.options:
+                self.sink.error(
+                    "R206",
+                    f"option 'initial_points' is for time-dependent problems, and pde "
+                    f"'{self.pde.name}' is steady (it has no time line)",
+                    s.option_spans.get("initial_points", s.span),
+                    "remove it: a steady pinn has interior and boundary points only",
+                )
             cells = s.options.get("cells")
             if isinstance(cells, list) and len(cells) != len(self.axes):
                 self.sink.error(

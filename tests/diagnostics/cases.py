@@ -24,6 +24,14 @@ def pde_bilevel(*lines: str) -> str:
 
 # name: (program, code, line, col, message substring)
 CASES: dict[str, tuple[str, str, int, int, str]] = {
+    "steady_pinn_initial_points": (
+        "pde s {\n    space x in [0, 1]\n    field u\n    -diff(u, x, 2) = 1\n"
+        "    boundary u = 0 at all\n    solve pinn(points = 10, initial_points = 5)\n}\n",
+        "R206",
+        6,
+        29,
+        "'initial_points' is for time-dependent problems",
+    ),
     "bilevel_param_follows_a_variable": (
         "bilevel c {\n    upper q1 = 1\n    param a = q1\n    lower w = 0\n"
         "    lower minimize (w - a)^2\n    upper minimize w^2\n}\n",
