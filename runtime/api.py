@@ -620,6 +620,7 @@ class PdeHandle:
             "steps": report.newton_steps,
             "krylov_iterations": report.krylov_iterations,
             "residual_norms": report.residual_norms,
+            "stopped": report.stopped,
         }
         return self._solution(sim, None, fields, info)
 

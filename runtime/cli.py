@@ -299,6 +299,7 @@ def run(
             f"step(s) ({info['krylov_iterations'] or 'direct sparse LU, no'} Krylov "
             "iterations), residual "
             f"{info['residual_norms'][0]:.3g} -> {info['residual_norms'][-1]:.3g}"
+            + (" (at the dtype's rounding, above tol)" if info["stopped"] == "rounding" else "")
         )
     else:
         grid = "x".join(str(c) for c in info["cells"])

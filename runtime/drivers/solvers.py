@@ -24,6 +24,9 @@ class SteadyReport:
     newton_steps: int
     krylov_iterations: int
     residual_norms: list[float] = field(default_factory=list)
+    # "tol": the residual met the tolerance; "rounding": it stopped at what the dtype resolves
+    # (float32 cannot reach tol = 1e-10), which is converged as far as the arithmetic goes
+    stopped: str = "tol"
 
 
 class SteadyProblem:
@@ -391,11 +394,13 @@ def newton(
         # residual as small as the rounding of its own evaluation (past it, the updates are
         # that rounding amplified by J^-1, and Newton would wander at the floor)
         stalled = step > 1 and norm2(delta) <= 64 * eps * norm2(u)
+        met = norms[-1] <= target
         report.converged = (
-            norms[-1] <= target
+            met
             or stalled
             or (last_jac is not None and norms[-1] <= _rounding_floor(last_jac, u, eps))
         )
+        report.stopped = "tol" if met else "rounding"
         if not np.isfinite(norms[-1]):
             break
     # the last residual evaluation (or the first, if u0 already solved it) left u in the buffers

@@ -245,3 +245,20 @@ def test_nonlinear_diffusion_from_the_default_guess() -> None:
         assert sol.info["steps"] <= 12
     rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     assert errors[0] < 1e-4 and np.all(rates > 1.7) and abs(rates[-1] - 2) < 0.15, (errors, rates)
+
+
+def test_the_solution_says_whether_tol_or_rounding_stopped_newton() -> None:
+    """float32 cannot reach tol = 1e-10: Newton stops at its rounding floor, and says so."""
+    text = """
+pde s {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) + u^3 = 1
+    boundary u = 0 at all
+    solve fd(cells = 64)
+}
+"""
+    handle = ritz.compile(text)["s"]
+    exact, rounded = handle.solve(), handle.solve(dtype="float32")
+    assert exact.info["stopped"] == "tol" and rounded.info["stopped"] == "rounding"
+    assert float(np.abs(rounded["u"] - exact["u"]).max()) < 1e-5
