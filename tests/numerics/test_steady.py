@@ -261,4 +261,5 @@ pde s {
     handle = ritz.compile(text)["s"]
     exact, rounded = handle.solve(), handle.solve(dtype="float32")
     assert exact.info["stopped"] == "tol" and rounded.info["stopped"] == "rounding"
-    assert float(np.abs(rounded["u"] - exact["u"]).max()) < 1e-5
+    # float32's 6e-8 amplified by the condition number of the second difference (~4 / h^2)
+    assert float(np.abs(rounded["u"] - exact["u"]).max()) < 1e-4
