@@ -49,6 +49,12 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
                 hint="for example --set nu=0.1",
                 code="R521",
             )
+        if key.strip() in out:  # the last would win, silently
+            raise RuntimeInputError(
+                f"--set gives '{key.strip()}' twice",
+                hint="give each name once",
+                code="R521",
+            )
         out[key.strip()] = parse_value(value)
     return out
 

@@ -26,6 +26,10 @@ def read_data(items: tuple[str, ...]) -> dict[str, np.ndarray]:
                 hint="for example --data x=x.npy",
                 code="R521",
             )
+        if name.strip() in out:  # the last would win, silently
+            raise RuntimeInputError(
+                f"--data gives '{name.strip()}' twice", hint="give each name once", code="R521"
+            )
         try:
             loaded = np.load(file.strip(), allow_pickle=False)
         except (OSError, ValueError) as exc:

@@ -292,6 +292,9 @@ def test_parse_sets() -> None:
         with pytest.raises(RuntimeInputError) as err:
             parse_sets((bad,))
         assert err.value.code == "R521"
+    with pytest.raises(RuntimeInputError) as err:  # the last silently won
+        parse_sets(("nu=1", "nu = 2"))
+    assert err.value.code == "R521" and "twice" in err.value.message
 
 
 def test_run_bad_set_is_a_diagnostic(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def test_run_data_errors(tmp_path: Path) -> None:
         (["--data", f"x={x}"], "R535"),
         (["--data", f"x={x}", "--data", f"y={tmp_path / 'missing.npy'}"], "R526"),
         (["--data", "x"], "R521"),
+        (["--data", f"x={x}", "--data", f"x={x}"], "R521"),  # the last silently won
     ]:
         result = invoke("run", program, "--no-progress", "--out", tmp_path / "w.npz", *args)
         assert result.exit_code == 1 and f"error[{code}]" in result.stderr, result.output
