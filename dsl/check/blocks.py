@@ -253,6 +253,21 @@ def check_train(train: A.Train, env: ModuleEnv, sink: DiagnosticSink) -> None:
         check_indices(train.loss, env, sink)
     values, spans = check_options(train.settings, TRAIN_SETTINGS, env, sink, "a train block")
     check_optimizer(values.get("optimizer"), spans.get("optimizer"), env, sink)
+    if not train.nets:  # nothing has weights: every step would leave the loss as it is
+        sink.error(
+            "R331",
+            f"train block '{train.name}' has no net, so it has nothing to train",
+            train.span,
+            "add e.g. 'net f = nn.mlp(width = 32)' and use f in the loss",
+        )
+    opt = values.get("optimizer")
+    if opt is not None and _name(opt) == "lbfgs" and "batch" in values:
+        sink.error(
+            "R537",
+            "lbfgs takes the whole data at every step: a batch does not apply to it",
+            spans.get("batch"),
+            "remove batch, or use adam or sgd for mini-batches",
+        )
 
 
 def check_optimizer(opt: Any, span: Span | None, env: ModuleEnv, sink: DiagnosticSink) -> None:

@@ -24,6 +24,22 @@ def pde_bilevel(*lines: str) -> str:
 
 # name: (program, code, line, col, message substring)
 CASES: dict[str, tuple[str, str, int, int, str]] = {
+    "train_without_net": (
+        "train u {\n    data x: [N, 1], y: [N, 1]\n    loss mean((x - y)^2)\n}\n",
+        "R331",
+        1,
+        1,
+        "has no net, so it has nothing to train",
+    ),
+    "lbfgs_with_batch": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
+        "    data x: [N, 1], y: [N, 1]\n    loss mean((f(x) - y)^2)\n"
+        "    optimizer lbfgs\n    steps 10, batch 4\n}\n",
+        "R537",
+        7,
+        15,
+        "a batch does not apply to it",
+    ),
     "steady_pinn_initial_points": (
         "pde s {\n    space x in [0, 1]\n    field u\n    -diff(u, x, 2) = 1\n"
         "    boundary u = 0 at all\n    solve pinn(points = 10, initial_points = 5)\n}\n",
