@@ -639,6 +639,16 @@ class _Problem:
     def upper_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         """F and dF/dy at the lower solution: dF/dy = F_y - (dR/dy)^T lam, J^T lam = F_x."""
         value, gF = self.call("upper", w)
+        if not (np.isfinite(value) and np.all(np.isfinite(gF))):
+            upper = next((o for o in self.handle.block.objectives if o.level == "upper"), None)
+            raise RuntimeInputError(
+                f"the upper objective of '{self.handle.name}' (or its gradient) is not finite "
+                "at the lower solution",
+                upper.span if upper is not None else self.handle._method_span,
+                "a division by zero, or a log or sqrt of a negative number: start the upper "
+                "variables elsewhere, or bound them (in [lo, hi]) away from it",
+                code="R540",
+            )
         _, r = self.call("residual", w)
         free = self._free(w, r)
         lam = self._krylov("residual_vjp", w, free, np.where(free, gF, 0.0), strict=True)

@@ -254,6 +254,9 @@ class DenseFunction:
         self.parallel = parallel
         params = ", ".join([*self.inputs.values(), *self.size_params])
         flags = "".join([", parallel=True" if parallel else "", ", nogil=True" if nogil else ""])
+        # IEEE division, as NumPy and PyTorch: 1/0 is inf and the loss's non-finite check
+        # (R540) reports it; Python's error model raised ZeroDivisionError from the kernel
+        flags += ", error_model='numpy'"
         self.lines = [f"@numba.njit(cache=True{flags})", f"def {self.name}({params}):"]
         self.bind_dims()
         last_origin = None

@@ -137,7 +137,7 @@ def print_entry(
     args = ", ".join([*vectors, *(ids[n] for n in entry.inputs)])
     lines += ["", ""]
     if split is None:
-        lines.append("@numba.njit(cache=True)")
+        lines.append("@numba.njit(cache=True, error_model='numpy')")
     lines.append(f"def {entry.name}({args}):")
     lines += _unpack(layout, {k: v for k, v in entry.weights.items() if k in order}, ids)
     if entry.tangent is not None:

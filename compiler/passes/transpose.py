@@ -46,6 +46,8 @@ from .fuse import (
 
 # param name -> the (buffer, weight) pairs its cotangent is written into
 ParamDestinations = dict[str, list[tuple[str, sympy.Expr]]]
+# (axis, side) -> value key -> its (coefficient, Fold) terms on that face
+FoldsByFace = dict[tuple[int, str], dict[str, list[tuple]]]
 
 
 def adjoint_buffer(field: str) -> str:
@@ -353,19 +355,23 @@ def boundary_folds(
     values: dict[str, int],
     rename: dict[str, str],
     scale: dict[str, sympy.Expr] | None = None,
-) -> dict[tuple[int, str], dict[str, list[tuple]]]:
+) -> FoldsByFace:
     """The folds of ``values`` by face (axis, side) and value key, found by lowering them at
     the origin (the gathers are dropped: a residual's field cotangents are wanted only for
     the cotangents their ghost reads received)."""
     lowering = Lowering(prog, rename, scale or {})
     origin = (0,) * grid_of(prog).ndim
-    out: dict[tuple[int, str], dict[str, list[tuple]]] = {}
+    out: FoldsByFace = {}
     for key, value in values.items():
-        _, terms = split_folds(lowering.at(value, origin), lowering)
-        for coef, fold in terms:
-            side = "hi" if fold.offset > 0 else "lo"
-            out.setdefault((fold.axis, side), {}).setdefault(key, []).append((coef, fold))
+        file_folds(out, key, split_folds(lowering.at(value, origin), lowering)[1])
     return out
+
+
+def file_folds(out: FoldsByFace, key: str, terms: list[tuple]) -> None:
+    """Add the folds ``terms`` (coefficient, Fold) of value ``key`` under their face."""
+    for coef, fold in terms:
+        side = "hi" if fold.offset > 0 else "lo"
+        out.setdefault((fold.axis, side), {}).setdefault(key, []).append((coef, fold))
 
 
 def transposed_entry(
@@ -409,12 +415,10 @@ def transposed_entry(
     lowering = Lowering(prog, rename, scale)
     origin = (0,) * grid_of(prog).ndim
     writes, exprs = [], []
-    folds: dict[tuple[int, str], dict[str, list[tuple]]] = {}
+    folds: FoldsByFace = {}
     for key, value in values.items():
         expr, terms = split_folds(lowering.at(value, origin), lowering)
-        for coef, fold in terms:
-            side = "hi" if fold.offset > 0 else "lo"
-            folds.setdefault((fold.axis, side), {}).setdefault(key, []).append((coef, fold))
+        file_folds(folds, key, terms)
         for buffer, weight in destinations[key]:
             term = weight * expr
             base = bases.get(buffer)

@@ -400,3 +400,18 @@ bilevel c {
     bounded = text.replace("upper q1 = 1", "upper q1 = 1 in [0, 5]")
     res = ritz.compile(bounded).c.solve()
     assert res.upper["q1"] == pytest.approx(5.0)
+
+
+def test_an_upper_objective_that_divides_by_zero_is_r540() -> None:
+    text = """
+bilevel b {
+    upper lam = 0 in [-1, 1]
+    lower w = 0
+    lower minimize (w - lam)^2
+    upper minimize 1 / w + w^2
+}
+"""
+    with pytest.raises(RitzError) as err:
+        ritz.compile(text).b.solve()
+    assert err.value.code == "R540" and "not finite" in err.value.message
+    assert err.value.line == 6

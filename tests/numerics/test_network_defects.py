@@ -533,3 +533,29 @@ def test_a_batch_never_holds_a_row_twice() -> None:
     assert [len(b) for b in batches] == [4, 4, 2] * 3
     for epoch in range(3):
         assert set().union(*batches[3 * epoch : 3 * epoch + 3]) == set(range(n))
+
+
+DIVIDES_BY_ZERO = """\
+network lin(x: [1]) -> [1] {
+    return dense(x, 1)
+}
+train s {
+    net f = lin
+    data x: [N, 1]
+    loss sqrt(mean(f(x)^2))
+    optimizer adam(lr = 0.1)
+    steps 5
+    dtype float64
+}
+"""
+
+
+def test_a_division_by_zero_in_the_loss_is_r540_not_a_python_exception() -> None:
+    """d sqrt(m)/dm = 1/(2 sqrt(0)) at a zero network: the generated code raised Python's
+    ZeroDivisionError; with IEEE division it is inf, which the non-finite check reports."""
+    train = ritz.compile(DIVIDES_BY_ZERO).s
+    loss, grads = train.loss_and_grad(train.init(seed=0), x=np.zeros((4, 1)))
+    assert loss == 0.0 and not all(np.all(np.isfinite(g)) for g in grads.values())
+    with pytest.raises(RitzError) as err:
+        train.train(x=np.zeros((4, 1)))
+    assert err.value.code == "R540"

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def upper_body(d_a, d_b, d_c1, w_q2, w_q1):
     # bilevel.dsl:22: q1 * (a - b * (q1 + q2)) - c1 * q1
     a0 = w_q1
@@ -36,7 +36,7 @@ def upper_body(d_a, d_b, d_c1, w_q2, w_q1):
     return (v5, v9, v8, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def upper(w, g, d_a, d_b, d_c1, d_c2):
     w_q2 = w[0]  # q2
     w_q1 = w[1]  # q1
@@ -46,7 +46,7 @@ def upper(w, g, d_a, d_b, d_c1, d_c2):
     return r0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_body(d_a, d_b, d_c2, w_q2, w_q1):
     v5 = 1.0
     a0 = w_q2
@@ -66,7 +66,7 @@ def residual_body(d_a, d_b, d_c2, w_q2, w_q1):
     return (v7, v6, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual(w, g, d_a, d_b, d_c1, d_c2):
     w_q2 = w[0]  # q2
     w_q1 = w[1]  # q1
@@ -75,7 +75,7 @@ def residual(w, g, d_a, d_b, d_c1, d_c2):
     return r0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_jvp_body(d_b, w_dot_q2):
     v1 = 1.0
     a0 = d_b
@@ -85,7 +85,7 @@ def residual_jvp_body(d_b, w_dot_q2):
     return (v3, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_jvp(w, v, g, d_a, d_b, d_c1, d_c2):
     w_dot_q2 = v[0]  # dot:q2
     r0, = residual_jvp_body(d_b, w_dot_q2)
@@ -93,7 +93,7 @@ def residual_jvp(w, v, g, d_a, d_b, d_c1, d_c2):
     return 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_vjp_body(d_b, w_bar_bar_q2):
     v1 = 1.0
     a0 = v1
@@ -109,7 +109,7 @@ def residual_vjp_body(d_b, w_bar_bar_q2):
     return (v4, v5, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_vjp(w, v, g, d_a, d_b, d_c1, d_c2):
     w_bar_bar_q2 = v[0]  # bar:bar:q2
     r0, r1, = residual_vjp_body(d_b, w_bar_bar_q2)
@@ -118,7 +118,7 @@ def residual_vjp(w, v, g, d_a, d_b, d_c1, d_c2):
     return 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def lower_objective_body(d_a, d_b, d_c2, w_q2, w_q1):
     # bilevel.dsl:21: q2 * (a - b * (q1 + q2)) - c2 * q2
     a0 = w_q2
@@ -144,7 +144,7 @@ def lower_objective_body(d_a, d_b, d_c2, w_q2, w_q1):
     return (v5, v8, v9, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def lower_objective(w, g, d_a, d_b, d_c1, d_c2):
     w_q2 = w[0]  # q2
     w_q1 = w[1]  # q1

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def upper_body(d_a, d_b, d_c, w_q1, w_q2, w_q0):
     # bilevel.dsl:33: q0 * (a - b * (q0 + q1 + q2)) - c * q0
     a0 = w_q0
@@ -38,7 +38,7 @@ def upper_body(d_a, d_b, d_c, w_q1, w_q2, w_q0):
     return (v6, v10, v10, v9, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def upper(w, g, d_a, d_b, d_c):
     w_q1 = w[0]  # q1
     w_q2 = w[1]  # q2
@@ -50,7 +50,7 @@ def upper(w, g, d_a, d_b, d_c):
     return r0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_body(d_a, d_b, d_c, w_q1, w_q2, w_q0):
     v6 = 1.0
     a0 = v6
@@ -82,7 +82,7 @@ def residual_body(d_a, d_b, d_c, w_q1, w_q2, w_q0):
     return (v10, v8, v9, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual(w, g, d_a, d_b, d_c):
     w_q1 = w[0]  # q1
     w_q2 = w[1]  # q2
@@ -93,7 +93,7 @@ def residual(w, g, d_a, d_b, d_c):
     return r0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_jvp_body(d_b, w_dot_q1, w_dot_q2):
     v1 = 1.0
     a0 = v1
@@ -111,7 +111,7 @@ def residual_jvp_body(d_b, w_dot_q1, w_dot_q2):
     return (v5, v6, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_jvp(w, v, g, d_a, d_b, d_c):
     w_dot_q1 = v[0]  # dot:q1
     w_dot_q2 = v[1]  # dot:q2
@@ -121,7 +121,7 @@ def residual_jvp(w, v, g, d_a, d_b, d_c):
     return 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_vjp_body(d_b, w_bar_bar_q1, w_bar_bar_q2):
     v1 = 1.0
     a0 = v1
@@ -150,7 +150,7 @@ def residual_vjp_body(d_b, w_bar_bar_q1, w_bar_bar_q2):
     return (v7, v8, v9, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_vjp(w, v, g, d_a, d_b, d_c):
     w_bar_bar_q1 = v[0]  # bar:bar:q1
     w_bar_bar_q2 = v[1]  # bar:bar:q2

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def upper_body(d_Xv, d_yv, w_w):
     v3 = np.dot(d_Xv, w_w)
     # bilevel.dsl:12: 0.5 * sum((Xv @ w - yv)^2)
@@ -35,7 +35,7 @@ def upper_body(d_Xv, d_yv, w_w):
     return (v6, v11, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def upper(w, g, d_X, d_y, d_Xv, d_yv):
     w_w = w[0:10].reshape((10, ))  # w
     r0, r1, = upper_body(d_Xv, d_yv, w_w)
@@ -43,7 +43,7 @@ def upper(w, g, d_X, d_y, d_Xv, d_yv):
     return r0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_body(d_X, d_y, w_w, w_lam):
     v4 = np.dot(d_X, w_w)
     v5 = 1.0
@@ -86,7 +86,7 @@ def residual_body(d_X, d_y, w_w, w_lam):
     return (v18, v13, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual(w, g, d_X, d_y, d_Xv, d_yv):
     w_w = w[0:10].reshape((10, ))  # w
     w_lam = w[10]  # lam
@@ -95,7 +95,7 @@ def residual(w, g, d_X, d_y, d_Xv, d_yv):
     return r0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_jvp_body(d_X, w_lam, w_dot_w):
     v2 = 1.0
     a0 = v2
@@ -119,7 +119,7 @@ def residual_jvp_body(d_X, w_lam, w_dot_w):
     return (v11, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_jvp(w, v, g, d_X, d_y, d_Xv, d_yv):
     w_lam = w[10]  # lam
     w_dot_w = v[0:10].reshape((10, ))  # dot:w
@@ -128,7 +128,7 @@ def residual_jvp(w, v, g, d_X, d_y, d_Xv, d_yv):
     return 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_vjp_body(d_X, w_w, w_lam, w_bar_bar_w):
     v3 = 1.0
     a0 = v3
@@ -164,7 +164,7 @@ def residual_vjp_body(d_X, w_w, w_lam, w_bar_bar_w):
     return (v16, v14, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def residual_vjp(w, v, g, d_X, d_y, d_Xv, d_yv):
     w_w = w[0:10].reshape((10, ))  # w
     w_lam = w[10]  # lam
@@ -175,7 +175,7 @@ def residual_vjp(w, v, g, d_X, d_y, d_Xv, d_yv):
     return 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def lower_objective_body(d_X, d_y, w_w, w_lam):
     v4 = np.dot(d_X, w_w)
     # bilevel.dsl:11: 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)
@@ -222,7 +222,7 @@ def lower_objective_body(d_X, d_y, w_w, w_lam):
     return (v10, v19, v13, )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model='numpy')
 def lower_objective(w, g, d_X, d_y, d_Xv, d_yv):
     w_w = w[0:10].reshape((10, ))  # w
     w_lam = w[10]  # lam

@@ -33,7 +33,7 @@ def tanh32(x):
     return x * p / q
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model='numpy')
 def loss_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_N, N_N):
     n_N = d_u.shape[0]
     v5 = np.dot(d_u, w_G_b_h_W)
@@ -135,7 +135,7 @@ def loss(w, d_u, d_y, d_s):
     return r0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model='numpy')
 def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_N_1, N_N_1):
     n_N_1 = d_u.shape[0]
     v5 = np.dot(d_u, w_G_b_h_W)
@@ -391,7 +391,7 @@ def loss_and_grad(w, g, d_u, d_y, d_s):
     return r0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model='numpy')
 def forward_G_body_chunk(d_u, d_y, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_b, w_G_b_out_W, w_G_b_out_b, w_G_k_h_W, w_G_k_h_b, w_G_k_h_2_W, w_G_k_h_2_b, w_G_k_out_W, w_G_k_out_b, w_G_out_b, m_n_batch, N_n_batch):
     n_n_batch = d_u.shape[0]
     v4 = np.dot(d_u, w_G_b_h_W)

@@ -31,7 +31,7 @@ def tanh32(x):
     return x * p / q
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model='numpy')
 def loss_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_N, N_N):
     n_N = d_x.shape[0]
     v4 = np.dot(d_x, w_f_h_W)
@@ -92,7 +92,7 @@ def loss(w, d_x, d_y):
     return r0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model='numpy')
 def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_N_1, N_N_1):
     n_N_1 = d_x.shape[0]
     v4 = np.dot(d_x, w_f_h_W)
@@ -223,7 +223,7 @@ def loss_and_grad(w, g, d_x, d_y):
     return r0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model='numpy')
 def forward_f_body_chunk(d_x, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W, w_f_out_b, m_n_batch, N_n_batch):
     n_n_batch = d_x.shape[0]
     v3 = np.dot(d_x, w_f_h_W)
