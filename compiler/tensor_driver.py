@@ -26,7 +26,7 @@ from .backends.numba_network import (
 )
 from .driver import VERSION, compiler_fingerprint
 from .ir.dump import dump_program
-from .ir.ops import Const, Extent, Input, Shape
+from .ir.ops import Const, Input, Shape
 from .ir.program import Program, copy_op, rebuild
 from .ir.verify import verify_program
 from .lower.bilevel import LoweredBilevel
@@ -97,11 +97,10 @@ def keep_size_inputs(prog: Program, data: tuple[tuple[str, Shape], ...], dtype: 
     from the shape of ``c``, which the passes dropped as dead."""
     live = prog.live()
     have = {d for op in prog.ops if isinstance(op, Input) for d in op.shape if isinstance(d, str)}
-    wanted = [
+    wanted = [  # sizes counted (Extent), or of a value no input carries (a broadcast bias)
         d
         for i in sorted(live)
-        if isinstance(prog.ops[i], Extent)
-        for d in prog.ops[i].dims  # type: ignore[attr-defined]
+        for d in (*getattr(prog.ops[i], "dims", ()), *prog.ops[i].shape)
         if isinstance(d, str) and d not in have
     ]
     extra: list[Input] = []
@@ -171,7 +170,7 @@ def _key(source: str) -> str:
 
 def compile_network(lowered: LoweredTensors, name: str, source_name: str) -> TensorArtifact:
     """A network's forward pass: ``forward(w, *inputs) -> y``."""
-    prog = optimise(lowered.program)
+    prog = keep_size_inputs(optimise(lowered.program), lowered.inputs, lowered.dtype)
     inputs = tuple(n for n, _ in lowered.inputs)
     entry = Entry("forward", prog, lowered.weights, inputs, ("y",))
     source, layout = _module(
@@ -217,7 +216,8 @@ def compile_train(
     names = list(data)
     for net, fwd in forwards.items():
         inputs = tuple(f"{n}" for n, _ in fwd.inputs)
-        entries.append(Entry(f"forward_{net}", optimise(fwd.program), fwd.weights, inputs, ("y",)))
+        program = keep_size_inputs(optimise(fwd.program), fwd.inputs, fwd.dtype)
+        entries.append(Entry(f"forward_{net}", program, fwd.weights, inputs, ("y",)))
         names += [n for n in inputs if n not in names]
     whole = tuple(n for n in data if n not in batched)
     layout_ids = identifiers(NameRegistry(), weights, names)

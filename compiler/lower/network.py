@@ -228,6 +228,12 @@ class TensorLowering:
                 "change the declared output shape or the return expression",
                 "R341",
             )
+        batch = next((self.shape(a)[:1] for a in inputs if a.batched), ())
+        if batch and not result.batched:  # a value of no input (return bias()): one per row
+            sample = self.shape(result)
+            dims = tuple(range(1, len(sample) + 1))
+            full = (*batch, *sample)
+            result = Value(make(self.b, BroadcastInDim, (result.id,), shape=full, dims=dims), True)
         return result
 
     def _bind_shape(self, decl: A.TensorDecl, got: Shape, scope: Scope) -> None:

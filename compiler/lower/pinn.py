@@ -25,6 +25,7 @@ from ...dsl import ast as A
 from ...dsl.diagnostics import DslTypeError, shape_text
 from ...dsl.flux import expand_fluxes
 from ...dsl.resolve import ModuleEnv
+from ..ir.adjoint_ops import BroadcastInDim
 from ..ir.ops import Contract, Extent, Input, Reduce, placeholder
 from ..ir.program import Builder, Program, copy_op, rebuild
 from ..rules import jvp_program, make
@@ -102,7 +103,14 @@ def _splice(b: Builder, prog: Program) -> dict[str, int]:
     return {name: new[v] for name, v in prog.outputs.items()}
 
 
-def _mean_square(low: TensorLowering, v: Value) -> int:
+def _mean_square(low: TensorLowering, v: Value, rows: Value) -> int:
+    """The mean over a point set's rows of v^2; a v that simplified to one value for all of
+    them (a constant residual) counts once per row, as the points it stands for."""
+    n = low.shape(rows)[:1]
+    if low.shape(v)[:1] != n:  # no axis of points: one value for all of them
+        shape = (*n, *low.shape(v))
+        dims = tuple(range(1, len(shape)))
+        v = Value(make(low.b, BroadcastInDim, (v.id,), shape=shape, dims=dims), v.batched)
     sq = low.map(placeholder(0) ** 2, [v], None)
     shape = low.shape(sq)
     total = make(low.b, Reduce, (sq.id,), op="sum", axes=tuple(range(len(shape))))
@@ -239,7 +247,8 @@ def lower_pinn(
         else:
             lhs = fields["interior"].value(k, (t_index,) * eq.time_order)
             residual = low.map(placeholder(0) - placeholder(1), [lhs, rhs], eq.span)
-        terms.append((f"equation for {eq.field}", _mean_square(low, residual)))
+        rows = fields["interior"].value(k, ())
+        terms.append((f"equation for {eq.field}", _mean_square(low, residual, rows)))
     for b in problem.boundaries:
         s, k, j = f"{b.axis}.{b.side}", field_index[b.field], axes.index(b.axis)
         u = fields[s].value(k, ())
@@ -247,7 +256,7 @@ def lower_pinn(
         alpha, beta, data = (expression(e, s, b.span) for e in (b.alpha, b.beta, b.data))
         body = placeholder(0) * placeholder(1) + placeholder(2) * placeholder(3) - placeholder(4)
         r = low.map(body, [alpha, u, beta, du, data], b.span)
-        terms.append((f"boundary {b.field} at {s}", _mean_square(low, r)))
+        terms.append((f"boundary {b.field} at {s}", _mean_square(low, r, u)))
     for j, a in enumerate(problem.axes):
         if a.periodic:
             for k in range(nf):
@@ -256,7 +265,8 @@ def lower_pinn(
                     hi = fields[f"{a.name}.hi"].value(k, (j,) * m)
                     r = low.map(placeholder(0) - placeholder(1), [lo, hi], a.span)
                     what = "periodic " + problem.fields[k] + "'" * m
-                    terms.append((f"{what} along {a.name}", _mean_square(low, r)))
+                    rows = fields[f"{a.name}.lo"].value(k, ())
+                    terms.append((f"{what} along {a.name}", _mean_square(low, r, rows)))
     for ini in problem.initials:
         if problem.time is None:
             break
@@ -268,7 +278,8 @@ def lower_pinn(
             ini.span,
         )
         what = f"dt({ini.field})" if ini.time_derivative else ini.field
-        terms.append((f"initial {what}", _mean_square(low, r)))
+        rows = fields["initial"].value(k, ())
+        terms.append((f"initial {what}", _mean_square(low, r, rows)))
     total = low.map(
         sympy.Add(*(placeholder(i) for i in range(len(terms)))),
         [Value(t, False) for _, t in terms],

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import sympy
 
-from ..ir.ops import Map, placeholder
+from ..ir.ops import Map, Shape, placeholder
 from ..ir.program import Builder, Program, copy_op, rebuild
-from ..rules import compact_map
+from ..rules import compact_map, to_shape
 
 
 def _has_call(body: sympy.Basic) -> bool:
@@ -40,6 +40,13 @@ def _map_pass(
     return rebuild(b.build(), copy_op)
 
 
+def kept_shape(b: Builder, made: int, shape: Shape) -> int:
+    """``made`` with the shape of the Map it replaces: a body that no longer uses an argument
+    (a gradient that is identically zero, a residual that is constant) drops it, and with it
+    the argument's axes, which its readers still sum over and count."""
+    return to_shape(b, made, shape)
+
+
 def reuse_maps(prog: Program) -> Program:
     """Replace recomputed Map bodies by the Map values that already hold them."""
     maps: list[int] = []  # ids (in the new Program) of Maps whose bodies are worth reusing
@@ -57,7 +64,7 @@ def reuse_maps(prog: Program) -> Program:
             if body.has(pattern) and body != pattern:
                 body = body.xreplace({pattern: placeholder(len(extra))})
                 extra.append(m)
-        made = compact_map(b, body, extra, op.origin)
+        made = kept_shape(b, compact_map(b, body, extra, op.origin), op.shape)
         result = b.ops[made]
         if isinstance(result, Map) and _has_call(result.body):
             maps.append(made)
@@ -101,7 +108,7 @@ def hoist_calls(prog: Program) -> Program:
             value = compact_map(b, inner, [extra[k] for k in used], op.origin)
             body = body.xreplace({call: placeholder(len(extra))})
             extra.append(value)
-        return compact_map(b, body, extra, op.origin)
+        return kept_shape(b, compact_map(b, body, extra, op.origin), op.shape)
 
     return _map_pass(prog, rewrite)
 
@@ -134,7 +141,7 @@ def inline_maps(prog: Program) -> Program:
         all_args = [*args, *extra]
         if body == placeholder(0) and b.ops[all_args[0]].shape == op.shape:
             return all_args[0]
-        return compact_map(b, body, all_args, op.origin)
+        return kept_shape(b, compact_map(b, body, all_args, op.origin), op.shape)
 
     return _map_pass(prog, rewrite)
 

@@ -559,3 +559,24 @@ def test_a_division_by_zero_in_the_loss_is_r540_not_a_python_exception() -> None
     with pytest.raises(RitzError) as err:
         train.train(x=np.zeros((4, 1)))
     assert err.value.code == "R540"
+
+
+BIAS_ONLY = """\
+network bn(x: [1]) -> [1] {
+    return bias()
+}
+train c {
+    net g = bn
+    data x: [N, 1]
+    loss sum(g(x)) + mean((g(x) - 1)^2)
+    dtype float64
+}
+"""
+
+
+def test_a_network_of_no_input_gives_one_row_per_sample() -> None:
+    """return bias() is one value per row: sum(g(x)) over 10 rows is 10 b (it was b)."""
+    train = ritz.compile(BIAS_ONLY).c
+    loss, grads = train.loss_and_grad({"g.out.b": np.array(2.0)}, x=np.ones((10, 1)))
+    assert loss == pytest.approx(10 * 2 + 1) and float(grads["g.out.b"]) == pytest.approx(12)
+    assert train.init(seed=0)["g.out.b"].shape == ()

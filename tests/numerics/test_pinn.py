@@ -244,3 +244,25 @@ def test_periodic_faces_match_every_derivative_below_the_order(order: int, match
     lowered = lower_pinn(handle.problem, options, handle.env, "float64")
     periodic = [t for t in lowered.terms if t.startswith("periodic")]
     assert periodic == [f"periodic u{chr(39) * m} along x" for m in range(matched)]
+
+
+def test_a_constant_residual_counts_once_per_point() -> None:
+    """An affine network makes -u'' - 3 the constant -3: its mean square is 9 (it was 9/32,
+    the scalar summed once and divided by the points)."""
+    text = """
+network lin(x: [n_in]) -> [1] {
+    return dense(x, 1)
+}
+pde a {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) = 3
+    boundary u = 2 at x = 0
+    boundary u = 0 at x = 1
+    solve pinn(net = lin, points = 32, steps = 1, optimizer = sgd(lr = 0), dtype = float64)
+}
+"""
+    sol = ritz.compile(text)["a"].solve()
+    b = float(sol.at(x=np.array([0.0]))["u"][0])
+    w = float(sol.at(x=np.array([1.0]))["u"][0]) - b
+    assert sol.info["loss_history"][0] == pytest.approx(9 + (b - 2) ** 2 + (w + b) ** 2)
