@@ -11,7 +11,9 @@ the step's right-hand side. No time step, no swaps.
 
 from __future__ import annotations
 
-from ..ir.ops import Input, Time
+import sympy
+
+from ..ir.ops import Input, Shift, Time
 from ..ir.program import Program
 from ..kernels import GroupMeta, Kernel, KernelGroup, Launch, grid_scalars
 from .fuse import (
@@ -49,7 +51,9 @@ def _coupling(prog: Program, halo: int) -> int:
     return reach
 
 
-def constant_jacobian(prog: Program, fields: tuple[str, ...]) -> bool:
+def constant_jacobian(
+    prog: Program, fields: tuple[str, ...], info: FuseInput | None = None
+) -> bool:
     """Whether J v depends on neither the state nor the time: then one factorisation of the
     Jacobian serves every Newton solve with the same dt and parameters."""
     seen: set[int] = set()
@@ -62,8 +66,40 @@ def constant_jacobian(prog: Program, fields: tuple[str, ...]) -> bool:
         op = prog.ops[i]
         if isinstance(op, Time) or (isinstance(op, Input) and op.name in fields):
             return False
+        if isinstance(op, Shift) and op.boundary and _rule_reads_time(prog, op.boundary, info):
+            return False  # a Robin coefficient of t: the ghost weights change with the step
         todo.extend(op.args)
     return True
+
+
+def _wrapped_aside(
+    folds: list[Kernel], periodic: tuple[bool, ...], kernels: dict[str, Kernel], c: float
+) -> list[Launch]:
+    """Periodic halos of the buffers the folds read aside along a periodic axis (lambda, read
+    across the seam by a mixed derivative's fold; it is put into the interior only)."""
+    out = []
+    aside = sorted({r.array for k in folds for r in k.reads if any(r.offsets)})
+    for buffer in aside:
+        for axis, wraps in enumerate(periodic):
+            if wraps:
+                wrap = f"wrap_{axis}"
+                kernels.setdefault(wrap, Kernel(wrap, "wrap", ("a",), (), axis=axis))
+                out.append(Launch(wrap, (buffer,), c))
+    return out
+
+
+def _rule_reads_time(prog: Program, key: str, info: FuseInput | None) -> bool:
+    """Whether a boundary rule's coefficients (alpha, beta: the ghost weights) depend on t."""
+    time = sympy.Symbol(info.time if info is not None else "t")
+    for faces in prog.boundaries[key].faces:
+        if faces == "periodic":
+            continue
+        for face in faces:
+            if face is not None and any(
+                time in sympy.sympify(e).free_symbols for e in (face.alpha, face.beta)
+            ):
+                return True
+    return False
 
 
 def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup:
@@ -109,6 +145,7 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
         launches.append(Launch(k.name, k.arrays, stage_c))
         kernels[k.name] = k
         if entry == "param_vjp":  # the ghosts' part of the parameters of boundary conditions
+            launches += _wrapped_aside(param_folds, grid_of(prog).periodic, kernels, stage_c)
             for fold in param_folds:
                 kernels[fold.name] = fold
                 launches.append(Launch(fold.name, fold.arrays, stage_c))
@@ -151,7 +188,7 @@ def fuse_steady(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGroup
             "scheme": ctx.scheme if implicit else "newton",
             "order": ctx.order,
             "implicit": implicit,
-            "constant_jacobian": constant_jacobian(prog, info.fields),
+            "constant_jacobian": constant_jacobian(prog, info.fields, info),
             "stages": 0,
             "periodic": tuple(grid_of(prog).periodic),
             "coupling": _coupling(prog, halo),
