@@ -231,9 +231,9 @@ class TensorLowering:
         batch = next((self.shape(a)[:1] for a in inputs if a.batched), ())
         if batch and not result.batched:  # a value of no input (return bias()): one per row
             sample = self.shape(result)
-            dims = tuple(range(1, len(sample) + 1))
-            full = (*batch, *sample)
-            result = Value(make(self.b, BroadcastInDim, (result.id,), shape=full, dims=dims), True)
+            kept = tuple(range(1, len(sample) + 1))
+            rows = (*batch, *sample)
+            result = Value(make(self.b, BroadcastInDim, (result.id,), shape=rows, dims=kept), True)
         return result
 
     def _bind_shape(self, decl: A.TensorDecl, got: Shape, scope: Scope) -> None:

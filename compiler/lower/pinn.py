@@ -247,8 +247,8 @@ def lower_pinn(
         else:
             lhs = fields["interior"].value(k, (t_index,) * eq.time_order)
             residual = low.map(placeholder(0) - placeholder(1), [lhs, rhs], eq.span)
-        rows = fields["interior"].value(k, ())
-        terms.append((f"equation for {eq.field}", _mean_square(low, residual, rows)))
+        points = fields["interior"].value(k, ())
+        terms.append((f"equation for {eq.field}", _mean_square(low, residual, points)))
     for b in problem.boundaries:
         s, k, j = f"{b.axis}.{b.side}", field_index[b.field], axes.index(b.axis)
         u = fields[s].value(k, ())
@@ -265,8 +265,8 @@ def lower_pinn(
                     hi = fields[f"{a.name}.hi"].value(k, (j,) * m)
                     r = low.map(placeholder(0) - placeholder(1), [lo, hi], a.span)
                     what = "periodic " + problem.fields[k] + "'" * m
-                    rows = fields[f"{a.name}.lo"].value(k, ())
-                    terms.append((f"{what} along {a.name}", _mean_square(low, r, rows)))
+                    points = fields[f"{a.name}.lo"].value(k, ())
+                    terms.append((f"{what} along {a.name}", _mean_square(low, r, points)))
     for ini in problem.initials:
         if problem.time is None:
             break
@@ -278,8 +278,8 @@ def lower_pinn(
             ini.span,
         )
         what = f"dt({ini.field})" if ini.time_derivative else ini.field
-        rows = fields["initial"].value(k, ())
-        terms.append((f"initial {what}", _mean_square(low, r, rows)))
+        points = fields["initial"].value(k, ())
+        terms.append((f"initial {what}", _mean_square(low, r, points)))
     total = low.map(
         sympy.Add(*(placeholder(i) for i in range(len(terms)))),
         [Value(t, False) for _, t in terms],

@@ -460,8 +460,7 @@ def _check_params(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink, names: Na
                 f"the value of param '{p.name}' must be a constant; '{used[0]}' is a variable "
                 "or data of the block, which a param cannot follow",
                 ref_span(p.value, used[0]),
-                f"write {used[0]} where '{p.name}' is used, or make '{p.name}' an upper "
-                "variable",
+                f"write {used[0]} where '{p.name}' is used, or make '{p.name}' an upper variable",
             )
             values[p.name] = sympy.Integer(1)  # reported; a stand-in keeps later params quiet
             continue
