@@ -406,3 +406,22 @@ def test_newton_options_on_an_explicit_scheme_are_refused() -> None:
     assert err.value.code == "R503" and "explicit" in err.value.message
     sol = handle.solve(scheme="cn", dt=1e-2, maxiter=5)  # an implicit step takes them
     assert sol.info["steps"] == 10
+
+
+def test_auto_step_resolves_a_growing_solution() -> None:
+    """u' = 10 u grows by e^15: every explicit R(z) stays below e^z for z > 0, so growth set no
+    step and dt = auto took one step over the whole interval (3079 for 3.6e6)."""
+    text = """
+pde g {
+    space x in [0, 1] periodic
+    time t in [0, 1.5]
+    field u
+    dt(u) = 10 * u + 0.001 * diff(u, x)
+    initial u = 1 + 0.1 * cos(2 * pi * x)
+    solve fd(cells = 16, scheme = rk4, dt = auto)
+}
+"""
+    sol = ritz.compile(text)["g"].solve()
+    exact = np.exp(15.0) * (1 + 0.1 * np.cos(2 * np.pi * sol.coords["x"]))
+    assert sol.info["steps"] >= 20
+    np.testing.assert_allclose(sol["u"][-1], exact, rtol=1e-2)
