@@ -491,6 +491,12 @@ class TrainHandle(_BlockHandle):
         w = pack(params if params is not None else init_weights(art.weights, seed, self.dtype), art)
         order = art.entries["loss_and_grad"].inputs
         if opt.name == "lbfgs":
+            if batch is not None:  # the block's own batch with lbfgs is R537 at check
+                raise RuntimeInputError(
+                    "lbfgs takes the whole data at every step: a batch does not apply to it",
+                    hint="leave batch out, or use optimizer='adam' or 'sgd' for mini-batches",
+                    code="R537",
+                )
             w, history, info = run_lbfgs(mod, w, [arrays[n] for n in order], steps, opt)
         else:
             n = arrays[art.batched[0]].shape[0] if art.batched else 1

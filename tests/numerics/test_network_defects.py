@@ -580,3 +580,12 @@ def test_a_network_of_no_input_gives_one_row_per_sample() -> None:
     loss, grads = train.loss_and_grad({"g.out.b": np.array(2.0)}, x=np.ones((10, 1)))
     assert loss == pytest.approx(10 * 2 + 1) and float(grads["g.out.b"]) == pytest.approx(12)
     assert train.init(seed=0)["g.out.b"].shape == ()
+
+
+def test_lbfgs_with_a_batch_given_at_run_time_is_refused() -> None:
+    """The block's own batch with lbfgs is R537 at check; given from Python it was ignored."""
+    train = ritz.compile(ANCHORED).anchored
+    data = {"x": np.ones((6, 1)), "a": np.ones((2, 1)), "y": np.ones((6, 1))}
+    with pytest.raises(RitzError) as err:
+        train.train(optimizer="lbfgs", batch=3, steps=2, **data)
+    assert err.value.code == "R537" and "batch" in err.value.message
