@@ -10,7 +10,7 @@ derivative of the projection onto the box.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -430,6 +430,16 @@ class _Problem:
                 ) from None
         return np.clip(w, self.lo, self.hi)
 
+    def _entry_names(self, mask: np.ndarray) -> list[str]:
+        """The name of each entry of the flat vector where ``mask`` holds (``w[2]`` for an
+        entry of a vector variable)."""
+        out = [""] * mask.size
+        for name, (start, stop) in self.layout.offsets.items():
+            shape = self.lowered.variables[name].shape if name in self.lowered.variables else ()
+            for j in range(start, min(stop, mask.size)):
+                out[j] = name if not shape else f"{name}[{j - start}]"
+        return [n for n, m in zip(out, mask, strict=True) if m]
+
     def unflatten(self, w: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
         out = {}
         for name in names:
@@ -676,6 +686,7 @@ class _Problem:
             self.hi[upper_mask],
             self.options,
             self.lowered.upper_sense,
+            self._entry_names(upper_mask),
         )
         w = state["w"]
         full = np.zeros_like(w)
@@ -696,6 +707,7 @@ def optimise_upper(
     hi: np.ndarray,
     options: Mapping[str, Any],
     sense: str,
+    names: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """The upper loop: ``evaluate(y) -> (F, dF/dy)`` as written (``sense`` says whether F is
     minimised or maximised), or ``(F, dF/dy, reported)`` where the history records another
@@ -761,7 +773,7 @@ def optimise_upper(
         f_and_g(y)  # the lower level and the hypergradient at the final point
     if not np.array_equal(y, last["y"]):
         raise failed[-1]
-    _check_bounded(y0, y, lo, hi, history)
+    _check_bounded(y0, y, lo, hi, history, names)
     return (
         y,
         last["grad"],
@@ -775,7 +787,12 @@ DIVERGED = 1e8
 
 
 def _check_bounded(
-    y0: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, history: list[float]
+    y0: np.ndarray,
+    y: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    history: list[float],
+    names: Sequence[str] = (),
 ) -> None:
     """R545 where an upper variable without bounds ran off (an upper objective unbounded in
     it: L-BFGS stops at its iteration limit with the variable at 1e12, which is no answer)."""
@@ -784,8 +801,9 @@ def _check_bounded(
     if not far.any():
         return
     k = int(np.argmax(np.where(far, np.abs(y), 0.0)))
+    which = f"'{names[k]}'" if k < len(names) else "an upper variable"
     raise RuntimeInputError(
-        f"the upper level diverged: an upper variable without bounds went from "
+        f"the upper level diverged: {which}, which has no bounds, went from "
         f"{float(np.asarray(y0, float)[k]):.3g} to {float(y[k]):.3g} (upper objective "
         f"{history[0]:.3g} -> {history[-1]:.3g}); the upper objective is unbounded along it",
         hint="give the upper variable bounds (upper q = 1 in [lo, hi]), or check the sign of "
@@ -940,6 +958,7 @@ class _PdeProblem:
             np.array(self.hi),
             self.options,
             self.lowered.upper_sense,
+            [v.name for v in self.upper],
         )
         return BilevelResult(
             {v.name: float(y[k]) for k, v in enumerate(self.upper)},

@@ -397,6 +397,7 @@ bilevel c {
     with pytest.raises(RitzError) as err:
         ritz.compile(text).c.solve()
     assert err.value.code == "R545" and "diverged" in err.value.message
+    assert "'q1', which has no bounds" in err.value.message
     bounded = text.replace("upper q1 = 1", "upper q1 = 1 in [0, 5]")
     res = ritz.compile(bounded).c.solve()
     assert res.upper["q1"] == pytest.approx(5.0)
