@@ -580,13 +580,17 @@ class _Problem:
             if curvature < -tiny * float(np.linalg.norm(v) * np.linalg.norm(hv)):
                 self._not_a_minimum(curvature / float(v @ v))
 
+    def _objective_span(self, level: str) -> Any:
+        """Where the block's first objective of ``level`` is written (else its solve line)."""
+        found = next((o for o in self.handle.block.objectives if o.level == level), None)
+        return found.span if found is not None else self.handle._method_span
+
     def _not_a_minimum(self, curvature: float) -> None:
-        lower = next((o for o in self.handle.block.objectives if o.level == "lower"), None)
         raise RuntimeInputError(
             f"the lower level of '{self.handle.name}' is stationary at a maximum or a saddle "
             f"of its objective, not a minimum (curvature {curvature:.3g} along a direction "
             "of its free variables)",
-            lower.span if lower is not None else self.handle._method_span,
+            self._objective_span("lower"),
             "the lower objective is not convex there: check its sign, or write 'lower "
             "maximize' if the point wanted is a maximum",
             code="R542",
@@ -650,11 +654,10 @@ class _Problem:
         """F and dF/dy at the lower solution: dF/dy = F_y - (dR/dy)^T lam, J^T lam = F_x."""
         value, gF = self.call("upper", w)
         if not (np.isfinite(value) and np.all(np.isfinite(gF))):
-            upper = next((o for o in self.handle.block.objectives if o.level == "upper"), None)
             raise RuntimeInputError(
                 f"the upper objective of '{self.handle.name}' (or its gradient) is not finite "
                 "at the lower solution",
-                upper.span if upper is not None else self.handle._method_span,
+                self._objective_span("upper"),
                 "a division by zero, or a log or sqrt of a negative number: start the upper "
                 "variables elsewhere, or bound them (in [lo, hi]) away from it",
                 code="R540",
