@@ -81,8 +81,10 @@ def _special_error(
     and the error is on the next line (an _NL that ended it has passed the post-lexer)."""
     at_its_end = isinstance(exc, UnexpectedToken) and exc.token.type == "_NL"
     statement = postlex.statement if not postlex.ended or at_its_end else []
-    return _unknown_statement(source, exc, postlex.blocks, statement) or _double_equals(
-        source, exc, statement
+    return (
+        _unknown_statement(source, exc, postlex.blocks, statement)
+        or _misspelt_objective(source, exc, postlex.blocks, statement)
+        or _double_equals(source, exc, statement)
     )
 
 
@@ -247,6 +249,29 @@ def _unknown_statement(
         hint = "a network body holds assignments 'NAME = expression', repeat and return"
     return DslSyntaxError(
         f"unknown statement '{first.value}' in a {block}", _tok_span(source, first), hint, "R128"
+    )
+
+
+def _misspelt_objective(
+    source: SourceFile, exc: UnexpectedInput, blocks: list[str], statement: list[Token]
+) -> DslSyntaxError | None:
+    """R128 at ``minimze`` of ``lower minimze f(w)`` in a bilevel block, which the parser
+    rejects only at the expression (it reads ``lower minimze`` as a variable declaration)."""
+    if not isinstance(exc, UnexpectedToken) or not blocks or blocks[-1] != "bilevel":
+        return None
+    tok = exc.token
+    before = statement[:-1] if statement and statement[-1] is tok else statement
+    if len(before) != 2 or before[0].value not in ("lower", "upper") or tok.type == "_NL":
+        return None
+    word = before[1]
+    hint = did_you_mean(word.value, ("minimize", "maximize"))
+    if word.type != "NAME" or hint is None:
+        return None
+    return DslSyntaxError(
+        f"unknown word '{word.value}' after '{before[0].value}'",
+        _tok_span(source, word),
+        hint,
+        "R128",
     )
 
 

@@ -28,7 +28,7 @@ from ..dsl.diagnostics import (
     shape_text,
 )
 from ..dsl.resolve import ModuleEnv
-from .inputs import keywords_only
+from .inputs import keywords_only, positive_whole
 from .networks import _array, _BlockHandle, _load
 
 
@@ -278,30 +278,27 @@ class BilevelHandle(_BlockHandle):
             ) from None
         return out
 
+    def size_names(self) -> set[str]:
+        """The size names of the data, which ``ritz build`` takes with --set."""
+        return {s.name for d in self.block.data for dim in d.shape for s in dim.value.free_symbols}
+
     def given_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
         """Sizes of the data given by name (``--set n=40``): positive whole numbers (R538);
         other names are left to the caller."""
-        names = {s.name for d in self.block.data for dim in d.shape for s in dim.value.free_symbols}
+        names = self.size_names()
         out: dict[str, int] = {}
         for name, value in sizes.items():
             if name not in names:
                 continue
-            plain = value.item() if isinstance(value, np.generic) else value
-            whole = (
-                not isinstance(plain, bool)
-                and isinstance(plain, int | float)
-                and np.isfinite(plain)
-                and float(plain).is_integer()
-                and plain >= 1
-            )
-            if not whole:
+            whole = positive_whole(value)
+            if whole is None:
                 raise RuntimeInputError(
                     f"size '{name}' of the data of '{self.name}' must be a positive whole "
                     f"number, got {value!r}",
                     hint=f"e.g. --set {name}=10",
                     code="R538",
                 )
-            out[name] = int(plain)
+            out[name] = whole
         return out
 
     def _grid_shape(self, ls: A.LowerSolution) -> tuple[int, ...]:

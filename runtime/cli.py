@@ -138,9 +138,10 @@ def writable_dir(directory: Path, option: str) -> None:
     os.unlink(probe)
 
 
-def _pick(mod: Any, problem: str | None, train: bool = False) -> Any:
-    """The block named ``problem``, else the first pde block (or, with ``train``, the first
-    pde or train block)."""
+def _pick(mod: Any, problem: str | None, train: bool = False, data: bool = False) -> Any:
+    """The block named ``problem``, else the first pde block (with ``train``, the first pde,
+    train or bilevel block; with ``data`` too, as ``run --data`` asks, the first train or
+    bilevel block before pde blocks)."""
     if problem is not None:
         return mod[problem]
     from ..runtime.api import PdeHandle
@@ -149,6 +150,9 @@ def _pick(mod: Any, problem: str | None, train: bool = False) -> Any:
 
     kinds = (PdeHandle, TrainHandle, BilevelHandle) if train else (PdeHandle,)
     runnable = [n for n in mod.names if isinstance(mod[n], kinds)]
+    takes_data = [n for n in runnable if isinstance(mod[n], TrainHandle | BilevelHandle)]
+    if data and takes_data:
+        return mod[takes_data[0]]
     if not runnable:
         what = "pde, train or bilevel block" if train else "pde block"
         raise RuntimeInputError(
@@ -271,7 +275,7 @@ def run(
     overrides = parse_sets(sets)
     if method:
         overrides["method"] = method
-    handle = _pick(_load(file, backend), problem, train=True)
+    handle = _pick(_load(file, backend), problem, train=True, data=bool(data))
     if isinstance(handle, NetworkHandle):
         refuse_network(handle)
     if isinstance(handle, TrainHandle):
@@ -492,9 +496,19 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
         elif backend != "numba":
             no_cuda.append(f"{type(block).__name__.lower()} block '{name}'")
         elif isinstance(handle, TrainHandle):
-            outputs[f"{name}.py"] = handle.compile()[0].source
-        elif isinstance(handle, NetworkHandle) and handle.sizes_known(overrides):
-            outputs[f"{name}.py"] = handle.compile(None, **overrides)[0].source
+            try:
+                art = handle.compile(sizes=handle.given_sizes(overrides))[0]
+                outputs[f"{name}.py"] = art.source
+            except RitzError as err:
+                if err.code != "R523":  # R523: sizes not given, skipped like such networks
+                    raise
+                skipped.append(err)
+        elif isinstance(handle, NetworkHandle):
+            own = {k: v for k, v in overrides.items() if k in handle.keywords()}
+            if handle.sizes_known(own):
+                outputs[f"{name}.py"] = handle.compile(None, **own)[0].source
+            else:
+                skipped.append(_unsized_network(handle, own))
         elif isinstance(handle, BilevelHandle):
             try:
                 arts = handle.build_artifacts(overrides)
@@ -503,6 +517,8 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
                 if err.code != "R523":  # R523: sizes not given, skipped like such networks
                     raise
                 skipped.append(err)
+    if not pde_params:  # pde blocks refuse names they do not know themselves
+        _refuse_unused_sets(mod, checked, overrides)
     if no_cuda and not outputs:
         raise RuntimeInputError(
             f"nothing to build for the cupy backend: {', '.join(no_cuda)} compile for numba "
@@ -539,3 +555,42 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
     for fname in outputs:
         click.echo(f"wrote {target / fname}")
+
+
+def _unsized_network(handle: Any, given: dict[str, Any]) -> RuntimeInputError:
+    """Why ``ritz build`` leaves out a network: input sizes neither declared nor --set."""
+    needed = sorted(s for s in handle.keywords() - set(given) if s in handle._sizes())
+    needed = [s for s in needed if s not in handle.env.consts]
+    return RuntimeInputError(
+        f"network '{handle.name}' needs its input size{'s' if len(needed) > 1 else ''} "
+        f"{', '.join(needed)} to be compiled",
+        handle.block.span,
+        "give " + " ".join(f"--set {n}=2" for n in needed),
+        code="R523",
+    )
+
+
+def _refuse_unused_sets(mod: Any, checked: Any, overrides: dict[str, Any]) -> None:
+    """R503 for a --set name that no network or bilevel block of the file takes (pde blocks
+    check their own)."""
+    from ..dsl.diagnostics import did_you_mean
+    from .bilevel import BilevelHandle
+    from .networks import NetworkHandle, TrainHandle
+
+    known: set[str] = set()
+    for name in checked.problems:
+        handle = mod[name]
+        if isinstance(handle, NetworkHandle):
+            known |= handle.keywords()
+        elif isinstance(handle, TrainHandle):
+            known |= set(handle.size_names())
+        elif isinstance(handle, BilevelHandle):
+            known |= handle.size_names()
+    for key in overrides:
+        if key not in known:
+            raise RuntimeInputError(
+                f"--set {key}: no block of the program takes '{key}'",
+                hint=did_you_mean(key, sorted(known))
+                or "--set gives network options and input sizes, and sizes of the data",
+                code="R503",
+            )

@@ -172,7 +172,7 @@ def show_tensor_block(handle: Any, what: str | None, overrides: dict[str, Any]) 
     if isinstance(handle, NetworkHandle):
         art, _ = handle.compile(None, **overrides)
     elif isinstance(handle, TrainHandle):
-        art, _ = handle.compile()
+        art, _ = handle.compile(sizes=handle.given_sizes(overrides))
     else:
         art = _bilevel_artifact(handle, overrides)
     return show_artifact(art, what)

@@ -110,6 +110,17 @@ def dtype_name(value: Any) -> Any:
         return value
 
 
+def positive_whole(value: Any) -> int | None:
+    """``value`` as a positive whole number (a size: ``3``, ``3.0``, ``np.int64(3)``), or None
+    where it is not one (``0``, ``2.5``, ``True``, ``"abc"``, nan)."""
+    plain = value.item() if isinstance(value, np.generic) else value
+    if isinstance(plain, bool) or not isinstance(plain, int | float):
+        return None
+    if not (np.isfinite(plain) and float(plain).is_integer() and plain >= 1):
+        return None
+    return int(plain)
+
+
 def check_dtype(value: Any, what: str) -> str:
     """``value`` as "float32" or "float64" (NumPy dtypes and types count), else R538."""
     name = dtype_name(value)

@@ -20,7 +20,7 @@ from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
 from .cache import cache_path, write_atomic
-from .inputs import check_dtype, keywords_only, real_array
+from .inputs import check_dtype, keywords_only, positive_whole, real_array
 from .optimizers import OPTION_NAMES, Optimizer, parse_optimizer, run_lbfgs
 
 Params = dict[str, np.ndarray]
@@ -164,6 +164,10 @@ class NetworkHandle(_BlockHandle):
     def _sizes(self) -> set[str]:
         return {s.name for t in self.block.inputs for d in t.shape for s in d.value.free_symbols}
 
+    def keywords(self) -> set[str]:
+        """The names ``init`` takes besides seed and dtype: options and input sizes."""
+        return {kw.name for kw in self.block.options} | self._sizes()
+
     def _split(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         options, sizes = {}, {}
         known = {kw.name for kw in self.block.options}
@@ -171,7 +175,15 @@ class NetworkHandle(_BlockHandle):
             if k in known:
                 options[k] = v
             elif k in self._sizes():
-                sizes[k] = v
+                size = positive_whole(v)
+                if size is None:
+                    raise RuntimeInputError(
+                        f"input size '{k}' of network '{self.name}' must be a positive whole "
+                        f"number, got {v!r}",
+                        hint=f"give e.g. {k}=2",
+                        code="R538",
+                    )
+                sizes[k] = size
             else:
                 raise RuntimeInputError(
                     f"'{k}' is neither an option nor an input size of network '{self.name}'",
@@ -219,7 +231,7 @@ class NetworkHandle(_BlockHandle):
         opts = network_options(
             TensorLowering(dtype), self.block, self.env, options, self.block.span
         )
-        bound = {**opts, **{k: sympy.Integer(int(v)) for k, v in sizes.items()}}
+        bound = {**opts, **{k: sympy.Integer(v) for k, v in sizes.items()}}
         shapes = sample_shapes(self.block, self.env, bound, samples or {})
         key = repr((sorted(options.items()), sorted(shapes.items()), dtype))
         return key, lambda: lower_forward(self.block, self.env, opts, shapes, dtype)
@@ -394,11 +406,54 @@ class TrainHandle(_BlockHandle):
                         out[d.value.name] = n
         return out
 
-    def compile(self, data: Mapping[str, np.ndarray] | None = None) -> tuple[Any, Any]:
+    def size_names(self) -> list[str]:
+        """The sizes that fix the weight shapes: names on the data's axes after the first."""
+        names = {
+            s.name
+            for decl in self.block.data
+            for d in decl.shape[1:]
+            for s in d.value.free_symbols
+            if s.name not in self.env.consts
+        }
+        return sorted(names)
+
+    def given_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
+        """Sizes of the data given by name (``--set d=2``): positive whole numbers (R538);
+        other names are left to the caller."""
+        out: dict[str, int] = {}
+        for name in self.size_names():
+            if name in sizes:
+                whole = positive_whole(sizes[name])
+                if whole is None:
+                    raise RuntimeInputError(
+                        f"size '{name}' of the data of '{self.name}' must be a positive whole "
+                        f"number, got {sizes[name]!r}",
+                        hint=f"e.g. --set {name}=2",
+                        code="R538",
+                    )
+                out[name] = whole
+        return out
+
+    def compile(
+        self, data: Mapping[str, np.ndarray] | None = None, sizes: Mapping[str, int] | None = None
+    ) -> tuple[Any, Any]:
+        """The artifact and module for data of these shapes (or sizes given by name, as
+        ``ritz build --set d=2`` does); a size fixed by neither is R523."""
         from ..compiler.lower.train import lower_forward, lower_loss
         from ..compiler.tensor_driver import compile_train
 
-        sizes = self._sizes(data or {})
+        sizes = {**(sizes or {}), **self._sizes(data or {})}
+        needed = [n for n in self.size_names() if n not in sizes]
+        if needed:
+            many = len(needed) > 1
+            raise RuntimeInputError(
+                f"the weights of '{self.name}' depend on the data size{'s' if many else ''} "
+                f"{', '.join(needed)}, which {'are' if many else 'is'} not known here",
+                self.block.span,
+                "pass the data arrays (init(x=X, ...)), or on the command line "
+                + " ".join(f"--set {n}=2" for n in needed),
+                code="R523",
+            )
         key = repr(sorted(sizes.items()))
         if key in self._compiled:
             return self._compiled[key]

@@ -33,19 +33,20 @@ class Optimizer:
 
 
 OPTIONS = OPTIMIZER_OPTIONS
+RUN_TIME = object()  # where an option given from Python or --set was written: nowhere
 OPTION_NAMES = tuple(sorted({k for keys in OPTIONS.values() for k in keys}))  # of any optimizer
 
 
-def _number(value: Any, name: str, span: Any) -> float:
+def _number(value: Any, name: str, span: Any, late: str = "") -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
         raise RuntimeInputError(
-            f"optimizer option '{name}' must be a number", span, code="R537"
+            f"optimizer option '{name}' must be a number{late}", span, code="R537"
         ) from None
     if not np.isfinite(out) or out < 0:
         raise RuntimeInputError(
-            f"optimizer option '{name}' must be a non-negative number, got {value}",
+            f"optimizer option '{name}' must be a non-negative number, got {value}{late}",
             span,
             code="R537",
         )
@@ -96,22 +97,25 @@ def parse_optimizer(
             did_you_mean(opt.name, OPTIONS) or f"use one of {', '.join(OPTIONS)}",
             code="R537",
         )
-    given.update({k: (v, None) for k, v in overrides.items()})
+    given.update({k: (v, RUN_TIME) for k, v in overrides.items()})
     allowed = OPTIONS[opt.name]
     values: dict[str, Any] = {}
     for key, (value, where) in given.items():
+        # an option given at run time has no place in the file: the message says so instead
+        late = " (given at run time)" if where is RUN_TIME else ""
+        at = None if where is RUN_TIME else where or span
         if key not in allowed:
             raise RuntimeInputError(
-                f"'{key}' is not an option of {opt.name}",
-                where or span,
+                f"'{key}' is not an option of {opt.name}{late}",
+                at,
                 did_you_mean(key, allowed) or f"{opt.name} takes {', '.join(allowed)}",
                 code="R537",
             )
         kind = {f.name: f.type for f in fields(Optimizer)}[key]
-        number = _number(value, key, where or span)
+        number = _number(value, key, at, late)
         problem = optimizer_option_problem(key, number)
         if problem is not None:
-            raise RuntimeInputError(f"{problem}, got {value}", where or span, code="R537")
+            raise RuntimeInputError(f"{problem}, got {value}{late}", at, code="R537")
         values[key] = int(number) if kind == "int" else number
     return replace(opt, **values)
 

@@ -316,14 +316,21 @@ class TensorLowering:
         return out
 
     def integer(
-        self, value: sympy.Basic, scope: Scope, span: Span | None, what: str | None = None
+        self,
+        value: sympy.Basic,
+        scope: Scope,
+        span: Span | None,
+        what: str | None = None,
+        least: int = 0,
     ) -> int:
-        """``value`` as a non-negative whole number (a size, a width, a repeat count: ``what``)."""
+        """``value`` as a whole number >= ``least`` (a size, a width, a repeat count:
+        ``what``)."""
         number = self._number(value, scope, span)
-        if not (number.is_real and number == int(number) and int(number) >= 0):
+        if not (number.is_real and number == int(number) and int(number) >= least):
             subject = what or ("this size" if value.is_number else f"'{_show(value)}'")
+            kind = "non-negative" if least == 0 else "positive" if least == 1 else f">= {least}"
             raise DslTypeError(
-                f"{subject} must be a non-negative whole number, got {_show(number)}",
+                f"{subject} must be a {kind} whole number, got {_show(number)}",
                 span,
                 None,
                 "R343",
@@ -520,7 +527,7 @@ def _arity(name: str, args: list[sympy.Basic], n: int, span: Span | None) -> Non
 def _dense(low: TensorLowering, args: list[sympy.Basic], scope: Scope, span: Span | None) -> Value:
     _arity("dense", args, 2, span)
     h = low.lower(args[0], scope, span=span)
-    width = low.integer(args[1], scope, span, "the width of dense()")
+    width = low.integer(args[1], scope, span, "the width of dense()", least=1)
     sample = low.sample_shape(h)
     if len(sample) != 1 or not isinstance(sample[0], int):
         raise DslTypeError(

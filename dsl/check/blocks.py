@@ -240,18 +240,34 @@ def check_train(train: A.Train, env: ModuleEnv, sink: DiagnosticSink) -> None:
         names.declare(d.name, d.span, "data")
         for dim in d.shape:
             sizes |= {s.name for s in dim.value.free_symbols}
-    if train.loss is None:
+    # a misspelt loss line (`los ...`) reads as a setting: R206 says so, with 'loss' as a hint
+    misspelt = any(
+        kw.name not in TRAIN_SETTINGS and did_you_mean(kw.name, ["loss"]) for kw in train.settings
+    )
+    if train.loss is None and not misspelt:
         sink.error(
             "R331",
             f"train block '{train.name}' has no loss line",
             train.span,
             "add e.g. 'loss mean((f(x) - y)^2)'",
         )
-    else:
+    elif train.loss is not None:
         symbols = {d.name for d in train.data} | sizes
         check_names(train.loss, symbols, {*TENSOR_OPS, *(n.name for n in train.nets)}, env, sink)
         check_indices(train.loss, env, sink)
-    values, spans = check_options(train.settings, TRAIN_SETTINGS, env, sink, "a train block")
+        applied = {type(f).__name__ for f in train.loss.value.atoms(AppliedUndef)}
+        for n in train.nets:
+            if n.name not in applied:  # it would have no input shape and nothing to learn
+                sink.error(
+                    "R331",
+                    f"net '{n.name}' is declared but the loss does not use it",
+                    n.span,
+                    f"apply it in the loss (e.g. {n.name}(x)), or remove it; a term "
+                    "multiplied by 0 counts as not written",
+                )
+    values, spans = check_options(
+        train.settings, TRAIN_SETTINGS, env, sink, "a train block", ("net", "data", "loss")
+    )
     check_optimizer(values.get("optimizer"), spans.get("optimizer"), env, sink)
     if not train.nets:  # nothing has weights: every step would leave the loss as it is
         sink.error(

@@ -219,8 +219,11 @@ def check_options(
     env: ModuleEnv,
     sink: DiagnosticSink,
     what: str,
+    statements: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], dict[str, Span | None]]:
-    """Validate ``name = value`` options against ``rules``; returns values and their spans."""
+    """Validate ``name = value`` options against ``rules``; returns values and their spans.
+    ``statements``: words that start the block's other statements (a misspelt ``loss`` reads
+    as a setting), offered as did-you-means too."""
     values: dict[str, Any] = {}
     spans: dict[str, Span | None] = {}
     for kw in keywords:
@@ -237,7 +240,7 @@ def check_options(
                 "R206",
                 f"unknown option '{kw.name}' for {what}",
                 kw.span,
-                did_you_mean(kw.name, rules) or f"options are: {', '.join(rules)}",
+                did_you_mean(kw.name, [*rules, *statements]) or f"options are: {', '.join(rules)}",
             )
             continue
         value = option_value(kw.value, env, sink)

@@ -24,6 +24,31 @@ def pde_bilevel(*lines: str) -> str:
 
 # name: (program, code, line, col, message substring)
 CASES: dict[str, tuple[str, str, int, int, str]] = {
+    "train_net_unused": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
+        "    net g = nn.mlp(width = 4)\n    data x: [N, 1], y: [N, 1]\n"
+        "    loss mean((f(x) - y)^2) + 0 * mean(g(x)^2)\n}\n",
+        "R331",
+        4,
+        5,
+        "net 'g' is declared but the loss does not use it",
+    ),
+    "train_loss_misspelt": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
+        "    data x: [N, 1], y: [N, 1]\n    los mean((f(x) - y)^2)\n}\n",
+        "R206",
+        5,
+        5,
+        "unknown option 'los'",
+    ),
+    "bilevel_minimize_misspelt": (
+        "bilevel b {\n    upper a = 1\n    lower w = 0\n    lower minimze (w - a)^2\n"
+        "    upper minimize w^2\n}\n",
+        "R128",
+        4,
+        11,
+        "unknown word 'minimze' after 'lower'",
+    ),
     "train_without_net": (
         "train u {\n    data x: [N, 1], y: [N, 1]\n    loss mean((x - y)^2)\n}\n",
         "R331",

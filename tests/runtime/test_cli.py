@@ -344,7 +344,7 @@ def test_failed_build_writes_no_output(tmp_path: Path) -> None:
 def test_build_with_nothing_to_build(tmp_path: Path) -> None:
     net = tmp_path / "net.dsl"
     net.write_text("network f(x: [n]) -> [1] {\n    return dense(x, 1)\n}\n")  # n unknown
-    assert_diagnostic(invoke("build", net, "-o", tmp_path / "out"), "R524")
+    assert_diagnostic(invoke("build", net, "-o", tmp_path / "out"), "R523", "--set n=2")
     assert not (tmp_path / "out").exists()
 
 

@@ -230,3 +230,79 @@ def test_show_and_build_a_pinn_line(tmp_path: Path) -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_build_and_show_a_train_block_with_a_data_size_from_set(tmp_path: Path) -> None:
+    """A size of the data beyond the rows fixes the weights: --set gives it, else R523."""
+    program = tmp_path / "fit.dsl"
+    program.write_text(FIT.replace("data x: [N, 1]", "data x: [N, d]"))
+    result = invoke("build", program, "-o", tmp_path / "none")
+    assert result.exit_code == 1 and "error[R523]" in result.stderr
+    assert "--set d=2" in result.stderr and not (tmp_path / "none").exists()
+    assert "Traceback" not in result.output
+    result = invoke("build", program, "-o", tmp_path / "out", "--set", "d=3")
+    assert result.exit_code == 0, result.output
+    assert "w[0:48] f.h.W [3, 16]" in invoke("show", program, "--plan", "--set", "d=3").output
+    zero = invoke("build", program, "-o", tmp_path / "zero", "--set", "d=0")
+    assert zero.exit_code == 1 and "error[R538]" in zero.stderr
+
+
+def test_build_gives_each_network_its_own_sizes(tmp_path: Path) -> None:
+    program = tmp_path / "nets.dsl"
+    program.write_text(
+        "network ae(x: [n], k = 4) -> [n] {\n    return dense(tanh(dense(x, k)), n)\n}\n"
+        "network lin(z: [m]) -> [1] {\n    return dense(z, 1)\n}\n"
+    )
+    both = invoke("build", program, "-o", tmp_path / "a", "--set", "n=3", "--set", "m=2")
+    assert both.exit_code == 0, both.output
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["ae.py", "lin.py"]
+    one = invoke("build", program, "-o", tmp_path / "b", "--set", "n=3")
+    assert one.exit_code == 0, one.output
+    assert "skipped: network 'lin' needs its input size m" in one.stderr
+    typo = invoke("build", program, "-o", tmp_path / "c", "--set", "nn=3")
+    assert typo.exit_code == 1 and "error[R503]" in typo.stderr
+    assert "did you mean 'n'?" in typo.stderr
+    for bad in ("n=0", "n=2.5", "n=abc"):
+        result = invoke("build", program, "-o", tmp_path / "d", "--set", bad)
+        assert result.exit_code == 1 and "error[R538]" in result.stderr, result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_run_with_data_takes_the_first_train_block(tmp_path: Path) -> None:
+    program, x, y = _files(tmp_path)
+    heat = (Path(__file__).resolve().parents[2] / "examples" / "heat1d.dsl").read_text()
+    program.write_text(heat + FIT)  # the pde block comes first
+    result = invoke(
+        "run", program, "--data", f"x={x}", "--data", f"y={y}", "--set", "steps=5", "--no-progress"
+    )
+    assert result.exit_code == 0, result.output
+    assert "fit_sine" in result.output
+
+
+def test_run_time_optimizer_option_is_not_located_in_the_file(tmp_path: Path) -> None:
+    program, x, y = _files(tmp_path)
+    result = invoke("run", program, "--data", f"x={x}", "--data", f"y={y}", "--set", "momentum=1")
+    assert result.exit_code == 1 and "error[R537]" in result.stderr
+    assert "(given at run time)" in result.stderr and "fit.dsl:" not in result.stderr
+
+
+def test_network_input_sizes_must_be_positive_whole_numbers(tmp_path: Path) -> None:
+    program = tmp_path / "ae.dsl"
+    program.write_text(
+        "network ae(x: [n], k = 4) -> [n] {\n    h = tanh(dense(x, k))\n    return dense(h, n)\n}\n"
+    )
+    mod = ritz.load(program)
+    assert mod.ae.init(seed=0, n=3.0)["h.W"].shape == (3, 4)
+    for bad in (0, 2.5, "abc", True, float("nan")):
+        try:
+            mod.ae.init(seed=0, n=bad)
+        except ritz.RitzError as err:
+            assert err.code == "R538", err
+        else:
+            raise AssertionError(f"n={bad!r} was accepted")
+    try:
+        mod.ae.init(seed=0, n=2, k=0)
+    except ritz.RitzError as err:
+        assert err.code == "R343" and "positive whole number" in err.message
+    else:
+        raise AssertionError("a layer of width 0 was accepted")
