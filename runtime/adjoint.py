@@ -58,15 +58,16 @@ def _cotangents(
     """Cotangents per field as [len(t), *cells] (zeros where none is given)."""
     assert sol.t is not None
     out = {}
+    known = {**sol.fields, **sol.velocities}  # dt(u) of a second-order equation counts
     for name, value in given.items():
-        if name not in sol.fields:
+        if name not in known:
             raise RuntimeInputError(
                 f"vjp got a cotangent for '{name}', which is not a field of the solution",
-                hint=f"fields: {', '.join(sol.fields)}",
+                hint=f"fields: {', '.join(known)}",
                 code="R513",
             )
         array = real_array(value, f"the cotangent of '{name}'", "R513")
-        frames = sol.fields[name].shape
+        frames = known[name].shape
         if array.shape == frames[1:]:
             full = np.zeros(frames)
             full[-1] = array
@@ -149,8 +150,13 @@ def pde_vjp(
     if problem.time is None:
         grads, info = steady_vjp(handle, module, merged, values, sol, cotangents)
         return Gradient({p: grads.get(p, 0.0) for p in wanted}, {}, info)
+    # a second-order equation's velocity is a field of the reduction: dt(u) -> its name
+    from .api import velocity_names
+
+    speeds = velocity_names(problem, list(fields))
+    cts = {speeds.get(name, name): value for name, value in cts.items()}
     # a field whose initial value was given as an array does not depend on the parameters
-    drop = tuple(f for f in overridden if f in fields)
+    drop = tuple(speeds.get(f, f) for f in overridden if speeds.get(f, f) in fields)
     sim = handle.simulation(module, merged, values, float(sol.info["dt"]))
     handle.apply_initial(sim, overridden)
     assert sol.t is not None
@@ -163,9 +169,7 @@ def pde_vjp(
         runner = AdjointRun(module, sim)
         initial, grads, kept = runner.run(steps, ends, cts, fields, checkpoints, drop)
     # a second-order equation's velocity field is the gradient of its `initial dt(u)`
-    from .api import velocity_names
-
-    keys = {f: name for name, f in velocity_names(problem, list(fields)).items()}
+    keys = {f: name for name, f in speeds.items()}
     return Gradient(
         params={p: grads.get(p, 0.0) for p in wanted},
         initial={keys.get(f, f): v for f, v in initial.items()},

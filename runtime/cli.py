@@ -318,7 +318,7 @@ def run(
             f"on {grid} cells, "
             f"t = {sol.t[-1]:.4g}"
         )
-    for name in sol.fields:
+    for name in [*sol.fields, *sol.velocities]:
         final = sol[name] if sol.t is None else sol[name][-1]
         # + 0.0: a zero prints as 0, never -0
         click.echo(f"  {name}: min {final.min() + 0.0:.6g}  max {final.max() + 0.0:.6g}")

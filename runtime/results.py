@@ -205,12 +205,14 @@ class Solution(Mapping):
         return result
 
     def save(self, path: str | Path) -> Path:
-        """Write ``t``, coordinates and fields to an ``.npz`` file."""
+        """Write ``t``, coordinates and fields (``field_u``; a second-order equation's velocity
+        as ``field_dt(u)``) to an ``.npz`` file."""
         path = Path(path)
         # Any: as ** keywords the arrays must also fit savez_compressed's allow_pickle flag
         arrays: dict[str, Any] = {"t": np.zeros(0) if self.t is None else self.t}
         arrays.update({f"coord_{a}": c for a, c in self.coords.items()})
         arrays.update({f"field_{f}": v for f, v in self.fields.items()})
+        arrays.update({f"field_{f}": v for f, v in self.velocities.items()})  # field_dt(u)
         np.savez_compressed(path, **arrays)
         return path
 
@@ -225,7 +227,7 @@ def _inside(x: np.ndarray, lo: float, hi: float, var: str, where: str) -> np.nda
         count = int(np.sum(outside))
         more = f" ({count} of {x.size} values)" if x.size > 1 else ""
         raise RuntimeInputError(
-            f"at() got {var} = {first:g}, outside {where} [{lo:g}, {hi:g}]{more}: the solution is "
+            f"at() got {var} = {first!r}, outside {where} [{lo:g}, {hi:g}]{more}: the solution is "
             "not known there",
             hint=f"give {lo:g} <= {var} <= {hi:g}",
             code="R511",

@@ -54,6 +54,26 @@ def test_adjoint_through_the_damping() -> None:
     assert grad.params["g"] == pytest.approx((up - down) / (2 * h), rel=1e-6)
 
 
+def test_cotangent_of_the_velocity() -> None:
+    """A loss on sol["dt(u)"] as well as on u: its gradient with respect to g and to the
+    initial velocity against central differences."""
+    handle = ritz.compile(DAMPED.replace("t in [0, 0.5]", "t in [0, 0.1]"))["damped"]
+    rng = np.random.default_rng(2)
+    w, wv = rng.standard_normal(32), rng.standard_normal(32)
+
+    def loss(sol) -> float:
+        return float(w @ sol["u"][-1] + wv @ sol["dt(u)"][-1])
+
+    grad = handle.solve().vjp({"u": w, "dt(u)": wv})
+    h = 1e-4
+    up, down = (loss(handle.solve(g=0.5 + s)) for s in (h, -h))
+    assert grad.params["g"] == pytest.approx((up - down) / (2 * h), rel=1e-6)
+    x = handle.solve().coords["x"]
+    direction = np.cos(3 * x)
+    up, down = (loss(handle.solve(initial={"dt(u)": s * direction})) for s in (h, -h))
+    assert float(grad.initial["dt(u)"] @ direction) == pytest.approx((up - down) / (2 * h), 1e-7)
+
+
 def test_a_derivative_of_the_velocity() -> None:
     """Kelvin-Voigt: u_tt = u_xx + b (u_t)_xx on the mode sin(k x), k = pi/2, whose amplitude
     solves a'' = -k^2 a - b k^2 a' (Dirichlet at 0, Neumann at 1: the velocity's faces too)."""
@@ -84,3 +104,10 @@ def test_velocity_of_a_first_order_field_is_refused() -> None:
     with pytest.raises(RitzError) as err:
         ritz.compile(DAMPED.replace("dt(u, 2) =", "dt(u) =").replace("initial dt(u) = 0", ""))
     assert err.value.code == "R305" and "dt(u) = v, dt(v)" in (err.value.hint or "")
+
+
+def test_save_writes_the_velocity(tmp_path) -> None:
+    sol = ritz.compile(DAMPED.replace("t in [0, 0.5]", "t in [0, 0.01]"))["damped"].solve()
+    with np.load(sol.save(tmp_path / "s.npz")) as saved:
+        assert np.array_equal(saved["field_dt(u)"], sol["dt(u)"])
+        assert np.array_equal(saved["field_u"], sol["u"])
