@@ -17,7 +17,14 @@ from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from .backends import get_backend, threads_for
 from .bilevel import BilevelHandle
 from .closures import check_outflow_faces, check_robin_closures
-from .drivers.integrators import GridSpec, Simulation, count_steps, output_times, run
+from .drivers.integrators import (
+    GridSpec,
+    Simulation,
+    check_frames,
+    count_steps,
+    output_times,
+    run,
+)
 from .inputs import (
     check_backend,
     dtype_name,
@@ -459,8 +466,10 @@ class PdeHandle:
             sol.adjoint = self._adjoint_of(kwargs, sol)
             return sol
         t0, t1 = self.problem.time.t0, self._end_time(merged)
-        every = merged.get("every")
-        times = output_times(t0, t1, float(every) if every is not None else None)
+        every = float(merged["every"]) if merged.get("every") is not None else None
+        frame = int(np.prod(sim.grid.cells)) * len(sim.module.PLAN["fields"]) * 8
+        check_frames(t0, t1, every, frame)
+        times = output_times(t0, t1, every)
         bar = None
         if progress:
             from tqdm import tqdm

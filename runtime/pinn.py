@@ -206,7 +206,7 @@ def _solution(
     history: np.ndarray,
     info: dict[str, Any],
 ) -> PinnSolution:
-    from .drivers.integrators import output_times
+    from .drivers.integrators import check_frames, output_times
 
     problem = handle.problem
     w = pack(weights, art)
@@ -227,10 +227,10 @@ def _solution(
     mesh = np.meshgrid(*coords.values(), indexing="ij")
     t = None
     if problem.time is not None:
-        every = merged.get("every")
-        t = np.array(
-            output_times(problem.time.t0, problem.time.t1, float(every) if every else None)
-        )
+        every = float(merged["every"]) if merged.get("every") else None
+        frame = int(np.prod(cells)) * len(problem.fields) * 8
+        check_frames(problem.time.t0, problem.time.t1, every, frame)
+        t = np.array(output_times(problem.time.t0, problem.time.t1, every))
         frames: dict[str, list[np.ndarray]] = {f: [] for f in problem.fields}
         for tk in t:
             pts = np.stack([*(m.ravel() for m in mesh), np.full(mesh[0].size, tk)], axis=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,6 +157,30 @@ _LOOP_CHOICE: dict[tuple, bool] = {}  # (generated module, cells) -> tiled loop 
 _TRIAL_REPEATS = 3
 # blocks of steps the trial takes: per loop one warm-up block, then repeats of two blocks
 _TRIAL_BLOCKS = 2 * (1 + 2 * _TRIAL_REPEATS)
+
+
+def frame_count(t0: float, t1: float, every: float | None) -> int:
+    """How many output times ``output_times`` makes, without making them."""
+    if every is None or every <= 0 or every >= t1 - t0:
+        return 2
+    return math.floor((t1 - t0) / every + 1e-9) + 2
+
+
+def check_frames(t0: float, t1: float, every: float | None, frame_bytes: int) -> None:
+    """R538 where ``every`` asks for more snapshots than half the machine's memory holds: a
+    solve would otherwise run until the operating system kills it."""
+    frames = frame_count(t0, t1, every)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume 16 GiB
+        memory = 16 << 30
+    if frames * frame_bytes > memory // 2:
+        raise RuntimeInputError(
+            f"every = {every!r} keeps {frames} snapshots of {frame_bytes / 2**20:.3g} MiB "
+            f"({frames * frame_bytes / 2**30:.3g} GiB), more than half of this machine's memory",
+            hint=f"give a larger every (the solve runs from t = {t0:g} to {t1:g})",
+            code="R538",
+        )
 
 
 def output_times(t0: float, t1: float, every: float | None) -> list[float]:

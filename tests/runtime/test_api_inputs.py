@@ -455,3 +455,12 @@ def test_batches_follow_the_first_size_name_whatever_the_order() -> None:
     first = block.loss(p0, x=x[rows], y=y[rows], z=z)
     assert result.loss_history[0] == pytest.approx(first, rel=1e-12)
     assert result.info["batch"] == 4
+
+
+def test_every_that_would_fill_the_memory_is_refused() -> None:
+    """1e-12 would keep 1e11 snapshots: R538 before anything runs, not an out-of-memory kill."""
+    heat = ritz.load(HEAT).heat1d
+    with pytest.raises(RuntimeInputError) as err:
+        heat.solve(every=1e-12)
+    assert err.value.code == "R538" and "snapshots" in err.value.message
+    assert len(heat.solve(every=0.01, cells=16).t) == 11
