@@ -265,7 +265,11 @@ class ASTBuilder(Transformer_NonRecursive):
             if text.isdigit():
                 value = _integer_literal(text)
             else:
-                value = check_result(sympy.Float(float(text)))
+                number = float(text)
+                mantissa = text.lower().partition("e")[0]
+                if number == 0 and mantissa.strip("0.") != "":  # 1e-400: no double holds it
+                    raise NumberRangeError(f"{text} is below the smallest double (it would be 0)")
+                value = check_result(sympy.Float(number))
         except NumberRangeError as exc:
             raise DslTypeError(str(exc), self.tspan(tok), RANGE_HINT, "R317") from None
         return _Ex(value, self.tspan(tok))

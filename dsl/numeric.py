@@ -22,8 +22,9 @@ _LOG_MAX = math.log(DBL_MAX)
 # below the smallest subnormal double (4.9e-324): the value would be 0
 _LOG_MIN = math.log(5e-324)
 _MAX_DIGITS = len(str(int(DBL_MAX)))  # 309
+DBL_TINY = 4.9e-324  # the smallest subnormal double
 NONFINITE = (sympy.zoo, sympy.oo, -sympy.oo, sympy.nan)
-RANGE_HINT = "a value must be a finite number below about 1.8e308 in magnitude"
+RANGE_HINT = "a value must be a real number: 0, or between about 4.9e-324 and 1.8e308 in magnitude"
 
 
 class NumberRangeError(ValueError):
@@ -91,11 +92,23 @@ _NAMES = {
 
 
 def check_result(value: Any) -> Any:
-    """``value``, refused where it is a number beyond a double's range or not finite."""
+    """``value``, refused where it is a number beyond a double's range, below its smallest
+    (it would silently be 0), not finite, or not real (``sqrt(-1)``, ``log(-2)``,
+    ``asin(2)``: NaN in double arithmetic)."""
     if value in NONFINITE:
         raise NumberRangeError(f"this value is {_NAMES[value]}")
-    if isinstance(value, sympy.Number) and abs(value) > DBL_MAX:
-        raise NumberRangeError("this number is beyond a double's range")
+    if isinstance(value, sympy.Number):
+        if abs(value) > DBL_MAX:
+            raise NumberRangeError("this number is beyond a double's range")
+        if not value.is_zero and abs(value) < DBL_TINY:
+            raise NumberRangeError("this number is below the smallest double (it would be 0)")
+    elif (
+        isinstance(value, sympy.Expr)
+        and not value.free_symbols
+        and value.is_number
+        and value.is_extended_real is False
+    ):
+        raise NumberRangeError(f"this value is not a real number ({value})")
     return value
 
 

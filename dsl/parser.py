@@ -106,7 +106,7 @@ def _line(tok: Token) -> int:
 
 
 def _end_span(source: SourceFile) -> Span:
-    lines = source.text.splitlines() or [""]
+    lines = source.text.rstrip("\n").split("\n")  # as the lexer counts lines
     line = len(lines)
     while line > 1 and not lines[line - 1].strip():
         line -= 1

@@ -14,8 +14,10 @@ class SourceFile:
 
     def line_text(self, line: int) -> str:
         """The 1-based ``line`` without its newline, or '' past the end."""
-        lines = self.text.splitlines()
-        return lines[line - 1] if 1 <= line <= len(lines) else ""
+        # the lexer counts lines by "\n" only: splitlines() would also break at \f, \v, \x85,
+        # U+2028, ... and quote the wrong line after them
+        lines = self.text.split("\n")
+        return lines[line - 1].rstrip("\r") if 1 <= line <= len(lines) else ""
 
 
 @dataclass(frozen=True)

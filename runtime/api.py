@@ -53,8 +53,10 @@ def too_few_cells(
     return None
 
 
-# a field grown past GROWTH times its initial scale has its explicit step checked for stability
-GROWTH = 1e4
+# a field grown past GROWTH times the initial scale has its explicit step checked for stability
+# (a few steps far beyond the stable step double the largest value; the check costs a stability
+# estimate, as dt = auto makes, only for runs that grow)
+GROWTH = 2.0
 
 DEFAULT_CELLS = 64
 
@@ -132,22 +134,34 @@ class CompiledModule:
         return list(self._problems)
 
     def __getitem__(self, name: str) -> Any:
-        try:
+        if isinstance(name, str) and name in self._problems:
             return self._problems[name]
-        except KeyError:
+        listed = f"problems: {', '.join(self._problems) or 'none'}"
+        if not isinstance(name, str):
             raise RuntimeInputError(
-                f"no problem named '{name}'",
-                hint=did_you_mean(name, self._problems) or f"problems: {', '.join(self._problems)}",
-                code="R501",
-            ) from None
+                f"problems are named by text, got {name!r}", hint=listed, code="R501"
+            )
+        raise RuntimeInputError(
+            f"no problem named '{name}'",
+            hint=did_you_mean(name, self._problems) or listed,
+            code="R501",
+        )
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return self[name]
+        try:
+            return self[name]
+        except RuntimeInputError as err:  # also an AttributeError: getattr(mod, n, None) works
+            raise UnknownProblem(diagnostics=err.diagnostics) from None
 
     def __dir__(self) -> list[str]:
         return [*super().__dir__(), *self._problems]
+
+
+class UnknownProblem(RuntimeInputError, AttributeError):
+    """R501 for ``mod.name``: an AttributeError too, so that ``getattr(mod, name, None)`` and
+    ``hasattr`` behave as for any Python object."""
 
 
 class PdeHandle:
@@ -359,6 +373,43 @@ class PdeHandle:
                 )
             view[...] = sim.backend.from_host(array)
 
+    def _check_initial_values(self, sim: Simulation) -> None:
+        """R540 at the ``initial`` line where it makes a value that is not finite
+        (``log(x - 0.5)`` at a cell centre x = 0.5): no step could repair it, and a run would
+        report it as a blow-up of the scheme. Arrays given as ``initial=`` are checked (R514)
+        when they are given."""
+        speeds = {f: name for name, f in velocity_names(self.problem, sim.plan["fields"]).items()}
+        for f in sim.plan["fields"]:
+            values = np.asarray(sim.backend.to_host(sim.interior(f)))
+            bad = ~np.isfinite(values)
+            if not bad.any():
+                continue
+            name = speeds.get(f, f)
+            order = 1 if f in speeds else 0
+            spec = next(
+                (
+                    s
+                    for s in self.problem.initials
+                    if s.field == name.removeprefix("dt(").removesuffix(")")
+                    and s.time_derivative == order
+                ),
+                None,
+            )
+            where = np.argwhere(bad)[0]
+            point = ", ".join(
+                f"{a.name} = {sim.grid.centres(i)[k]:.6g}"
+                for i, (a, k) in enumerate(zip(self.problem.axes, where, strict=True))
+            )
+            what = "initial guess" if self.problem.time is None else "initial value"
+            raise RuntimeInputError(
+                f"the {what} of '{name}' is not finite at {int(bad.sum())} of {bad.size} "
+                f"cell(s), first at {point}",
+                spec.span if spec is not None else None,
+                "the initial expression is evaluated at the cell centres: keep it finite there "
+                "(e.g. log(x - 0.5) is -inf at x = 0.5)",
+                code="R540",
+            )
+
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[Simulation, dict[str, Any]]:
         kwargs = dict(kwargs)
         initial = kwargs.pop("initial", None)
@@ -392,9 +443,11 @@ class PdeHandle:
             tol, maxiter = self._newton_options(merged)
             sim: Simulation = ThetaSimulation(module, grid, params, t0, dt, backend, tol, maxiter)
             self.apply_initial(sim, initial)
+            self._check_initial_values(sim)
             return sim, merged
         sim = Simulation(module, grid, params, t0, dt or 1.0, backend)
         self.apply_initial(sim, initial)
+        self._check_initial_values(sim)
         if dt is None and self.problem.time is not None:
             sim.dt = self._auto_dt(sim, fd)
         return sim, merged
@@ -515,10 +568,10 @@ class PdeHandle:
         snaps: dict[str, np.ndarray],
     ) -> None:
         """R540 for a given explicit step beyond the stable one. Far beyond it a few steps give
-        garbage that stays below the blow-up test (1e150): so where a field grew by more than
-        GROWTH over the run, the step is compared with the stable step of the initial state; a
-        growth the equation itself makes, at a stable step, passes."""
-        scale = max([1.0, *(float(np.max(np.abs(v[0]))) for v in snaps.values())])
+        garbage that stays below the blow-up test (1e150): so where the largest value of the
+        fields grew by more than GROWTH over the run, the step is compared with the stable step
+        of the initial state; a growth the equation itself makes, at a stable step, passes."""
+        scale = max(float(np.max(np.abs(v[0]))) for v in snaps.values())
         grown = {f: float(np.max(np.abs(v))) for f, v in snaps.items()}
         worst = max(grown, key=lambda f: grown[f])
         if grown[worst] > GROWTH * scale:

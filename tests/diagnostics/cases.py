@@ -24,6 +24,23 @@ def pde_bilevel(*lines: str) -> str:
 
 # name: (program, code, line, col, message substring)
 CASES: dict[str, tuple[str, str, int, int, str]] = {
+    "complex_in_equation": (pde("dt(u) = lap(u) + sqrt(-1)"), "R317", 5, 22, "not a real"),
+    "complex_log_in_boundary": (
+        pde("dt(u) = lap(u)", tail="    boundary u = log(-2) at all\n    initial u = 0\n}\n"),
+        "R317",
+        6,
+        18,
+        "not a real number (log(2) + I*pi)",
+    ),
+    "nan_constant_in_equation": (pde("dt(u) = lap(u) + asin(2)"), "R317", 5, 22, "not a real"),
+    "literal_below_smallest_double": ("const a = 1e-400\n", "R317", 1, 11, "smallest double"),
+    "product_below_smallest_double": (
+        "const a = 1e-300 * 1e-300\n",
+        "R317",
+        1,
+        11,
+        "smallest double",
+    ),
     "train_net_unused": (
         "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
         "    net g = nn.mlp(width = 4)\n    data x: [N, 1], y: [N, 1]\n"
@@ -349,7 +366,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
     ),
     "not_before_a_name": ("const c = 2 == not x\n", "R327", 1, 16, "'not' binds"),
     "comparison_of_vectors": (pde("dt(u) = grad(u) < 1"), "R321", 5, 13, "a vector"),
-    "comparison_of_complex": ("const c = sqrt(-1) < 1\n", "R320", 1, 11, "no order"),
+    "comparison_of_complex": ("const c = sqrt(-1) < 1\n", "R317", 1, 11, "not a real number"),
     "jump_differentiated": (
         pde("dt(u) = diff((x < 0.5) * u, x)"),
         "R328",

@@ -182,3 +182,15 @@ def test_no_hint_ends_in_an_empty_list() -> None:
     hints = [hint or "" for *_, hint in _errors(program)]
     assert not any(h.rstrip().endswith(":") for h in hints), hints
     assert "no field is declared" in hints
+
+
+@pytest.mark.parametrize("separator", ["\f", "\v", "\x85", "\u2028", "\u2029", "\x1c"])
+def test_quoted_line_is_the_line_the_lexer_counts(separator: str) -> None:
+    """Only newlines end lines: a form feed or a Unicode line separator in a comment does not
+    shift the line quoted under the error."""
+    program = f"const a = 1  # a {separator} comment\nconst b = zz\n"
+    with pytest.raises(RitzError) as err:
+        load_text(program, "m.dsl")
+    lines = err.value.render().splitlines()
+    assert lines[0].startswith("m.dsl:2:11:") and lines[1] == "    const b = zz", lines
+    assert lines[2] == "              ^^"

@@ -464,3 +464,37 @@ def test_every_that_would_fill_the_memory_is_refused() -> None:
         heat.solve(every=1e-12)
     assert err.value.code == "R538" and "snapshots" in err.value.message
     assert len(heat.solve(every=0.01, cells=16).t) == 11
+
+
+def test_module_names_and_getattr() -> None:
+    mod = ritz.load(HEAT)
+    assert getattr(mod, "nope", None) is None and not hasattr(mod, "nope")
+    assert hasattr(mod, "heat1d")
+    with pytest.raises(RuntimeInputError) as err:
+        _ = mod.heat1
+    assert err.value.code == "R501" and "did you mean 'heat1d'?" in str(err.value)
+    for key in (0, None):
+        with pytest.raises(RuntimeInputError) as err:
+            mod[key]  # type: ignore[index]
+        assert err.value.code == "R501" and "named by text" in err.value.message
+
+
+def test_initial_value_that_is_not_finite_is_reported_at_the_initial_line() -> None:
+    text = HEAT.read_text().replace("initial  u = sin(pi * x)", "initial  u = log(x - 0.5)")
+    heat = ritz.compile(text, name="h.dsl").heat1d
+    with pytest.raises(RuntimeInputError) as err:
+        heat.solve(cells=20)
+    e = err.value
+    assert e.code == "R540" and "initial value of 'u' is not finite at 10 of 20" in e.message
+    assert e.span is not None and "initial" in e.span.text()
+
+
+def test_a_few_steps_far_beyond_the_stable_step_are_refused() -> None:
+    """Heat with 50 cells is stable up to dt ~ 4.8e-3 (rk4): a run at 1.25x or 20x that step
+    returns garbage (max 17, max 3 against the exact 0.95) that never reaches the blow-up test."""
+    heat = ritz.load(HEAT).heat1d
+    for dt in (0.1, 0.006):
+        with pytest.raises(RuntimeInputError) as err:
+            heat.solve(cells=50, dt=dt)
+        assert err.value.code == "R540" and "beyond the stable step" in err.value.message
+    assert float(heat.solve(cells=50, dt=0.004)["u"][-1].max()) == pytest.approx(0.9514, 1e-3)
