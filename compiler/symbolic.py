@@ -39,11 +39,35 @@ def extrapolation_degree(order: int, deriv: int) -> int:
 def partial(expr: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
     """d expr / d symbol almost everywhere: a step (Heaviside, the derivative of min, max, abs)
     has a zero derivative off one point, and there, like autograd frameworks, we take it zero
-    (a DiracDelta could not be evaluated anyway)."""
+    (a DiracDelta could not be evaluated anyway).
+
+    Powers of steps are reduced as they are off the step: an even power of sign(a) is 1, and
+    a power of Heaviside(a) is Heaviside(a). They come from differentiating through abs, max or
+    min twice (softplus written stably as max(z, 0) + log(1 + exp(-|z|)), huber, max(a, 0)^2),
+    and where the function is twice differentiable this is the value at a = 0 too:
+    softplus''(0) is 1/4 (not 0), and max(a, 0)^2 / 2 + min(a, 0)^2 / 2 has second derivative
+    1 at 0 (not 1/2)."""
     d = sympy.diff(expr, symbol)
     if d.has(sympy.DiracDelta):
         d = d.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
+    if d.has(sympy.sign) or d.has(sympy.Heaviside):
+        d = d.replace(_step_power, _step_power_value)
     return d
+
+
+def _step_power(e: sympy.Basic) -> bool:
+    return (
+        isinstance(e, sympy.Pow)
+        and isinstance(e.base, sympy.sign | sympy.Heaviside)
+        and e.exp.is_Integer
+        and bool(e.exp > 0)
+    )
+
+
+def _step_power_value(e: sympy.Pow) -> sympy.Expr:
+    if isinstance(e.base, sympy.Heaviside):
+        return e.base
+    return sympy.Integer(1) if int(e.exp) % 2 == 0 else e.base
 
 
 GHOST_DATA = sympy.Symbol("g_data")

@@ -58,7 +58,10 @@ class BilevelHandle(_BlockHandle):
         self.siblings: Mapping[str, Any] = {}  # the other blocks of the file (PDE lower levels)
 
     # -- options, data, compilation ------------------------------------------------------------
-    def _solve_options(self) -> dict[str, Any]:
+    def _solve_options(self, method: str | None = None) -> dict[str, Any]:
+        """The options of the solve line of ``method`` (default: the first line's method) over
+        the defaults. A line of another method lends nothing: as in a pde block, each solve
+        line is an alternative selected by its method's name, with its own options."""
         opts: dict[str, Any] = {
             "method": "implicit",
             "tol": 1e-10,
@@ -69,16 +72,18 @@ class BilevelHandle(_BlockHandle):
             "inner_lr": "auto",
             "rho": "auto",
         }
-        if self.block.solves:
-            solve = self.block.solves[0]
-            opts["method"] = solve.method
-            for kw in solve.options:
-                opts[kw.name] = _option(kw, self.env)
-            self._method_span = solve.span
-        else:
-            self._method_span = self.block.span
         if self.block.lower_solutions:
-            opts["method"] = "adjoint" if not self.block.solves else opts["method"]
+            opts["method"] = "adjoint"
+        if self.block.solves:
+            opts["method"] = self.block.solves[0].method
+        if method is not None:
+            opts["method"] = method
+        self._method_span = self.block.span
+        for solve in self.block.solves:
+            if solve.method == opts["method"]:
+                for kw in solve.options:
+                    opts[kw.name] = _option(kw, self.env)
+                self._method_span = solve.span
         return opts
 
     @property
@@ -335,7 +340,9 @@ class BilevelHandle(_BlockHandle):
     def _problem(self, kwargs: Mapping[str, Any]) -> _Problem | _PdeProblem:
         data, variables, params, options = self._split(kwargs)
         arrays = {k: _array(k, v, self.dtype) for k, v in data.items()}
-        opts = {**self.options, **_checked_options(options)}
+        given = _checked_options(options)
+        self.options = self._solve_options(given.get("method"))
+        opts = {**self.options, **given}
         self._check_method(str(opts["method"]))
         if self.block.lower_solutions:
             return _PdeProblem(self, arrays, variables, params, opts)

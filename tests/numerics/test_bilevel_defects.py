@@ -416,3 +416,43 @@ bilevel b {
         ritz.compile(text).b.solve()
     assert err.value.code == "R540" and "not finite" in err.value.message
     assert err.value.line == 6
+
+
+RIDGE_TWO_LINES = """\
+bilevel ridge {
+    data X: [n, p], y: [n], Xv: [m, p], yv: [m]
+    upper lam = 0.0
+    lower w: [p] = 0
+    lower minimize 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)
+    upper minimize 0.5 * sum((Xv @ w - yv)^2)
+    solve implicit(tol = 1e-12)
+    solve unroll(k = 5, inner_lr = 0.01)
+}
+"""
+
+
+def test_each_solve_line_of_a_bilevel_block_is_an_alternative() -> None:
+    """method="unroll" takes the unroll line's k and inner_lr (not the defaults, nor the first
+    line's options): the hypergradient of exactly 5 steps of size 0.01, differenced by hand."""
+    rng = np.random.default_rng(0)
+    X, Xv = rng.normal(size=(40, 6)), rng.normal(size=(30, 6))
+    w_true = rng.normal(size=6)
+    y, yv = X @ w_true + 0.5 * rng.normal(size=40), Xv @ w_true + 0.5 * rng.normal(size=30)
+    data = {"X": X, "y": y, "Xv": Xv, "yv": yv}
+
+    def unrolled(lam: float) -> float:
+        w = np.zeros(6)
+        for _ in range(5):
+            w = w - 0.01 * (X.T @ (X @ w - y) + np.exp(lam) * w)
+        return 0.5 * float(np.sum((Xv @ w - yv) ** 2))
+
+    block = ritz.compile(RIDGE_TWO_LINES)["ridge"]
+    h = 1e-6
+    expected = (unrolled(0.3 + h) - unrolled(0.3 - h)) / (2 * h)
+    got = block.hypergrad(lam=0.3, method="unroll", **data)["lam"]
+    assert got == pytest.approx(expected, rel=1e-7)
+    lam_e = np.exp(0.3)
+    w = np.linalg.solve(X.T @ X + lam_e * np.eye(6), X.T @ y)
+    dw = -np.linalg.solve(X.T @ X + lam_e * np.eye(6), lam_e * w)
+    exact = float((Xv @ w - yv) @ (Xv @ dw))
+    assert block.hypergrad(lam=0.3, **data)["lam"] == pytest.approx(exact, rel=1e-9)
