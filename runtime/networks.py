@@ -77,7 +77,20 @@ def pack(params: Mapping[str, Any], artifact: Any, what: str = "params") -> np.n
             code="R532",
         )
     for name, (start, stop) in artifact.layout.offsets.items():
-        value = real_array(params[name], f"weight '{name}'", "R532", artifact.dtype)
+        given = params[name]
+        kind = given.dtype if isinstance(given, np.ndarray | np.generic) else None
+        if kind is not None and kind != np.dtype(artifact.dtype):  # a silent cast would hide it
+            raise RuntimeInputError(
+                f"weight '{name}' is {kind}, but this "
+                f"{'train block' if artifact.kind == 'train' else artifact.kind} computes in "
+                f"{artifact.dtype}",
+                hint=f"give every weight as {artifact.dtype} (init returns them so), or set "
+                f"the block's dtype to {kind}"
+                if kind in (np.float32, np.float64)
+                else f"give every weight as {artifact.dtype}",
+                code="R532",
+            )
+        value = real_array(given, f"weight '{name}'", "R532", artifact.dtype)
         want = artifact.weights[name].shape
         if value.shape != want:
             raise RuntimeInputError(
@@ -677,16 +690,24 @@ def compiled_steps(
             losses = np.empty(count, dtype=art.dtype)
             if opt.name == "adam":
                 adam = (dt(opt.lr), dt(opt.beta1), dt(opt.beta2), dt(opt.eps))
+                adam += (dt(opt.weight_decay),)
                 mod.train_adam(w, g, state[0], state[1], done, *adam, chunk, losses, *data)
             else:
-                sgd = (dt(opt.lr), dt(opt.momentum))
+                sgd = (dt(opt.lr), dt(opt.momentum), dt(opt.weight_decay))
                 mod.train_sgd(w, g, state[0], *sgd, chunk, losses, *data)
             history[done : done + count] = losses
             if not np.isfinite(losses).all():
                 bad = done + int(np.argmin(np.isfinite(losses)))
+                start = bad == 0  # the loss at the initial weights: no step was taken yet
                 raise RuntimeInputError(
-                    f"the loss became non-finite at step {bad}",
-                    hint="lower the learning rate",
+                    "the loss is not finite at the initial weights"
+                    if start
+                    else f"the loss became non-finite at step {bad}",
+                    hint=f"check the scale of the data ({art.dtype} overflows past "
+                    f"{float(np.finfo(art.dtype).max):.2g}, a square past its root)"
+                    + (", or train in float64 (dtype float64)" if art.dtype == "float32" else "")
+                    if start
+                    else "lower the learning rate",
                     code="R540",
                 )
             done += count

@@ -28,6 +28,7 @@ class Optimizer:
     beta2: float = 0.999
     eps: float = 1e-8
     momentum: float = 0.0
+    weight_decay: float = 0.0  # L2: decay * w added to the gradient (adam, sgd; as PyTorch)
     history: int = 10
     tol: float = 1e-12
 

@@ -190,22 +190,24 @@ def _input_order(prog: Program) -> list[str]:
 OPTIMIZERS = '''
 
 @numba.njit(cache=True)
-def adam_update(w, g, m, v, t, lr, beta1, beta2, eps):
-    """One Adam step (Kingma & Ba), bias-corrected, on flat vectors (serial: a parallel region
-    here would leave its threads spinning beside the next step's chunk threads)."""
+def adam_update(w, g, m, v, t, lr, beta1, beta2, eps, decay):
+    """One Adam step (Kingma & Ba), bias-corrected, on flat vectors, with L2 weight decay added
+    to the gradient as PyTorch's Adam does (serial: a parallel region here would leave its
+    threads spinning beside the next step's chunk threads)."""
     c1 = 1.0 - beta1**t
     c2 = 1.0 - beta2**t
     for i in range(w.shape[0]):
-        m[i] = beta1 * m[i] + (1.0 - beta1) * g[i]
-        v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i]
+        gi = g[i] + decay * w[i]
+        m[i] = beta1 * m[i] + (1.0 - beta1) * gi
+        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
         w[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
 
 
 @numba.njit(cache=True)
-def sgd_update(w, g, vel, lr, momentum):
-    """One step of SGD with (heavy-ball) momentum on flat vectors."""
+def sgd_update(w, g, vel, lr, momentum, decay):
+    """One step of SGD with (heavy-ball) momentum and L2 weight decay on flat vectors."""
     for i in range(w.shape[0]):
-        vel[i] = momentum * vel[i] + g[i]
+        vel[i] = momentum * vel[i] + g[i] + decay * w[i]
         w[i] -= lr * vel[i]
 '''
 
@@ -230,10 +232,10 @@ def print_train_loops(
     for opt, state, update in (
         (
             "adam",
-            "m, v, t0, lr, beta1, beta2, eps",
-            "adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps)",
+            "m, v, t0, lr, beta1, beta2, eps, decay",
+            "adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps, decay)",
         ),
-        ("sgd", "vel, lr, momentum", "sgd_update(w, g, vel, lr, momentum)"),
+        ("sgd", "vel, lr, momentum, decay", "sgd_update(w, g, vel, lr, momentum, decay)"),
     ):
         out += [
             "",

@@ -31,8 +31,8 @@ NET_OPS = ("dense", "bias", "sum", "mean", "index", "matmul")
 TENSOR_OPS = ("sum", "mean", "index", "matmul")
 # every optimizer's options (their defaults and meaning: runtime/optimizers.py)
 OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "adam": ("lr", "beta1", "beta2", "eps"),
-    "sgd": ("lr", "momentum"),
+    "adam": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+    "sgd": ("lr", "momentum", "weight_decay"),
     "lbfgs": ("history", "tol"),
 }
 
@@ -253,6 +253,17 @@ def check_train(train: A.Train, env: ModuleEnv, sink: DiagnosticSink) -> None:
         )
     elif train.loss is not None:
         symbols = {d.name for d in train.data} | sizes
+        nets = {n.name for n in train.nets}
+        for s in sorted(train.loss.value.free_symbols, key=str):
+            if "." in s.name and s.name.split(".")[0] in nets:  # f.h.W: a weight by name
+                sink.error(
+                    "R201",
+                    f"'{s.name}' is a weight: a loss reads the nets' outputs, not their weights",
+                    ref_span(train.loss, s.name),
+                    "for L2 weight decay give the optimizer weight_decay, e.g. "
+                    "optimizer adam(lr = 1e-3, weight_decay = 1e-4)",
+                )
+                symbols.add(s.name)
         check_names(train.loss, symbols, {*TENSOR_OPS, *(n.name for n in train.nets)}, env, sink)
         check_indices(train.loss, env, sink)
         applied = {type(f).__name__ for f in train.loss.value.atoms(AppliedUndef)}

@@ -50,6 +50,14 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         5,
         "net 'g' is declared but the loss does not use it",
     ),
+    "weight_read_in_a_loss": (
+        "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
+        "    data x: [N, 1], y: [N, 1]\n    loss mean((f(x) - y)^2) + sum(f.h.W^2)\n}\n",
+        "R201",
+        5,
+        35,
+        "'f.h.W' is a weight",
+    ),
     "train_loss_misspelt": (
         "import std.nn as nn\ntrain t {\n    net f = nn.mlp(width = 4)\n"
         "    data x: [N, 1], y: [N, 1]\n    los mean((f(x) - y)^2)\n}\n",

@@ -456,3 +456,24 @@ def test_each_solve_line_of_a_bilevel_block_is_an_alternative() -> None:
     dw = -np.linalg.solve(X.T @ X + lam_e * np.eye(6), lam_e * w)
     exact = float((Xv @ w - yv) @ (Xv @ dw))
     assert block.hypergrad(lam=0.3, **data)["lam"] == pytest.approx(exact, rel=1e-9)
+
+
+def test_penalty_raises_rho_for_an_ill_conditioned_lower_level() -> None:
+    """Ridge with 30 features and 10 samples at lam = -5: the lower Hessian's smallest
+    eigenvalue is exp(-5), so at rho = 1e4 the penalised minimiser is far from w* and the
+    extrapolation gave +0.83 for the exact -0.0143. rho = auto is raised; a small given rho
+    is R542."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10, 30)), rng.normal(size=10)
+    Xv, yv = rng.normal(size=(20, 30)), rng.normal(size=20)
+    data = {"X": X, "y": y, "Xv": Xv, "yv": yv}
+    block = ritz.compile(RIDGE_TWO_LINES)["ridge"]
+    lam = -5.0
+    A = X.T @ X + np.exp(lam) * np.eye(30)
+    w = np.linalg.solve(A, X.T @ y)
+    exact = float((Xv @ w - yv) @ (Xv @ -np.linalg.solve(A, np.exp(lam) * w)))
+    got = block.hypergrad(lam=lam, method="penalty", **data)["lam"]
+    assert got == pytest.approx(exact, rel=1e-3)  # observed 7.6e-5
+    with pytest.raises(RitzError) as err:
+        block.hypergrad(lam=lam, method="penalty", rho=1e3, **data)
+    assert err.value.code == "R542" and "cannot resolve the lower level" in err.value.message

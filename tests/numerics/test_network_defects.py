@@ -156,7 +156,7 @@ train plain {
 train rows {
     net f = nn.mlp(width = 4, depth = 1)
     data x: [N, 1]
-    loss N
+    loss N + 1e-300 * mean(f(x))^2
 }
 """
 
@@ -510,7 +510,7 @@ network cst(x: [1]) -> [1] { return dense(x, 1) }
 train probe {
     net f = cst
     data x: [N, 1], y: [N, 1]
-    loss sum(y) + 0 * sum(f(x)) + 100000000 * N
+    loss sum(y) + 1e-300 * sum(f(x)) + 100000000 * N
     optimizer sgd(lr = 0)
     dtype float64
 }
@@ -589,3 +589,18 @@ def test_lbfgs_with_a_batch_given_at_run_time_is_refused() -> None:
     with pytest.raises(RitzError) as err:
         train.train(optimizer="lbfgs", batch=3, steps=2, **data)
     assert err.value.code == "R537" and "batch" in err.value.message
+
+
+def test_weights_of_another_dtype_than_the_blocks_are_refused() -> None:
+    """A float32 block given float64 weights used to cast them silently (float32 numbers came
+    back for float64 inputs); integer arrays, and a mix, likewise."""
+    block = ritz.compile(SIZES).plain  # dtype float64
+    x, y = np.zeros((4, 1)), np.zeros((4, 1))
+    params = block.init(seed=0)
+    assert block.loss(params, x=x, y=y) >= 0
+    for bad in (np.float32, np.int64):
+        mixed = dict(params)
+        mixed["f.h.W"] = params["f.h.W"].astype(bad)
+        with pytest.raises(RitzError) as err:
+            block.loss_and_grad(mixed, x=x, y=y)
+        assert err.value.code == "R532" and "computes in float64" in err.value.message

@@ -65,7 +65,11 @@ def _data(rng: np.random.Generator, n: int = 20) -> dict[str, np.ndarray]:
 
 
 def _perturbed(params: dict, rng: np.random.Generator) -> dict:
-    return {k: np.asarray(v + 0.2 * rng.normal(size=np.shape(v))) for k, v in params.items()}
+    """``params`` moved by N(0, 0.2) noise, in their own dtype."""
+    return {
+        k: np.asarray(v + 0.2 * rng.normal(size=np.shape(v)), dtype=np.asarray(v).dtype)
+        for k, v in params.items()
+    }
 
 
 def test_mlp2_names_shapes_and_forward() -> None:
@@ -487,3 +491,37 @@ def test_a_loss_whose_gradient_feeds_a_sum_back_stays_whole() -> None:
     for k, v in grads.items():
         ref = np.reshape(want[f"bar:{k}"], np.shape(v))
         assert np.abs(v - ref).max() <= 1e-4 * (np.abs(ref).max() + 1e-6), k
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_weight_decay_adds_decay_times_the_weights_to_the_gradient(optimizer: str) -> None:
+    """weight_decay as PyTorch's Adam and SGD take it: g + decay * w enters the moments (and
+    the reported loss is the data loss alone). Three full-batch steps by hand from the same
+    weights, with the block's own loss_and_grad."""
+    src = FIT_SINE.replace("optimizer adam(lr = 1e-3)", "optimizer adam(lr = 1e-2)")
+    src = src.replace("steps 2000, batch 128", "steps 3\n    dtype float64")
+    fit = ritz.compile(src).fit_sine
+    rng = np.random.default_rng(3)
+    data = {"x": rng.normal(size=(32, 1)), "y": rng.normal(size=(32, 1))}
+    decay, lr = 0.3, 1e-2
+    extra = {"momentum": 0.5} if optimizer == "sgd" else {}
+    res = fit.train(**data, optimizer=optimizer, lr=lr, weight_decay=decay, seed=0, **extra)
+    p = {k: v.copy() for k, v in fit.init(seed=0).items()}
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v2 = {k: np.zeros_like(v) for k, v in p.items()}
+    losses = []
+    for t in range(1, 4):
+        loss, grads = fit.loss_and_grad(p, **data)
+        losses.append(loss)
+        for k in p:
+            g = grads[k] + decay * p[k]
+            if optimizer == "adam":
+                m[k] = 0.9 * m[k] + 0.1 * g
+                v2[k] = 0.999 * v2[k] + 0.001 * g * g
+                p[k] = p[k] - lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v2[k] / (1 - 0.999**t)) + 1e-8)
+            else:
+                m[k] = 0.5 * m[k] + g
+                p[k] = p[k] - lr * m[k]
+    np.testing.assert_allclose(res.loss_history, losses, rtol=1e-12)
+    for k in p:
+        np.testing.assert_allclose(res.params[k], p[k], rtol=1e-10, atol=1e-13)

@@ -316,38 +316,40 @@ def _blas_one_thread():
 
 
 @numba.njit(cache=True)
-def adam_update(w, g, m, v, t, lr, beta1, beta2, eps):
-    """One Adam step (Kingma & Ba), bias-corrected, on flat vectors (serial: a parallel region
-    here would leave its threads spinning beside the next step's chunk threads)."""
+def adam_update(w, g, m, v, t, lr, beta1, beta2, eps, decay):
+    """One Adam step (Kingma & Ba), bias-corrected, on flat vectors, with L2 weight decay added
+    to the gradient as PyTorch's Adam does (serial: a parallel region here would leave its
+    threads spinning beside the next step's chunk threads)."""
     c1 = 1.0 - beta1**t
     c2 = 1.0 - beta2**t
     for i in range(w.shape[0]):
-        m[i] = beta1 * m[i] + (1.0 - beta1) * g[i]
-        v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i]
+        gi = g[i] + decay * w[i]
+        m[i] = beta1 * m[i] + (1.0 - beta1) * gi
+        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
         w[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
 
 
 @numba.njit(cache=True)
-def sgd_update(w, g, vel, lr, momentum):
-    """One step of SGD with (heavy-ball) momentum on flat vectors."""
+def sgd_update(w, g, vel, lr, momentum, decay):
+    """One step of SGD with (heavy-ball) momentum and L2 weight decay on flat vectors."""
     for i in range(w.shape[0]):
-        vel[i] = momentum * vel[i] + g[i]
+        vel[i] = momentum * vel[i] + g[i] + decay * w[i]
         w[i] -= lr * vel[i]
 
 
-def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, rows, losses, d_x, d_y):
+def train_adam(w, g, m, v, t0, lr, beta1, beta2, eps, decay, rows, losses, d_x, d_y):
     for s in range(rows.shape[0]):
         picked = rows[s][rows[s] >= 0]
         d_x_s = d_x[picked]
         d_y_s = d_y[picked]
         losses[s] = loss_and_grad(w, g, d_x_s, d_y_s)
-        adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps)
+        adam_update(w, g, m, v, t0 + s + 1, lr, beta1, beta2, eps, decay)
 
 
-def train_sgd(w, g, vel, lr, momentum, rows, losses, d_x, d_y):
+def train_sgd(w, g, vel, lr, momentum, decay, rows, losses, d_x, d_y):
     for s in range(rows.shape[0]):
         picked = rows[s][rows[s] >= 0]
         d_x_s = d_x[picked]
         d_y_s = d_y[picked]
         losses[s] = loss_and_grad(w, g, d_x_s, d_y_s)
-        sgd_update(w, g, vel, lr, momentum)
+        sgd_update(w, g, vel, lr, momentum, decay)
