@@ -511,10 +511,14 @@ class PdeChecker(PdeExpressions):
         seen: dict[tuple[str, str, str], Span | None] = {}
         out: list[A.BoundarySpec] = []
         failed = False
+        reported = len(self.sink.items)
         for b in self.pde.boundaries:
             specs = self.attempt(self.boundary, b, seen)
             failed |= specs is None
             out.extend(specs or [])
+        # a boundary line with an error (an unknown face, x = 0.5) may have meant a face that
+        # now looks uncovered: R313 would send the user to add a second line for it
+        failed |= len(self.sink.items) > reported
         if failed or self.rejected:  # unknown faces or param values: no R313 guesses
             return out
         needed: set[tuple[str, str]] = set()

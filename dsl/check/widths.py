@@ -15,7 +15,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from .. import ast as A
-from ..diagnostics import DiagnosticSink
+from ..diagnostics import DiagnosticSink, did_you_mean
 from ..numeric import shown
 from ..resolve import ModuleEnv, ref_span
 from ..source import Span
@@ -108,7 +108,19 @@ def check_keywords(
 
 
 def check_instance(call: A.Call, env: ModuleEnv, sink: DiagnosticSink) -> None:
-    """``net f = nn.mlp(width = 0)`` or a pinn line's ``net = nn.mlp(width = 0)``."""
+    """``net f = nn.mlp(width = 0)`` or a pinn line's ``net = nn.mlp(width = 0)``; every
+    keyword the network has no option for (R301, all of them at once, with the check's other
+    errors)."""
+    if call.name in env.networks:
+        known = [o.name for o in env.networks[call.name].options]
+        for kw in call.kwargs:
+            if kw.name not in known:
+                sink.error(
+                    "R301",
+                    f"network '{call.name}' has no option '{kw.name}'",
+                    kw.span,
+                    did_you_mean(kw.name, known) or f"its options: {', '.join(known)}",
+                )
     given = {
         kw.name: (kw.value.value, kw.value.span or kw.span)
         for kw in call.kwargs

@@ -428,6 +428,16 @@ def _constant_null_space(jac: Any, fields: tuple[str, ...]) -> None:
     n = jac.shape[0]
     size = n // len(fields)
     reference = float(abs(jac).sum(axis=1).max()) or 1.0
+    columns = np.asarray(abs(jac).sum(axis=0)).ravel()
+    for k, f in enumerate(fields):
+        if float(columns[k * size : (k + 1) * size].max()) <= 1e-14 * reference:
+            raise RuntimeInputError(
+                f"the Jacobian of the problem is singular: no equation depends on '{f}' with "
+                "these parameter values",
+                hint="a coefficient of the field's terms may be 0 (e.g. k = 0 in -k * diff(u, "
+                "x, 2) = f); give the parameters values that keep the field in its equation",
+                code="R543",
+            )
     for k, f in enumerate(fields):
         ones = np.zeros(n)
         ones[k * size : (k + 1) * size] = 1.0

@@ -604,3 +604,21 @@ def test_weights_of_another_dtype_than_the_blocks_are_refused() -> None:
         with pytest.raises(RitzError) as err:
             block.loss_and_grad(mixed, x=x, y=y)
         assert err.value.code == "R532" and "computes in float64" in err.value.message
+
+
+def test_lbfgs_given_at_run_time_does_not_drop_the_blocks_batch() -> None:
+    program = """
+import std.nn as nn
+train t {
+    net f = nn.mlp(width = 4, depth = 1)
+    data x: [N, 1], y: [N, 1]
+    loss mean((f(x) - y)^2)
+    steps 5, batch 4
+}
+"""
+    block = ritz.compile(program).t
+    x = np.linspace(0, 1, 16)[:, None]
+    with pytest.raises(RitzError) as err:
+        block.train(x=x, y=x**2, optimizer="lbfgs")
+    assert err.value.code == "R537" and "the block's batch" in err.value.message
+    assert err.value.line == 7

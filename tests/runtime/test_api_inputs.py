@@ -498,3 +498,29 @@ def test_a_few_steps_far_beyond_the_stable_step_are_refused() -> None:
             heat.solve(cells=50, dt=dt)
         assert err.value.code == "R540" and "beyond the stable step" in err.value.message
     assert float(heat.solve(cells=50, dt=0.004)["u"][-1].max()) == pytest.approx(0.9514, 1e-3)
+
+
+def test_a_coefficient_that_removes_the_field_is_named_as_the_cause() -> None:
+    """-k u'' = f with Dirichlet faces and k = 0: no equation depends on u. It used to get the
+    advice for pure Neumann problems (add a Dirichlet condition), which it has."""
+    text = """
+pde s {
+    space x in [0, 1]
+    field u
+    param k = 1
+    -k * diff(u, x, 2) = pi^2 * sin(pi * x)
+    boundary u = 0 at all
+    solve fd(cells = 50)
+}
+"""
+    steady = ritz.compile(text).s
+    assert float(steady.solve()["u"].max()) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(RuntimeInputError) as err:
+        steady.solve(k=0)
+    assert err.value.code == "R543" and "no equation depends on 'u'" in err.value.message
+
+
+def test_set_nan_is_refused_as_not_finite(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["run", str(HEAT), "--set", "nu=nan"])
+    assert result.exit_code == 1 and "error[R538]" in result.stderr
+    assert "finite" in result.stderr, result.stderr

@@ -1,0 +1,32 @@
+"""`ritz check` reports every error it can find in one run, and no follow-on errors: a misspelt
+face does not also make the field's faces look uncovered (R313), and every unknown keyword of
+a network instantiation is reported beside the block's other errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from ritz.dsl import load_text
+from ritz.dsl.diagnostics import RitzError
+
+
+def _codes(program: str) -> list[tuple[str, int, int]]:
+    with pytest.raises(RitzError) as err:
+        load_text(program, "m.dsl")
+    return [(d.code, d.span.line, d.span.col) for d in err.value.diagnostics if d.span]
+
+
+def test_a_misspelt_face_is_the_only_error() -> None:
+    program = (
+        "pde h {\n    space x in [0, 1]\n    time t in [0, 0.1]\n    field u\n"
+        "    dt(u) = diff(u, x, 2)\n    boundary u = 0 at x = 0.5\n    initial u = 0\n}\n"
+    )
+    assert _codes(program) == [("R311", 6, 23)]
+
+
+def test_every_unknown_network_option_with_the_other_errors() -> None:
+    program = (
+        "import std.nn as nn\ntrain t {\n    net g = nn.mlp(widht = 8, depht = 2)\n"
+        "    data x: [N, 1], y: [N, 1]\n    loss mean((g(x) - y)^2)\n    steps 0\n}\n"
+    )
+    assert _codes(program) == [("R301", 3, 20), ("R301", 3, 31), ("R316", 6, 11)]
