@@ -81,10 +81,21 @@ def _special_error(
     and the error is on the next line (an _NL that ended it has passed the post-lexer)."""
     at_its_end = isinstance(exc, UnexpectedToken) and exc.token.type == "_NL"
     statement = postlex.statement if not postlex.ended or at_its_end else []
-    return (
+    known = (
         _unknown_statement(source, exc, postlex.blocks, statement)
         or _misspelt_objective(source, exc, postlex.blocks, statement)
         or _double_equals(source, exc, statement)
+    )
+    if known is not None or not isinstance(exc, UnexpectedToken):
+        return known
+    tok, opened = exc.token, postlex.open_brackets
+    if opened and (tok.line is None or tok.line > _line(opened[-1])):
+        return None  # an unclosed bracket, reported as such
+    before = statement[:-1] if statement and statement[-1] is tok else statement
+    return (
+        _leading_operator(source, exc, before)
+        or _chained_comparison(source, tok, before)
+        or _two_in_a_row(source, exc, before, postlex.blocks)
     )
 
 
@@ -305,6 +316,135 @@ def _double_equals(
         span,
         "write a single '=', e.g. dt(u) = -u",
         "R129",
+    )
+
+
+_COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+_CONTINUE_HINT = (
+    "a new line ends a statement outside brackets: to continue the line before, put its "
+    "expression in '( )' or end that line with '\\'"
+)
+
+
+def _leading_operator(
+    source: SourceFile, exc: UnexpectedToken, before: list[Token]
+) -> DslSyntaxError | None:
+    """R130 at the operator that starts a line meant to continue the line before it
+    (``dt(u) = lap(u)`` then ``+ 0 * u``): a new line ended the equation there, so the
+    parser reads a new statement without '='."""
+    tok = exc.token
+    if not before and tok.value in ("*", "/", "^", "**", "%", "@") and tok.type != "NAME":
+        op = tok
+    elif (
+        before
+        and before[0].value in ("+", "-")
+        and tok.type == "_NL"
+        and "EQUAL" in set(exc.accepts or exc.expected)
+    ):
+        op = before[0]
+    else:
+        return None
+    if op is tok:
+        message = f"a statement cannot start with '{op}'"
+    else:
+        message = f"the statement that starts with '{op}' has no '='"
+    return DslSyntaxError(message, _tok_span(source, op), _CONTINUE_HINT, "R130")
+
+
+def _chained_comparison(
+    source: SourceFile, tok: Token, before: list[Token]
+) -> DslSyntaxError | None:
+    """R100 at the second comparison of ``a < b < c``: comparisons do not chain (it would
+    read as Python's ``a < b and b < c`` or as ``(a < b) < c``, so neither is guessed)."""
+    if tok.value not in _COMPARISONS or tok.type == "NAME":
+        return None
+    levels = [(0, -1)]  # per open bracket: where the operand starts, the last comparison
+    for i, t in enumerate(before):
+        if t.type in ("LPAR", "LSQB"):
+            levels.append((i + 1, -1))
+        elif t.type in ("RPAR", "RSQB") and len(levels) > 1:
+            levels.pop()
+        elif t.value in ("=", ",", "and", "or", "not", "at"):
+            levels[-1] = (i + 1, -1)
+        elif t.value in _COMPARISONS and t.type != "NAME":
+            levels[-1] = (levels[-1][0], i)
+    start, first = levels[-1]
+    if first <= start or first + 1 >= len(before):
+        return None
+    left = _text_between(source, before[start], before[first - 1])
+    middle = _text_between(source, before[first + 1], before[-1])
+    return DslSyntaxError(
+        f"unexpected '{tok}': comparisons do not chain",
+        _tok_span(source, tok),
+        f"write '{left} {before[first]} {middle} and {middle} {tok} {_operand_after(source, tok)}'",
+        "R100",
+    )
+
+
+def _text_between(source: SourceFile, first: Token, last: Token) -> str:
+    """The source text from the start of ``first`` to the end of ``last``, on one line."""
+    if first.start_pos is None or last.end_pos is None:
+        return "..."
+    return " ".join(source.text[first.start_pos : last.end_pos].split())
+
+
+def _operand_after(source: SourceFile, tok: Token) -> str:
+    """The text of the operand after ``tok`` on its line, up to the next ',', closing bracket,
+    'and', 'or' or comment outside brackets ('...' where there is none)."""
+    if tok.end_pos is None:
+        return "..."
+    line = source.text[tok.end_pos :].split("\n", 1)[0].partition("#")[0]
+    depth = 0
+    for i, ch in enumerate(line):
+        depth += (ch in "([") - (ch in ")]")
+        if depth < 0 or (depth == 0 and ch in ",;"):
+            line = line[:i]
+            break
+    words = line.split()
+    for stop in ("and", "or"):
+        words = words[: words.index(stop)] if stop in words else words
+    return " ".join(words) or "..."
+
+
+def _two_in_a_row(
+    source: SourceFile, exc: UnexpectedToken, before: list[Token], blocks: list[str]
+) -> DslSyntaxError | None:
+    """R112 where an expression starts right after a complete one (``2 u``, ``[0 1]``,
+    ``at x = 0 x = 1``), in any statement: ritz has no implicit product, so '*' or ',' is
+    missing; the hint names the fix with the user's own operands. Not where the table has a
+    message of its own for the place (``boundary u = 0 on x = 0``), after a misplaced 'not',
+    or in a train setting (``steps 100 200``: one value, no product meant)."""
+    tok = exc.token
+    expected = set(exc.accepts or exc.expected)
+    ends_value = ("NAME", "NUMBER", "RPAR", "RSQB")
+    if not before or before[-1].type not in ends_value or "STAR" not in expected:
+        return None
+    words = ("and", "or", "not")
+    if tok.type not in ("NAME", "NUMBER", "LPAR") or {tok.value, before[-1].value} & set(words):
+        return None
+    setting = blocks[-1:] == ["train"] and before[0].value not in ("loss", "net", "data")
+    entry = _match(_parser()[0], exc)
+    if setting or (entry is not None and entry.code != "R112"):
+        return None
+    left, right = before[-1], tok
+    operand = len(before) < 2 or before[-2].value not in ("^", "**", ".")
+    simple = operand and left.type in ("NAME", "NUMBER") and right.type in ("NAME", "NUMBER")
+    if "COMMA" not in expected:
+        example = f"write '{left} * {right}'" if simple else "add '*' between them"
+        hint = f"{example}: a product needs '*' (ritz has no implicit multiplication)"
+        what = "an operator is missing"
+    elif any(t.value == "at" for t in before) and before[0].value == "boundary":
+        hint = "separate the sides with ',', e.g. 'at x = 0, x = 1'"
+        what = "a ',' is missing"
+    else:
+        example = f"'{left}, {right}'" if simple else "','"
+        hint = f"separate them with {example}, or join them with an operator (e.g. '*')"
+        what = "an operator or ',' is missing"
+    return DslSyntaxError(
+        f"two expressions in a row: {what} (found {_describe(tok)})",
+        _tok_span(source, tok),
+        hint,
+        "R112",
     )
 
 

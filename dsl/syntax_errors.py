@@ -29,7 +29,8 @@ SYNTAX_ERRORS: tuple[SyntaxErrorEntry, ...] = (
     SyntaxErrorEntry(
         "R111",
         "missing operand: the expression ends with an operator",
-        "complete the expression after the operator",
+        "complete the expression after the operator; to continue it on the next line, put it "
+        "in '( )' or end the line with '\\'",
         (
             "const c = 1 +",
             "const c = 2 *",

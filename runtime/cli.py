@@ -30,6 +30,8 @@ def parse_value(text: str) -> Any:
         return [parse_value(part) for part in inner.split(",")]
     if _NUMBER.match(text):
         return int(text) if re.match(r"^[+-]?\d+$", text) else float(text)
+    if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):  # refused as Python's would be
+        return float(text)
     if _NAME.match(text):
         return text
     raise RuntimeInputError(
@@ -138,15 +140,17 @@ def writable_dir(directory: Path, option: str) -> None:
     os.unlink(probe)
 
 
-def _pick(mod: Any, problem: str | None, train: bool = False, data: bool = False) -> Any:
+def _pick(
+    mod: Any, problem: str | None, train: bool = False, data: bool = False, verb: str = "run"
+) -> Any:
     """The block named ``problem``, else the first pde block (with ``train``, the first pde,
     train or bilevel block; with ``data`` too, as ``run --data`` asks, the first train or
-    bilevel block before pde blocks)."""
+    bilevel block before pde blocks). ``verb``: the command, for the message when none is."""
     if problem is not None:
         return mod[problem]
     from ..runtime.api import PdeHandle
     from ..runtime.bilevel import BilevelHandle
-    from ..runtime.networks import TrainHandle
+    from ..runtime.networks import NetworkHandle, TrainHandle
 
     kinds = (PdeHandle, TrainHandle, BilevelHandle) if train else (PdeHandle,)
     runnable = [n for n in mod.names if isinstance(mod[n], kinds)]
@@ -155,9 +159,13 @@ def _pick(mod: Any, problem: str | None, train: bool = False, data: bool = False
         return mod[takes_data[0]]
     if not runnable:
         what = "pde, train or bilevel block" if train else "pde block"
+        nets = [n for n in mod.names if isinstance(mod[n], NetworkHandle)]
+        hint = "networks run inside train blocks, or from Python"
+        if verb == "show":
+            hint = f"show a network by name: -p {nets[0]}" if nets else f"add a {what}"
         raise RuntimeInputError(
-            f"the program has no {what} to run",
-            hint="networks run inside train blocks, or from Python",
+            f"the program has no {what} to {verb}",
+            hint=hint,
             code="R522",
         )
     return mod[runnable[0]]
@@ -382,7 +390,7 @@ def show(
     from .networks import NetworkHandle, TrainHandle
 
     checked = load_file(Path(file))
-    handle = _pick(_handle_module(checked, backend), problem, train=True)
+    handle = _pick(_handle_module(checked, backend), problem, train=True, verb="show")
     overrides = parse_sets(sets)
     if isinstance(handle, NetworkHandle | TrainHandle | BilevelHandle):
         click.echo(show_tensor_block(handle, what, overrides), nl=False)

@@ -698,8 +698,8 @@ def compiled_steps(
             chunk = rows(count)
             losses = np.empty(count, dtype=art.dtype)
             if opt.name == "adam":
-                adam = (dt(opt.lr), dt(opt.beta1), dt(opt.beta2), dt(opt.eps))
-                adam += (dt(opt.weight_decay),)
+                decay = dt(opt.weight_decay)
+                adam = (dt(opt.lr), dt(opt.beta1), dt(opt.beta2), dt(opt.eps), decay)
                 mod.train_adam(w, g, state[0], state[1], done, *adam, chunk, losses, *data)
             else:
                 sgd = (dt(opt.lr), dt(opt.momentum), dt(opt.weight_decay))

@@ -441,6 +441,18 @@ def _check_observed_time(kw: A.Keyword, pde: A.Pde, env: ModuleEnv, sink: Diagno
         )
 
 
+def _over_span(ob: A.Objective) -> Span | None:
+    """The span of the name after 'over', which ends the objective's statement (else the whole
+    statement)."""
+    span, name = ob.span, ob.over or ""
+    if span is None or span.source is None:
+        return span
+    start = span.end_col - len(name)
+    if span.source.line_text(span.end_line)[start - 1 : span.end_col - 1] != name:
+        return span
+    return Span(span.file, span.end_line, start, span.end_line, span.end_col, span.source)
+
+
 def _check_bilevel_method(bl: A.Bilevel, sink: DiagnosticSink) -> None:
     """The methods that do not apply to this kind of lower level (R416, as at run time)."""
     followers = sum(1 for ob in bl.objectives if ob.level == "lower")
@@ -583,7 +595,7 @@ def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
             sink.error(
                 "R209",
                 f"'over {ob.over}': not a lower variable",
-                ob.span,
+                _over_span(ob),
                 did_you_mean(ob.over, lower_vars) or "name a 'lower' variable",
             )
     levels = {ob.level for ob in bl.objectives} | ({"lower"} if bl.lower_solutions else set())

@@ -324,11 +324,27 @@ class Names:
 def shadows_builtin(sink: DiagnosticSink, name: str, span: Span | None, kind: str) -> bool:
     """R204 where ``name`` is a built-in (a constant, function, operator or keyword)."""
     if name in RESERVED or name in KEYWORDS:
+        what = "built-in" if name in RESERVED else "keyword"
         sink.error(
-            "R204", f"{kind} '{name}' shadows the built-in '{name}'", span, "choose another name"
+            "R204",
+            f"{kind} '{name}' shadows the {what} '{name}'",
+            name_span(span, name),
+            "choose another name",
         )
         return True
     return False
+
+
+def name_span(span: Span | None, name: str) -> Span | None:
+    """The span of ``name`` where a declaration's span starts with it (``param nu = 1``
+    declares at 'nu = 1'): the caret goes under the name alone."""
+    if span is None or span.line != span.end_line:
+        return span
+    text = span.text()
+    after = text[len(name) : len(name) + 1]
+    if not text.startswith(name) or after.isalnum() or after in ("_", "."):
+        return span
+    return Span(span.file, span.line, span.col, span.line, span.col + len(name), span.source)
 
 
 def shadows_top_level(
@@ -337,7 +353,10 @@ def shadows_top_level(
     """R204 where ``name`` is a top-level const or fn of the file."""
     if name in env.consts or name in env.fns:
         sink.error(
-            "R204", f"{kind} '{name}' shadows the top-level '{name}'", span, "rename one of them"
+            "R204",
+            f"{kind} '{name}' shadows the top-level '{name}'",
+            name_span(span, name),
+            "rename one of them",
         )
         return True
     return False

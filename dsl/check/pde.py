@@ -124,7 +124,10 @@ class PdeChecker(PdeExpressions):
                 )
                 continue
             t0, t1 = self.number(t.t0, "a time bound"), self.number(t.t1, "a time bound")
-            if not self.names.declare(t.name, t.span, "time") or t0 is None or t1 is None:
+            if not self.names.declare(t.name, t.span, "time"):
+                continue
+            if t0 is None or t1 is None:  # reported: the rest is checked as time-dependent
+                self.time = A.TimeSpec(t.name, 0.0, 1.0, t.span)
                 continue
             if t1 <= t0:
                 self.sink.error(
@@ -593,6 +596,7 @@ class PdeChecker(PdeExpressions):
         equations = self.equations()
         initials = self.initials(equations)
         boundaries = self.boundaries(equations)
+        self.moving_velocity_conditions(equations, boundaries)
         solves = check_solves(
             self.pde.solves, METHOD_OPTIONS, self.env, self.sink, f"pde '{self.pde.name}'"
         )
@@ -602,6 +606,15 @@ class PdeChecker(PdeExpressions):
             if s.method == "pinn" and "optimizer" in s.options:
                 check_optimizer(
                     s.options["optimizer"], s.option_spans.get("optimizer"), self.env, self.sink
+                )
+            scheme = str(s.options.get("scheme", ""))
+            if s.method == "fd" and scheme in ("cn", "imex") and s.options.get("dt") == "auto":
+                self.sink.error(  # as every run would report it (runtime/api.py)
+                    "R512",
+                    f"dt = auto picks a stable step for explicit schemes; scheme {scheme} is "
+                    "stable at any step, so its size is the accuracy you choose",
+                    s.option_spans.get("dt", s.span),
+                    "give dt (e.g. dt = 1e-3), or use an explicit scheme with dt = auto",
                 )
             if self.time is None and s.method == "fd":
                 for name in ("scheme", "dt", "every"):
@@ -647,6 +660,37 @@ class PdeChecker(PdeExpressions):
             tuple(solves),
             self.pde.span,
         )
+
+    def moving_velocity_conditions(
+        self, equations: list[A.FieldEquation], boundaries: list[A.BoundarySpec]
+    ) -> None:
+        """R416 (as the lowering reports it) where the velocity dt(u) of a second-order
+        equation is differentiated in space and u has a condition whose coefficient depends on
+        time: v's condition, u's differentiated in time, would then read u at the face."""
+        if self.time is None:
+            return
+        tsym = sympy.Symbol(self.time.name)
+        spatial = {
+            call_name(d.expr)
+            for eq in equations
+            for d in eq.rhs.atoms(sympy.Derivative)
+            if call_name(d.expr) is not None
+        }
+        for spec in boundaries:
+            if A.velocity(spec.field).__name__ not in spatial:
+                continue
+            if any(sympy.sympify(c).has(tsym) for c in (spec.alpha, spec.beta)):
+                self.sink.error(
+                    "R416",
+                    f"the velocity dt({spec.field}) is differentiated in space, so it needs the "
+                    f"time derivative of {spec.field}'s condition here, whose coefficient "
+                    f"depends on {tsym} (that derivative would read the field at the face): not "
+                    "compiled yet",
+                    spec.span,
+                    "give the condition a coefficient that does not depend on time, or write "
+                    "the equation as a first-order system dt(u) = v, dt(v) = ... with v's own "
+                    "conditions",
+                )
 
     def too_few_cells(self, cells: int | list[int], span: Span | None) -> None:
         """R504, as the run reports it (runtime/api.py), for a grid with one cell along an

@@ -6,8 +6,11 @@ A base of PdeChecker: it reads the checker's declarations (axes, fields, params,
 
 from __future__ import annotations
 
+import difflib
 import functools
 import operator
+import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sympy
@@ -20,7 +23,7 @@ from ..flux import FluxDiff, expand_fluxes, flux_form
 from ..numeric import RANGE_HINT, NumberRangeError, check_power, check_result, shown
 from ..numeric import apply as numeric_apply
 from ..resolve import ModuleEnv, inline_fn, ref_span
-from ..source import Span
+from ..source import SourceFile, Span
 from .space_diff import space_diff
 
 _MAX_INLINE_DEPTH = 64
@@ -42,6 +45,89 @@ def _apply(func: Any, args: list[Any]) -> Any:
         check_power(args[0], args[1])
         return check_result(args[0] ** args[1])
     return numeric_apply(func, args)
+
+
+def call_arg_span(src: A.Expression, call: str, index: int, arg: sympy.Basic) -> Span | None:
+    """The span of argument ``index`` of a call of ``call`` in ``src`` whose text reads as the
+    raw ``arg``. Expressions keep the positions of names only, so a number or an expression
+    argument (``diff(u, x, 2.5)``) is found in the source text after the call's name; None
+    where no call there has such an argument (the caret then stays under the call)."""
+    for ref in src.refs:
+        if ref.name == call and ref.span is not None and ref.span.source is not None:
+            args = _arg_spans(ref.span.source, ref.span.end_line, ref.span.end_col)
+            if index < len(args) and _reads_as(_span_text(args[index]), arg):
+                return args[index]
+    return None
+
+
+def _chars(source: SourceFile, line: int, col: int) -> Iterator[tuple[int, int, str]]:
+    """(line, column, character) from a position on, comments left out; each line ends in a
+    newline, as the lexer counts lines."""
+    lines = source.text.split("\n")
+    for number in range(line, len(lines) + 1):
+        text = lines[number - 1].partition("#")[0]
+        for i in range(col - 1 if number == line else 0, len(text)):
+            yield number, i + 1, text[i]
+        yield number, len(text) + 1, "\n"
+
+
+def _arg_spans(source: SourceFile, line: int, col: int) -> list[Span]:
+    """The spans of the arguments of a call whose name ends at (line, col), written text
+    only (no surrounding blanks); empty where no '(' follows the name."""
+    chars = _chars(source, line, col)
+    if next((ch for _, _, ch in chars if not ch.isspace()), None) != "(":
+        return []
+    spans: list[Span] = []
+    first: tuple[int, int] | None = None
+    last = (line, col)
+    depth = 0
+    for ln, cl, ch in chars:
+        if depth == 0 and ch in ",)":
+            if first is not None:
+                spans.append(Span(source.name, *first, last[0], last[1] + 1, source))
+            if ch == ")":
+                break
+            first = None
+            continue
+        depth += (ch in "([") - (ch in ")]")
+        if not ch.isspace():
+            first, last = first or (ln, cl), (ln, cl)
+    return spans
+
+
+def _span_text(span: Span) -> str:
+    """The text of a span across lines, without blanks or comments."""
+    assert span.source is not None, "argument spans carry their source"
+    lines = span.source.text.split("\n")[span.line - 1 : span.end_line]
+    lines[-1] = lines[-1][: span.end_col - 1]
+    lines[0] = lines[0][span.col - 1 :]
+    return "".join("".join(ln.partition("#")[0].split()) for ln in lines)
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _reads_as(text: str, arg: sympy.Basic) -> bool:
+    """Whether argument text (blanks removed) is how ``arg`` was written: a number literal of
+    its value, a name, or an expression that prints as written (in brackets or not)."""
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1]
+    if isinstance(arg, sympy.Number) and _NUMBER.fullmatch(text):
+        return float(text) == float(arg)
+    if isinstance(arg, sympy.Symbol):
+        return text == arg.name
+    return text == "".join(str(arg).split())
+
+
+def _balanced(text: str) -> bool:
+    """Whether no bracket of ``text`` closes before it opens (``(a) + (b)`` minus its outer
+    characters is not)."""
+    depth = 0
+    for ch in text:
+        depth += (ch in "([") - (ch in ")]")
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 class PdeExpressions:
@@ -102,11 +188,22 @@ class PdeExpressions:
         if name in self.env.consts:
             return self.env.consts[name]
         raise DslNameError(
-            f"unknown name '{name}'",
-            ref_span(src, name),
-            did_you_mean(name, self.known_names()),
-            "R201",
+            f"unknown name '{name}'", ref_span(src, name), self.unknown_name_hint(name), "R201"
         )
+
+    def unknown_name_hint(self, name: str) -> str | None:
+        """Did-you-mean for a name close to a declared one; but a name close only to a short
+        field or axis (``nu`` to ``u``) is as likely a param not declared yet: say how too."""
+        if "." in name:  # a module's name: no param can be declared so
+            return did_you_mean(name, self.known_names())
+        close = difflib.get_close_matches(name, self.known_names(), n=1, cutoff=0.6)
+        declare = f"declare it, e.g. 'param {name} = 1'"
+        if not close:
+            return f"{declare}, or define it as a const at top level"
+        short = {*self.fields, *self.axis_names, *([self.time.name] if self.time else [])}
+        if close[0] in short and len(close[0]) <= 2:
+            return f"{declare}, or did you mean '{close[0]}'?"
+        return f"did you mean '{close[0]}'?"
 
     def call(self, e: sympy.Basic, src: A.Expression) -> Any:
         name, args, kwargs = A.call_parts(e)
@@ -173,9 +270,12 @@ class PdeExpressions:
                 "time derivatives are written dt(u) on the left-hand side of an equation",
                 "R304",
             )
+        at = call_arg_span(src, "diff", 1, a)
+        if at is None and isinstance(a, sympy.Symbol):
+            at = ref_span(src, a.name)
         raise DslTypeError(
             f"cannot differentiate with respect to '{a}': not a space axis",
-            ref_span(src, str(a)) if isinstance(a, sympy.Symbol) else span,
+            at or span,
             names_hint("space axis", self.axis_names, "axes"),
             "R303",
         )
@@ -195,7 +295,7 @@ class PdeExpressions:
             if not (isinstance(order, sympy.Integer) and order > 0):
                 raise DslTypeError(
                     f"the order of diff() must be a positive integer constant, got {shown(order)}",
-                    span,
+                    call_arg_span(src, "diff", 2, args[2]) or span,
                     "e.g. diff(u, x, 2)",
                     "R302",
                 )

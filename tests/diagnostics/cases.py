@@ -166,7 +166,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         "R204",
         2,
         5,
-        "shadows the built-in 'in'",
+        "shadows the keyword 'in'",
     ),
     "network_value_named_e": (
         "network g(x: [2]) -> [1] {\n    e = dense(x, 1)\n    return e\n}\n",
@@ -236,7 +236,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         "    lower minimize q^2 over a\n    upper minimize a\n}\n",
         "R209",
         4,
-        5,
+        29,
         "not a lower variable",
     ),
     # ---- imports -----------------------------------------------------------------------
@@ -252,7 +252,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         13,
         "takes 1 argument(s), got 2",
     ),
-    "diff_order_not_int": (pde("dt(u) = diff(u, x, 1.5)"), "R302", 5, 13, "positive integer"),
+    "diff_order_not_int": (pde("dt(u) = diff(u, x, 1.5)"), "R302", 5, 24, "positive integer"),
     "diff_wrt_param": (pde("param k = 1", "dt(u) = diff(u, k)"), "R303", 6, 21, "not a space axis"),
     "diff_wrt_time": (pde("dt(u) = diff(u, t)"), "R304", 5, 21, "with respect to time"),
     "dt_in_steady": (

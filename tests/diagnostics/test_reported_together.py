@@ -30,3 +30,20 @@ def test_every_unknown_network_option_with_the_other_errors() -> None:
         "    data x: [N, 1], y: [N, 1]\n    loss mean((g(x) - y)^2)\n    steps 0\n}\n"
     )
     assert _codes(program) == [("R301", 3, 20), ("R301", 3, 31), ("R316", 6, 11)]
+
+
+def test_a_bad_time_bound_is_not_also_a_missing_time_line() -> None:
+    program = (
+        "pde h {\n    space x in [0, 1]\n    time t in [0, T]\n    field u\n    param T = 1\n"
+        "    dt(u) = diff(u, x, 2)\n    boundary u = 0 at all\n    initial u = 0\n}\n"
+    )
+    assert [c for c, *_ in _codes(program)] == ["R317"]
+
+
+def test_dt_auto_on_an_implicit_scheme_is_found_by_the_check() -> None:
+    program = (
+        "pde h {\n    space x in [0, 1]\n    time t in [0, 1]\n    field u\n"
+        "    dt(u) = diff(u, x, 2)\n    boundary u = 0 at all\n    initial u = 0\n"
+        "    solve fd(scheme = cn, dt = auto)\n}\n"
+    )
+    assert _codes(program) == [("R512", 8, 27)]

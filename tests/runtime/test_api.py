@@ -341,13 +341,14 @@ def test_run_time_errors_point_at_the_solve_line_option() -> None:
     with pytest.raises(RitzError) as info:  # a literal cell count: found by the check
         ritz.compile(text, name="h.dsl")
     assert (info.value.code, info.value.line, info.value.column) == ("R504", 11, 14)
-    handle = ritz.compile(text.replace("cells = 1,", "cells = 8,"), name="h.dsl").heat1d
+    with pytest.raises(RitzError) as info:  # dt = auto on cn: also found by the check
+        ritz.compile(text.replace("cells = 1,", "cells = 8,"), name="h.dsl")
+    assert (info.value.code, info.value.line, info.value.column) == ("R512", 11, 38)
+    fixed = text.replace("cells = 1,", "cells = 8,").replace("dt = auto", "dt = 1e-3")
+    handle = ritz.compile(fixed, name="h.dsl").heat1d
     with pytest.raises(RitzError) as info:
         handle.solve(cells=1)
     assert info.value.code == "R504" and info.value.line is None  # given from Python
-    with pytest.raises(RitzError) as info:
-        handle.solve()
-    assert (info.value.code, info.value.line, info.value.column) == ("R512", 11, 38)
     with pytest.raises(RitzError) as info:
         handle.solve(cells=8, dt="auto")
     assert info.value.code == "R512" and info.value.line is None
