@@ -9,6 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import sympy
+
 from ..dsl.ast import PdeProblem, SolveSpec
 from ..dsl.diagnostics import UnsupportedError
 from .backends.base import safe_name
@@ -109,10 +112,16 @@ def fd_options(
             "use euler, rk2, rk4, ssprk3 (explicit), cn or imex (implicit)",
             code="R404",
         )
-    order = int(opts.get("order", 2))
+    given_order = opts.get("order", 2)
+    plain = given_order.item() if isinstance(given_order, np.generic) else given_order
+    # a whole number, as cells: 2.0, "2" and True are refused, not converted
+    whole = isinstance(plain, int | sympy.Integer) and not isinstance(plain, bool)
+    order = int(plain) if whole else 0
     if order not in (2, 4):
         raise UnsupportedError(
-            f"order {order}{origin('order')} is not available",
+            f"order {order}{origin('order')} is not available"
+            if whole
+            else f"order must be the whole number 2 or 4, got {given_order!r}{origin('order')}",
             where("order"),
             "use order = 2 or 4",
             code="R405",

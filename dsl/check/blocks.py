@@ -532,6 +532,34 @@ def _check_size(
         )
 
 
+def _check_variable_bounds(v: A.VarDecl, env: ModuleEnv, sink: DiagnosticSink) -> None:
+    """R350 for reversed bounds and for an initial value outside them, for every variable at
+    once (the lowering refuses them too, one at a time). Values that are not constant numbers
+    are reported elsewhere (names) or when the block is compiled."""
+    if v.bounds is None:
+        return
+    quiet = DiagnosticSink()
+    lo, hi = (fold_number(b, env.consts, quiet, "a bound", env) for b in v.bounds)
+    if lo is None or hi is None or not (lo.is_number and hi.is_number):
+        return
+    if not lo <= hi:
+        sink.error(
+            "R350",
+            f"the bounds of '{v.name}' are reversed: [{shown(lo)}, {shown(hi)}]",
+            v.bounds[0].span,
+            "write the lower bound first",
+        )
+        return
+    init = fold_number(v.init, env.consts, quiet, "an initial value", env)
+    if init is not None and init.is_number and not lo <= init <= hi:
+        sink.error(
+            "R350",
+            f"the initial value of '{v.name}', {shown(init)}, is outside its bounds "
+            f"[{shown(lo)}, {shown(hi)}]",
+            v.init.span,
+        )
+
+
 def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
     names = Names(sink, env)
     sizes: set[str] = set()
@@ -589,6 +617,7 @@ def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
             _check_lower_solution(ls, pde, symbols - below, below, env, sink)
     for v in bl.variables:
         check_names(v.init, symbols, TENSOR_OPS, env, sink)
+        _check_variable_bounds(v, env, sink)
     for ob in bl.objectives:
         check_names(ob.expr, symbols, TENSOR_OPS, env, sink)
         if ob.over is not None and ob.over not in lower_vars:

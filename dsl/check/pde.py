@@ -538,6 +538,7 @@ class PdeChecker(PdeExpressions):
         }
         first_order = self.steady_first_order(equations)
         self.bounded_high_order(equations)
+        told: set[tuple[str, str]] = set()  # faces of a system already reported once
         for a in self.axes:
             for f in self.fields:
                 if a.periodic or (f, a.name) not in needed or (f, a.name) in first_order:
@@ -548,6 +549,21 @@ class PdeChecker(PdeExpressions):
                     face = judged.get((f, a.name, side))
                     if face is not None and not face.reason:
                         continue  # an outflow face: its ghosts continue the interior
+                    if face is not None and len(face.missing) > 1:
+                        # a system: the entering characteristics need conditions on some of
+                        # its fields, not on each (one per field would be R322)
+                        if (a.name, side) not in told:
+                            told.add((a.name, side))
+                            self.sink.error(
+                                "R313",
+                                f"fields {', '.join(face.missing)} have no boundary condition "
+                                f"at {a.name} = {at:g}: {face.reason}",
+                                self.fields[f].span,
+                                "add one condition per entering characteristic, on any of "
+                                f"{', '.join(face.missing)} (e.g. 'boundary {f} = ... at "
+                                f"{a.name} = {at:g}'); more than that is R322",
+                            )
+                        continue
                     message = (
                         f"field '{f}' is differentiated along '{a.name}' but has no "
                         f"boundary condition at {a.name} = {at:g}"

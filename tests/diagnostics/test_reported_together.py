@@ -47,3 +47,25 @@ def test_dt_auto_on_an_implicit_scheme_is_found_by_the_check() -> None:
         "    solve fd(scheme = cn, dt = auto)\n}\n"
     )
     assert _codes(program) == [("R512", 8, 27)]
+
+
+def test_every_bad_bound_of_a_bilevel_block_at_once() -> None:
+    program = (
+        "bilevel r {\n    upper a = 5 in [10, 0]\n    lower b = 20 in [0, 10]\n"
+        "    lower minimize (b - a)^2\n    upper minimize b^2\n}\n"
+    )
+    assert _codes(program) == [("R350", 2, 21), ("R350", 3, 15)]
+
+
+def test_an_open_face_of_a_system_is_one_error() -> None:
+    """Acoustics with p = 0 at x = 0 only: one characteristic enters at x = 1, so one
+    condition is missing there, on p or v; one R313 per field sent users to add both (R322)."""
+    program = (
+        "pde a {\n    space x in [0, 1]\n    time t in [0, 0.5]\n    field p, v\n"
+        "    dt(p) = -diff(v, x)\n    dt(v) = -diff(p, x)\n    boundary p = 0 at x = 0\n"
+        "    initial p = 0\n    initial v = 0\n}\n"
+    )
+    with pytest.raises(RitzError) as err:
+        load_text(program, "m.dsl")
+    (only,) = err.value.diagnostics
+    assert only.code == "R313" and "fields p, v have no boundary condition at x = 1" in only.message

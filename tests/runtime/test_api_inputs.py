@@ -524,3 +524,12 @@ def test_set_nan_is_refused_as_not_finite(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", str(HEAT), "--set", "nu=nan"])
     assert result.exit_code == 1 and "error[R538]" in result.stderr
     assert "finite" in result.stderr, result.stderr
+
+
+def test_order_is_a_whole_number_as_cells_is() -> None:
+    heat = ritz.load(HEAT).heat1d
+    for bad in ("2", 2.0, True):
+        with pytest.raises(RitzError) as err:
+            heat.solve(order=bad, cells=16)
+        assert err.value.code == "R405", err.value
+    assert heat.solve(order=np.int64(4), cells=16)["u"].shape == (2, 16)
