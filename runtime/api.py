@@ -329,7 +329,8 @@ class PdeHandle:
         """The compiled kernels of the default solve line, as plain callables by name."""
         module = self.module()
         names = [*module.KERNELS, "step", "advance"] if hasattr(module, "KERNELS") else []
-        return {n: getattr(module, n) for n in names}
+        # steady and implicit modules have entries of their own (residual, jvp) instead
+        return {n: getattr(module, n) for n in names if hasattr(module, n)}
 
     def source(self, **kwargs: Any) -> str:
         """The generated source for these options."""
@@ -521,7 +522,7 @@ class PdeHandle:
         t0, t1 = self.problem.time.t0, self._end_time(merged)
         every = float(merged["every"]) if merged.get("every") is not None else None
         frame = int(np.prod(sim.grid.cells)) * len(sim.module.PLAN["fields"]) * 8
-        check_frames(t0, t1, every, frame)
+        check_frames(t0, t1, every, frame, self._option_span("every", kwargs))
         times = output_times(t0, t1, every)
         bar = None
         if progress:

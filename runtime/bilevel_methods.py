@@ -45,7 +45,10 @@ class UnrollProblem(_Problem):
             f"the {self.options['k']} unrolled steps of '{self.handle.name}' do not converge "
             f"with the step {eta:.3g}: {why}",
             self.handle._method_span,
-            "give a smaller step ('inner_lr = ...'), or leave it to 'auto'",
+            "give a smaller step ('inner_lr = ...'), or leave it to 'auto'"
+            if self.options.get("inner_lr", "auto") != "auto"
+            else "give a smaller step ('inner_lr = ...'): 'auto' sizes it from the curvature "
+            "at the initial point, and the curvature grows on the way",
             code="R542",
         )
 
@@ -83,8 +86,10 @@ class UnrollProblem(_Problem):
         lo, hi = self.lo[lower], self.hi[lower]
         iterates, inside = [], []
         start = None
+        steps: list[np.ndarray] = []  # the last two projected steps, to see a bounce
         for _ in range(k):
             _, r = self.call("residual", x)
+            steps = [*steps[-1:], np.where(lower, r, 0.0)]
             z = np.where(lower, x - eta * r, x)
             if start is None:
                 start = _projected_step(x[lower], eta * r[lower], lo, hi)
@@ -97,6 +102,11 @@ class UnrollProblem(_Problem):
         end = _projected_step(x[lower], eta * r[lower], lo, hi)
         if start is not None and not end <= start:  # a step too long oscillates, even in a box
             self._diverged(eta, f"its projected step grew from {start:.3g} to {end:.3g}")
+        if start and len(steps) == 2 and end > 0.5 * start:
+            a, b = steps
+            cosine = float(a @ b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-300)
+            if cosine < -0.5:  # the last steps point back and forth: a two-point bounce
+                self._diverged(eta, "its iterates bounce between two points")
         value, g = self.call("upper", x)
         if not (np.isfinite(value) and np.all(np.isfinite(g))):
             self._diverged(eta, "the upper objective is not finite at its end")

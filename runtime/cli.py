@@ -484,10 +484,15 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
         for name, block in checked.problems.items()
         if isinstance(block, PdeProblem)
     }
+    # nor a size of a train, network or bilevel block (--set d=3)
+    tensor_names = set().union(
+        *(_set_names(mod[n]) for n, b in checked.problems.items() if not isinstance(b, PdeProblem))
+    )
     for name, block in checked.problems.items():
         handle = mod[name]
         if isinstance(block, PdeProblem):
             others = set().union(*(v for k, v in pde_params.items() if k != name))
+            others |= tensor_names - pde_params[name]
             mine = {k: v for k, v in overrides.items() if k in pde_params[name] or k not in others}
             lines = block.solves or (None,)
             for line in lines:
@@ -530,7 +535,7 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
     if no_cuda and not outputs:
         raise RuntimeInputError(
             f"nothing to build for the cupy backend: {', '.join(no_cuda)} compile for numba "
-            "only (networks have no CUDA lowering yet)",
+            "only (fd solves of pde blocks are the only CUDA lowering yet)",
             hint="build with --backend numba",
             code="R415",
         )
@@ -539,7 +544,10 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
     for note in skipped:
         click.echo(f"skipped: {note.message} ({note.hint})", err=True)
     for left in no_cuda:
-        click.echo(f"skipped: {left} (numba only: networks have no CUDA lowering yet)", err=True)
+        click.echo(
+            f"skipped: {left} (numba only: fd solves of pde blocks are the only CUDA lowering yet)",
+            err=True,
+        )
     if not outputs:
         raise RuntimeInputError(
             "the program has no pde, train, network or bilevel block to build", code="R524"
@@ -578,22 +586,28 @@ def _unsized_network(handle: Any, given: dict[str, Any]) -> RuntimeInputError:
     )
 
 
+def _set_names(handle: Any) -> set[str]:
+    """The --set names a train, network or bilevel block takes in ``ritz build``."""
+    from .bilevel import BilevelHandle
+    from .networks import NetworkHandle, TrainHandle
+
+    if isinstance(handle, NetworkHandle):
+        return handle.keywords()
+    if isinstance(handle, TrainHandle):
+        return set(handle.size_names())
+    if isinstance(handle, BilevelHandle):
+        return handle.size_names()
+    return set()
+
+
 def _refuse_unused_sets(mod: Any, checked: Any, overrides: dict[str, Any]) -> None:
     """R503 for a --set name that no network or bilevel block of the file takes (pde blocks
     check their own)."""
     from ..dsl.diagnostics import did_you_mean
-    from .bilevel import BilevelHandle
-    from .networks import NetworkHandle, TrainHandle
 
     known: set[str] = set()
     for name in checked.problems:
-        handle = mod[name]
-        if isinstance(handle, NetworkHandle):
-            known |= handle.keywords()
-        elif isinstance(handle, TrainHandle):
-            known |= set(handle.size_names())
-        elif isinstance(handle, BilevelHandle):
-            known |= handle.size_names()
+        known |= _set_names(mod[name])
     for key in overrides:
         if key not in known:
             raise RuntimeInputError(

@@ -8,6 +8,7 @@ text, None and objects that are no numbers.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,14 @@ def dtype_name(value: Any) -> Any:
         return np.dtype(value).name
     except (TypeError, ValueError):
         return value
+
+
+def memory_bytes() -> int:
+    """The machine's physical memory (16 GiB where the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 16 << 30
 
 
 def positive_whole(value: Any) -> int | None:

@@ -7,6 +7,7 @@ cache, so a warm start reuses Numba's compiled code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
 from .cache import cache_path, write_atomic
-from .inputs import check_dtype, keywords_only, positive_whole, real_array
+from .inputs import check_dtype, keywords_only, memory_bytes, positive_whole, real_array
 from .optimizers import OPTION_NAMES, Optimizer, parse_optimizer, run_lbfgs
 
 Params = dict[str, np.ndarray]
@@ -44,6 +45,14 @@ def _load(artifact: Any, backend: str, cache_dir: Any) -> Any:
 def init_weights(weights: Mapping[str, Any], seed: int, dtype: str) -> Params:
     """Glorot-uniform matrices (``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``) and zero
     biases, drawn in declaration order from NumPy's PCG64 with ``seed``."""
+    size = sum(math.prod(spec.shape) for spec in weights.values()) * np.dtype(dtype).itemsize
+    if size > memory_bytes() // 2:  # an input size of 1e12 would end in a MemoryError
+        raise RuntimeInputError(
+            f"the weights would take {size / 2**30:.3g} GiB, more than half of this machine's "
+            "memory",
+            hint="check the input sizes and widths given (init(n_in=...), --set)",
+            code="R538",
+        )
     rng = np.random.default_rng(seed)
     out: Params = {}
     for name, spec in weights.items():

@@ -9,9 +9,11 @@ buffers) with a halo twice the stencil radius, plus the entries
   where mu_m = (df/du)(S_m)^T w_m. Stages run from last to first; stage m's kernel computes
   mu_m, adds it into lambda' (the cotangent of the old state) and dt a_mi mu_m into every
   earlier w_i, and adds (df/dp)^T w_m, as a sum over the grid (Write.total) into one buffer
-  per parameter. The last stage reads w_s = dt b_s lambda as lambda itself, and writes
-  lambda' = lambda + mu_s and w_i = dt b_i lambda + dt a_si mu_s: no pass over memory only to
-  scale lambda. lambda' and lambda exchange roles after the step (meta ``adjoint_swaps``);
+  per parameter. The last stage reads w_s = dt b_s lambda as lambda itself and writes
+  lambda' = lambda + mu_s; the first stage that feeds w_i (a_mi != 0) writes it as
+  dt b_i lambda + dt a_mi mu_m, and a stage no later stage feeds reads its w_i as lambda too:
+  no pass over memory only to scale lambda (RK4's stage 4 would write w_1 and w_2 as copies).
+  lambda' and lambda exchange roles after the step (meta ``adjoint_swaps``);
 - ``adjoint_initial``: the cotangent of the parameters through the initial condition.
 
 The transposed stencils are lowered by ``transpose``; ``param_vjp_kernel`` and
@@ -63,31 +65,33 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
 
     kernels: dict[str, Kernel] = {}
     launches: list[Launch] = []
+    started: set[int] = set()  # the stages i whose w_i a later stage has written this step
     for m in range(s, 0, -1):
         row = _row(tableau, m)
         rename = {f: stage_input(f, tableau, m) for f in info.fields}
         values = {f: prog.outputs[f"vjp:{f}"] for f in info.fields}
         scale: dict[str, sympy.Expr] = {}
         bases: dict[str, tuple[str, sympy.Expr]] = {}
-        if m == s:  # w_s = dt b_s lambda: read lambda itself, and start every earlier w_i
+        if m in started:
+            rename |= {cotangent(f): weight_buffer(f, m) for f in info.fields}
+        else:  # w_m = dt b_m lambda (the last stage; or no later stage feeds this one)
             rename |= {cotangent(f): adjoint_buffer(f) for f in info.fields}
-            scale = {cotangent(f): DT * sympy.Float(tableau.b[s - 1]) for f in info.fields}
+            scale = {cotangent(f): DT * sympy.Float(tableau.b[m - 1]) for f in info.fields}
+        if m == s:  # lambda' = lambda + mu_s: lambda' starts here
             for f in info.fields:
                 bases[next_adjoint_buffer(f)] = (adjoint_buffer(f), sympy.Integer(1))
-                for i in range(1, s):
+        feeds = [i for i in range(1, m) if row[i - 1]]
+        for i in feeds:  # the first write of w_i starts it at dt b_i lambda
+            if i not in started:
+                for f in info.fields:
                     bases[weight_buffer(f, i)] = (
                         adjoint_buffer(f),
                         DT * sympy.Float(tableau.b[i - 1]),
                     )
-        else:
-            rename |= {cotangent(f): weight_buffer(f, m) for f in info.fields}
+        started |= set(feeds)
         destinations = {
             f: [(next_adjoint_buffer(f), sympy.Integer(1))]
-            + [
-                (weight_buffer(f, i), DT * sympy.Float(row[i - 1]))
-                for i in range(1, m)
-                if row[i - 1] or m == s
-            ]
+            + [(weight_buffer(f, i), DT * sympy.Float(row[i - 1])) for i in feeds]
             for f in info.fields
         }
         for p in params:
@@ -124,7 +128,7 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
     buffers = list(group.buffers)
     for f in info.fields:
         buffers += [adjoint_buffer(f), next_adjoint_buffer(f)]
-        buffers += [weight_buffer(f, i) for i in range(1, s)]
+        buffers += [weight_buffer(f, i) for i in sorted(started)]
     buffers += [param_buffer(p) for p in params]
     swaps = tuple((adjoint_buffer(f), next_adjoint_buffer(f)) for f in info.fields)
     existing = {k.name: k for k in group.kernels}

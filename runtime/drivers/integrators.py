@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ...dsl.diagnostics import RuntimeInputError
+from ..inputs import memory_bytes
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,12 @@ class Simulation:
 
     def advance(self, nsteps: int, dt: float | None = None) -> None:
         """Run ``nsteps`` compiled steps of size ``dt`` (default: the simulation's)."""
+        if not hasattr(self.module, "advance"):  # a steady problem's module has no step
+            raise RuntimeInputError(
+                "this problem is steady: it has no time steps to advance",
+                hint="solve it with solve(); its Newton iteration runs the residual kernels",
+                code="R503",
+            )
         if nsteps <= 0:
             return
         dt = self.dt if dt is None else float(dt)
@@ -166,20 +172,19 @@ def frame_count(t0: float, t1: float, every: float | None) -> int:
     return math.floor((t1 - t0) / every + 1e-9) + 2
 
 
-def check_frames(t0: float, t1: float, every: float | None, frame_bytes: int) -> None:
+def check_frames(
+    t0: float, t1: float, every: float | None, frame_bytes: int, span: Any = None
+) -> None:
     """R538 where ``every`` asks for more snapshots than half the machine's memory holds: a
     solve would otherwise run until the operating system kills it."""
     frames = frame_count(t0, t1, every)
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not POSIX: assume 16 GiB
-        memory = 16 << 30
-    if frames * frame_bytes > memory // 2:
+    if frames * frame_bytes > memory_bytes() // 2:
         raise RuntimeInputError(
             f"every = {every!r} keeps {frames} snapshots of {frame_bytes / 2**20:.3g} MiB "
             f"({frames * frame_bytes / 2**30:.3g} GiB), more than half of this machine's memory",
             hint=f"give a larger every (the solve runs from t = {t0:g} to {t1:g})",
             code="R538",
+            span=span,
         )
 
 

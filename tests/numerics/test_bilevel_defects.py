@@ -477,3 +477,24 @@ def test_penalty_raises_rho_for_an_ill_conditioned_lower_level() -> None:
     with pytest.raises(RitzError) as err:
         block.hypergrad(lam=lam, method="penalty", rho=1e3, **data)
     assert err.value.code == "R542" and "cannot resolve the lower level" in err.value.message
+
+
+def test_unroll_that_bounces_between_two_points_is_refused() -> None:
+    """The curvature of huber(w - y) + w^2 / 2 is 2 at the start (w = 1) and 1 ... auto's step
+    1/2 would be fine there, but starting where it is 1 gives the step 1, which bounces at the
+    solution: it returned 1.0 or 0.0 by the parity of k (the truth is 0.5), unreported."""
+    text = """
+fn hub(z) = 0.5 * min(abs(z), 1)^2 + max(abs(z) - 1, 0)
+bilevel hb {
+    upper y = -0.001 in [-3, 3]
+    lower w = 1.0
+    lower minimize hub(w - y) + 0.5 * w^2
+    upper minimize w
+    solve unroll(k = 100)
+}
+"""
+    block = ritz.compile(text).hb
+    with pytest.raises(RitzError) as err:
+        block.hypergrad(y=-0.001)
+    assert err.value.code == "R542" and "bounce" in err.value.message
+    assert block.hypergrad(y=-0.001, method="implicit")["y"] == pytest.approx(0.5, rel=1e-9)

@@ -463,7 +463,12 @@ def test_every_that_would_fill_the_memory_is_refused() -> None:
     with pytest.raises(RuntimeInputError) as err:
         heat.solve(every=1e-12)
     assert err.value.code == "R538" and "snapshots" in err.value.message
+    assert err.value.span is None  # given from Python: no place in the file
     assert len(heat.solve(every=0.01, cells=16).t) == 11
+    text = HEAT.read_text().replace("dt = 2e-5)", "dt = 2e-5, every = 1e-12)")
+    with pytest.raises(RuntimeInputError) as err:
+        ritz.compile(text, name="h.dsl").heat1d.solve()
+    assert err.value.code == "R538" and err.value.line == 11
 
 
 def test_module_names_and_getattr() -> None:
@@ -533,3 +538,21 @@ def test_order_is_a_whole_number_as_cells_is() -> None:
             heat.solve(order=bad, cells=16)
         assert err.value.code == "R405", err.value
     assert heat.solve(order=np.int64(4), cells=16)["u"].shape == (2, 16)
+
+
+def test_kernels_and_advance_of_steady_and_implicit_problems() -> None:
+    text = """
+pde s {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) = 1
+    boundary u = 0 at all
+}
+"""
+    steady = ritz.compile(text).s
+    assert isinstance(steady.kernels, dict)
+    with pytest.raises(RuntimeInputError) as err:
+        steady.prepare().advance(1)
+    assert err.value.code == "R503" and "steady" in err.value.message
+    cn = ritz.compile(HEAT.read_text().replace("scheme = rk4", "scheme = cn")).heat1d
+    assert isinstance(cn.kernels, dict)

@@ -306,3 +306,36 @@ def test_network_input_sizes_must_be_positive_whole_numbers(tmp_path: Path) -> N
         assert err.code == "R343" and "positive whole number" in err.message
     else:
         raise AssertionError("a layer of width 0 was accepted")
+
+
+def test_build_gives_a_train_blocks_size_past_a_pde_block(tmp_path: Path) -> None:
+    heat = (Path(__file__).resolve().parents[2] / "examples" / "heat1d.dsl").read_text()
+    program = tmp_path / "mixed.dsl"
+    program.write_text(heat + FIT.replace("data x: [N, 1]", "data x: [N, d]"))
+    result = invoke("build", program, "-o", tmp_path / "out", "--set", "d=3")
+    assert result.exit_code == 0, result.output
+    assert {"heat1d.py", "fit_sine.py"} <= {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_sizes_whose_weights_would_not_fit_are_refused(tmp_path: Path) -> None:
+    program = tmp_path / "ae.dsl"
+    program.write_text("network ae(x: [n]) -> [1] {\n    return dense(x, 1)\n}\n")
+    mod = ritz.load(program)
+    for huge in (10**12, 1e20):
+        try:
+            mod.ae.init(seed=0, n=huge)
+        except ritz.RitzError as err:
+            assert err.code == "R538" and "GiB" in err.message
+        else:
+            raise AssertionError(f"n={huge} was accepted")
+
+
+def test_weight_decay_true_is_no_number(tmp_path: Path) -> None:
+    program, x, y = _files(tmp_path)
+    fit = ritz.load(program).fit_sine
+    try:
+        fit.train(x=np.load(x), y=np.load(y), steps=1, weight_decay=True)
+    except ritz.RitzError as err:
+        assert err.code == "R537"
+    else:
+        raise AssertionError("weight_decay=True was accepted")

@@ -113,9 +113,9 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_c, c
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // advection.dsl:7  dt(u) = -c * diff(u, x)
-extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
-    double total4 = 0;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4; i0 < n0 + 4; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double adj_u_m2 = adj_u[idx - 2];
@@ -127,39 +127,35 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
         const double q4_u_m1 = q4_u[idx - 1];
         const double q4_u_p1 = q4_u[idx + 1];
         const double q4_u_p2 = q4_u[idx + 2];
-        const double e0 = 1.0/h0;
-        const double e1 = dt*e0*p_c;
+        const double e0 = dt/h0;
+        const double e1 = e0*p_c;
         const double e2 = 0.013888888888888888*e1;
         const double e3 = 0.1111111111111111*e1;
         const double e4 = -adj_u_m1*e3 + adj_u_m2*e2 + adj_u_p1*e3 - adj_u_p2*e2;
-        const double e5 = adj_u_p0*dt;
-        const double e6 = 0.3333333333333333*adj_u_p0;
         adj2_u[idx] = adj_u_p0 + e4;
-        w1_u[idx] = 0.16666666666666666*e5;
-        w2_u[idx] = dt*e6;
-        w3_u[idx] = dt*(e4 + e6);
-        total4 += e0*e5*(0.1111111111111111*q4_u_m1 - 0.013888888888888888*q4_u_m2 - 0.1111111111111111*q4_u_p1 + 0.013888888888888888*q4_u_p2);
+        w3_u[idx] = dt*(0.3333333333333333*adj_u_p0 + e4);
+        total2 += adj_u_p0*e0*(0.1111111111111111*q4_u_m1 - 0.013888888888888888*q4_u_m2 - 0.1111111111111111*q4_u_p1 + 0.013888888888888888*q4_u_p2);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
     if (f0 < n0 + 4) {
-        gp_c[(long long)(f0)] += total4;
+        gp_c[(long long)(f0)] += total2;
     }
 }
 
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // advection.dsl:7  dt(u) = -c * diff(u, x)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4; i0 < n0 + 4; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_u_p0 = adj_u[idx];
         const double adj2_u_p0 = adj2_u[idx];
         const double q3_u_m2 = q3_u[idx - 2];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p1 = q3_u[idx + 1];
         const double q3_u_p2 = q3_u[idx + 2];
-        const double w2_u_p0 = w2_u[idx];
         const double w3_u_m2 = w3_u[idx - 2];
         const double w3_u_m1 = w3_u[idx - 1];
         const double w3_u_p0 = w3_u[idx];
@@ -169,11 +165,10 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
         const double e1 = e0*p_c;
         const double e2 = (0.6666666666666666)*e1;
         const double e3 = (0.08333333333333333)*e1;
-        const double e4 = dt*e1;
-        const double e5 = 0.041666666666666664*e4;
-        const double e6 = 0.3333333333333333*e4;
+        const double e4 = 0.041666666666666664*e1;
+        const double e5 = 0.3333333333333333*e1;
         adj2_u[idx] = adj2_u_p0 - e2*w3_u_m1 + e2*w3_u_p1 + e3*w3_u_m2 - e3*w3_u_p2;
-        w2_u[idx] = e5*w3_u_m2 - e5*w3_u_p2 - e6*w3_u_m1 + e6*w3_u_p1 + w2_u_p0;
+        w2_u[idx] = dt*(0.3333333333333333*adj_u_p0 + e4*w3_u_m2 - e4*w3_u_p2 - e5*w3_u_m1 + e5*w3_u_p1);
         total2 += (0.08333333333333333)*e0*w3_u_p0*(8.0*q3_u_m1 - q3_u_m2 - 8.0*q3_u_p1 + q3_u_p2);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
@@ -185,17 +180,17 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // advection.dsl:7  dt(u) = -c * diff(u, x)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4; i0 < n0 + 4; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_u_p0 = adj_u[idx];
         const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_m2 = q2_u[idx - 2];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p1 = q2_u[idx + 1];
         const double q2_u_p2 = q2_u[idx + 2];
-        const double w1_u_p0 = w1_u[idx];
         const double w2_u_m2 = w2_u[idx - 2];
         const double w2_u_m1 = w2_u[idx - 1];
         const double w2_u_p0 = w2_u[idx];
@@ -205,11 +200,10 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
         const double e1 = e0*p_c;
         const double e2 = (0.6666666666666666)*e1;
         const double e3 = (0.08333333333333333)*e1;
-        const double e4 = dt*e1;
-        const double e5 = 0.041666666666666664*e4;
-        const double e6 = 0.3333333333333333*e4;
+        const double e4 = 0.041666666666666664*e1;
+        const double e5 = 0.3333333333333333*e1;
         adj2_u[idx] = adj2_u_p0 - e2*w2_u_m1 + e2*w2_u_p1 + e3*w2_u_m2 - e3*w2_u_p2;
-        w1_u[idx] = e5*w2_u_m2 - e5*w2_u_p2 - e6*w2_u_m1 + e6*w2_u_p1 + w1_u_p0;
+        w1_u[idx] = dt*(0.16666666666666666*adj_u_p0 + e4*w2_u_m2 - e4*w2_u_p2 - e5*w2_u_m1 + e5*w2_u_p1);
         total2 += (0.08333333333333333)*e0*w2_u_p0*(8.0*q2_u_m1 - q2_u_m2 - 8.0*q2_u_p1 + q2_u_p2);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;

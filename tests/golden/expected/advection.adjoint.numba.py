@@ -123,15 +123,15 @@ def initial(f_u, p_c, t, dt, lo0, h0):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 4
     # advection.dsl:7  dt(u) = -c * diff(u, x)
     n0 = adj_u.shape[0] - 8
-    e0 = 1.0/h0
-    e1 = dt*e0*p_c
+    e0 = dt/h0
+    e1 = e0*p_c
     e2 = 0.013888888888888888*e1
     e3 = 0.1111111111111111*e1
-    total4 = 0.0
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
         adj_u_m2 = adj_u[i0 - 2]
@@ -144,76 +144,70 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0,
         q4_u_p1 = q4_u[i0 + 1]
         q4_u_p2 = q4_u[i0 + 2]
         e4 = -adj_u_m1*e3 + adj_u_m2*e2 + adj_u_p1*e3 - adj_u_p2*e2
-        e5 = adj_u_p0*dt
-        e6 = 0.3333333333333333*adj_u_p0
         adj2_u[i0] = adj_u_p0 + e4
-        w1_u[i0] = 0.16666666666666666*e5
-        w2_u[i0] = dt*e6
-        w3_u[i0] = dt*(e4 + e6)
-        total4 += e0*e5*(0.1111111111111111*q4_u_m1 - 0.013888888888888888*q4_u_m2 - 0.1111111111111111*q4_u_p1 + 0.013888888888888888*q4_u_p2)
-    gp_c[4] += total4
+        w3_u[i0] = dt*(0.3333333333333333*adj_u_p0 + e4)
+        total2 += adj_u_p0*e0*(0.1111111111111111*q4_u_m1 - 0.013888888888888888*q4_u_m2 - 0.1111111111111111*q4_u_p1 + 0.013888888888888888*q4_u_p2)
+    gp_c[4] += total2
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
+def adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 3
     # advection.dsl:7  dt(u) = -c * diff(u, x)
-    n0 = adj2_u.shape[0] - 8
+    n0 = adj_u.shape[0] - 8
     e0 = 1.0/h0
     e1 = e0*p_c
     e2 = (0.6666666666666666)*e1
     e3 = (0.08333333333333333)*e1
-    e4 = dt*e1
-    e5 = 0.041666666666666664*e4
-    e6 = 0.3333333333333333*e4
+    e4 = 0.041666666666666664*e1
+    e5 = 0.3333333333333333*e1
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
+        adj_u_p0 = adj_u[i0]
         adj2_u_p0 = adj2_u[i0]
         q3_u_m2 = q3_u[i0 - 2]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p1 = q3_u[i0 + 1]
         q3_u_p2 = q3_u[i0 + 2]
-        w2_u_p0 = w2_u[i0]
         w3_u_m2 = w3_u[i0 - 2]
         w3_u_m1 = w3_u[i0 - 1]
         w3_u_p0 = w3_u[i0]
         w3_u_p1 = w3_u[i0 + 1]
         w3_u_p2 = w3_u[i0 + 2]
         adj2_u[i0] = adj2_u_p0 - e2*w3_u_m1 + e2*w3_u_p1 + e3*w3_u_m2 - e3*w3_u_p2
-        w2_u[i0] = e5*w3_u_m2 - e5*w3_u_p2 - e6*w3_u_m1 + e6*w3_u_p1 + w2_u_p0
+        w2_u[i0] = dt*(0.3333333333333333*adj_u_p0 + e4*w3_u_m2 - e4*w3_u_p2 - e5*w3_u_m1 + e5*w3_u_p1)
         total2 += (0.08333333333333333)*e0*w3_u_p0*(8*q3_u_m1 - q3_u_m2 - 8*q3_u_p1 + q3_u_p2)
     gp_c[4] += total2
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
+def adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_c, p_c, t, dt, lo0, h0):
     # adjoint of stage 2
     # advection.dsl:7  dt(u) = -c * diff(u, x)
-    n0 = adj2_u.shape[0] - 8
+    n0 = adj_u.shape[0] - 8
     e0 = 1.0/h0
     e1 = e0*p_c
     e2 = (0.6666666666666666)*e1
     e3 = (0.08333333333333333)*e1
-    e4 = dt*e1
-    e5 = 0.041666666666666664*e4
-    e6 = 0.3333333333333333*e4
+    e4 = 0.041666666666666664*e1
+    e5 = 0.3333333333333333*e1
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 4
+        adj_u_p0 = adj_u[i0]
         adj2_u_p0 = adj2_u[i0]
         q2_u_m2 = q2_u[i0 - 2]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p1 = q2_u[i0 + 1]
         q2_u_p2 = q2_u[i0 + 2]
-        w1_u_p0 = w1_u[i0]
         w2_u_m2 = w2_u[i0 - 2]
         w2_u_m1 = w2_u[i0 - 1]
         w2_u_p0 = w2_u[i0]
         w2_u_p1 = w2_u[i0 + 1]
         w2_u_p2 = w2_u[i0 + 2]
         adj2_u[i0] = adj2_u_p0 - e2*w2_u_m1 + e2*w2_u_p1 + e3*w2_u_m2 - e3*w2_u_p2
-        w1_u[i0] = e5*w2_u_m2 - e5*w2_u_p2 - e6*w2_u_m1 + e6*w2_u_p1 + w1_u_p0
+        w1_u[i0] = dt*(0.16666666666666666*adj_u_p0 + e4*w2_u_m2 - e4*w2_u_p2 - e5*w2_u_m1 + e5*w2_u_p1)
         total2 += (0.08333333333333333)*e0*w2_u_p0*(8*q2_u_m1 - q2_u_m2 - 8*q2_u_p1 + q2_u_p2)
     gp_c[4] += total2
 
@@ -272,13 +266,13 @@ def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, 
 def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_c, p_c, t, dt, lo0, h0):
     wrap_0(adj_u)
     wrap_0(q4_u)
-    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, h0)
     wrap_0(q3_u)
     wrap_0(w3_u)
-    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
     wrap_0(q2_u)
     wrap_0(w2_u)
-    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, h0)
     wrap_0(f_u)
     wrap_0(w1_u)
     adjoint_stage1(f_u, adj2_u, w1_u, gp_c, p_c, t, dt, lo0, h0)
@@ -322,7 +316,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):

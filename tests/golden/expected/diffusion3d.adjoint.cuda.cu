@@ -280,7 +280,7 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_kapp
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -288,7 +288,7 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
     if (i2 >= n2 + 2) return;
     const int i1 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (i1 >= n1 + 2) return;
-    double total4 = 0;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
         const double adj_u_m1_p0_p0 = adj_u[idx - s0];
@@ -312,21 +312,18 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
         const double e4 = e1*e3;
         const double e5 = 1.0/(h2*h2);
         const double e6 = e1*e5;
-        const double e9 = 0.16666666666666666*e0;
-        const double e10 = 0.16666666666666666*e3;
-        const double e11 = 0.16666666666666666*e5;
+        const double e8 = 0.16666666666666666*e0;
+        const double e9 = 0.16666666666666666*e3;
+        const double e10 = 0.16666666666666666*e5;
         const double e7 = 0.16666666666666666*e2*(adj_u_m1_p0_p0 + adj_u_p1_p0_p0) + 0.16666666666666666*e4*(adj_u_p0_m1_p0 + adj_u_p0_p1_p0) + 0.16666666666666666*e6*(adj_u_p0_p0_m1 + adj_u_p0_p0_p1);
-        const double e8 = adj_u_p0_p0_p0*dt;
-        const double e12 = 0.3333333333333333*q4_u_p0_p0_p0;
+        const double e11 = 0.3333333333333333*q4_u_p0_p0_p0;
         adj2_u[idx] = -adj_u_p0_p0_p0*(0.3333333333333333*e2 + 0.3333333333333333*e4 + 0.3333333333333333*e6 - 1.0) + e7;
-        w1_u[idx] = 0.16666666666666666*e8;
-        w2_u[idx] = 0.3333333333333333*e8;
         w3_u[idx] = dt*(-0.3333333333333333*adj_u_p0_p0_p0*(e2 + e4 + e6 - 1.0) + e7);
-        total4 += e8*(-e0*e12 + e10*q4_u_p0_m1_p0 + e10*q4_u_p0_p1_p0 + e11*q4_u_p0_p0_m1 + e11*q4_u_p0_p0_p1 - e12*e3 - e12*e5 + e9*q4_u_m1_p0_p0 + e9*q4_u_p1_p0_p0);
+        total2 += adj_u_p0_p0_p0*dt*(-e0*e11 + e10*q4_u_p0_p0_m1 + e10*q4_u_p0_p0_p1 - e11*e3 - e11*e5 + e8*q4_u_m1_p0_p0 + e8*q4_u_p1_p0_p0 + e9*q4_u_p0_m1_p0 + e9*q4_u_p0_p1_p0);
     }
     const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
     if (f0 < n0 + 2) {
-        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total4;
+        gp_kappa[(long long)(f0) * s0 + (long long)(i1) * s1 + (long long)(i2)] += total2;
     }
 }
 
@@ -479,7 +476,7 @@ extern "C" __global__ void adjoint_stage4_fold_2_lo(const double* __restrict__ a
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -490,6 +487,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
     double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
+        const double adj_u_p0_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double q3_u_m1_p0_p0 = q3_u[idx - s0];
         const double q3_u_p0_m1_p0 = q3_u[idx - s1];
@@ -498,7 +496,6 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
         const double q3_u_p0_p0_p1 = q3_u[idx + 1];
         const double q3_u_p0_p1_p0 = q3_u[idx + s1];
         const double q3_u_p1_p0_p0 = q3_u[idx + s0];
-        const double w2_u_p0_p0_p0 = w2_u[idx];
         const double w3_u_m1_p0_p0 = w3_u[idx - s0];
         const double w3_u_p0_m1_p0 = w3_u[idx - s1];
         const double w3_u_p0_p0_m1 = w3_u[idx - 1];
@@ -509,15 +506,14 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
         const double e0 = 1.0/(h0*h0);
         const double e2 = 1.0/(h1*h1);
         const double e4 = 1.0/(h2*h2);
-        const double e7 = 0.5*dt;
         const double e1 = e0*p_kappa*(w3_u_m1_p0_p0 + w3_u_p1_p0_p0);
         const double e3 = e2*p_kappa*(w3_u_p0_m1_p0 + w3_u_p0_p1_p0);
         const double e5 = e4*p_kappa*(w3_u_p0_p0_m1 + w3_u_p0_p0_p1);
         const double e6 = p_kappa*w3_u_p0_p0_p0*(e0 + e2 + e4);
-        const double e8 = 2.0*q3_u_p0_p0_p0;
+        const double e7 = 2.0*q3_u_p0_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
-        w2_u[idx] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w2_u_p0_p0_p0;
-        total2 += w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1);
+        w2_u[idx] = dt*(0.3333333333333333*adj_u_p0_p0_p0 + 0.5*e1 + 0.5*e3 + 0.5*e5 - 1.0*e6);
+        total2 += w3_u_p0_p0_p0*(-e0*e7 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e7 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e7 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1);
     }
     const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
     if (f0 < n0 + 2) {
@@ -670,7 +666,7 @@ extern "C" __global__ void adjoint_stage3_fold_2_lo(double* __restrict__ adj2_u,
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
+extern "C" __global__ void adjoint_stage2(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_kappa, const double p_kappa, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double lo2, const double h0, const double h1, const double h2, const int n0, const int n1, const int n2)
 {
     const long long s1 = (long long)n2 + 4;
     const long long s0 = s1 * ((long long)n1 + 4);
@@ -681,6 +677,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
     double total2 = 0;
     for (int i0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2; i0 < n0 + 2; i0 += (int)(gridDim.z * blockDim.z)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1) * s1 + (long long)(i2);
+        const double adj_u_p0_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0_p0 = adj2_u[idx];
         const double q2_u_m1_p0_p0 = q2_u[idx - s0];
         const double q2_u_p0_m1_p0 = q2_u[idx - s1];
@@ -689,7 +686,6 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
         const double q2_u_p0_p0_p1 = q2_u[idx + 1];
         const double q2_u_p0_p1_p0 = q2_u[idx + s1];
         const double q2_u_p1_p0_p0 = q2_u[idx + s0];
-        const double w1_u_p0_p0_p0 = w1_u[idx];
         const double w2_u_m1_p0_p0 = w2_u[idx - s0];
         const double w2_u_p0_m1_p0 = w2_u[idx - s1];
         const double w2_u_p0_p0_m1 = w2_u[idx - 1];
@@ -700,15 +696,14 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
         const double e0 = 1.0/(h0*h0);
         const double e2 = 1.0/(h1*h1);
         const double e4 = 1.0/(h2*h2);
-        const double e7 = 0.5*dt;
         const double e1 = e0*p_kappa*(w2_u_m1_p0_p0 + w2_u_p1_p0_p0);
         const double e3 = e2*p_kappa*(w2_u_p0_m1_p0 + w2_u_p0_p1_p0);
         const double e5 = e4*p_kappa*(w2_u_p0_p0_m1 + w2_u_p0_p0_p1);
         const double e6 = p_kappa*w2_u_p0_p0_p0*(e0 + e2 + e4);
-        const double e8 = 2.0*q2_u_p0_p0_p0;
+        const double e7 = 2.0*q2_u_p0_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2.0*e6;
-        w1_u[idx] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w1_u_p0_p0_p0;
-        total2 += w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1);
+        w1_u[idx] = dt*(0.16666666666666666*adj_u_p0_p0_p0 + 0.5*e1 + 0.5*e3 + 0.5*e5 - 1.0*e6);
+        total2 += w2_u_p0_p0_p0*(-e0*e7 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e7 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e7 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1);
     }
     const int f0 = (int)(blockIdx.z * blockDim.z + threadIdx.z) + 2;
     if (f0 < n0 + 2) {

@@ -258,7 +258,7 @@ def initial(f_u, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 4
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
     n0 = adj_u.shape[0] - 4
@@ -271,12 +271,12 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, 
     e4 = e1*e3
     e5 = 1.0/(h2*h2)
     e6 = e1*e5
-    e9 = 0.16666666666666666*e0
-    e10 = 0.16666666666666666*e3
-    e11 = 0.16666666666666666*e5
+    e8 = 0.16666666666666666*e0
+    e9 = 0.16666666666666666*e3
+    e10 = 0.16666666666666666*e5
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        total4 = 0.0
+        total2 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             for j2 in range(n2):
@@ -296,14 +296,11 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, 
                 q4_u_p0_p1_p0 = q4_u[i0, i1 + 1, i2]
                 q4_u_p1_p0_p0 = q4_u[i0 + 1, i1, i2]
                 e7 = 0.16666666666666666*e2*(adj_u_m1_p0_p0 + adj_u_p1_p0_p0) + 0.16666666666666666*e4*(adj_u_p0_m1_p0 + adj_u_p0_p1_p0) + 0.16666666666666666*e6*(adj_u_p0_p0_m1 + adj_u_p0_p0_p1)
-                e8 = adj_u_p0_p0_p0*dt
-                e12 = 0.3333333333333333*q4_u_p0_p0_p0
+                e11 = 0.3333333333333333*q4_u_p0_p0_p0
                 adj2_u[i0, i1, i2] = -adj_u_p0_p0_p0*(0.3333333333333333*e2 + 0.3333333333333333*e4 + 0.3333333333333333*e6 - 1) + e7
-                w1_u[i0, i1, i2] = 0.16666666666666666*e8
-                w2_u[i0, i1, i2] = 0.3333333333333333*e8
                 w3_u[i0, i1, i2] = dt*(-0.3333333333333333*adj_u_p0_p0_p0*(e2 + e4 + e6 - 1) + e7)
-                total4 += e8*(-e0*e12 + e10*q4_u_p0_m1_p0 + e10*q4_u_p0_p1_p0 + e11*q4_u_p0_p0_m1 + e11*q4_u_p0_p0_p1 - e12*e3 - e12*e5 + e9*q4_u_m1_p0_p0 + e9*q4_u_p1_p0_p0)
-        gp_kappa[i0, 2, 2] += total4
+                total2 += adj_u_p0_p0_p0*dt*(-e0*e11 + e10*q4_u_p0_p0_m1 + e10*q4_u_p0_p0_p1 - e11*e3 - e11*e5 + e8*q4_u_m1_p0_p0 + e8*q4_u_p1_p0_p0 + e9*q4_u_p0_m1_p0 + e9*q4_u_p0_p1_p0)
+        gp_kappa[i0, 2, 2] += total2
 
 
 @numba.njit(cache=True)
@@ -417,16 +414,15 @@ def adjoint_stage4_fold_2_lo(adj_u, adj2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2,
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 3
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-    n0 = adj2_u.shape[0] - 4
-    n1 = adj2_u.shape[1] - 4
-    n2 = adj2_u.shape[2] - 4
+    n0 = adj_u.shape[0] - 4
+    n1 = adj_u.shape[1] - 4
+    n2 = adj_u.shape[2] - 4
     e0 = 1.0/(h0*h0)
     e2 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
-    e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         total2 = 0.0
@@ -434,6 +430,7 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1,
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
+                adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 adj2_u_p0_p0_p0 = adj2_u[i0, i1, i2]
                 q3_u_m1_p0_p0 = q3_u[i0 - 1, i1, i2]
                 q3_u_p0_m1_p0 = q3_u[i0, i1 - 1, i2]
@@ -442,7 +439,6 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1,
                 q3_u_p0_p0_p1 = q3_u[i0, i1, i2 + 1]
                 q3_u_p0_p1_p0 = q3_u[i0, i1 + 1, i2]
                 q3_u_p1_p0_p0 = q3_u[i0 + 1, i1, i2]
-                w2_u_p0_p0_p0 = w2_u[i0, i1, i2]
                 w3_u_m1_p0_p0 = w3_u[i0 - 1, i1, i2]
                 w3_u_p0_m1_p0 = w3_u[i0, i1 - 1, i2]
                 w3_u_p0_p0_m1 = w3_u[i0, i1, i2 - 1]
@@ -454,10 +450,10 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1,
                 e3 = e2*p_kappa*(w3_u_p0_m1_p0 + w3_u_p0_p1_p0)
                 e5 = e4*p_kappa*(w3_u_p0_p0_m1 + w3_u_p0_p0_p1)
                 e6 = p_kappa*w3_u_p0_p0_p0*(e0 + e2 + e4)
-                e8 = 2*q3_u_p0_p0_p0
+                e7 = 2*q3_u_p0_p0_p0
                 adj2_u[i0, i1, i2] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
-                w2_u[i0, i1, i2] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w2_u_p0_p0_p0
-                total2 += w3_u_p0_p0_p0*(-e0*e8 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e8 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e8 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1)
+                w2_u[i0, i1, i2] = dt*(0.3333333333333333*adj_u_p0_p0_p0 + 0.5*e1 + 0.5*e3 + 0.5*e5 - 1.0*e6)
+                total2 += w3_u_p0_p0_p0*(-e0*e7 + e0*q3_u_m1_p0_p0 + e0*q3_u_p1_p0_p0 - e2*e7 + e2*q3_u_p0_m1_p0 + e2*q3_u_p0_p1_p0 - e4*e7 + e4*q3_u_p0_p0_m1 + e4*q3_u_p0_p0_p1)
         gp_kappa[i0, 2, 2] += total2
 
 
@@ -568,16 +564,15 @@ def adjoint_stage3_fold_2_lo(adj2_u, w2_u, w3_u, p_kappa, t, dt, lo0, lo1, lo2, 
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
+def adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
     # adjoint of stage 2
     # diffusion3d.dsl:10  dt(u) = kappa * lap(u)
-    n0 = adj2_u.shape[0] - 4
-    n1 = adj2_u.shape[1] - 4
-    n2 = adj2_u.shape[2] - 4
+    n0 = adj_u.shape[0] - 4
+    n1 = adj_u.shape[1] - 4
+    n2 = adj_u.shape[2] - 4
     e0 = 1.0/(h0*h0)
     e2 = 1.0/(h1*h1)
     e4 = 1.0/(h2*h2)
-    e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         total2 = 0.0
@@ -585,6 +580,7 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1,
             i1 = j1 + 2
             for j2 in range(n2):
                 i2 = j2 + 2
+                adj_u_p0_p0_p0 = adj_u[i0, i1, i2]
                 adj2_u_p0_p0_p0 = adj2_u[i0, i1, i2]
                 q2_u_m1_p0_p0 = q2_u[i0 - 1, i1, i2]
                 q2_u_p0_m1_p0 = q2_u[i0, i1 - 1, i2]
@@ -593,7 +589,6 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1,
                 q2_u_p0_p0_p1 = q2_u[i0, i1, i2 + 1]
                 q2_u_p0_p1_p0 = q2_u[i0, i1 + 1, i2]
                 q2_u_p1_p0_p0 = q2_u[i0 + 1, i1, i2]
-                w1_u_p0_p0_p0 = w1_u[i0, i1, i2]
                 w2_u_m1_p0_p0 = w2_u[i0 - 1, i1, i2]
                 w2_u_p0_m1_p0 = w2_u[i0, i1 - 1, i2]
                 w2_u_p0_p0_m1 = w2_u[i0, i1, i2 - 1]
@@ -605,10 +600,10 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t, dt, lo0, lo1,
                 e3 = e2*p_kappa*(w2_u_p0_m1_p0 + w2_u_p0_p1_p0)
                 e5 = e4*p_kappa*(w2_u_p0_p0_m1 + w2_u_p0_p0_p1)
                 e6 = p_kappa*w2_u_p0_p0_p0*(e0 + e2 + e4)
-                e8 = 2*q2_u_p0_p0_p0
+                e7 = 2*q2_u_p0_p0_p0
                 adj2_u[i0, i1, i2] = adj2_u_p0_p0_p0 + e1 + e3 + e5 - 2*e6
-                w1_u[i0, i1, i2] = -1.0*dt*e6 + e1*e7 + e3*e7 + e5*e7 + w1_u_p0_p0_p0
-                total2 += w2_u_p0_p0_p0*(-e0*e8 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e8 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e8 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1)
+                w1_u[i0, i1, i2] = dt*(0.16666666666666666*adj_u_p0_p0_p0 + 0.5*e1 + 0.5*e3 + 0.5*e5 - 1.0*e6)
+                total2 += w2_u_p0_p0_p0*(-e0*e7 + e0*q2_u_m1_p0_p0 + e0*q2_u_p1_p0_p0 - e2*e7 + e2*q2_u_p0_m1_p0 + e2*q2_u_p0_p1_p0 - e4*e7 + e4*q2_u_p0_p0_m1 + e4*q2_u_p0_p0_p1)
         gp_kappa[i0, 2, 2] += total2
 
 
@@ -885,21 +880,21 @@ def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kap
 
 @numba.njit(cache=True)
 def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t, dt, lo0, lo1, lo2, h0, h1, h2):
-    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_kappa, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_kappa, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage4_fold_1_hi(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage4_fold_1_lo(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage4_fold_2_hi(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage4_fold_2_lo(adj_u, adj2_u, w3_u, p_kappa, t + 1.0 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage3_fold_2_hi(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage3_fold_2_lo(adj2_u, w2_u, w3_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
-    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
+    adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_kappa, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
     adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_u, p_kappa, t + 0.5 * dt, dt, lo0, lo1, lo2, h0, h1, h2)
@@ -1186,7 +1181,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):

@@ -250,15 +250,15 @@ extern "C" __global__ void initial(double* __restrict__ f_u, double* __restrict_
 // adjoint of stage 4
 // gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
 // gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
-extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, const double* __restrict__ adj_v, double* __restrict__ adj2_v, const double* __restrict__ q4_v, double* __restrict__ w1_v, double* __restrict__ w2_v, double* __restrict__ w3_v, double* __restrict__ gp_Du, double* __restrict__ gp_Dv, double* __restrict__ gp_F, double* __restrict__ gp_k, const double p_Du, const double p_Dv, const double p_F, const double p_k, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ adj_v, double* __restrict__ adj2_v, const double* __restrict__ q4_v, double* __restrict__ w3_v, double* __restrict__ gp_Du, double* __restrict__ gp_Dv, double* __restrict__ gp_F, double* __restrict__ gp_k, const double p_Du, const double p_Dv, const double p_F, const double p_k, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
-    double total8 = 0;
-    double total9 = 0;
-    double total10 = 0;
-    double total11 = 0;
+    double total4 = 0;
+    double total5 = 0;
+    double total6 = 0;
+    double total7 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
         const double adj_u_m1_p0 = adj_u[idx - s0];
@@ -284,40 +284,35 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
         const double e0 = 0.16666666666666666*dt;
         const double e1 = e0*p_F;
         const double e2 = e1 - 1.0;
-        const double e3 = 1.0/(h0*h0);
-        const double e4 = 0.3333333333333333*dt;
-        const double e5 = e4*p_Du;
-        const double e6 = 1.0/(h1*h1);
-        const double e7 = e3*e5 + e5*e6;
+        const double e3 = 0.3333333333333333*dt;
+        const double e4 = 1.0/(h0*h0);
+        const double e5 = 1.0/(h1*h1);
+        const double e6 = e3*e5;
+        const double e7 = e3*e4*p_Du + e6*p_Du;
         const double e10 = e1 - 0.3333333333333333;
-        const double e11 = e4*p_Dv;
-        const double e12 = e0*p_k + e11*e3 + e11*e6;
-        const double e14 = 0.16666666666666666*e3;
-        const double e15 = 0.16666666666666666*e6;
+        const double e11 = e0*p_k + e3*e4*p_Dv + e6*p_Dv;
+        const double e14 = 0.16666666666666666*e4;
+        const double e15 = 0.16666666666666666*e5;
         const double e8 = adj_u_p0_p0 - adj_v_p0_p0;
-        const double e9 = -0.16666666666666666*dt*e3*p_Du*(adj_u_m1_p0 + adj_u_p1_p0) - 0.16666666666666666*dt*e6*p_Du*(adj_u_p0_m1 + adj_u_p0_p1) + e0*e8*(q4_v_p0_p0*q4_v_p0_p0);
-        const double e13 = -0.16666666666666666*dt*e3*p_Dv*(adj_v_m1_p0 + adj_v_p1_p0) - 0.16666666666666666*dt*e6*p_Dv*(adj_v_p0_m1 + adj_v_p0_p1) + e4*e8*q4_u_p0_p0*q4_v_p0_p0;
-        const double e16 = 0.3333333333333333*q4_u_p0_p0;
-        const double e17 = adj_v_p0_p0*q4_v_p0_p0;
+        const double e9 = -0.16666666666666666*dt*e4*p_Du*(adj_u_m1_p0 + adj_u_p1_p0) - 0.16666666666666666*dt*e5*p_Du*(adj_u_p0_m1 + adj_u_p0_p1) + e0*e8*(q4_v_p0_p0*q4_v_p0_p0);
+        const double e12 = 0.3333333333333333*q4_u_p0_p0;
+        const double e13 = dt*e12*e8*q4_v_p0_p0 - 0.16666666666666666*dt*e4*p_Dv*(adj_v_m1_p0 + adj_v_p1_p0) - 0.16666666666666666*dt*e5*p_Dv*(adj_v_p0_m1 + adj_v_p0_p1);
+        const double e16 = adj_v_p0_p0*q4_v_p0_p0;
         adj2_u[idx] = -adj_u_p0_p0*(e2 + e7) - e9;
-        w1_u[idx] = adj_u_p0_p0*e0;
-        w2_u[idx] = adj_u_p0_p0*e4;
         w3_u[idx] = dt*(-adj_u_p0_p0*(e10 + e7) - e9);
-        adj2_v[idx] = -adj_v_p0_p0*(e12 + e2) - e13;
-        w1_v[idx] = adj_v_p0_p0*e0;
-        w2_v[idx] = adj_v_p0_p0*e4;
-        w3_v[idx] = dt*(-adj_v_p0_p0*(e10 + e12) - e13);
-        total8 += adj_u_p0_p0*dt*(e14*q4_u_m1_p0 + e14*q4_u_p1_p0 + e15*q4_u_p0_m1 + e15*q4_u_p0_p1 - e16*e3 - e16*e6);
-        total9 += adj_v_p0_p0*dt*(e14*q4_v_m1_p0 + e14*q4_v_p1_p0 + e15*q4_v_p0_m1 + e15*q4_v_p0_p1 - 0.3333333333333333*q4_v_p0_p0*(e3 + e6));
-        total10 += -e0*(adj_u_p0_p0*(q4_u_p0_p0 - 1.0) + e17);
-        total11 += -e0*e17;
+        adj2_v[idx] = -adj_v_p0_p0*(e11 + e2) - e13;
+        w3_v[idx] = dt*(-adj_v_p0_p0*(e10 + e11) - e13);
+        total4 += adj_u_p0_p0*dt*(-e12*e4 - e12*e5 + e14*q4_u_m1_p0 + e14*q4_u_p1_p0 + e15*q4_u_p0_m1 + e15*q4_u_p0_p1);
+        total5 += adj_v_p0_p0*dt*(e14*q4_v_m1_p0 + e14*q4_v_p1_p0 + e15*q4_v_p0_m1 + e15*q4_v_p0_p1 - 0.3333333333333333*q4_v_p0_p0*(e4 + e5));
+        total6 += -e0*(adj_u_p0_p0*(q4_u_p0_p0 - 1.0) + e16);
+        total7 += -e0*e16;
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (f0 < n0 + 2) {
-        gp_Du[(long long)(f0) * s0 + (long long)(i1)] += total8;
-        gp_Dv[(long long)(f0) * s0 + (long long)(i1)] += total9;
-        gp_F[(long long)(f0) * s0 + (long long)(i1)] += total10;
-        gp_k[(long long)(f0) * s0 + (long long)(i1)] += total11;
+        gp_Du[(long long)(f0) * s0 + (long long)(i1)] += total4;
+        gp_Dv[(long long)(f0) * s0 + (long long)(i1)] += total5;
+        gp_F[(long long)(f0) * s0 + (long long)(i1)] += total6;
+        gp_k[(long long)(f0) * s0 + (long long)(i1)] += total7;
     }
 }
 
@@ -325,7 +320,7 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
 // adjoint of stage 3
 // gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
 // gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj2_v, const double* __restrict__ q3_v, double* __restrict__ w2_v, const double* __restrict__ w3_v, double* __restrict__ gp_Du, double* __restrict__ gp_Dv, double* __restrict__ gp_F, double* __restrict__ gp_k, const double p_Du, const double p_Dv, const double p_F, const double p_k, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double* __restrict__ adj_v, double* __restrict__ adj2_v, const double* __restrict__ q3_v, double* __restrict__ w2_v, const double* __restrict__ w3_v, double* __restrict__ gp_Du, double* __restrict__ gp_Dv, double* __restrict__ gp_F, double* __restrict__ gp_k, const double p_Du, const double p_Dv, const double p_F, const double p_k, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -336,25 +331,25 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
     double total7 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_u_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0 = adj2_u[idx];
         const double q3_u_m1_p0 = q3_u[idx - s0];
         const double q3_u_p0_m1 = q3_u[idx - 1];
         const double q3_u_p0_p0 = q3_u[idx];
         const double q3_u_p0_p1 = q3_u[idx + 1];
         const double q3_u_p1_p0 = q3_u[idx + s0];
-        const double w2_u_p0_p0 = w2_u[idx];
         const double w3_u_m1_p0 = w3_u[idx - s0];
         const double w3_u_p0_m1 = w3_u[idx - 1];
         const double w3_u_p0_p0 = w3_u[idx];
         const double w3_u_p0_p1 = w3_u[idx + 1];
         const double w3_u_p1_p0 = w3_u[idx + s0];
+        const double adj_v_p0_p0 = adj_v[idx];
         const double adj2_v_p0_p0 = adj2_v[idx];
         const double q3_v_m1_p0 = q3_v[idx - s0];
         const double q3_v_p0_m1 = q3_v[idx - 1];
         const double q3_v_p0_p0 = q3_v[idx];
         const double q3_v_p0_p1 = q3_v[idx + 1];
         const double q3_v_p1_p0 = q3_v[idx + s0];
-        const double w2_v_p0_p0 = w2_v[idx];
         const double w3_v_m1_p0 = w3_v[idx - s0];
         const double w3_v_p0_m1 = w3_v[idx - 1];
         const double w3_v_p0_p0 = w3_v[idx];
@@ -366,27 +361,26 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
         const double e5 = e0*p_Du;
         const double e7 = e2*p_Du;
         const double e9 = 0.5*p_F;
-        const double e10 = 0.5*dt;
-        const double e11 = 2.0*p_Dv;
-        const double e12 = e0*p_Dv;
-        const double e14 = e2*p_Dv;
+        const double e10 = 2.0*p_Dv;
+        const double e11 = e0*p_Dv;
+        const double e13 = e2*p_Dv;
         const double e3 = w3_u_p0_p0 - w3_v_p0_p0;
         const double e4 = e3*(q3_v_p0_p0*q3_v_p0_p0);
         const double e6 = e5*(w3_u_m1_p0 + w3_u_p1_p0);
         const double e8 = e7*(w3_u_p0_m1 + w3_u_p0_p1);
-        const double e13 = e12*(w3_v_m1_p0 + w3_v_p1_p0);
-        const double e15 = e14*(w3_v_p0_m1 + w3_v_p0_p1);
-        const double e16 = 2.0*q3_u_p0_p0;
-        const double e17 = e3*q3_v_p0_p0;
-        const double e18 = q3_v_p0_p0*w3_v_p0_p0;
+        const double e12 = e11*(w3_v_m1_p0 + w3_v_p1_p0);
+        const double e14 = e13*(w3_v_p0_m1 + w3_v_p0_p1);
+        const double e15 = 2.0*q3_u_p0_p0;
+        const double e16 = e3*q3_v_p0_p0;
+        const double e17 = q3_v_p0_p0*w3_v_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0 - e4 + e6 + e8 - w3_u_p0_p0*(e0*e1 + e1*e2 + p_F);
-        w2_u[idx] = -dt*w3_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w2_u_p0_p0;
-        adj2_v[idx] = adj2_v_p0_p0 + e13 + e15 - e16*e17 - w3_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k);
-        w2_v[idx] = -1.0*dt*e17*q3_u_p0_p0 - dt*w3_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w2_v_p0_p0;
-        total4 += w3_u_p0_p0*(-e0*e16 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e16*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1);
+        w2_u[idx] = dt*(0.3333333333333333*adj_u_p0_p0 - 0.5*e4 + 0.5*e6 + 0.5*e8 - w3_u_p0_p0*(1.0*e5 + 1.0*e7 + e9));
+        adj2_v[idx] = adj2_v_p0_p0 + e12 + e14 - e15*e16 - w3_v_p0_p0*(e0*e10 + e10*e2 + p_F + p_k);
+        w2_v[idx] = dt*(0.3333333333333333*adj_v_p0_p0 + 0.5*e12 + 0.5*e14 - 1.0*e16*q3_u_p0_p0 - w3_v_p0_p0*(1.0*e11 + 1.0*e13 + e9 + 0.5*p_k));
+        total4 += w3_u_p0_p0*(-e0*e15 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e15*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1);
         total5 += w3_v_p0_p0*(e0*q3_v_m1_p0 + e0*q3_v_p1_p0 + e2*q3_v_p0_m1 + e2*q3_v_p0_p1 - 2.0*q3_v_p0_p0*(e0 + e2));
-        total6 += -e18 - w3_u_p0_p0*(q3_u_p0_p0 - 1.0);
-        total7 += -e18;
+        total6 += -e17 - w3_u_p0_p0*(q3_u_p0_p0 - 1.0);
+        total7 += -e17;
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (f0 < n0 + 2) {
@@ -401,7 +395,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
 // adjoint of stage 2
 // gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
 // gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj2_v, const double* __restrict__ q2_v, double* __restrict__ w1_v, const double* __restrict__ w2_v, double* __restrict__ gp_Du, double* __restrict__ gp_Dv, double* __restrict__ gp_F, double* __restrict__ gp_k, const double p_Du, const double p_Dv, const double p_F, const double p_k, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double* __restrict__ adj_v, double* __restrict__ adj2_v, const double* __restrict__ q2_v, double* __restrict__ w1_v, const double* __restrict__ w2_v, double* __restrict__ gp_Du, double* __restrict__ gp_Dv, double* __restrict__ gp_F, double* __restrict__ gp_k, const double p_Du, const double p_Dv, const double p_F, const double p_k, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -412,25 +406,25 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
     double total7 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_u_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0 = adj2_u[idx];
         const double q2_u_m1_p0 = q2_u[idx - s0];
         const double q2_u_p0_m1 = q2_u[idx - 1];
         const double q2_u_p0_p0 = q2_u[idx];
         const double q2_u_p0_p1 = q2_u[idx + 1];
         const double q2_u_p1_p0 = q2_u[idx + s0];
-        const double w1_u_p0_p0 = w1_u[idx];
         const double w2_u_m1_p0 = w2_u[idx - s0];
         const double w2_u_p0_m1 = w2_u[idx - 1];
         const double w2_u_p0_p0 = w2_u[idx];
         const double w2_u_p0_p1 = w2_u[idx + 1];
         const double w2_u_p1_p0 = w2_u[idx + s0];
+        const double adj_v_p0_p0 = adj_v[idx];
         const double adj2_v_p0_p0 = adj2_v[idx];
         const double q2_v_m1_p0 = q2_v[idx - s0];
         const double q2_v_p0_m1 = q2_v[idx - 1];
         const double q2_v_p0_p0 = q2_v[idx];
         const double q2_v_p0_p1 = q2_v[idx + 1];
         const double q2_v_p1_p0 = q2_v[idx + s0];
-        const double w1_v_p0_p0 = w1_v[idx];
         const double w2_v_m1_p0 = w2_v[idx - s0];
         const double w2_v_p0_m1 = w2_v[idx - 1];
         const double w2_v_p0_p0 = w2_v[idx];
@@ -442,27 +436,26 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
         const double e5 = e0*p_Du;
         const double e7 = e2*p_Du;
         const double e9 = 0.5*p_F;
-        const double e10 = 0.5*dt;
-        const double e11 = 2.0*p_Dv;
-        const double e12 = e0*p_Dv;
-        const double e14 = e2*p_Dv;
+        const double e10 = 2.0*p_Dv;
+        const double e11 = e0*p_Dv;
+        const double e13 = e2*p_Dv;
         const double e3 = w2_u_p0_p0 - w2_v_p0_p0;
         const double e4 = e3*(q2_v_p0_p0*q2_v_p0_p0);
         const double e6 = e5*(w2_u_m1_p0 + w2_u_p1_p0);
         const double e8 = e7*(w2_u_p0_m1 + w2_u_p0_p1);
-        const double e13 = e12*(w2_v_m1_p0 + w2_v_p1_p0);
-        const double e15 = e14*(w2_v_p0_m1 + w2_v_p0_p1);
-        const double e16 = 2.0*q2_u_p0_p0;
-        const double e17 = e3*q2_v_p0_p0;
-        const double e18 = q2_v_p0_p0*w2_v_p0_p0;
+        const double e12 = e11*(w2_v_m1_p0 + w2_v_p1_p0);
+        const double e14 = e13*(w2_v_p0_m1 + w2_v_p0_p1);
+        const double e15 = 2.0*q2_u_p0_p0;
+        const double e16 = e3*q2_v_p0_p0;
+        const double e17 = q2_v_p0_p0*w2_v_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0 - e4 + e6 + e8 - w2_u_p0_p0*(e0*e1 + e1*e2 + p_F);
-        w1_u[idx] = -dt*w2_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w1_u_p0_p0;
-        adj2_v[idx] = adj2_v_p0_p0 + e13 + e15 - e16*e17 - w2_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k);
-        w1_v[idx] = -1.0*dt*e17*q2_u_p0_p0 - dt*w2_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w1_v_p0_p0;
-        total4 += w2_u_p0_p0*(-e0*e16 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e16*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1);
+        w1_u[idx] = dt*(0.16666666666666666*adj_u_p0_p0 - 0.5*e4 + 0.5*e6 + 0.5*e8 - w2_u_p0_p0*(1.0*e5 + 1.0*e7 + e9));
+        adj2_v[idx] = adj2_v_p0_p0 + e12 + e14 - e15*e16 - w2_v_p0_p0*(e0*e10 + e10*e2 + p_F + p_k);
+        w1_v[idx] = dt*(0.16666666666666666*adj_v_p0_p0 + 0.5*e12 + 0.5*e14 - 1.0*e16*q2_u_p0_p0 - w2_v_p0_p0*(1.0*e11 + 1.0*e13 + e9 + 0.5*p_k));
+        total4 += w2_u_p0_p0*(-e0*e15 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e15*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1);
         total5 += w2_v_p0_p0*(e0*q2_v_m1_p0 + e0*q2_v_p1_p0 + e2*q2_v_p0_m1 + e2*q2_v_p0_p1 - 2.0*q2_v_p0_p0*(e0 + e2));
-        total6 += -e18 - w2_u_p0_p0*(q2_u_p0_p0 - 1.0);
-        total7 += -e18;
+        total6 += -e17 - w2_u_p0_p0*(q2_u_p0_p0 - 1.0);
+        total7 += -e17;
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (f0 < n0 + 2) {

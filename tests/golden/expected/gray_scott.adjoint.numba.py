@@ -255,7 +255,7 @@ def initial(f_u, f_v, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_v, adj2_v, q4_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, adj_v, adj2_v, q4_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
     # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
@@ -264,22 +264,21 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_v, adj2_v, q4_v, w
     e0 = 0.16666666666666666*dt
     e1 = e0*p_F
     e2 = e1 - 1
-    e3 = 1.0/(h0*h0)
-    e4 = 0.3333333333333333*dt
-    e5 = e4*p_Du
-    e6 = 1.0/(h1*h1)
-    e7 = e3*e5 + e5*e6
+    e3 = 0.3333333333333333*dt
+    e4 = 1.0/(h0*h0)
+    e5 = 1.0/(h1*h1)
+    e6 = e3*e5
+    e7 = e3*e4*p_Du + e6*p_Du
     e10 = e1 - 0.3333333333333333
-    e11 = e4*p_Dv
-    e12 = e0*p_k + e11*e3 + e11*e6
-    e14 = 0.16666666666666666*e3
-    e15 = 0.16666666666666666*e6
+    e11 = e0*p_k + e3*e4*p_Dv + e6*p_Dv
+    e14 = 0.16666666666666666*e4
+    e15 = 0.16666666666666666*e5
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        total8 = 0.0
-        total9 = 0.0
-        total10 = 0.0
-        total11 = 0.0
+        total4 = 0.0
+        total5 = 0.0
+        total6 = 0.0
+        total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             adj_u_m1_p0 = adj_u[i0 - 1, i1]
@@ -303,45 +302,40 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_v, adj2_v, q4_v, w
             q4_v_p0_p1 = q4_v[i0, i1 + 1]
             q4_v_p1_p0 = q4_v[i0 + 1, i1]
             e8 = adj_u_p0_p0 - adj_v_p0_p0
-            e9 = -0.16666666666666666*dt*e3*p_Du*(adj_u_m1_p0 + adj_u_p1_p0) - 0.16666666666666666*dt*e6*p_Du*(adj_u_p0_m1 + adj_u_p0_p1) + e0*e8*(q4_v_p0_p0*q4_v_p0_p0)
-            e13 = -0.16666666666666666*dt*e3*p_Dv*(adj_v_m1_p0 + adj_v_p1_p0) - 0.16666666666666666*dt*e6*p_Dv*(adj_v_p0_m1 + adj_v_p0_p1) + e4*e8*q4_u_p0_p0*q4_v_p0_p0
-            e16 = 0.3333333333333333*q4_u_p0_p0
-            e17 = adj_v_p0_p0*q4_v_p0_p0
+            e9 = -0.16666666666666666*dt*e4*p_Du*(adj_u_m1_p0 + adj_u_p1_p0) - 0.16666666666666666*dt*e5*p_Du*(adj_u_p0_m1 + adj_u_p0_p1) + e0*e8*(q4_v_p0_p0*q4_v_p0_p0)
+            e12 = 0.3333333333333333*q4_u_p0_p0
+            e13 = dt*e12*e8*q4_v_p0_p0 - 0.16666666666666666*dt*e4*p_Dv*(adj_v_m1_p0 + adj_v_p1_p0) - 0.16666666666666666*dt*e5*p_Dv*(adj_v_p0_m1 + adj_v_p0_p1)
+            e16 = adj_v_p0_p0*q4_v_p0_p0
             adj2_u[i0, i1] = -adj_u_p0_p0*(e2 + e7) - e9
-            w1_u[i0, i1] = adj_u_p0_p0*e0
-            w2_u[i0, i1] = adj_u_p0_p0*e4
             w3_u[i0, i1] = dt*(-adj_u_p0_p0*(e10 + e7) - e9)
-            adj2_v[i0, i1] = -adj_v_p0_p0*(e12 + e2) - e13
-            w1_v[i0, i1] = adj_v_p0_p0*e0
-            w2_v[i0, i1] = adj_v_p0_p0*e4
-            w3_v[i0, i1] = dt*(-adj_v_p0_p0*(e10 + e12) - e13)
-            total8 += adj_u_p0_p0*dt*(e14*q4_u_m1_p0 + e14*q4_u_p1_p0 + e15*q4_u_p0_m1 + e15*q4_u_p0_p1 - e16*e3 - e16*e6)
-            total9 += adj_v_p0_p0*dt*(e14*q4_v_m1_p0 + e14*q4_v_p1_p0 + e15*q4_v_p0_m1 + e15*q4_v_p0_p1 - 0.3333333333333333*q4_v_p0_p0*(e3 + e6))
-            total10 += -e0*(adj_u_p0_p0*(q4_u_p0_p0 - 1) + e17)
-            total11 += -e0*e17
-        gp_Du[i0, 2] += total8
-        gp_Dv[i0, 2] += total9
-        gp_F[i0, 2] += total10
-        gp_k[i0, 2] += total11
+            adj2_v[i0, i1] = -adj_v_p0_p0*(e11 + e2) - e13
+            w3_v[i0, i1] = dt*(-adj_v_p0_p0*(e10 + e11) - e13)
+            total4 += adj_u_p0_p0*dt*(-e12*e4 - e12*e5 + e14*q4_u_m1_p0 + e14*q4_u_p1_p0 + e15*q4_u_p0_m1 + e15*q4_u_p0_p1)
+            total5 += adj_v_p0_p0*dt*(e14*q4_v_m1_p0 + e14*q4_v_p1_p0 + e15*q4_v_p0_m1 + e15*q4_v_p0_p1 - 0.3333333333333333*q4_v_p0_p0*(e4 + e5))
+            total6 += -e0*(adj_u_p0_p0*(q4_u_p0_p0 - 1) + e16)
+            total7 += -e0*e16
+        gp_Du[i0, 2] += total4
+        gp_Dv[i0, 2] += total5
+        gp_F[i0, 2] += total6
+        gp_k[i0, 2] += total7
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, adj_v, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
     # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
-    n0 = adj2_u.shape[0] - 4
-    n1 = adj2_u.shape[1] - 4
+    n0 = adj_u.shape[0] - 4
+    n1 = adj_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = 2*p_Du
     e2 = 1.0/(h1*h1)
     e5 = e0*p_Du
     e7 = e2*p_Du
     e9 = 0.5*p_F
-    e10 = 0.5*dt
-    e11 = 2*p_Dv
-    e12 = e0*p_Dv
-    e14 = e2*p_Dv
+    e10 = 2*p_Dv
+    e11 = e0*p_Dv
+    e13 = e2*p_Dv
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         total4 = 0.0
@@ -350,25 +344,25 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp
         total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
+            adj_u_p0_p0 = adj_u[i0, i1]
             adj2_u_p0_p0 = adj2_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
             q3_u_p0_p0 = q3_u[i0, i1]
             q3_u_p0_p1 = q3_u[i0, i1 + 1]
             q3_u_p1_p0 = q3_u[i0 + 1, i1]
-            w2_u_p0_p0 = w2_u[i0, i1]
             w3_u_m1_p0 = w3_u[i0 - 1, i1]
             w3_u_p0_m1 = w3_u[i0, i1 - 1]
             w3_u_p0_p0 = w3_u[i0, i1]
             w3_u_p0_p1 = w3_u[i0, i1 + 1]
             w3_u_p1_p0 = w3_u[i0 + 1, i1]
+            adj_v_p0_p0 = adj_v[i0, i1]
             adj2_v_p0_p0 = adj2_v[i0, i1]
             q3_v_m1_p0 = q3_v[i0 - 1, i1]
             q3_v_p0_m1 = q3_v[i0, i1 - 1]
             q3_v_p0_p0 = q3_v[i0, i1]
             q3_v_p0_p1 = q3_v[i0, i1 + 1]
             q3_v_p1_p0 = q3_v[i0 + 1, i1]
-            w2_v_p0_p0 = w2_v[i0, i1]
             w3_v_m1_p0 = w3_v[i0 - 1, i1]
             w3_v_p0_m1 = w3_v[i0, i1 - 1]
             w3_v_p0_p0 = w3_v[i0, i1]
@@ -378,19 +372,19 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp
             e4 = e3*(q3_v_p0_p0*q3_v_p0_p0)
             e6 = e5*(w3_u_m1_p0 + w3_u_p1_p0)
             e8 = e7*(w3_u_p0_m1 + w3_u_p0_p1)
-            e13 = e12*(w3_v_m1_p0 + w3_v_p1_p0)
-            e15 = e14*(w3_v_p0_m1 + w3_v_p0_p1)
-            e16 = 2*q3_u_p0_p0
-            e17 = e3*q3_v_p0_p0
-            e18 = q3_v_p0_p0*w3_v_p0_p0
+            e12 = e11*(w3_v_m1_p0 + w3_v_p1_p0)
+            e14 = e13*(w3_v_p0_m1 + w3_v_p0_p1)
+            e15 = 2*q3_u_p0_p0
+            e16 = e3*q3_v_p0_p0
+            e17 = q3_v_p0_p0*w3_v_p0_p0
             adj2_u[i0, i1] = adj2_u_p0_p0 - e4 + e6 + e8 - w3_u_p0_p0*(e0*e1 + e1*e2 + p_F)
-            w2_u[i0, i1] = -dt*w3_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w2_u_p0_p0
-            adj2_v[i0, i1] = adj2_v_p0_p0 + e13 + e15 - e16*e17 - w3_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
-            w2_v[i0, i1] = -1.0*dt*e17*q3_u_p0_p0 - dt*w3_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w2_v_p0_p0
-            total4 += w3_u_p0_p0*(-e0*e16 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e16*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1)
+            w2_u[i0, i1] = dt*(0.3333333333333333*adj_u_p0_p0 - 0.5*e4 + 0.5*e6 + 0.5*e8 - w3_u_p0_p0*(1.0*e5 + 1.0*e7 + e9))
+            adj2_v[i0, i1] = adj2_v_p0_p0 + e12 + e14 - e15*e16 - w3_v_p0_p0*(e0*e10 + e10*e2 + p_F + p_k)
+            w2_v[i0, i1] = dt*(0.3333333333333333*adj_v_p0_p0 + 0.5*e12 + 0.5*e14 - 1.0*e16*q3_u_p0_p0 - w3_v_p0_p0*(1.0*e11 + 1.0*e13 + e9 + 0.5*p_k))
+            total4 += w3_u_p0_p0*(-e0*e15 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e15*e2 + e2*q3_u_p0_m1 + e2*q3_u_p0_p1)
             total5 += w3_v_p0_p0*(e0*q3_v_m1_p0 + e0*q3_v_p1_p0 + e2*q3_v_p0_m1 + e2*q3_v_p0_p1 - 2*q3_v_p0_p0*(e0 + e2))
-            total6 += -e18 - w3_u_p0_p0*(q3_u_p0_p0 - 1)
-            total7 += -e18
+            total6 += -e17 - w3_u_p0_p0*(q3_u_p0_p0 - 1)
+            total7 += -e17
         gp_Du[i0, 2] += total4
         gp_Dv[i0, 2] += total5
         gp_F[i0, 2] += total6
@@ -398,22 +392,21 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, adj_v, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # gray_scott.dsl:8  dt(u) = Du * lap(u) - u * v^2 + F * (1 - u)
     # gray_scott.dsl:9  dt(v) = Dv * lap(v) + u * v^2 - (F + k) * v
-    n0 = adj2_u.shape[0] - 4
-    n1 = adj2_u.shape[1] - 4
+    n0 = adj_u.shape[0] - 4
+    n1 = adj_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = 2*p_Du
     e2 = 1.0/(h1*h1)
     e5 = e0*p_Du
     e7 = e2*p_Du
     e9 = 0.5*p_F
-    e10 = 0.5*dt
-    e11 = 2*p_Dv
-    e12 = e0*p_Dv
-    e14 = e2*p_Dv
+    e10 = 2*p_Dv
+    e11 = e0*p_Dv
+    e13 = e2*p_Dv
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         total4 = 0.0
@@ -422,25 +415,25 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp
         total7 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
+            adj_u_p0_p0 = adj_u[i0, i1]
             adj2_u_p0_p0 = adj2_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
             q2_u_p0_p0 = q2_u[i0, i1]
             q2_u_p0_p1 = q2_u[i0, i1 + 1]
             q2_u_p1_p0 = q2_u[i0 + 1, i1]
-            w1_u_p0_p0 = w1_u[i0, i1]
             w2_u_m1_p0 = w2_u[i0 - 1, i1]
             w2_u_p0_m1 = w2_u[i0, i1 - 1]
             w2_u_p0_p0 = w2_u[i0, i1]
             w2_u_p0_p1 = w2_u[i0, i1 + 1]
             w2_u_p1_p0 = w2_u[i0 + 1, i1]
+            adj_v_p0_p0 = adj_v[i0, i1]
             adj2_v_p0_p0 = adj2_v[i0, i1]
             q2_v_m1_p0 = q2_v[i0 - 1, i1]
             q2_v_p0_m1 = q2_v[i0, i1 - 1]
             q2_v_p0_p0 = q2_v[i0, i1]
             q2_v_p0_p1 = q2_v[i0, i1 + 1]
             q2_v_p1_p0 = q2_v[i0 + 1, i1]
-            w1_v_p0_p0 = w1_v[i0, i1]
             w2_v_m1_p0 = w2_v[i0 - 1, i1]
             w2_v_p0_m1 = w2_v[i0, i1 - 1]
             w2_v_p0_p0 = w2_v[i0, i1]
@@ -450,19 +443,19 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp
             e4 = e3*(q2_v_p0_p0*q2_v_p0_p0)
             e6 = e5*(w2_u_m1_p0 + w2_u_p1_p0)
             e8 = e7*(w2_u_p0_m1 + w2_u_p0_p1)
-            e13 = e12*(w2_v_m1_p0 + w2_v_p1_p0)
-            e15 = e14*(w2_v_p0_m1 + w2_v_p0_p1)
-            e16 = 2*q2_u_p0_p0
-            e17 = e3*q2_v_p0_p0
-            e18 = q2_v_p0_p0*w2_v_p0_p0
+            e12 = e11*(w2_v_m1_p0 + w2_v_p1_p0)
+            e14 = e13*(w2_v_p0_m1 + w2_v_p0_p1)
+            e15 = 2*q2_u_p0_p0
+            e16 = e3*q2_v_p0_p0
+            e17 = q2_v_p0_p0*w2_v_p0_p0
             adj2_u[i0, i1] = adj2_u_p0_p0 - e4 + e6 + e8 - w2_u_p0_p0*(e0*e1 + e1*e2 + p_F)
-            w1_u[i0, i1] = -dt*w2_u_p0_p0*(1.0*e5 + 1.0*e7 + e9) - e10*e4 + e10*e6 + e10*e8 + w1_u_p0_p0
-            adj2_v[i0, i1] = adj2_v_p0_p0 + e13 + e15 - e16*e17 - w2_v_p0_p0*(e0*e11 + e11*e2 + p_F + p_k)
-            w1_v[i0, i1] = -1.0*dt*e17*q2_u_p0_p0 - dt*w2_v_p0_p0*(1.0*e12 + 1.0*e14 + e9 + 0.5*p_k) + e10*e13 + e10*e15 + w1_v_p0_p0
-            total4 += w2_u_p0_p0*(-e0*e16 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e16*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1)
+            w1_u[i0, i1] = dt*(0.16666666666666666*adj_u_p0_p0 - 0.5*e4 + 0.5*e6 + 0.5*e8 - w2_u_p0_p0*(1.0*e5 + 1.0*e7 + e9))
+            adj2_v[i0, i1] = adj2_v_p0_p0 + e12 + e14 - e15*e16 - w2_v_p0_p0*(e0*e10 + e10*e2 + p_F + p_k)
+            w1_v[i0, i1] = dt*(0.16666666666666666*adj_v_p0_p0 + 0.5*e12 + 0.5*e14 - 1.0*e16*q2_u_p0_p0 - w2_v_p0_p0*(1.0*e11 + 1.0*e13 + e9 + 0.5*p_k))
+            total4 += w2_u_p0_p0*(-e0*e15 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e15*e2 + e2*q2_u_p0_m1 + e2*q2_u_p0_p1)
             total5 += w2_v_p0_p0*(e0*q2_v_m1_p0 + e0*q2_v_p1_p0 + e2*q2_v_p0_m1 + e2*q2_v_p0_p1 - 2*q2_v_p0_p0*(e0 + e2))
-            total6 += -e18 - w2_u_p0_p0*(q2_u_p0_p0 - 1)
-            total7 += -e18
+            total6 += -e17 - w2_u_p0_p0*(q2_u_p0_p0 - 1)
+            total7 += -e17
         gp_Du[i0, 2] += total4
         gp_Dv[i0, 2] += total5
         gp_F[i0, 2] += total6
@@ -571,7 +564,7 @@ def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u
     wrap_1(adj_v)
     wrap_0(q4_v)
     wrap_1(q4_v)
-    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_v, adj2_v, q4_v, w1_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, adj_v, adj2_v, q4_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     wrap_0(q3_u)
     wrap_1(q3_u)
     wrap_0(w3_u)
@@ -580,7 +573,7 @@ def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u
     wrap_1(q3_v)
     wrap_0(w3_v)
     wrap_1(w3_v)
-    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, adj_v, adj2_v, q3_v, w2_v, w3_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     wrap_0(q2_u)
     wrap_1(q2_u)
     wrap_0(w2_u)
@@ -589,7 +582,7 @@ def adjoint_step(f_u, f_v, q2_u, q3_u, q4_u, q5_u, q2_v, q3_v, q4_v, q5_v, adj_u
     wrap_1(q2_v)
     wrap_0(w2_v)
     wrap_1(w2_v)
-    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, adj_v, adj2_v, q2_v, w1_v, w2_v, gp_Du, gp_Dv, gp_F, gp_k, p_Du, p_Dv, p_F, p_k, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     wrap_0(f_u)
     wrap_1(f_u)
     wrap_0(w1_u)
@@ -920,7 +913,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):

@@ -560,7 +560,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):

@@ -114,9 +114,9 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_nu, 
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
-    double total4 = 0;
+    double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double adj_u_m1 = adj_u[idx - 1];
@@ -126,18 +126,16 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
         const double q4_u_p0 = q4_u[idx];
         const double q4_u_p1 = q4_u[idx + 1];
         const double e0 = 1.0/(h0*h0);
-        const double e1 = dt*e0*p_nu;
-        const double e2 = -0.16666666666666666*dt*e0*p_nu*(adj_u_m1 + adj_u_p1);
-        const double e3 = adj_u_p0*dt;
-        adj2_u[idx] = -adj_u_p0*(0.3333333333333333*e1 - 1.0) - e2;
-        w1_u[idx] = 0.16666666666666666*e3;
-        w2_u[idx] = 0.3333333333333333*e3;
-        w3_u[idx] = dt*(-0.3333333333333333*adj_u_p0*(e1 - 1.0) - e2);
-        total4 += e0*e3*(0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1);
+        const double e1 = dt*e0;
+        const double e2 = e1*p_nu;
+        const double e3 = -0.16666666666666666*dt*e0*p_nu*(adj_u_m1 + adj_u_p1);
+        adj2_u[idx] = -adj_u_p0*(0.3333333333333333*e2 - 1.0) - e3;
+        w3_u[idx] = dt*(-0.3333333333333333*adj_u_p0*(e2 - 1.0) - e3);
+        total2 += adj_u_p0*e1*(0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (f0 < n0 + 2) {
-        gp_nu[(long long)(f0)] += total4;
+        gp_nu[(long long)(f0)] += total2;
     }
 }
 
@@ -190,16 +188,16 @@ extern "C" __global__ void adjoint_stage4_fold_0_lo(const double* __restrict__ a
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_u_p0 = adj_u[idx];
         const double adj2_u_p0 = adj2_u[idx];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p0 = q3_u[idx];
         const double q3_u_p1 = q3_u[idx + 1];
-        const double w2_u_p0 = w2_u[idx];
         const double w3_u_m1 = w3_u[idx - 1];
         const double w3_u_p0 = w3_u[idx];
         const double w3_u_p1 = w3_u[idx + 1];
@@ -208,7 +206,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
         const double e2 = e1*(w3_u_m1 + w3_u_p1);
         const double e3 = e1*w3_u_p0;
         adj2_u[idx] = adj2_u_p0 + e2 - 2.0*e3;
-        w2_u[idx] = 0.5*dt*e2 - 1.0*dt*e3 + w2_u_p0;
+        w2_u[idx] = dt*(0.3333333333333333*adj_u_p0 + 0.5*e2 - 1.0*e3);
         total2 += e0*w3_u_p0*(q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -262,16 +260,16 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj2_u,
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total2 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_u_p0 = adj_u[idx];
         const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p0 = q2_u[idx];
         const double q2_u_p1 = q2_u[idx + 1];
-        const double w1_u_p0 = w1_u[idx];
         const double w2_u_m1 = w2_u[idx - 1];
         const double w2_u_p0 = w2_u[idx];
         const double w2_u_p1 = w2_u[idx + 1];
@@ -280,7 +278,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
         const double e2 = e1*(w2_u_m1 + w2_u_p1);
         const double e3 = e1*w2_u_p0;
         adj2_u[idx] = adj2_u_p0 + e2 - 2.0*e3;
-        w1_u[idx] = 0.5*dt*e2 - 1.0*dt*e3 + w1_u_p0;
+        w1_u[idx] = dt*(0.16666666666666666*adj_u_p0 + 0.5*e2 - 1.0*e3);
         total2 += e0*w2_u_p0*(q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;

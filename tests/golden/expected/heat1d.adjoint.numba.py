@@ -120,13 +120,14 @@ def initial(f_u, p_nu, t, dt, lo0, h0):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 4
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
     n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
-    e1 = dt*e0*p_nu
-    total4 = 0.0
+    e1 = dt*e0
+    e2 = e1*p_nu
+    total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         adj_u_m1 = adj_u[i0 - 1]
@@ -135,14 +136,11 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo
         q4_u_m1 = q4_u[i0 - 1]
         q4_u_p0 = q4_u[i0]
         q4_u_p1 = q4_u[i0 + 1]
-        e2 = -0.16666666666666666*dt*e0*p_nu*(adj_u_m1 + adj_u_p1)
-        e3 = adj_u_p0*dt
-        adj2_u[i0] = -adj_u_p0*(0.3333333333333333*e1 - 1) - e2
-        w1_u[i0] = 0.16666666666666666*e3
-        w2_u[i0] = 0.3333333333333333*e3
-        w3_u[i0] = dt*(-0.3333333333333333*adj_u_p0*(e1 - 1) - e2)
-        total4 += e0*e3*(0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1)
-    gp_nu[2] += total4
+        e3 = -0.16666666666666666*dt*e0*p_nu*(adj_u_m1 + adj_u_p1)
+        adj2_u[i0] = -adj_u_p0*(0.3333333333333333*e2 - 1) - e3
+        w3_u[i0] = dt*(-0.3333333333333333*adj_u_p0*(e2 - 1) - e3)
+        total2 += adj_u_p0*e1*(0.16666666666666666*q4_u_m1 - 0.3333333333333333*q4_u_p0 + 0.16666666666666666*q4_u_p1)
+    gp_nu[2] += total2
 
 
 @numba.njit(cache=True)
@@ -184,27 +182,27 @@ def adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_nu, t, dt, lo0, h0):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 3
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-    n0 = adj2_u.shape[0] - 4
+    n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        adj_u_p0 = adj_u[i0]
         adj2_u_p0 = adj2_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
         q3_u_p1 = q3_u[i0 + 1]
-        w2_u_p0 = w2_u[i0]
         w3_u_m1 = w3_u[i0 - 1]
         w3_u_p0 = w3_u[i0]
         w3_u_p1 = w3_u[i0 + 1]
         e2 = e1*(w3_u_m1 + w3_u_p1)
         e3 = e1*w3_u_p0
         adj2_u[i0] = adj2_u_p0 + e2 - 2*e3
-        w2_u[i0] = 0.5*dt*e2 - 1.0*dt*e3 + w2_u_p0
+        w2_u[i0] = dt*(0.3333333333333333*adj_u_p0 + 0.5*e2 - 1.0*e3)
         total2 += e0*w3_u_p0*(q3_u_m1 - 2*q3_u_p0 + q3_u_p1)
     gp_nu[2] += total2
 
@@ -244,27 +242,27 @@ def adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_nu, t, dt, lo0, h0):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 2
     # heat1d.dsl:8  dt(u) = nu * diff(u, x, 2)
-    n0 = adj2_u.shape[0] - 4
+    n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
     e1 = e0*p_nu
     total2 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        adj_u_p0 = adj_u[i0]
         adj2_u_p0 = adj2_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
         q2_u_p1 = q2_u[i0 + 1]
-        w1_u_p0 = w1_u[i0]
         w2_u_m1 = w2_u[i0 - 1]
         w2_u_p0 = w2_u[i0]
         w2_u_p1 = w2_u[i0 + 1]
         e2 = e1*(w2_u_m1 + w2_u_p1)
         e3 = e1*w2_u_p0
         adj2_u[i0] = adj2_u_p0 + e2 - 2*e3
-        w1_u[i0] = 0.5*dt*e2 - 1.0*dt*e3 + w1_u_p0
+        w1_u[i0] = dt*(0.16666666666666666*adj_u_p0 + 0.5*e2 - 1.0*e3)
         total2 += e0*w2_u_p0*(q2_u_m1 - 2*q2_u_p0 + q2_u_p1)
     gp_nu[2] += total2
 
@@ -378,13 +376,13 @@ def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu,
 
 @numba.njit(cache=True)
 def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t, dt, lo0, h0):
-    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
     adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_nu, t + 1.0 * dt, dt, lo0, h0)
     adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage1(f_u, adj2_u, w1_u, gp_nu, p_nu, t, dt, lo0, h0)
@@ -430,7 +428,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):

@@ -185,9 +185,9 @@ extern "C" __global__ void initial(double* __restrict__ f_u, double* __restrict_
 // adjoint of stage 4
 // inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
 // inverse_heat.dsl:10  dt(kappa) = 0
-extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, const double* __restrict__ adj_kappa, double* __restrict__ adj2_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w1_kappa, double* __restrict__ w2_kappa, double* __restrict__ w3_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ adj_kappa, double* __restrict__ adj2_kappa, const double* __restrict__ q4_kappa, double* __restrict__ w3_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
-    double total8 = 0;
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
         const double adj_kappa_p0 = adj_kappa[idx];
@@ -200,34 +200,27 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
         const double q4_u_m1 = q4_u[idx - 1];
         const double q4_u_p0 = q4_u[idx];
         const double q4_u_p1 = q4_u[idx + 1];
-        const double e3 = dt/(h0*h0);
-        const double e4 = e3*p_nu;
+        const double e2 = dt/(h0*h0);
+        const double e3 = e2*p_nu;
         const double e0 = 0.08333333333333333*adj_u_m1;
         const double e1 = 0.08333333333333333*adj_u_p1;
-        const double e2 = 0.16666666666666666*adj_u_p0;
-        const double e5 = 0.08333333333333333*q4_kappa_m1;
-        const double e6 = 0.08333333333333333*q4_kappa_p1;
-        const double e7 = e4*e5*(adj_u_m1 - adj_u_p0) - e4*e6*(adj_u_p0 - adj_u_p1) + e4*q4_kappa_p0*(e0 + e1 - e2);
-        const double e8 = 0.3333333333333333*adj_u_p0;
-        const double e9 = 0.08333333333333333*q4_u_m1 - 0.16666666666666666*q4_u_p0 + 0.08333333333333333*q4_u_p1;
-        const double e10 = adj_u_p0*e3;
-        const double e11 = q4_u_p0 - q4_u_p1;
-        const double e12 = q4_u_m1 - q4_u_p0;
-        const double e13 = -e0*e12*e4 + e1*e11*e4 + e10*e9*p_nu;
-        const double e14 = 0.3333333333333333*adj_kappa_p0;
-        adj2_u[idx] = adj_u_p0 + e7;
-        w1_u[idx] = dt*e2;
-        w2_u[idx] = dt*e8;
-        w3_u[idx] = dt*(e7 + e8);
-        adj2_kappa[idx] = adj_kappa_p0 + e13;
-        w1_kappa[idx] = 0.16666666666666666*adj_kappa_p0*dt;
-        w2_kappa[idx] = dt*e14;
-        w3_kappa[idx] = dt*(e13 + e14);
-        total8 += e10*(-e11*e6 + e12*e5 + e9*q4_kappa_p0);
+        const double e4 = 0.08333333333333333*q4_kappa_m1;
+        const double e5 = 0.08333333333333333*q4_kappa_p1;
+        const double e6 = e3*e4*(adj_u_m1 - adj_u_p0) - e3*e5*(adj_u_p0 - adj_u_p1) + e3*q4_kappa_p0*(-0.16666666666666666*adj_u_p0 + e0 + e1);
+        const double e7 = 0.08333333333333333*q4_u_m1 - 0.16666666666666666*q4_u_p0 + 0.08333333333333333*q4_u_p1;
+        const double e8 = adj_u_p0*e2;
+        const double e9 = q4_u_p0 - q4_u_p1;
+        const double e10 = q4_u_m1 - q4_u_p0;
+        const double e11 = -e0*e10*e3 + e1*e3*e9 + e7*e8*p_nu;
+        adj2_u[idx] = adj_u_p0 + e6;
+        w3_u[idx] = dt*(0.3333333333333333*adj_u_p0 + e6);
+        adj2_kappa[idx] = adj_kappa_p0 + e11;
+        w3_kappa[idx] = dt*(0.3333333333333333*adj_kappa_p0 + e11);
+        total4 += e8*(e10*e4 - e5*e9 + e7*q4_kappa_p0);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (f0 < n0 + 2) {
-        gp_nu[(long long)(f0)] += total8;
+        gp_nu[(long long)(f0)] += total4;
     }
 }
 
@@ -301,42 +294,42 @@ extern "C" __global__ void adjoint_stage4_fold_0_lo(const double* __restrict__ a
 // adjoint of stage 3
 // inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
 // inverse_heat.dsl:10  dt(kappa) = 0
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj2_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double* __restrict__ adj_kappa, double* __restrict__ adj2_kappa, const double* __restrict__ q3_kappa, double* __restrict__ w2_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_kappa_p0 = adj_kappa[idx];
         const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q3_kappa_m1 = q3_kappa[idx - 1];
         const double q3_kappa_p0 = q3_kappa[idx];
         const double q3_kappa_p1 = q3_kappa[idx + 1];
-        const double w2_kappa_p0 = w2_kappa[idx];
+        const double adj_u_p0 = adj_u[idx];
         const double adj2_u_p0 = adj2_u[idx];
         const double q3_u_m1 = q3_u[idx - 1];
         const double q3_u_p0 = q3_u[idx];
         const double q3_u_p1 = q3_u[idx + 1];
-        const double w2_u_p0 = w2_u[idx];
         const double w3_u_m1 = w3_u[idx - 1];
         const double w3_u_p0 = w3_u[idx];
         const double w3_u_p1 = w3_u[idx + 1];
         const double e0 = 1.0/(h0*h0);
-        const double e1 = (0.5)*e0;
-        const double e2 = e1*p_nu;
-        const double e7 = dt*e0*p_nu;
-        const double e8 = 0.25*e7;
+        const double e1 = e0*p_nu;
+        const double e2 = (0.5)*e1;
+        const double e8 = 0.25*e1;
         const double e3 = q3_kappa_m1*(w3_u_m1 - w3_u_p0);
-        const double e4 = q3_kappa_p1*(w3_u_p0 - w3_u_p1);
-        const double e5 = 0.25*w3_u_m1;
-        const double e6 = 0.25*w3_u_p1;
+        const double e4 = e1*q3_kappa_p0;
+        const double e5 = q3_kappa_p1*(w3_u_p0 - w3_u_p1);
+        const double e6 = 0.25*w3_u_m1;
+        const double e7 = 0.25*w3_u_p1;
         const double e9 = q3_u_m1 - 2.0*q3_u_p0 + q3_u_p1;
         const double e10 = e1*w3_u_p0;
         const double e11 = q3_u_p0 - q3_u_p1;
         const double e12 = q3_u_m1 - q3_u_p0;
-        adj2_u[idx] = adj2_u_p0 + e2*e3 - e2*e4 + e2*q3_kappa_p0*(w3_u_m1 - 2.0*w3_u_p0 + w3_u_p1);
-        w2_u[idx] = e3*e8 - e4*e8 + e7*q3_kappa_p0*(e5 + e6 - 0.5*w3_u_p0) + w2_u_p0;
-        adj2_kappa[idx] = adj2_kappa_p0 + e10*e9*p_nu + e11*e2*w3_u_p1 - e12*e2*w3_u_m1;
-        w2_kappa[idx] = e11*e6*e7 - e12*e5*e7 + e7*w3_u_p0*(0.25*q3_u_m1 - 0.5*q3_u_p0 + 0.25*q3_u_p1) + w2_kappa_p0;
-        total4 += e10*(-e11*q3_kappa_p1 + e12*q3_kappa_m1 + e9*q3_kappa_p0);
+        adj2_u[idx] = adj2_u_p0 + e2*e3 - e2*e5 + (0.5)*e4*(w3_u_m1 - 2.0*w3_u_p0 + w3_u_p1);
+        w2_u[idx] = dt*(0.3333333333333333*adj_u_p0 + e3*e8 + e4*(e6 + e7 - 0.5*w3_u_p0) - e5*e8);
+        adj2_kappa[idx] = adj2_kappa_p0 + (0.5)*e10*e9 + e11*e2*w3_u_p1 - e12*e2*w3_u_m1;
+        w2_kappa[idx] = dt*(0.3333333333333333*adj_kappa_p0 + e1*e11*e7 - e1*e12*e6 + e10*(0.25*q3_u_m1 - 0.5*q3_u_p0 + 0.25*q3_u_p1));
+        total4 += (0.5)*e0*w3_u_p0*(-e11*q3_kappa_p1 + e12*q3_kappa_m1 + e9*q3_kappa_p0);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (f0 < n0 + 2) {
@@ -410,42 +403,42 @@ extern "C" __global__ void adjoint_stage3_fold_0_lo(double* __restrict__ adj2_u,
 // adjoint of stage 2
 // inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
 // inverse_heat.dsl:10  dt(kappa) = 0
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj2_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
+extern "C" __global__ void adjoint_stage2(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double* __restrict__ adj_kappa, double* __restrict__ adj2_kappa, const double* __restrict__ q2_kappa, double* __restrict__ w1_kappa, double* __restrict__ gp_nu, const double p_nu, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double h0, const int n0)
 {
     double total4 = 0;
     for (int i0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2; i0 < n0 + 2; i0 += (int)(gridDim.x * blockDim.x)) {
         const long long idx = (long long)(i0);
+        const double adj_kappa_p0 = adj_kappa[idx];
         const double adj2_kappa_p0 = adj2_kappa[idx];
         const double q2_kappa_m1 = q2_kappa[idx - 1];
         const double q2_kappa_p0 = q2_kappa[idx];
         const double q2_kappa_p1 = q2_kappa[idx + 1];
-        const double w1_kappa_p0 = w1_kappa[idx];
+        const double adj_u_p0 = adj_u[idx];
         const double adj2_u_p0 = adj2_u[idx];
         const double q2_u_m1 = q2_u[idx - 1];
         const double q2_u_p0 = q2_u[idx];
         const double q2_u_p1 = q2_u[idx + 1];
-        const double w1_u_p0 = w1_u[idx];
         const double w2_u_m1 = w2_u[idx - 1];
         const double w2_u_p0 = w2_u[idx];
         const double w2_u_p1 = w2_u[idx + 1];
         const double e0 = 1.0/(h0*h0);
-        const double e1 = (0.5)*e0;
-        const double e2 = e1*p_nu;
-        const double e7 = dt*e0*p_nu;
-        const double e8 = 0.25*e7;
+        const double e1 = e0*p_nu;
+        const double e2 = (0.5)*e1;
+        const double e8 = 0.25*e1;
         const double e3 = q2_kappa_m1*(w2_u_m1 - w2_u_p0);
-        const double e4 = q2_kappa_p1*(w2_u_p0 - w2_u_p1);
-        const double e5 = 0.25*w2_u_m1;
-        const double e6 = 0.25*w2_u_p1;
+        const double e4 = e1*q2_kappa_p0;
+        const double e5 = q2_kappa_p1*(w2_u_p0 - w2_u_p1);
+        const double e6 = 0.25*w2_u_m1;
+        const double e7 = 0.25*w2_u_p1;
         const double e9 = q2_u_m1 - 2.0*q2_u_p0 + q2_u_p1;
         const double e10 = e1*w2_u_p0;
         const double e11 = q2_u_p0 - q2_u_p1;
         const double e12 = q2_u_m1 - q2_u_p0;
-        adj2_u[idx] = adj2_u_p0 + e2*e3 - e2*e4 + e2*q2_kappa_p0*(w2_u_m1 - 2.0*w2_u_p0 + w2_u_p1);
-        w1_u[idx] = e3*e8 - e4*e8 + e7*q2_kappa_p0*(e5 + e6 - 0.5*w2_u_p0) + w1_u_p0;
-        adj2_kappa[idx] = adj2_kappa_p0 + e10*e9*p_nu + e11*e2*w2_u_p1 - e12*e2*w2_u_m1;
-        w1_kappa[idx] = e11*e6*e7 - e12*e5*e7 + e7*w2_u_p0*(0.25*q2_u_m1 - 0.5*q2_u_p0 + 0.25*q2_u_p1) + w1_kappa_p0;
-        total4 += e10*(-e11*q2_kappa_p1 + e12*q2_kappa_m1 + e9*q2_kappa_p0);
+        adj2_u[idx] = adj2_u_p0 + e2*e3 - e2*e5 + (0.5)*e4*(w2_u_m1 - 2.0*w2_u_p0 + w2_u_p1);
+        w1_u[idx] = dt*(0.16666666666666666*adj_u_p0 + e3*e8 + e4*(e6 + e7 - 0.5*w2_u_p0) - e5*e8);
+        adj2_kappa[idx] = adj2_kappa_p0 + (0.5)*e10*e9 + e11*e2*w2_u_p1 - e12*e2*w2_u_m1;
+        w1_kappa[idx] = dt*(0.16666666666666666*adj_kappa_p0 + e1*e11*e7 - e1*e12*e6 + e10*(0.25*q2_u_m1 - 0.5*q2_u_p0 + 0.25*q2_u_p1));
+        total4 += (0.5)*e0*w2_u_p0*(-e11*q2_kappa_p1 + e12*q2_kappa_m1 + e9*q2_kappa_p0);
     }
     const int f0 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (f0 < n0 + 2) {

@@ -186,14 +186,14 @@ def initial(f_u, f_kappa, p_nu, t, dt, lo0, h0):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, q4_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, adj_kappa, adj2_kappa, q4_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 4
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
     # inverse_heat.dsl:10  dt(kappa) = 0
     n0 = adj_u.shape[0] - 4
-    e3 = dt/(h0*h0)
-    e4 = e3*p_nu
-    total8 = 0.0
+    e2 = dt/(h0*h0)
+    e3 = e2*p_nu
+    total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         adj_kappa_p0 = adj_kappa[i0]
@@ -208,27 +208,20 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa,
         q4_u_p1 = q4_u[i0 + 1]
         e0 = 0.08333333333333333*adj_u_m1
         e1 = 0.08333333333333333*adj_u_p1
-        e2 = 0.16666666666666666*adj_u_p0
-        e5 = 0.08333333333333333*q4_kappa_m1
-        e6 = 0.08333333333333333*q4_kappa_p1
-        e7 = e4*e5*(adj_u_m1 - adj_u_p0) - e4*e6*(adj_u_p0 - adj_u_p1) + e4*q4_kappa_p0*(e0 + e1 - e2)
-        e8 = 0.3333333333333333*adj_u_p0
-        e9 = 0.08333333333333333*q4_u_m1 - 0.16666666666666666*q4_u_p0 + 0.08333333333333333*q4_u_p1
-        e10 = adj_u_p0*e3
-        e11 = q4_u_p0 - q4_u_p1
-        e12 = q4_u_m1 - q4_u_p0
-        e13 = -e0*e12*e4 + e1*e11*e4 + e10*e9*p_nu
-        e14 = 0.3333333333333333*adj_kappa_p0
-        adj2_u[i0] = adj_u_p0 + e7
-        w1_u[i0] = dt*e2
-        w2_u[i0] = dt*e8
-        w3_u[i0] = dt*(e7 + e8)
-        adj2_kappa[i0] = adj_kappa_p0 + e13
-        w1_kappa[i0] = 0.16666666666666666*adj_kappa_p0*dt
-        w2_kappa[i0] = dt*e14
-        w3_kappa[i0] = dt*(e13 + e14)
-        total8 += e10*(-e11*e6 + e12*e5 + e9*q4_kappa_p0)
-    gp_nu[2] += total8
+        e4 = 0.08333333333333333*q4_kappa_m1
+        e5 = 0.08333333333333333*q4_kappa_p1
+        e6 = e3*e4*(adj_u_m1 - adj_u_p0) - e3*e5*(adj_u_p0 - adj_u_p1) + e3*q4_kappa_p0*(-0.16666666666666666*adj_u_p0 + e0 + e1)
+        e7 = 0.08333333333333333*q4_u_m1 - 0.16666666666666666*q4_u_p0 + 0.08333333333333333*q4_u_p1
+        e8 = adj_u_p0*e2
+        e9 = q4_u_p0 - q4_u_p1
+        e10 = q4_u_m1 - q4_u_p0
+        e11 = -e0*e10*e3 + e1*e3*e9 + e7*e8*p_nu
+        adj2_u[i0] = adj_u_p0 + e6
+        w3_u[i0] = dt*(0.3333333333333333*adj_u_p0 + e6)
+        adj2_kappa[i0] = adj_kappa_p0 + e11
+        w3_kappa[i0] = dt*(0.3333333333333333*adj_kappa_p0 + e11)
+        total4 += e8*(e10*e4 - e5*e9 + e7*q4_kappa_p0)
+    gp_nu[2] += total4
 
 
 @numba.njit(cache=True)
@@ -290,45 +283,45 @@ def adjoint_stage4_fold_0_lo(adj_u, adj2_u, q4_u, w3_u, adj2_kappa, q4_kappa, w3
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, adj_kappa, adj2_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 3
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
     # inverse_heat.dsl:10  dt(kappa) = 0
-    n0 = adj2_u.shape[0] - 4
+    n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
-    e1 = (0.5)*e0
-    e2 = e1*p_nu
-    e7 = dt*e0*p_nu
-    e8 = 0.25*e7
+    e1 = e0*p_nu
+    e2 = (0.5)*e1
+    e8 = 0.25*e1
     total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        adj_kappa_p0 = adj_kappa[i0]
         adj2_kappa_p0 = adj2_kappa[i0]
         q3_kappa_m1 = q3_kappa[i0 - 1]
         q3_kappa_p0 = q3_kappa[i0]
         q3_kappa_p1 = q3_kappa[i0 + 1]
-        w2_kappa_p0 = w2_kappa[i0]
+        adj_u_p0 = adj_u[i0]
         adj2_u_p0 = adj2_u[i0]
         q3_u_m1 = q3_u[i0 - 1]
         q3_u_p0 = q3_u[i0]
         q3_u_p1 = q3_u[i0 + 1]
-        w2_u_p0 = w2_u[i0]
         w3_u_m1 = w3_u[i0 - 1]
         w3_u_p0 = w3_u[i0]
         w3_u_p1 = w3_u[i0 + 1]
         e3 = q3_kappa_m1*(w3_u_m1 - w3_u_p0)
-        e4 = q3_kappa_p1*(w3_u_p0 - w3_u_p1)
-        e5 = 0.25*w3_u_m1
-        e6 = 0.25*w3_u_p1
+        e4 = e1*q3_kappa_p0
+        e5 = q3_kappa_p1*(w3_u_p0 - w3_u_p1)
+        e6 = 0.25*w3_u_m1
+        e7 = 0.25*w3_u_p1
         e9 = q3_u_m1 - 2*q3_u_p0 + q3_u_p1
         e10 = e1*w3_u_p0
         e11 = q3_u_p0 - q3_u_p1
         e12 = q3_u_m1 - q3_u_p0
-        adj2_u[i0] = adj2_u_p0 + e2*e3 - e2*e4 + e2*q3_kappa_p0*(w3_u_m1 - 2*w3_u_p0 + w3_u_p1)
-        w2_u[i0] = e3*e8 - e4*e8 + e7*q3_kappa_p0*(e5 + e6 - 0.5*w3_u_p0) + w2_u_p0
-        adj2_kappa[i0] = adj2_kappa_p0 + e10*e9*p_nu + e11*e2*w3_u_p1 - e12*e2*w3_u_m1
-        w2_kappa[i0] = e11*e6*e7 - e12*e5*e7 + e7*w3_u_p0*(0.25*q3_u_m1 - 0.5*q3_u_p0 + 0.25*q3_u_p1) + w2_kappa_p0
-        total4 += e10*(-e11*q3_kappa_p1 + e12*q3_kappa_m1 + e9*q3_kappa_p0)
+        adj2_u[i0] = adj2_u_p0 + e2*e3 - e2*e5 + (0.5)*e4*(w3_u_m1 - 2*w3_u_p0 + w3_u_p1)
+        w2_u[i0] = dt*(0.3333333333333333*adj_u_p0 + e3*e8 + e4*(e6 + e7 - 0.5*w3_u_p0) - e5*e8)
+        adj2_kappa[i0] = adj2_kappa_p0 + (0.5)*e10*e9 + e11*e2*w3_u_p1 - e12*e2*w3_u_m1
+        w2_kappa[i0] = dt*(0.3333333333333333*adj_kappa_p0 + e1*e11*e7 - e1*e12*e6 + e10*(0.25*q3_u_m1 - 0.5*q3_u_p0 + 0.25*q3_u_p1))
+        total4 += (0.5)*e0*w3_u_p0*(-e11*q3_kappa_p1 + e12*q3_kappa_m1 + e9*q3_kappa_p0)
     gp_nu[2] += total4
 
 
@@ -387,45 +380,45 @@ def adjoint_stage3_fold_0_lo(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t, dt, lo0, h0):
+def adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, adj_kappa, adj2_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t, dt, lo0, h0):
     # adjoint of stage 2
     # inverse_heat.dsl:9  dt(u) = nu * diff(kappa * diff(u, x), x)
     # inverse_heat.dsl:10  dt(kappa) = 0
-    n0 = adj2_u.shape[0] - 4
+    n0 = adj_u.shape[0] - 4
     e0 = 1.0/(h0*h0)
-    e1 = (0.5)*e0
-    e2 = e1*p_nu
-    e7 = dt*e0*p_nu
-    e8 = 0.25*e7
+    e1 = e0*p_nu
+    e2 = (0.5)*e1
+    e8 = 0.25*e1
     total4 = 0.0
     for j0 in numba.prange(n0):
         i0 = j0 + 2
+        adj_kappa_p0 = adj_kappa[i0]
         adj2_kappa_p0 = adj2_kappa[i0]
         q2_kappa_m1 = q2_kappa[i0 - 1]
         q2_kappa_p0 = q2_kappa[i0]
         q2_kappa_p1 = q2_kappa[i0 + 1]
-        w1_kappa_p0 = w1_kappa[i0]
+        adj_u_p0 = adj_u[i0]
         adj2_u_p0 = adj2_u[i0]
         q2_u_m1 = q2_u[i0 - 1]
         q2_u_p0 = q2_u[i0]
         q2_u_p1 = q2_u[i0 + 1]
-        w1_u_p0 = w1_u[i0]
         w2_u_m1 = w2_u[i0 - 1]
         w2_u_p0 = w2_u[i0]
         w2_u_p1 = w2_u[i0 + 1]
         e3 = q2_kappa_m1*(w2_u_m1 - w2_u_p0)
-        e4 = q2_kappa_p1*(w2_u_p0 - w2_u_p1)
-        e5 = 0.25*w2_u_m1
-        e6 = 0.25*w2_u_p1
+        e4 = e1*q2_kappa_p0
+        e5 = q2_kappa_p1*(w2_u_p0 - w2_u_p1)
+        e6 = 0.25*w2_u_m1
+        e7 = 0.25*w2_u_p1
         e9 = q2_u_m1 - 2*q2_u_p0 + q2_u_p1
         e10 = e1*w2_u_p0
         e11 = q2_u_p0 - q2_u_p1
         e12 = q2_u_m1 - q2_u_p0
-        adj2_u[i0] = adj2_u_p0 + e2*e3 - e2*e4 + e2*q2_kappa_p0*(w2_u_m1 - 2*w2_u_p0 + w2_u_p1)
-        w1_u[i0] = e3*e8 - e4*e8 + e7*q2_kappa_p0*(e5 + e6 - 0.5*w2_u_p0) + w1_u_p0
-        adj2_kappa[i0] = adj2_kappa_p0 + e10*e9*p_nu + e11*e2*w2_u_p1 - e12*e2*w2_u_m1
-        w1_kappa[i0] = e11*e6*e7 - e12*e5*e7 + e7*w2_u_p0*(0.25*q2_u_m1 - 0.5*q2_u_p0 + 0.25*q2_u_p1) + w1_kappa_p0
-        total4 += e10*(-e11*q2_kappa_p1 + e12*q2_kappa_m1 + e9*q2_kappa_p0)
+        adj2_u[i0] = adj2_u_p0 + e2*e3 - e2*e5 + (0.5)*e4*(w2_u_m1 - 2*w2_u_p0 + w2_u_p1)
+        w1_u[i0] = dt*(0.16666666666666666*adj_u_p0 + e3*e8 + e4*(e6 + e7 - 0.5*w2_u_p0) - e5*e8)
+        adj2_kappa[i0] = adj2_kappa_p0 + (0.5)*e10*e9 + e11*e2*w2_u_p1 - e12*e2*w2_u_m1
+        w1_kappa[i0] = dt*(0.16666666666666666*adj_kappa_p0 + e1*e11*e7 - e1*e12*e6 + e10*(0.25*q2_u_m1 - 0.5*q2_u_p0 + 0.25*q2_u_p1))
+        total4 += (0.5)*e0*w2_u_p0*(-e11*q2_kappa_p1 + e12*q2_kappa_m1 + e9*q2_kappa_p0)
     gp_nu[2] += total4
 
 
@@ -591,13 +584,13 @@ def advance(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, 
 
 @numba.njit(cache=True)
 def adjoint_step(f_u, f_kappa, q2_u, q3_u, q4_u, q5_u, q2_kappa, q3_kappa, q4_kappa, q5_kappa, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t, dt, lo0, h0):
-    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_kappa, adj2_kappa, q4_kappa, w1_kappa, w2_kappa, w3_kappa, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, adj_kappa, adj2_kappa, q4_kappa, w3_kappa, gp_nu, p_nu, t + 1.0 * dt, dt, lo0, h0)
     adjoint_stage4_fold_0_hi(adj_u, adj2_u, q4_u, w3_u, adj2_kappa, q4_kappa, w3_kappa, p_nu, t + 1.0 * dt, dt, lo0, h0)
     adjoint_stage4_fold_0_lo(adj_u, adj2_u, q4_u, w3_u, adj2_kappa, q4_kappa, w3_kappa, p_nu, t + 1.0 * dt, dt, lo0, h0)
-    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, adj_kappa, adj2_kappa, q3_kappa, w2_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage3_fold_0_hi(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage3_fold_0_lo(adj2_u, q3_u, w2_u, w3_u, adj2_kappa, q3_kappa, w2_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
-    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
+    adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, adj_kappa, adj2_kappa, q2_kappa, w1_kappa, gp_nu, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage2_fold_0_hi(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage2_fold_0_lo(adj2_u, q2_u, w1_u, w2_u, adj2_kappa, q2_kappa, w1_kappa, p_nu, t + 0.5 * dt, dt, lo0, h0)
     adjoint_stage1(f_u, adj2_u, w1_u, f_kappa, adj2_kappa, gp_nu, p_nu, t, dt, lo0, h0)
@@ -653,7 +646,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):

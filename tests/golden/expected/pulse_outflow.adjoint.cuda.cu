@@ -246,13 +246,13 @@ extern "C" __global__ void initial(double* __restrict__ f_u, const double p_cx, 
 // adjoint_stage4: every interior point
 // adjoint of stage 4
 // pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
     if (i1 >= n1 + 4) return;
-    double total4 = 0;
-    double total5 = 0;
+    double total2 = 0;
+    double total3 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4; i0 < n0 + 4; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
         const double adj_u_m2_p0 = adj_u[idx - 2 * s0];
@@ -284,18 +284,15 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
         const double e9 = e2*e7;
         const double e10 = -adj_u_m1_p0*e9 + adj_u_m2_p0*e3 - adj_u_p0_m1*e8 + adj_u_p0_m2*e6 + adj_u_p0_p1*e8 - adj_u_p0_p2*e6 + adj_u_p1_p0*e9 - adj_u_p2_p0*e3;
         const double e11 = adj_u_p0_p0*dt;
-        const double e12 = 0.3333333333333333*adj_u_p0_p0;
         adj2_u[idx] = adj_u_p0_p0 + e10;
-        w1_u[idx] = 0.16666666666666666*e11;
-        w2_u[idx] = dt*e12;
-        w3_u[idx] = dt*(e10 + e12);
-        total4 += e1*e11*(0.1111111111111111*q4_u_m1_p0 - 0.013888888888888888*q4_u_m2_p0 - 0.1111111111111111*q4_u_p1_p0 + 0.013888888888888888*q4_u_p2_p0);
-        total5 += e11*e4*(0.1111111111111111*q4_u_p0_m1 - 0.013888888888888888*q4_u_p0_m2 - 0.1111111111111111*q4_u_p0_p1 + 0.013888888888888888*q4_u_p0_p2);
+        w3_u[idx] = dt*(0.3333333333333333*adj_u_p0_p0 + e10);
+        total2 += e1*e11*(0.1111111111111111*q4_u_m1_p0 - 0.013888888888888888*q4_u_m2_p0 - 0.1111111111111111*q4_u_p1_p0 + 0.013888888888888888*q4_u_p2_p0);
+        total3 += e11*e4*(0.1111111111111111*q4_u_p0_m1 - 0.013888888888888888*q4_u_p0_m2 - 0.1111111111111111*q4_u_p0_p1 + 0.013888888888888888*q4_u_p0_p2);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4;
     if (f0 < n0 + 4) {
-        gp_cx[(long long)(f0) * s0 + (long long)(i1)] += total4;
-        gp_cy[(long long)(f0) * s0 + (long long)(i1)] += total5;
+        gp_cx[(long long)(f0) * s0 + (long long)(i1)] += total2;
+        gp_cy[(long long)(f0) * s0 + (long long)(i1)] += total3;
     }
 }
 
@@ -468,7 +465,7 @@ extern "C" __global__ void adjoint_stage4_fold_1_lo(const double* __restrict__ a
 // adjoint_stage3: every interior point
 // adjoint of stage 3
 // pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
@@ -477,6 +474,7 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
     double total3 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4; i0 < n0 + 4; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_u_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0 = adj2_u[idx];
         const double q3_u_m2_p0 = q3_u[idx - 2 * s0];
         const double q3_u_m1_p0 = q3_u[idx - s0];
@@ -486,7 +484,6 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
         const double q3_u_p0_p2 = q3_u[idx + 2];
         const double q3_u_p1_p0 = q3_u[idx + s0];
         const double q3_u_p2_p0 = q3_u[idx + 2 * s0];
-        const double w2_u_p0_p0 = w2_u[idx];
         const double w3_u_m2_p0 = w3_u[idx - 2 * s0];
         const double w3_u_m1_p0 = w3_u[idx - s0];
         const double w3_u_p0_m2 = w3_u[idx - 2];
@@ -504,17 +501,15 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
         const double e5 = (0.6666666666666666)*e4;
         const double e6 = (0.08333333333333333)*e1;
         const double e7 = (0.08333333333333333)*e4;
-        const double e8 = 0.041666666666666664*dt;
-        const double e9 = e1*e8;
-        const double e10 = e4*e8;
-        const double e11 = 0.3333333333333333*dt;
-        const double e12 = e1*e11;
-        const double e13 = e11*e4;
-        const double e14 = (0.08333333333333333)*w3_u_p0_p0;
+        const double e8 = 0.041666666666666664*e1;
+        const double e9 = 0.041666666666666664*e4;
+        const double e10 = 0.3333333333333333*e1;
+        const double e11 = 0.3333333333333333*e4;
+        const double e12 = (0.08333333333333333)*w3_u_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0 - e2*w3_u_m1_p0 + e2*w3_u_p1_p0 - e5*w3_u_p0_m1 + e5*w3_u_p0_p1 + e6*w3_u_m2_p0 - e6*w3_u_p2_p0 + e7*w3_u_p0_m2 - e7*w3_u_p0_p2;
-        w2_u[idx] = e10*w3_u_p0_m2 - e10*w3_u_p0_p2 - e12*w3_u_m1_p0 + e12*w3_u_p1_p0 - e13*w3_u_p0_m1 + e13*w3_u_p0_p1 + e9*w3_u_m2_p0 - e9*w3_u_p2_p0 + w2_u_p0_p0;
-        total2 += e0*e14*(8.0*q3_u_m1_p0 - q3_u_m2_p0 - 8.0*q3_u_p1_p0 + q3_u_p2_p0);
-        total3 += e14*e3*(8.0*q3_u_p0_m1 - q3_u_p0_m2 - 8.0*q3_u_p0_p1 + q3_u_p0_p2);
+        w2_u[idx] = dt*(0.3333333333333333*adj_u_p0_p0 - e10*w3_u_m1_p0 + e10*w3_u_p1_p0 - e11*w3_u_p0_m1 + e11*w3_u_p0_p1 + e8*w3_u_m2_p0 - e8*w3_u_p2_p0 + e9*w3_u_p0_m2 - e9*w3_u_p0_p2);
+        total2 += e0*e12*(8.0*q3_u_m1_p0 - q3_u_m2_p0 - 8.0*q3_u_p1_p0 + q3_u_p2_p0);
+        total3 += e12*e3*(8.0*q3_u_p0_m1 - q3_u_p0_m2 - 8.0*q3_u_p0_p1 + q3_u_p0_p2);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4;
     if (f0 < n0 + 4) {
@@ -674,7 +669,7 @@ extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj2_u,
 // adjoint_stage2: every interior point
 // adjoint of stage 2
 // pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ gp_cx, double* __restrict__ gp_cy, const double p_cx, const double p_cy, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 8;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 4;
@@ -683,6 +678,7 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
     double total3 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4; i0 < n0 + 4; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_u_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0 = adj2_u[idx];
         const double q2_u_m2_p0 = q2_u[idx - 2 * s0];
         const double q2_u_m1_p0 = q2_u[idx - s0];
@@ -692,7 +688,6 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
         const double q2_u_p0_p2 = q2_u[idx + 2];
         const double q2_u_p1_p0 = q2_u[idx + s0];
         const double q2_u_p2_p0 = q2_u[idx + 2 * s0];
-        const double w1_u_p0_p0 = w1_u[idx];
         const double w2_u_m2_p0 = w2_u[idx - 2 * s0];
         const double w2_u_m1_p0 = w2_u[idx - s0];
         const double w2_u_p0_m2 = w2_u[idx - 2];
@@ -710,17 +705,15 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
         const double e5 = (0.6666666666666666)*e4;
         const double e6 = (0.08333333333333333)*e1;
         const double e7 = (0.08333333333333333)*e4;
-        const double e8 = 0.041666666666666664*dt;
-        const double e9 = e1*e8;
-        const double e10 = e4*e8;
-        const double e11 = 0.3333333333333333*dt;
-        const double e12 = e1*e11;
-        const double e13 = e11*e4;
-        const double e14 = (0.08333333333333333)*w2_u_p0_p0;
+        const double e8 = 0.041666666666666664*e1;
+        const double e9 = 0.041666666666666664*e4;
+        const double e10 = 0.3333333333333333*e1;
+        const double e11 = 0.3333333333333333*e4;
+        const double e12 = (0.08333333333333333)*w2_u_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0 - e2*w2_u_m1_p0 + e2*w2_u_p1_p0 - e5*w2_u_p0_m1 + e5*w2_u_p0_p1 + e6*w2_u_m2_p0 - e6*w2_u_p2_p0 + e7*w2_u_p0_m2 - e7*w2_u_p0_p2;
-        w1_u[idx] = e10*w2_u_p0_m2 - e10*w2_u_p0_p2 - e12*w2_u_m1_p0 + e12*w2_u_p1_p0 - e13*w2_u_p0_m1 + e13*w2_u_p0_p1 + e9*w2_u_m2_p0 - e9*w2_u_p2_p0 + w1_u_p0_p0;
-        total2 += e0*e14*(8.0*q2_u_m1_p0 - q2_u_m2_p0 - 8.0*q2_u_p1_p0 + q2_u_p2_p0);
-        total3 += e14*e3*(8.0*q2_u_p0_m1 - q2_u_p0_m2 - 8.0*q2_u_p0_p1 + q2_u_p0_p2);
+        w1_u[idx] = dt*(0.16666666666666666*adj_u_p0_p0 - e10*w2_u_m1_p0 + e10*w2_u_p1_p0 - e11*w2_u_p0_m1 + e11*w2_u_p0_p1 + e8*w2_u_m2_p0 - e8*w2_u_p2_p0 + e9*w2_u_p0_m2 - e9*w2_u_p0_p2);
+        total2 += e0*e12*(8.0*q2_u_m1_p0 - q2_u_m2_p0 - 8.0*q2_u_p1_p0 + q2_u_p2_p0);
+        total3 += e12*e3*(8.0*q2_u_p0_m1 - q2_u_p0_m2 - 8.0*q2_u_p0_p1 + q2_u_p0_p2);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 4;
     if (f0 < n0 + 4) {

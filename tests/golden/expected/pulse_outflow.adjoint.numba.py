@@ -244,7 +244,7 @@ def initial(f_u, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
     n0 = adj_u.shape[0] - 8
@@ -261,8 +261,8 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_
     e9 = e2*e7
     for j0 in numba.prange(n0):
         i0 = j0 + 4
-        total4 = 0.0
-        total5 = 0.0
+        total2 = 0.0
+        total3 = 0.0
         for j1 in range(n1):
             i1 = j1 + 4
             adj_u_m2_p0 = adj_u[i0 - 2, i1]
@@ -284,15 +284,12 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_
             q4_u_p2_p0 = q4_u[i0 + 2, i1]
             e10 = -adj_u_m1_p0*e9 + adj_u_m2_p0*e3 - adj_u_p0_m1*e8 + adj_u_p0_m2*e6 + adj_u_p0_p1*e8 - adj_u_p0_p2*e6 + adj_u_p1_p0*e9 - adj_u_p2_p0*e3
             e11 = adj_u_p0_p0*dt
-            e12 = 0.3333333333333333*adj_u_p0_p0
             adj2_u[i0, i1] = adj_u_p0_p0 + e10
-            w1_u[i0, i1] = 0.16666666666666666*e11
-            w2_u[i0, i1] = dt*e12
-            w3_u[i0, i1] = dt*(e10 + e12)
-            total4 += e1*e11*(0.1111111111111111*q4_u_m1_p0 - 0.013888888888888888*q4_u_m2_p0 - 0.1111111111111111*q4_u_p1_p0 + 0.013888888888888888*q4_u_p2_p0)
-            total5 += e11*e4*(0.1111111111111111*q4_u_p0_m1 - 0.013888888888888888*q4_u_p0_m2 - 0.1111111111111111*q4_u_p0_p1 + 0.013888888888888888*q4_u_p0_p2)
-        gp_cx[i0, 4] += total4
-        gp_cy[i0, 4] += total5
+            w3_u[i0, i1] = dt*(0.3333333333333333*adj_u_p0_p0 + e10)
+            total2 += e1*e11*(0.1111111111111111*q4_u_m1_p0 - 0.013888888888888888*q4_u_m2_p0 - 0.1111111111111111*q4_u_p1_p0 + 0.013888888888888888*q4_u_p2_p0)
+            total3 += e11*e4*(0.1111111111111111*q4_u_p0_m1 - 0.013888888888888888*q4_u_p0_m2 - 0.1111111111111111*q4_u_p0_p1 + 0.013888888888888888*q4_u_p0_p2)
+        gp_cx[i0, 4] += total2
+        gp_cy[i0, 4] += total3
 
 
 @numba.njit(cache=True)
@@ -446,11 +443,11 @@ def adjoint_stage4_fold_1_lo(adj_u, adj2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-    n0 = adj2_u.shape[0] - 8
-    n1 = adj2_u.shape[1] - 8
+    n0 = adj_u.shape[0] - 8
+    n1 = adj_u.shape[1] - 8
     e0 = 1.0/h0
     e1 = e0*p_cx
     e2 = (0.6666666666666666)*e1
@@ -459,18 +456,17 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo
     e5 = (0.6666666666666666)*e4
     e6 = (0.08333333333333333)*e1
     e7 = (0.08333333333333333)*e4
-    e8 = 0.041666666666666664*dt
-    e9 = e1*e8
-    e10 = e4*e8
-    e11 = 0.3333333333333333*dt
-    e12 = e1*e11
-    e13 = e11*e4
+    e8 = 0.041666666666666664*e1
+    e9 = 0.041666666666666664*e4
+    e10 = 0.3333333333333333*e1
+    e11 = 0.3333333333333333*e4
     for j0 in numba.prange(n0):
         i0 = j0 + 4
         total2 = 0.0
         total3 = 0.0
         for j1 in range(n1):
             i1 = j1 + 4
+            adj_u_p0_p0 = adj_u[i0, i1]
             adj2_u_p0_p0 = adj2_u[i0, i1]
             q3_u_m2_p0 = q3_u[i0 - 2, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
@@ -480,7 +476,6 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo
             q3_u_p0_p2 = q3_u[i0, i1 + 2]
             q3_u_p1_p0 = q3_u[i0 + 1, i1]
             q3_u_p2_p0 = q3_u[i0 + 2, i1]
-            w2_u_p0_p0 = w2_u[i0, i1]
             w3_u_m2_p0 = w3_u[i0 - 2, i1]
             w3_u_m1_p0 = w3_u[i0 - 1, i1]
             w3_u_p0_m2 = w3_u[i0, i1 - 2]
@@ -490,11 +485,11 @@ def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo
             w3_u_p0_p2 = w3_u[i0, i1 + 2]
             w3_u_p1_p0 = w3_u[i0 + 1, i1]
             w3_u_p2_p0 = w3_u[i0 + 2, i1]
-            e14 = (0.08333333333333333)*w3_u_p0_p0
+            e12 = (0.08333333333333333)*w3_u_p0_p0
             adj2_u[i0, i1] = adj2_u_p0_p0 - e2*w3_u_m1_p0 + e2*w3_u_p1_p0 - e5*w3_u_p0_m1 + e5*w3_u_p0_p1 + e6*w3_u_m2_p0 - e6*w3_u_p2_p0 + e7*w3_u_p0_m2 - e7*w3_u_p0_p2
-            w2_u[i0, i1] = e10*w3_u_p0_m2 - e10*w3_u_p0_p2 - e12*w3_u_m1_p0 + e12*w3_u_p1_p0 - e13*w3_u_p0_m1 + e13*w3_u_p0_p1 + e9*w3_u_m2_p0 - e9*w3_u_p2_p0 + w2_u_p0_p0
-            total2 += e0*e14*(8*q3_u_m1_p0 - q3_u_m2_p0 - 8*q3_u_p1_p0 + q3_u_p2_p0)
-            total3 += e14*e3*(8*q3_u_p0_m1 - q3_u_p0_m2 - 8*q3_u_p0_p1 + q3_u_p0_p2)
+            w2_u[i0, i1] = dt*(0.3333333333333333*adj_u_p0_p0 - e10*w3_u_m1_p0 + e10*w3_u_p1_p0 - e11*w3_u_p0_m1 + e11*w3_u_p0_p1 + e8*w3_u_m2_p0 - e8*w3_u_p2_p0 + e9*w3_u_p0_m2 - e9*w3_u_p0_p2)
+            total2 += e0*e12*(8*q3_u_m1_p0 - q3_u_m2_p0 - 8*q3_u_p1_p0 + q3_u_p2_p0)
+            total3 += e12*e3*(8*q3_u_p0_m1 - q3_u_p0_m2 - 8*q3_u_p0_p1 + q3_u_p0_p2)
         gp_cx[i0, 4] += total2
         gp_cy[i0, 4] += total3
 
@@ -632,11 +627,11 @@ def adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_u, p_cx, p_cy, t, dt, lo0, lo1, h0
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # pulse_outflow.dsl:11  dt(u) = -cx * diff(u, x) - cy * diff(u, y)
-    n0 = adj2_u.shape[0] - 8
-    n1 = adj2_u.shape[1] - 8
+    n0 = adj_u.shape[0] - 8
+    n1 = adj_u.shape[1] - 8
     e0 = 1.0/h0
     e1 = e0*p_cx
     e2 = (0.6666666666666666)*e1
@@ -645,18 +640,17 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo
     e5 = (0.6666666666666666)*e4
     e6 = (0.08333333333333333)*e1
     e7 = (0.08333333333333333)*e4
-    e8 = 0.041666666666666664*dt
-    e9 = e1*e8
-    e10 = e4*e8
-    e11 = 0.3333333333333333*dt
-    e12 = e1*e11
-    e13 = e11*e4
+    e8 = 0.041666666666666664*e1
+    e9 = 0.041666666666666664*e4
+    e10 = 0.3333333333333333*e1
+    e11 = 0.3333333333333333*e4
     for j0 in numba.prange(n0):
         i0 = j0 + 4
         total2 = 0.0
         total3 = 0.0
         for j1 in range(n1):
             i1 = j1 + 4
+            adj_u_p0_p0 = adj_u[i0, i1]
             adj2_u_p0_p0 = adj2_u[i0, i1]
             q2_u_m2_p0 = q2_u[i0 - 2, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
@@ -666,7 +660,6 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo
             q2_u_p0_p2 = q2_u[i0, i1 + 2]
             q2_u_p1_p0 = q2_u[i0 + 1, i1]
             q2_u_p2_p0 = q2_u[i0 + 2, i1]
-            w1_u_p0_p0 = w1_u[i0, i1]
             w2_u_m2_p0 = w2_u[i0 - 2, i1]
             w2_u_m1_p0 = w2_u[i0 - 1, i1]
             w2_u_p0_m2 = w2_u[i0, i1 - 2]
@@ -676,11 +669,11 @@ def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo
             w2_u_p0_p2 = w2_u[i0, i1 + 2]
             w2_u_p1_p0 = w2_u[i0 + 1, i1]
             w2_u_p2_p0 = w2_u[i0 + 2, i1]
-            e14 = (0.08333333333333333)*w2_u_p0_p0
+            e12 = (0.08333333333333333)*w2_u_p0_p0
             adj2_u[i0, i1] = adj2_u_p0_p0 - e2*w2_u_m1_p0 + e2*w2_u_p1_p0 - e5*w2_u_p0_m1 + e5*w2_u_p0_p1 + e6*w2_u_m2_p0 - e6*w2_u_p2_p0 + e7*w2_u_p0_m2 - e7*w2_u_p0_p2
-            w1_u[i0, i1] = e10*w2_u_p0_m2 - e10*w2_u_p0_p2 - e12*w2_u_m1_p0 + e12*w2_u_p1_p0 - e13*w2_u_p0_m1 + e13*w2_u_p0_p1 + e9*w2_u_m2_p0 - e9*w2_u_p2_p0 + w1_u_p0_p0
-            total2 += e0*e14*(8*q2_u_m1_p0 - q2_u_m2_p0 - 8*q2_u_p1_p0 + q2_u_p2_p0)
-            total3 += e14*e3*(8*q2_u_p0_m1 - q2_u_p0_m2 - 8*q2_u_p0_p1 + q2_u_p0_p2)
+            w1_u[i0, i1] = dt*(0.16666666666666666*adj_u_p0_p0 - e10*w2_u_m1_p0 + e10*w2_u_p1_p0 - e11*w2_u_p0_m1 + e11*w2_u_p0_p1 + e8*w2_u_m2_p0 - e8*w2_u_p2_p0 + e9*w2_u_p0_m2 - e9*w2_u_p0_p2)
+            total2 += e0*e12*(8*q2_u_m1_p0 - q2_u_m2_p0 - 8*q2_u_p1_p0 + q2_u_p2_p0)
+            total3 += e12*e3*(8*q2_u_p0_m1 - q2_u_p0_m2 - 8*q2_u_p0_p1 + q2_u_p0_p2)
         gp_cx[i0, 4] += total2
         gp_cy[i0, 4] += total3
 
@@ -986,17 +979,17 @@ def advance(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx,
 
 @numba.njit(cache=True)
 def adjoint_step(f_u, q2_u, q3_u, q4_u, q5_u, adj_u, adj2_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t, dt, lo0, lo1, h0, h1):
-    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_0_hi(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_0_lo(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_1_hi(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_1_lo(adj_u, adj2_u, w3_u, p_cx, p_cy, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, gp_cx, gp_cy, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_u, p_cx, p_cy, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
@@ -1279,7 +1272,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):

@@ -215,12 +215,12 @@ extern "C" __global__ void initial(double* __restrict__ f_u, double* __restrict_
 // adjoint of stage 4
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w1_u, double* __restrict__ w2_u, double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, double* __restrict__ adj2_dt_u, double* __restrict__ w1_dt_u, double* __restrict__ w2_dt_u, double* __restrict__ w3_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q4_u, double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, double* __restrict__ adj2_dt_u, double* __restrict__ w3_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
     if (i1 >= n1 + 2) return;
-    double total8 = 0;
+    double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
         const double adj_dt_u_m1_p0 = adj_dt_u[idx - s0];
@@ -239,27 +239,21 @@ extern "C" __global__ void adjoint_stage4(const double* __restrict__ adj_u, doub
         const double e2 = 0.16666666666666666*dt;
         const double e3 = e1*e2;
         const double e4 = 1.0/(h1*h1);
-        const double e10 = 0.3333333333333333*e0;
-        const double e11 = 0.3333333333333333*e4;
+        const double e8 = 0.3333333333333333*e0;
+        const double e9 = 0.3333333333333333*e4;
         const double e5 = 0.3333333333333333*adj_dt_u_p0_p0;
-        const double e6 = dt*e5;
-        const double e7 = e0*e3*(adj_dt_u_m1_p0 + adj_dt_u_p1_p0) - e1*e6*(e0 + e4) + e3*e4*(adj_dt_u_p0_m1 + adj_dt_u_p0_p1);
-        const double e8 = adj_u_p0_p0*e2;
-        const double e9 = 0.3333333333333333*adj_u_p0_p0;
-        const double e12 = 0.6666666666666666*q4_u_p0_p0;
-        adj2_u[idx] = adj_u_p0_p0 + e7;
-        w1_u[idx] = e8;
-        w2_u[idx] = dt*e9;
-        w3_u[idx] = dt*(e7 + e9);
-        adj2_dt_u[idx] = adj_dt_u_p0_p0 + e8;
-        w1_dt_u[idx] = adj_dt_u_p0_p0*e2;
-        w2_dt_u[idx] = e6;
-        w3_dt_u[idx] = dt*(e5 + e8);
-        total8 += adj_dt_u_p0_p0*dt*p_c*(-e0*e12 + e10*q4_u_m1_p0 + e10*q4_u_p1_p0 + e11*q4_u_p0_m1 + e11*q4_u_p0_p1 - e12*e4);
+        const double e6 = -dt*e1*e5*(e0 + e4) + e0*e3*(adj_dt_u_m1_p0 + adj_dt_u_p1_p0) + e3*e4*(adj_dt_u_p0_m1 + adj_dt_u_p0_p1);
+        const double e7 = adj_u_p0_p0*e2;
+        const double e10 = 0.6666666666666666*q4_u_p0_p0;
+        adj2_u[idx] = adj_u_p0_p0 + e6;
+        w3_u[idx] = dt*(0.3333333333333333*adj_u_p0_p0 + e6);
+        adj2_dt_u[idx] = adj_dt_u_p0_p0 + e7;
+        w3_dt_u[idx] = dt*(e5 + e7);
+        total4 += adj_dt_u_p0_p0*dt*p_c*(-e0*e10 - e10*e4 + e8*q4_u_m1_p0 + e8*q4_u_p1_p0 + e9*q4_u_p0_m1 + e9*q4_u_p0_p1);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (f0 < n0 + 2) {
-        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total8;
+        gp_c[(long long)(f0) * s0 + (long long)(i1)] += total4;
     }
 }
 
@@ -367,7 +361,7 @@ extern "C" __global__ void adjoint_stage4_fold_1_lo(double* __restrict__ adj2_u,
 // adjoint of stage 3
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, double* __restrict__ adj2_dt_u, double* __restrict__ w2_dt_u, const double* __restrict__ w3_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage3(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q3_u, double* __restrict__ w2_u, const double* __restrict__ w3_u, const double* __restrict__ adj_dt_u, double* __restrict__ adj2_dt_u, double* __restrict__ w2_dt_u, const double* __restrict__ w3_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -375,35 +369,34 @@ extern "C" __global__ void adjoint_stage3(double* __restrict__ adj2_u, const dou
     double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
         const double adj2_dt_u_p0_p0 = adj2_dt_u[idx];
-        const double w2_dt_u_p0_p0 = w2_dt_u[idx];
         const double w3_dt_u_m1_p0 = w3_dt_u[idx - s0];
         const double w3_dt_u_p0_m1 = w3_dt_u[idx - 1];
         const double w3_dt_u_p0_p0 = w3_dt_u[idx];
         const double w3_dt_u_p0_p1 = w3_dt_u[idx + 1];
         const double w3_dt_u_p1_p0 = w3_dt_u[idx + s0];
+        const double adj_u_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0 = adj2_u[idx];
         const double q3_u_m1_p0 = q3_u[idx - s0];
         const double q3_u_p0_m1 = q3_u[idx - 1];
         const double q3_u_p0_p0 = q3_u[idx];
         const double q3_u_p0_p1 = q3_u[idx + 1];
         const double q3_u_p1_p0 = q3_u[idx + s0];
-        const double w2_u_p0_p0 = w2_u[idx];
         const double w3_u_p0_p0 = w3_u[idx];
         const double e0 = 1.0/(h0*h0);
         const double e1 = (p_c*p_c);
         const double e3 = 1.0/(h1*h1);
         const double e6 = e1*(e0 + e3);
-        const double e7 = 0.5*dt;
         const double e2 = e0*e1*(w3_dt_u_m1_p0 + w3_dt_u_p1_p0);
         const double e4 = e1*e3*(w3_dt_u_p0_m1 + w3_dt_u_p0_p1);
         const double e5 = 2.0*w3_dt_u_p0_p0;
-        const double e8 = 2.0*q3_u_p0_p0;
+        const double e7 = 2.0*q3_u_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0 + e2 + e4 - e5*e6;
-        w2_u[idx] = -1.0*dt*e6*w3_dt_u_p0_p0 + e2*e7 + e4*e7 + w2_u_p0_p0;
+        w2_u[idx] = dt*(0.3333333333333333*adj_u_p0_p0 + 0.5*e2 + 0.5*e4 - 1.0*e6*w3_dt_u_p0_p0);
         adj2_dt_u[idx] = adj2_dt_u_p0_p0 + w3_u_p0_p0;
-        w2_dt_u[idx] = e7*w3_u_p0_p0 + w2_dt_u_p0_p0;
-        total4 += e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1);
+        w2_dt_u[idx] = dt*(0.3333333333333333*adj_dt_u_p0_p0 + 0.5*w3_u_p0_p0);
+        total4 += e5*p_c*(-e0*e7 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e7 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (f0 < n0 + 2) {
@@ -507,7 +500,7 @@ extern "C" __global__ void adjoint_stage3_fold_1_lo(double* __restrict__ adj2_u,
 // adjoint of stage 2
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
 // wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, double* __restrict__ adj2_dt_u, double* __restrict__ w1_dt_u, const double* __restrict__ w2_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
+extern "C" __global__ void adjoint_stage2(const double* __restrict__ adj_u, double* __restrict__ adj2_u, const double* __restrict__ q2_u, double* __restrict__ w1_u, const double* __restrict__ w2_u, const double* __restrict__ adj_dt_u, double* __restrict__ adj2_dt_u, double* __restrict__ w1_dt_u, const double* __restrict__ w2_dt_u, double* __restrict__ gp_c, const double p_c, const double* __restrict__ clock, const double tc, const double dt, const double lo0, const double lo1, const double h0, const double h1, const int n0, const int n1)
 {
     const long long s0 = (long long)n1 + 4;
     const int i1 = (int)(blockIdx.x * blockDim.x + threadIdx.x) + 2;
@@ -515,35 +508,34 @@ extern "C" __global__ void adjoint_stage2(double* __restrict__ adj2_u, const dou
     double total4 = 0;
     for (int i0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2; i0 < n0 + 2; i0 += (int)(gridDim.y * blockDim.y)) {
         const long long idx = (long long)(i0) * s0 + (long long)(i1);
+        const double adj_dt_u_p0_p0 = adj_dt_u[idx];
         const double adj2_dt_u_p0_p0 = adj2_dt_u[idx];
-        const double w1_dt_u_p0_p0 = w1_dt_u[idx];
         const double w2_dt_u_m1_p0 = w2_dt_u[idx - s0];
         const double w2_dt_u_p0_m1 = w2_dt_u[idx - 1];
         const double w2_dt_u_p0_p0 = w2_dt_u[idx];
         const double w2_dt_u_p0_p1 = w2_dt_u[idx + 1];
         const double w2_dt_u_p1_p0 = w2_dt_u[idx + s0];
+        const double adj_u_p0_p0 = adj_u[idx];
         const double adj2_u_p0_p0 = adj2_u[idx];
         const double q2_u_m1_p0 = q2_u[idx - s0];
         const double q2_u_p0_m1 = q2_u[idx - 1];
         const double q2_u_p0_p0 = q2_u[idx];
         const double q2_u_p0_p1 = q2_u[idx + 1];
         const double q2_u_p1_p0 = q2_u[idx + s0];
-        const double w1_u_p0_p0 = w1_u[idx];
         const double w2_u_p0_p0 = w2_u[idx];
         const double e0 = 1.0/(h0*h0);
         const double e1 = (p_c*p_c);
         const double e3 = 1.0/(h1*h1);
         const double e6 = e1*(e0 + e3);
-        const double e7 = 0.5*dt;
         const double e2 = e0*e1*(w2_dt_u_m1_p0 + w2_dt_u_p1_p0);
         const double e4 = e1*e3*(w2_dt_u_p0_m1 + w2_dt_u_p0_p1);
         const double e5 = 2.0*w2_dt_u_p0_p0;
-        const double e8 = 2.0*q2_u_p0_p0;
+        const double e7 = 2.0*q2_u_p0_p0;
         adj2_u[idx] = adj2_u_p0_p0 + e2 + e4 - e5*e6;
-        w1_u[idx] = -1.0*dt*e6*w2_dt_u_p0_p0 + e2*e7 + e4*e7 + w1_u_p0_p0;
+        w1_u[idx] = dt*(0.16666666666666666*adj_u_p0_p0 + 0.5*e2 + 0.5*e4 - 1.0*e6*w2_dt_u_p0_p0);
         adj2_dt_u[idx] = adj2_dt_u_p0_p0 + w2_u_p0_p0;
-        w1_dt_u[idx] = e7*w2_u_p0_p0 + w1_dt_u_p0_p0;
-        total4 += e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1);
+        w1_dt_u[idx] = dt*(0.16666666666666666*adj_dt_u_p0_p0 + 0.5*w2_u_p0_p0);
+        total4 += e5*p_c*(-e0*e7 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e7 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1);
     }
     const int f0 = (int)(blockIdx.y * blockDim.y + threadIdx.y) + 2;
     if (f0 < n0 + 2) {

@@ -212,7 +212,7 @@ def initial(f_u, f_dt_u, p_c, t, dt, lo0, lo1, h0, h1):
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, adj_dt_u, adj2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 4
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
@@ -223,11 +223,11 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w
     e2 = 0.16666666666666666*dt
     e3 = e1*e2
     e4 = 1.0/(h1*h1)
-    e10 = 0.3333333333333333*e0
-    e11 = 0.3333333333333333*e4
+    e8 = 0.3333333333333333*e0
+    e9 = 0.3333333333333333*e4
     for j0 in numba.prange(n0):
         i0 = j0 + 2
-        total8 = 0.0
+        total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
             adj_dt_u_m1_p0 = adj_dt_u[i0 - 1, i1]
@@ -242,21 +242,15 @@ def adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w
             q4_u_p0_p1 = q4_u[i0, i1 + 1]
             q4_u_p1_p0 = q4_u[i0 + 1, i1]
             e5 = 0.3333333333333333*adj_dt_u_p0_p0
-            e6 = dt*e5
-            e7 = e0*e3*(adj_dt_u_m1_p0 + adj_dt_u_p1_p0) - e1*e6*(e0 + e4) + e3*e4*(adj_dt_u_p0_m1 + adj_dt_u_p0_p1)
-            e8 = adj_u_p0_p0*e2
-            e9 = 0.3333333333333333*adj_u_p0_p0
-            e12 = 0.6666666666666666*q4_u_p0_p0
-            adj2_u[i0, i1] = adj_u_p0_p0 + e7
-            w1_u[i0, i1] = e8
-            w2_u[i0, i1] = dt*e9
-            w3_u[i0, i1] = dt*(e7 + e9)
-            adj2_dt_u[i0, i1] = adj_dt_u_p0_p0 + e8
-            w1_dt_u[i0, i1] = adj_dt_u_p0_p0*e2
-            w2_dt_u[i0, i1] = e6
-            w3_dt_u[i0, i1] = dt*(e5 + e8)
-            total8 += adj_dt_u_p0_p0*dt*p_c*(-e0*e12 + e10*q4_u_m1_p0 + e10*q4_u_p1_p0 + e11*q4_u_p0_m1 + e11*q4_u_p0_p1 - e12*e4)
-        gp_c[i0, 2] += total8
+            e6 = -dt*e1*e5*(e0 + e4) + e0*e3*(adj_dt_u_m1_p0 + adj_dt_u_p1_p0) + e3*e4*(adj_dt_u_p0_m1 + adj_dt_u_p0_p1)
+            e7 = adj_u_p0_p0*e2
+            e10 = 0.6666666666666666*q4_u_p0_p0
+            adj2_u[i0, i1] = adj_u_p0_p0 + e6
+            w3_u[i0, i1] = dt*(0.3333333333333333*adj_u_p0_p0 + e6)
+            adj2_dt_u[i0, i1] = adj_dt_u_p0_p0 + e7
+            w3_dt_u[i0, i1] = dt*(e5 + e7)
+            total4 += adj_dt_u_p0_p0*dt*p_c*(-e0*e10 - e10*e4 + e8*q4_u_m1_p0 + e8*q4_u_p1_p0 + e9*q4_u_p0_m1 + e9*q4_u_p0_p1)
+        gp_c[i0, 2] += total4
 
 
 @numba.njit(cache=True)
@@ -344,46 +338,45 @@ def adjoint_stage4_fold_1_lo(adj2_u, w3_u, adj_dt_u, p_c, t, dt, lo0, lo1, h0, h
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 3
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-    n0 = adj2_u.shape[0] - 4
-    n1 = adj2_u.shape[1] - 4
+    n0 = adj_u.shape[0] - 4
+    n1 = adj_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = (p_c*p_c)
     e3 = 1.0/(h1*h1)
     e6 = e1*(e0 + e3)
-    e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
+            adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             adj2_dt_u_p0_p0 = adj2_dt_u[i0, i1]
-            w2_dt_u_p0_p0 = w2_dt_u[i0, i1]
             w3_dt_u_m1_p0 = w3_dt_u[i0 - 1, i1]
             w3_dt_u_p0_m1 = w3_dt_u[i0, i1 - 1]
             w3_dt_u_p0_p0 = w3_dt_u[i0, i1]
             w3_dt_u_p0_p1 = w3_dt_u[i0, i1 + 1]
             w3_dt_u_p1_p0 = w3_dt_u[i0 + 1, i1]
+            adj_u_p0_p0 = adj_u[i0, i1]
             adj2_u_p0_p0 = adj2_u[i0, i1]
             q3_u_m1_p0 = q3_u[i0 - 1, i1]
             q3_u_p0_m1 = q3_u[i0, i1 - 1]
             q3_u_p0_p0 = q3_u[i0, i1]
             q3_u_p0_p1 = q3_u[i0, i1 + 1]
             q3_u_p1_p0 = q3_u[i0 + 1, i1]
-            w2_u_p0_p0 = w2_u[i0, i1]
             w3_u_p0_p0 = w3_u[i0, i1]
             e2 = e0*e1*(w3_dt_u_m1_p0 + w3_dt_u_p1_p0)
             e4 = e1*e3*(w3_dt_u_p0_m1 + w3_dt_u_p0_p1)
             e5 = 2*w3_dt_u_p0_p0
-            e8 = 2*q3_u_p0_p0
+            e7 = 2*q3_u_p0_p0
             adj2_u[i0, i1] = adj2_u_p0_p0 + e2 + e4 - e5*e6
-            w2_u[i0, i1] = -1.0*dt*e6*w3_dt_u_p0_p0 + e2*e7 + e4*e7 + w2_u_p0_p0
+            w2_u[i0, i1] = dt*(0.3333333333333333*adj_u_p0_p0 + 0.5*e2 + 0.5*e4 - 1.0*e6*w3_dt_u_p0_p0)
             adj2_dt_u[i0, i1] = adj2_dt_u_p0_p0 + w3_u_p0_p0
-            w2_dt_u[i0, i1] = e7*w3_u_p0_p0 + w2_dt_u_p0_p0
-            total4 += e5*p_c*(-e0*e8 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e8 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1)
+            w2_dt_u[i0, i1] = dt*(0.3333333333333333*adj_dt_u_p0_p0 + 0.5*w3_u_p0_p0)
+            total4 += e5*p_c*(-e0*e7 + e0*q3_u_m1_p0 + e0*q3_u_p1_p0 - e3*e7 + e3*q3_u_p0_m1 + e3*q3_u_p0_p1)
         gp_c[i0, 2] += total4
 
 
@@ -464,46 +457,45 @@ def adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_dt_u, p_c, t, dt, lo0, lo1, h0, h1
 
 
 @numba.njit(cache=True, parallel=True, fastmath={'reassoc'})
-def adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
+def adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
     # adjoint of stage 2
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
     # wave2d.dsl:9  dt(u, 2) = c^2 * lap(u)
-    n0 = adj2_u.shape[0] - 4
-    n1 = adj2_u.shape[1] - 4
+    n0 = adj_u.shape[0] - 4
+    n1 = adj_u.shape[1] - 4
     e0 = 1.0/(h0*h0)
     e1 = (p_c*p_c)
     e3 = 1.0/(h1*h1)
     e6 = e1*(e0 + e3)
-    e7 = 0.5*dt
     for j0 in numba.prange(n0):
         i0 = j0 + 2
         total4 = 0.0
         for j1 in range(n1):
             i1 = j1 + 2
+            adj_dt_u_p0_p0 = adj_dt_u[i0, i1]
             adj2_dt_u_p0_p0 = adj2_dt_u[i0, i1]
-            w1_dt_u_p0_p0 = w1_dt_u[i0, i1]
             w2_dt_u_m1_p0 = w2_dt_u[i0 - 1, i1]
             w2_dt_u_p0_m1 = w2_dt_u[i0, i1 - 1]
             w2_dt_u_p0_p0 = w2_dt_u[i0, i1]
             w2_dt_u_p0_p1 = w2_dt_u[i0, i1 + 1]
             w2_dt_u_p1_p0 = w2_dt_u[i0 + 1, i1]
+            adj_u_p0_p0 = adj_u[i0, i1]
             adj2_u_p0_p0 = adj2_u[i0, i1]
             q2_u_m1_p0 = q2_u[i0 - 1, i1]
             q2_u_p0_m1 = q2_u[i0, i1 - 1]
             q2_u_p0_p0 = q2_u[i0, i1]
             q2_u_p0_p1 = q2_u[i0, i1 + 1]
             q2_u_p1_p0 = q2_u[i0 + 1, i1]
-            w1_u_p0_p0 = w1_u[i0, i1]
             w2_u_p0_p0 = w2_u[i0, i1]
             e2 = e0*e1*(w2_dt_u_m1_p0 + w2_dt_u_p1_p0)
             e4 = e1*e3*(w2_dt_u_p0_m1 + w2_dt_u_p0_p1)
             e5 = 2*w2_dt_u_p0_p0
-            e8 = 2*q2_u_p0_p0
+            e7 = 2*q2_u_p0_p0
             adj2_u[i0, i1] = adj2_u_p0_p0 + e2 + e4 - e5*e6
-            w1_u[i0, i1] = -1.0*dt*e6*w2_dt_u_p0_p0 + e2*e7 + e4*e7 + w1_u_p0_p0
+            w1_u[i0, i1] = dt*(0.16666666666666666*adj_u_p0_p0 + 0.5*e2 + 0.5*e4 - 1.0*e6*w2_dt_u_p0_p0)
             adj2_dt_u[i0, i1] = adj2_dt_u_p0_p0 + w2_u_p0_p0
-            w1_dt_u[i0, i1] = e7*w2_u_p0_p0 + w1_dt_u_p0_p0
-            total4 += e5*p_c*(-e0*e8 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e8 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1)
+            w1_dt_u[i0, i1] = dt*(0.16666666666666666*adj_dt_u_p0_p0 + 0.5*w2_u_p0_p0)
+            total4 += e5*p_c*(-e0*e7 + e0*q2_u_m1_p0 + e0*q2_u_p1_p0 - e3*e7 + e3*q2_u_p0_m1 + e3*q2_u_p0_p1)
         gp_c[i0, 2] += total4
 
 
@@ -713,17 +705,17 @@ def advance(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_d
 
 @numba.njit(cache=True)
 def adjoint_step(f_u, f_dt_u, q2_u, q3_u, q4_u, q5_u, q2_dt_u, q3_dt_u, q4_dt_u, q5_dt_u, adj_u, adj2_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t, dt, lo0, lo1, h0, h1):
-    adjoint_stage4(adj_u, adj2_u, q4_u, w1_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage4(adj_u, adj2_u, q4_u, w3_u, adj_dt_u, adj2_dt_u, w3_dt_u, gp_c, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_0_hi(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_0_lo(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_1_hi(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage4_fold_1_lo(adj2_u, w3_u, adj_dt_u, p_c, t + 1.0 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage3(adj2_u, q3_u, w2_u, w3_u, adj2_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage3(adj_u, adj2_u, q3_u, w2_u, w3_u, adj_dt_u, adj2_dt_u, w2_dt_u, w3_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_0_hi(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_0_lo(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_1_hi(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage3_fold_1_lo(adj2_u, w2_u, w3_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
-    adjoint_stage2(adj2_u, q2_u, w1_u, w2_u, adj2_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
+    adjoint_stage2(adj_u, adj2_u, q2_u, w1_u, w2_u, adj_dt_u, adj2_dt_u, w1_dt_u, w2_dt_u, gp_c, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage2_fold_0_hi(adj2_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage2_fold_0_lo(adj2_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
     adjoint_stage2_fold_1_hi(adj2_u, w1_u, w2_dt_u, p_c, t + 0.5 * dt, dt, lo0, lo1, h0, h1)
@@ -1014,7 +1006,9 @@ def scalars(params, bounds, cells, t, dt):
     for a, ((lo, hi), n) in enumerate(zip(bounds, cells)):
         values[f"lo{a}"] = lo
         values[f"h{a}"] = (hi - lo) / n
-    return tuple(values[s] for s in PLAN["scalars"])
+    # in the module's dtype: a float32 kernel given Python floats would compute in float64
+    real = np.dtype(PLAN["dtype"]).type
+    return tuple(real(values[s]) for s in PLAN["scalars"])
 
 
 def solve(params, bounds, cells, t0, t1, dt):
