@@ -381,6 +381,8 @@ class PdeHandle:
         when they are given."""
         speeds = {f: name for name, f in velocity_names(self.problem, sim.plan["fields"]).items()}
         for f in sim.plan["fields"]:
+            if sim.backend.all_finite(sim.interior(f)):
+                continue
             values = np.asarray(sim.backend.to_host(sim.interior(f)))
             bad = ~np.isfinite(values)
             if not bad.any():

@@ -26,6 +26,9 @@ class NumbaBackend:
     def from_host(self, array: np.ndarray) -> np.ndarray:
         return array
 
+    def all_finite(self, array: Any) -> bool:
+        return bool(np.isfinite(array).all())
+
     def synchronize(self) -> None:
         return None
 

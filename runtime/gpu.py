@@ -83,6 +83,11 @@ class CupyBackend:
     def from_host(self, array: np.ndarray) -> Any:
         return self.cupy.asarray(array)
 
+    def all_finite(self, array: Any) -> bool:
+        """Whether every value is finite, reduced on the device (one scalar comes back, not
+        the array: no host copy is counted)."""
+        return bool(self.cupy.isfinite(array).all())
+
     def synchronize(self) -> None:
         self.cupy.cuda.Device().synchronize()
 

@@ -574,16 +574,9 @@ class TrainHandle(_BlockHandle):
                     hint="leave batch out, or use optimizer='adam' or 'sgd' for mini-batches",
                     code="R537",
                 )
-            own = self.settings.get("batch")
-            if own is not None:  # lbfgs chosen at run time for a block that has a batch
-                raise RuntimeInputError(
-                    "lbfgs takes the whole data at every step: the block's batch does not "
-                    "apply to it (lbfgs given at run time)",
-                    own.span,
-                    "remove batch from the block to train it with lbfgs, or keep adam or sgd",
-                    code="R537",
-                )
             w, history, info = run_lbfgs(mod, w, [arrays[n] for n in order], steps, opt)
+            # lbfgs named at run time for a block with a batch: the whole data, said so
+            info = {**info, "batch": None}
         else:
             n = arrays[art.batched[0]].shape[0] if art.batched else 1
             size = int(self._setting("batch", n) if batch is None else batch)

@@ -281,6 +281,10 @@ class EmulatedCupy(types.ModuleType):
     def asnumpy(self, a) -> np.ndarray:
         return np.array(a).view(np.ndarray)
 
+    def isfinite(self, a) -> np.ndarray:
+        """cupy.isfinite: elementwise on the device (here, on the emulated array)."""
+        return np.isfinite(np.asarray(a))
+
     # -- modules -------------------------------------------------------------------------------
     def _kernels(self, source: str) -> CompiledKernels:
         key = hashlib.sha256(source.encode()).hexdigest()

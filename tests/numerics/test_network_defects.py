@@ -606,7 +606,9 @@ def test_weights_of_another_dtype_than_the_blocks_are_refused() -> None:
         assert err.value.code == "R532" and "computes in float64" in err.value.message
 
 
-def test_lbfgs_given_at_run_time_does_not_drop_the_blocks_batch() -> None:
+def test_lbfgs_given_at_run_time_trains_on_the_whole_data() -> None:
+    """Naming lbfgs from Python (or --set) for a block with a batch trains on every row, as
+    documented, and res.info says so (batch None)."""
     program = """
 import std.nn as nn
 train t {
@@ -618,7 +620,8 @@ train t {
 """
     block = ritz.compile(program).t
     x = np.linspace(0, 1, 16)[:, None]
-    with pytest.raises(RitzError) as err:
-        block.train(x=x, y=x**2, optimizer="lbfgs")
-    assert err.value.code == "R537" and "the block's batch" in err.value.message
-    assert err.value.line == 7
+    res = block.train(x=x, y=x**2, optimizer="lbfgs")
+    assert res.info["optimizer"] == "lbfgs" and res.info["batch"] is None
+    with pytest.raises(RitzError) as err:  # a batch given with it at run time is refused
+        block.train(x=x, y=x**2, optimizer="lbfgs", batch=4)
+    assert err.value.code == "R537"
