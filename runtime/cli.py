@@ -556,8 +556,10 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
     # moves them), then moved: a failed build leaves no partial set of modules
     staging = Path(tempfile.mkdtemp(prefix=".ritz_build_", dir=existing))
     try:
+        from ..compiler.backends.numba_emit import BUILT_NOTE, CACHE_NOTE
+
         for fname, text in outputs.items():
-            (staging / fname).write_text(text, encoding="utf-8")
+            (staging / fname).write_text(text.replace(CACHE_NOTE, BUILT_NOTE), encoding="utf-8")
         target.mkdir(parents=True, exist_ok=True)
         for fname in outputs:
             os.replace(staging / fname, target / fname)

@@ -253,7 +253,7 @@ class NumbaEmitter:
         lines = [
             '"""' + "\n".join(header_lines(g, self.version, "numba")),
             "",
-            "Edit and rerun at will: this file is regenerated only when its source changes.",
+            CACHE_NOTE,
             '"""',
             "",
             "import math  # noqa: F401",
@@ -316,6 +316,14 @@ def launch_scalars(k: Kernel, launch: Launch) -> list[str]:
     """The scalar arguments of a launch, the time taken at the launch's stage: t + c * dt."""
     stage_t = f"t + {launch.stage_c!r} * dt" if launch.stage_c else "t"
     return [stage_t if s == "t" else s for s in k.scalars]
+
+
+# the cached module's note; ``ritz build`` replaces it in the copies it writes (BUILT_NOTE)
+CACHE_NOTE = "Edit and rerun at will: this file is regenerated only when its source changes."
+BUILT_NOTE = (
+    "Written by `ritz build`: nothing regenerates it. Import it as a module (its directory on\n"
+    "sys.path, `import NAME`): Numba caches its kernels under the module's name."
+)
 
 
 def emit_numba(group: KernelGroup, version: str) -> str:
