@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ...dsl.diagnostics import RuntimeInputError
+from ..backends import threads_for
 from ..inputs import memory_bytes
 
 
@@ -87,10 +88,12 @@ class Simulation:
         if nsteps <= 0:
             return
         dt = self.dt if dt is None else float(dt)
-        if self.tiling == "auto" and self._tiling_possible(nsteps):
-            nsteps -= self._choose_loop(dt)
-        tiled = self.tiling is True and hasattr(self.module, "advance_tiled")
-        self._run(nsteps, dt, tiled)
+        # small grids on one thread, as solve() runs them (stepping by hand included)
+        with threads_for(self.backend.name, int(np.prod(self.grid.cells))):
+            if self.tiling == "auto" and self._tiling_possible(nsteps):
+                nsteps -= self._choose_loop(dt)
+            tiled = self.tiling is True and hasattr(self.module, "advance_tiled")
+            self._run(nsteps, dt, tiled)
 
     def _run(self, nsteps: int, dt: float, tiled: bool) -> None:
         if nsteps <= 0:

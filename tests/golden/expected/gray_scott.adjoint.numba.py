@@ -925,7 +925,14 @@ def solve(params, bounds, cells, t0, t1, dt):
     dt = (t1 - t0) / nsteps
     arrays = [bufs[b] for b in PLAN["buffers"]]
     initial(*[bufs[f] for f in PLAN["fields"]], *scalars(params, bounds, cells, t0, dt))
-    arrays = advance(*arrays, *scalars(params, bounds, cells, t0, dt), nsteps)
+    # a small grid on one thread: waking the others costs more than its sweep
+    threads = numba.get_num_threads()
+    if int(np.prod(cells)) < 8192:
+        numba.set_num_threads(1)
+    try:
+        arrays = advance(*arrays, *scalars(params, bounds, cells, t0, dt), nsteps)
+    finally:
+        numba.set_num_threads(threads)
     h = PLAN["halo"]
     inner = tuple(slice(h, -h) for _ in cells)
     return {f: arrays[i][inner].copy() for i, f in enumerate(PLAN["fields"])}
