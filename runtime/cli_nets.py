@@ -138,8 +138,8 @@ def refuse_network(handle: NetworkHandle) -> None:
 
 
 def _bilevel_artifact(handle: Any, sizes: dict[str, Any]) -> Any:
-    """A bilevel block's module for data of the sizes given with --set (e.g. p=10)."""
-    sizes = {**sizes, **handle.given_sizes(sizes)}
+    """A bilevel block's module as ``ritz build`` writes it: data sizes not given with --set
+    stay symbolic, the sizes of the variables must be given (R523 otherwise)."""
     if handle.block.lower_solutions:
         raise RuntimeInputError(
             f"'{handle.name}' has a PDE lower level: its code is the pde block's",
@@ -147,24 +147,7 @@ def _bilevel_artifact(handle: Any, sizes: dict[str, Any]) -> Any:
             "show the pde block (-p NAME), or its adjoint (--adjoint)",
             code="R523",
         )
-    data = {}
-    for decl in handle.block.data:
-        shape = []
-        for d in decl.shape:
-            value = d.value
-            if value.is_Integer:
-                shape.append(int(value))
-            elif str(value) in sizes:
-                shape.append(int(sizes[str(value)]))
-            else:
-                raise RuntimeInputError(
-                    f"the size '{value}' of data '{decl.name}' is needed to print the code",
-                    decl.span,
-                    f"give it with --set {value}=10",
-                    code="R523",
-                )
-        data[decl.name] = np.zeros(shape)
-    return handle.compile(data)[0]
+    return handle.build_artifacts(sizes)[f"{handle.name}.py"]
 
 
 def show_tensor_block(handle: Any, what: str | None, overrides: dict[str, Any]) -> str:

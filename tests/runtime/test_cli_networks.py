@@ -150,12 +150,15 @@ def test_run_and_show_bilevel(tmp_path: Path) -> None:
         "show", BILEVEL, "-p", "ridge", "--plan", "--set", "n=5", "--set", "m=3", "--set", "p=2"
     )
     assert plan.exit_code == 0 and "3 variables" in plan.stdout and "w[2:3] lam []" in plan.stdout
+    # as build does: data sizes may stay symbolic, the variables' size p is needed
     missing = invoke("show", BILEVEL, "-p", "ridge")
     assert (
         missing.exit_code == 1
         and "error[R523]" in missing.stderr
-        and "--set n=10" in missing.stderr
+        and "--set p=10" in missing.stderr
     )
+    sized = invoke("show", BILEVEL, "-p", "ridge", "--plan", "--set", "p=2")
+    assert sized.exit_code == 0 and "3 variables" in sized.stdout
     data = invoke("run", BILEVEL, "-p", "ridge")
     assert data.exit_code == 1 and "error[R535]" in data.stderr and "--data X=" in data.stderr
 
