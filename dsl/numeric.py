@@ -19,10 +19,9 @@ from .remainder import Remainder
 
 DBL_MAX = sys.float_info.max
 _LOG_MAX = math.log(DBL_MAX)
-# below the smallest subnormal double (4.9e-324): the value would be 0
-_LOG_MIN = math.log(5e-324)
+DBL_TINY = 5e-324  # the smallest subnormal double: below it a value would be 0
+_LOG_MIN = math.log(DBL_TINY)
 _MAX_DIGITS = len(str(int(DBL_MAX)))  # 309
-DBL_TINY = 4.9e-324  # the smallest subnormal double
 NONFINITE = (sympy.zoo, sympy.oo, -sympy.oo, sympy.nan)
 RANGE_HINT = "a value must be a real number: 0, or between about 4.9e-324 and 1.8e308 in magnitude"
 

@@ -383,10 +383,7 @@ class PdeHandle:
         for f in sim.plan["fields"]:
             if sim.backend.all_finite(sim.interior(f)):
                 continue
-            values = np.asarray(sim.backend.to_host(sim.interior(f)))
-            bad = ~np.isfinite(values)
-            if not bad.any():
-                continue
+            bad = ~np.isfinite(np.asarray(sim.backend.to_host(sim.interior(f))))
             name = speeds.get(f, f)
             order = 1 if f in speeds else 0
             spec = next(

@@ -28,7 +28,7 @@ from ..dsl.diagnostics import (
     shape_text,
 )
 from ..dsl.resolve import ModuleEnv
-from .inputs import keywords_only, positive_whole
+from .inputs import checked_size, keywords_only
 from .networks import _array, _BlockHandle, _load
 
 
@@ -291,20 +291,13 @@ class BilevelHandle(_BlockHandle):
         """Sizes of the data given by name (``--set n=40``): positive whole numbers (R538);
         other names are left to the caller."""
         names = self.size_names()
-        out: dict[str, int] = {}
-        for name, value in sizes.items():
-            if name not in names:
-                continue
-            whole = positive_whole(value)
-            if whole is None:
-                raise RuntimeInputError(
-                    f"size '{name}' of the data of '{self.name}' must be a positive whole "
-                    f"number, got {value!r}",
-                    hint=f"e.g. --set {name}=10",
-                    code="R538",
-                )
-            out[name] = whole
-        return out
+        return {
+            name: checked_size(
+                value, f"size '{name}' of the data of '{self.name}'", f"e.g. --set {name}=10"
+            )
+            for name, value in sizes.items()
+            if name in names
+        }
 
     def _grid_shape(self, ls: A.LowerSolution) -> tuple[int, ...]:
         """The shape of a PDE lower solution: the grid of the pde block's default solve."""

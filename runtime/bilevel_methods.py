@@ -230,8 +230,8 @@ class PenaltyProblem(_Problem):
     raised: float | None = None  # rho = auto, raised for a lower level that needs more
 
     def _settle_rho(
-        self, w: np.ndarray, start: np.ndarray, x_star: np.ndarray
-    ) -> tuple[np.ndarray, float, np.ndarray] | None:
+        self, start: np.ndarray, x_star: np.ndarray
+    ) -> tuple[np.ndarray, float, np.ndarray]:
         """The penalised minimiser at rho, after making sure the 1/rho expansion holds there:
         x_rho must lie within DISPLACED (relative) of the lower solution x*. Its distance is
         about |F_x| / (rho lambda_min(g_xx)): an ill-conditioned lower level (ridge with more
@@ -298,15 +298,14 @@ class PenaltyProblem(_Problem):
         lower = self.lower_mask
         x_star, g_star, gy_star = self._minimise(w, None)
         start = w if self.x_rho is None else np.where(lower, self.x_rho, w)
-        first = self._settle_rho(w, start, x_star)
+        found = self._settle_rho(start, x_star)  # the minimiser at rho (rho may be raised)
+        self.x_rho = found[0]
         values: list[float] = []
         grads: list[np.ndarray] = []
         for rho in (self.rho(), 2.0 * self.rho()):
-            x_rho, g_rho, gy_rho = first if first is not None else self._minimise(start, rho)
-            first = None
-            start = x_rho
-            if len(values) == 0:
-                self.x_rho = x_rho
+            if values:  # the minimiser at 2 rho, from the one at rho
+                found = self._minimise(found[0], rho)
+            x_rho, g_rho, gy_rho = found
             f_rho, fy_rho = self.call("upper", x_rho)
             values.append(f_rho + rho * (g_rho - g_star))
             grads.append(np.where(lower, 0.0, fy_rho + rho * (gy_rho - gy_star)))

@@ -577,8 +577,7 @@ def build(file: str, outdir: str, backend: str, sets: tuple[str, ...]) -> None:
 
 def _unsized_network(handle: Any, given: dict[str, Any]) -> RuntimeInputError:
     """Why ``ritz build`` leaves out a network: input sizes neither declared nor --set."""
-    needed = sorted(s for s in handle.keywords() - set(given) if s in handle._sizes())
-    needed = [s for s in needed if s not in handle.env.consts]
+    needed = sorted(handle._sizes() - set(given) - set(handle.env.consts))
     return RuntimeInputError(
         f"network '{handle.name}' needs its input size{'s' if len(needed) > 1 else ''} "
         f"{', '.join(needed)} to be compiled",

@@ -130,6 +130,17 @@ def positive_whole(value: Any) -> int | None:
     return int(plain)
 
 
+def checked_size(value: Any, subject: str, hint: str) -> int:
+    """``value`` as a positive whole number (``positive_whole``), else R538 naming
+    ``subject`` (a network's input size, a size of a block's data)."""
+    whole = positive_whole(value)
+    if whole is None:
+        raise RuntimeInputError(
+            f"{subject} must be a positive whole number, got {value!r}", hint=hint, code="R538"
+        )
+    return whole
+
+
 def check_dtype(value: Any, what: str) -> str:
     """``value`` as "float32" or "float64" (NumPy dtypes and types count), else R538."""
     name = dtype_name(value)

@@ -21,7 +21,7 @@ from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
 from .cache import cache_path, write_atomic
-from .inputs import check_dtype, keywords_only, memory_bytes, positive_whole, real_array
+from .inputs import check_dtype, checked_size, keywords_only, memory_bytes, real_array
 from .optimizers import OPTION_NAMES, Optimizer, parse_optimizer, run_lbfgs
 
 Params = dict[str, np.ndarray]
@@ -197,15 +197,8 @@ class NetworkHandle(_BlockHandle):
             if k in known:
                 options[k] = v
             elif k in self._sizes():
-                size = positive_whole(v)
-                if size is None:
-                    raise RuntimeInputError(
-                        f"input size '{k}' of network '{self.name}' must be a positive whole "
-                        f"number, got {v!r}",
-                        hint=f"give e.g. {k}=2",
-                        code="R538",
-                    )
-                sizes[k] = size
+                subject = f"input size '{k}' of network '{self.name}'"
+                sizes[k] = checked_size(v, subject, f"give e.g. {k}=2")
             else:
                 raise RuntimeInputError(
                     f"'{k}' is neither an option nor an input size of network '{self.name}'",
@@ -442,19 +435,13 @@ class TrainHandle(_BlockHandle):
     def given_sizes(self, sizes: Mapping[str, Any]) -> dict[str, int]:
         """Sizes of the data given by name (``--set d=2``): positive whole numbers (R538);
         other names are left to the caller."""
-        out: dict[str, int] = {}
-        for name in self.size_names():
-            if name in sizes:
-                whole = positive_whole(sizes[name])
-                if whole is None:
-                    raise RuntimeInputError(
-                        f"size '{name}' of the data of '{self.name}' must be a positive whole "
-                        f"number, got {sizes[name]!r}",
-                        hint=f"e.g. --set {name}=2",
-                        code="R538",
-                    )
-                out[name] = whole
-        return out
+        return {
+            name: checked_size(
+                sizes[name], f"size '{name}' of the data of '{self.name}'", f"e.g. --set {name}=2"
+            )
+            for name in self.size_names()
+            if name in sizes
+        }
 
     def compile(
         self, data: Mapping[str, np.ndarray] | None = None, sizes: Mapping[str, int] | None = None
@@ -575,7 +562,8 @@ class TrainHandle(_BlockHandle):
                     code="R537",
                 )
             w, history, info = run_lbfgs(mod, w, [arrays[n] for n in order], steps, opt)
-            # lbfgs named at run time for a block with a batch: the whole data, said so
+            # lbfgs trains on the whole data (a block's batch too, where lbfgs is named at run
+            # time): res.info says so
             info = {**info, "batch": None}
         else:
             n = arrays[art.batched[0]].shape[0] if art.batched else 1

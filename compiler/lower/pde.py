@@ -240,26 +240,10 @@ class _ExprToIR:
 
 
 def _face_rule(spec: BoundarySpec, degree: int, time_derivative: bool, tsym: sympy.Symbol):
+    # a velocity's condition is u's differentiated in time; a coefficient of t would add a
+    # term that reads u at the face, which the check refuses (R416, moving_velocity_conditions)
     data = sympy.diff(spec.data, tsym) if time_derivative else spec.data
     return FaceRule(alpha=spec.alpha, beta=spec.beta, data=data, degree=degree)
-
-
-def _refuse_moving_coefficient(spec: BoundarySpec, field: str, tsym: sympy.Symbol) -> None:
-    """The velocity v = dt(u) takes u's condition differentiated in time: for alpha(t) u +
-    beta(t) u_x = g(t) that is alpha v + beta v_x = g' - alpha' u - beta' u_x, whose data
-    read u at the face. Only the data's derivative is compiled; where v is differentiated in
-    space (its ghosts are read) a coefficient of t would be dropped silently: R416."""
-    moving = [c for c in (spec.alpha, spec.beta) if sympy.sympify(c).has(tsym)]
-    if moving:
-        raise UnsupportedError(
-            f"the velocity dt({field}) is differentiated in space, so it needs the time "
-            f"derivative of {field}'s condition here, whose coefficient depends on {tsym} "
-            "(that derivative would read the field at the face): not compiled yet",
-            spec.span,
-            "give the condition a coefficient that does not depend on time, or write the "
-            "equation as a first-order system dt(u) = v, dt(v) = ... with v's own conditions",
-            "R416",
-        )
 
 
 def _boundary_rule(
@@ -291,8 +275,6 @@ def _boundary_rule(
             elif spec is None:
                 pair.append(None)
             else:
-                if is_velocity and orders.get(i, 0) > 0:
-                    _refuse_moving_coefficient(spec, source, tsym)
                 pair.append(_face_rule(spec, degree, is_velocity, tsym))
         faces.append((pair[0], pair[1]))
     return BoundaryRule(field=f, faces=tuple(faces))
