@@ -399,6 +399,28 @@ bilevel s {
         assert err.value.code == code, err.value.render()
 
 
+def test_implicit_on_an_ill_conditioned_lower_level_asked_for_more_than_krylov_reaches() -> None:
+    """Ridge with more features than samples and a tiny penalty: the Hessian's condition number
+    is 1.8e6, so conjugate gradients stall above tol = 1e-12's residual. That is a regular
+    system solved directly, not a singular one (it was R543); the answer is checked against a
+    40-digit solve."""
+    import mpmath
+
+    rng = np.random.default_rng(0)
+    n, p, lam = 10, 30, -10.0
+    X, y = rng.standard_normal((n, p)), rng.standard_normal(n)
+    Xv, yv = rng.standard_normal((20, p)), rng.standard_normal(20)
+    with mpmath.workdps(40):
+        M, V = mpmath.matrix(X.tolist()), mpmath.matrix(Xv.tolist())
+        H = M.T * M + mpmath.exp(lam) * mpmath.eye(p)
+        w = mpmath.lu_solve(H, M.T * mpmath.matrix(y.tolist()))
+        g = V.T * (V * w - mpmath.matrix(yv.tolist()))
+        exact = float(-mpmath.exp(lam) * (w.T * mpmath.lu_solve(H, g))[0])
+    mod = ritz.compile(RIDGE).ridge
+    got = mod.hypergrad(lam=lam, X=X, y=y, Xv=Xv, yv=yv, tol=1e-12)["lam"]
+    assert got == pytest.approx(exact, rel=1e-8)
+
+
 def test_methods_that_do_not_apply_say_so() -> None:
     cases = [
         (OLIGOPOLY, "oligopoly", "penalty", {}),  # a game has no single value function
