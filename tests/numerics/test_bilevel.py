@@ -421,6 +421,29 @@ def test_implicit_on_an_ill_conditioned_lower_level_asked_for_more_than_krylov_r
     assert got == pytest.approx(exact, rel=1e-8)
 
 
+def test_a_saddle_with_one_downward_direction_among_many_is_not_a_minimum() -> None:
+    """H = diag(1, ..., 1, -0.5): Newton's step lands on the saddle, and neither its direction
+    nor a random probe curves downwards; Lanczos finds the eigenvalue -0.5. A positive
+    definite H next to it passes, with the closed-form hypergradient sum((c / D)^2)."""
+    text = """
+bilevel sad {
+    data D: [n], c: [n]
+    upper s = 1.0
+    lower w: [n] = 0
+    lower minimize 0.5 * sum(D * w^2) - s * sum(c * w)
+    upper minimize 0.5 * sum(w^2)
+}
+"""
+    mod = ritz.compile(text, name="s.dsl").sad
+    D, c = np.ones(20), np.ones(20)
+    D[-1], c[-1] = -0.5, 0.01
+    with pytest.raises(RitzError) as err:
+        mod.hypergrad(s=1.0, D=D, c=c)
+    assert err.value.code == "R542" and "curvature -0.5 " in err.value.message
+    D[-1] = 0.5
+    assert mod.hypergrad(s=1.0, D=D, c=c)["s"] == pytest.approx(np.sum((c / D) ** 2), rel=1e-9)
+
+
 def test_methods_that_do_not_apply_say_so() -> None:
     cases = [
         (OLIGOPOLY, "oligopoly", "penalty", {}),  # a game has no single value function
