@@ -149,7 +149,7 @@ def pde_vjp(
     fields = tuple(module.PLAN["fields"])
     if problem.time is None:
         grads, info = steady_vjp(handle, module, merged, values, sol, cotangents)
-        return Gradient({p: grads.get(p, 0.0) for p in wanted}, {}, info)
+        return _finite(Gradient({p: grads.get(p, 0.0) for p in wanted}, {}, info))
     # a second-order equation's velocity is a field of the reduction: dt(u) -> its name
     from .api import velocity_names
 
@@ -170,8 +170,24 @@ def pde_vjp(
         initial, grads, kept = runner.run(steps, ends, cts, fields, checkpoints, drop)
     # a second-order equation's velocity field is the gradient of its `initial dt(u)`
     keys = {f: name for name, f in speeds.items()}
-    return Gradient(
-        params={p: grads.get(p, 0.0) for p in wanted},
-        initial={keys.get(f, f): v for f, v in initial.items()},
-        info={"steps": len(steps), "checkpoints": kept, "backend": handle.backend_name},
+    return _finite(
+        Gradient(
+            params={p: grads.get(p, 0.0) for p in wanted},
+            initial={keys.get(f, f): v for f, v in initial.items()},
+            info={"steps": len(steps), "checkpoints": kept, "backend": handle.backend_name},
+        )
     )
+
+
+def _finite(grad: Gradient) -> Gradient:
+    """R540 where the adjoint overflowed (cotangents near the largest float, or a solve whose
+    sensitivities grow past it): a NaN gradient would pass silently into an optimiser."""
+    bad = [p for p, v in grad.params.items() if not np.isfinite(v)]
+    bad += [f"initial {f}" for f, v in grad.initial.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise RuntimeInputError(
+            f"the gradient is not finite ({', '.join(bad)}): the adjoint sweep overflowed",
+            hint="scale the loss (its cotangents) down; the gradient is linear in them",
+            code="R540",
+        )
+    return grad

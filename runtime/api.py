@@ -623,6 +623,8 @@ class PdeHandle:
         from .adjoint import pde_vjp
 
         frozen = dict(kwargs)
+        if isinstance(frozen.get("initial"), Mapping):  # the caller may reuse its arrays
+            frozen["initial"] = {f: np.array(v, copy=True) for f, v in frozen["initial"].items()}
 
         def vjp(
             cotangents: dict[str, Any],

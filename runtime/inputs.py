@@ -50,6 +50,12 @@ def real_array(
             hint=hint or "give an array of real numbers",
             code=code,
         )
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        raise RuntimeInputError(  # np.asarray would drop the mask and read what it hides
+            f"{label} is a masked array with {int(np.ma.count_masked(value))} masked value(s)",
+            hint="fill the masked values first (a.filled(0.0)), or give a plain array",
+            code=code,
+        )
     try:
         raw = np.asarray(value)
     except (TypeError, ValueError):  # ragged nested lists, objects NumPy cannot read

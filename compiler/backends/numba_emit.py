@@ -166,6 +166,8 @@ class NumbaEmitter:
         for name, launches in g.entries:
             out += ["", "", "@numba.njit(cache=True)", f"def {name}({sig}):"]
             out += [INDENT + self._launch(launch) for launch in launches]
+            if not launches:  # an entry with nothing to do (imex with no linear part)
+                out.append(INDENT + "return None")
         return out
 
     def drivers(self) -> list[str]:

@@ -239,7 +239,8 @@ def theta_adjoint(
         launches = _overwrite(
             prog, "adjoint_residual", {}, sums, -1, rename, 1.0, common, residuals
         )
-        entries.append(("adjoint_residual", tuple(launches)))
+        if launches:  # none where the implicit part is empty (imex with no linear term)
+            entries.append(("adjoint_residual", tuple(launches)))
     init = initial_gradient_kernel(info, params, grid_of(prog).ndim, scalars)
     if init is not None:
         kernels[init.name] = init

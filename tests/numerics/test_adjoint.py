@@ -447,6 +447,47 @@ def test_given_initial_values() -> None:
     assert float(grad.initial["u"] @ d) == pytest.approx(fd, rel=1e-7)
 
 
+def test_given_initial_values_are_copied_by_the_solve() -> None:
+    """The caller reusing its initial array after the solve must not change what the solve's
+    vjp differentiates (the recomputation from checkpoints starts from the initial state)."""
+    handle = ritz.compile(ROBIN)["rob"]
+    u0 = 0.1 * np.sin(np.linspace(0.0, 3.0, 24))
+    w = np.ones(24)
+    sol = handle.solve(initial={"u": u0})
+    before = sol.vjp({"u": w}).params["a"]
+    u0 *= 3.0
+    assert sol.vjp({"u": w}).params["a"] == before
+
+
+def test_an_overflowing_adjoint_and_a_masked_cotangent_are_refused() -> None:
+    sol = ritz.compile(example("heat1d"))["heat1d"].solve(cells=24, dt=1e-3)
+    with pytest.raises(RitzError) as err:
+        sol.vjp({"u": np.full(24, 1e308)})
+    assert err.value.code == "R540" and "overflowed" in err.value.message
+    masked = np.ma.masked_array(np.ones(24), mask=[True] + [False] * 23)
+    with pytest.raises(RitzError) as err:
+        sol.vjp({"u": masked})
+    assert err.value.code == "R513" and "masked" in err.value.message
+
+
+def test_imex_with_no_linear_part() -> None:
+    """No term linear in the field: the implicit half is the identity, and the adjoint has no
+    residual entry (it was written as a function with an empty body)."""
+    text = """
+pde p {
+    space x in [0, 1] periodic
+    time t in [0, 0.01]
+    field u
+    param s = 0.7
+    dt(u) = -s * u^2
+    initial u = 1 + 0.5 * sin(2 * pi * x)
+    solve fd(cells = 8, scheme = imex, dt = 1e-3)
+}
+"""
+    errors = gradient_errors(text, "p")
+    assert max(errors.values()) < 1e-7, errors
+
+
 @pytest.mark.parametrize(
     "initial", [{"w": np.zeros(24)}, {"u": np.zeros(23)}, {"u": np.full(24, np.inf)}, [1.0]]
 )
