@@ -74,6 +74,10 @@ class NumbaPrinter(PythonCodePrinter):
         return self._literal(float(expr))
 
     def _print_Integer(self, expr: sympy.Integer) -> str:
+        # beyond 2^53 an integer is not exact in a double anyway, and beyond 2^63 Numba cannot
+        # type it (2^70 * u): such constants are printed as the doubles they act as
+        if abs(int(expr)) > 2**53:
+            return self._literal(float(expr))
         return str(int(expr))
 
     def _print_Pi(self, expr: sympy.Basic) -> str:

@@ -427,6 +427,10 @@ def halo_launches(
                 kernels.setdefault(name, Kernel(name, "wrap", ("a",), (), axis=axis))
                 out.append(Launch(name, (buffer,), c))
                 continue
+            if rule.faces[axis] == (None, None):
+                # no condition on the axis: the field is not differentiated along it (R313
+                # otherwise), so no stencil reads its ghosts there
+                continue
             for side in ("lo", "hi"):
                 g = _ghost_kernel(rule, axis, side, halo, info, scalars)
                 kernels.setdefault(g.name, g)

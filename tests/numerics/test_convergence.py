@@ -203,3 +203,41 @@ def test_observed_order_third_and_fourth_derivatives(case: str, order: int) -> N
         errs.append(float(np.abs(sol["u"][-1] - exact(sol.coords, sol.t[-1])).max()))
     observed = _order(errs, cells)
     assert abs(observed - order) < 0.2, (case, order, errs, observed)
+
+
+AXIS_WITHOUT_DERIVATIVE = """
+pde m3 {
+    space x in [0, 1]
+    space y in [0, 1]
+    time t in [0, 0.1]
+    field u
+    param k = 1.0
+    dt(u) = k * diff(u, x, 2)
+    boundary u = 0 at x = 0, x = 1
+    initial u = sin(pi * x) * y
+    solve fd(cells = 16, dt = 1e-4, order = 4)
+}
+"""
+
+
+def test_a_field_not_differentiated_along_an_axis_needs_no_condition_there() -> None:
+    """u is differentiated along x only and has conditions on the x faces only: each y is an
+    independent 1-D problem, u = exp(-pi^2 t) sin(pi x) y (it was an internal error that
+    asked for the y faces' ghosts). Its adjoint agrees with differences too."""
+    handle = ritz.compile(AXIS_WITHOUT_DERIVATIVE).m3
+    sol = handle.solve()
+    x, y = np.meshgrid(sol.coords["x"], sol.coords["y"], indexing="ij")
+    exact = np.exp(-(np.pi**2) * 0.1) * np.sin(np.pi * x) * y
+    assert np.max(np.abs(sol["u"][-1] - exact)) < 2e-5
+    w = np.cos(x + 2 * y)
+    grad = sol.vjp({"u": w}).params["k"]
+    up, down = (float(np.sum(w * handle.solve(k=1 + s)["u"][-1])) for s in (1e-5, -1e-5))
+    assert grad == pytest.approx((up - down) / 2e-5, rel=1e-6)
+    steady = AXIS_WITHOUT_DERIVATIVE.replace("time t in [0, 0.1]\n", "").replace(
+        "dt(u) = k * diff(u, x, 2)", "-diff(u, x, 2) + u = y"
+    )
+    steady = steady.replace("initial u = sin(pi * x) * y\n", "").replace("dt = 1e-4, ", "")
+    ss = ritz.compile(steady).m3.solve()
+    # u = y (1 - cosh(x - 1/2) / cosh(1/2)) solves -u'' + u = y with u = 0 at x = 0 and 1
+    exact = y * (1 - np.cosh(x - 0.5) / np.cosh(0.5))
+    assert np.max(np.abs(ss["u"] - exact)) < 1e-6

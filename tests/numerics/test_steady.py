@@ -263,3 +263,21 @@ pde s {
     assert exact.info["stopped"] == "tol" and rounded.info["stopped"] == "rounding"
     # float32's 6e-8 amplified by the condition number of the second difference (~4 / h^2)
     assert float(np.abs(rounded["u"] - exact["u"]).max()) < 1e-4
+
+
+def test_an_integer_constant_beyond_64_bits() -> None:
+    """2^70 is a double like any other number (Numba could not type it as an integer): the
+    discrete solution of -u'' + 2^70 u = sin(pi x) is sin(pi x) / (2^70 + lambda_h)."""
+    text = """
+pde big {
+    space x in [0, 1]
+    field u
+    -diff(u, x, 2) = sin(pi * x) - 2^70 * u
+    boundary u = 0 at all
+    solve fd(cells = 16)
+}
+"""
+    sol = ritz.compile(text).big.solve()
+    x, h = sol.coords["x"], 1 / 16
+    lam = 4 / h**2 * np.sin(np.pi * h / 2) ** 2
+    np.testing.assert_allclose(sol["u"], np.sin(np.pi * x) / (2.0**70 + lam), rtol=1e-12)
