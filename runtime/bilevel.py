@@ -31,6 +31,9 @@ from ..dsl.resolve import ModuleEnv
 from .inputs import checked_size, keywords_only
 from .networks import _array, _BlockHandle, _load
 
+# the default tol of each dtype (relative to the first lower solve's residual norm)
+DEFAULT_TOL = {"float64": 1e-10, "float32": 1e-5}
+
 
 @dataclass
 class BilevelResult:
@@ -64,7 +67,6 @@ class BilevelHandle(_BlockHandle):
         line is an alternative selected by its method's name, with its own options."""
         opts: dict[str, Any] = {
             "method": "implicit",
-            "tol": 1e-10,
             "steps": 100,
             "lr": 0.1,
             "outer": "lbfgs",
@@ -84,6 +86,8 @@ class BilevelHandle(_BlockHandle):
                 for kw in solve.options:
                     opts[kw.name] = _option(kw, self.env)
                 self._method_span = solve.span
+        # what the dtype resolves: a float32 residual stalls near 1e-6 of its scale
+        opts.setdefault("tol", DEFAULT_TOL[str(opts.get("dtype", "float64"))])
         return opts
 
     @property
@@ -198,7 +202,7 @@ class BilevelHandle(_BlockHandle):
         from ..compiler.lower.bilevel import lower_bilevel
         from ..compiler.tensor_driver import compile_bilevel
 
-        key = repr((sorted(sizes.items()), sorted((solution_shapes or {}).items())))
+        key = repr((self.dtype, sorted(sizes.items()), sorted((solution_shapes or {}).items())))
         if key not in self._compiled:
             lowered = lower_bilevel(self.block, self.env, self.dtype, sizes, solution_shapes)
             art = compile_bilevel(lowered, self.name, self.source_name)
@@ -216,7 +220,7 @@ class BilevelHandle(_BlockHandle):
         from ..compiler.lower.bilevel import lower_pde_keywords
         from ..compiler.tensor_driver import compile_bilevel
 
-        key = repr(("keywords", sorted(sizes.items())))
+        key = repr(("keywords", self.dtype, sorted(sizes.items())))
         if key not in self._keywords:
             lowered, selectors = lower_pde_keywords(self.block, self.env, self.dtype, sizes)
             art = compile_bilevel(lowered, f"{self.name}_params", self.source_name)
@@ -332,9 +336,9 @@ class BilevelHandle(_BlockHandle):
 
     def _problem(self, kwargs: Mapping[str, Any]) -> _Problem | _PdeProblem:
         data, variables, params, options = self._split(kwargs)
-        arrays = {k: _array(k, v, self.dtype) for k, v in data.items()}
         given = _checked_options(options)
-        self.options = self._solve_options(given.get("method"))
+        self.options = self._solve_options(given.get("method"))  # its dtype casts the data
+        arrays = {k: _array(k, v, self.dtype) for k, v in data.items()}
         opts = {**self.options, **given}
         self._check_method(str(opts["method"]))
         if self.block.lower_solutions:
@@ -477,7 +481,8 @@ class _Problem:
 
     # -- flat vectors --------------------------------------------------------------------------
     def initial(self) -> np.ndarray:
-        w = np.zeros(self.layout.size, dtype=self.art.dtype)
+        """The initial values, as one flat float64 vector (``call`` rounds it to the dtype)."""
+        w = np.zeros(self.layout.size)
         for name, info in self.lowered.variables.items():
             start, stop = self.layout.offsets[name]
             value = self.given.get(name, info.init)
@@ -508,16 +513,26 @@ class _Problem:
         for name in names:
             start, stop = self.layout.offsets[name]
             shape = self.lowered.variables[name].shape
-            out[name] = float(w[start]) if not shape else w[start:stop].reshape(shape).copy()
+            values = w[start:stop].astype(self.art.dtype)  # the values the kernels saw
+            out[name] = float(values[0]) if not shape else values.reshape(shape)
         return out
 
     def call(
         self, entry: str, w: np.ndarray, v: np.ndarray | None = None
     ) -> tuple[float, np.ndarray]:
+        """A compiled entry at ``w`` (and ``v``), in the block's dtype: the solvers keep their
+        vectors in float64 (NumPy's clip and arithmetic promote them), and each evaluation
+        rounds its arguments to the dtype the module was compiled for, as its data are. The
+        gradient or product comes back in float64."""
+        dtype = self.art.dtype
+        w = np.asarray(w, dtype=dtype)
         g = np.zeros_like(w)
         fn = getattr(self.mod, entry)
-        value = fn(w, g, *self.args) if v is None else fn(w, v, g, *self.args)
-        return float(value), g
+        if v is None:
+            value = fn(w, g, *self.args)
+        else:
+            value = fn(w, np.asarray(v, dtype=dtype), g, *self.args)
+        return float(value), g.astype(np.float64, copy=False)
 
     # -- the lower level -----------------------------------------------------------------------
     def _free(self, w: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -592,7 +607,7 @@ class _Problem:
         value, r = self.call("residual", w)
         norm = self._free_norm(w, r)
         if self.ref_norm is None:
-            self.ref_norm = max(norm, 1.0)
+            self.ref_norm = self.reference_norm(w, norm)
         target = tol * self.ref_norm
         d: np.ndarray | None = None
         for _ in range(steps):
@@ -611,17 +626,43 @@ class _Problem:
             w, value, r, norm, _ = step  # an unaccepted Newton step: its shortest trial
         if norm <= target:
             return self._solved(w, r, d)
+        hint = "raise inner_steps, or loosen tol"
+        if self.art.dtype == "float32":
+            hint += (
+                " (float32 resolves about 1e-6 of the residual's scale; its default tol is "
+                f"{DEFAULT_TOL['float32']:g}), or compute in float64"
+            )
         raise RuntimeInputError(
             f"the lower level of '{self.handle.name}' did not converge in {steps} Newton "
             f"steps (residual {norm:.3g}, target {target:.3g})",
             self.handle._method_span,
-            "raise inner_steps, or loosen tol"
+            hint
             if np.isfinite(norm)
             else "the lower objective is not finite there (a log or sqrt of a negative "
             "number, a division by zero): bound the variables it takes (upper q = 1 in "
             "[lo, hi], lower w = 0 in [lo, hi]) so that they stay in its domain",
             code="R542",
         )
+
+    def reference_norm(self, w: np.ndarray, norm: float) -> float:
+        """The residual norm that ``tol`` is relative to, fixed at the first lower solve from
+        ``w``, whose initial residual norm is ``norm``: that norm, but at least the residual a
+        relative error of one in the lower variables leaves at the objective's own curvature,
+        ``|J p| max(|x|, 1)`` for a fixed random unit vector p of the lower variables, or 1
+        where that is larger (no lower level is solved less accurately than with the floor of
+        1 this replaces); 1 where neither says anything (a start at a stationary point without
+        curvature). Scaling the lower objectives by a constant scales the norm and the floor
+        alike, so the lower level is solved to the same point: a floor of 1 alone took the
+        start of ``1e-12 * (x - y)^2`` for its solution."""
+        lower = self.lower_mask
+        probe = np.where(lower, np.random.default_rng(0).standard_normal(w.size), 0.0)
+        probe /= max(float(np.linalg.norm(probe)), 1e-300)
+        with np.errstate(over="ignore", invalid="ignore"):
+            _, jp = self.call("residual_jvp", w, probe)
+            scale = float(np.linalg.norm(jp[lower])) * max(float(np.linalg.norm(w[lower])), 1.0)
+        floor = min(scale, 1.0) if np.isfinite(scale) else 1.0
+        reference = max(norm, floor) if np.isfinite(norm) else 1.0
+        return reference if reference > 0.0 else 1.0
 
     def _solved(self, w: np.ndarray, r: np.ndarray, d: np.ndarray | None) -> np.ndarray:
         """The lower solution ``w``, once one lower objective's curvature there is checked."""
@@ -1013,7 +1054,7 @@ class _PdeProblem:
         sol = self.pde.solve(**values, **self.solve_kwargs)
         self.solves += 1
         u = self._observed(sol)
-        w = np.zeros(self.art.layout.size)
+        w = np.zeros(self.art.layout.size, dtype=self.art.dtype)  # as its data are
         start, stop = self.art.layout.offsets[self.ls.name]
         w[start:stop] = u.ravel()
         for k, v in enumerate(self.upper):

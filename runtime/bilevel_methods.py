@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dsl.check.common import most_rho, rho_beyond, unroll_beyond
 from ..dsl.diagnostics import RuntimeInputError
 from .bilevel import _Problem
 
@@ -78,23 +79,37 @@ class UnrollProblem(_Problem):
             )
         return sigma
 
+    def _storage(self, k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k iterates and inside-the-bounds masks the reverse pass replays, allocated before
+        the first step: R538 where they would take more than half of the machine's memory (as
+        ``ritz check`` reports it where the file gives k and the sizes), or where the allocation
+        fails all the same (a process limit), never a MemoryError part way."""
+        beyond = unroll_beyond(k, size)
+        if beyond is None:
+            try:
+                return np.empty((k, size)), np.empty((k, size), dtype=bool)
+            except MemoryError:
+                beyond = unroll_beyond(k, size, failed=True)
+        assert beyond is not None
+        raise RuntimeInputError(beyond[0], self.handle._method_span, beyond[1], code="R538")
+
     def value_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
         lower = self.lower_mask
         x = np.where(lower, self.initial(), w)  # every evaluation starts from the initial values
         eta = self.step_size(x)
         k = int(self.options["k"])
         lo, hi = self.lo[lower], self.hi[lower]
-        iterates, inside = [], []
+        iterates, inside = self._storage(k, x.size)
         start = None
         steps: list[np.ndarray] = []  # the last two projected steps, to see a bounce
-        for _ in range(k):
+        for t in range(k):
             _, r = self.call("residual", x)
             steps = [*steps[-1:], np.where(lower, r, 0.0)]
             z = np.where(lower, x - eta * r, x)
             if start is None:
                 start = _projected_step(x[lower], eta * r[lower], lo, hi)
-            inside.append(~lower | ((z > self.lo) & (z < self.hi)))
-            iterates.append(x)
+            inside[t] = ~lower | ((z > self.lo) & (z < self.hi))
+            iterates[t] = x
             x = np.clip(z, self.lo, self.hi)
             if not np.all(np.isfinite(x)):
                 self._diverged(eta, "its iterates overflow")
@@ -112,7 +127,7 @@ class UnrollProblem(_Problem):
             self._diverged(eta, "the upper objective is not finite at its end")
         adj = np.where(lower, g, 0.0)  # d F / d x_k
         grad = np.where(lower, 0.0, g)  # d F / d y, accumulated over the steps
-        for xt, keep in zip(reversed(iterates), reversed(inside), strict=True):
+        for xt, keep in zip(iterates[::-1], inside[::-1], strict=True):
             a = np.where(keep & lower, adj, 0.0)
             _, both = self.call("residual_vjp", xt, a)  # J^T a below, (dR/dy)^T a above
             adj = a - eta * np.where(lower, both, 0.0)
@@ -165,7 +180,7 @@ class PenaltyProblem(_Problem):
         x0 = w[idx].astype(np.float64)
         _, grad0, _, _ = evaluate(x0)
         if self.ref_norm is None:
-            self.ref_norm = max(_projected_step(x0, grad0, lo, hi), 1.0)
+            self.ref_norm = self.reference_norm(full, _projected_step(x0, grad0, lo, hi))
         target = float(self.options["tol"]) * self.ref_norm * (1.0 if rho is None else rho)
         steps = int(self.options.get("inner_steps", 1000))
         bounds = list(zip(lo, hi, strict=True))
@@ -241,7 +256,7 @@ class PenaltyProblem(_Problem):
         still leaves it beyond 10 DISPLACED, or a given rho beyond 100 DISPLACED, is R542."""
         lower = self.lower_mask
         scale = max(float(np.linalg.norm(x_star[lower])), 1.0)
-        most = float(np.finfo(self.art.dtype).eps) ** -0.5
+        most = most_rho(self.art.dtype)
         auto = self.options.get("rho", "auto") == "auto"
         for _ in range(3):
             rho = self.rho()
@@ -275,20 +290,15 @@ class PenaltyProblem(_Problem):
         is raised where the lower level needs more (``_settle_rho``). Beyond eps^(-1/2) of the
         dtype the rounding wins: refused (auto stops there)."""
         given = self.options.get("rho", "auto")
-        most = float(np.finfo(self.art.dtype).eps) ** -0.5
+        most = most_rho(self.art.dtype)
         if given == "auto":
             if self.raised is not None:
                 return self.raised
             return min(float(self.options["tol"]) ** -0.4, most)
         rho = float(given)
-        if rho > most:
-            raise RuntimeInputError(
-                f"rho = {rho:.3g} is beyond what {self.art.dtype} can resolve ({most:.2g}): the "
-                "difference of g_y at the two minimisers multiplies their rounding by rho",
-                self.handle._method_span,
-                f"use rho <= {most:.2g} (its error falls as 1/rho^2: 1e4 is about 1e-8)",
-                code="R538",
-            )
+        beyond = rho_beyond(rho, self.art.dtype)  # as ritz check reports it on a solve line
+        if beyond is not None:
+            raise RuntimeInputError(beyond[0], self.handle._method_span, beyond[1], code="R538")
         return rho
 
     def value_and_hypergrad(self, w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:

@@ -15,6 +15,59 @@ from .networks import NetworkHandle, TrainHandle
 TRAIN_OPTIONS = ("steps", "batch", "optimizer", "seed")
 
 
+# how a .npy file and an .npz file (a zip archive) begin
+NPY_MAGIC, NPZ_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def _load_array(name: str, file: str) -> np.ndarray:
+    """The array of a .npy file, or of an .npz file that holds one; R526 for anything else."""
+    from zipfile import BadZipFile
+
+    try:
+        loaded = np.load(file, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            keys = list(loaded.keys())
+            if len(keys) != 1:
+                raise RuntimeInputError(
+                    f"'{file}' holds {len(keys)} arrays; data '{name}' needs one",
+                    hint="save each data array in its own .npy file",
+                    code="R526",
+                )
+            loaded = loaded[keys[0]]  # read here: an .npz file reads its members lazily
+    except (OSError, ValueError, EOFError, BadZipFile) as exc:
+        why, hint = _unreadable(file, exc)
+        raise RuntimeInputError(
+            f"cannot read '{file}' for data '{name}': {why}", hint=hint, code="R526"
+        ) from None
+    return loaded
+
+
+def _unreadable(file: str, exc: Exception) -> tuple[str, str]:
+    """Why NumPy could not read ``file``, in ritz's words, and a hint. NumPy reads a file that
+    is neither .npy nor .npz as a pickle, which ritz never loads (it runs code from the file):
+    its message would point at allow_pickle, for a text file as for an array of objects."""
+    hint = "give a .npy file (numpy.save) or an .npz file with one array"
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(len(NPY_MAGIC))
+    except OSError:
+        return str(exc), hint  # missing, a directory, unreadable: NumPy's message says which
+    if not head:
+        return "the file is empty", hint
+    if not (head.startswith(NPY_MAGIC) or head.startswith(NPZ_MAGIC)):
+        return (
+            "it is not a .npy or .npz file, the formats ritz reads (it does not begin as one)",
+            hint + "; a table of numbers in text converts with "
+            "numpy.save('X.npy', numpy.loadtxt('FILE'))",
+        )
+    if "allow_pickle" in str(exc):
+        return (
+            "it holds an array of Python objects, which ritz does not load (only numbers)",
+            "save an array of numbers (numpy.save('X.npy', a.astype(float)))",
+        )
+    return f"a damaged {'.npy' if head.startswith(NPY_MAGIC) else '.npz'} file ({exc})", hint
+
+
 def read_data(items: tuple[str, ...]) -> dict[str, np.ndarray]:
     """``--data NAME=FILE`` (.npy, or .npz holding one array) -> arrays by name."""
     out = {}
@@ -30,24 +83,7 @@ def read_data(items: tuple[str, ...]) -> dict[str, np.ndarray]:
             raise RuntimeInputError(
                 f"--data gives '{name.strip()}' twice", hint="give each name once", code="R521"
             )
-        try:
-            loaded = np.load(file.strip(), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise RuntimeInputError(
-                f"cannot read '{file}' for data '{name}': {exc}",
-                hint="give a .npy file (numpy.save) or an .npz file with one array",
-                code="R526",
-            ) from None
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            keys = list(loaded.keys())
-            if len(keys) != 1:
-                raise RuntimeInputError(
-                    f"'{file}' holds {len(keys)} arrays; data '{name}' needs one",
-                    hint="save each data array in its own .npy file",
-                    code="R526",
-                )
-            loaded = loaded[keys[0]]
-        out[name.strip()] = loaded
+        out[name.strip()] = _load_array(name.strip(), file.strip())
     return out
 
 

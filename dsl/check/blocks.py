@@ -22,8 +22,11 @@ from .common import (
     check_options,
     check_solves,
     repeat_limit,
+    rho_beyond,
     shadows_builtin,
     shadows_top_level,
+    unroll_beyond,
+    uses_later_param,
 )
 from .widths import check_instance, check_network_widths
 
@@ -485,13 +488,54 @@ def _check_bilevel_method(bl: A.Bilevel, sink: DiagnosticSink) -> None:
             )
 
 
+def _flat_size(bl: A.Bilevel, env: ModuleEnv) -> int | None:
+    """How many numbers the variables of a block with lower objectives take (the flat vector
+    the methods iterate on), or None where a size is a size of the data, known at run time."""
+    consts = {sympy.Symbol(k): v for k, v in env.consts.items()}
+    total = 0
+    for v in bl.variables:
+        count = 1
+        for dim in v.shape or ():
+            value = dim.value.xreplace(consts)
+            if not (value.is_Integer and value >= 0):
+                return None
+            count *= int(value)
+        total += count
+    return total
+
+
+def _check_bilevel_limits(
+    bl: A.Bilevel, solves: list[A.SolveSpec], env: ModuleEnv, sink: DiagnosticSink
+) -> None:
+    """R538 for the limits of the machine and the dtype that the file alone decides, reported
+    as a run would report them (the same functions make the text): a ``penalty(rho = ...)``
+    beyond what the dtype resolves, and an ``unroll(k = ...)`` whose stored steps would take
+    more than half of this machine's memory (where the variables' sizes are numbers)."""
+    if bl.lower_solutions:  # only adjoint applies (R416 otherwise)
+        return
+    for spec in solves:
+        rho, k = spec.options.get("rho"), spec.options.get("k")
+        beyond = None
+        if spec.method == "penalty" and isinstance(rho, int | float):
+            beyond = rho_beyond(float(rho), str(spec.options.get("dtype", "float64")))
+        if spec.method == "unroll" and isinstance(k, int):
+            size = _flat_size(bl, env)
+            beyond = unroll_beyond(k, size) if size else None
+        if beyond is not None:
+            where = spec.option_spans.get("rho" if spec.method == "penalty" else "k")
+            sink.error("R538", beyond[0], where or spec.span, beyond[1])
+
+
 def _check_params(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink, names: Names) -> None:
     """Params: their defaults may use consts and earlier params, and must be finite numbers
     (R317) -- the value a run would use unless it is given one."""
     values: dict[str, sympy.Basic] = {}
     variables = {v.name for v in bl.variables} | {d.name for d in bl.data}
-    for p in bl.params:
+    for index, p in enumerate(bl.params):
         names.declare(p.name, p.span, "param")
+        if uses_later_param(p, list(bl.params), index, sink):
+            values[p.name] = sympy.Integer(1)  # reported; a stand-in keeps later params quiet
+            continue
         used = sorted(s.name for s in p.value.value.free_symbols if s.name in variables)
         if used:
             sink.error(
@@ -636,5 +680,6 @@ def check_bilevel(bl: A.Bilevel, env: ModuleEnv, sink: DiagnosticSink) -> None:
                 bl.span,
                 f"add '{level} minimize ...' or '{level} maximize ...'",
             )
-    check_solves(bl.solves, BILEVEL_METHODS, env, sink, f"bilevel '{bl.name}'")
+    solves = check_solves(bl.solves, BILEVEL_METHODS, env, sink, f"bilevel '{bl.name}'")
     _check_bilevel_method(bl, sink)
+    _check_bilevel_limits(bl, solves, env, sink)

@@ -12,7 +12,7 @@ import sympy
 
 from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticSink, did_you_mean
-from ..resolve import KEYWORDS, RESERVED, ModuleEnv, fn_info, fold_number
+from ..resolve import KEYWORDS, RESERVED, ModuleEnv, fn_info, fold_number, ref_span
 from ..source import Span
 
 
@@ -134,6 +134,51 @@ BILEVEL_METHODS: dict[str, dict[str, OptionRule]] = {
     "penalty": {**_BILEVEL_COMMON, "rho": OptionRule(_pos_or_auto, "a positive number or auto")},
     "adjoint": dict(_BILEVEL_COMMON),
 }
+
+
+def most_rho(dtype: str) -> float:
+    """The largest ``penalty(rho = ...)`` that ``dtype`` resolves: eps^(-1/2) (6.7e7 in float64,
+    2.9e3 in float32). The hypergradient's difference of g_y at the two minimisers multiplies
+    their rounding by rho, so beyond it the rounding outgrows the answer."""
+    return float(np.finfo(dtype).eps) ** -0.5
+
+
+def rho_beyond(rho: float, dtype: str) -> tuple[str, str] | None:
+    """The message and hint of R538 for a penalty ``rho`` beyond ``most_rho(dtype)``, else None:
+    ``ritz check`` reports it on a solve line, and a run for a rho given from Python or --set."""
+    most = most_rho(dtype)
+    if rho <= most:
+        return None
+    return (
+        f"rho = {rho:.3g} is beyond what {dtype} can resolve ({most:.2g}): the difference of "
+        "g_y at the two minimisers multiplies their rounding by rho",
+        f"use rho <= {most:.2g} (its error falls as 1/rho^2: 1e4 is about 1e-8)",
+    )
+
+
+# what unroll keeps of each entry of the flat vector of variables per step: the iterate
+# (float64) and whether the step left it inside its bounds (a bool)
+UNROLL_BYTES_PER_ENTRY = 9
+
+
+def unroll_beyond(k: int, size: int, failed: bool = False) -> tuple[str, str] | None:
+    """The message and hint of R538 where ``unroll(k = ...)``, whose reverse pass replays every
+    step, would keep its ``k`` iterates of ``size`` entries in more than half of this machine's
+    memory, else None: ``ritz check`` reports it where k and the variables' sizes are numbers
+    in the file, and a run before its first step. ``failed``: the run's allocation of them
+    failed all the same (a process limit below the machine's memory)."""
+    from ...runtime.inputs import memory_bytes  # the machine's memory, as every check reads it
+
+    need = k * size * UNROLL_BYTES_PER_ENTRY
+    if need <= memory_bytes() // 2 and not failed:
+        return None
+    return (
+        f"unroll(k = {k}) keeps {k} iterates of {size} value{'s' if size != 1 else ''} for its "
+        f"reverse pass ({need / 2**30:.3g} GiB), "
+        + ("and they cannot be allocated" if failed else "more than half of this machine's memory"),
+        "use a smaller k, or 'solve implicit(...)', which keeps no steps",
+    )
+
 
 TRAIN_SETTINGS: dict[str, OptionRule] = {
     "optimizer": OptionRule(_call_or_name, "an optimizer: adam(...), sgd(...) or lbfgs(...)"),
@@ -357,6 +402,33 @@ def shadows_top_level(
             f"{kind} '{name}' shadows the top-level '{name}'",
             name_span(span, name),
             "rename one of them",
+        )
+        return True
+    return False
+
+
+def uses_later_param(
+    param: A.ParamDecl, params: list[A.ParamDecl], index: int, sink: DiagnosticSink
+) -> bool:
+    """R317 for a param whose value uses itself or a param declared after it: defaults are
+    evaluated in order, so each may use consts and earlier params only (as consts)."""
+    later = {p.name: p for p in params[index:]}
+    for name in sorted(s.name for s in param.value.value.free_symbols):
+        if name not in later:
+            continue
+        span, own = later[name].span, param.span
+        elsewhere = span is not None and (own is None or span.line != own.line)
+        where = f" (line {span.line})" if elsewhere and span is not None else ""
+        sink.error(
+            "R317",
+            f"param '{param.name}' uses itself"
+            if name == param.name
+            else f"param '{param.name}' uses '{name}', which is declared after it{where}",
+            ref_span(param.value, name),
+            "a param cannot be defined in terms of itself"
+            if name == param.name
+            else f"a param's value may use consts and earlier params: declare '{name}' "
+            f"before '{param.name}'",
         )
         return True
     return False

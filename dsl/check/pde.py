@@ -25,7 +25,7 @@ from ..resolve import ModuleEnv, call_name, fold_number, ref_span
 from ..source import Span
 from .blocks import check_optimizer
 from .characteristics import differentiated_once, open_faces, over_specified
-from .common import METHOD_OPTIONS, Names, check_solves
+from .common import METHOD_OPTIONS, Names, check_solves, uses_later_param
 from .pde_expr import PdeExpressions
 from .widths import check_instance
 
@@ -145,9 +145,10 @@ class PdeChecker(PdeExpressions):
                 "R306", f"pde '{pde.name}' declares no field", pde.span, "add e.g. 'field u'"
             )
         earlier: dict[str, Any] = {}
-        for p in pde.params:
+        for index, p in enumerate(pde.params):
             uses = {s.name for s in p.value.value.free_symbols}
-            if uses & self.rejected:  # follows from an error reported there
+            # uses a param reported already, or one declared after it (R317 here)
+            if uses & self.rejected or uses_later_param(p, list(pde.params), index, self.sink):
                 value = None
             else:
                 value = self.number(p.value, f"the value of param '{p.name}'", earlier)

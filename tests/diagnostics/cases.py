@@ -24,6 +24,28 @@ def pde_bilevel(*lines: str) -> str:
 
 # name: (program, code, line, col, message substring)
 CASES: dict[str, tuple[str, str, int, int, str]] = {
+    "param_uses_a_later_param": (
+        pde("param a = b, b = 1", "dt(u) = a * lap(u)"),
+        "R317",
+        5,
+        15,
+        "param 'a' uses 'b', which is declared after it",
+    ),
+    "param_uses_itself": (
+        pde("param a = 2 * a", "dt(u) = a * lap(u)"),
+        "R317",
+        5,
+        19,
+        "uses itself",
+    ),
+    "bilevel_param_uses_a_later_param": (
+        "bilevel b {\n    param a = b\n    param b = 1\n    upper y = 0\n    lower x = 0\n"
+        "    lower minimize (x - y)^2\n    upper minimize (x - a)^2\n}\n",
+        "R317",
+        2,
+        15,
+        "which is declared after it (line 3)",
+    ),
     "complex_in_equation": (pde("dt(u) = lap(u) + sqrt(-1)"), "R317", 5, 22, "not a real"),
     "complex_log_in_boundary": (
         pde("dt(u) = lap(u)", tail="    boundary u = log(-2) at all\n    initial u = 0\n}\n"),

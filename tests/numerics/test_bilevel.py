@@ -524,3 +524,134 @@ def test_language_examples_as_written() -> None:
     assert mod.ridge.hypergrad(lam=0.3, **d)["lam"] == pytest.approx(
         _ridge_closed(d, 0.3)[1], rel=1e-8
     )
+
+
+SCALED = """\
+bilevel b {
+    upper y = 0.5
+    lower x = 0
+    lower minimize C * ((x - y)^2 + (x - y)^4)
+    upper minimize (x - 1)^2
+}
+"""
+
+
+@pytest.mark.parametrize("scale", ["1e-12", "1e-6", "1", "1e12"])
+def test_a_uniformly_scaled_lower_level_is_solved_as_the_unscaled_one(scale: str) -> None:
+    """x*(y) = y for any C > 0, so dF/dy = 2 (y - 1) = -1 at y = 0.5 and the optimum is
+    y = x = 1. ``tol`` was relative to the first residual norm floored at 1, so at C = 1e-12
+    (|R0| = 1e-12) the start x = 0 counted as the lower solution: hypergradient -2, and
+    L-BFGS stopped at y = 0.5 after 0 iterations. The floor now follows the objective's own
+    curvature. Ridge with its lower objective scaled by 1e-12 has the closed form of ridge."""
+    mod = ritz.compile(SCALED.replace("C", scale), name="s.dsl").b
+    assert mod.hypergrad(y=0.5)["y"] == pytest.approx(-1.0, abs=1e-8)
+    res = mod.solve()
+    assert res.upper["y"] == pytest.approx(1.0, abs=1e-8)
+    assert res.lower["x"] == pytest.approx(1.0, abs=1e-8)
+    assert res.history[-1] == pytest.approx(0.0, abs=1e-14)
+    d = _ridge_data()
+    scaled = RIDGE.replace(
+        "lower minimize 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)",
+        f"lower minimize {scale} * (0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2))",
+    )
+    got = ritz.compile(scaled).ridge.hypergrad(lam=0.3, **d)["lam"]
+    assert got == pytest.approx(_ridge_closed(d, 0.3)[1], rel=1e-8)
+
+
+def test_float32_bilevel_with_matrix_data() -> None:
+    """``solve implicit(dtype = float32)`` with matrices: the data (given in float64) are cast
+    to float32 and every entry is evaluated in float32 (it was a Numba TypingError: the flat
+    vector of variables reached the compiled entries in float64). The default tol is 1e-5
+    there (what float32 resolves); the hypergradient is within float32's reach of the
+    closed form (observed 2e-6). A method without a solve line runs in float64, compiled
+    separately (the data of a later float32 run are float32 again)."""
+    d = _ridge_data()
+    text = RIDGE.replace(
+        "implicit(tol = 1e-10, steps = 100, lr = 0.1)", "implicit(dtype = float32)"
+    )
+    mod = ritz.compile(text).ridge
+    for lam in (-2.0, 0.3, 2.5):
+        assert mod.hypergrad(lam=lam, **d)["lam"] == pytest.approx(
+            _ridge_closed(d, lam)[1], rel=2e-5
+        )
+    assert mod.kernels.residual.signatures[0][0].dtype.name == "float32"
+    h64 = mod.hypergrad(lam=0.3, method="penalty", **d)["lam"]
+    assert h64 == pytest.approx(_ridge_closed(d, 0.3)[1], rel=1e-6)
+    assert mod.kernels.upper.signatures[0][0].dtype.name == "float64"
+    with pytest.raises(RitzError) as err:  # a tol float32 cannot reach
+        mod.hypergrad(lam=0.3, tol=1e-10, **d)
+    assert err.value.code == "R542" and "float32 resolves" in (err.value.first.hint or "")
+    res = mod.solve(**d)
+    assert res.lower["w"].dtype == np.float32
+    from scipy.optimize import minimize_scalar
+
+    best = minimize_scalar(lambda lam: _ridge_closed(d, lam)[0], bounds=(-5, 5), method="bounded")
+    assert res.upper["lam"] == pytest.approx(best.x, abs=1e-3)
+
+
+UNROLL_SCALAR = """\
+bilevel b {
+    upper y = 0
+    lower x = 0
+    lower minimize (x - y)^2
+    upper minimize (x - 1)^2
+    solve unroll(k = 1000000000000)
+}
+"""
+
+
+def test_unroll_steps_beyond_memory_are_r538_before_they_run() -> None:
+    """unroll keeps its k iterates for the reverse pass: a k whose iterates take more than half
+    of the machine's memory is R538, from ``ritz check`` where the file gives k and the sizes
+    (it ran until a MemoryError traceback or the OOM killer), else when the run starts; the
+    same text both ways."""
+    with pytest.raises(RitzError) as err:
+        ritz.compile(UNROLL_SCALAR, name="u.dsl")
+    assert err.value.code == "R538", err.value.render()
+    assert err.value.first.message.startswith("unroll(k = 1000000000000) keeps 1000000000000 ")
+    assert "u.dsl:6:18" in err.value.render() and "smaller k" in (err.value.first.hint or "")
+    checked = err.value.first.message
+    mod = ritz.compile(UNROLL_SCALAR.replace("unroll(k = 1000000000000)", "implicit()")).b
+    with pytest.raises(RitzError) as err:
+        mod.hypergrad(method="unroll", k=10**12)
+    assert err.value.code == "R538" and err.value.first.message == checked
+    d = _ridge_data()  # sizes of the data: known at run time only
+    ridge = ritz.compile(RIDGE).ridge
+    with pytest.raises(RitzError) as err:
+        ridge.hypergrad(lam=0.3, method="unroll", k=10**12, **d)
+    assert err.value.code == "R538" and "iterates of 31 values" in err.value.first.message
+    got = ridge.hypergrad(lam=0.3, method="unroll", k=3, inner_lr=0.004, **d)["lam"]
+    assert got == pytest.approx(_unrolled_closed(d, 0.3, 3, 0.004), rel=1e-10)
+
+
+def test_penalty_rho_beyond_the_dtype_is_reported_by_check() -> None:
+    """A penalty rho beyond eps^(-1/2) of the dtype is R538 from ``ritz check`` (it was found
+    only by a run), with the text a run gives for the same rho from Python."""
+    text = UNROLL_SCALAR.replace("unroll(k = 1000000000000)", "penalty(rho = 1e9)")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(text, name="p.dsl")
+    assert err.value.code == "R538" and "p.dsl:6:19" in err.value.render()
+    assert err.value.first.message.startswith("rho = 1e+09 is beyond what float64 can resolve")
+    checked = err.value.first.message
+    mod = ritz.compile(text.replace("penalty(rho = 1e9)", "implicit()")).b
+    with pytest.raises(RitzError) as err:
+        mod.hypergrad(method="penalty", rho=1e9)
+    assert err.value.code == "R538" and err.value.first.message == checked
+    with pytest.raises(RitzError) as err:  # float32 resolves rho up to 2.9e3
+        ritz.compile(text.replace("rho = 1e9", "rho = 1e4, dtype = float32"))
+    assert err.value.code == "R538" and "beyond what float32 can resolve (2.9e+03)" in str(
+        err.value
+    )
+    ritz.compile(text.replace("rho = 1e9", "rho = 6e7"))  # within float64's limit
+
+
+def test_a_solve_line_takes_its_own_methods_options_only() -> None:
+    """docs/language.md: a solve line's options are checked against its own method (R206 for
+    'k' on an implicit line), while options given at run time that the chosen method does not
+    use are ignored (one call may switch methods: method="unroll", k=500)."""
+    text = UNROLL_SCALAR.replace("unroll(k = 1000000000000)", "implicit(k = 5)")
+    with pytest.raises(RitzError) as err:
+        ritz.compile(text)
+    assert err.value.code == "R206" and "unknown option 'k' for method 'implicit'" in str(err.value)
+    mod = ritz.compile(text.replace("implicit(k = 5)", "implicit()")).b
+    assert mod.hypergrad(y=0.5, k=5, rho=10.0)["y"] == pytest.approx(-1.0, abs=1e-12)

@@ -144,6 +144,33 @@ def test_complex_data_is_refused(tmp_path: Path) -> None:
     assert_diagnostic(invoke("run", fit, "--no-progress", *data), "R533", "'x' holds complex")
 
 
+def test_data_files_numpy_cannot_read(tmp_path: Path) -> None:
+    """A --data file that is no .npy or .npz (text, empty, a damaged archive) or holds Python
+    objects is R526 in ritz's words: NumPy's own message pointed at allow_pickle (which would
+    run code from the file), and an empty file, an object array in an .npz file and a damaged
+    zip archive were R900."""
+    (tmp_path / "text.npy").write_text("garbage\n")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04garbage")
+    objects = np.array([{"a": 1}, None], dtype=object)
+    np.save(tmp_path / "obj.npy", objects, allow_pickle=True)
+    np.savez(tmp_path / "obj.npz", x=objects)
+    np.save(tmp_path / "y.npy", np.ones((8, 1)))
+    fit = ROOT / "examples" / "fit_sine.dsl"
+    cases = [
+        ("text.npy", "it is not a .npy or .npz file, the formats ritz reads", "numpy.loadtxt"),
+        ("empty.npy", "the file is empty", "give a .npy file"),
+        ("bad.npz", "a damaged .npz file", "give a .npy file"),
+        ("obj.npy", "it holds an array of Python objects", "save an array of numbers"),
+        ("obj.npz", "it holds an array of Python objects", "save an array of numbers"),
+    ]
+    for name, why, hint in cases:
+        data = [f"--data=x={tmp_path / name}", f"--data=y={tmp_path / 'y.npy'}"]
+        result = invoke("run", fit, "--no-progress", *data)
+        assert_diagnostic(result, "R526", f"for data 'x': {why}", hint)
+        assert "pickle" not in result.output, result.output
+
+
 def test_bilevel_summary_prints_no_negative_zero(capsys: pytest.CaptureFixture[str]) -> None:
     res = SimpleNamespace(
         history=np.array([1.0, -0.0]),
