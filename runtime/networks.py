@@ -8,7 +8,7 @@ cache, so a warm start reuses Numba's compiled code.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
 from .cache import cache_path, write_atomic
 from .inputs import check_dtype, checked_size, keywords_only, memory_bytes, real_array
-from .optimizers import OPTION_NAMES, Optimizer, parse_optimizer, run_lbfgs
+from .optimizers import OPTION_NAMES, Optimizer, non_finite_loss, parse_optimizer, run_lbfgs
 
 Params = dict[str, np.ndarray]
 
@@ -262,14 +262,10 @@ class NetworkHandle(_BlockHandle):
 
     def __call__(self, params: Mapping[str, Any], *inputs: Any, **kwargs: Any) -> np.ndarray:
         """The network on a batch: each input has a leading batch axis."""
-        if len(inputs) != len(self.block.inputs):
-            raise RuntimeInputError(
-                f"network '{self.name}' takes {len(self.block.inputs)} input array(s), got "
-                f"{len(inputs)}",
-                hint=f"pass them after the weights, in order: {self.name}(params, "
-                f"{', '.join(t.name for t in self.block.inputs)})",
-                code="R533",
-            )
+        names = [t.name for t in self.block.inputs]
+        given = [k for k in kwargs if k in names]  # other keywords are options and sizes
+        call = f"{self.name}(params, {', '.join(names)})"
+        check_positional(f"network '{self.name}'", names, inputs, given, call)
         dtype = _params_dtype(params)
         arrays = [_array(t.name, x, dtype) for t, x in zip(self.block.inputs, inputs, strict=True)]
         axes = {t.name: len(t.shape) + 1 for t in self.block.inputs}
@@ -280,6 +276,26 @@ class NetworkHandle(_BlockHandle):
 
     def source(self, **kwargs: Any) -> str:
         return self.compile(None, **kwargs)[0].source
+
+
+def check_positional(
+    what: str, names: Sequence[str], inputs: Sequence[Any], keywords: Sequence[str], call: str
+) -> None:
+    """A network's input arrays go by position, after its weights where it takes them: R503
+    for one given as a keyword (``keywords``: the names given so), R533 for a wrong count.
+    ``call`` is the call written out, for the hint."""
+    if keywords:
+        raise RuntimeInputError(
+            f"{what} takes its input arrays by position; got the keyword '{keywords[0]}'",
+            hint=f"call it as {call}",
+            code="R503",
+        )
+    if len(inputs) != len(names):
+        raise RuntimeInputError(
+            f"{what} takes {len(names)} input array(s), got {len(inputs)}",
+            hint=f"pass them in order: {call}",
+            code="R533",
+        )
 
 
 def _with_rows(out: np.ndarray, entry: Any, arrays: list[np.ndarray]) -> np.ndarray:
@@ -593,19 +609,8 @@ class BoundNet:
         art, mod = self.art, self.mod
         entry = art.entries[f"forward_{self.name}"]
         what = f"net '{self.name}'"
-        if kwargs:
-            raise RuntimeInputError(
-                f"{what} takes its input arrays by position; got the keyword "
-                f"'{next(iter(kwargs))}'",
-                hint=f"call it as res.nets['{self.name}']({', '.join(entry.inputs)})",
-                code="R503",
-            )
-        if len(inputs) != len(entry.inputs):
-            raise RuntimeInputError(
-                f"{what} takes {len(entry.inputs)} input array(s), got {len(inputs)}",
-                hint=f"pass them in order: ({', '.join(entry.inputs)})",
-                code="R533",
-            )
+        call = f"res.nets['{self.name}']({', '.join(entry.inputs)})"
+        check_positional(what, entry.inputs, inputs, list(kwargs), call)
         arrays = [_array(n, x, art.dtype) for n, x in zip(entry.inputs, inputs, strict=True)]
         shapes = {op.name: op.shape for op in entry.program.ops if isinstance(op, Input)}
         _check_axes(what, {n: len(shapes[n]) for n in entry.inputs}, arrays)
@@ -682,7 +687,8 @@ def compiled_steps(
     bar = tqdm(total=steps, disable=not progress, desc=art.name, unit="step")
     done = 0
     dt = np.dtype(art.dtype).type
-    with threadpool_limits(limits=1, user_api="blas"):
+    # the bar is closed (its line ended) before an error is reported, even from the loop
+    with bar, threadpool_limits(limits=1, user_api="blas"):
         while done < steps:
             count = min(100, steps - done)
             chunk = rows(count)
@@ -697,22 +703,16 @@ def compiled_steps(
             history[done : done + count] = losses
             if not np.isfinite(losses).all():
                 bad = done + int(np.argmin(np.isfinite(losses)))
-                start = bad == 0  # the loss at the initial weights: no step was taken yet
+                if bad == 0:  # the loss at the initial weights: no step was taken yet
+                    raise non_finite_loss("at the initial weights", art.dtype)
                 raise RuntimeInputError(
-                    "the loss is not finite at the initial weights"
-                    if start
-                    else f"the loss became non-finite at step {bad}",
-                    hint=f"check the scale of the data ({art.dtype} overflows past "
-                    f"{float(np.finfo(art.dtype).max):.2g}, a square past its root)"
-                    + (", or train in float64 (dtype float64)" if art.dtype == "float32" else "")
-                    if start
-                    else "lower the learning rate",
+                    f"the loss became non-finite at step {bad}",
+                    hint="lower the learning rate",
                     code="R540",
                 )
             done += count
             bar.update(count)
             bar.set_postfix(loss=f"{losses[-1]:.3g}")
-    bar.close()
     return w, history
 
 

@@ -144,7 +144,7 @@ def run_lbfgs(
         if ok:
             return value, g.astype(np.float64)
         if len(history) == 1:
-            raise _non_finite("at the initial weights")
+            raise non_finite_loss("at the initial weights", dtype.name)
         return _bad_value(history), np.zeros_like(x)
 
     res = minimize(
@@ -155,7 +155,7 @@ def run_lbfgs(
         options={"maxiter": steps, "maxcor": opt.history, "ftol": opt.tol, "gtol": 0.0},
     )
     if not finite.get(np.asarray(res.x, dtype=np.float64).tobytes(), True):
-        raise _non_finite(f"at the weights L-BFGS stopped at ({res.message})")
+        raise non_finite_loss(f"at the weights L-BFGS stopped at ({res.message})", dtype.name)
     info = {"steps": int(res.nit), "evaluations": int(res.nfev), "message": str(res.message)}
     if not all(finite.values()):
         info["non_finite_evaluations"] = sum(not f for f in finite.values())
@@ -170,13 +170,17 @@ def _bad_value(history: list[float]) -> float:
     return 2.0 * worst + 1.0
 
 
-def _non_finite(where: str) -> RuntimeInputError:
-    return RuntimeInputError(
-        f"the loss is non-finite {where}",
-        hint="check the loss's domain (a log or sqrt of a negative value, a division by zero) "
-        "and the data",
-        code="R540",
+def non_finite_loss(where: str, dtype: str) -> RuntimeInputError:
+    """R540 for a loss that is not finite at given weights (the initial ones, or where L-BFGS
+    stopped), whatever the optimizer: its cause is the loss's domain or the data's scale."""
+    hint = (
+        "check the loss's domain (a log or sqrt of a negative value, a division by zero) and "
+        f"the scale of the data ({dtype} overflows past {float(np.finfo(dtype).max):.2g}, a "
+        "square past its root)"
     )
+    if np.dtype(dtype) == np.float32:
+        hint += ", or train in float64 (dtype float64)"
+    return RuntimeInputError(f"the loss is not finite {where}", hint=hint, code="R540")
 
 
-__all__ = ["Optimizer", "parse_optimizer", "run_lbfgs"]
+__all__ = ["Optimizer", "non_finite_loss", "parse_optimizer", "run_lbfgs"]

@@ -108,6 +108,9 @@ class TensorLowering:
         self.fns: dict[str, FnInfo] = {}  # every fn seen, by global key (bodies call by key)
         self._applying: list[A.Network] = []  # the networks being applied, outermost first
         self.sites: dict[str, Span] = {}  # name -> position, of the expression being lowered
+        # value id -> (its text, its position, whether a net made it): the operands a
+        # whole-array Map names in its errors
+        self.operands: dict[int, tuple[str, Span | None, bool]] = {}
 
     # -- leaves --------------------------------------------------------------------------------
     def input(self, name: str, shape: Shape) -> int:
@@ -378,6 +381,8 @@ class TensorLowering:
             ) from None
         batch = next((self.shape(a)[:1] for a in args if a.batched), ())
         full = (*batch, *sample)
+        if not batched:  # whole arrays (a loss): their rows are aligned by NumPy's rule alone
+            self._check_rows(args, full, span)
         ids = []
         for a in args:
             if a.batched and self.sample_shape(a) != sample:
@@ -388,6 +393,56 @@ class TensorLowering:
                 ids.append(a.id)
         op = Map(args=tuple(ids), shape=full, dtype=self.dtype, body=body, origin=span)
         return Value(self.b.add(op), batched)
+
+    def _check_rows(self, args: list[Value], full: Shape, span: Span | None) -> None:
+        """R344 where broadcasting whole arrays lines up the rows of one (its leading axis, a
+        size the data set: the samples) with a size-1 axis of another, so that the samples'
+        axis appears twice in the result: ``f(x) - y`` with ``f(x): [N, 1]`` and ``y: [N]``
+        is ``[N, N]``, every row paired with every row (PyTorch's MSELoss warns of it). An
+        axis that some operand has after its leading one is paired on purpose (``x - xt``
+        with ``xt: [1, N]``, every pair of rows) and is not refused."""
+        for k, size in enumerate(full):
+            if k == 0 or not isinstance(size, str) or full.count(size) < 2:
+                continue
+            at = [(a, k - len(full) + len(self.shape(a))) for a in args]
+            holders = [(a, i) for a, i in at if i >= 0 and self.shape(a)[i] == size]
+            if not holders or any(i != 0 for _, i in holders):
+                continue
+            rows = holders[0][0]
+            ones = next((a for a, i in at if i > 0 and self.shape(a)[i] == 1), None)
+            if ones is None:
+                continue
+            self._paired_rows(rows, ones, full, span)
+
+    def _paired_rows(self, rows: Value, ones: Value, full: Shape, span: Span | None) -> None:
+        """The R344 of ``_check_rows``: ``rows`` has its samples where ``ones`` has size 1."""
+        (a, site, _), (b, _, _) = (
+            self.operands.get(v.id, ("a value", None, False)) for v in (rows, ones)
+        )
+        sa, sb = self.shape(rows), self.shape(ones)
+        n = sa[0]
+
+        def data(v: Value) -> str | None:
+            op = self.b.ops[v.id]
+            return op.name if isinstance(op, Input) and op.name not in self.weights else None
+
+        if data(rows) is not None:
+            fix = f"declare {data(rows)}: {shape_text(sb)}"
+        elif data(ones) is not None:
+            fix = f"declare {data(ones)}: {shape_text(sa)}"
+        else:
+            fix = "give both one row per sample and the same axes after it"
+        if any(self.operands.get(v.id, ("", None, False))[2] for v in (rows, ones)):
+            fix += f" (a net's output has its declared axes after the rows: [{n}, 1] for -> [1])"
+        raise DslTypeError(
+            f"the rows of {a} (shape {shape_text(sa)}) line up with a size-1 axis of {b} "
+            f"(shape {shape_text(sb)}): broadcasting makes {shape_text(full)}, every row "
+            f"paired with every row, not row by row",
+            site or span,
+            f"{fix}; to pair every row with every row on purpose, give one of them its rows on "
+            f"a later axis (data declared [1, {n}])",
+            "R344",
+        )
 
     def _symbolic(
         self, e: sympy.Basic, scope: Scope, args: list[Value], span: Span | None
@@ -405,7 +460,9 @@ class TensorLowering:
                 if node in held:  # an argument already lowered (fn arguments are, once)
                     return node
                 if node.name in scope.values:
-                    return hold(scope.values[node.name])
+                    value = scope.values[node.name]
+                    self.operands[value.id] = (f"'{node.name}'", self.sites.get(node.name), False)
+                    return hold(value)
                 if node.name in scope.options:
                     value = scope.options[node.name]
                     if isinstance(value, FunctionRef):
@@ -456,7 +513,9 @@ class TensorLowering:
                     None,
                     "R301",
                 )
-            return hold(scope.callables[name](values, span))
+            out = scope.callables[name](values, span)
+            self.operands[out.id] = (f"'{node}'", self.sites.get(name), True)
+            return hold(out)
         env = scope.env
         self.fns.update(env.fn_table)
         if name in scope.options:

@@ -201,6 +201,12 @@ def lower_pinn(
     params = {p.name: Value(low.input(p.name, ()), False) for p in problem.params}
     field_index = {f: k for k, f in enumerate(problem.fields)}
     t_index = len(axes)
+    # the velocity dt(u) of a second-order field (a damped wave's - g * dt(u)) is the network's
+    # own time derivative of u: one more tangent along t, like every other derivative
+    fields_of: dict[str, tuple[int, tuple[int, ...]]] = {f: (k, ()) for f, k in field_index.items()}
+    for eq in problem.equations:
+        if eq.time_order == 2:
+            fields_of[A.velocity(eq.field).__name__] = (field_index[eq.field], (t_index,))
 
     def expression(e: sympy.Expr, s: str, span: Any) -> Value:
         """A SymPy expression of fields, their spatial derivatives, coordinates, time and
@@ -214,13 +220,12 @@ def lower_pinn(
 
         def walk(node: sympy.Basic) -> sympy.Basic:
             if isinstance(node, sympy.Derivative):
-                fn = node.expr
-                path: list[int] = []
+                k, path = fields_of[node.expr.func.__name__]
                 for var, count in node.variable_count:
-                    path += [coords.index(var.name)] * int(count)
-                return hold(fields[s].value(field_index[fn.func.__name__], tuple(path)))
-            if isinstance(node, AppliedUndef) and node.func.__name__ in field_index:
-                return hold(fields[s].value(field_index[node.func.__name__], ()))
+                    path += (coords.index(var.name),) * int(count)
+                return hold(fields[s].value(k, path))
+            if isinstance(node, AppliedUndef) and node.func.__name__ in fields_of:
+                return hold(fields[s].value(*fields_of[node.func.__name__]))
             if isinstance(node, sympy.Symbol):
                 if node.name in coords:
                     return hold(coord_values[s][coords.index(node.name)])

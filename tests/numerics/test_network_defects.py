@@ -625,3 +625,114 @@ train t {
     with pytest.raises(RitzError) as err:  # a batch given with it at run time is refused
         block.train(x=x, y=x**2, optimizer="lbfgs", batch=4)
     assert err.value.code == "R537"
+
+
+def test_a_network_called_with_its_input_as_a_keyword_says_inputs_go_by_position() -> None:
+    """mod.mlp(p, x=X) said "takes 1 input array(s), got 0"; it now says what a trained net's
+    call says (one check serves both): inputs go by position. Options stay keywords."""
+    mod = ritz.compile("import std.nn as nn\n" + TWINS)
+    net = mod["twins"]
+    p = net.init(seed=0, dtype="float64")
+    x, y = np.ones((3, 2)), np.ones((3, 3))
+    with pytest.raises(RitzError) as err:
+        net(p, x, y=y)
+    assert err.value.code == "R503"
+    assert (
+        err.value.message
+        == "network 'twins' takes its input arrays by position; got the keyword 'y'"
+    )
+    assert err.value.hint == "call it as twins(params, x, y)"
+    with pytest.raises(RitzError) as err:
+        net(p, x)
+    assert err.value.code == "R533" and "takes 2 input array(s), got 1" in err.value.message
+    assert net(p, x, y).shape == (3, 2)
+    m = ritz.compile("network m(x: [2], k = 3) -> [1] { return dense(tanh(dense(x, k)), 1) }").m
+    assert m(m.init(seed=0, dtype="float64", k=4), x, k=4).shape == (3, 1)  # an option
+    res = mod.t.train(x=x, y=y, z=np.zeros((3, 2)), steps=1)
+    with pytest.raises(RitzError) as err:
+        res.net(x=x, y=y)
+    assert err.value.code == "R503" and "by position; got the keyword 'x'" in err.value.message
+
+
+ROWS_TWICE = """\
+import std.nn as nn
+train bc {
+    net f = nn.mlp(width = 4, depth = 1)
+    data x: [N, 2], y: [N]
+    loss mean((f(x) - y)^2)
+    dtype float64
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "col", "words", "fix"),
+    [
+        (
+            "",
+            "",
+            23,
+            "the rows of 'y' (shape [N]) line up with a size-1 axis of 'f(x)' (shape "
+            "[N, 1]): broadcasting makes [N, N]",
+            "declare y: [N, 1] (a net's output",
+        ),
+        # the other way round, with a size name that is not N and data that is not y
+        (
+            "N",
+            "rows",
+            20,
+            "the rows of 'f(x)' (shape [rows]) line up with a size-1 axis of 'y' (shape [rows, 1])",
+            "declare y: [rows]",
+        ),
+        # two data arrays, the rows of one against a middle axis of the other: [N, N, 1]
+        (
+            "loss mean((f(x) - y)^2)",
+            "loss mean(f(x)) + mean(w * y)",
+            32,
+            "the rows of 'y' (shape [N, 1]) line up with a size-1 axis of 'w' (shape [N, 1, 1]): "
+            "broadcasting makes [N, N, 1]",
+            "declare y: [N, 1, 1];",
+        ),
+    ],
+)
+def test_rows_broadcast_against_a_size_1_axis_are_refused_at_check_time(
+    tmp_path: Path, old: str, new: str, col: int, words: str, fix: str
+) -> None:
+    """f(x): [N, 1] minus y: [N] broadcast to [N, N] (every row against every row; the mean of
+    the outer difference was the loss, PyTorch's MSELoss warns): R344 at ritz check, at the
+    operand whose rows moved to a later axis, and from Python as at run time."""
+    text = ROWS_TWICE
+    if old == "N":
+        text = text.replace("data x: [N, 2], y: [N]", "data x: [rows, 2], y: [rows, 1]")
+        text = text.replace("(f(x) - y)", "(y - f(x))")
+        text = text.replace("nn.mlp(width = 4, depth = 1)", "g").replace(
+            "train bc", "network g(x: [2]) -> [] { return sum(tanh(dense(x, 3))) }\ntrain bc"
+        )
+    elif old:
+        text = text.replace(old, new).replace("y: [N]", "y: [N, 1], w: [N, 1, 1]")
+    line = 6 if old == "N" else 5
+    program = tmp_path / "bc.dsl"
+    program.write_text(text)
+    result = CliRunner().invoke(main, ["check", str(program)])
+    assert result.exit_code == 1
+    assert f"bc.dsl:{line}:{col}: error[R344]: {words}" in result.output, result.output
+    assert f"  hint: {fix}" in result.output
+    assert "to pair every row with every row on purpose" in result.output
+    block = ritz.compile(text).bc
+    with pytest.raises(RitzError) as err:
+        block.init(seed=0)
+    assert err.value.code == "R344" and (err.value.span.line, err.value.span.col) == (line, col)
+
+
+def test_rows_paired_on_purpose_and_row_by_row_still_work() -> None:
+    """The refusal is of rows against a size-1 axis only: y: [N, 1] is row by row, and data
+    declared [1, N] (the rows on a later axis) pair every row with every row, as written."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(7, 2)), rng.normal(size=(7, 1))
+    for decl, yy, want in (("y: [N, 1]", y, lambda f: (f - y) ** 2), ("y: [1, N]", y.T, None)):
+        block = ritz.compile(ROWS_TWICE.replace("y: [N]", decl)).bc
+        p = {k: v + 0.1 for k, v in block.init(seed=0, x=x, y=yy).items()}
+        f = np.tanh(x @ p["f.h.W"] + p["f.h.b"]) @ p["f.out.W"] + p["f.out.b"]
+        expect = ((f - y) ** 2).mean() if want else ((f - y.T) ** 2).mean()
+        assert f.shape == (7, 1) and block.loss(p, x=x, y=yy) == pytest.approx(expect, rel=1e-14)
+    assert ((f - y.T) ** 2).mean() != pytest.approx(((f - y) ** 2).mean(), rel=1e-3)

@@ -342,3 +342,38 @@ def test_weight_decay_true_is_no_number(tmp_path: Path) -> None:
         assert err.code == "R537"
     else:
         raise AssertionError("weight_decay=True was accepted")
+
+
+LOG_DOMAIN = """\
+import std.nn as nn
+train v {
+    net f = nn.mlp(width = 4, depth = 1)
+    data x: [N, 2], y: [N, 1]
+    loss mean(log(f(x) - y))
+}
+"""
+
+
+def test_a_loss_not_finite_at_the_start_gets_the_domain_hint_from_every_optimizer(
+    tmp_path: Path,
+) -> None:
+    """log of a negative value at the initial weights: adam and sgd hinted only at the data's
+    scale and float64 (lbfgs at the domain); all three give one hint, naming both. The error
+    starts a line of its own, not the progress bar's (it followed the bar's \\r)."""
+    program = tmp_path / "v.dsl"
+    program.write_text(LOG_DOMAIN)
+    np.save(tmp_path / "x.npy", np.ones((10, 2)))
+    np.save(tmp_path / "y.npy", np.ones((10, 1)))
+    data = ["--data", f"x={tmp_path / 'x.npy'}", "--data", f"y={tmp_path / 'y.npy'}"]
+    hints = set()
+    for optimizer in ("adam", "sgd", "lbfgs"):
+        result = invoke("run", program, *data, "--set", f"optimizer={optimizer}")
+        assert result.exit_code == 1, result.output
+        err = result.stderr
+        assert "\nerror[R540]: the loss is not finite at the initial weights\n" in "\n" + err, err
+        hints.add(err.split("hint: ")[1])
+    assert hints == {
+        "check the loss's domain (a log or sqrt of a negative value, a division by zero) and "
+        "the scale of the data (float32 overflows past 3.4e+38, a square past its root), or "
+        "train in float64 (dtype float64)\n"
+    }
