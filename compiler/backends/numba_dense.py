@@ -160,9 +160,14 @@ class DenseFunction:
         shape = self.prog.ops[op.args[0]].shape
         kept = [k for k in range(len(shape)) if k not in op.axes]
         start = "-np.inf" if op.op == "max" else "0.0"
+        # float32 sums over many rows accumulate in float64: a sequential float32 sum of N
+        # terms errs by about N eps (a bias gradient off by 4e-3 at N = 4e6), PyTorch's
+        # pairwise one by log N eps; the float64 accumulator is below both
+        wide = op.op != "max" and self.np_dtype == "np.float32"
         if not kept:
             fn = "np.max" if op.op == "max" else "np.sum"
-            self.lines.append(f"    {v} = {self.np_dtype}({fn}({x}))")
+            total = f"{fn}({x}, dtype=np.float64)" if wide else f"{fn}({x})"
+            self.lines.append(f"    {v} = {self.np_dtype}({total})")
             return
         combine = (
             (lambda acc, e: f"max({acc}, {e})")
@@ -173,12 +178,16 @@ class DenseFunction:
         kept_idx = ", ".join(f"i{k}" for k in kept)
         out_shape = self.shape_text(tuple(shape[k] for k in kept))
         if list(op.axes) == list(range(len(op.axes))):  # leading axes: accumulate rows in order
-            self.lines.append(f"    {v} = np.full({out_shape}, {start}, dtype={self.np_dtype})")
+            into = f"{v}_acc" if wide else v
+            dtype = "np.float64" if wide else self.np_dtype
+            self.lines.append(f"    {into} = np.full({out_shape}, {start}, dtype={dtype})")
             head, ind = self.loops(shape, "    ", parallel=False)
             self.lines += head
             self.lines.append(
-                f"{ind}{v}[{kept_idx}] = {combine(f'{v}[{kept_idx}]', f'{x}[{idx}]')}"
+                f"{ind}{into}[{kept_idx}] = {combine(f'{into}[{kept_idx}]', f'{x}[{idx}]')}"
             )
+            if wide:
+                self.lines.append(f"    {v} = {into}.astype({self.np_dtype})")
             return
         self.lines.append(f"    {v} = np.empty({out_shape}, dtype={self.np_dtype})")
         head, ind = self.loops(tuple(shape[k] for k in kept), "    ", axes=kept)

@@ -736,3 +736,34 @@ def test_rows_paired_on_purpose_and_row_by_row_still_work() -> None:
         expect = ((f - y) ** 2).mean() if want else ((f - y.T) ** 2).mean()
         assert f.shape == (7, 1) and block.loss(p, x=x, y=yy) == pytest.approx(expect, rel=1e-14)
     assert ((f - y.T) ** 2).mean() != pytest.approx(((f - y) ** 2).mean(), rel=1e-3)
+
+
+def test_float32_sums_over_many_rows_of_an_unsplit_loss() -> None:
+    """(mean(f(x) - y))^2 is not a sum of per-sample parts, so its rows are not chunked: its
+    sums ran over 2^21 rows in float32, one row at a time (loss off by 3e-5, a bias gradient
+    by 1e-3). They accumulate in float64 now: float32 rounding of the answer, as the float64
+    block computes it from the same float32 weights and data (the weights' gradients are
+    matrix products, whose float32 rounding is BLAS's, as in PyTorch)."""
+    text = """
+import std.nn as nn
+train unsplit {
+    net f = nn.mlp(width = 2, depth = 1)
+    data x: [N, 1], y: [N, 1]
+    loss (mean(f(x) - y))^2 + mean((f(x) - y)^2)
+    dtype float32
+}
+"""
+    rng = np.random.default_rng(0)
+    n = 1 << 21
+    x = rng.uniform(size=(n, 1)).astype(np.float32)
+    y = (rng.uniform(size=(n, 1)) + 2).astype(np.float32)
+    single = ritz.compile(text).unsplit
+    double = ritz.compile(text.replace("float32", "float64")).unsplit
+    weights = single.init(seed=0)
+    loss, grads = single.loss_and_grad(weights, x=x, y=y)
+    wide = {k: v.astype(np.float64) for k, v in weights.items()}
+    ref_loss, ref_grads = double.loss_and_grad(wide, x=x.astype(np.float64), y=y.astype(np.float64))
+    assert loss == pytest.approx(ref_loss, rel=2e-7)
+    for name in ("f.h.b", "f.out.b"):  # the weights' gradients are BLAS products (as PyTorch's)
+        g = ref_grads[name]
+        assert np.max(np.abs(grads[name] - g)) <= 2e-6 * np.max(np.abs(g)), name

@@ -94,7 +94,7 @@ def loss_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w_G_b_h_2_
             a0 = d_s[i0, i1]
             a1 = v28[i0]
             v30[i0, i1] = ((-a0 + a1)*(-a0 + a1))
-    v31 = np.float32(np.sum(v30))
+    v31 = np.float32(np.sum(v30, dtype=np.float64))
     v32 = np.float32(N_N * 1)
     a0 = v31
     a1 = v32
@@ -209,7 +209,7 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a0 = d_s[i0, i1]
             a1 = v30[i0]
             v32[i0, i1] = ((-a0 + a1)*(-a0 + a1))
-    v33 = np.float32(np.sum(v32))
+    v33 = np.float32(np.sum(v32, dtype=np.float64))
     v34 = np.float32(N_N_1 * 1)
     a0 = v33
     a1 = v34
@@ -231,7 +231,7 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
         for i1 in range(1):
             acc = acc + v39[i0, i1]
         v40[i0] = acc
-    v41 = np.float32(np.sum(v40))
+    v41 = np.float32(np.sum(v40, dtype=np.float64))
     v43 = np.empty((n_N_1, 32, ), dtype=np.float32)
     for i0 in range(n_N_1):
         for i1 in range(32):
@@ -245,10 +245,11 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a1 = v14[i0, i1]
             a2 = v40[i0]
             v44[i0, i1] = a1*a2*(1 - (a0*a0))
-    v45 = np.full((32, ), 0.0, dtype=np.float32)
+    v45_acc = np.full((32, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(32):
-            v45[i1] = v45[i1] + v44[i0, i1]
+            v45_acc[i1] = v45_acc[i1] + v44[i0, i1]
+    v45 = v45_acc.astype(np.float32)
     v46 = np.dot(v44, w_G_k_out_W.T)
     v47 = np.dot(v22.T, v44)
     v48 = np.empty((n_N_1, 40, ), dtype=np.float32)
@@ -257,10 +258,11 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a0 = v46[i0, i1]
             a1 = v22[i0, i1]
             v48[i0, i1] = a0*(1 - (a1*a1))
-    v49 = np.full((40, ), 0.0, dtype=np.float32)
+    v49_acc = np.full((40, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(40):
-            v49[i1] = v49[i1] + v48[i0, i1]
+            v49_acc[i1] = v49_acc[i1] + v48[i0, i1]
+    v49 = v49_acc.astype(np.float32)
     v50 = np.dot(v48, w_G_k_h_2_W.T)
     v51 = np.dot(v18.T, v48)
     v52 = np.empty((n_N_1, 40, ), dtype=np.float32)
@@ -269,15 +271,17 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a0 = v50[i0, i1]
             a1 = v18[i0, i1]
             v52[i0, i1] = a0*(1 - (a1*a1))
-    v53 = np.full((40, ), 0.0, dtype=np.float32)
+    v53_acc = np.full((40, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(40):
-            v53[i1] = v53[i1] + v52[i0, i1]
+            v53_acc[i1] = v53_acc[i1] + v52[i0, i1]
+    v53 = v53_acc.astype(np.float32)
     v54 = np.dot(d_y.T, v52)
-    v55 = np.full((32, ), 0.0, dtype=np.float32)
+    v55_acc = np.full((32, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(32):
-            v55[i1] = v55[i1] + v43[i0, i1]
+            v55_acc[i1] = v55_acc[i1] + v43[i0, i1]
+    v55 = v55_acc.astype(np.float32)
     v56 = np.dot(v43, w_G_b_out_W.T)
     v57 = np.dot(v10.T, v43)
     v58 = np.empty((n_N_1, 40, ), dtype=np.float32)
@@ -286,10 +290,11 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a0 = v56[i0, i1]
             a1 = v10[i0, i1]
             v58[i0, i1] = a0*(1 - (a1*a1))
-    v59 = np.full((40, ), 0.0, dtype=np.float32)
+    v59_acc = np.full((40, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(40):
-            v59[i1] = v59[i1] + v58[i0, i1]
+            v59_acc[i1] = v59_acc[i1] + v58[i0, i1]
+    v59 = v59_acc.astype(np.float32)
     v60 = np.dot(v58, w_G_b_h_2_W.T)
     v61 = np.dot(v6.T, v58)
     v62 = np.empty((n_N_1, 40, ), dtype=np.float32)
@@ -298,10 +303,11 @@ def loss_and_grad_body_chunk(d_u, d_y, d_s, w_G_b_h_W, w_G_b_h_b, w_G_b_h_2_W, w
             a0 = v60[i0, i1]
             a1 = v6[i0, i1]
             v62[i0, i1] = a0*(1 - (a1*a1))
-    v63 = np.full((40, ), 0.0, dtype=np.float32)
+    v63_acc = np.full((40, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(40):
-            v63[i1] = v63[i1] + v62[i0, i1]
+            v63_acc[i1] = v63_acc[i1] + v62[i0, i1]
+    v63 = v63_acc.astype(np.float32)
     v64 = np.dot(d_u.T, v62)
     return (v35, v41, v45, v47, v49, v51, v53, v54, v55, v57, v59, v61, v63, v64, )
 

@@ -58,7 +58,7 @@ def loss_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w_f_out_W,
             a1 = v12[i0, i1]
             a2 = w_f_out_b[i1]
             v13[i0, i1] = ((-a0 + a1 + a2)*(-a0 + a1 + a2))
-    v14 = np.float32(np.sum(v13))
+    v14 = np.float32(np.sum(v13, dtype=np.float64))
     v15 = np.float32(N_N * 1)
     a0 = v14
     a1 = v15
@@ -125,7 +125,7 @@ def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w
             a0 = d_y[i0, i1]
             a1 = v13[i0, i1]
             v14[i0, i1] = ((-a0 + a1)*(-a0 + a1))
-    v15 = np.float32(np.sum(v14))
+    v15 = np.float32(np.sum(v14, dtype=np.float64))
     v16 = np.float32(N_N_1 * 1)
     a0 = v15
     a1 = v16
@@ -141,10 +141,11 @@ def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w
             a1 = v13[i0, i1]
             a2 = v19
             v21[i0, i1] = a2*(-2*a0 + 2*a1)
-    v22 = np.full((1, ), 0.0, dtype=np.float32)
+    v22_acc = np.full((1, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(1):
-            v22[i1] = v22[i1] + v21[i0, i1]
+            v22_acc[i1] = v22_acc[i1] + v21[i0, i1]
+    v22 = v22_acc.astype(np.float32)
     v23 = np.dot(v21, w_f_out_W.T)
     v24 = np.dot(v9.T, v21)
     v25 = np.empty((n_N_1, 32, ), dtype=np.float32)
@@ -153,10 +154,11 @@ def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w
             a0 = v23[i0, i1]
             a1 = v9[i0, i1]
             v25[i0, i1] = a0*(1 - (a1*a1))
-    v26 = np.full((32, ), 0.0, dtype=np.float32)
+    v26_acc = np.full((32, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(32):
-            v26[i1] = v26[i1] + v25[i0, i1]
+            v26_acc[i1] = v26_acc[i1] + v25[i0, i1]
+    v26 = v26_acc.astype(np.float32)
     v27 = np.dot(v25, w_f_h_2_W.T)
     v28 = np.dot(v5.T, v25)
     v29 = np.empty((n_N_1, 32, ), dtype=np.float32)
@@ -165,10 +167,11 @@ def loss_and_grad_body_chunk(d_x, d_y, w_f_h_W, w_f_h_b, w_f_h_2_W, w_f_h_2_b, w
             a0 = v27[i0, i1]
             a1 = v5[i0, i1]
             v29[i0, i1] = a0*(1 - (a1*a1))
-    v30 = np.full((32, ), 0.0, dtype=np.float32)
+    v30_acc = np.full((32, ), 0.0, dtype=np.float64)
     for i0 in range(n_N_1):
         for i1 in range(32):
-            v30[i1] = v30[i1] + v29[i0, i1]
+            v30_acc[i1] = v30_acc[i1] + v29[i0, i1]
+    v30 = v30_acc.astype(np.float32)
     v31 = np.dot(d_x.T, v29)
     return (v17, v22, v24, v26, v28, v30, v31, )
 
