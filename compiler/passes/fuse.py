@@ -38,9 +38,10 @@ from ..symbolic import (
     cse,
     ghost_values,
     interior_symbol,
+    partial,
 )
 from .integrate import stage_buffer
-from .manager import PassContext
+from .manager import PassContext, Tableau
 
 
 def ident(buffer: str) -> str:
@@ -250,7 +251,9 @@ def grid_of(prog: Program) -> Grid:
     return prog.grid
 
 
-def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, scalars) -> Kernel:
+def _ghost_kernel(
+    rule: BoundaryRule, axis: int, side: str, halo: int, info, scalars, stage: Stage | None = None
+) -> Kernel:
     faces = rule.faces[axis]
     assert faces != "periodic", "periodic axes are wrapped, not extrapolated"
     face: FaceRule | None = faces[0 if side == "lo" else 1]
@@ -268,7 +271,10 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
         sym = read_symbol(rule.field, offsets)
         reads.append(Read(sym, rule.field, offsets))
         subs[interior_symbol(i)] = sym
-    values = face_ghosts(face, axis, side, halo, info, interior=subs)
+    data = _canonical_to_kernel(face.data, info)
+    if stage_face_data(data, stage) is None:
+        stage = None  # the same ghosts at every stage: one kernel
+    values = face_ghosts(face, axis, side, halo, info, interior=subs, stage=stage)
     replacements, reduced = cse(values, "e")
     coords = {a for a in range(ndim) if any(v.has(coord_symbol(a)) for v in reduced)}
     coords |= {a for a in range(ndim) for _, e in replacements if e.has(coord_symbol(a))}
@@ -277,7 +283,7 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
         for j, v in enumerate(reduced)
     )
     return Kernel(
-        name=f"ghost_{ident(rule.field)}_{axis}_{side}",
+        name=f"ghost_{ident(rule.field)}_{axis}_{side}" + (f"_s{stage[1]}" if stage else ""),
         kind="ghost",
         arrays=(rule.field,),
         scalars=scalars,
@@ -289,9 +295,43 @@ def _ghost_kernel(rule: BoundaryRule, axis: int, side: str, halo: int, info, sca
         side=side,
         comments=(
             f"boundary of {rule.field} on the {side} face of {info.axes[axis]}"
-            + (" (outflow: the interior continued)" if face.extrapolate else ""),
+            + (" (outflow: the interior continued)" if face.extrapolate else "")
+            + (f" (data as Runge-Kutta stage {stage[1]} imposes it)" if stage else ""),
         ),
     )
+
+
+# an explicit Runge-Kutta stage: (tableau, stage number from 1)
+Stage = tuple[Tableau, int]
+
+
+def stage_face_data(data: sympy.Expr, stage: Stage | None) -> sympy.Expr | None:
+    """Boundary data g(t) as stage ``i`` of an explicit Runge-Kutta step imposes it, in kernel
+    symbols (t is the stage time t_n + c_i dt): sum_k dt^k (A^k e)_i g^(k)(t_n), the value the
+    stage would hold for a solution whose boundary values are g, not g(t_n + c_i dt). The
+    stage states are low-order approximations at t_n + c_i dt, and data imposed exactly
+    there cost the scheme its order at a step proportional to the cells (Carpenter et al.
+    1995; this formulation is Pathria's, 1997): the wave equation's u fell to second order at
+    order 4 and its velocity to first, transport with a moving inflow to second. The
+    derivatives of g are SymPy's. None where nothing changes: no stage, the first stage, or
+    data at most linear in t (for which the two agree, as A e = c)."""
+    if stage is None or not data.has(T):
+        return None
+    tableau, i = stage
+    if not any(tableau.a[i - 1]) or partial(partial(data, T), T) == 0:
+        return None
+    start = T - sympy.Float(tableau.c[i - 1]) * DT
+    weights = [1.0] * len(tableau.b)  # (A^k e), from k = 0
+    terms, derivative = [], data
+    for k in range(len(tableau.b)):
+        if weights[i - 1]:
+            terms.append(sympy.Float(weights[i - 1]) * DT**k * derivative.xreplace({T: start}))
+        derivative = partial(derivative, T)  # a step's derivative is zero off the step
+        weights = [sum(a * w for a, w in zip(row, weights, strict=True)) for row in tableau.a]
+    staged = sympy.Add(*terms)
+    if staged.has(sympy.Derivative, sympy.Subs):  # floor(t), say: no derivative to print
+        return None
+    return staged
 
 
 def face_ghosts(
@@ -302,6 +342,7 @@ def face_ghosts(
     info: FuseInput,
     data: bool = True,
     interior: dict | None = None,
+    stage: Stage | None = None,
 ) -> list[sympy.Expr]:
     """Ghost values 1..``layers`` beyond a face in kernel symbols (coefficients evaluated on the
     face) and ``interior_symbol(m)``, the m-th cell inward (or what ``interior`` maps it to);
@@ -317,7 +358,7 @@ def face_ghosts(
     subs = {
         GHOST_ALPHA: _canonical_to_kernel(face.alpha, info).xreplace(to_kernel),
         GHOST_BETA: _canonical_to_kernel(face.beta, info).xreplace(to_kernel),
-        GHOST_DATA: _canonical_to_kernel(face.data, info).xreplace(to_kernel) if data else 0,
+        GHOST_DATA: _face_data(face, info, to_kernel, stage) if data else 0,
         GHOST_H: h,
         **(interior or {}),
     }
@@ -325,6 +366,12 @@ def face_ghosts(
         sympy.simplify(g.xreplace(subs)) if face.beta != 0 else g.xreplace(subs)
         for g in ghost_values(face.degree, layers, side, face.extrapolate)
     ]
+
+
+def _face_data(face: FaceRule, info: FuseInput, to_kernel: dict, stage: Stage | None) -> sympy.Expr:
+    data = _canonical_to_kernel(face.data, info).xreplace(to_kernel)
+    staged = stage_face_data(data, stage)
+    return data if staged is None else staged
 
 
 def fuse(prog: Program, ctx: PassContext, info: FuseInput, min_halo: int = 1) -> KernelGroup:
@@ -345,7 +392,7 @@ def fuse(prog: Program, ctx: PassContext, info: FuseInput, min_halo: int = 1) ->
     step: list[Launch] = []
     for i, (k, st) in enumerate(zip(stages, stencils, strict=True)):
         c = tableau.c[i]
-        step += halo_launches(prog, st, halo, info, scalars, kernels, c)
+        step += halo_launches(prog, st, halo, info, scalars, kernels, c, (tableau, i + 1))
         kernels[k.name] = k
         step.append(Launch(k.name, k.arrays, c))
 
@@ -414,6 +461,7 @@ def halo_launches(
     scalars,
     kernels: dict[str, Kernel],
     c: float = 0.0,
+    stage: Stage | None = None,
 ) -> list[Launch]:
     """Fill the halo of every buffer in ``stencil`` before a kernel reads it with offsets: wrap
     periodic axes, solve ghost values from the boundary rule of the buffer's field (the rule
@@ -432,7 +480,7 @@ def halo_launches(
                 # otherwise), so no stencil reads its ghosts there
                 continue
             for side in ("lo", "hi"):
-                g = _ghost_kernel(rule, axis, side, halo, info, scalars)
+                g = _ghost_kernel(rule, axis, side, halo, info, scalars, stage)
                 kernels.setdefault(g.name, g)
                 out.append(Launch(g.name, (buffer,), c))
     return out

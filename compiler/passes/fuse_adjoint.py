@@ -118,6 +118,7 @@ def fuse_adjoint(prog: Program, ctx: PassContext, info: FuseInput) -> KernelGrou
             scale=scale,
             bases=bases,
             params=ghost_params,
+            stage=(tableau, m),
         )
 
     entries = [("adjoint_step", tuple(launches))]

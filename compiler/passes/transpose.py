@@ -34,6 +34,7 @@ from ..symbolic import interior_symbol
 from .adjoint import boundary_params
 from .fuse import (
     FuseInput,
+    Stage,
     _canonical_to_kernel,
     assemble_kernel,
     coord_symbol,
@@ -198,6 +199,7 @@ def ghost_parameter_derivatives(
     side: str,
     info: FuseInput,
     params: tuple[str, ...],
+    stage: Stage | None = None,
 ) -> list[dict[str, sympy.Expr]]:
     """dG_j/dp for each ghost j = 1..layers that ``fold`` reads and each parameter of its
     face's condition, in kernel symbols and ``interior_symbol(m)``, the primal cell m inward
@@ -214,7 +216,7 @@ def ghost_parameter_derivatives(
         for b, s in enumerate(fold.shift)
         if s and b != fold.axis
     }
-    ghosts = face_ghosts(face, fold.axis, side, abs(fold.offset), info)
+    ghosts = face_ghosts(face, fold.axis, side, abs(fold.offset), info, stage=stage)
     out = []
     for g in ghosts:
         g = g.xreplace(along)
@@ -235,6 +237,7 @@ def fold_kernel(
     scalars: tuple[str, ...],
     scale: dict[str, sympy.Expr] | None = None,
     params: ParamDestinations | None = None,
+    stage: Stage | None = None,
 ) -> tuple[Kernel, dict[str, int]]:
     """Fold the reads that landed on the ghosts of one face back onto the cells they
     extrapolate: cell m (inward from the face) gets sum_j w_jm x(reader of ghost j); each
@@ -266,7 +269,7 @@ def fold_kernel(
                 if s and b != axis
             }
             ghosts = [g.xreplace(along) for g in face_ghosts(face, axis, side, layers, info, False)]
-            derivs = ghost_parameter_derivatives(prog, fold, side, info, tuple(params))
+            derivs = ghost_parameter_derivatives(prog, fold, side, info, tuple(params), stage)
             for j in range(1, layers + 1):
                 reader = shifted_by(fold.shift, axis, inward * (layers - j))
                 x = lowering.at(fold.arg, reader)
@@ -394,6 +397,7 @@ def transposed_entry(
     bases: dict[str, tuple[str, sympy.Expr]] | None = None,
     params: ParamDestinations | None = None,
     fold_only: dict[str, int] | None = None,
+    stage: Stage | None = None,
 ) -> list[Launch]:
     """The launches that write each value of ``values`` (ids of a transposed Program, by key)
     into its ``destinations`` (buffer, weight): one gather kernel (``gather``, default
@@ -467,6 +471,7 @@ def transposed_entry(
             scalars,
             scale,
             params,
+            stage,
         )
         if folded[0].writes:  # none: a face whose condition no parameter enters, fold only
             built.append(folded)
@@ -476,7 +481,7 @@ def transposed_entry(
         for b, n in r.items():
             reach[b] = max(reach.get(b, 0), n)
     state = {b: n for b, n in reach.items() if ghosts is not None and b in info.fields}
-    launches = halo_launches(prog, state, ghosts or 0, info, scalars, kernels, c)
+    launches = halo_launches(prog, state, ghosts or 0, info, scalars, kernels, c, stage)
     for b in sorted(set(reach) - set(state)):
         for axis in range(len(periodic)):
             if periodic[axis]:

@@ -241,3 +241,61 @@ def test_a_field_not_differentiated_along_an_axis_needs_no_condition_there() -> 
     # u = y (1 - cosh(x - 1/2) / cosh(1/2)) solves -u'' + u = y with u = 0 at x = 0 and 1
     exact = y * (1 - np.cosh(x - 0.5) / np.cosh(0.5))
     assert np.max(np.abs(ss["u"] - exact)) < 1e-6
+
+
+MOVING_DATA = {
+    # u_tt = u_xx with u = sin(x - t) on both faces: the velocity fell to first order when the
+    # stages imposed the data at their stage times
+    "wave": (
+        """
+pde w {
+    space x in [0, 1]
+    time t in [0, 1]
+    field u
+    dt(u, 2) = diff(u, x, 2)
+    boundary u = sin(-t) at x = 0
+    boundary u = sin(1 - t) at x = 1
+    initial u = sin(x)
+    initial dt(u) = -cos(x)
+    solve fd(cells = 20, scheme = rk4, order = 4, dt = 0.01)
+}
+""",
+        lambda x: {"u": np.sin(x - 1), "dt(u)": -np.cos(x - 1)},
+    ),
+    # transport through an inflow face whose data move (second order before)
+    "inflow": (
+        """
+pde a {
+    space x in [0, 1]
+    time t in [0, 1]
+    field u
+    dt(u) = -diff(u, x)
+    boundary u = sin(-2 * t) at x = 0
+    initial u = sin(2 * x)
+    solve fd(cells = 20, scheme = rk4, order = 4, dt = 0.01)
+}
+""",
+        lambda x: {"u": np.sin(2 * (x - 1))},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MOVING_DATA))
+@pytest.mark.parametrize("scheme", ["rk4", "ssprk3"])
+def test_moving_boundary_data_keep_the_order_at_a_fixed_courant_number(
+    case: str, scheme: str
+) -> None:
+    """Time-dependent boundary data at dt = h / 2: each stage imposes the data as the stage
+    holds them (sum_k dt^k (A^k e)_i g^(k)(t_n)), so rk4 keeps order 4 and ssprk3 order 3 in
+    every field (with the data at the stage times: u and the inflow at 2, dt(u) at 1)."""
+    text, exact = MOVING_DATA[case]
+    handle = ritz.compile(text.replace("rk4", scheme))["w" if case == "wave" else "a"]
+    errors: dict[str, list[float]] = {}
+    cells = [40, 80, 160]
+    for n in cells:
+        sol = handle.solve(cells=n, dt=0.5 / n)
+        for name, value in exact(sol.coords["x"]).items():
+            errors.setdefault(name, []).append(float(np.max(np.abs(sol[name][-1] - value))))
+    want = 3.7 if scheme == "rk4" else 2.8
+    for name, errs in errors.items():
+        assert _order(errs, cells) > want, (name, errs)
