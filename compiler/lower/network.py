@@ -464,12 +464,12 @@ class TensorLowering:
                     self.operands[value.id] = (f"'{node.name}'", self.sites.get(node.name), False)
                     return hold(value)
                 if node.name in scope.options:
-                    value = scope.options[node.name]
-                    if isinstance(value, FunctionRef):
+                    option = scope.options[node.name]
+                    if isinstance(option, FunctionRef):
                         raise DslTypeError(
                             f"'{node.name}' is a function here; call it", span, None, "R345"
                         )
-                    return value
+                    return option
                 if node.name in scope.env.consts:
                     return scope.env.consts[node.name]
                 raise DslTypeError(f"unknown name '{node.name}'", span, None, "R201")
