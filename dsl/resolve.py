@@ -319,7 +319,9 @@ def build_env(
             if not declare(item.name, item.span, "const"):
                 continue
             uses = {str(s) for s in item.value.value.free_symbols} - set(env.consts)
-            if uses & refused or _uses_later_const(item, uses, const_spans, sink):
+            if uses & refused or uses_later(
+                "const", item.name, item.span, item.value, uses, const_spans, sink
+            ):
                 refused.add(item.name)
                 continue
             try:
@@ -352,23 +354,32 @@ def build_env(
     return env
 
 
-def _uses_later_const(
-    item: A.ConstDef, uses: set[str], const_spans: dict[str, Span | None], sink: DiagnosticSink
+def uses_later(
+    kind: str,
+    name: str,
+    span: Span | None,
+    value: A.Expression,
+    uses: set[str],
+    later: dict[str, Span | None],
+    sink: DiagnosticSink,
 ) -> bool:
-    """R317 for a const that uses itself or a const defined further down: consts are folded
-    in order, so each must come before its uses (which also rules out cycles)."""
-    for name in sorted(uses & set(const_spans)):
-        span = const_spans[name]
-        where = f" (line {span.line})" if span is not None else ""
+    """R317 for a const or param (``kind``) named ``name`` whose value uses itself or a name of
+    ``later`` (those defined after it, by where): both are evaluated in order, so each may use
+    only what comes before it (which also rules out cycles)."""
+    for other in sorted(uses & set(later)):
+        at = later[other]
+        elsewhere = at is not None and (span is None or at.line != span.line)
+        where = f" (line {at.line})" if elsewhere and at is not None else ""
         sink.error(
             "R317",
-            f"const '{item.name}' uses itself"
-            if name == item.name
-            else f"const '{item.name}' uses '{name}', which is defined later{where}",
-            ref_span(item.value, name),
-            f"a const must be defined before it is used: move 'const {name}' above this line"
-            if name != item.name
-            else "a const cannot be defined in terms of itself",
+            f"{kind} '{name}' uses itself"
+            if other == name
+            else f"{kind} '{name}' uses '{other}', which is defined after it{where}",
+            ref_span(value, other),
+            f"a {kind} cannot be defined in terms of itself"
+            if other == name
+            else f"a {kind} may use only what is defined before it: define '{other}' before "
+            f"'{name}'",
         )
         return True
     return False

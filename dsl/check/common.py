@@ -12,7 +12,7 @@ import sympy
 
 from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticSink, did_you_mean
-from ..resolve import KEYWORDS, RESERVED, ModuleEnv, fn_info, fold_number, ref_span
+from ..resolve import KEYWORDS, RESERVED, ModuleEnv, fn_info, fold_number, uses_later
 from ..source import Span
 
 
@@ -410,25 +410,8 @@ def shadows_top_level(
 def uses_later_param(
     param: A.ParamDecl, params: list[A.ParamDecl], index: int, sink: DiagnosticSink
 ) -> bool:
-    """R317 for a param whose value uses itself or a param declared after it: defaults are
-    evaluated in order, so each may use consts and earlier params only (as consts)."""
-    later = {p.name: p for p in params[index:]}
-    for name in sorted(s.name for s in param.value.value.free_symbols):
-        if name not in later:
-            continue
-        span, own = later[name].span, param.span
-        elsewhere = span is not None and (own is None or span.line != own.line)
-        where = f" (line {span.line})" if elsewhere and span is not None else ""
-        sink.error(
-            "R317",
-            f"param '{param.name}' uses itself"
-            if name == param.name
-            else f"param '{param.name}' uses '{name}', which is declared after it{where}",
-            ref_span(param.value, name),
-            "a param cannot be defined in terms of itself"
-            if name == param.name
-            else f"a param's value may use consts and earlier params: declare '{name}' "
-            f"before '{param.name}'",
-        )
-        return True
-    return False
+    """R317 for a param whose value uses itself or a param declared after it (its defaults are
+    evaluated in order, as consts are)."""
+    later = {p.name: p.span for p in params[index:]}
+    uses = {s.name for s in param.value.value.free_symbols}
+    return uses_later("param", param.name, param.span, param.value, uses, later, sink)

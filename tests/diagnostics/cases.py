@@ -29,7 +29,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         "R317",
         5,
         15,
-        "param 'a' uses 'b', which is declared after it",
+        "param 'a' uses 'b', which is defined after it",
     ),
     "param_uses_itself": (
         pde("param a = 2 * a", "dt(u) = a * lap(u)"),
@@ -44,7 +44,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         "R317",
         2,
         15,
-        "which is declared after it (line 3)",
+        "which is defined after it (line 3)",
     ),
     "complex_in_equation": (pde("dt(u) = lap(u) + sqrt(-1)"), "R317", 5, 22, "not a real"),
     "complex_log_in_boundary": (
@@ -643,7 +643,7 @@ CASES: dict[str, tuple[str, str, int, int, str]] = {
         "R317",
         1,
         11,
-        "const 'a' uses 'b', which is defined later (line 2)",
+        "const 'a' uses 'b', which is defined after it (line 2)",
     ),
     "unknown_function_in_param": (
         pde("param r = sine(2)", "dt(u) = -r * u"),

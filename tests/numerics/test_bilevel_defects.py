@@ -347,7 +347,7 @@ def test_params_use_earlier_params() -> None:
     mod = ritz.compile(COURNOT.replace("    solve unroll", "    # solve unroll"))
     assert mod.cournot.solve().upper["q1"] == pytest.approx(45, abs=1e-8)
     err = _error(COURNOT.replace("c1 = 10, c2 = c1", "c1 = c2, c2 = 10"))
-    assert err.code == "R317" and "'c2', which is declared after it" in err.message
+    assert err.code == "R317" and "'c2', which is defined after it" in err.message
 
 
 # -- 9. a lower minimisation whose stationary point is a maximum or a saddle ------------------
