@@ -271,8 +271,8 @@ def _ghost_kernel(
         sym = read_symbol(rule.field, offsets)
         reads.append(Read(sym, rule.field, offsets))
         subs[interior_symbol(i)] = sym
-    data = _canonical_to_kernel(face.data, info)
-    if stage_face_data(data, stage) is None:
+    alpha, beta, data = (_canonical_to_kernel(e, info) for e in (face.alpha, face.beta, face.data))
+    if staged_condition(alpha, beta, data, stage) is None:
         stage = None  # the same ghosts at every stage: one kernel
     values = face_ghosts(face, axis, side, halo, info, interior=subs, stage=stage)
     replacements, reduced = cse(values, "e")
@@ -322,16 +322,47 @@ def stage_face_data(data: sympy.Expr, stage: Stage | None) -> sympy.Expr | None:
         return None
     start = T - sympy.Float(tableau.c[i - 1]) * DT
     weights = [1.0] * len(tableau.b)  # (A^k e), from k = 0
-    terms, derivative = [], data
+    terms, derivative, used = [], data, []
     for k in range(len(tableau.b)):
         if weights[i - 1]:
             terms.append(sympy.Float(weights[i - 1]) * DT**k * derivative.xreplace({T: start}))
+            used.append(derivative)
         derivative = partial(derivative, T)  # a step's derivative is zero off the step
         weights = [sum(a * w for a, w in zip(row, weights, strict=True)) for row in tableau.a]
     staged = sympy.Add(*terms)
     if staged.has(sympy.Derivative, sympy.Subs):  # floor(t), say: no derivative to print
         return None
+    if _new_singularities(data, used[1:]):  # sqrt(t): g'(0) is infinite
+        return None
     return staged
+
+
+# functions whose derivatives are as regular as they are
+_SMOOTH = (sympy.sin, sympy.cos, sympy.exp, sympy.sinh, sympy.cosh, sympy.Heaviside, sympy.sign)
+
+
+def _new_singularities(data: sympy.Expr, derivatives: list[sympy.Expr]) -> bool:
+    """Whether a derivative of the data may be infinite where the data are finite: those of
+    sqrt(t) or t^1.5 are at t = 0, and the stage would impose inf there (R540, a division by
+    zero, where data at the stage times gave a sensible answer). Polynomials, sin, cos, exp
+    and steps cannot be; otherwise SymPy's real singularities of each derivative must be the
+    data's own (1 / (1 + t) keeps its pole at -1), and where SymPy cannot tell, they may."""
+    from sympy.calculus.singularities import singularities
+
+    own = None
+    for d in derivatives:
+        powers = [p for p in d.atoms(sympy.Pow) if p.base.has(T)]
+        irregular = any(not (p.exp.is_Integer and p.exp >= 0) for p in powers)
+        calls = [type(f) for f in d.atoms(sympy.Function) if f.has(T)]
+        if not irregular and all(issubclass(f, _SMOOTH) for f in calls):
+            continue
+        try:
+            own = singularities(data, T, sympy.S.Reals) if own is None else own
+            if not singularities(d, T, sympy.S.Reals).is_subset(own):
+                return True
+        except Exception:  # SymPy cannot tell (NotImplementedError and kin)
+            return True
+    return False
 
 
 def face_ghosts(
@@ -355,23 +386,43 @@ def face_ghosts(
         if period is not None and b != axis:  # the data at the cell's periodic image
             start, length = (sympy.Float(v) for v in period)
             to_kernel[coord_symbol(b)] = start + Remainder(coord_symbol(b) - start, length)
-    subs = {
-        GHOST_ALPHA: _canonical_to_kernel(face.alpha, info).xreplace(to_kernel),
-        GHOST_BETA: _canonical_to_kernel(face.beta, info).xreplace(to_kernel),
-        GHOST_DATA: _face_data(face, info, to_kernel, stage) if data else 0,
-        GHOST_H: h,
-        **(interior or {}),
-    }
+    alpha, beta, value = (
+        _canonical_to_kernel(e, info).xreplace(to_kernel)
+        for e in (face.alpha, face.beta, face.data)
+    )
+    staged = staged_condition(alpha, beta, value, stage)
+    if staged is not None:
+        alpha, beta, value = staged
+    subs = {GHOST_ALPHA: alpha, GHOST_BETA: beta, GHOST_H: h, **(interior or {})}
+    # the ghosts are linear in the data: simplified with the data held as a symbol (staged
+    # data, sums of derivatives, would make SymPy's simplify take minutes), then put in
+    fill = {GHOST_DATA: value if data else 0}
     return [
-        sympy.simplify(g.xreplace(subs)) if face.beta != 0 else g.xreplace(subs)
+        sympy.simplify(g.xreplace(subs)).xreplace(fill)
+        if face.beta != 0
+        else g.xreplace(subs).xreplace(fill)
         for g in ghost_values(face.degree, layers, side, face.extrapolate)
     ]
 
 
-def _face_data(face: FaceRule, info: FuseInput, to_kernel: dict, stage: Stage | None) -> sympy.Expr:
-    data = _canonical_to_kernel(face.data, info).xreplace(to_kernel)
+def staged_condition(
+    alpha: sympy.Expr, beta: sympy.Expr, data: sympy.Expr, stage: Stage | None
+) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr] | None:
+    """The condition ``alpha u + beta du/dn = data`` as Runge-Kutta ``stage`` imposes it, or
+    None where it is unchanged (see ``stage_face_data``). A Dirichlet or Neumann condition
+    whose coefficient depends on t is divided by it first: ``(1 + t) u = g`` is ``u = g / (1 +
+    t)``, whose stage data then match the stage (a coefficient taken at the stage time beside
+    staged data cost the order again). A Robin condition whose ratio alpha / beta depends on t
+    keeps it at the stage time."""
+    if stage is None:
+        return None
+    one = sympy.Integer(1)
+    if beta == 0 and alpha.has(T):
+        alpha, data = one, data / alpha
+    elif alpha == 0 and beta.has(T):
+        beta, data = one, data / beta
     staged = stage_face_data(data, stage)
-    return data if staged is None else staged
+    return None if staged is None else (alpha, beta, staged)
 
 
 def fuse(prog: Program, ctx: PassContext, info: FuseInput, min_halo: int = 1) -> KernelGroup:
