@@ -12,6 +12,11 @@ has a gradient of first derivatives only: ``F_y(x_r, y) + r (g_y(x_r, y) - g_y(x
 ``x_r`` the minimiser of ``F + r g`` and ``x*`` the lower solution, both found by L-BFGS-B
 within the bounds. L_r differs from F(x*(y), y) by O(1/r); the upper level minimises the
 Richardson extrapolation ``2 L_2r - L_r``, which differs by O(1/r^2).
+
+rho is in units of F per unit of g: ``rho = auto`` is a dimensionless value times the ratio of
+F's scale to g's (``PenaltyProblem.unit``), so that scaling the lower objective by a constant
+(``1e12 * (...)``) scales rho inversely and gives the same hypergradient. A rho given as a
+number is used as written.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from .bilevel import _Problem
 
 def _projected_step(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
     """The length of the step from x to clip(x - step) (zero at a box-constrained stationary
-    point for a gradient step; inf where it overflows)."""
+    point for a gradient step; inf where it overflows), without forming x - step: a step below
+    the rounding of x (the gradient of an objective scaled by 1e-12) keeps its length instead
+    of counting as none, so that tolerances relative to the objective's scale are reached."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return float(np.linalg.norm(x - np.clip(x - step, lo, hi)))
+        kept = np.where(step > 0, np.minimum(step, x - lo), np.maximum(step, x - hi))
+        return float(np.linalg.norm(kept))
 
 
 class UnrollProblem(_Problem):
@@ -147,6 +155,46 @@ class PenaltyProblem(_Problem):
     lower solution and the minimisers at rho and 2 rho)."""
 
     x_rho: np.ndarray | None = None
+    unit: float | None = None  # rho's unit: F's scale over g's, fixed at the first evaluation
+
+    def _scale_of(self, entry: str, w: np.ndarray, probe: np.ndarray, size: float) -> float:
+        """The scale of an objective's gradient in the lower variables at ``w``: its norm, or
+        the change a relative step of one along the unit ``probe`` makes at its curvature
+        (``|H p| max(|x|, 1)``, by a difference of gradients), whichever is larger. Scaling
+        the objective by a constant scales this alike."""
+        lower = self.lower_mask
+        _, grad = self.call(entry, w)
+        step = float(np.sqrt(np.finfo(self.art.dtype).eps)) * size
+        moved = np.where(lower, np.clip(w + step * probe, self.lo, self.hi), w)
+        length = float(np.linalg.norm((moved - w)[lower]))
+        curvature = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            if length > 0.0:
+                _, other = self.call(entry, moved)
+                curvature = float(np.linalg.norm((other - grad)[lower])) / length
+            return max(float(np.linalg.norm(grad[lower])), curvature * size)
+
+    def _unit(self, w: np.ndarray) -> float:
+        """rho's unit at the start ``w``: the scale of F's gradient over g's (``_scale_of``,
+        along the fixed random probe of ``reference_norm``), 1 where either says nothing (no
+        gradient and no curvature, or not finite). ``rho = auto`` is tol^(-2/5) times it: the
+        displacement of x_rho, |F_x| / (rho |g_xx|), and the rounding of rho (g_y(x_rho) -
+        g_y(x*)) stay those of the unscaled problem when g is scaled by a constant, where a rho
+        fixed in g's units made F + rho g either g alone (1e12 g: x_rho was x* to the last bit,
+        a hypergradient of exactly 0) or F alone (1e-12 g: R542)."""
+        lower = self.lower_mask
+        probe = np.where(lower, np.random.default_rng(0).standard_normal(w.size), 0.0)
+        probe /= max(float(np.linalg.norm(probe)), 1e-300)
+        size = max(float(np.linalg.norm(w[lower])), 1.0)
+        upper = self._scale_of("upper", w, probe, size)
+        lower_scale = self._scale_of("lower_objective", w, probe, size)
+        unit = upper / lower_scale if lower_scale > 0.0 else 0.0
+        return unit if np.isfinite(unit) and unit > 0.0 else 1.0
+
+    def dimensionless(self) -> float:
+        """rho in units of F per unit of g (``_unit``): what the 1/rho expansion and the
+        rounding of the difference of g_y depend on."""
+        return self.rho() / (self.unit or 1.0)
 
     def _minimise(self, w: np.ndarray, rho: float | None) -> tuple[np.ndarray, float, np.ndarray]:
         """Minimise g (``rho`` None) or F + rho g over the lower variables by L-BFGS-B within
@@ -205,7 +253,7 @@ class PenaltyProblem(_Problem):
         # (a relative gradient of about 1e-9). Projected Barzilai-Borwein steps use gradients
         # alone: they reach tol, and go on towards tol / rho as far as rounding allows, since
         # the hypergradient's difference of g_y amplifies the minimisers' errors by rho.
-        goal = target / self.rho()
+        goal = target / self.dimensionless()
         best, best_norm, since = x, norm, 0
         # a first step of 1e-6 relative to x along the projected gradient; BB then sizes the
         # steps by the curvature it sees
@@ -242,7 +290,9 @@ class PenaltyProblem(_Problem):
         full[idx] = x
         return full, float(g_value), g_grad
 
-    raised: float | None = None  # rho = auto, raised for a lower level that needs more
+    raised: float | None = (
+        None  # rho = auto (dimensionless), raised for a lower level that needs more
+    )
 
     def _settle_rho(
         self, start: np.ndarray, x_star: np.ndarray
@@ -259,13 +309,13 @@ class PenaltyProblem(_Problem):
         most = most_rho(self.art.dtype)
         auto = self.options.get("rho", "auto") == "auto"
         for _ in range(3):
-            rho = self.rho()
+            rho, plain = self.rho(), self.dimensionless()
             found = self._minimise(start, rho)
             moved = float(np.linalg.norm((found[0] - x_star)[lower])) / scale
             if moved <= DISPLACED:
                 return found
-            if auto and rho < most:
-                self.raised = min(rho * moved / (DISPLACED / 5), most)
+            if auto and plain < most:
+                self.raised = min(plain * moved / (DISPLACED / 5), most)
                 start = found[0]
                 continue
             # a given rho is the user's choice of accuracy (errors of some percent at a
@@ -284,17 +334,19 @@ class PenaltyProblem(_Problem):
         return found
 
     def rho(self) -> float:
-        """``rho``, or tol^(-2/5) (1e4 at tol 1e-10): the extrapolated estimate's bias falls as
-        1/rho^2, while the lower solves' rounding, amplified by rho in the difference of g_y,
-        grows with it; on ridge problems this choice is within 3e-7 of the exact value, and it
-        is raised where the lower level needs more (``_settle_rho``). Beyond eps^(-1/2) of the
-        dtype the rounding wins: refused (auto stops there)."""
+        """``rho``, or tol^(-2/5) (1e4 at tol 1e-10) in rho's unit (``_unit``): the
+        extrapolated estimate's bias falls as 1/rho^2, while the lower solves' rounding,
+        amplified by rho in the difference of g_y, grows with it; on ridge problems this choice
+        is within 3e-7 of the exact value, and it is raised where the lower level needs more
+        (``_settle_rho``). Beyond eps^(-1/2) of the dtype (dimensionless) the rounding wins:
+        refused (auto stops there)."""
         given = self.options.get("rho", "auto")
         most = most_rho(self.art.dtype)
         if given == "auto":
-            if self.raised is not None:
-                return self.raised
-            return min(float(self.options["tol"]) ** -0.4, most)
+            plain = self.raised
+            if plain is None:
+                plain = min(float(self.options["tol"]) ** -0.4, most)
+            return plain * (self.unit or 1.0)
         rho = float(given)
         beyond = rho_beyond(rho, self.art.dtype)  # as ritz check reports it on a solve line
         if beyond is not None:
@@ -306,6 +358,8 @@ class PenaltyProblem(_Problem):
         F(x*(y), y) by O(1/rho^2), and its gradient is the same combination of the two
         penalty gradients (exact, so line searches see one smooth function of y)."""
         lower = self.lower_mask
+        if self.unit is None:
+            self.unit = self._unit(np.asarray(w, dtype=np.float64))
         x_star, g_star, gy_star = self._minimise(w, None)
         start = w if self.x_rho is None else np.where(lower, self.x_rho, w)
         found = self._settle_rho(start, x_star)  # the minimiser at rho (rho may be raised)

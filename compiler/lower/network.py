@@ -400,9 +400,15 @@ class TensorLowering:
         axis appears twice in the result: ``f(x) - y`` with ``f(x): [N, 1]`` and ``y: [N]``
         is ``[N, N]``, every row paired with every row (PyTorch's MSELoss warns of it). An
         axis that some operand has after its leading one is paired on purpose (``x - xt``
-        with ``xt: [1, N]``, every pair of rows) and is not refused."""
+        with ``xt: [1, N]``, every pair of rows) and is not refused.
+
+        Sizes compare by value where they are known: numbers written in the file (``[64, 1]``
+        against ``[64]``, refused at ``ritz check``) and names bound to numbers where the
+        lowering is given the data's sizes (``[N, 1]`` against ``[M]`` with M = N: a bilevel
+        block's objectives, lowered when the data arrive); a name still unknown matches only
+        itself. Whole arrays are a train block's loss and a bilevel block's objectives alike."""
         for k, size in enumerate(full):
-            if k == 0 or not isinstance(size, str) or full.count(size) < 2:
+            if k == 0 or not _row_size(size) or full.count(size) < 2:
                 continue
             at = [(a, k - len(full) + len(self.shape(a))) for a in args]
             holders = [(a, i) for a, i in at if i >= 0 and self.shape(a)[i] == size]
@@ -496,14 +502,17 @@ class TensorLowering:
         if name in STRUCTURAL:
             if kwargs:
                 raise DslTypeError(f"{name}() takes no keyword arguments", span, None, "R301")
+            site = self.sites.get(str(node))
             try:
-                return hold(STRUCTURAL[name](self, [p for p in pos], scope, span))
+                out = STRUCTURAL[name](self, [p for p in pos], scope, span)
             except DslTypeError as exc:
                 # an error of x[3] or a @ b itself points at it (see dsl/build.py _op_refs)
-                site = self.sites.get(str(node))
                 if site is None or exc.span is not span:
                     raise
                 raise DslTypeError(exc.message, site, exc.hint, exc.code) from None
+            if site is not None and site.text():  # named in R344 as written: 'X @ w'
+                self.operands.setdefault(out.id, (f"'{site.text()}'", site, False))
+            return hold(out)
         if name in scope.callables:
             values = [self.lower(p, scope, span=span) for p in pos]
             if kwargs:
@@ -556,6 +565,12 @@ class TensorLowering:
         """The name the next weight of this statement gets: ``h``, then ``h.2``, ``h.3``..."""
         n = scope.counters[scope.stem] = scope.counters.get(scope.stem, 0) + 1
         return scope.stem if n == 1 else f"{scope.stem}.{n}"
+
+
+def _row_size(size: int | str) -> bool:
+    """Whether an axis of this size can hold the samples twice over: a name, or a number
+    above 1 (a size-1 axis against itself broadcasts to nothing new)."""
+    return isinstance(size, str) or size > 1
 
 
 def _first_site(e: sympy.Basic) -> tuple[int, int, int, int] | None:

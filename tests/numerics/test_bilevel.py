@@ -4,11 +4,15 @@ and active bounds."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import ritz
 from ritz.dsl.diagnostics import RitzError
+from ritz.runtime.cli import main
 
 RIDGE = """\
 bilevel ridge {
@@ -655,3 +659,66 @@ def test_a_solve_line_takes_its_own_methods_options_only() -> None:
     assert err.value.code == "R206" and "unknown option 'k' for method 'implicit'" in str(err.value)
     mod = ritz.compile(text.replace("implicit(k = 5)", "implicit()")).b
     assert mod.hypergrad(y=0.5, k=5, rho=10.0)["y"] == pytest.approx(-1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("scale", ["1e-12", "1e-6", "1e6", "1e12"])
+def test_penalty_is_invariant_to_a_uniform_scaling_of_the_lower_objective(scale: str) -> None:
+    """rho = auto was tol^(-2/5) in g's units: with g scaled by 1e12, F + rho g was g alone
+    (x_rho equal to x* to the last bit: a hypergradient of exactly 0.0), with 1e-12 F alone
+    (R542), and the projected gradient norm x - clip(x - g) lost a gradient below x's rounding.
+    rho = auto now follows F's scale over g's, and the hypergradient is the unscaled one."""
+    d = _ridge_data(n=30, m=20, p=3)
+    _, want = _ridge_closed(d, 0.3)
+    text = RIDGE.replace("solve implicit(", "solve penalty(")
+    plain = ritz.compile(text).ridge.hypergrad(lam=0.3, **d)["lam"]
+    scaled = text.replace(
+        "lower minimize 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)",
+        f"lower minimize {scale} * (0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2))",
+    )
+    got = ritz.compile(scaled).ridge.hypergrad(lam=0.3, **d)["lam"]
+    assert plain == pytest.approx(want, rel=1e-6)
+    assert got == pytest.approx(want, rel=1e-6)
+    assert got == pytest.approx(plain, rel=1e-6)
+
+
+ROWS_TWICE = """\
+bilevel r {
+    data X: [n, p], y: [n], Xv: [m, p], yv: [m, 1]
+    upper lam = 0.0
+    lower w: [p, 1] = 0
+    lower minimize 0.5 * sum((X @ w - y)^2) + 0.5 * exp(lam) * sum(w^2)
+    upper minimize 0.5 * sum((Xv @ w - yv)^2)
+}
+"""
+
+
+def test_a_bilevel_objective_pairing_rows_with_a_column_is_r344() -> None:
+    """X @ w: [n, 1] minus y: [n] is [n, n], every residual against every row: the
+    hypergradient was -0.00048 where ridge's is 0.308, silently. R344 as in a train loss, at
+    run time (the data fix n) at the operand; declared y: [n, 1] it is ridge."""
+    d = _ridge_data(n=30, m=20, p=3)
+    data = {**d, "yv": d["yv"][:, None]}
+    with pytest.raises(RitzError) as err:
+        ritz.compile(ROWS_TWICE, name="r.dsl").r.hypergrad(lam=0.3, **data)
+    assert err.value.code == "R344" and (err.value.span.line, err.value.span.col) == (5, 39)
+    assert err.value.first.message.startswith(
+        "the rows of 'y' (shape [30]) line up with a size-1 axis of 'X @ w' (shape [30, 1]): "
+        "broadcasting makes [30, 30]"
+    )
+    mod = ritz.compile(ROWS_TWICE.replace("y: [n]", "y: [n, 1]")).r
+    got = mod.hypergrad(lam=0.3, **{**data, "y": d["y"][:, None]})["lam"]
+    assert got == pytest.approx(_ridge_closed(d, 0.3)[1], rel=1e-6)
+
+
+def test_a_bilevel_objective_pairing_literal_rows_is_r344_at_check(tmp_path: Path) -> None:
+    """With sizes the file gives, ritz check finds the same pairing (it said ok)."""
+    text = ROWS_TWICE.replace("[n, p]", "[30, 3]").replace("y: [n]", "y: [30]")
+    text = text.replace("[m, p]", "[20, 3]").replace("[m, 1]", "[20, 1]")
+    program = tmp_path / "r.dsl"
+    program.write_text(text.replace("[p, 1]", "[3, 1]"))
+    result = CliRunner().invoke(main, ["check", str(program)])
+    assert result.exit_code == 1
+    assert "r.dsl:5:39: error[R344]: the rows of 'y' (shape [30])" in result.output
+    program.write_text(text.replace("[p, 1]", "[3, 1]").replace("y: [30]", "y: [30, 1]"))
+    result = CliRunner().invoke(main, ["check", str(program)])
+    assert result.exit_code == 0, result.output

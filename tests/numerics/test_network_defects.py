@@ -767,3 +767,74 @@ train unsplit {
     for name in ("f.h.b", "f.out.b"):  # the weights' gradients are BLAS products (as PyTorch's)
         g = ref_grads[name]
         assert np.max(np.abs(grads[name] - g)) <= 2e-6 * np.max(np.abs(g)), name
+
+
+LITERAL_ROWS = """\
+import std.nn as nn
+train lit {
+    net f = nn.mlp(width = 4, depth = 1)
+    data x: [64, 2], y: [64]
+    loss mean((f(x) - y)^2)
+    dtype float64
+}
+"""
+
+
+def test_rows_against_a_size_1_axis_with_literal_sizes_are_refused_at_check(
+    tmp_path: Path,
+) -> None:
+    """R344 compared size names only: [64, 1] against [64] (every row against every row, the
+    mean of a [64, 64] outer difference) passed ritz check. Numbers compare by value."""
+    program = tmp_path / "lit.dsl"
+    program.write_text(LITERAL_ROWS)
+    result = CliRunner().invoke(main, ["check", str(program)])
+    assert result.exit_code == 1
+    assert (
+        "lit.dsl:5:23: error[R344]: the rows of 'y' (shape [64]) line up with a size-1 axis of "
+        "'f(x)' (shape [64, 1]): broadcasting makes [64, 64]"
+    ) in result.output, result.output
+    assert "  hint: declare y: [64, 1] (a net's output" in result.output
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("y: [64]", "y: [64, 1]"),  # row by row
+        ("y: [64]", "y: [1, 64]"),  # every pair of rows, on purpose
+        ("y: [64]", "y: [64, 1], z: [64, 1]"),  # per-sample weights
+        ("mean((f(x) - y)^2)", "mean(f(x)^2) + mean(y^2)"),  # per-sample means, a scalar
+        ("x: [64, 2], y: [64]", "x: [1, 2], y: [1]"),  # one sample: [1, 1] - [1] is [1, 1]
+        ("x: [64, 2], y: [64]", "x: [2, 2], y: [2, 2]"),  # [N, d] against [N, d], d = N
+    ],
+)
+def test_literal_sizes_that_pair_rows_row_by_row_pass_check(
+    tmp_path: Path, old: str, new: str
+) -> None:
+    text = LITERAL_ROWS.replace(old, new)
+    if "z:" in text:
+        text = text.replace("mean((f(x) - y)^2)", "mean(z * (f(x) - y)^2)")
+    if "y: [2, 2]" in text:
+        text = text.replace(
+            "nn.mlp(width = 4, depth = 1)", "nn.mlp(width = 4, depth = 1, n_out = 2)"
+        )
+    program = tmp_path / "ok.dsl"
+    program.write_text(text)
+    result = CliRunner().invoke(main, ["check", str(program)])
+    assert result.exit_code == 0, result.output
+
+
+def test_rows_of_differently_named_sizes_are_refused_when_the_sizes_are_equal() -> None:
+    """x: [N, 1] with y: [M] is [N, M]: a pairing of every row with every row once the data
+    make M = N. Lowered with the data's sizes (numbers) it is R344 at the operand, with the
+    text of ritz check; with M != N (centres of another count) it is what it says."""
+    from ritz.compiler.lower.train import lower_loss
+
+    block = ritz.compile(ROWS_TWICE.replace("data x: [N, 2], y: [N]", "data x: [N, 2], y: [M]")).bc
+    lower_loss(block.block, block.env, block.dtype, {})  # undecided by the file
+    lower_loss(block.block, block.env, block.dtype, {"N": 64, "M": 50})
+    with pytest.raises(RitzError) as err:
+        lower_loss(block.block, block.env, block.dtype, {"N": 64, "M": 64})
+    assert err.value.code == "R344" and (err.value.span.line, err.value.span.col) == (5, 23)
+    assert err.value.first.message.startswith(
+        "the rows of 'y' (shape [64]) line up with a size-1 axis of 'f(x)' (shape [64, 1])"
+    )
