@@ -76,9 +76,11 @@ def load(path: str | Path, backend: str = "numba", cache_dir: str | Path | None 
     """Parse, check and prepare every problem of the .dsl file at ``path`` (R516 for a path that
     is neither a str nor a Path, R506 for an unknown backend, both before the file is read)."""
     from ..dsl import load_file
+    from .cache import check_cache_dir
 
     program_path(path)
     check_backend(backend)
+    check_cache_dir(cache_dir)  # before the file is read, as the backend
     checked = load_file(Path(path))
     return CompiledModule(checked, backend, cache_dir)
 
@@ -104,8 +106,11 @@ class CompiledModule:
     """The problems of one program, by name: ``mod.heat1d`` or ``mod["heat1d"]``."""
 
     def __init__(self, checked: CheckedModule, backend: str, cache_dir: str | Path | None) -> None:
+        from .cache import check_cache_dir
+
         self.checked = checked
         self.backend = check_backend(backend)
+        check_cache_dir(cache_dir)  # R516, R527 before any block is prepared
         self.cache_dir = cache_dir
         self._problems: dict[str, Any] = {}
         for name, block in checked.problems.items():
@@ -299,7 +304,7 @@ class PdeHandle:
 
     def _compile(self, fd, adjoint: bool = False) -> tuple[Any, Any]:
         from ..compiler.driver import compile_pde, compiler_fingerprint
-        from .cache import cache_path, write_atomic
+        from .cache import cache_path, key_lock, load_generated
 
         parts = [compiler_fingerprint(), self.backend_name, repr(self.problem), repr(fd)]
         key_text = "\n".join(parts + (["adjoint"] if adjoint else []))
@@ -308,14 +313,21 @@ class PdeHandle:
             return self._artifacts.get(key), self._modules[key]
         backend = get_backend(self.backend_name)
         path = cache_path(self.cache_dir, self.backend_name, self.name, key, ".py")
-        artifact = None
-        if not path.exists():
-            artifact = compile_pde(self.problem, fd, self.backend_name, adjoint=adjoint)
-            write_atomic(path, artifact.source)
-        module = backend.load_module(path, f"ritz_gen_{self.name}_{key[:20]}")
-        self._modules[key] = module
-        self._artifacts[key] = artifact
-        return artifact, module
+        with key_lock(path):  # several threads' first solve: one compiles, the others wait
+            if key in self._modules:
+                return self._artifacts.get(key), self._modules[key]
+            made: list[Any] = []
+
+            def source() -> str:
+                made.append(compile_pde(self.problem, fd, self.backend_name, adjoint=adjoint))
+                return made[-1].source
+
+            module = load_generated(
+                path, f"ritz_gen_{self.name}_{key[:20]}", source, backend.load_module
+            )
+            self._artifacts[key] = made[-1] if made else None
+            self._modules[key] = module  # last: a reader outside the lock finds both
+        return self._artifacts[key], module
 
     def adjoint_module(self, fd: Any) -> Any:
         """The module of an explicit step with its discrete adjoint (``Solution.vjp``)."""
@@ -334,7 +346,9 @@ class PdeHandle:
 
     def source(self, **kwargs: Any) -> str:
         """The generated source for these options."""
-        return Path(self.module(**kwargs).__file__).read_text()
+        from .cache import END_MARK
+
+        return Path(self.module(**kwargs).__file__).read_text().removesuffix(END_MARK)
 
     # -- running -------------------------------------------------------------------------------
     def prepare(self, **kwargs: Any) -> Simulation:

@@ -28,7 +28,7 @@ from ..dsl.diagnostics import (
     shape_text,
 )
 from ..dsl.resolve import ModuleEnv
-from .inputs import checked_size, keywords_only
+from .inputs import checked_size, keywords_only, real_array
 from .networks import _array, _BlockHandle, _load
 
 # the default tol of each dtype (relative to the first lower solve's residual norm)
@@ -1095,16 +1095,9 @@ class _PdeProblem:
 def _within(name: str, value: Any, bounds: tuple[float, float] | None) -> None:
     """A value given from Python is finite and lies in its variable's box (it is not moved
     there)."""
-    try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise RuntimeInputError(f"'{name}' must be a number, got {value!r}", code="R536") from None
-    if not np.all(np.isfinite(array)):
-        raise RuntimeInputError(
-            f"'{name}' must be finite, got {value!r}",
-            hint="give a finite value (or leave it out for the declared initial value)",
-            code="R536",
-        )
+    # real and finite, as every array given from Python; "0.3" and True are no values
+    hint = "give a finite real value (or leave it out for the declared initial value)"
+    array = real_array(value, f"'{name}'", "R536", hint=hint, booleans=False)
     if bounds is None:
         return
     lo, hi = bounds

@@ -9,13 +9,14 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..dsl.diagnostics import RitzError, RuntimeInputError, escaped
+from .cache import output_file, writable_dir
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -88,56 +89,6 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
-
-
-def output_file(path: str, option: str, suffix: str, inputs: Iterable[str]) -> Path:
-    """Where ``--out`` or ``--plot`` will write, checked before anything runs, so that a long
-    solve never ends in a file it cannot write. The name must end in ``suffix`` (R528; the file
-    is written under exactly that name, never with a suffix added) and must not be one of the
-    run's inputs, the program above all (R528); its directory must exist and be writable (R527,
-    probed by creating a file there: permission bits do not tell for /proc or a read-only
-    mount)."""
-    target = Path(path)
-    if target.suffix.lower() != suffix:
-        raise RuntimeInputError(
-            f"{option} '{path}' is not a {suffix} file name",
-            hint=f"give a name ending in {suffix}, e.g. {option} result{suffix}",
-            code="R528",
-        )
-    for source in inputs:
-        if target.exists() and Path(source).exists() and os.path.samefile(target, source):
-            raise RuntimeInputError(
-                f"{option} '{path}' is the input file '{source}': it would be overwritten",
-                hint="write the output to another file",
-                code="R528",
-            )
-    if target.is_dir():
-        raise RuntimeInputError(
-            f"{option} '{path}' is a directory", hint="give a file name", code="R527"
-        )
-    writable_dir(target.parent, option)
-    return target
-
-
-def writable_dir(directory: Path, option: str) -> None:
-    """R527 unless ``directory`` is an existing directory in which a file can be created."""
-    if not directory.is_dir():
-        what = "is not a directory" if directory.exists() else "does not exist"
-        raise RuntimeInputError(
-            f"{option}: cannot create a file in '{directory}': it {what}",
-            hint="give a path in an existing directory",
-            code="R527",
-        )
-    try:
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".ritz_probe_")
-    except OSError as exc:
-        raise RuntimeInputError(
-            f"{option}: cannot create a file in '{directory}' ({exc.strerror or exc})",
-            hint="give a path in a directory you can write to",
-            code="R527",
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def _pick(
@@ -301,6 +252,14 @@ def run(
             "from Python: solve(initial={...}))",
             code="R503",
         )
+    if "initial" in overrides:  # a dict of arrays, which --set cannot write
+        raise RuntimeInputError(
+            "--set initial: initial values cannot be given on the command line",
+            hint=f"change the `initial` lines of pde '{handle.name}' in the program (they may "
+            "use its parameters, which --set gives), or solve from Python with "
+            "solve(initial={...})",
+            code="R503",
+        )
     sol = handle.solve(progress=progress, **overrides)
     info = sol.info
     if info.get("method") == "pinn":
@@ -331,12 +290,7 @@ def run(
         # + 0.0: a zero prints as 0, never -0
         click.echo(f"  {name}: min {final.min() + 0.0:.6g}  max {final.max() + 0.0:.6g}")
     if out:
-        from .cache import atomic_target
-
-        # np.savez adds ".npz" to a name without it: the temporary file always has it
-        with atomic_target(Path(out), suffix=".npz") as tmp:
-            sol.save(tmp)
-        click.echo(f"wrote {Path(out)}")
+        click.echo(f"wrote {sol.save(out)}")  # written whole or not at all
     if plot:
         from .plot import plot_solution
 

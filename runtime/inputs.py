@@ -8,6 +8,7 @@ text, None and objects that are no numbers.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -38,12 +39,34 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {shown[:40]}" + ("..." if len(shown) > 40 else "")
 
 
+def _boolean(value: Any) -> bool:
+    """Whether ``value`` is True/False or an array (or list) of them."""
+    if isinstance(value, bool | np.bool_):
+        return True
+    try:
+        return np.asarray(value).dtype.kind == "b"
+    except (TypeError, ValueError):
+        return False
+
+
 def real_array(
-    value: Any, label: str, code: str, dtype: str = "float64", hint: str | None = None
+    value: Any,
+    label: str,
+    code: str,
+    dtype: str = "float64",
+    hint: str | None = None,
+    booleans: bool = True,
 ) -> np.ndarray:
     """``value`` as a C-contiguous real array of ``dtype`` with its own shape (a 0-d array stays
     0-d) and finite values; ``code`` otherwise, with ``label`` (e.g. "'x'", "the initial value
-    of 'u'") as the subject of the message. Whole numbers and booleans count as numbers."""
+    of 'u'") as the subject of the message. Whole numbers count as numbers, and so do booleans
+    unless ``booleans`` is False (a coordinate or a step is no True or False)."""
+    if not booleans and _boolean(value):
+        raise RuntimeInputError(
+            f"{label} must be a real number or an array of them, got {_describe(value)}",
+            hint=hint or "give numbers, not True or False",
+            code=code,
+        )
     if value is None:
         raise RuntimeInputError(
             f"{label} is None, not an array",
@@ -131,7 +154,9 @@ def positive_whole(value: Any) -> int | None:
     plain = value.item() if isinstance(value, np.generic) else value
     if isinstance(plain, bool) or not isinstance(plain, int | float):
         return None
-    if not (np.isfinite(plain) and float(plain).is_integer() and plain >= 1):
+    if isinstance(plain, int):  # any size: 10**20 is whole, and beyond NumPy's integers
+        return plain if plain >= 1 else None
+    if not (math.isfinite(plain) and plain.is_integer() and plain >= 1):
         return None
     return int(plain)
 

@@ -20,7 +20,7 @@ from ..dsl.check.common import TRAIN_SETTINGS, check_given
 from ..dsl.diagnostics import RuntimeInputError, UnsupportedError, did_you_mean
 from ..dsl.resolve import ModuleEnv
 from .backends import get_backend
-from .cache import cache_path, write_atomic
+from .cache import cache_path, load_generated
 from .inputs import check_dtype, checked_size, keywords_only, memory_bytes, real_array
 from .optimizers import OPTION_NAMES, Optimizer, non_finite_loss, parse_optimizer, run_lbfgs
 
@@ -37,9 +37,8 @@ def _load(artifact: Any, backend: str, cache_dir: Any) -> Any:
             code="R415",
         )
     path = cache_path(cache_dir, backend, f"{artifact.kind}_{artifact.name}", artifact.key, ".py")
-    if not path.exists():
-        write_atomic(path, artifact.source)
-    return get_backend(backend).load_module(path, f"ritz_gen_{artifact.name}_{artifact.key[:20]}")
+    name = f"ritz_gen_{artifact.name}_{artifact.key[:20]}"
+    return load_generated(path, name, lambda: artifact.source, get_backend(backend).load_module)
 
 
 def init_weights(weights: Mapping[str, Any], seed: int, dtype: str) -> Params:
@@ -195,7 +194,7 @@ class NetworkHandle(_BlockHandle):
         known = {kw.name for kw in self.block.options}
         for k, v in kwargs.items():
             if k in known:
-                options[k] = v
+                options[k] = self._option(k, v)
             elif k in self._sizes():
                 subject = f"input size '{k}' of network '{self.name}'"
                 sizes[k] = checked_size(v, subject, f"give e.g. {k}=2")
@@ -207,6 +206,35 @@ class NetworkHandle(_BlockHandle):
                     code="R503",
                 )
         return options, sizes
+
+    def _option(self, name: str, value: Any) -> Any:
+        """An option given from Python: a number (NumPy scalars and 0-d arrays count, as
+        their Python value) or the name of a function of the program, else R538."""
+        plain = (
+            value.item()
+            if isinstance(value, np.generic | np.ndarray) and not np.ndim(value)
+            else value
+        )
+        if isinstance(plain, str):
+            from ..compiler.lower.network import TensorLowering
+
+            if not TensorLowering("float64")._is_function(plain, self.env):
+                raise RuntimeInputError(
+                    f"option '{name}' of network '{self.name}' is a number or the name of a "
+                    f"function of this program, got {plain!r} (given at run time)",
+                    hint=f"give e.g. {name}=4 for a number, or a function's name such as "
+                    f"{name}='tanh'",
+                    code="R538",
+                )
+            return plain
+        if isinstance(plain, bool) or not isinstance(plain, int | float):
+            raise RuntimeInputError(
+                f"option '{name}' of network '{self.name}' must be a number or the name of a "
+                f"function, got {value!r} (given at run time)",
+                hint=f"give e.g. {name}=4",
+                code="R538",
+            )
+        return plain
 
     def sizes_known(self, kwargs: Mapping[str, Any]) -> bool:
         """Whether every per-sample input size is fixed by the declaration or ``kwargs``."""
@@ -560,6 +588,13 @@ class TrainHandle(_BlockHandle):
                     f"'{k}' is not a data array, setting or optimizer option of '{self.name}'",
                     hint=did_you_mean(k, every) or f"names: {', '.join(every)}",
                     code="R503",
+                )
+        for k, v in opt_kwargs.items():  # float("0.1") would read text as a number
+            if isinstance(v, str | bytes):
+                raise RuntimeInputError(
+                    f"optimizer option '{k}' must be a number, got {v!r} (given at run time)",
+                    hint=f"give e.g. {k}=0.01",
+                    code="R537",
                 )
         arrays = self._data(data)
         art, mod = self.compile(arrays)

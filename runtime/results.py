@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from itertools import product
 from pathlib import Path
@@ -162,7 +163,7 @@ class Solution(Mapping):
     def _coordinate(self, axis: str, value: Any) -> np.ndarray:
         """The ``axis`` coordinates given to ``at``: real and finite, inside [a, b] (up to a
         rounding), or wrapped into [a, b) on a periodic axis (R511)."""
-        x = real_array(value, f"coordinate {axis} of at()", "R511")
+        x = real_array(value, f"coordinate {axis} of at()", "R511", booleans=False)
         lo, hi = (float(b) for b in self.bounds[axis])
         if self.periodic.get(axis):
             return lo + np.mod(x - lo, hi - lo)
@@ -170,7 +171,7 @@ class Solution(Mapping):
 
     def _time(self, value: Any) -> np.ndarray:
         assert self.t is not None
-        t = real_array(value, "the time t of at()", "R511")
+        t = real_array(value, "the time t of at()", "R511", booleans=False)
         return _inside(t, float(self.t[0]), float(self.t[-1]), "t", "the solved time span")
 
     def _interp(
@@ -206,15 +207,26 @@ class Solution(Mapping):
 
     def save(self, path: str | Path) -> Path:
         """Write ``t``, coordinates and fields (``field_u``; a second-order equation's velocity
-        as ``field_dt(u)``) to an ``.npz`` file."""
-        path = Path(path)
+        as ``field_dt(u)``) to the ``.npz`` file ``path``, whole or not at all, and return its
+        path. As ``ritz run --out``: the name must end in ``.npz`` (R528, nothing is appended)
+        and its directory must exist and be writable (R527)."""
+        from .cache import atomic_target, output_file
+
+        if not isinstance(path, str | os.PathLike):
+            raise RuntimeInputError(
+                f"save takes the path of an .npz file, got {path!r}",
+                hint="e.g. sol.save('result.npz')",
+                code="R528",
+            )
+        target = output_file(os.fspath(path), "save", ".npz", example="sol.save('result.npz')")
         # Any: as ** keywords the arrays must also fit savez_compressed's allow_pickle flag
         arrays: dict[str, Any] = {"t": np.zeros(0) if self.t is None else self.t}
         arrays.update({f"coord_{a}": c for a, c in self.coords.items()})
         arrays.update({f"field_{f}": v for f, v in self.fields.items()})
         arrays.update({f"field_{f}": v for f, v in self.velocities.items()})  # field_dt(u)
-        np.savez_compressed(path, **arrays)
-        return path
+        with atomic_target(target) as tmp:
+            np.savez_compressed(tmp, **arrays)
+        return target
 
 
 def _inside(x: np.ndarray, lo: float, hi: float, var: str, where: str) -> np.ndarray:

@@ -251,11 +251,20 @@ def param_value(name: str, value: Any, what: str) -> float:
             hint="give a real number, e.g. 0.5",
             code="R538",
         )
-    if not np.isfinite(plain):
+    try:
+        number = float(plain)  # a whole number beyond 2**64 too (NumPy has no type for it)
+    except OverflowError:
+        raise RuntimeInputError(
+            f"parameter '{name}' of {what} is a whole number of about "
+            f"10^{int(abs(int(plain)).bit_length() * math.log10(2))}, too large for a double",
+            hint="parameters are doubles: give a value below about 1.8e308",
+            code="R538",
+        ) from None
+    if not math.isfinite(number):
         raise RuntimeInputError(
             f"parameter '{name}' of {what} must be finite, got {plain!r}", code="R538"
         )
-    return float(plain)
+    return number
 
 
 def check_options(

@@ -6,6 +6,7 @@ the run into output intervals and progress chunks, so Python is entered once per
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -17,7 +18,52 @@ import numpy as np
 
 from ...dsl.diagnostics import RuntimeInputError
 from ..backends import threads_for
-from ..inputs import memory_bytes
+from ..inputs import memory_bytes, positive_whole, real_array
+
+# the most steps one advance() takes: the compiled loop counts them in a 64-bit integer
+MAX_STEPS = int(np.iinfo(np.int64).max)
+
+
+def advance_inputs(nsteps: Any, dt: Any, default_dt: float) -> tuple[int, float]:
+    """The ``nsteps`` and ``dt`` given to ``Simulation.advance``, checked (R538): a whole
+    number of steps >= 0 (NumPy integers count; 2.5, "3", True and None do not) and a positive
+    finite step, ``default_dt`` where none is given."""
+    plain = nsteps.item() if isinstance(nsteps, np.generic) else nsteps
+    zero = not isinstance(plain, bool) and isinstance(plain, int | float) and plain == 0
+    steps = 0 if zero else positive_whole(nsteps)
+    if steps is None or steps > MAX_STEPS:
+        raise RuntimeInputError(
+            f"the number of steps of advance() must be a whole number >= 0 (at most 2**63 - 1), "
+            f"got {nsteps!r}",
+            hint="give a whole number of steps, e.g. sim.advance(10) (NumPy integers count); "
+            "advance in several calls for more",
+            code="R538",
+        )
+    if dt is None:
+        return steps, default_dt
+    label = "the step dt of advance()"
+    step = real_array(
+        dt, label, "R538", hint="give a positive number, e.g. dt=1e-3", booleans=False
+    )
+    if step.ndim or not step > 0:
+        raise RuntimeInputError(
+            f"{label} must be one positive number, got {dt!r}",
+            hint="give a positive number (a step backward in time is not a solve of the "
+            "equation); leave it out for the simulation's own step",
+            code="R538",
+        )
+    return steps, float(step)
+
+
+def _checked(advance: Callable[..., None]) -> Callable[..., None]:
+    """``advance`` with its inputs checked by ``advance_inputs``."""
+
+    @functools.wraps(advance)
+    def checked(self: Any, nsteps: Any, dt: Any = None) -> None:
+        steps, step = advance_inputs(nsteps, dt, self.dt)
+        advance(self, steps, step)
+
+    return checked
 
 
 @dataclass(frozen=True)
@@ -77,8 +123,17 @@ class Simulation:
         cast = np.float32 if self.plan["dtype"] == "float32" else float
         return tuple(cast(values[s]) for s in self.plan["scalars"])
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``advance`` (the implicit schemes') is checked as this one is."""
+        super().__init_subclass__(**kwargs)
+        if "advance" in cls.__dict__:
+            cls.advance = _checked(cls.__dict__["advance"])  # type: ignore[method-assign]
+
+    @_checked
     def advance(self, nsteps: int, dt: float | None = None) -> None:
-        """Run ``nsteps`` compiled steps of size ``dt`` (default: the simulation's)."""
+        """Run ``nsteps`` compiled steps of size ``dt`` (default: the simulation's); a number
+        of steps that is not a whole number >= 0, or a step that is not a positive finite
+        number, is R538."""
         if not hasattr(self.module, "advance"):  # a steady problem's module has no step
             raise RuntimeInputError(
                 "this problem is steady: it has no time steps to advance",
@@ -87,7 +142,7 @@ class Simulation:
             )
         if nsteps <= 0:
             return
-        dt = self.dt if dt is None else float(dt)
+        dt = self.dt if dt is None else dt
         # small grids on one thread, as solve() runs them (stepping by hand included)
         with threads_for(self.backend.name, int(np.prod(self.grid.cells))):
             if self.tiling == "auto" and self._tiling_possible(nsteps):
@@ -146,6 +201,12 @@ class Simulation:
         return (getattr(self.module, "__name__", id(self.module)), self.grid.cells)
 
     def interior(self, name: str) -> Any:
+        if name not in self.plan["buffers"]:
+            raise RuntimeInputError(
+                f"the simulation has no field {name!r}",
+                hint=f"fields: {', '.join(self.plan['fields'])}",
+                code="R510",
+            )
         halo = self.plan["halo"]
         array = self.buffers[self.plan["buffers"].index(name)]
         return array[tuple(slice(halo, halo + n) for n in self.grid.cells)]
