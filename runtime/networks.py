@@ -465,6 +465,23 @@ class TrainHandle(_BlockHandle):
                         out[d.value.name] = n
         return out
 
+    def _check_rows(self, data: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> None:
+        """R344 where the data give leading (sample) axes of different names the same length:
+        lowered with those names as numbers, the loss shows whether it pairs one array's rows
+        with a size-1 axis of another (the lowering's rule; checked once per set of lengths)."""
+        leading: dict[str, int] = {}
+        for decl in self.block.data:
+            if decl.name in data and decl.shape and decl.shape[0].value.is_Symbol:
+                leading[decl.shape[0].value.name] = int(np.shape(data[decl.name])[0])
+        if len(set(leading.values())) == len(leading):
+            return  # no two sample sizes of different names are equal
+        key = repr(("rows", sorted(leading.items()), sorted(sizes.items())))
+        if key not in self._compiled:
+            from ..compiler.lower.train import lower_loss
+
+            lower_loss(self.block, self.env, self.dtype, {**sizes, **leading})
+            self._compiled[key] = None
+
     def size_names(self) -> list[str]:
         """The sizes that fix the weight shapes: names on the data's axes after the first."""
         names = {
@@ -507,6 +524,7 @@ class TrainHandle(_BlockHandle):
                 + " ".join(f"--set {n}=2" for n in needed),
                 code="R523",
             )
+        self._check_rows(data or {}, sizes)
         key = repr(sorted(sizes.items()))
         if key in self._compiled:
             return self._compiled[key]

@@ -838,3 +838,25 @@ def test_rows_of_differently_named_sizes_are_refused_when_the_sizes_are_equal() 
     assert err.value.first.message.startswith(
         "the rows of 'y' (shape [64]) line up with a size-1 axis of 'f(x)' (shape [64, 1])"
     )
+
+
+def test_rows_of_differently_named_sizes_are_refused_when_the_data_make_them_equal() -> None:
+    """x: [N, 1] and y: [M]: at check time N and M may differ (f(x) - y is then a legitimate
+    [N, M] table); data with M = N make it [N, N], every row paired with every row: R344
+    from loss_and_grad, while M = 50 runs."""
+    text = """
+import std.nn as nn
+train t {
+    net f = nn.mlp(width = 8, depth = 1, n_out = 1)
+    data x: [N, 1], y: [M]
+    loss mean((f(x) - y)^2)
+}
+"""
+    handle = ritz.compile(text).t
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 1))
+    weights = handle.init(x=x, y=rng.standard_normal(50))
+    assert np.isfinite(handle.loss_and_grad(weights, x=x, y=rng.standard_normal(50))[0])
+    with pytest.raises(RitzError) as err:
+        handle.loss_and_grad(weights, x=x, y=rng.standard_normal(64))
+    assert err.value.code == "R344" and "line up with a size-1 axis" in err.value.message
