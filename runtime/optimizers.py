@@ -40,7 +40,7 @@ OPTION_NAMES = tuple(sorted({k for keys in OPTIONS.values() for k in keys}))  # 
 
 def _number(value: Any, name: str, span: Any, late: str = "") -> float:
     try:
-        if isinstance(value, bool | np.bool_):  # True is no number of an option, as elsewhere
+        if isinstance(value, bool | np.bool_ | str | bytes):  # True or "0.1" are no numbers
             raise TypeError
         out = float(value)
     except (TypeError, ValueError):
