@@ -163,6 +163,7 @@ class _BlockHandle:
         self.backend_name = backend
         self.cache_dir = cache_dir
         self._compiled: dict[str, tuple[Any, Any]] = {}
+        self._rows_checked: set[str] = set()  # sets of sample lengths the loss was checked at
 
     @property
     def kernels(self) -> Any:
@@ -476,11 +477,11 @@ class TrainHandle(_BlockHandle):
         if len(set(leading.values())) == len(leading):
             return  # no two sample sizes of different names are equal
         key = repr(("rows", sorted(leading.items()), sorted(sizes.items())))
-        if key not in self._compiled:
+        if key not in self._rows_checked:
             from ..compiler.lower.train import lower_loss
 
             lower_loss(self.block, self.env, self.dtype, {**sizes, **leading})
-            self._compiled[key] = None
+            self._rows_checked.add(key)
 
     def size_names(self) -> list[str]:
         """The sizes that fix the weight shapes: names on the data's axes after the first."""
