@@ -644,6 +644,13 @@ class _Problem:
             code="R542",
         )
 
+    @staticmethod
+    def probe(mask: np.ndarray) -> np.ndarray:
+        """A fixed random unit vector on the entries where ``mask`` holds (seed 0: every
+        evaluation probes the same direction); zero where nothing is masked."""
+        v = np.where(mask, np.random.default_rng(0).standard_normal(mask.size), 0.0)
+        return v / max(float(np.linalg.norm(v)), 1e-300)
+
     def reference_norm(self, w: np.ndarray, norm: float) -> float:
         """The residual norm that ``tol`` is relative to, fixed at the first lower solve from
         ``w``, whose initial residual norm is ``norm``: that norm, but at least the residual a
@@ -655,10 +662,8 @@ class _Problem:
         alike, so the lower level is solved to the same point: a floor of 1 alone took the
         start of ``1e-12 * (x - y)^2`` for its solution."""
         lower = self.lower_mask
-        probe = np.where(lower, np.random.default_rng(0).standard_normal(w.size), 0.0)
-        probe /= max(float(np.linalg.norm(probe)), 1e-300)
         with np.errstate(over="ignore", invalid="ignore"):
-            _, jp = self.call("residual_jvp", w, probe)
+            _, jp = self.call("residual_jvp", w, self.probe(lower))
             scale = float(np.linalg.norm(jp[lower])) * max(float(np.linalg.norm(w[lower])), 1.0)
         floor = min(scale, 1.0) if np.isfinite(scale) else 1.0
         reference = max(norm, floor) if np.isfinite(norm) else 1.0
@@ -695,8 +700,7 @@ class _Problem:
             curvature = float(v @ hv)
             if curvature < -tiny * float(np.linalg.norm(v) * np.linalg.norm(hv)):
                 self._not_a_minimum(curvature / float(v @ v))
-        probe = np.where(free, np.random.default_rng(0).standard_normal(w.size), 0.0)
-        lowest, scale = lowest_curvature(hessian, probe, LANCZOS_STEPS)
+        lowest, scale = lowest_curvature(hessian, self.probe(free), LANCZOS_STEPS)
         if lowest < -tiny * scale:
             self._not_a_minimum(lowest)
 

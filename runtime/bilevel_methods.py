@@ -183,8 +183,7 @@ class PenaltyProblem(_Problem):
         fixed in g's units made F + rho g either g alone (1e12 g: x_rho was x* to the last bit,
         a hypergradient of exactly 0) or F alone (1e-12 g: R542)."""
         lower = self.lower_mask
-        probe = np.where(lower, np.random.default_rng(0).standard_normal(w.size), 0.0)
-        probe /= max(float(np.linalg.norm(probe)), 1e-300)
+        probe = self.probe(lower)
         size = max(float(np.linalg.norm(w[lower])), 1.0)
         upper = self._scale_of("upper", w, probe, size)
         lower_scale = self._scale_of("lower_objective", w, probe, size)
@@ -290,9 +289,8 @@ class PenaltyProblem(_Problem):
         full[idx] = x
         return full, float(g_value), g_grad
 
-    raised: float | None = (
-        None  # rho = auto (dimensionless), raised for a lower level that needs more
-    )
+    # rho = auto (dimensionless), raised for a lower level that needs more
+    raised: float | None = None
 
     def _settle_rho(
         self, start: np.ndarray, x_star: np.ndarray

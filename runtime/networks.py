@@ -217,9 +217,9 @@ class NetworkHandle(_BlockHandle):
             else value
         )
         if isinstance(plain, str):
-            from ..compiler.lower.network import TensorLowering
+            from ..compiler.lower.network import is_function
 
-            if not TensorLowering("float64")._is_function(plain, self.env):
+            if not is_function(plain, self.env):
                 raise RuntimeInputError(
                     f"option '{name}' of network '{self.name}' is a number or the name of a "
                     f"function of this program, got {plain!r} (given at run time)",

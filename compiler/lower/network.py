@@ -285,7 +285,7 @@ class TensorLowering:
         value = e.value
         if isinstance(value, sympy.Symbol) and value.name in scope.options:
             return scope.options[value.name]
-        if isinstance(value, sympy.Symbol) and self._is_function(value.name, scope.env):
+        if isinstance(value, sympy.Symbol) and is_function(value.name, scope.env):
             return FunctionRef(value.name, scope.env)
         if isinstance(value, sympy.Symbol) and value.name not in scope.env.consts:
             env = scope.env
@@ -297,9 +297,6 @@ class TensorLowering:
                 "R202",
             )
         return self._number(value, scope, _span(e, span))
-
-    def _is_function(self, name: str, env: ModuleEnv) -> bool:
-        return name in env.fns or name in ELEMENTARY or name in env.networks
 
     def _number(self, value: sympy.Basic, scope: Scope, span: Span | None) -> sympy.Basic:
         subs: dict[sympy.Basic, sympy.Basic] = {
@@ -722,6 +719,12 @@ STRUCTURAL: dict[str, Callable[[TensorLowering, list[sympy.Basic], Scope, Span |
 }
 
 
+def is_function(name: str, env: ModuleEnv) -> bool:
+    """Whether ``name`` calls something in ``env``: a fn, an elementary function or a network
+    (what an option naming a function, ``act = tanh``, may name)."""
+    return name in env.fns or name in ELEMENTARY or name in env.networks
+
+
 def network_options(
     low: TensorLowering, net: A.Network, env: ModuleEnv, given: Mapping[str, Any], span: Span | None
 ) -> dict[str, Option]:
@@ -729,7 +732,7 @@ def network_options(
     out: dict[str, Option] = {}
     for k, v in given.items():
         if isinstance(v, str):
-            if not low._is_function(v, env):
+            if not is_function(v, env):
                 raise DslTypeError(f"'{v}' is not a function of this program", span, None, "R202")
             out[k] = FunctionRef(v, env)
         else:

@@ -9,6 +9,7 @@ filled by ghost kernels (boundary conditions) or wrap kernels (periodic axes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -271,8 +272,7 @@ def _ghost_kernel(
         sym = read_symbol(rule.field, offsets)
         reads.append(Read(sym, rule.field, offsets))
         subs[interior_symbol(i)] = sym
-    alpha, beta, data = (_canonical_to_kernel(e, info) for e in (face.alpha, face.beta, face.data))
-    if staged_condition(alpha, beta, data, stage) is None:
+    if staged_condition(*face_condition(face, axis, side, info), stage) is None:
         stage = None  # the same ghosts at every stage: one kernel
     values = face_ghosts(face, axis, side, halo, info, interior=subs, stage=stage)
     replacements, reduced = cse(values, "e")
@@ -365,6 +365,25 @@ def _new_singularities(data: sympy.Expr, derivatives: list[sympy.Expr]) -> bool:
     return False
 
 
+def face_condition(
+    face: FaceRule, axis: int, side: str, info: FuseInput
+) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+    """``alpha``, ``beta`` and ``data`` of a face's condition in kernel symbols, evaluated on
+    the face (periodic coordinates along it at their images)."""
+    n, lo, h = (sympy.Symbol(f"{s}{axis}", real=True) for s in ("n", "lo", "h"))
+    face_coord = lo if side == "lo" else lo + n * h
+    to_kernel = {coord_symbol(axis): face_coord}
+    for b, period in enumerate(info.periods):
+        if period is not None and b != axis:  # the data at the cell's periodic image
+            start, length = (sympy.Float(v) for v in period)
+            to_kernel[coord_symbol(b)] = start + Remainder(coord_symbol(b) - start, length)
+    alpha, beta, data = (
+        _canonical_to_kernel(e, info).xreplace(to_kernel)
+        for e in (face.alpha, face.beta, face.data)
+    )
+    return alpha, beta, data
+
+
 def face_ghosts(
     face: FaceRule,
     axis: int,
@@ -379,20 +398,11 @@ def face_ghosts(
     face) and ``interior_symbol(m)``, the m-th cell inward (or what ``interior`` maps it to);
     ``data=False``: the homogeneous part, whose coefficients are the ghost weights (what an
     adjoint folds back)."""
-    n, lo, h = (sympy.Symbol(f"{s}{axis}", real=True) for s in ("n", "lo", "h"))
-    face_coord = lo if side == "lo" else lo + n * h
-    to_kernel = {coord_symbol(axis): face_coord}
-    for b, period in enumerate(info.periods):
-        if period is not None and b != axis:  # the data at the cell's periodic image
-            start, length = (sympy.Float(v) for v in period)
-            to_kernel[coord_symbol(b)] = start + Remainder(coord_symbol(b) - start, length)
-    alpha, beta, value = (
-        _canonical_to_kernel(e, info).xreplace(to_kernel)
-        for e in (face.alpha, face.beta, face.data)
-    )
+    alpha, beta, value = face_condition(face, axis, side, info)
     staged = staged_condition(alpha, beta, value, stage)
     if staged is not None:
         alpha, beta, value = staged
+    h = sympy.Symbol(f"h{axis}", real=True)
     subs = {GHOST_ALPHA: alpha, GHOST_BETA: beta, GHOST_H: h, **(interior or {})}
     # the ghosts are linear in the data: simplified with the data held as a symbol (staged
     # data, sums of derivatives, would make SymPy's simplify take minutes), then put in
@@ -405,6 +415,7 @@ def face_ghosts(
     ]
 
 
+@functools.lru_cache(maxsize=256)  # a ghost kernel asks, then its ghosts (SymPy's derivatives)
 def staged_condition(
     alpha: sympy.Expr, beta: sympy.Expr, data: sympy.Expr, stage: Stage | None
 ) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr] | None:
