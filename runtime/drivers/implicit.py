@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .integrators import GridSpec, Simulation
+from .integrators import GridSpec, Simulation, checked_advance
 from .solvers import SteadyProblem, newton
 
 _FACTOR_CACHE = 4  # step sizes whose factorisations are kept (output intervals differ slightly)
@@ -50,6 +50,7 @@ class ThetaSimulation(Simulation):
         self._history_dt: float | None = None
         self._has_start = hasattr(module, "start")
 
+    @checked_advance
     def advance(self, nsteps: int, dt: float | None = None) -> None:
         from threadpoolctl import threadpool_limits
 

@@ -55,8 +55,9 @@ def advance_inputs(nsteps: Any, dt: Any, default_dt: float) -> tuple[int, float]
     return steps, float(step)
 
 
-def _checked(advance: Callable[..., None]) -> Callable[..., None]:
-    """``advance`` with its inputs checked by ``advance_inputs``."""
+def checked_advance(advance: Callable[..., None]) -> Callable[..., None]:
+    """``advance`` with its inputs checked by ``advance_inputs`` (every scheme's, the implicit
+    ones' included)."""
 
     @functools.wraps(advance)
     def checked(self: Any, nsteps: Any, dt: Any = None) -> None:
@@ -123,13 +124,7 @@ class Simulation:
         cast = np.float32 if self.plan["dtype"] == "float32" else float
         return tuple(cast(values[s]) for s in self.plan["scalars"])
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass's own ``advance`` (the implicit schemes') is checked as this one is."""
-        super().__init_subclass__(**kwargs)
-        if "advance" in cls.__dict__:
-            cls.advance = _checked(cls.__dict__["advance"])  # type: ignore[method-assign]
-
-    @_checked
+    @checked_advance
     def advance(self, nsteps: int, dt: float | None = None) -> None:
         """Run ``nsteps`` compiled steps of size ``dt`` (default: the simulation's); a number
         of steps that is not a whole number >= 0, or a step that is not a positive finite
@@ -142,7 +137,7 @@ class Simulation:
             )
         if nsteps <= 0:
             return
-        dt = self.dt if dt is None else dt
+        dt = self.dt if dt is None else float(dt)
         # small grids on one thread, as solve() runs them (stepping by hand included)
         with threads_for(self.backend.name, int(np.prod(self.grid.cells))):
             if self.tiling == "auto" and self._tiling_possible(nsteps):
